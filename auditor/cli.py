@@ -1,0 +1,139 @@
+"""The `dropout-audit` command line.
+
+Exit codes (ruff's convention): 0 nothing at or above --fail-on, 1 findings, 2 usage,
+configuration or internal error. Subcommands that need heavy libraries (probe) are imported
+only when invoked, so `check` in a pre-commit hook starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from auditor import __version__
+
+FORMAT_CHOICES = ["full", "concise", "json", "sarif", "github", "gitlab", "junit"]
+SEVERITY_CHOICES = ["error", "warning", "info"]
+
+
+def _split(values) -> tuple:
+    out = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return tuple(out)
+
+
+class _LazyGroup(click.Group):
+    """Registers `probe` without importing it: the probe imports torch and friends."""
+
+    lazy = {"probe": ("auditor.probe.command", "probe", "Run a short fine-tune that measures dropout at run time.")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            module, attr, _ = self.lazy[name]
+            try:
+                mod = __import__(module, fromlist=[attr])
+            except ImportError as exc:
+                return _unavailable(name, exc)
+            return getattr(mod, attr)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, (self.commands[name].get_short_help_str(60) if name in self.commands else self.lazy[name][2]))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _unavailable(name, exc):
+    @click.command(name=name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def stub():
+        click.echo(f"dropout-audit {name} is not available: {exc}", err=True)
+        sys.exit(2)
+    return stub
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dropout-audit")
+def cli():
+    """Audit dropout in ML training setups: configs, adapters, recipes and training scripts."""
+
+
+def _engine(select, ignore, rules_dirs, max_file_size):
+    from auditor.catalogue import RuleError
+    from auditor.engine import Engine, Options
+
+    try:
+        return Engine(Options(select=_split(select), ignore=_split(ignore), rule_dirs=tuple(rules_dirs),
+                              **({"max_file_size": max_file_size} if max_file_size else {})))
+    except RuleError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _discover(engine, paths):
+    from auditor.discover import discover
+
+    found = discover(list(paths) or ["."], engine.suffixes)
+    for missing in found.missing:
+        raise click.UsageError(f"path does not exist: {missing}")
+    return found.files
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="full", show_default=True,
+              help="Output format.")
+@click.option("--select", multiple=True, help="Rule codes, code prefixes or categories to enable (comma-separated).")
+@click.option("--ignore", multiple=True, help="Rule codes, code prefixes or categories to disable (comma-separated).")
+@click.option("--fail-on", type=click.Choice(SEVERITY_CHOICES), default="warning", show_default=True,
+              help="Lowest severity that makes the exit code 1.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--statistics", is_flag=True, help="Show the number of findings per rule.")
+@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra directory of rule YAML files.")
+@click.option("--max-file-size", type=int, default=None, help="Skip (and report) files larger than this many bytes.")
+def check(paths, fmt, select, ignore, fail_on, exit_zero, statistics, rules_dirs, max_file_size):
+    """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
+    from auditor.engine import exit_code
+    from auditor.report import write_report
+
+    engine = _engine(select, ignore, rules_dirs, max_file_size)
+    files = _discover(engine, paths)
+    findings = list(engine.check_paths(files))
+    write_report(findings, fmt, sys.stdout, files_checked=engine.files_checked, rules=engine.rules,
+                 statistics=statistics)
+    sys.exit(exit_code(findings, fail_on, exit_zero))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def plan(paths, fmt):
+    """Print the resolved dropout plan of each training setup found in PATHS."""
+    from auditor import plan_report
+
+    engine = _engine((), (), (), None)
+    files = _discover(engine, paths)
+    plan_report.write(engine, files, fmt, sys.stdout)
+
+
+@cli.command()
+@click.argument("code", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Show every rule.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rule(code, show_all, fmt):
+    """Explain a rule (e.g. `dropout-audit rule DRP200`), or list them all."""
+    from auditor import rule_docs
+
+    sys.exit(rule_docs.show(code, show_all, fmt, sys.stdout))
+
+
+def main(argv=None, standalone_mode: bool = True):
+    try:
+        return cli.main(args=argv, prog_name="dropout-audit", standalone_mode=standalone_mode)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130

@@ -1,0 +1,81 @@
+"""Which configuration keys are dropout rates, and what role each one plays.
+
+A name test alone is wrong in both directions: `drop_last` and `bias_dropout_add_fusion`
+contain "drop" but are switches, while `attn_pdrop` or `layerdrop` do not say "dropout".
+So a key is a rate when its canonical name (lowercase, `-` read as `_`, as gpt-neox does)
+has a rate-shaped token and is not on the list of known switches.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# Names that look like dropout but are switches or unrelated (facts.md; corpus: NeMo, ESM, PEFT).
+NOT_RATES = frozenset({
+    "disable_dropout",                 # TRL trainer switch, read by the resolver instead
+    "bias_dropout_add_fusion", "bias_dropout_fusion", "apply_dropout", "use_dropout",
+    "token_dropout",                   # ESM: a boolean
+    "drop_vision_last_layer",
+    "normalize_router_prob_before_dropping",
+    "rank_dropout_scale",              # PEFT LoKr: a boolean
+    "dropout_type", "dropout_implementation",
+    "drop_last", "dataloader_drop_last", "drop_long_seq", "drop_long_sequences",
+    "drop_attention_mask", "eval_drop_last",
+})
+
+# Keys whose value must be a probability whatever it looks like: a boolean there is a bug
+# (PEFT treats lora_dropout=True as 1.0 and zeroes the whole LoRA branch), not a switch.
+STRICT_RATES = frozenset({
+    "lora_dropout", "hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout",
+    "hidden_dropout", "classifier_dropout", "dropout", "dropout_rate", "activation_dropout",
+    "attn_pdrop", "resid_pdrop", "embd_pdrop", "module_dropout", "rank_dropout",
+    "adapter_dropout", "ffn_dropout", "layerdrop", "drop_path_rate",
+})
+
+_RATE = re.compile(
+    r"(^|_)("
+    r"dropout(_p|_prob|_rate)?|[a-z]*pdrop|[a-z]*layerdrop|layer_drop(_prob|_rate)?"
+    r"|drop_path(_rate|_prob)?|droppath(_rate)?|drop_rate|drop_prob|stochastic_depth(_rate|_prob)?"
+    r"|keep_prob|keep_rate"
+    r")(_|$)"
+)
+
+_ROLE_PATTERNS = (
+    ("lora", re.compile(r"lora|adapter|(^|_)(module|rank|vera|boft|vblora|randlora|shadow|deft|frod|gralora|hira|miss|psoft|pvera|tinylora|unilora|oft)_dropout|xlora")),
+    ("stochastic-depth", re.compile(r"drop_?path|stochastic_depth")),
+    ("layerdrop", re.compile(r"layerdrop|layer_drop")),
+    ("rnn", re.compile(r"(^|_)(rnn|lstm|gru)(_|$)")),
+    ("classifier", re.compile(r"classif|(^|_)cls_|summary_|(^|_)head_|pooler|final_dropout")),
+    ("attention", re.compile(r"attn|attention")),
+    ("embedding", re.compile(r"emb|embd|embedding|word_dropout|input_dropout|token_drop")),
+    ("activation", re.compile(r"activation|ffn|mlp|relu|intermediate|act_dropout")),
+    ("hidden", re.compile(r"hidden|resid|(^|_)dropout(_p|_prob|_rate)?$|^dropout|^p_dropout|^drop_rate$|^drop_prob$")),
+)
+
+
+def canonical(key: str) -> str:
+    return key.strip().lower().replace("-", "_")
+
+
+@lru_cache(maxsize=4096)
+def is_rate_key(key: str) -> bool:
+    name = canonical(key)
+    if name in NOT_RATES or name.endswith("_fusion") or "drop_last" in name:
+        return False
+    return bool(_RATE.search(name))
+
+
+@lru_cache(maxsize=4096)
+def role_of(key: str) -> str:
+    name = canonical(key)
+    for role, pattern in _ROLE_PATTERNS:
+        if pattern.search(name):
+            return role
+    return "other"
+
+
+def is_keep_probability(key: str) -> bool:
+    """TensorFlow-style keep probabilities mean the opposite of a drop rate (pitfalls #50)."""
+    name = canonical(key)
+    return "keep_prob" in name or "keep_rate" in name

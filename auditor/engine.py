@@ -1,0 +1,120 @@
+"""Run the rules over files, one directory at a time, and produce findings.
+
+Directories are the unit of work because a Setup never spans two of them; holding one
+directory's parsed sources at a time keeps memory flat however large the tree is.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from auditor import catalogue, checks, resolve, sources
+from auditor.checks import Context
+from auditor.model import SEVERITY_RANK, Finding
+from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, read_text
+
+UNREADABLE = "DRP001"
+
+
+@dataclass
+class Options:
+    select: tuple = ()
+    ignore: tuple = ()
+    rule_dirs: tuple = ()
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    params: dict = field(default_factory=dict)      # code -> params overriding the rule's
+    severities: dict = field(default_factory=dict)  # code -> severity
+
+
+def matches(rule, selectors) -> bool:
+    """A selector is a code (DRP201), a code prefix (DRP2, DRP), a category or a rule name."""
+    for sel in selectors:
+        if rule.code.startswith(sel.upper()) or sel == rule.category or sel == rule.name or sel == "ALL":
+            return True
+    return False
+
+
+def active_rules(options: Options) -> list:
+    rules = catalogue.load(options.rule_dirs)
+    chosen = []
+    for rule in rules:
+        if options.select and not matches(rule, options.select):
+            continue
+        if options.ignore and matches(rule, options.ignore):
+            continue
+        if rule.code in options.params:
+            rule.params = {**rule.params, **options.params[rule.code]}
+        if rule.code in options.severities:
+            rule.severity = options.severities[rule.code]
+        chosen.append(rule)
+    return chosen
+
+
+class Engine:
+    def __init__(self, options: Options | None = None):
+        self.options = options or Options()
+        self.rules = active_rules(self.options)
+        registry = checks.load_all()
+        self.readers = sources.readers()
+        self.suffixes = tuple(self.readers)
+        self.bound = []
+        for rule in self.rules:
+            if rule.check == "probe":
+                continue  # emitted by the runtime probe, not run statically
+            if rule.check not in registry:
+                raise catalogue.RuleError(f"{rule.origin}: check '{rule.check}' does not exist")
+            scope, fn = registry[rule.check]
+            self.bound.append((rule, scope, fn))
+        self.files_checked = 0
+
+    def load(self, path: str):
+        reader = self.readers.get(sources.suffix_of(path))
+        if reader is None:
+            return None
+        try:
+            text = read_text(path, self.options.max_file_size)
+        except FileProblem as exc:
+            return sources.located_problem(path, UNREADABLE, str(exc))
+        return reader(path, text)
+
+    def check_paths(self, paths):
+        """Findings for every file, in path order, a directory at a time."""
+        for directory, group in itertools.groupby(paths, key=resolve.directory_of):
+            yield from self.check_directory(directory, list(group))
+
+    def check_directory(self, directory: str, paths: list) -> list:
+        loaded = []
+        for path in paths:
+            src = self.load(path)
+            self.files_checked += 1
+            if src is not None:
+                loaded.append(src)
+        return self.check_sources(directory, loaded)
+
+    def check_sources(self, directory: str, loaded: list) -> list:
+        found = []
+        for src in loaded:
+            ctx = Context(source=src)
+            for rule, scope, fn in self.bound:
+                if scope == "source":
+                    found.extend(_finding(rule, h) for h in fn(ctx, rule))
+        for setup in resolve.group(directory, loaded):
+            ctx = Context(setup=setup, plan=resolve.resolve(setup))
+            for rule, scope, fn in self.bound:
+                if scope == "setup":
+                    found.extend(_finding(rule, h) for h in fn(ctx, rule))
+        unique = {(f.code, f.path, f.span.start, f.span.line, f.span.column, f.message): f for f in found}
+        return sorted(unique.values(), key=Finding.sort_key)
+
+
+def _finding(rule, hit) -> Finding:
+    return Finding(code=rule.code, name=rule.name, category=rule.category, severity=rule.severity,
+                   path=hit.path, span=hit.span, message=hit.message, fix=hit.fix, key=hit.key)
+
+
+def exit_code(findings, fail_on: str = "warning", exit_zero: bool = False) -> int:
+    if exit_zero:
+        return 0
+    limit = SEVERITY_RANK[fail_on]
+    return 1 if any(SEVERITY_RANK[f.severity] <= limit and not f.suppressed for f in findings) else 0

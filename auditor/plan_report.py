@@ -1,0 +1,48 @@
+"""`dropout-audit plan`: the effective dropout of each setup, and how it came to be."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from auditor import resolve
+
+
+def _plans(engine, files):
+    for directory, group in itertools.groupby(files, key=resolve.directory_of):
+        loaded = [s for s in (engine.load(p) for p in group) if s is not None]
+        for setup in resolve.group(directory, loaded):
+            yield resolve.resolve(setup)
+
+
+def _fmt(p) -> str:
+    return "-" if p is None else f"{p:g}"
+
+
+def write(engine, files, fmt: str, stream) -> None:
+    plans = list(_plans(engine, files))
+    if fmt == "json":
+        doc = [{
+            "setup": p.setup.root, "driver": p.setup.driver.path if p.setup.driver else None,
+            "artifacts": [a.path for a in p.setup.artifacts], "finetune": p.finetune, "trainer": p.trainer,
+            "entries": [{"site": e.site, "role": e.role, "configured": e.configured.raw if e.configured else None,
+                         "effective": e.effective, "source": e.source, "why": e.chain} for e in p.entries],
+        } for p in plans]
+        json.dump(doc, stream, indent=2)
+        stream.write("\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, highlight=False, soft_wrap=False)
+    if not plans:
+        console.print("No training setups found.")
+    for p in plans:
+        title = p.setup.driver.path if p.setup.driver else p.setup.root
+        table = Table(title=f"{title}  ({p.finetune} fine-tune, {p.trainer})", title_justify="left")
+        for col in ("site", "role", "configured", "effective", "source", "why"):
+            table.add_column(col, overflow="fold")
+        for e in p.entries:
+            table.add_row(e.site, e.role, e.configured.raw if e.configured else "(not set)", _fmt(e.effective),
+                          e.source, "; ".join(e.chain[1:]) or "as configured")
+        console.print(table)

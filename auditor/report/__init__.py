@@ -1,0 +1,75 @@
+"""Reporters: one module per output format, each with `write(findings, stream, ctx)`.
+
+Formats are looked up by name and imported only when used, so `--format json` never pays for
+rich, and a new format is a new module plus one line in FORMATS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+FORMATS = {
+    "full": "auditor.report.full",
+    "concise": "auditor.report.concise",
+    "json": "auditor.report.json_format",
+    "sarif": "auditor.report.sarif",
+    "github": "auditor.report.github",
+    "gitlab": "auditor.report.gitlab",
+    "junit": "auditor.report.junit",
+}
+
+
+@dataclass
+class ReportContext:
+    root: str = "."
+    files_checked: int = 0
+    rules: list = None          # the active rules (SARIF lists them)
+    statistics: bool = False
+    color: bool | None = None   # None: decide from the stream (TTY, NO_COLOR)
+
+
+def available() -> list:
+    names = []
+    for name, module in FORMATS.items():
+        try:
+            importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            continue
+        if importlib.util.find_spec(module) is not None:
+            names.append(name)
+    return names
+
+
+def write_report(findings, fmt: str, stream, *, root: str = ".", files_checked: int = 0, rules=None,
+                 statistics: bool = False, color=None) -> None:
+    module = importlib.import_module(FORMATS[fmt])
+    ctx = ReportContext(root=root, files_checked=files_checked, rules=rules, statistics=statistics, color=color)
+    module.write(list(findings), stream, ctx)
+
+
+def counts(findings) -> dict:
+    out = {"error": 0, "warning": 0, "info": 0}
+    for f in findings:
+        if not f.suppressed:
+            out[f.severity] += 1
+    return out
+
+
+def per_rule(findings) -> list:
+    """(code, name, count) sorted by count, for --statistics."""
+    table = {}
+    for f in findings:
+        if not f.suppressed:
+            code_name = (f.code, f.name)
+            table[code_name] = table.get(code_name, 0) + 1
+    return sorted(((c, n, k) for (c, n), k in table.items()), key=lambda r: (-r[2], r[0]))
+
+
+def summary_line(findings, files_checked: int) -> str:
+    c = counts(findings)
+    total = sum(c.values())
+    if total == 0:
+        return f"All checks passed ({files_checked} files checked)."
+    parts = [f"{c[s]} {s}{'s' if c[s] != 1 and s != 'info' else ''}" for s in ("error", "warning", "info") if c[s]]
+    return f"Found {total} finding{'s' if total != 1 else ''} ({', '.join(parts)}) in {files_checked} files checked."

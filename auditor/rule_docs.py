@@ -1,0 +1,49 @@
+"""`dropout-audit rule`: the catalogue as documentation (text for people, JSON for tools)."""
+
+from __future__ import annotations
+
+import json
+
+from auditor import catalogue
+
+
+def _as_dict(r) -> dict:
+    return {"code": r.code, "name": r.name, "category": r.category, "severity": r.severity, "check": r.check,
+            "params": r.params, "summary": r.summary, "why": r.why, "references": r.references,
+            "examples": r.examples, "fix": r.fix or None}
+
+
+def show(code, show_all: bool, fmt: str, stream) -> int:
+    rules = catalogue.load()
+    if code:
+        chosen = [r for r in rules if r.code == code.upper() or r.name == code]
+        if not chosen:
+            stream.write(f"unknown rule: {code}\n")
+            return 2
+    else:
+        chosen = rules
+    if fmt == "json":
+        json.dump([_as_dict(r) for r in chosen], stream, indent=2)
+        stream.write("\n")
+        return 0
+    if not code and not show_all:
+        for r in chosen:
+            stream.write(f"{r.code}  {r.name:34s} {r.category:13s} {r.severity:8s} {r.summary}\n")
+        return 0
+    for r in chosen:
+        stream.write(f"{r.code} {r.name}  ({r.category}, {r.severity})\n\n{r.summary}\n\n{r.why}\n")
+        if r.params:
+            stream.write(f"\nParameters: {json.dumps(r.params)}\n")
+        if r.fix:
+            stream.write(f"\nFix: {r.fix}\n")
+        for label in ("bad", "good"):
+            for ex in r.examples.get(label) or []:
+                files = ex.get("files") or [ex]
+                stream.write(f"\n{label.capitalize()} example:\n")
+                for f in files:
+                    stream.write(f"  # {f['file']}\n")
+                    stream.write("".join(f"  {line}\n" for line in f["text"].splitlines()))
+        if r.references:
+            stream.write("\nReferences:\n" + "".join(f"  {ref}\n" for ref in r.references))
+        stream.write("\n")
+    return 0

@@ -1,0 +1,51 @@
+"""Turn a file into a Source: decide its kind from its content and collect its settings.
+
+Kinds and dialects are decided from what a file says, not only from its name, because
+training recipes carry arbitrary names; a file that is no training configuration yields None
+and is skipped quietly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from auditor.model import Source, Span
+
+# Structured formats handled by the YAML/JSON reader; code formats register their own reader.
+STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class SkipFile(Exception):
+    """The file is not something the auditor reads (binary, not a training config...)."""
+
+
+def suffix_of(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def readers() -> dict:
+    """Suffix -> reader function. Code readers are imported lazily, only when such a file exists."""
+    from auditor.sources import structured
+
+    table = {s: structured.read for s in STRUCTURED_SUFFIXES}
+    try:  # the Python and shell readers are optional modules of the same package
+        from auditor.sources import python_code
+
+        table[".py"] = python_code.read
+    except ImportError:
+        pass
+    try:
+        from auditor.sources import shell
+
+        for s in shell.SUFFIXES:
+            table[s] = shell.read
+    except ImportError:
+        pass
+    return table
+
+
+def located_problem(path: str, code: str, message: str, span: Span | None = None) -> Source:
+    """A Source that only carries a problem (unreadable or unparsable file)."""
+    src = Source(path=path, kind="unreadable", dialect="unreadable")
+    src.problems.append((code, span or Span.file_start(), message))
+    return src

@@ -1,0 +1,196 @@
+"""YAML and JSON as a tree of positioned nodes, without constructing Python objects.
+
+We compose (parse to nodes) and never construct: `!!python/object` tags stay inert labels,
+and an alias is the same node object reached twice, so a billion-laughs document costs
+nothing as long as walks remember which collections they have seen. JSON is read by the same
+YAML 1.2 parser, which gives exact start and end marks for every scalar in both formats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditor.model import Span
+
+NULL_TAG = "tag:yaml.org,2002:null"
+BOOL_TAG = "tag:yaml.org,2002:bool"
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
+
+MAX_DEPTH = 200  # deeper documents are reported, not walked (recursion and time bounds)
+
+
+class ParseError(Exception):
+    def __init__(self, message: str, span: Span):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+
+@dataclass(slots=True)
+class Entry:
+    """One `key: value` pair of a mapping, with positions."""
+
+    key: str
+    key_node: object
+    value_node: object
+    key_path: tuple
+
+
+def _tag(node) -> str:
+    tag = node.tag
+    return tag if isinstance(tag, str) else getattr(tag, "value", str(tag))
+
+
+def span_of(node, text: str) -> Span:
+    s, e = node.start_mark, node.end_mark
+    return Span(s.line + 1, s.column + 1, e.line + 1, e.column + 1, s.index, e.index)
+
+
+def value_span(entry: Entry, text: str) -> Span:
+    """The span of a value; an empty value (`key:`) is placed right after the key's colon."""
+    node = entry.value_node
+    if is_scalar(node) and node.value == "" and not node.style:
+        k = entry.key_node.end_mark
+        colon = text.find(":", k.index)
+        at = colon + 1 if colon != -1 and text.count("\n", k.index, colon) == 0 else k.index
+        col = k.column + 1 + (at - k.index)
+        return Span(k.line + 1, col, k.line + 1, col, at, at)
+    return span_of(node, text)
+
+
+def is_scalar(node) -> bool:
+    return type(node).__name__ == "ScalarNode"
+
+
+def is_mapping(node) -> bool:
+    return type(node).__name__ == "MappingNode"
+
+
+def is_sequence(node) -> bool:
+    return type(node).__name__ == "SequenceNode"
+
+
+def scalar_value(node, *, json_mode: bool = False):
+    """The Python value a YAML 1.2 (or JSON) reader would build for a scalar node."""
+    tag = _tag(node)
+    text = node.value
+    if tag == NULL_TAG:
+        return None
+    if tag == BOOL_TAG:
+        return text.lower() == "true"
+    if tag == INT_TAG:
+        try:
+            return int(text.replace("_", ""), 0)
+        except ValueError:
+            try:
+                return int(text.replace("_", ""))
+            except ValueError:
+                return text
+    if tag == FLOAT_TAG:
+        low = text.lower()
+        if low in (".inf", "+.inf"):
+            return float("inf")
+        if low == "-.inf":
+            return float("-inf")
+        if low == ".nan":
+            return float("nan")
+        try:
+            return float(text.replace("_", ""))
+        except ValueError:
+            return text
+    if json_mode and not node.style and text in ("NaN", "Infinity", "-Infinity"):
+        return float(text.replace("Infinity", "inf"))
+    return text
+
+
+def is_quoted(node) -> bool:
+    return bool(getattr(node, "style", None)) and node.style in ("'", '"', "|", ">")
+
+
+def compose(text: str, path: str) -> list:
+    """All documents of a YAML/JSON text as root nodes; raises ParseError with a location."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt", pure=True)
+    try:
+        return [doc for doc in yaml.compose_all(text) if doc is not None]
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        idx = mark.index if mark else 0
+        msg = " ".join(str(x) for x in (exc.context, exc.problem) if x).strip() or "cannot parse"
+        raise ParseError(f"cannot parse: {msg}", Span(line, col, line, col + 1, idx, idx + 1)) from None
+    except (YAMLError, ValueError, RecursionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ParseError(f"cannot parse: {first}", Span.file_start()) from None
+
+
+def walk(root, *, max_depth: int = MAX_DEPTH):
+    """Every mapping entry under root, depth first, each collection visited once.
+
+    Yields Entry objects; sequence items extend the key path with their index.
+    """
+    seen = set()
+    stack = [(root, (), 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > max_depth or id(node) in seen:
+            continue
+        if is_mapping(node):
+            seen.add(id(node))
+            children = []
+            for key_node, value_node in node.value:
+                if not is_scalar(key_node):
+                    continue
+                entry = Entry(str(key_node.value), key_node, value_node, path + (str(key_node.value),))
+                yield entry
+                if not is_scalar(value_node):
+                    children.append((value_node, entry.key_path, depth + 1))
+            stack.extend(reversed(children))
+        elif is_sequence(node):
+            seen.add(id(node))
+            stack.extend(reversed([(item, path + (i,), depth + 1) for i, item in enumerate(node.value)
+                                   if not is_scalar(item)]))
+
+
+def depth_exceeded(root, max_depth: int = MAX_DEPTH) -> bool:
+    seen = set()
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        if id(node) in seen or is_scalar(node):
+            continue
+        seen.add(id(node))
+        if is_mapping(node):
+            stack.extend((v, depth + 1) for _, v in node.value)
+        elif is_sequence(node):
+            stack.extend((v, depth + 1) for v in node.value)
+    return False
+
+
+def top_level(root) -> dict:
+    """Top-level key -> (key_node, value_node); the last duplicate wins, as readers do."""
+    if not is_mapping(root):
+        return {}
+    return {str(k.value): (k, v) for k, v in root.value if is_scalar(k)}
+
+
+def to_python(node, *, json_mode: bool = False, budget: list | None = None):
+    """A small plain-Python copy of a node (for fields such as target_modules); bounded."""
+    if budget is None:
+        budget = [10_000]
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if is_scalar(node):
+        return scalar_value(node, json_mode=json_mode)
+    if is_sequence(node):
+        return [to_python(v, json_mode=json_mode, budget=budget) for v in node.value]
+    if is_mapping(node):
+        return {str(k.value): to_python(v, json_mode=json_mode, budget=budget)
+                for k, v in node.value if is_scalar(k)}
+    return None

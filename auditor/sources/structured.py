@@ -1,0 +1,91 @@
+"""The reader for YAML and JSON files: configs, adapters and recipes of every dialect."""
+
+from __future__ import annotations
+
+from auditor import dropout_keys, probability
+from auditor.model import Setting, Source
+from auditor.sources import dialects, nodes
+
+PARSE_ERROR = "DRP000"
+DUPLICATE_KEY = "DRP402"
+
+
+def read(path: str, text: str) -> Source | None:
+    json_mode = path.lower().endswith(".json")
+    try:
+        docs = nodes.compose(text, path)
+    except nodes.ParseError as exc:
+        src = Source(path=path, kind="unreadable", dialect="unreadable")
+        src.problems.append((PARSE_ERROR, exc.span, exc.message))
+        return src
+    roots = [d for d in docs if nodes.is_mapping(d)]
+    if not roots:
+        return None
+    main = roots[0]
+    if any(nodes.depth_exceeded(r) for r in roots):
+        src = Source(path=path, kind="unreadable", dialect="unreadable")
+        src.problems.append((PARSE_ERROR, nodes.span_of(main, text),
+                             f"cannot parse: nesting deeper than {nodes.MAX_DEPTH} levels"))
+        return src
+    has_component = any(e.key == "_component_" for r in roots for e in nodes.walk(r))
+    kind, dialect = dialects.detect(path, nodes.top_level(main), has_component)
+    if kind is None:
+        return None
+    src = Source(path=path, kind=kind, dialect=dialect, text=text)
+    src.fields = dialects.extract_fields(dialect, main, text, path, json_mode)
+    for index, root in enumerate(roots):
+        prefix = (index,) if len(roots) > 1 else ()
+        _collect(src, root, text, prefix, json_mode, kind)
+    if not src.settings and kind == "recipe" and dialect == "generic":
+        return None  # a YAML file with nothing to say about dropout
+    return src
+
+
+def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind: str) -> None:
+    seen_in_mapping: dict = {}
+    for entry in nodes.walk(root):
+        if not dropout_keys.is_rate_key(entry.key):
+            continue
+        node = entry.value_node
+        if not nodes.is_scalar(node):
+            continue
+        setting = _setting(src.path, entry, text, prefix, json_mode, kind)
+        if setting is None:
+            continue
+        parent = entry.key_path[:-1]
+        twin = seen_in_mapping.get((parent, entry.key))
+        if twin is not None:
+            src.problems.append((DUPLICATE_KEY, setting.key_span,
+                                 f"duplicate key '{entry.key}': line {twin.key_span.line} says {twin.raw or 'nothing'}, "
+                                 f"this one says {setting.raw or 'nothing'}; readers keep only one of them"))
+        seen_in_mapping[(parent, entry.key)] = setting
+        src.settings.append(setting)
+
+
+def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: str) -> Setting | None:
+    node = entry.value_node
+    value = nodes.scalar_value(node, json_mode=json_mode)
+    quoted = nodes.is_quoted(node)
+    role = "lora" if kind == "peft-adapter" else dropout_keys.role_of(entry.key)
+    if isinstance(value, bool) and role != "lora":
+        return None  # `dropout: false` is a switch in that codebase, not a rate
+    p, reason = probability.classify(value, quoted=quoted)
+    if (reason is None and not json_mode and not node.style
+            and probability.yaml11_reads_as_string(node.value)):
+        reason = "yaml11-string"
+    if json_mode and reason == "string" and value in ("NaN", "Infinity", "-Infinity"):
+        reason = "not-finite"
+    vspan = nodes.value_span(entry, text)
+    return Setting(
+        path=path,
+        key=entry.key,
+        key_path=prefix + entry.key_path,
+        role=role,
+        raw=text[vspan.start:vspan.end],
+        value=value,
+        p=p,
+        reason=reason,
+        key_span=nodes.span_of(entry.key_node, text),
+        value_span=vspan,
+        canonical=dropout_keys.canonical(entry.key),
+    )
