@@ -1,0 +1,56 @@
+"""Shared test helpers: run the engine on files written to a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
+SCHEMAS = os.path.join(os.path.dirname(REPO), "shared", "schemas")
+
+
+def write_files(base, files) -> list:
+    """files: list of (relative name, text); returns the paths written."""
+    paths = []
+    for name, text in files:
+        path = os.path.join(base, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        paths.append(path)
+    return paths
+
+
+def audit(paths, **options):
+    from auditor.discover import discover
+    from auditor.engine import Engine, Options
+
+    engine = Engine(Options(**options))
+    files = discover(paths, engine.suffixes).files
+    return list(engine.check_paths(files))
+
+
+@pytest.fixture
+def corpus_dir():
+    if not os.path.isdir(CORPUS):
+        pytest.skip(f"the shared corpus is not at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture
+def run_cli():
+    """Run the CLI in-process; returns (exit code, stdout)."""
+    from click.testing import CliRunner
+
+    from auditor.cli import cli
+
+    def run(*args):
+        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        return result.exit_code, result.output
+    return run
+
+
+sys.path.insert(0, REPO)
