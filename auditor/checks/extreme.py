@@ -4,6 +4,9 @@ from auditor.checks import check, hit_at
 from auditor.dropout_keys import is_keep_probability
 
 
+_ROLE_NAMES = {"lora": "LoRA", "stochastic-depth": "stochastic-depth (drop path)"}
+
+
 @check("too-high")
 def too_high(ctx, rule):
     """Params: `max` per role (a value strictly above it fires). Values >= 1 are left to the
@@ -14,5 +17,5 @@ def too_high(ctx, rule):
         if limit is None or s.p is None or is_keep_probability(s.key) or s.reason not in (None, "yaml11-string"):
             continue
         if float(limit) < s.p < 1:
-            yield hit_at(s, f"{s.key} = {s.raw} is high for {s.role} dropout (above {limit}); "
+            yield hit_at(s, f"{s.key} = {s.raw} is high for {_ROLE_NAMES.get(s.role, s.role)} dropout (above {limit}); "
                             "fine-tunes rarely gain from it and converge slower")

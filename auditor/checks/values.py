@@ -77,7 +77,8 @@ def null_rejected(ctx, rule):
     """PEFT turns a null lora_dropout into a TypeError; other readers fall back to a default."""
     for s in _selected(ctx, rule):
         if s.reason == "null":
-            yield hit_at(s, f"{s.key} is null; {ctx.source.dialect} passes it to PEFT, which raises TypeError")
+            who = "PEFT" if ctx.source.kind == "peft-adapter" else f"{ctx.source.dialect} passes it to PEFT, which"
+            yield hit_at(s, f"{s.key} is null; {who} raises TypeError when the adapter is built")
 
 
 @check("template")
