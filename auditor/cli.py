@@ -123,7 +123,7 @@ def plan(paths, fmt):
 @cli.command()
 @click.argument("code", required=False)
 @click.option("--all", "show_all", is_flag=True, help="Show every rule.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 def rule(code, show_all, fmt):
     """Explain a rule (e.g. `dropout-audit rule DRP200`), or list them all."""
     from auditor import rule_docs

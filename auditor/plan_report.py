@@ -34,7 +34,7 @@ def write(engine, files, fmt: str, stream) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream, highlight=False, soft_wrap=False)
+    console = Console(file=stream, highlight=False, soft_wrap=False, width=None if stream.isatty() else 160)
     if not plans:
         console.print("No training setups found.")
     for p in plans:

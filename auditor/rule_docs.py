@@ -13,8 +13,19 @@ def _as_dict(r) -> dict:
             "examples": r.examples, "fix": r.fix or None}
 
 
+def markdown_table(rules) -> str:
+    """The README's rule list, generated so it cannot drift from rules/ (a test compares)."""
+    rows = ["| code | name | category | severity | summary |", "|---|---|---|---|---|"]
+    for r in rules:
+        rows.append(f"| {r.code} | {r.name} | {r.category} | {r.severity} | {r.summary.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
 def show(code, show_all: bool, fmt: str, stream) -> int:
     rules = catalogue.load()
+    if fmt == "markdown":
+        stream.write(markdown_table(rules))
+        return 0
     if code:
         chosen = [r for r in rules if r.code == code.upper() or r.name == code]
         if not chosen:

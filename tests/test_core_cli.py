@@ -129,3 +129,14 @@ def test_python_m_auditor_runs_the_same_program():
     out = subprocess.run([sys.executable, "-m", "auditor", "--version"], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": REPO})
     assert out.returncode == 0 and "dropout-audit" in out.stdout
+
+
+def test_readme_rule_table_is_generated_from_rules():
+    from auditor import catalogue, rule_docs
+
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    start = readme.index("<!-- rules:start -->") + len("<!-- rules:start -->\n")
+    end = readme.index("<!-- rules:end -->")
+    assert readme[start:end] == rule_docs.markdown_table(catalogue.load()), \
+        "README rule table is stale: regenerate it with `dropout-audit rule --format markdown`"

@@ -2,7 +2,7 @@
 
 from auditor.checks import check, fmt_p, hit_at, replace_value
 from auditor.dropout_keys import is_keep_probability
-from auditor.sources.dialects import PYYAML_DIALECTS
+from auditor.sources.dialects import DISPLAY_NAMES, PYYAML_DIALECTS
 
 _WHAT = {
     "numeric-string": "a quoted string, not a number",
@@ -68,7 +68,7 @@ def yaml11_string(ctx, rule):
         if s.reason == "yaml11-string":
             number = fmt_p(s.p)
             yield hit_at(s, f"{s.key}: {s.raw} is read as the string '{s.raw}' by PyYAML, which "
-                            f"{ctx.source.dialect} uses; write {number}",
+                            f"{DISPLAY_NAMES[ctx.source.dialect]} uses; write {number}",
                          replace_value(s, number, f"write {number}"))
 
 
@@ -77,7 +77,7 @@ def null_rejected(ctx, rule):
     """PEFT turns a null lora_dropout into a TypeError; other readers fall back to a default."""
     for s in _selected(ctx, rule):
         if s.reason == "null":
-            who = "PEFT" if ctx.source.kind == "peft-adapter" else f"{ctx.source.dialect} passes it to PEFT, which"
+            who = "PEFT" if ctx.source.kind == "peft-adapter" else f"{DISPLAY_NAMES.get(ctx.source.dialect, ctx.source.dialect)} passes it to PEFT, which"
             yield hit_at(s, f"{s.key} is null; {who} raises TypeError when the adapter is built")
 
 

@@ -18,6 +18,13 @@ from auditor.sources import nodes
 # Dialects whose files are read by PyYAML (YAML 1.1): `5e-2` is a string to them.
 PYYAML_DIALECTS = frozenset({"axolotl", "llamafactory", "trl", "hf-trainer-args", "gpt-neox", "litgpt", "generic"})
 
+# How each dialect is named in messages.
+DISPLAY_NAMES = {
+    "axolotl": "axolotl", "llamafactory": "LLaMA-Factory", "torchtune": "torchtune", "trl": "TRL",
+    "hf-trainer-args": "HfArgumentParser", "gpt-neox": "gpt-neox", "nemo": "NeMo", "litgpt": "litgpt",
+    "generic": "PyYAML", "peft-adapter": "PEFT", "hf-config": "Transformers",
+}
+
 # Trainer names as recipes spell them, mapped to one vocabulary.
 _TRAINERS = {
     "dpo": "dpo", "ipo": "dpo", "simpo": "dpo", "kto": "kto", "orpo": "orpo", "cpo": "cpo",
