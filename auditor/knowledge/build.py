@@ -88,8 +88,18 @@ SHRINK = {
 # models live outside the backbone, so the native backbone measures them just as well.
 BUILD_OVERRIDES = {"use_timm_backbone": False}
 
+# Some default configs cannot build their own model (head_dim=None, vocab_size=None,
+# prediction_length required). A second attempt fills such None defaults with ordinary values;
+# none of them is a dropout key, so what is measured is unchanged.
+NONE_FIXUPS = {
+    "vocab_size": lambda c: 1000,
+    "head_dim": lambda c: c.get("hidden_size", 512) // max(1, c.get("num_attention_heads") or 8),
+    "num_key_value_heads": lambda c: c.get("num_attention_heads") or 8,
+    "prediction_length": lambda c: 24,
+    "vocab_map": lambda c: {},
+}
+
 CLASS_TIMEOUT_S = 5     # the brief's limit: a class slower than this to build is skipped
-TYPE_TIMEOUT_S = 90     # a whole model type (all its classes, forward passes, rounds)
 
 
 def log(msg: str) -> None:
@@ -349,7 +359,7 @@ def fake_inputs(model, config):
 
 
 def build_config(config_cls, sentinels: Sentinels, undeclared: tuple[str, ...], shrink: bool,
-                 path: str = "") -> tuple[Any, dict[str, float]]:
+                 path: str = "", fix: bool = False) -> tuple[Any, dict[str, float]]:
     """A config with a sentinel in every dropout-like key, recursing into sub-configs.
 
     Float-accepting keys go through the constructor (what loading config.json does, so derived
@@ -365,7 +375,13 @@ def build_config(config_cls, sentinels: Sentinels, undeclared: tuple[str, ...], 
     assigned: dict[str, float] = {}
     if shrink:
         kwargs.update({k: v for k, v in SHRINK.items() if k in field_names})
-    kwargs.update({k: v for k, v in BUILD_OVERRIDES.items() if k in field_names})
+    if not path:  # read from **kwargs by __post_init__, so not a declared field
+        kwargs.update(BUILD_OVERRIDES)
+    if fix:
+        defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}
+        for key, make in NONE_FIXUPS.items():
+            if key in defaults and defaults[key] is None:
+                kwargs[key] = make(defaults)
     for key, info in sorted(declared.items()):
         value = sentinels.new(path + key)
         assigned[path + key] = value
@@ -379,7 +395,7 @@ def build_config(config_cls, sentinels: Sentinels, undeclared: tuple[str, ...], 
         sub_cls = sub_config_class(spec)
         if sub_cls is None or attr == "backbone_config":
             continue
-        sub, sub_assigned = build_config(sub_cls, sentinels, (), shrink, f"{path}{attr}.")
+        sub, sub_assigned = build_config(sub_cls, sentinels, (), shrink, f"{path}{attr}.", fix)
         kwargs[attr] = sub
         assigned.update(sub_assigned)
     config = config_cls(**kwargs)
@@ -444,22 +460,20 @@ def measure_class(model_cls, config_cls, undeclared: tuple[str, ...]) -> dict:
     """Build one class with sentinels; return what it stored and what a forward touched."""
     import torch
 
-    sentinels = Sentinels()
-    config = None
-    for shrink in (True, False):
+    error: Exception | None = None
+    for shrink, fix in ((True, False), (True, True), (False, False), (False, True)):
+        sentinels = Sentinels()
         try:
-            sentinels = Sentinels()
-            config, assigned = build_config(config_cls, sentinels, undeclared, shrink)
+            config, assigned = build_config(config_cls, sentinels, undeclared, shrink, fix=fix)
+            with time_limit(CLASS_TIMEOUT_S), parameters_on_meta():
+                model = model_cls(config)
             break
+        except ClassTimeout as exc:
+            return {"built": False, "error": f"timeout: construction {exc}", "timeout": True}
         except Exception as exc:
             error = exc
-    if config is None:
-        return {"built": False, "error": f"config: {type(error).__name__}: {error}"[:200]}
-    try:
-        with time_limit(CLASS_TIMEOUT_S), parameters_on_meta():
-            model = model_cls(config)
-    except Exception as exc:
-        return {"built": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    else:
+        return {"built": False, "error": f"{type(error).__name__}: {error}"[:200]}
     stored = stored_sentinels(model, sentinels)
     accessed: set[str] = set()
     forward_ok = False
@@ -574,15 +588,12 @@ def measure_type(model_type: str) -> dict:
     config_cls = CONFIG_MAPPING[model_type]
     classes = model_classes(model_type)
     results: dict[str, dict] = {}
-    try:
-        with time_limit(TYPE_TIMEOUT_S):
-            for cls in classes:
-                results[cls.__name__] = measure_class(cls, config_cls, UNDECLARED_PROBES)
-            verdict = verdicts(results)
-            chains = undeclared_chains(model_type, config_cls, classes, results)
-    except ClassTimeout:
-        verdict, chains = verdicts(results), {}
+    for cls in classes:
+        results[cls.__name__] = measure_class(cls, config_cls, UNDECLARED_PROBES)
+    verdict = verdicts(results)
+    chains = undeclared_chains(model_type, config_cls, classes, results)
     built = [name for name, res in results.items() if res.get("built")]
+    assigned = set().union(*(results[name]["assigned"] for name in built)) if built else set()
     return {
         "model_type": model_type,
         "classes": sorted(results),
@@ -590,6 +601,8 @@ def measure_type(model_type: str) -> dict:
         "errors": {n: r["error"] for n, r in sorted(results.items()) if not r.get("built")},
         "verdict": verdict,
         "chains": chains,
+        "assigned": sorted(assigned),
+        "timeouts": sorted(n for n, r in results.items() if r.get("timeout")),
         "seconds": round(time.monotonic() - started, 2),
     }
 
@@ -641,12 +654,9 @@ def arch_entry(model_type: str, static: dict, measured: dict | None, scan_keys) 
         scanned = scan_keys(model_type, sorted(static["declared"]))
         if scanned is not None:
             method, verdict = "source-scan", scanned
+    assigned = set(measured["assigned"]) if method == "measured" else set()
     for key, info in sorted(static["declared"].items()):
-        read, note = verdict.get(key, ("unread" if method == "measured" else "unknown",
-                                       "never stored or accessed by any built class"
-                                       if method == "measured" else ""))
-        if method == "unknown":
-            read, note = "unknown", "no model class could be built and no modeling source found"
+        read, note = key_verdict(key, verdict, assigned, method)
         keys[key] = {"default": info["default"], "types": info["types"], "read": read, "note": note}
     read_undeclared = {}
     if measured and measured["built"]:
@@ -668,15 +678,50 @@ def arch_entry(model_type: str, static: dict, measured: dict | None, scan_keys) 
     return entry
 
 
+def key_verdict(label: str, verdict: dict, assigned: set, method: str) -> tuple[str, str]:
+    if label in verdict:
+        return verdict[label]
+    if method == "measured":
+        if label in assigned:
+            return "unread", "never stored or accessed by any built class"
+        return "unknown", "the sentinel could not be applied to this key"
+    if method == "source-scan":
+        return "unknown", "source scan found nothing"
+    return "unknown", "no model class could be built and no modeling source found"
+
+
+def via_parent(model_type: str, static: dict, measured: dict) -> dict | None:
+    """Sub-config types often have no model class of their own (kosmos_2_text_model); their keys
+    were measured inside a composite that embeds them, under the label `attribute.key`."""
+    own = measured.get(model_type)
+    if own is None or own["built"]:
+        return own
+    for parent in sorted(static):
+        res = measured.get(parent)
+        if not res or not res["built"]:
+            continue
+        for attr, sub_type in sorted(static[parent]["sub_configs"].items()):
+            prefix = attr + "."
+            if sub_type != model_type or not any(a.startswith(prefix) for a in res["assigned"]):
+                continue
+            verdict = {
+                label[len(prefix):]: (read, f"{note} (measured inside {parent}.{attr})")
+                for label, (read, note) in res["verdict"].items() if label.startswith(prefix)
+            }
+            return dict(own, built=[f"{parent}.{attr}"], verdict=verdict, chains={},
+                        assigned=[a[len(prefix):] for a in res["assigned"] if a.startswith(prefix)])
+    return own
+
+
 def nested_entry(name: str, static: dict, parent: dict | None) -> dict:
     """Nested configs are measured inside their parent: their labels carry the attribute path."""
     prefix = name.split(".", 1)[1] + "."
-    verdict = parent["verdict"] if parent and parent["built"] else {}
+    built = bool(parent and parent["built"])
+    verdict = parent["verdict"] if built else {}
+    assigned = set(parent["assigned"]) if built else set()
     keys = {}
     for key, info in sorted(static["declared"].items()):
-        read, note = verdict.get(prefix + key, ("unread" if verdict else "unknown",
-                                                "never stored or accessed by the parent's classes"
-                                                if verdict else "parent could not be built"))
+        read, note = key_verdict(prefix + key, verdict, assigned, "measured" if built else "unknown")
         keys[key] = {"default": info["default"], "types": info["types"], "read": read, "note": note}
     return {
         "config_class": static["config_class"],
@@ -685,7 +730,7 @@ def nested_entry(name: str, static: dict, parent: dict | None) -> dict:
         "sub_configs": static["sub_configs"],
         "read_undeclared": {},
         "is_composite": bool(static["sub_configs"]),
-        "method": "measured" if verdict else "unknown",
+        "method": "measured" if built else "unknown",
     }
 
 
@@ -720,8 +765,12 @@ def build_architectures(jobs: int = 2, sample: int | None = None) -> dict:
     log(f"transformers {transformers.__version__}: {len(all_types)} model types, "
         f"measuring {len(to_measure)} with {jobs} processes")
     measured = measure_all(to_measure, jobs)
+    for name in sorted(measured):
+        if measured[name]["timeouts"]:
+            log(f"  note: {name}: skipped slow classes {measured[name]['timeouts']}")
     entries = {
-        t: arch_entry(t, static[t], measured.get(t), source_scan) for t in all_types if t in measured
+        t: arch_entry(t, static[t], measured.get(t) or via_parent(t, static, measured), source_scan)
+        for t in all_types if t in measured
     }
     nested = {
         name: nested_entry(name, info, measured.get(name.split(".", 1)[0]))
