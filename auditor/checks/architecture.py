@@ -1,0 +1,262 @@
+"""Checks that need to know the architecture or PEFT method: keys that nothing reads, types a
+config class rejects, fields a PEFT method does not have, and backends that reject dropout.
+
+All knowledge comes from `auditor.knowledge` (generated from the pinned Transformers and PEFT),
+loaded only when a config.json or adapter_config.json is actually checked.
+"""
+
+from __future__ import annotations
+
+import re
+
+from auditor.checks import Hit, check, hit_at
+
+# Model families whose dropout is a float attribute passed to F.dropout / SDPA, not an
+# nn.Dropout module: TRL's disable_dropout_in_model (which only sets nn.Dropout.p = 0) leaves
+# it on (facts.md "Where dropout runs", "Trainers").
+FUNCTIONAL_ATTENTION = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
+    "deepseek_v2", "deepseek_v3", "gpt_oss", "phi", "phi3", "bart", "whisper", "opt", "starcoder2", "granite",
+})
+EMBEDDING_MODULES = re.compile(r"(^|\.)(embed_tokens|wte|word_embeddings|embed_in|tok_embeddings|shared|embeddings)$")
+
+
+def _arch():
+    from auditor.knowledge import architectures
+
+    return architectures
+
+
+def _model_type(src):
+    value = src.get("model_type")
+    return value if isinstance(value, str) else None
+
+
+def _default_of(info, key):
+    k = info.keys.get(key)
+    return None if k is None else k.default
+
+
+def _at_default(setting, default) -> bool:
+    if setting.p is None or isinstance(default, bool) or not isinstance(default, (int, float)):
+        return setting.reason == "null" and default is None
+    return abs(setting.p - float(default)) < 1e-12
+
+
+def _head_reads(info, key: str, architectures) -> bool:
+    """A key no config declares can still be read by a head (token classification reads
+    classifier_dropout, else hidden_dropout): count it as read when that head is in use or
+    when config.json does not say which heads are used."""
+    for undeclared, note in info.read_undeclared.items():
+        if key == undeclared:
+            return True
+        if re.search(rf"\b{re.escape(key)}\b", note):
+            head = note.split(":", 1)[0].strip()
+            if not architectures or head in architectures:
+                return True
+    return False
+
+
+def _config_entries(src):
+    """(model type, settings directly in that config) for the top level and each nested
+    sub-config dict (text_config: {...}) of a config.json."""
+    arch = _arch()
+    top = _model_type(src)
+    if top is None:
+        return
+    info = arch.lookup(top)
+    by_parent = {}
+    for s in src.settings:
+        by_parent.setdefault(s.key_path[:-1], []).append(s)
+    yield top, info, by_parent.pop((), [])
+    if info is None:
+        return
+    for parent, settings in by_parent.items():
+        if len(parent) == 1 and parent[0] in info.sub_configs:
+            sub_type = info.sub_configs[parent[0]]
+            yield sub_type, arch.lookup(sub_type), settings
+
+
+@check("arch-unread-key")
+def arch_unread_key(ctx, rule):
+    """Params: mode = undeclared | declared-unread | composite."""
+    src = ctx.source
+    if src.kind != "hf-config":
+        return
+    mode = rule.params.get("mode", "undeclared")
+    architectures = src.get("architectures") or []
+    arch = _arch()
+    for model_type, info, settings in _config_entries(src):
+        if info is None:
+            continue
+        for s in settings:
+            key = s.key
+            if key in info.aliases:
+                continue
+            declared = info.keys.get(key)
+            if declared is not None:
+                if mode == "declared-unread" and declared.read == "unread" and not _at_default(s, declared.default) \
+                        and s.p:
+                    why = f" ({declared.note})" if declared.note else ""
+                    yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} declares it but no module "
+                                    f"reads it{why}")
+                continue
+            if _head_reads(info, key, architectures) or not s.p:
+                continue
+            sub_readers = [name for name, sub in info.sub_configs.items()
+                           if (arch.lookup(sub) and key in arch.lookup(sub).keys)]
+            if info.is_composite and sub_readers:
+                if mode == "composite":
+                    yield hit_at(s, f"{key} = {s.raw} at the top level of a {model_type} config reaches no "
+                                    f"sub-config; set it inside {', '.join(sub_readers)}")
+                continue
+            if mode == "undeclared":
+                hint = arch.suggest(model_type, key)
+                tail = f"; did you mean {hint}?" if hint else ""
+                yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} does not read {key}{tail}")
+
+
+@check("arch-type-rejected")
+def arch_type_rejected(ctx, rule):
+    """Transformers 5 configs are strict dataclasses: an int where a field is float-only, a
+    float where it is int-only, or null where None is not allowed fails when loading."""
+    src = ctx.source
+    if src.kind != "hf-config":
+        return
+    names = {"int": int, "float": float}
+    for model_type, info, settings in _config_entries(src):
+        if info is None:
+            continue
+        for s in settings:
+            declared = info.keys.get(s.key)
+            if declared is None or not declared.types:
+                continue
+            value = s.value
+            kind = ("NoneType" if value is None else "bool" if isinstance(value, bool)
+                    else type(value).__name__ if type(value) in names.values() else None)
+            if kind is None or kind in declared.types or kind == "bool":
+                continue
+            wanted = " or ".join(t.replace("NoneType", "null") for t in declared.types)
+            yield hit_at(s, f"{s.key} = {s.raw} is {kind.replace('NoneType', 'null')}, but {info.config_class} "
+                            f"declares {wanted}: loading this config.json fails")
+
+
+@check("arch-unknown-model-type")
+def arch_unknown_model_type(ctx, rule):
+    src = ctx.source
+    model_type = _model_type(src)
+    if src.kind != "hf-config" or model_type is None or _arch().lookup(model_type) is not None:
+        return
+    field = src.fields["model_type"]
+    yield Hit(src.path, field.span, f"model_type '{model_type}' is not in Transformers "
+                                    f"{_arch().library_version()}; its dropout keys cannot be checked", key="model_type")
+
+
+@check("peft-method-field")
+def peft_method_field(ctx, rule):
+    """PEFT drops fields a method does not have (with a warning at load time at best)."""
+    src = ctx.source
+    if src.kind != "peft-adapter":
+        return
+    from auditor.knowledge import peft_methods
+
+    peft_type = src.get("peft_type")
+    info = peft_methods.lookup(str(peft_type).upper()) if peft_type else None
+    if info is None:
+        return
+    for s in src.settings:
+        if len(s.key_path) == 1 and s.key not in info.dropout_fields and s.p:
+            have = ", ".join(sorted(info.dropout_fields)) or "no dropout field at all"
+            yield hit_at(s, f"{s.key} = {s.raw} has no effect: {peft_type} adapters have {have}")
+
+
+def _lora_settings(src):
+    return [s for s in src.settings if s.role == "lora" and len(s.key_path) == 1 and s.p]
+
+
+@check("embedding-target")
+def embedding_target(ctx, rule):
+    """PEFT creates the LoRA dropout for an Embedding target but never calls it (facts.md)."""
+    src = ctx.source
+    if src.kind != "peft-adapter":
+        return
+    targets = src.get("target_modules") or []
+    if isinstance(targets, str):
+        targets = [targets]
+    embedded = [t for t in targets if isinstance(t, str) and EMBEDDING_MODULES.search(t)]
+    if not embedded:
+        return
+    for s in _lora_settings(src):
+        yield hit_at(s, f"{s.key} = {s.raw} is not applied to the embedding target(s) "
+                        f"{', '.join(embedded)}: PEFT's LoRA Embedding layer never calls its dropout")
+
+
+@check("target-parameters-dropout", scope="setup")
+def target_parameters_dropout(ctx, rule):
+    """PEFT's ParamWrapper (target_parameters, MoE expert weights) raises for lora_dropout != 0
+    (pitfalls #22; axolotl validate_lora_target_parameters_dropout)."""
+    for src in ctx.setup.sources:
+        params = src.get("target_parameters") or src.get("lora_target_parameters")
+        if not params:
+            continue
+        for s in _lora_settings(src):
+            yield hit_at(s, f"{s.key} = {s.raw} with target_parameters: PEFT raises ValueError, "
+                            "lora_dropout must be 0 for parameter targets")
+
+
+@check("unsloth-fast-path", scope="setup")
+def unsloth_fast_path(ctx, rule):
+    """Unsloth patches LoRA layers with fused kernels only when lora_dropout == 0 and bias is
+    none (unslothai/unsloth#2076, #2319)."""
+    for src in ctx.setup.sources:
+        base = str(src.get("base_model") or "")
+        uses_unsloth = base.lower().startswith("unsloth/") or bool(src.get("unsloth"))
+        if not uses_unsloth:
+            continue
+        for s in _lora_settings(src):
+            yield hit_at(s, f"{s.key} = {s.raw} turns off Unsloth's fused LoRA fast path "
+                            "(it patches layers only with lora_dropout = 0)")
+
+
+def _flex(src) -> bool:
+    impl = src.get("attn_implementation")
+    return impl == "flex_attention" or src.get("flex_attention") is True
+
+
+@check("flex-attention-dropout", scope="setup")
+def flex_attention_dropout(ctx, rule):
+    """Transformers' flex_attention integration raises for dropout > 0 (unslothai/unsloth#4605,
+    meta-pytorch/torchtune#1803)."""
+    setup = ctx.setup
+    if not any(_flex(s) for s in setup.sources):
+        return
+    for cfg in setup.of_kind("hf-config"):
+        for s in cfg.settings:
+            if s.role == "attention" and s.p and len(s.key_path) == 1:
+                yield hit_at(s, f"{s.key} = {s.raw} with flex_attention: Transformers raises "
+                                "'flex_attention does not support dropout' in training")
+
+
+@check("functional-dropout-survives-disable", scope="setup")
+def functional_dropout_survives_disable(ctx, rule):
+    """disable_dropout zeroes nn.Dropout modules only; these families apply attention dropout
+    functionally, so preference training still sees stochastic log-probabilities (trl#3500)."""
+    plan, driver = ctx.plan, ctx.setup.driver
+    if driver is None or not any("disable_dropout" in step for e in plan.entries for step in e.chain) \
+            and not _disables(driver, plan):
+        return
+    for cfg in ctx.setup.of_kind("hf-config"):
+        if _model_type(cfg) not in FUNCTIONAL_ATTENTION:
+            continue
+        for s in cfg.settings:
+            if s.p and len(s.key_path) == 1 and s.role == "attention":
+                yield hit_at(s, f"{s.key} = {s.raw} stays on under {plan.trainer.upper()} training: "
+                                "disable_dropout only zeroes nn.Dropout modules, and "
+                                f"{_model_type(cfg)} applies attention dropout functionally")
+
+
+def _disables(driver, plan) -> bool:
+    from auditor.knowledge import frameworks
+
+    disabled, _ = frameworks.trainer_disables_dropout(driver.dialect, plan.trainer, driver.get("disable_dropout"))
+    return disabled
