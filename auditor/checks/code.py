@@ -33,7 +33,8 @@ _ATTENTION = {
 }
 _DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
 _RNNS = {"LSTM": 5, "GRU": 5, "RNN": 6}  # class -> positional index of `dropout`
-_MODEL = re.compile(r"model|net$|^net|policy|actor|critic|encoder|decoder|transformer|gpt|bert|llm|classifier", re.I)
+_MODEL = re.compile(r"model|net$|^net|policy|actor|critic|encoder|decoder|transformer|gpt|bert|llm|(^|_)lm($|_)|classifier",
+                    re.I)
 _NOT_MODEL = re.compile(r"trainer|recipe|optim|sched|loader|dataset|tokenizer|processor", re.I)
 _NO_GRAD = frozenset({"no_grad", "inference_mode"})
 _SEEDERS = frozenset({"manual_seed", "manual_seed_all", "set_seed", "seed_everything"})
@@ -107,7 +108,7 @@ def functional_dropout_training(ctx, rule):
             ok, value = constant(training)
             if ok and value is True:
                 yield _hit(ctx, module, training,
-                           f"{name}(..., training=True) drops in eval mode too; pass training=self.training "
+                           f"{dotted(call.func) or name}(..., training=True) drops in eval mode too; pass training=self.training "
                            "(suppress it if inference-time dropout is intended)",
                            Fix("pass self.training", (Edit(module.span(training).start, module.span(training).end,
                                                            "self.training"),), "unsafe"), key=name)
@@ -120,11 +121,12 @@ def functional_dropout_training(ctx, rule):
         if module.text[span.end - 1:span.end] == ")":
             fix = Fix("add training=self.training", (Edit(span.end - 1, span.end - 1, ", training=self.training"),),
                       "unsafe")
+        shown = dotted(call.func) or name
         if _FUNCTIONAL[name]:
-            msg = (f"{name}() without training=self.training keeps dropping after model.eval(): "
+            msg = (f"{shown}() without training=self.training keeps dropping after model.eval(): "
                    "its `training` argument defaults to True")
         else:
-            msg = (f"{name}() without training=self.training never drops: its `training` argument "
+            msg = (f"{shown}() without training=self.training never drops: its `training` argument "
                    "defaults to False")
         yield _hit(ctx, module, call, msg, fix, key=name)
 
