@@ -23,7 +23,7 @@ PARSE_ERROR = "DRP000"
 # A file without any of these cannot trigger a rule; skipping it before parsing keeps large
 # repositories fast (most Python files in a training repo are data or utility code).
 _MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
-            "Config(", ".train(")
+            "Config(", ".train(", "no_grad", "inference_mode", "generate(")
 
 # Argument classes that have no dropout field: a dropout kwarg raises TypeError (facts.md
 # "Trainers"). They are not Settings: nothing reads the value.
