@@ -64,8 +64,10 @@ def _functional_name(module, call) -> str | None:
 
 
 def _functional_aliases(module) -> set:
-    names = set()
-    for node in ast.walk(module.tree):
+    if "functional_aliases" in module.cache:
+        return module.cache["functional_aliases"]
+    names = module.cache["functional_aliases"] = set()
+    for node in module.nodes():
         if isinstance(node, ast.Import):
             names.update(a.asname for a in node.names if a.name == "torch.nn.functional" and a.asname)
         elif isinstance(node, ast.ImportFrom) and node.module == "torch.nn":
@@ -74,8 +76,10 @@ def _functional_aliases(module) -> set:
 
 
 def _functional_imports(module) -> dict:
-    found = {}
-    for node in ast.walk(module.tree):
+    if "functional_imports" in module.cache:
+        return module.cache["functional_imports"]
+    found = module.cache["functional_imports"] = {}
+    for node in module.nodes():
         if isinstance(node, ast.ImportFrom) and node.module == "torch.nn.functional":
             for a in node.names:
                 if a.name in _FUNCTIONAL:
@@ -298,7 +302,7 @@ def _in_order(body):
 
 def _scopes(module):
     yield module.tree.body
-    for node in ast.walk(module.tree):
+    for node in module.nodes():
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             yield node.body
 
@@ -375,7 +379,7 @@ def eval_without_train(ctx, rule):
         return
     modes = _Modes(module)
     reported = set()
-    for loop in ast.walk(module.tree):
+    for loop in module.nodes():
         if not isinstance(loop, (ast.For, ast.While, ast.AsyncFor)):
             continue
         events = []
@@ -477,12 +481,12 @@ def dropout_module_unused(ctx, rule):
         return
     loads = set()
     strings = set()
-    for node in ast.walk(module.tree):
+    for node in module.nodes():
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             loads.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             strings.add(node.value)
-    for cls in ast.walk(module.tree):
+    for cls in module.nodes():
         if not isinstance(cls, ast.ClassDef):
             continue
         methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
@@ -521,20 +525,23 @@ def dropout_parameter_unused(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for fn in ast.walk(module.tree):
+    for fn in module.nodes():
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         parent = module.parent(fn)
         if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
             continue  # other methods often keep a parameter to honour an interface
+        params = [a for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+                  if not a.arg.startswith("_") and dropout_keys.is_rate_key(a.arg)
+                  and not dropout_keys.is_keep_probability(a.arg)]
+        if not params:
+            continue
         if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in ("abstractmethod", "overload") for d in fn.decorator_list):
             continue
         if any(isinstance(n, ast.Call) and last_name(n.func) in ("locals", "vars") for n in ast.walk(fn)):
             continue
-        for arg in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:
+        for arg in params:
             name = arg.arg
-            if name.startswith("_") or not dropout_keys.is_rate_key(name) or dropout_keys.is_keep_probability(name):
-                continue
             if not any(_reads(stmt, name) for stmt in fn.body):
                 literal = _literal_passed(fn, name)
                 extra = ""
@@ -593,7 +600,7 @@ def dropout_set_after_build(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for node in ast.walk(module.tree):
+    for node in module.nodes():
         found = None
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -626,7 +633,7 @@ def trainer_args_dropout_kwarg(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    local = {n.name for n in ast.walk(module.tree) if isinstance(n, ast.ClassDef)}
+    local = {n.name for n in module.nodes() if isinstance(n, ast.ClassDef)}
     for call in module.calls():
         name = last_name(call.func)
         if name not in TRAINING_ARGS or name in local:
@@ -663,7 +670,7 @@ def checkpoint_without_rng_state(ctx, rule):
     module = _module(ctx)
     if module is None or not _uses_dropout(ctx.source, module):
         return
-    for node in ast.walk(module.tree):
+    for node in module.nodes():
         if isinstance(node, ast.Call) and "checkpoint" in last_name(node.func):
             kw = kwarg(node, "preserve_rng_state")
             if kw is not None and constant(kw.value) == (True, False):

@@ -82,7 +82,7 @@ def get_module(source) -> PyModule | None:
 
 def _collect(src: Source, module: PyModule) -> None:
     fields = src.fields
-    for node in ast.walk(module.tree):
+    for node in module.nodes():
         if isinstance(node, ast.Call):
             _from_call(src, module, node)
         elif isinstance(node, ast.ClassDef) and _is_dataclass(node):

@@ -19,7 +19,7 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 class PyModule:
     """A parsed Python file with the helpers checks need to locate and relate nodes."""
 
-    __slots__ = ("tree", "text", "_starts", "_lines", "_parents")
+    __slots__ = ("tree", "text", "_starts", "_lines", "_parents", "cache")
 
     def __init__(self, tree: ast.AST, text: str):
         self.tree = tree
@@ -35,6 +35,7 @@ class PyModule:
         self._starts = starts
         self._lines = lines
         self._parents = None
+        self.cache = {}  # per-file results shared by the checks (import aliases, call lists)
 
     # --- locations -------------------------------------------------------------------------
     def char_col(self, line: int, byte_col: int) -> int:
@@ -74,7 +75,7 @@ class PyModule:
     def parent(self, node: ast.AST):
         if self._parents is None:
             parents = {}
-            for p in ast.walk(self.tree):
+            for p in self.nodes():
                 for c in ast.iter_child_nodes(p):
                     parents[c] = p
             self._parents = parents
@@ -102,8 +103,16 @@ class PyModule:
             fn = self.enclosing_function(fn)
         return None
 
-    def calls(self):
-        return [n for n in ast.walk(self.tree) if isinstance(n, ast.Call)]
+    def nodes(self) -> list:
+        """Every node of the tree, walked once per file."""
+        if "nodes" not in self.cache:
+            self.cache["nodes"] = list(ast.walk(self.tree))
+        return self.cache["nodes"]
+
+    def calls(self) -> list:
+        if "calls" not in self.cache:
+            self.cache["calls"] = [n for n in self.nodes() if isinstance(n, ast.Call)]
+        return self.cache["calls"]
 
 
 # --- small helpers over ast nodes ----------------------------------------------------------
