@@ -122,7 +122,7 @@ def test_user_code_is_never_imported(tmp_path):
         import pathlib
         pathlib.Path({str(marker)!r}).write_text("ran")
         import torch.nn.functional as F
-        class M:
+        class M(torch.nn.Module):
             def forward(self, x):
                 return F.dropout(x, 0.1)
     '''))])

@@ -57,7 +57,7 @@ def test_functional_dropout_variants(tmp_path):
 
 
 def test_alpha_dropout_message_says_it_never_drops(tmp_path):
-    write_files(tmp_path, [("m.py", "import torch.nn.functional as F\nclass M:\n    def forward(self, x):\n"
+    write_files(tmp_path, [("m.py", "import torch\nimport torch.nn.functional as F\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
                                     "        return F.alpha_dropout(x, 0.1)\n")])
     [f] = audit([str(tmp_path)])
     assert "never drops" in f.message
@@ -222,3 +222,20 @@ def test_dpo_in_code_with_default_disable_dropout_is_silent(tmp_path):
         peft_config = LoraConfig(r=16, lora_dropout=0.05)
         trainer = DPOTrainer(model=model, args=DPOConfig(output_dir="o"), peft_config=peft_config)
     ''', select=["DRP702"]) == []
+
+
+def test_functional_dropout_fixes_produce_valid_code(tmp_path):
+    import ast
+
+    text = ("import torch\nimport torch.nn.functional as F\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
+            "        x = F.dropout(x, 0.1)\n        return F.dropout(x, 0.1, training=True)\n")
+    write_files(tmp_path, [("m.py", text)])
+    findings = [f for f in audit([str(tmp_path)]) if f.code == "DRP600"]
+    assert len(findings) == 2
+    edits = sorted((e for f in findings for e in f.fix.edits), key=lambda e: -e.start)
+    for e in edits:
+        text = text[:e.start] + e.replacement + text[e.end:]
+    assert "F.dropout(x, 0.1, training=self.training)" in text
+    assert "F.dropout(x, 0.1, training=self.training)\n        return F.dropout(x, 0.1, training=self.training)" in text
+    ast.parse(text)
+    assert all(f.fix.applicability == "unsafe" for f in findings)

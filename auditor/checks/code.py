@@ -118,8 +118,8 @@ def functional_dropout_training(ctx, rule):
                                                            "self.training"),), "unsafe"), key=name)
             continue
         method = module.enclosing_method(call)
-        if method is None or _self_name(method) != "self":
-            continue
+        if method is None or _self_name(method) != "self" or not module.parent(method).bases:
+            continue  # only methods of subclasses (nn.Module and friends) have self.training
         span = module.span(call)
         fix = None
         if module.text[span.end - 1:span.end] == ")":
