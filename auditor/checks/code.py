@@ -723,7 +723,7 @@ def same_seed_every_rank(ctx, rule):
             continue
         yield _hit(ctx, module, call, f"{last_name(call.func)}({module.text[module.span(arg).start:module.span(arg).end]}) "
                    "gives every data-parallel rank the same seed, so every GPU draws the same dropout masks; "
-                   "add the rank (seed + rank)", key="seed")
+                   "re-seed with seed + rank once the model is built (weights must stay identical)", key="seed")
 
 
 @check("preference-dropout-on")
