@@ -1,0 +1,208 @@
+"""The reader for Python training scripts and model code, by AST only.
+
+User code is never imported or run: importing a training script can start training, touch the
+network or execute anything at all, and the auditor runs in pre-commit hooks. `ast.parse`
+gives everything the rules need. Dropout values written in code (LoraConfig(lora_dropout=...),
+from_pretrained(..., hidden_dropout_prob=...), argparse and dataclass defaults) become Settings
+like the values of a YAML recipe, so the range, role and cross-file rules apply to them
+unchanged; values computed at run time carry the reason `expression`, which no value rule
+selects.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor import dropout_keys, probability
+from auditor.model import Field, Setting, Source, Span
+from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name
+
+PARSE_ERROR = "DRP000"
+
+# A file without any of these cannot trigger a rule; skipping it before parsing keeps large
+# repositories fast (most Python files in a training repo are data or utility code).
+_MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
+            "Config(", ".train(", "no_grad", "inference_mode", "generate(")
+
+# Argument classes that have no dropout field: a dropout kwarg raises TypeError (facts.md
+# "Trainers"). They are not Settings: nothing reads the value.
+TRAINING_ARGS = frozenset({
+    "TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig", "DPOConfig", "KTOConfig", "ORPOConfig",
+    "CPOConfig", "BCOConfig", "RewardConfig", "GRPOConfig", "RLOOConfig", "PPOConfig", "OnlineDPOConfig",
+    "GKDConfig", "PRMConfig", "XPOConfig", "NashMDConfig",
+})
+
+# Call names whose dropout kwargs configure a model or an adapter.
+_SETTING_METHODS = frozenset({"from_pretrained", "from_config", "get_peft_model"})
+_PEFT_CONFIG = re.compile(r"(Lora|LoHa|LoKr|Oft|OFT|BOFT|Boft|VeRA|Vera|VBLoRA|RandLora|Shadow|Adalora|AdaLora|DeLora|XLora)Config$")
+_TRAINER_NAME = re.compile(r"^(DPO|KTO|ORPO|CPO|BCO|Reward|GRPO|RLOO|PPO|OnlineDPO|SFT)(Trainer|Config)$")
+_TRAINER_KEYS = {"dpo": "dpo", "kto": "kto", "orpo": "orpo", "cpo": "cpo", "bco": "bco", "reward": "reward",
+                 "grpo": "grpo", "rloo": "rloo", "ppo": "ppo", "onlinedpo": "online_dpo", "sft": "sft"}
+
+
+def read(path: str, text: str) -> Source | None:
+    if not any(m in text for m in _MARKERS):
+        return None
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        return _unparsable(path, text, exc)
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+        src = Source(path=path, kind="unreadable", dialect="unreadable")
+        src.problems.append((PARSE_ERROR, Span.file_start(), f"cannot parse Python: {exc}"))
+        return src
+    module = PyModule(tree, text)
+    src = Source(path=path, kind="python", dialect="python", text=text)
+    src.facts.append(module)
+    _collect(src, module)
+    return src
+
+
+def _unparsable(path: str, text: str, exc: SyntaxError) -> Source:
+    """A located DRP000. SyntaxError columns are 1-based characters (Python >= 3.10)."""
+    line = exc.lineno or 1
+    col = max(exc.offset or 1, 1)
+    starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
+    start = min(starts[line - 1] + col - 1, len(text)) if line <= len(starts) else len(text)
+    src = Source(path=path, kind="unreadable", dialect="unreadable")
+    src.problems.append((PARSE_ERROR, Span(line, col, line, col, start, start),
+                         f"cannot parse Python: {exc.msg} (line {line}, column {col})"))
+    return src
+
+
+def get_module(source) -> PyModule | None:
+    for fact in source.facts:
+        if isinstance(fact, PyModule):
+            return fact
+    return None
+
+
+# --- settings and fields --------------------------------------------------------------------
+
+def _collect(src: Source, module: PyModule) -> None:
+    fields = src.fields
+    for node in module.nodes():
+        if isinstance(node, ast.Call):
+            _from_call(src, module, node)
+        elif isinstance(node, ast.ClassDef) and _is_dataclass(node):
+            _from_dataclass(src, module, node)
+        elif isinstance(node, ast.Name) and node.id in ("FastLanguageModel", "FastModel", "FastVisionModel"):
+            if "unsloth" not in fields:
+                fields["unsloth"] = Field(True, module.span(node))
+    src.settings.sort(key=lambda s: s.value_span.start)
+
+
+def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
+    name = last_name(call.func)
+    fields = src.fields
+    if not name:
+        return
+    if _PEFT_CONFIG.search(name) or name == "get_peft_model":
+        if "finetune" not in fields:
+            fields["finetune"] = Field("lora", module.span(call.func), (name,))
+    m = _TRAINER_NAME.match(name)
+    if m:
+        trainer = _TRAINER_KEYS[m.group(1).lower()]
+        current = fields.get("trainer")
+        if current is None or (current.value == "sft" and trainer != "sft"):
+            fields["trainer"] = Field(trainer, module.span(call.func), (name,))
+    dd = kwarg(call, "disable_dropout")
+    if dd is not None and "disable_dropout" not in fields:
+        ok, value = constant(dd.value)
+        if ok and isinstance(value, bool):
+            fields["disable_dropout"] = Field(value, module.span(dd.value), (name, "disable_dropout"))
+    if name == "from_pretrained" and "base_model" not in fields:
+        first = call.args[0] if call.args else None
+        kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
+        node = kw.value if kw is not None else first
+        ok, value = constant(node) if node is not None else (False, None)
+        if ok and isinstance(value, str) and value:
+            fields["base_model"] = Field(value, module.span(node), (name,))
+    if name == "add_argument":
+        _from_argparse(src, module, call)
+        return
+    if name in TRAINING_ARGS:
+        return  # dropout kwargs there are invalid (DRP110), not settings
+    if not (name.endswith("Config") or name in _SETTING_METHODS):
+        return
+    owner = _owner(call.func)
+    for kw in call.keywords:
+        if kw.arg and dropout_keys.is_rate_key(kw.arg):
+            _add(src, module, kw.arg, (owner, kw.arg), kw.value, _kw_span(module, kw))
+
+
+def _owner(func: ast.AST) -> str:
+    parts = dotted(func).split(".")
+    return ".".join(parts[-2:]) if len(parts) > 1 and parts[-1] in _SETTING_METHODS else parts[-1]
+
+
+def _kw_span(module: PyModule, kw: ast.keyword) -> Span:
+    """The `name` of `name=value` (ast's keyword node spans both)."""
+    span = module.span(kw)
+    end = span.start + len(kw.arg)
+    return Span(span.line, span.column, span.line, span.column + len(kw.arg), span.start, end)
+
+
+def _from_argparse(src: Source, module: PyModule, call: ast.Call) -> None:
+    option = None
+    for a in call.args:
+        ok, value = constant(a)
+        if ok and isinstance(value, str) and value.startswith("-"):
+            if option is None or value.startswith("--"):
+                option = (a, value)
+    default = kwarg(call, "default")
+    if option is None or default is None:
+        return
+    node, flag = option
+    key = flag.lstrip("-")
+    if not dropout_keys.is_rate_key(key):
+        return
+    # argparse passes a string default through `type`, so "0.1" with type=float is a number.
+    _add(src, module, key, ("argparse", flag), default.value, module.span(node), numeric_strings=True)
+
+
+def _is_dataclass(node: ast.ClassDef) -> bool:
+    for d in node.decorator_list:
+        target = d.func if isinstance(d, ast.Call) else d
+        if last_name(target) == "dataclass":
+            return True
+    return False
+
+
+def _from_dataclass(src: Source, module: PyModule, cls: ast.ClassDef) -> None:
+    """Dataclass fields are the defaults HfArgumentParser and config classes start from."""
+    for stmt in cls.body:
+        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None):
+            continue
+        key = stmt.target.id
+        if not dropout_keys.is_rate_key(key):
+            continue
+        value = stmt.value
+        if isinstance(value, ast.Call) and last_name(value.func) == "field":
+            kw = kwarg(value, "default")
+            if kw is None:
+                continue
+            value = kw.value
+        _add(src, module, key, (cls.name, key), value, module.span(stmt.target))
+
+
+def _add(src: Source, module: PyModule, key: str, key_path: tuple, node: ast.AST, key_span: Span,
+         numeric_strings: bool = False) -> None:
+    role = dropout_keys.role_of(key)
+    ok, value = constant(node)
+    vspan = module.span(node)
+    raw = module.text[vspan.start:vspan.end]
+    if ok:
+        if isinstance(value, bool) and role != "lora":
+            return  # a switch in that codebase, as in the YAML reader
+        if numeric_strings and isinstance(value, str) and probability.number_from_text(value) is not None:
+            p, reason = probability.number_from_text(value), None
+        else:
+            p, reason = probability.classify(value, quoted=isinstance(value, str))
+    else:
+        value, p, reason = raw, None, "expression"
+    src.settings.append(Setting(
+        path=src.path, key=key, key_path=key_path, role=role, raw=raw, value=value, p=p, reason=reason,
+        key_span=key_span, value_span=vspan, origin="code", canonical=dropout_keys.canonical(key),
+    ))

@@ -1,0 +1,189 @@
+"""The parsed form of one Python file, shared by the reader and every code check.
+
+Each file is parsed once; the tree, a parent map and the line table travel on the Source
+(`source.facts[0]`) so that checks can ask structural questions without re-parsing. ast gives
+columns as UTF-8 byte offsets within a line, while findings and fixes speak in characters, so
+every span goes through `span()`, which converts only lines that are not pure ASCII.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor.model import Span
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class PyModule:
+    """A parsed Python file with the helpers checks need to locate and relate nodes."""
+
+    __slots__ = ("tree", "text", "_starts", "_lines", "_parents", "cache")
+
+    def __init__(self, tree: ast.AST, text: str):
+        self.tree = tree
+        self.text = text
+        starts = [0]
+        lines = []
+        pos = 0
+        for m in _LINE_END.finditer(text):
+            lines.append(text[pos:m.start()])
+            pos = m.end()
+            starts.append(pos)
+        lines.append(text[pos:])
+        self._starts = starts
+        self._lines = lines
+        self._parents = None
+        self.cache = {}  # per-file results shared by the checks (import aliases, call lists)
+
+    # --- locations -------------------------------------------------------------------------
+    def char_col(self, line: int, byte_col: int) -> int:
+        """ast's byte column on a 1-based line, as a 0-based character column."""
+        if line < 1 or line > len(self._lines):
+            return byte_col
+        s = self._lines[line - 1]
+        if s.isascii():
+            return byte_col
+        return len(s.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+    def offset(self, line: int, char_col: int) -> int:
+        if line < 1:
+            return 0
+        if line > len(self._starts):
+            return len(self.text)
+        return min(self._starts[line - 1] + char_col, len(self.text))
+
+    def span(self, node: ast.AST, end_node: ast.AST | None = None) -> Span:
+        end_node = end_node or node
+        line = node.lineno
+        col = self.char_col(line, node.col_offset)
+        end_line = getattr(end_node, "end_lineno", None) or line
+        end_byte = getattr(end_node, "end_col_offset", None)
+        end_col = self.char_col(end_line, end_byte) if end_byte is not None else col
+        return Span(line, col + 1, end_line, end_col + 1, self.offset(line, col), self.offset(end_line, end_col))
+
+    def span_at(self, line: int, byte_col: int) -> Span:
+        col = self.char_col(line, byte_col)
+        start = self.offset(line, col)
+        return Span(line, col + 1, line, col + 1, start, start)
+
+    def line_text(self, line: int) -> str:
+        return self._lines[line - 1] if 1 <= line <= len(self._lines) else ""
+
+    # --- structure -------------------------------------------------------------------------
+    def parent(self, node: ast.AST):
+        if self._parents is None:
+            parents = {}
+            for p in self.nodes():
+                for c in ast.iter_child_nodes(p):
+                    parents[c] = p
+            self._parents = parents
+        return self._parents.get(node)
+
+    def ancestors(self, node: ast.AST):
+        p = self.parent(node)
+        while p is not None:
+            yield p
+            p = self.parent(p)
+
+    def enclosing_function(self, node: ast.AST):
+        for a in self.ancestors(node):
+            if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                return a
+        return None
+
+    def enclosing_method(self, node: ast.AST):
+        """The method (a def directly in a class body) that contains node, else None."""
+        fn = self.enclosing_function(node)
+        while fn is not None:
+            p = self.parent(fn)
+            if isinstance(p, ast.ClassDef):
+                return fn
+            fn = self.enclosing_function(fn)
+        return None
+
+    def nodes(self) -> list:
+        """Every node of the tree, walked once per file."""
+        if "nodes" not in self.cache:
+            self.cache["nodes"] = list(ast.walk(self.tree))
+        return self.cache["nodes"]
+
+    def calls(self) -> list:
+        if "calls" not in self.cache:
+            self.cache["calls"] = [n for n in self.nodes() if isinstance(n, ast.Call)]
+        return self.cache["calls"]
+
+
+# --- small helpers over ast nodes ----------------------------------------------------------
+
+def dotted(node: ast.AST) -> str:
+    """`torch.nn.functional.dropout` for an attribute chain, '' for anything else."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Call):
+        inner = dotted(node.func)
+        parts.append(f"{inner}()" if inner else "()")
+    else:
+        return ""
+    return ".".join(reversed(parts))
+
+
+def last_name(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return ""
+
+
+def kwarg(call: ast.Call, name: str):
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw
+    return None
+
+
+def arg_or_kwarg(call: ast.Call, name: str, index: int | None):
+    """The expression passed for a parameter, by keyword or by position; None when absent."""
+    kw = kwarg(call, name)
+    if kw is not None:
+        return kw.value
+    if index is not None and len(call.args) > index and not any(isinstance(a, ast.Starred) for a in call.args[:index + 1]):
+        return call.args[index]
+    return None
+
+
+def has_star_args(call: ast.Call) -> bool:
+    return any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords)
+
+
+def constant(node):
+    """(True, value) for a literal number/str/bool/None (negative numbers included), else (False, None)."""
+    if isinstance(node, ast.Constant):
+        return True, node.value
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
+            and isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float))
+            and not isinstance(node.operand.value, bool)):
+        v = node.operand.value
+        return True, -v if isinstance(node.op, ast.USub) else v
+    return False, None
+
+
+def is_zero(node) -> bool:
+    ok, v = constant(node)
+    return ok and not isinstance(v, bool) and isinstance(v, (int, float)) and v == 0
+
+
+def mentions_training(node) -> bool:
+    """True when an expression reads a training flag (self.training, training, is_training...)."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Attribute) and "training" in n.attr.lower():
+            return True
+        if isinstance(n, ast.Name) and ("training" in n.id.lower() or n.id.lower() in ("train", "is_train")):
+            return True
+    return False
