@@ -21,7 +21,7 @@ TRL_DISABLE_DROPOUT_DEFAULT = {
 PREFERENCE_TRAINERS = frozenset({"dpo", "kto", "orpo", "cpo", "bco", "reward", "online_dpo", "grpo", "rloo", "ppo"})
 
 # Which dialects hand their preference training to TRL's trainers (so TRL's default applies).
-DIALECTS_USING_TRL = frozenset({"axolotl", "trl"})
+DIALECTS_USING_TRL = frozenset({"axolotl", "trl", "python", "shell"})
 
 # The lora dropout a framework uses when the recipe does not say (what "missing" resolves to).
 LORA_DROPOUT_DEFAULT = {
