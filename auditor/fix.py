@@ -143,6 +143,8 @@ def unified_diff(fixes, root: str = ".") -> str:
     chunks = []
     for ff in fixes:
         rel = relative(ff.path, root)
+        if rel.startswith("../"):
+            rel = ff.path.replace(os.sep, "/").lstrip("/")
         chunks.extend(difflib.unified_diff(ff.text.splitlines(keepends=True), ff.new_text.splitlines(keepends=True),
                                            f"a/{rel}", f"b/{rel}"))
         if chunks and not chunks[-1].endswith("\n"):
