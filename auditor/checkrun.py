@@ -58,7 +58,7 @@ def parse_formats(values, output_file) -> list:
         free = [i for i, (_, target) in enumerate(pairs) if target is None]
         if not free:
             raise click.UsageError("--output-file: every --format already names its file")
-        pairs[free[0]] = (pairs[free[0]][0], output_file)
+        pairs[free[-1]] = (pairs[free[-1]][0], output_file)  # the --format it follows
     if sum(1 for _, target in pairs if target is None) > 1:
         raise click.UsageError("--format: only one format can go to standard output; give the others a file "
                                "(--format FMT:FILE)")
@@ -104,6 +104,17 @@ def _siblings(files, suffixes) -> list:
     return sorted(out, key=lambda p: (directory_of(p), os.path.basename(p)))
 
 
+def _excluded(files, patterns, root: str) -> list:
+    """Drop files matching the configured excludes, relative to the config file's folder
+    (not to the path walked), and explicit files too, so a pre-commit hook honours them."""
+    import pathspec
+
+    from auditor.report.locations import relative
+
+    spec = pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    return [p for p in files if not spec.match_file(relative(p, root))]
+
+
 class ConfigProblem(click.ClickException):
     """Bad configuration, baseline or output target: exit code 2, like a usage error."""
 
@@ -131,7 +142,7 @@ def run(req: Request) -> int:
     if req.max_file_size:
         options["max_file_size"] = req.max_file_size
     if cfg:
-        options.update(params=cfg.params, severities=cfg.severity, config_root=loaded.root,
+        options.update(severities=cfg.severity, config_root=loaded.root,
                        per_file_ignores=tuple(cfg.per_file_ignores.items()))
     if req.baseline and not req.write_baseline:
         from auditor import baseline
@@ -143,24 +154,25 @@ def run(req: Request) -> int:
 
     paths = list(req.paths) or ["."]
     try:
+        if cfg and (cfg.params or cfg.severity):
+            from auditor import catalogue, config
+
+            try:
+                options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
+            except config.ConfigError as exc:
+                raise ConfigProblem(str(exc)) from None
         engine = Engine(Options(**options))
     except RuleError as exc:
         raise click.UsageError(str(exc)) from None
-    if cfg and (cfg.params or cfg.severity):
-        from auditor import catalogue, config
-
-        try:
-            loaded.check_rules(catalogue.load(rule_dirs))
-        except config.ConfigError as exc:
-            raise ConfigProblem(str(exc)) from None
-    excludes = tuple(cfg.exclude) if cfg else ()
-    found = discover(paths, engine.suffixes, excludes=excludes)
+    found = discover(paths, engine.suffixes)
     for missing in found.missing:
         raise click.UsageError(f"path does not exist: {missing}")
-    files = found.files
-    if all(os.path.isfile(p) for p in paths) and (cfg is None or cfg.report_only_given):
-        files = _siblings(files, engine.suffixes)
-        engine.options.only_given = frozenset(os.path.normpath(p) for p in found.files)
+    given = _excluded(found.files, cfg.exclude, loaded.root) if cfg and cfg.exclude else found.files
+    files = given
+    if all(os.path.isfile(p) for p in paths):
+        files = _siblings(given, engine.suffixes)
+        if cfg is None or cfg.report_only_given:
+            engine.options.only_given = frozenset(os.path.normpath(p) for p in given)
     root = req.root or "."
     stdout_formats = [fmt for fmt, target in outputs if target is None]
 

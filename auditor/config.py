@@ -82,20 +82,47 @@ class Loaded:
     def resolve(self, relative: str) -> str:
         return os.path.join(self.root, relative)
 
-    def check_rules(self, rules) -> None:
-        """Params and severities must name existing rules and parameters: a typo would
-        otherwise silently leave the default threshold in force."""
+    def check_rules(self, rules) -> dict:
+        """Params and severities must name existing rules and parameters of the right shape:
+        a typo would otherwise silently leave the default threshold in force. Returns the
+        params to use, with per-role tables merged into the rule's defaults, so that
+        `[params.DRP200.max] attention = 0.2` keeps the limits of the other roles."""
         by_code = {r.code: r for r in rules}
-        prefix = _key_prefix(self.path)
+        prefix = f"{self.path}: {_key_prefix(self.path)}"
+        merged = {}
         for code, params in self.cfg.params.items():
             rule = by_code.get(code)
             if rule is None:
-                raise ConfigError(f"{self.path}: {prefix}params.{code}: no rule has this code")
-            for name in params:
+                raise ConfigError(f"{prefix}params.{code}: no rule has this code")
+            merged[code] = {}
+            for name, value in params.items():
                 if name not in rule.params:
                     known = ", ".join(sorted(rule.params)) or "none"
-                    raise ConfigError(f"{self.path}: {prefix}params.{code}.{name}: unknown parameter "
-                                      f"(known: {known})")
+                    raise ConfigError(f"{prefix}params.{code}.{name}: unknown parameter (known: {known})")
+                default = rule.params[name]
+                if not _same_shape(default, value):
+                    raise ConfigError(f"{prefix}params.{code}.{name}: expected {_shape(default)}, "
+                                      f"got {_shape(value)}")
+                merged[code][name] = {**default, **value} if isinstance(default, dict) else value
         for code in self.cfg.severity:
             if code not in by_code:
-                raise ConfigError(f"{self.path}: {prefix}severity.{code}: no rule has this code")
+                raise ConfigError(f"{prefix}severity.{code}: no rule has this code")
+        return merged
+
+
+def _shape(value) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
+def _same_shape(default, value) -> bool:
+    if isinstance(default, dict) and isinstance(value, dict):
+        return all(_same_shape(default[k], v) for k, v in value.items() if k in default)
+    return _shape(default) == _shape(value)
