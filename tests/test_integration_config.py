@@ -195,3 +195,18 @@ def test_no_progress_bar_when_piped():
     assert not progress.wanted(5000, ["sarif"], stream=Tty())
     assert not progress.wanted(5000, ["full"], disabled=True, stream=Tty())
     assert not progress.wanted(3, ["full"], stream=Tty())
+
+
+def test_action_and_hook_definitions_are_consistent():
+    from ruamel.yaml import YAML
+
+    with open(os.path.join(REPO, "action.yml"), encoding="utf-8") as fh:
+        action = YAML(typ="safe").load(fh)
+    assert action["runs"]["using"] == "composite"
+    assert {"paths", "fail-on", "version"} <= set(action["inputs"])
+    steps = " ".join(str(s.get("run", "")) + str(s.get("uses", "")) for s in action["runs"]["steps"])
+    assert "sarif:" in steps and "upload-sarif" in steps
+    with open(os.path.join(REPO, ".pre-commit-hooks.yaml"), encoding="utf-8") as fh:
+        (hook,) = YAML(typ="safe").load(fh)
+    assert hook["id"] == "dropout-audit" and hook["require_serial"] is True
+    assert sorted(hook["types_or"]) == ["json", "python", "yaml"]
