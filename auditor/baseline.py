@@ -30,8 +30,12 @@ def _identity(finding, root: str) -> tuple:
 
 class Baseline:
     def __init__(self, entries: Counter, root: str):
+        self.entries = Counter(entries)
         self.remaining = Counter(entries)
         self.root = root
+
+    def reset(self) -> None:
+        self.remaining = Counter(self.entries)
 
     def covers(self, finding) -> bool:
         """True (and one accepted occurrence used up) when the finding is in the baseline."""

@@ -167,10 +167,10 @@ def run(req: Request) -> int:
     found = discover(paths, engine.suffixes)
     for missing in found.missing:
         raise click.UsageError(f"path does not exist: {missing}")
-    given = _excluded(found.files, cfg.exclude, loaded.root) if cfg and cfg.exclude else found.files
-    files = given
+    exclude = (lambda fs: _excluded(fs, cfg.exclude, loaded.root)) if cfg and cfg.exclude else (lambda fs: fs)
+    files = given = exclude(found.files)
     if all(os.path.isfile(p) for p in paths):
-        files = _siblings(given, engine.suffixes)
+        files = exclude(_siblings(given, engine.suffixes))
         if cfg is None or cfg.report_only_given:
             engine.options.only_given = frozenset(os.path.normpath(p) for p in given)
     root = req.root or "."
@@ -180,6 +180,8 @@ def run(req: Request) -> int:
         from auditor import progress
 
         engine.files_checked = 0
+        if engine.options.baseline is not None:
+            engine.options.baseline.reset()  # each audit (one per --fix pass) starts from the full baseline
         with progress.bar(len(files), stdout_formats, req.no_progress) as bar:
             return list(engine.check_paths(bar.track(files)))
 

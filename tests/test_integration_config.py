@@ -113,6 +113,10 @@ def test_baseline_hides_known_findings_and_survives_line_moves(cli, tmp_path):
     (tmp_path / "ok.yaml").write_text(BAD)  # a new finding is reported
     code, out = cli("check", ".", "--baseline", "base.json", "--format", "concise")
     assert code == 1 and "ok.yaml:3:15: DRP101" in out and "r.yaml:" not in out.replace("ok.yaml", "")
+    # --fix audits more than once; the baseline must hide its findings in every pass
+    (tmp_path / "q.yaml").write_text('base_model: m\nadapter: lora\nlora_dropout: "0.1"\n')
+    code, out = cli("check", ".", "--baseline", "base.json", "--fix", "--format", "concise")
+    assert "r.yaml:" not in out.replace("ok.yaml", "") and "Fixed 1 finding (1 remaining" in out
 
 
 def test_bad_baseline_is_exit_2(cli, tmp_path):
