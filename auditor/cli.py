@@ -85,27 +85,38 @@ def _discover(engine, paths):
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="full", show_default=True,
-              help="Output format.")
+@click.option("--format", "formats", multiple=True, metavar="FMT[:FILE]",
+              help=f"Output format ({'|'.join(FORMAT_CHOICES)}; default full). Repeat with FMT:FILE to write "
+                   "several formats in one run.")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
 @click.option("--select", multiple=True, help="Rule codes, code prefixes or categories to enable (comma-separated).")
+@click.option("--extend-select", multiple=True, help="Add to the selected rules (from the config or --select).")
 @click.option("--ignore", multiple=True, help="Rule codes, code prefixes or categories to disable (comma-separated).")
-@click.option("--fail-on", type=click.Choice(SEVERITY_CHOICES), default="warning", show_default=True,
-              help="Lowest severity that makes the exit code 1.")
+@click.option("--fail-on", type=click.Choice(SEVERITY_CHOICES), default=None,
+              help="Lowest severity that makes the exit code 1.  [default: warning]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--statistics", is_flag=True, help="Show the number of findings per rule.")
 @click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra directory of rule YAML files.")
 @click.option("--max-file-size", type=int, default=None, help="Skip (and report) files larger than this many bytes.")
-def check(paths, fmt, select, ignore, fail_on, exit_zero, statistics, rules_dirs, max_file_size):
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file (default: nearest .dropout-audit.toml or pyproject.toml).")
+@click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
+@click.option("--diff", is_flag=True, help="Show the fixes as a unified diff; write nothing.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that may change intent.")
+@click.option("--baseline", type=click.Path(dir_okay=False), help="Hide the findings recorded in this baseline.")
+@click.option("--write-baseline", type=click.Path(dir_okay=False), help="Record the current findings as a baseline.")
+@click.option("--root", type=click.Path(file_okay=False), help="Directory report paths are relative to (default: .).")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+def check(paths, formats, output_file, select, extend_select, ignore, fail_on, exit_zero, statistics, rules_dirs,
+          max_file_size, config_path, fix, diff, unsafe_fixes, baseline, write_baseline, root, no_progress):
     """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
-    from auditor.engine import exit_code
-    from auditor.report import write_report
+    from auditor.checkrun import Request, run
 
-    engine = _engine(select, ignore, rules_dirs, max_file_size)
-    files = _discover(engine, paths)
-    findings = list(engine.check_paths(files))
-    write_report(findings, fmt, sys.stdout, files_checked=engine.files_checked, rules=engine.rules,
-                 statistics=statistics)
-    sys.exit(exit_code(findings, fail_on, exit_zero))
+    sys.exit(run(Request(paths=paths, formats=formats, output_file=output_file, select=select,
+                         extend_select=extend_select, ignore=ignore, fail_on=fail_on, exit_zero=exit_zero,
+                         statistics=statistics, rules_dirs=rules_dirs, max_file_size=max_file_size,
+                         config=config_path, fix=fix, diff=diff, unsafe_fixes=unsafe_fixes, baseline=baseline,
+                         write_baseline=write_baseline, root=root, no_progress=no_progress)))
 
 
 @cli.command()

@@ -25,6 +25,13 @@ class Options:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     params: dict = field(default_factory=dict)      # code -> params overriding the rule's
     severities: dict = field(default_factory=dict)  # code -> severity
+    # Post-processing (auditor/suppress.py): which findings are reported and which are hidden.
+    only_given: frozenset | None = None  # report only these paths (siblings are read for setup rules)
+    inline_suppressions: bool = True     # honour `# dropout-audit: ignore[...]` comments
+    per_file_ignores: tuple = ()         # (gitignore-style pattern, codes) relative to config_root
+    config_root: str = "."
+    baseline: object = None              # auditor.baseline.Baseline
+    fingerprints: bool = False           # remember what each fixable file held (for --fix)
 
 
 def matches(rule, selectors) -> bool:
@@ -60,13 +67,14 @@ class Engine:
         self.suffixes = tuple(self.readers)
         self.bound = []
         for rule in self.rules:
-            if rule.check == "probe":
-                continue  # emitted by the runtime probe, not run statically
+            if rule.check in ("probe", "suppression"):
+                continue  # emitted by the runtime probe / by auditor.suppress, not by a primitive
             if rule.check not in registry:
                 raise catalogue.RuleError(f"{rule.origin}: check '{rule.check}' does not exist")
             scope, fn = registry[rule.check]
             self.bound.append((rule, scope, fn))
         self.files_checked = 0
+        self.fingerprints = {}  # path -> (sha256 of the text read, size, mtime_ns), for --fix
 
     def load(self, path: str):
         reader = self.readers.get(sources.suffix_of(path))
@@ -105,7 +113,9 @@ class Engine:
                 if scope == "setup":
                     found.extend(_finding(rule, h) for h in fn(ctx, rule))
         unique = {(f.code, f.path, f.span.start, f.span.line, f.span.column, f.message): f for f in found}
-        return sorted(unique.values(), key=Finding.sort_key)
+        from auditor import suppress
+
+        return sorted(suppress.apply(self, list(unique.values()), loaded), key=Finding.sort_key)
 
 
 def _finding(rule, hit) -> Finding:

@@ -177,6 +177,7 @@ class Finding:
     fix: Optional[Fix] = None
     key: str = ""            # stable identity inside the file (setting path), for baselines
     suppressed: bool = False
+    suppression: tuple = ()  # (SARIF kind "inSource"|"external", justification) when suppressed
 
     def sort_key(self) -> tuple:
         return (self.path, self.span.line, self.span.column, self.code)

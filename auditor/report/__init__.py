@@ -27,6 +27,7 @@ class ReportContext:
     rules: list = None          # the active rules (SARIF lists them)
     statistics: bool = False
     color: bool | None = None   # None: decide from the stream (TTY, NO_COLOR)
+    files: list = None          # every file checked (JUnit has a test case per file)
 
 
 def available() -> list:
@@ -42,9 +43,10 @@ def available() -> list:
 
 
 def write_report(findings, fmt: str, stream, *, root: str = ".", files_checked: int = 0, rules=None,
-                 statistics: bool = False, color=None) -> None:
+                 statistics: bool = False, color=None, files=None) -> None:
     module = importlib.import_module(FORMATS[fmt])
-    ctx = ReportContext(root=root, files_checked=files_checked, rules=rules, statistics=statistics, color=color)
+    ctx = ReportContext(root=root, files_checked=files_checked, rules=rules, statistics=statistics, color=color,
+                        files=files)
     module.write(list(findings), stream, ctx)
 
 

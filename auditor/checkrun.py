@@ -1,0 +1,256 @@
+"""`dropout-audit check` from options to exit code: configuration, discovery, audit,
+baseline, fixes and reports.
+
+Kept out of cli.py so the command's declaration stays a list of options, and so the order
+of precedence (command line over configuration file over defaults) lives in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import click
+
+FORMATS = ("full", "concise", "json", "sarif", "github", "gitlab", "junit")
+
+
+@dataclass
+class Request:
+    paths: tuple = ()
+    formats: tuple = ()          # raw --format values: FMT or FMT:FILE
+    output_file: str | None = None
+    select: tuple = ()
+    ignore: tuple = ()
+    extend_select: tuple = ()
+    fail_on: str | None = None
+    exit_zero: bool = False
+    statistics: bool = False
+    rules_dirs: tuple = ()
+    max_file_size: int | None = None
+    config: str | None = None
+    fix: bool = False
+    diff: bool = False
+    unsafe_fixes: bool = False
+    baseline: str | None = None
+    write_baseline: str | None = None
+    root: str | None = None
+    no_progress: bool = False
+
+
+def split_codes(values) -> tuple:
+    out = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return tuple(out)
+
+
+def parse_formats(values, output_file) -> list:
+    """[(format, file or None)]: `--format sarif:out.sarif` or `--format sarif -o out.sarif`."""
+    pairs = []
+    for value in values or ("full",):
+        fmt, sep, target = value.partition(":")
+        if fmt not in FORMATS:
+            raise click.UsageError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
+        pairs.append((fmt, target if sep and target else None))
+    if output_file:
+        free = [i for i, (_, target) in enumerate(pairs) if target is None]
+        if not free:
+            raise click.UsageError("--output-file: every --format already names its file")
+        pairs[free[-1]] = (pairs[free[-1]][0], output_file)  # the --format it follows
+    if sum(1 for _, target in pairs if target is None) > 1:
+        raise click.UsageError("--format: only one format can go to standard output; give the others a file "
+                               "(--format FMT:FILE)")
+    return pairs
+
+
+def _config(req: Request):
+    from auditor import config_file
+
+    try:
+        if req.config:
+            found = (req.config, config_file.read(req.config))
+        else:
+            found = config_file.find(req.paths[0] if req.paths else ".")
+    except config_file.ConfigFileError as exc:
+        raise ConfigProblem(str(exc)) from None
+    if found is None:
+        return None
+    from auditor import config
+
+    try:
+        return config.load(*found)
+    except config.ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
+def _siblings(files, suffixes) -> list:
+    """The given files plus the readable files beside them, grouped by directory: setup-level
+    rules compare a recipe with the config.json next to it even when only the recipe is staged.
+    Paths are normalised so that one directory is one group, however it was spelled."""
+    from auditor.resolve import directory_of
+
+    out = {os.path.normpath(p) for p in files}
+    for directory in {directory_of(p) for p in out}:
+        try:
+            with os.scandir(directory) as it:
+                for entry in it:
+                    if (entry.name.lower().endswith(suffixes) and not entry.is_symlink()
+                            and entry.is_file(follow_symlinks=False)):
+                        out.add(os.path.normpath(os.path.join(directory, entry.name)))
+        except OSError:
+            continue
+    return sorted(out, key=lambda p: (directory_of(p), os.path.basename(p)))
+
+
+def _excluded(files, patterns, root: str) -> list:
+    """Drop files matching the configured excludes, relative to the config file's folder
+    (not to the path walked), and explicit files too, so a pre-commit hook honours them."""
+    import pathspec
+
+    from auditor.report.locations import relative
+
+    spec = pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    return [p for p in files if not spec.match_file(relative(p, root))]
+
+
+class ConfigProblem(click.ClickException):
+    """Bad configuration, baseline or output target: exit code 2, like a usage error."""
+
+    exit_code = 2
+
+
+def run(req: Request) -> int:
+    from auditor.catalogue import RuleError
+    from auditor.discover import discover
+    from auditor.engine import Engine, Options, exit_code
+
+    outputs = parse_formats(req.formats, req.output_file)
+    loaded = _config(req)
+    cfg = loaded.cfg if loaded else None
+
+    # An option given on the command line replaces the same key of the file.
+    select = split_codes(req.select) or tuple((cfg.select if cfg else None) or ())
+    ignore = split_codes(req.ignore) or tuple((cfg.ignore if cfg else None) or ())
+    extend = split_codes(req.extend_select) or (tuple(cfg.extend_select) if cfg else ())
+    if select and extend:
+        select = select + extend
+    fail_on = req.fail_on or (cfg.fail_on if cfg else None) or "warning"
+    rule_dirs = tuple(req.rules_dirs) or (tuple(loaded.resolve(d) for d in cfg.rule_dirs) if cfg else ())
+    options = dict(select=select, ignore=ignore, rule_dirs=rule_dirs)
+    if req.max_file_size:
+        options["max_file_size"] = req.max_file_size
+    if cfg:
+        options.update(severities=cfg.severity, config_root=loaded.root,
+                       per_file_ignores=tuple(cfg.per_file_ignores.items()))
+    if req.baseline and not req.write_baseline:
+        from auditor import baseline
+
+        try:
+            options["baseline"] = baseline.load(req.baseline)
+        except baseline.BaselineError as exc:
+            raise ConfigProblem(str(exc)) from None
+
+    paths = list(req.paths) or ["."]
+    try:
+        if cfg and (cfg.params or cfg.severity):
+            from auditor import catalogue, config
+
+            try:
+                options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
+            except config.ConfigError as exc:
+                raise ConfigProblem(str(exc)) from None
+        engine = Engine(Options(**options))
+    except RuleError as exc:
+        raise click.UsageError(str(exc)) from None
+    found = discover(paths, engine.suffixes)
+    for missing in found.missing:
+        raise click.UsageError(f"path does not exist: {missing}")
+    exclude = (lambda fs: _excluded(fs, cfg.exclude, loaded.root)) if cfg and cfg.exclude else (lambda fs: fs)
+    files = given = exclude(found.files)
+    if all(os.path.isfile(p) for p in paths):
+        files = exclude(_siblings(given, engine.suffixes))
+        if cfg is None or cfg.report_only_given:
+            engine.options.only_given = frozenset(os.path.normpath(p) for p in given)
+    root = req.root or "."
+    stdout_formats = [fmt for fmt, target in outputs if target is None]
+
+    def audit():
+        from auditor import progress
+
+        engine.files_checked = 0
+        if engine.options.baseline is not None:
+            engine.options.baseline.reset()  # each audit (one per --fix pass) starts from the full baseline
+        with progress.bar(len(files), stdout_formats, req.no_progress) as bar:
+            return list(engine.check_paths(bar.track(files)))
+
+    if req.fix or req.diff:
+        engine.options.fingerprints = True
+    findings = audit()
+
+    if req.write_baseline:
+        from auditor import baseline
+
+        n = baseline.write(findings, req.write_baseline)
+        click.echo(f"Wrote {n} finding{'s' if n != 1 else ''} to the baseline {req.write_baseline}", err=True)
+        return 0
+
+    if req.diff:
+        return _diff(findings, engine, req, root)
+    if req.fix:
+        findings = _fix(findings, engine, req, audit)
+
+    files_checked = len(engine.options.only_given) if engine.options.only_given is not None else engine.files_checked
+    reported = sorted(os.path.normpath(p) for p in files
+                      if engine.options.only_given is None or os.path.normpath(p) in engine.options.only_given)
+    from auditor.report import write_report
+
+    for fmt, target in outputs:
+        if target is None:
+            write_report(findings, fmt, sys.stdout, root=root, files_checked=files_checked, rules=engine.rules,
+                         statistics=req.statistics, files=reported)
+            continue
+        try:
+            with open(target, "w", encoding="utf-8", newline="\n") as fh:
+                write_report(findings, fmt, fh, root=root, files_checked=files_checked, rules=engine.rules,
+                             statistics=req.statistics, color=False, files=reported)
+        except OSError as exc:
+            raise ConfigProblem(f"{target}: cannot write report: {exc.strerror or exc}") from None
+    return exit_code(findings, fail_on, req.exit_zero)
+
+
+def _diff(findings, engine, req: Request, root: str) -> int:
+    from auditor import fix
+
+    fixes, refused = fix.plan(findings, engine.fingerprints, req.unsafe_fixes)
+    for message in refused:
+        click.echo(message, err=True)
+    sys.stdout.write(fix.unified_diff(fixes, root))
+    n = sum(len(ff.applied) for ff in fixes)
+    hidden = 0 if req.unsafe_fixes else fix.unsafe_only(findings)
+    note = f" ({hidden} more with --unsafe-fixes)" if hidden else ""
+    click.echo(f"Would fix {n} finding{'s' if n != 1 else ''}{note}.", err=True)
+    return 1 if n else 0
+
+
+def _fix(findings, engine, req: Request, audit) -> list:
+    from auditor import fix
+
+    total = 0
+    for _ in range(fix.MAX_PASSES):
+        fixes, refused = fix.plan(findings, engine.fingerprints, req.unsafe_fixes)
+        refused += fix.write(fixes)
+        for message in refused:
+            click.echo(message, err=True)
+        done = sum(len(ff.applied) for ff in fixes)
+        total += done
+        if not done:
+            break
+        engine.fingerprints.clear()
+        findings = audit()
+    hidden = 0 if req.unsafe_fixes else fix.unsafe_only(findings)
+    note = f"; {hidden} more with --unsafe-fixes" if hidden else ""
+    remaining = sum(1 for f in findings if not f.suppressed)
+    click.echo(f"Fixed {total} finding{'s' if total != 1 else ''} ({remaining} remaining{note}).", err=True)
+    return findings

@@ -1,0 +1,128 @@
+"""The user's configuration, validated: `[tool.dropout-audit]` or `.dropout-audit.toml`.
+
+Pydantic is used here (and only here) because this is where input typed by people arrives,
+and its errors name the offending key, which is what a user needs from exit code 2. The
+module is imported only when a configuration file exists (see config_file.py).
+
+    [tool.dropout-audit]
+    select = ["DRP"]                   # codes, prefixes, categories or rule names
+    ignore = ["DRP300"]
+    extend-select = []
+    fail-on = "warning"
+    exclude = ["vendor/", "*.generated.yaml"]
+    rule-dirs = ["policies/dropout"]   # extra rule YAML directories
+    report-only-given = true           # with explicit files: report only on those
+    per-file-ignores = { "legacy/**" = ["DRP2"], "config.json" = ["DRP501"] }
+    [tool.dropout-audit.params.DRP201]
+    max = 0.2
+    [tool.dropout-audit.severity]
+    DRP300 = "warning"
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from auditor.config_file import PYPROJECT, TABLE
+
+Severity = Literal["error", "warning", "info"]
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the file and the key."""
+
+
+class UserConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=lambda name: name.replace("_", "-"),
+                              populate_by_name=True, strict=True)
+
+    select: Optional[list[str]] = None
+    ignore: Optional[list[str]] = None
+    extend_select: list[str] = []
+    per_file_ignores: dict[str, list[str]] = {}
+    fail_on: Optional[Severity] = None
+    exclude: list[str] = []
+    params: dict[str, dict[str, Any]] = {}
+    severity: dict[str, Severity] = {}
+    rule_dirs: list[str] = []
+    report_only_given: bool = True
+
+    @field_validator("params", "severity")
+    @classmethod
+    def _upper_codes(cls, value: dict) -> dict:
+        return {k.upper(): v for k, v in value.items()}
+
+
+def _key_prefix(path: str) -> str:
+    return f"tool.{TABLE}." if os.path.basename(path) == PYPROJECT else ""
+
+
+def load(path: str, table: dict) -> "Loaded":
+    try:
+        cfg = UserConfig.model_validate(table)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{path}: {_key_prefix(path)}{key}: {msg}") from None
+    return Loaded(path, cfg)
+
+
+class Loaded:
+    """A validated configuration and the folder its relative paths are relative to."""
+
+    def __init__(self, path: str, cfg: UserConfig):
+        self.path = path
+        self.root = os.path.dirname(os.path.abspath(path))
+        self.cfg = cfg
+
+    def resolve(self, relative: str) -> str:
+        return os.path.join(self.root, relative)
+
+    def check_rules(self, rules) -> dict:
+        """Params and severities must name existing rules and parameters of the right shape:
+        a typo would otherwise silently leave the default threshold in force. Returns the
+        params to use, with per-role tables merged into the rule's defaults, so that
+        `[params.DRP200.max] attention = 0.2` keeps the limits of the other roles."""
+        by_code = {r.code: r for r in rules}
+        prefix = f"{self.path}: {_key_prefix(self.path)}"
+        merged = {}
+        for code, params in self.cfg.params.items():
+            rule = by_code.get(code)
+            if rule is None:
+                raise ConfigError(f"{prefix}params.{code}: no rule has this code")
+            merged[code] = {}
+            for name, value in params.items():
+                if name not in rule.params:
+                    known = ", ".join(sorted(rule.params)) or "none"
+                    raise ConfigError(f"{prefix}params.{code}.{name}: unknown parameter (known: {known})")
+                default = rule.params[name]
+                if not _same_shape(default, value):
+                    raise ConfigError(f"{prefix}params.{code}.{name}: expected {_shape(default)}, "
+                                      f"got {_shape(value)}")
+                merged[code][name] = {**default, **value} if isinstance(default, dict) else value
+        for code in self.cfg.severity:
+            if code not in by_code:
+                raise ConfigError(f"{prefix}severity.{code}: no rule has this code")
+        return merged
+
+
+def _shape(value) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
+def _same_shape(default, value) -> bool:
+    if isinstance(default, dict) and isinstance(value, dict):
+        return all(_same_shape(default[k], v) for k, v in value.items() if k in default)
+    return _shape(default) == _shape(value)

@@ -1,0 +1,30 @@
+"""GitHub Actions workflow commands: each finding becomes an annotation on the pull request.
+
+The escaping follows the runner's rules (`%`, CR and LF in the message; also `:` and `,`
+in properties), so a message with a colon cannot cut the annotation short.
+"""
+
+from auditor.report.locations import relative
+
+_LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _prop(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def write(findings, stream, ctx) -> None:
+    for f in findings:
+        if f.suppressed:
+            continue
+        s = f.span
+        props = [f"file={_prop(relative(f.path, ctx.root))}", f"line={s.line}", f"col={s.column}",
+                 f"endLine={s.end_line}"]
+        if s.end_line == s.line:
+            props.append(f"endColumn={s.end_column}")
+        props.append(f"title={_prop(f'{f.code} {f.name}')}")
+        stream.write(f"::{_LEVEL[f.severity]} {','.join(props)}::{_data(f'{f.code} [{f.severity}] {f.message}')}\n")

@@ -1,0 +1,201 @@
+"""Deciding which findings are reported: inline directives, per-file ignores, the baseline and
+the subset of files a pre-commit hook was given.
+
+Findings are marked `suppressed` rather than dropped so that SARIF can still list them (code
+scanning shows dismissed alerts as such instead of re-opening them); the other formats hide
+them. A directive that suppresses nothing is reported as DRP002, because stale suppressions
+quietly hide the next real problem on that line.
+
+Directive syntax, in any file with `#` comments (YAML, Python, shell):
+
+    lora_dropout: 0.6  # dropout-audit: ignore[DRP201] sweep on purpose
+    # dropout-audit: ignore[DRP201] applies to the next line when alone on its line
+    # dropout-audit: ignore-file[DRP300] anywhere in the file: the whole file
+
+Codes may be full codes or prefixes (DRP2); `ignore` without brackets covers every code.
+JSON has no comments: config.json files are covered by per-file-ignores and the baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+from auditor.model import Finding, Span
+
+UNUSED = "DRP002"
+
+_DIRECTIVE = re.compile(r"#\s*dropout-audit:\s*(?P<kind>ignore-file|ignore)\b(?:\[(?P<codes>[^\]]*)\])?(?P<reason>[^\n]*)")
+
+
+@dataclass
+class Directive:
+    line: int            # where the comment is
+    targets: tuple       # lines it covers (empty for a file-level directive)
+    codes: tuple         # () means every code
+    reason: str
+    span: Span
+    file_level: bool
+    used: set = field(default_factory=set)   # codes (or "*") that matched a finding
+
+
+def parse(text: str) -> list:
+    """Directives of one file. Only comments count: a `#` is taken as the start of a comment
+    when the directive text follows it, which is exact for YAML and shell and close enough
+    for Python (a string that spells a directive is vanishingly rare)."""
+    out = []
+    if "dropout-audit:" not in text:
+        return out
+    offset = 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        m = _DIRECTIVE.search(line)
+        if m:
+            codes = tuple(c.strip().upper() for c in (m.group("codes") or "").split(",") if c.strip())
+            own_line = not line[:m.start()].strip()
+            file_level = m.group("kind") == "ignore-file"
+            targets = () if file_level else ((number, number + 1) if own_line else (number,))
+            end_col = m.start() + len(m.group(0).rstrip())
+            span = Span(number, m.start() + 1, number, end_col + 1, offset + m.start(), offset + end_col)
+            out.append(Directive(number, targets, codes, m.group("reason").strip(), span, file_level))
+        offset += len(line)
+    return out
+
+
+def _covers(directive: Directive, code: str) -> str | None:
+    """The directive code that covers `code` (or "*" for a bare directive), else None."""
+    if not directive.codes:
+        return "*"
+    for c in directive.codes:
+        if code.startswith(c):
+            return c
+    return None
+
+
+def _relative(path: str, root: str) -> str:
+    try:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    except ValueError:  # another drive on Windows
+        rel = path
+    return rel.replace(os.sep, "/")
+
+
+class PerFileIgnores:
+    """gitignore-style patterns (pathspec, as discovery uses) relative to the config's folder."""
+
+    def __init__(self, table, root: str):
+        import pathspec
+
+        self.root = root
+        self.entries = [(pathspec.PathSpec.from_lines("gitwildmatch", [pattern]), tuple(c.upper() for c in codes),
+                         pattern) for pattern, codes in table]
+
+    def match(self, finding) -> str | None:
+        rel = _relative(finding.path, self.root)
+        for spec, codes, pattern in self.entries:
+            if spec.match_file(rel) and any(finding.code.startswith(c) or c == "ALL" for c in codes):
+                return pattern
+        return None
+
+
+def _hide(finding, kind: str, justification: str) -> None:
+    finding.suppressed = True
+    finding.suppression = (kind, justification)
+
+
+def apply(engine, findings: list, loaded: list) -> list:
+    """Mark suppressed findings, add DRP002 for unused directives, keep only the given files."""
+    opts = engine.options
+    if opts.fingerprints:
+        _remember(engine, findings, loaded)
+    if opts.inline_suppressions:
+        findings = _inline(engine, findings, loaded)
+    if opts.per_file_ignores:
+        pfi = getattr(engine, "_per_file_ignores", None)
+        if pfi is None:
+            pfi = engine._per_file_ignores = PerFileIgnores(opts.per_file_ignores, opts.config_root)
+        for f in findings:
+            if not f.suppressed:
+                pattern = pfi.match(f)
+                if pattern:
+                    _hide(f, "external", f"per-file-ignores: {pattern}")
+    if opts.baseline is not None:
+        for f in findings:
+            if not f.suppressed and opts.baseline.covers(f):
+                _hide(f, "external", "baseline")
+    if opts.only_given is not None:
+        findings = [f for f in findings if os.path.normpath(f.path) in opts.only_given]
+    return findings
+
+
+def _inline(engine, findings: list, loaded: list) -> list:
+    texts = {src.path: src.text for src in loaded if src.text}
+    by_path = {}
+    for f in findings:
+        by_path.setdefault(f.path, []).append(f)
+    active = {r.code: r for r in engine.rules}
+    extra = []
+    for path, text in texts.items():
+        directives = parse(text)
+        if not directives:
+            continue
+        for f in by_path.get(path, ()):
+            for d in directives:
+                if d.file_level or f.span.line in d.targets:
+                    hit = _covers(d, f.code)
+                    if hit:
+                        d.used.add(hit)
+                        if not f.suppressed:
+                            _hide(f, "inSource", d.reason or "dropout-audit directive")
+        rule = active.get(UNUSED)
+        if rule is not None:
+            extra.extend(_unused(engine, rule, path, directives, active))
+    return findings + extra
+
+
+def _unused(engine, rule, path: str, directives: list, active: dict):
+    known = None
+    for d in directives:
+        if not d.codes:
+            if not d.used:
+                yield _finding(rule, path, d, f"unused suppression: no finding {_where(d)}")
+            continue
+        for code in d.codes:
+            if code in d.used:
+                continue
+            if any(a.startswith(code) for a in active):
+                yield _finding(rule, path, d, f"unused suppression of {code}: no {code} finding {_where(d)}", code)
+                continue
+            if known is None:
+                from auditor import catalogue
+
+                known = {r.code for r in catalogue.load(engine.options.rule_dirs)}
+            if not any(k.startswith(code) for k in known):
+                yield _finding(rule, path, d, f"suppression names {code}, which is not a rule code", code)
+            # a known code that is not selected in this run: it may be used in another run
+
+
+def _where(d: Directive) -> str:
+    return "in this file" if d.file_level else f"on line {d.targets[-1]}" if len(d.targets) == 1 else \
+        f"on line {d.targets[0]} or {d.targets[1]}"
+
+
+def _finding(rule, path, d: Directive, message: str, code: str = "") -> Finding:
+    return Finding(code=rule.code, name=rule.name, category=rule.category, severity=rule.severity, path=path,
+                   span=d.span, message=message, key=f"suppression:{code or '*'}:{d.reason}")
+
+
+def _remember(engine, findings: list, loaded: list) -> None:
+    fixable = {f.path for f in findings if f.fix is not None}
+    for src in loaded:
+        if src.path in fixable and src.text:
+            try:
+                st = os.stat(src.path)
+            except OSError:
+                continue
+            engine.fingerprints[src.path] = (text_digest(src.text), st.st_size, st.st_mtime_ns)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
