@@ -111,7 +111,7 @@ def _excluded(files, patterns, root: str) -> list:
 
     from auditor.report.locations import relative
 
-    spec = pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     return [p for p in files if not spec.match_file(relative(p, root))]
 
 

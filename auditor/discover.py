@@ -28,7 +28,7 @@ class Discovery:
 def _spec(lines):
     import pathspec
 
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 class _Ignores:

@@ -88,7 +88,7 @@ class PerFileIgnores:
         import pathspec
 
         self.root = root
-        self.entries = [(pathspec.PathSpec.from_lines("gitwildmatch", [pattern]), tuple(c.upper() for c in codes),
+        self.entries = [(pathspec.GitIgnoreSpec.from_lines([pattern]), tuple(c.upper() for c in codes),
                          pattern) for pattern, codes in table]
 
     def match(self, finding) -> str | None:
