@@ -75,7 +75,7 @@ class Engine:
         try:
             text = read_text(path, self.options.max_file_size)
         except FileProblem as exc:
-            return sources.located_problem(path, UNREADABLE, str(exc))
+            return sources.located_problem(path, exc.code, str(exc))
         return reader(path, text)
 
     def check_paths(self, paths):
