@@ -273,3 +273,23 @@ def test_sigint_exits_130_cleanly(tmp_path):
     if proc.returncode == 130:
         assert err.strip().splitlines()[-1] == "interrupted"
     assert sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.yaml")) == before  # nothing written
+
+
+def test_network_is_blocked_in_tests_and_cli_subprocesses():
+    import socket
+
+    with pytest.raises(OSError, match="blocked"):
+        socket.create_connection(("127.0.0.1", 9))
+    probe = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9))\nexcept OSError as e:\n    print(e)\n"
+    out = subprocess.run([sys.executable, "-c", probe], env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert "blocked" in out.stdout
+
+
+def test_static_path_imports_no_network_or_ml_stack(tmp_path):
+    _write(tmp_path / "config.json", '{"model_type": "bert", "hidden_dropout_prob": 0.1}')
+    code = ("import sys\nfrom auditor.cli import main\ntry:\n    main(['check', sys.argv[1]])\nexcept SystemExit:\n"
+            "    pass\nbad = sorted(m for m in ('torch', 'transformers', 'peft', 'urllib.request', 'http.client', 'requests')"
+            " if m in sys.modules)\nprint('IMPORTED', bad)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=cli_env(), capture_output=True,
+                         text=True, timeout=60)
+    assert "IMPORTED []" in out.stdout, out.stdout + out.stderr
