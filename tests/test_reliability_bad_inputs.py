@@ -293,3 +293,14 @@ def test_static_path_imports_no_network_or_ml_stack(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=cli_env(), capture_output=True,
                          text=True, timeout=60)
     assert "IMPORTED []" in out.stdout, out.stdout + out.stderr
+
+
+def test_messages_stay_on_one_bounded_line(tmp_path):
+    """Found by hypothesis: a block-scalar duplicate put a newline into DRP402's message;
+    a 50k-digit value put 50k characters into DRP102's."""
+    _write(tmp_path / "recipe.yaml", RECIPE + "lora_dropout: 0.1\nlora_dropout: |\n  0.1\n  0.2\n"
+                                              "hidden_dropout: " + "9" * 5000 + "\n")
+    rc, findings, _ = run_check(str(tmp_path))
+    assert {"DRP402", "DRP102"} <= codes(findings) or {"DRP402", "DRP100"} <= codes(findings)
+    for f in findings:
+        assert "\n" not in f["message"] and len(f["message"]) <= 400, f["message"]

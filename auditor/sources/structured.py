@@ -78,10 +78,16 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
         twin = seen_in_mapping.get((parent, entry.key))
         if twin is not None:
             src.problems.append((DUPLICATE_KEY, setting.key_span,
-                                 f"duplicate key '{entry.key}': line {twin.key_span.line} says {twin.raw or 'nothing'}, "
-                                 f"this one says {setting.raw or 'nothing'}; readers keep only one of them"))
+                                 f"duplicate key '{entry.key}': line {twin.key_span.line} says {_shown(twin.raw)}, "
+                                 f"this one says {_shown(setting.raw)}; readers keep only one of them"))
         seen_in_mapping[(parent, entry.key)] = setting
         src.settings.append(setting)
+
+
+def _shown(raw: str) -> str:
+    """A raw value as one short line for a message (block scalars span lines)."""
+    flat = " ".join(raw.split())
+    return (flat[:37] + "...") if len(flat) > 40 else (flat or "nothing")
 
 
 def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: str) -> Setting | None:
