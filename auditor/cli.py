@@ -143,8 +143,28 @@ def rule(code, show_all, fmt):
 
 
 def main(argv=None, standalone_mode: bool = True):
+    """Exit statuses a hook can trust: click's standalone mode turns Ctrl-C into exit 1
+    ("Aborted!"), which reads as "findings", and an uncaught bug exits 1 too; so click runs
+    non-standalone here and the two become 130 and 2."""
+    if not standalone_mode:
+        return cli.main(args=argv, prog_name="dropout-audit", standalone_mode=False)
     try:
-        return cli.main(args=argv, prog_name="dropout-audit", standalone_mode=standalone_mode)
-    except KeyboardInterrupt:
+        rv = cli.main(args=argv, prog_name="dropout-audit", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except BrokenPipeError:  # `dropout-audit check | head`: the reader left, nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception:  # noqa: BLE001 - an internal error must not look like "findings" (exit 1)
+        import traceback
+
+        traceback.print_exc()
+        click.echo("dropout-audit: internal error (exit 2); please report it with the traceback above", err=True)
+        return 2

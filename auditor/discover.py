@@ -73,10 +73,10 @@ def discover(paths, suffixes, excludes=(), respect_gitignore: bool = True) -> Di
     result = Discovery()
     seen = set()
     for given in paths:
-        if os.path.islink(given) and not os.path.exists(given):
-            result.missing.append(given)
-            continue
-        if os.path.isfile(given):
+        # A broken link, a link loop, a FIFO or a device named on the command line exists as a
+        # name: it goes to the reader, which reports it as a finding instead of a usage error.
+        named_only = os.path.lexists(given) and not os.path.isdir(given)
+        if os.path.isfile(given) or named_only:
             if given not in seen:
                 seen.add(given)
                 result.files.append(given)
@@ -108,6 +108,11 @@ def _walk(top: str, suffixes, excludes, respect_gitignore: bool):
         for entry in entries:
             try:
                 if entry.is_symlink():
+                    # Links are not followed; a dangling one is still worth a one-line skip
+                    # reason, because the config it names does not exist.
+                    if entry.name.lower().endswith(suffixes) and not os.path.exists(entry.path) \
+                            and not ignores.ignored(entry.path, False):
+                        yield _clean(entry.path)
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):

@@ -83,7 +83,7 @@ class Engine:
         try:
             text = read_text(path, self.options.max_file_size)
         except FileProblem as exc:
-            return sources.located_problem(path, UNREADABLE, str(exc))
+            return sources.located_problem(path, exc.code, str(exc))
         return reader(path, text)
 
     def check_paths(self, paths):
@@ -118,9 +118,22 @@ class Engine:
         return sorted(suppress.apply(self, list(unique.values()), loaded), key=Finding.sort_key)
 
 
+MAX_MESSAGE = 400
+
+
+def one_line(message: str) -> str:
+    """Messages quote raw values, which can be block scalars or 50k-digit numbers; one
+    bounded line keeps line-based formats (concise, github annotations) parseable."""
+    message = message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    if len(message) > MAX_MESSAGE:
+        half = (MAX_MESSAGE - 5) // 2
+        message = message[:half] + " ... " + message[-half:]
+    return message
+
+
 def _finding(rule, hit) -> Finding:
     return Finding(code=rule.code, name=rule.name, category=rule.category, severity=rule.severity,
-                   path=hit.path, span=hit.span, message=hit.message, fix=hit.fix, key=hit.key)
+                   path=hit.path, span=hit.span, message=one_line(hit.message), fix=hit.fix, key=hit.key)
 
 
 def exit_code(findings, fail_on: str = "warning", exit_zero: bool = False) -> int:

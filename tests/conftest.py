@@ -54,3 +54,31 @@ def run_cli():
 
 
 sys.path.insert(0, REPO)
+
+
+# --- No network (issue 8) ------------------------------------------------------------------
+# The auditor must never reach the network; every test runs with IP sockets refusing to
+# connect, so a regression fails loudly instead of depending on the CI sandbox. AF_UNIX stays
+# open (multiprocessing and some pytest plugins use it). Subprocess CLI runs get the same
+# guard through tests/_nonet/sitecustomize.py on their PYTHONPATH.
+import socket as _socket
+
+_real_connect = _socket.socket.connect
+_real_connect_ex = _socket.socket.connect_ex
+
+
+def _guarded(real):
+    def connect(self, address, *args):
+        if self.family == getattr(_socket, "AF_UNIX", object()):
+            return real(self, address, *args)
+        raise OSError(f"network access blocked in tests: connect to {address!r}")
+    return connect
+
+
+def _no_create_connection(address, *args, **kwargs):
+    raise OSError(f"network access blocked in tests: create_connection to {address!r}")
+
+
+_socket.socket.connect = _guarded(_real_connect)
+_socket.socket.connect_ex = _guarded(_real_connect_ex)
+_socket.create_connection = _no_create_connection

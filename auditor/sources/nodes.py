@@ -8,6 +8,7 @@ YAML 1.2 parser, which gives exact start and end marks for every scalar in both 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from auditor.model import Span
@@ -108,11 +109,65 @@ def is_quoted(node) -> bool:
     return bool(getattr(node, "style", None)) and node.style in ("'", '"', "|", ">")
 
 
+_DEEP_INDENT = re.compile(r"^[ \t-]{%d}" % MAX_DEPTH, re.M)
+_FLOW_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|(?:^|(?<=[ \t]))#[^\n]*|[\[\]{}\n]', re.S | re.M)
+
+
+def _too_deep(text: str) -> Span | None:
+    """Where the nesting passes MAX_DEPTH, judged from the text before composing.
+
+    ruamel's composer recurses once or twice per level, so a 100k-level document would
+    only stop at Python's recursion limit, slowly (seconds) and at an unknown place. This
+    estimate is linear, skipped outright for ordinary files (too few brackets, no line
+    indented MAX_DEPTH columns), and errs on the deep side: it ignores single quotes, so
+    brackets inside them count. Block depth needs at least one column per level.
+    """
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        depth = line = 0
+        for m in _FLOW_TOKENS.finditer(text):
+            tok = m.group()
+            if tok == "\n":
+                line += 1
+            elif tok in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return span_at(text, m.start(), line)
+            elif tok in "]}":
+                depth = max(depth - 1, 0)
+            else:
+                line += tok.count("\n")
+    if _DEEP_INDENT.search(text):
+        levels: list = []
+        start = 0
+        for number, raw in enumerate(text.split("\n")):
+            body = raw.lstrip(" \t-")
+            if body and not body.startswith("#"):
+                indent = len(raw) - len(raw.lstrip(" \t"))
+                while levels and levels[-1] >= indent:
+                    levels.pop()
+                levels.append(indent)
+                if len(levels) + raw[indent:len(raw) - len(body)].count("-") > MAX_DEPTH:
+                    return span_at(text, start + indent, number)
+            start += len(raw) + 1
+    return None
+
+
+def span_at(text: str, index: int, line: int | None = None) -> Span:
+    """A one-character span at a text offset (for problems found outside the parser)."""
+    if line is None:
+        line = text.count("\n", 0, index)
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return Span(line + 1, column, line + 1, column + 1, index, index + 1)
+
+
 def compose(text: str, path: str) -> list:
     """All documents of a YAML/JSON text as root nodes; raises ParseError with a location."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    deep = _too_deep(text)
+    if deep is not None:
+        raise ParseError(f"cannot parse: nesting deeper than {MAX_DEPTH} levels", deep)
     yaml = YAML(typ="rt", pure=True)
     try:
         return [doc for doc in yaml.compose_all(text) if doc is not None]

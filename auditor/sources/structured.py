@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 from auditor import dropout_keys, probability
 from auditor.model import Setting, Source
 from auditor.sources import dialects, nodes
@@ -10,13 +13,26 @@ PARSE_ERROR = "DRP000"
 DUPLICATE_KEY = "DRP402"
 
 
+SKIPPED = "DRP002"
+CUSTOM_CODE = "DRP003"
+_JINJA = re.compile(r"{%|{{|{#")
+
+
 def read(path: str, text: str) -> Source | None:
     json_mode = path.lower().endswith(".json")
+    if os.path.basename(path).lower() in dialects.TOKENIZER_FILES:
+        return None  # never a training config whatever it holds; tokenizer.json runs to megabytes
     try:
         docs = nodes.compose(text, path)
     except nodes.ParseError as exc:
         src = Source(path=path, kind="unreadable", dialect="unreadable")
-        src.problems.append((PARSE_ERROR, exc.span, exc.message))
+        jinja = _JINJA.search(text)
+        if jinja and not json_mode:
+            span = nodes.span_at(text, jinja.start())
+            src.problems.append((SKIPPED, span, "skipped: a Jinja template, which is YAML only once rendered; "
+                                                "audit the rendered file"))
+        else:
+            src.problems.append((PARSE_ERROR, exc.span, exc.message))
         return src
     roots = [d for d in docs if nodes.is_mapping(d)]
     if not roots:
@@ -33,6 +49,12 @@ def read(path: str, text: str) -> Source | None:
         return None
     src = Source(path=path, kind=kind, dialect=dialect, text=text)
     src.fields = dialects.extract_fields(dialect, main, text, path, json_mode)
+    auto_map = nodes.top_level(main).get("auto_map") if kind in ("hf-config", "peft-adapter") else None
+    if auto_map is not None:
+        src.problems.append((CUSTOM_CODE, nodes.span_of(auto_map[0], text),
+                             "auto_map: the model's classes are custom code loaded with trust_remote_code; "
+                             "the dropout it applies is not in the auditor's architecture knowledge "
+                             "(run `dropout-audit probe --trust-remote-code` to measure it)"))
     for index, root in enumerate(roots):
         prefix = (index,) if len(roots) > 1 else ()
         _collect(src, root, text, prefix, json_mode, kind)
@@ -56,10 +78,16 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
         twin = seen_in_mapping.get((parent, entry.key))
         if twin is not None:
             src.problems.append((DUPLICATE_KEY, setting.key_span,
-                                 f"duplicate key '{entry.key}': line {twin.key_span.line} says {twin.raw or 'nothing'}, "
-                                 f"this one says {setting.raw or 'nothing'}; readers keep only one of them"))
+                                 f"duplicate key '{entry.key}': line {twin.key_span.line} says {_shown(twin.raw)}, "
+                                 f"this one says {_shown(setting.raw)}; readers keep only one of them"))
         seen_in_mapping[(parent, entry.key)] = setting
         src.settings.append(setting)
+
+
+def _shown(raw: str) -> str:
+    """A raw value as one short line for a message (block scalars span lines)."""
+    flat = " ".join(raw.split())
+    return (flat[:37] + "...") if len(flat) > 40 else (flat or "nothing")
 
 
 def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: str) -> Setting | None:

@@ -1,28 +1,73 @@
-"""Reading files as text, with the limits a pre-commit hook needs to never hang or crash."""
+"""Reading files as text, with the limits a pre-commit hook needs to never hang or crash.
+
+The size check is made on the descriptor actually opened (fstat), not on the name, so a
+file swapped between discovery and reading cannot slip past the limit; the file is opened
+non-blocking and must be a regular file, so a FIFO or device named `config.yaml` cannot
+stall the run waiting for a writer.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024  # configs are small; tokenizer dumps are not configs
+
+UNREADABLE = "DRP001"  # a file that should have been audited and could not be
+SKIPPED = "DRP002"     # a path that was deliberately not audited (link, vanished file)
 
 
 class FileProblem(Exception):
     """A file that cannot be read as text; the message is shown to the user as is."""
 
+    def __init__(self, message: str, code: str = UNREADABLE):
+        super().__init__(message)
+        self.code = code
+
+
+def _link_problem(path: str) -> FileProblem | None:
+    """Links are reported for what they are; 'No such file' would blame the wrong thing."""
+    if not os.path.islink(path):
+        return None
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return FileProblem(f"skipped: symbolic link loop ({target})", SKIPPED)
+        return FileProblem(f"skipped: broken symbolic link (target {target} does not exist)", SKIPPED)
+    return None
+
 
 def read_text(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
     try:
-        size = os.path.getsize(path)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
+        problem = _link_problem(path)
+        if problem is not None:
+            raise problem from None
+        if exc.errno == errno.ENOENT:
+            raise FileProblem("skipped: the file disappeared before it could be read", SKIPPED) from None
         raise FileProblem(f"cannot read file: {exc.strerror or exc}") from None
-    if size > max_size:
-        raise FileProblem(f"file is {size} bytes, over the {max_size}-byte limit (--max-file-size)")
     try:
-        with open(path, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise FileProblem(f"cannot read file: it is {kind}")
+        if info.st_size > max_size:
+            raise FileProblem(f"file is {info.st_size} bytes, over the {max_size}-byte limit (--max-file-size)")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(max_size + 1)
     except OSError as exc:
         raise FileProblem(f"cannot read file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_size:  # grew after fstat
+        raise FileProblem(f"file is over the {max_size}-byte limit (--max-file-size)")
     if b"\x00" in data:
         raise FileProblem("file contains NUL bytes (binary file)")
     try:
