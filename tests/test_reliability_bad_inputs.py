@@ -51,7 +51,7 @@ CASES = [
     ("alias-bomb", "recipe.yaml", _alias_bomb(), "DRP100", 1),
     ("multi-document", "recipe.yaml", RECIPE + "lora_dropout: 0.1\n---\nlora_dropout: 3\n---\n", "DRP101", 1),
     ("jinja-template", "recipe.yaml", "{% if lora %}\n" + RECIPE + "lora_dropout: {{ p }}\n{% endif %}\n",
-     "DRP002", 0),
+     "DRP004", 0),
     ("long-line", "recipe.yaml", RECIPE + "note: " + "x" * 1_000_000 + "\nlora_dropout: 1.5\n", "DRP100", 1),
     ("control-chars", "recipe.yaml", RECIPE + "lora_dropout: 0.1\x07\n", "DRP000", 1),
     ("lone-surrogate-escape", "config.json", '{"model_type": "bert", "x": "\\ud800"}', None, 0),
@@ -126,7 +126,7 @@ def test_broken_symlink_and_loop_are_skipped_with_a_reason(tmp_path):
     for args in ([str(tmp_path)], [str(tmp_path / n) for n in ("broken.yaml", "loop_a.yaml", "recipe.yaml")]):
         rc, findings, stderr = run_check(*args)
         assert rc == 1 and "Traceback" not in stderr
-        skipped = {os.path.basename(f["path"]): f["message"] for f in findings if f["code"] == "DRP002"}
+        skipped = {os.path.basename(f["path"]): f["message"] for f in findings if f["code"] == "DRP004"}
         assert "broken symbolic link" in skipped["broken.yaml"]
         assert "loop" in skipped["loop_a.yaml"]
         assert "DRP100" in codes(findings)  # the run went on
@@ -190,7 +190,7 @@ def test_file_deleted_between_discovery_and_parsing(tmp_path):
     files = discover([str(tmp_path)], engine.suffixes).files
     gone.unlink()
     findings = list(engine.check_paths(files))
-    assert [f.code for f in findings] == ["DRP002", "DRP100"]
+    assert [f.code for f in findings] == ["DRP004", "DRP100"]
     assert "disappeared" in findings[0].message
     assert exit_code([findings[0]]) == 0  # a skip reason alone does not fail the hook
 

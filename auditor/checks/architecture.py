@@ -147,6 +147,8 @@ def arch_unknown_model_type(ctx, rule):
     model_type = _model_type(src)
     if src.kind != "hf-config" or model_type is None or _arch().lookup(model_type) is not None:
         return
+    if any(code == "DRP003" for code, _, _ in src.problems):
+        return  # custom code (auto_map) is already reported once, with the reason
     field = src.fields["model_type"]
     yield Hit(src.path, field.span, f"model_type '{model_type}' is not in Transformers "
                                     f"{_arch().library_version()}; its dropout keys cannot be checked", key="model_type")

@@ -15,7 +15,7 @@ import stat
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024  # configs are small; tokenizer dumps are not configs
 
 UNREADABLE = "DRP001"  # a file that should have been audited and could not be
-SKIPPED = "DRP002"     # a path that was deliberately not audited (link, vanished file)
+SKIPPED = "DRP004"     # a path that was deliberately not audited (link, vanished file)
 
 
 class FileProblem(Exception):
