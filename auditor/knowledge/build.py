@@ -760,7 +760,7 @@ def apply_curated(entries: dict[str, dict]) -> None:
 
 def sample_types(all_types: list[str], n: int) -> list[str]:
     """A deterministic spread across the alphabet plus the types the tests pin down."""
-    pinned = ["bert", "falcon", "gpt2", "llama", "mpt", "phi3"]
+    pinned = ["bert", "falcon", "gpt2", "llama", "mpt", "phi3"]  # pinned by the tests above
     step = max(1, len(all_types) // max(1, n - len(pinned)))
     picked = set(all_types[::step][: n - len(pinned)]) | {t for t in pinned if t in all_types}
     return sorted(picked)
