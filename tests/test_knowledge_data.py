@@ -278,3 +278,15 @@ def test_shipped_data_matches_installed_libraries():
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert out.returncode == 0, "knowledge drifted; run python -m auditor.knowledge.build\n" + out.stderr[-4000:]
     assert time.monotonic() - started < 600
+
+
+def test_drift_summary_names_what_changed():
+    """--check must say which record drifted, not just fail."""
+    from auditor.knowledge import build
+
+    old = {"versions": {"transformers": "1"}, "model_types": {"a": {"keys": {}}, "b": {"keys": {}}}}
+    new = {"versions": {"transformers": "2"}, "model_types": {"a": {"keys": {"x": 1}}, "c": {"keys": {}}}}
+    lines = build.diff_summary(old, new, "model_types")
+    assert lines[0].startswith("versions:")
+    assert "model_types: ~ a (keys)" in lines
+    assert "model_types: - b (gone)" in lines and "model_types: + c (new)" in lines

@@ -9,12 +9,12 @@ static path answers this without importing peft (5-6 s); the data is generated b
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Optional
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "peft.json"
+DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "peft.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class PeftInfo:
 
 @lru_cache(maxsize=1)
 def _document() -> dict:
-    with DATA_FILE.open(encoding="utf-8") as handle:
+    with open(DATA_FILE, encoding="utf-8") as handle:
         return json.load(handle)
 
 
