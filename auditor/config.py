@@ -22,7 +22,7 @@ module is imported only when a configuration file exists (see config_file.py).
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -39,11 +39,11 @@ class UserConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=lambda name: name.replace("_", "-"),
                               populate_by_name=True, strict=True)
 
-    select: Optional[list[str]] = None
-    ignore: Optional[list[str]] = None
+    select: list[str] | None = None
+    ignore: list[str] | None = None
     extend_select: list[str] = []
     per_file_ignores: dict[str, list[str]] = {}
-    fail_on: Optional[Severity] = None
+    fail_on: Severity | None = None
     exclude: list[str] = []
     params: dict[str, dict[str, Any]] = {}
     severity: dict[str, Severity] = {}

@@ -43,13 +43,13 @@ _RATE = re.compile(
 
 _ROLE_PATTERNS = (
     ("lora", re.compile(r"lora|adapter|(^|_)(module|rank|vera|boft|vblora|randlora|shadow|deft|frod|gralora|hira|miss|psoft|pvera|tinylora|unilora|oft)_dropout|xlora")),
-    ("stochastic-depth", re.compile(r"drop_?path|stochastic_depth")),
+    ("stochastic-depth", re.compile(r"drop_?path|stochastic_depth|drop_connect|path_dropout")),
     ("layerdrop", re.compile(r"layerdrop|layer_drop")),
     ("rnn", re.compile(r"(^|_)(rnn|lstm|gru)(_|$)")),
-    ("classifier", re.compile(r"classif|(^|_)cls_|summary_|(^|_)head_|pooler|final_dropout")),
+    ("classifier", re.compile(r"classif|(^|_)cls_|summary_|(^|_)head_|pooler|final_dropout|qa_dropout")),
     ("attention", re.compile(r"attn|attention")),
     ("embedding", re.compile(r"emb|embd|embedding|word_dropout|input_dropout|token_drop")),
-    ("activation", re.compile(r"activation|ffn|mlp|relu|intermediate|act_dropout")),
+    ("activation", re.compile(r"activation|ffn|(^|_)ff_|mlp|relu|intermediate|act_dropout")),
     ("hidden", re.compile(r"hidden|resid|(^|_)dropout(_p|_prob|_rate)?$|^dropout|^p_dropout|^drop_rate$|^drop_prob$")),
 )
 

@@ -9,7 +9,7 @@ from people arrives: rule files and the user's configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 # Severities, most severe first; the order is used for --fail-on comparisons.
 SEVERITIES = ("error", "warning", "info")
@@ -61,8 +61,8 @@ class Setting:
     role: str
     raw: str
     value: Any
-    p: Optional[float]
-    reason: Optional[str]
+    p: float | None
+    reason: str | None
     key_span: Span
     value_span: Span
     origin: str = "config"  # config | code | cli
@@ -120,7 +120,7 @@ class Setup:
     """
 
     root: str
-    driver: Optional[Source] = None
+    driver: Source | None = None
     artifacts: list = field(default_factory=list)
 
     @property
@@ -137,8 +137,8 @@ class PlanEntry:
 
     site: str                 # e.g. "lora", "attention", or a config key
     role: str
-    configured: Optional[Setting]
-    effective: Optional[float]
+    configured: Setting | None
+    effective: float | None
     chain: list = field(default_factory=list)   # human-readable steps, in order
     source: str = ""          # path:line of the value that decided it, or "default"
 
@@ -174,7 +174,7 @@ class Finding:
     path: str
     span: Span
     message: str
-    fix: Optional[Fix] = None
+    fix: Fix | None = None
     key: str = ""            # stable identity inside the file (setting path), for baselines
     suppressed: bool = False
     suppression: tuple = ()  # (SARIF kind "inSource"|"external", justification) when suppressed

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 from auditor.sources import python_code, shell
-from tests.conftest import CORPUS, REPO, audit, write_files
+from tests.conftest import REPO, audit, write_files
 
 
 def _read(text, path="train.py"):

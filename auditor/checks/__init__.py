@@ -9,7 +9,6 @@ different params.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from auditor.model import Fix, Span
 
@@ -21,7 +20,7 @@ class Hit:
     path: str
     span: Span
     message: str
-    fix: Optional[Fix] = None
+    fix: Fix | None = None
     key: str = ""
 
 

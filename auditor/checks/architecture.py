@@ -124,7 +124,7 @@ def arch_type_rejected(ctx, rule):
     if src.kind != "hf-config":
         return
     names = {"int": int, "float": float}
-    for model_type, info, settings in _config_entries(src):
+    for _model_type, info, settings in _config_entries(src):
         if info is None:
             continue
         for s in settings:

@@ -18,7 +18,14 @@ from auditor.knowledge import frameworks
 from auditor.model import Edit, Fix
 from auditor.sources.python_code import TRAINING_ARGS, get_module
 from auditor.sources.python_facts import (
-    arg_or_kwarg, constant, dotted, has_star_args, is_zero, kwarg, last_name, mentions_training,
+    arg_or_kwarg,
+    constant,
+    dotted,
+    has_star_args,
+    is_zero,
+    kwarg,
+    last_name,
+    mentions_training,
 )
 
 _FUNCTIONAL = {"dropout": True, "dropout1d": True, "dropout2d": True, "dropout3d": True,

@@ -3,7 +3,6 @@
 from auditor.checks import check, hit_at
 from auditor.dropout_keys import is_keep_probability
 
-
 _ROLE_NAMES = {"lora": "LoRA", "stochastic-depth": "stochastic-depth (drop path)"}
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Optional
+from functools import cache, lru_cache
+from typing import Any
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "architectures.json")
 
@@ -72,8 +71,8 @@ def nested_config_names() -> list:
     return sorted(_document()["nested_configs"])
 
 
-@lru_cache(maxsize=None)
-def lookup(model_type: str) -> Optional[ArchInfo]:
+@cache
+def lookup(model_type: str) -> ArchInfo | None:
     """The architecture record, or None for a model type this Transformers version does not know."""
     doc = _document()
     record = doc["model_types"].get(model_type) or doc["nested_configs"].get(model_type)
@@ -107,28 +106,16 @@ def known_dropout_names() -> frozenset:
     return frozenset(names)
 
 
-# Roles by name, most specific first. Only used to pair a key the user wrote with the key that
-# plays the same role in the architecture, so a wrong guess costs a missing suggestion, not a bug.
-_ROLE_PATTERNS = (
-    ("layerdrop", re.compile(r"layerdrop|layer_drop")),
-    ("stochastic-depth", re.compile(r"drop_path|droppath|drop_connect|path_dropout")),
-    ("classifier", re.compile(r"classif|cls_|summary|qa_dropout|pooler|head_dropout")),
-    ("attention", re.compile(r"attn|attention")),
-    ("activation", re.compile(r"activation|ffn|ff_dropout|mlp|relu")),
-    ("embedding", re.compile(r"emb")),
-    ("hidden", re.compile(r"hidden|resid|^dropout$|^dropout_rate$|^dropout_prob$|^drop_rate$")),
-)
+def role_of(key: str) -> str | None:
+    """The role a dropout key name suggests (attention, hidden, ...), or None when it suggests
+    none; the one naming scheme of the package lives in auditor.dropout_keys."""
+    from auditor.dropout_keys import role_of as named_role
+
+    role = named_role(key)
+    return None if role == "other" else role
 
 
-def role_of(key: str) -> Optional[str]:
-    """The role a dropout key name suggests (attention, hidden, embedding, ...), or None."""
-    for role, pattern in _ROLE_PATTERNS:
-        if pattern.search(key):
-            return role
-    return None
-
-
-def suggest(model_type: str, key: str) -> Optional[str]:
+def suggest(model_type: str, key: str) -> str | None:
     """The key this architecture reads in the same role as `key`, when `key` itself is not one
     it reads. llama + attention_probs_dropout_prob -> attention_dropout; llama +
     hidden_dropout_prob -> None, because Llama has no hidden dropout at all."""

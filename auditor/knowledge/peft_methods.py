@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Optional
+from functools import cache, lru_cache
+from typing import Any
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "peft.json")
 
@@ -50,8 +50,8 @@ def peft_types() -> list:
     return sorted(_document()["peft_types"])
 
 
-@lru_cache(maxsize=None)
-def lookup(peft_type: str) -> Optional[PeftInfo]:
+@cache
+def lookup(peft_type: str) -> PeftInfo | None:
     """The method record; `peft_type` as written in adapter_config.json ("LORA"), case-insensitive."""
     record = _document()["peft_types"].get(str(peft_type).upper())
     if record is None:

@@ -6,8 +6,6 @@ checks both), so piping into a file or a CI log gives plain text.
 
 from __future__ import annotations
 
-import os
-
 from auditor.report import per_rule, summary_line
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}

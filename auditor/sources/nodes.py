@@ -109,7 +109,7 @@ def is_quoted(node) -> bool:
     return bool(getattr(node, "style", None)) and node.style in ("'", '"', "|", ">")
 
 
-_DEEP_INDENT = re.compile(r"^[ \t-]{%d}" % MAX_DEPTH, re.M)
+_DEEP_INDENT = re.compile(rf"^[ \t-]{{{MAX_DEPTH}}}", re.M)
 _FLOW_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|(?:^|(?<=[ \t]))#[^\n]*|[\[\]{}\n]', re.S | re.M)
 
 
