@@ -1,0 +1,268 @@
+"""Turning what the probe measured into verdicts and findings.
+
+Each check states its test: the dropped fraction of a site is judged by a two-sided binomial
+test against its p; the expected-magnitude check by a z-test on the mean least-squares scale of
+train-mode outputs against the eval output; all random tests of one run share one family-wise
+alpha (Bonferroni), so a clean model raises a false alarm with probability below FAMILY_ALPHA.
+Deterministic checks (eval reproducibility, eval vs forced identity) use exact equality on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from auditor.model import Span
+from auditor.probe.codes import probe_finding
+from auditor.probe.keymap import generic_path
+from auditor.probe.stats import FAMILY_ALPHA, mean_and_se, median, outside_band, rate_test
+
+OVERHEAD_RATIO = 1.5   # an info finding above this step-time ratio
+LOSS_WINDOW = 3
+
+
+@dataclass
+class SiteRow:
+    path: str
+    kind: str
+    p: float
+    eval_p: float
+    key: str = ""
+    calls_train: int = 0
+    calls_eval: int = 0
+    n: int = 0
+    k: int = 0
+    rate: Optional[float] = None
+    ci: Optional[tuple] = None
+    p_value: Optional[float] = None
+    alpha: Optional[float] = None
+    scale: Optional[float] = None
+    expected_scale: Optional[float] = None
+    train_verdict: str = "-"
+    eval_verdict: str = "off"
+    eval_dropped: int = 0
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Context:
+    """Where findings point: the config (and its keys) or the user's factory source."""
+
+    config_path: str
+    keys: list = field(default_factory=list)      # ConfigKey
+    site_keys: dict = field(default_factory=dict)  # generic (path, kind) -> ConfigKey
+    origin: str = "config"
+
+    def location(self, site=None) -> tuple:
+        if site is not None:
+            key = self.site_keys.get((generic_path(site.path), site.kind))
+            if key is not None:
+                return key.file, key.span, key.dotted
+            file, line = site.source
+            if self.origin == "factory" and file and line:
+                return _rel(file), Span(line, 1, line, 1), site.path
+        return self.config_path, Span.file_start(), site.path if site is not None else ""
+
+
+def _rel(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+        return path if rel.startswith("..") else rel
+    except ValueError:
+        return path
+
+
+def display_path(path: str) -> str:
+    return path[len("base_model.model."):] if path.startswith("base_model.model.") else path
+
+
+def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
+    """Check 1 (train: rate and inverted scaling) and the site half of check 2 (eval: no drop)."""
+    findings = []
+    rows = []
+    live = [s for s in sites.values() if s.train.p > 0 and s.train.n > 0]
+    alpha = FAMILY_ALPHA / (len(live) + 1) if live else FAMILY_ALPHA
+    for s in sorted(sites.values(), key=lambda s: (s.path, s.kind)):
+        key = ctx.site_keys.get((generic_path(s.path), s.kind))
+        row = SiteRow(display_path(s.path), s.kind, s.train.p, s.eval.p, key.dotted if key else "",
+                      s.train.calls, s.eval.calls)
+        file, span, fkey = ctx.location(s)
+        where = f"{row.path} ({s.kind}, in {s.caller_class})"
+        t = s.train
+        if t.p > 0 and t.n > 0:
+            test = rate_test(t.k, t.n, t.p, alpha)
+            row.n, row.k, row.rate, row.ci, row.p_value, row.alpha = t.n, t.k, test.rate, test.ci, test.p_value, alpha
+            row.expected_scale = 1 / (1 - t.p) if t.p < 1 else math.inf
+            dev = median(t.scale_devs) if t.scale_devs else 0.0
+            row.scale = row.expected_scale * (1 + dev) if t.scale_devs else None
+            verdicts = []
+            if not test.consistent:
+                verdicts.append("RATE")
+                extra = ""
+                if t.flag_mismatch and t.flag_examples and not t.flag_examples[0][0]:
+                    extra = " It is called with training=False while its module is in train mode, so it never drops."
+                findings.append(probe_finding(
+                    "DRP801", file,
+                    f"{where}: train-mode drop rate is inconsistent with its p={t.p:g}: {test.describe()}.{extra}",
+                    span, fkey))
+            bad_frac = t.bad_scale / t.kept if t.kept else 0.0
+            if t.scale_devs and (abs(dev) > scale_tol or bad_frac > 0.01):
+                verdicts.append("SCALE")
+                findings.append(probe_finding(
+                    "DRP802", file,
+                    f"{where}: kept units are scaled by {row.scale:.6g}, not 1/(1-p)={row.expected_scale:.6g} "
+                    f"(median over {len(t.scale_devs)} calls of out/in on {t.kept} kept units; "
+                    f"{bad_frac:.2%} off by more than the rounding tolerance {scale_tol:.1e}), "
+                    "so the expected activation changes between train and eval (not inverted dropout).",
+                    span, fkey))
+            row.train_verdict = "ok" if not verdicts else "+".join(verdicts)
+        elif t.p > 0:
+            row.train_verdict = "not measured"
+        e = s.eval
+        problems = []
+        if e.k > 0:
+            problems.append(f"dropped {e.k} of {e.n} units in eval mode")
+        if e.flag_mismatch:
+            passed, mode = e.flag_examples[0] if e.flag_examples else (True, False)
+            if s.kind == "sdpa":
+                problems.append(f"was called with dropout_p={e.p:g} while its module was in eval mode "
+                                "(SDPA has no training flag: gate dropout_p on self.training)")
+            else:
+                problems.append(f"was called with training={passed} while its module was in eval mode "
+                                "(pass training=self.training)")
+        elif e.changed and e.p > 0 and not e.k:
+            problems.append(f"changed {e.changed} values in eval mode")
+        row.eval_dropped = e.k
+        if problems:
+            row.eval_verdict = "ACTIVE"
+            findings.append(probe_finding(
+                "DRP800", file,
+                f"{where}: dropout stays on at evaluation: it " + "; it ".join(problems) + ".",
+                span, fkey))
+        elif e.calls == 0:
+            row.eval_verdict = "not run"
+        rows.append(row)
+    return rows, findings, alpha
+
+
+def eval_output_checks(same: bool, same_diff: float, ident: bool, ident_diff: float, path: str) -> list:
+    """Check 2, model level: two eval forwards agree, and eval equals every-site-identity."""
+    out = []
+    if not same:
+        out.append(probe_finding("DRP808", path,
+                   f"Two eval-mode forwards of the same batch differ (max |diff| {same_diff:.3g}): something "
+                   "random still runs after model.eval().", key="<model>"))
+    if not ident:
+        out.append(probe_finding("DRP809", path,
+                   f"The eval-mode output differs from the output with every dropout site forced to identity "
+                   f"(max |diff| {ident_diff:.3g}): a dropout site is not a no-op at evaluation.", key="<model>"))
+    return out
+
+
+@dataclass
+class Magnitude:
+    k: int
+    slope: float
+    se: float
+    tol: float
+    alpha: float
+    rel_diff: float
+    train_identity_diff: float
+    failed: bool = False
+    skipped: str = ""
+
+    def describe(self) -> str:
+        if self.skipped:
+            return self.skipped
+        return (f"least-squares scale of the mean of {self.k} train-mode outputs against the eval output: "
+                f"{self.slope:.4f} ± {self.se:.4f} (s.e.); tolerance 1 ± {self.tol:.3f}; one-sided z-test at "
+                f"alpha {self.alpha:.2g}; relative L2 gap {self.rel_diff:.3g}")
+
+
+def magnitude_check(slopes: list, rel_diff: float, tid: float, live_ps: list, alpha: float, path: str) -> tuple:
+    """Check 3: E[train output] matches the eval output, so nothing rescales at inference.
+
+    The textbook bug (multiply by (1-p) at inference on top of inverted dropout) shows up as a
+    scale of 1/(1-p) between them. Non-linear layers after a dropout bias the mean a little, so
+    the tolerance is half that scale error for the largest live p, p/(1-p)/2, and at least 1%.
+    """
+    if not live_ps:
+        m = Magnitude(0, math.nan, math.nan, 0.0, alpha, rel_diff, tid, skipped="no live dropout site in train mode")
+        return m, []
+    pmax = max(live_ps)
+    tol = max(0.01, 0.5 * pmax / (1 - pmax))
+    mean, se = mean_and_se(slopes)
+    m = Magnitude(len(slopes), mean, se, tol, alpha, rel_diff, tid)
+    if math.isnan(mean):
+        m.skipped = "the eval output is zero; scale not defined"
+        return m, []
+    if outside_band(mean, se, 1.0, tol, alpha):
+        m.failed = True
+        hint = ""
+        for p in sorted(set(live_ps)):
+            if abs(mean - 1 / (1 - p)) < tol:
+                hint = f" The scale is 1/(1-p) for p={p:g}: the eval path multiplies by (1-p) on top of inverted dropout."
+                break
+        return m, [probe_finding("DRP803", path,
+                   f"The eval output is not the expected train output: {m.describe()}. "
+                   f"In train mode with dropout forced to identity the output differs from eval by {tid:.3g} "
+                   f"(relative).{hint}", key="<model>")]
+    return m, []
+
+
+def loss_checks(losses: list, path: str) -> list:
+    if not losses:
+        return []
+    if not all(math.isfinite(v) for v in losses):
+        i = next(i for i, v in enumerate(losses) if not math.isfinite(v))
+        return [probe_finding("DRP806", path, f"The fine-tune loss became {losses[i]} at step {i + 1}.", key="<loss>")]
+    w = min(LOSS_WINDOW, max(1, len(losses) // 3))
+    first, last = sum(losses[:w]) / w, sum(losses[-w:]) / w
+    if len(losses) >= 2 and not last < first:
+        return [probe_finding("DRP807", path,
+                f"The fine-tune loss did not fall on a fixed batch in {len(losses)} AdamW steps "
+                f"(mean of the first {w}: {first:.4g}, of the last {w}: {last:.4g}).", key="<loss>")]
+    return []
+
+
+def key_checks(effects: list, base_rates: dict, ctx: Context) -> list:
+    """Check 4: configured keys with no live site; live sites no key explains; site p vs key."""
+    out = []
+    explained = set()
+    for eff in effects:
+        k = eff.key
+        if eff.verdict == "no-op":
+            out.append(probe_finding("DRP804", k.file,
+                       f"{k.dotted}={k.value:g} has no effect: with it set to 0 the model has the same dropout "
+                       f"sites and bitwise-identical train-mode outputs over {eff.forwards} seeded forwards "
+                       "(measured no-op; this architecture never reads the key).", k.span, k.dotted))
+        for site in eff.sites:
+            explained.add(site)
+            ctx.site_keys.setdefault(site, k)
+    for eff in effects:
+        for site, p in eff.site_p.items():
+            if p > 0 and abs(p - eff.key.value) > 1e-9:
+                others = [e.key.value for e in effects if site in e.sites]
+                if not any(abs(p - v) <= 1e-9 for v in others):
+                    out.append(probe_finding("DRP801", eff.key.file,
+                               f"{site[0]} ({site[1]}) is driven by {eff.key.dotted}={eff.key.value:g} but runs at "
+                               f"p={p:g}.", eff.key.span, eff.key.dotted))
+    for site, p in sorted(base_rates.items()):
+        if p > 0 and site not in explained:
+            out.append(probe_finding("DRP805", ctx.config_path,
+                       f"{display_path(site[0])} ({site[1]}) drops at p={p:g} in train mode, but switching off "
+                       "each configured dropout key leaves it unchanged: the config does not explain it "
+                       "(a hard-coded or default rate).", key=site[0]))
+    return out
+
+
+def overhead_check(ratio: float, ci: tuple, path: str) -> list:
+    if math.isfinite(ratio) and ci[0] > OVERHEAD_RATIO:
+        return [probe_finding("DRP810", path,
+                f"A training step with the configured dropout takes {ratio:.2f}x the time of the same step "
+                f"with dropout 0 (95% bootstrap CI [{ci[0]:.2f}, {ci[1]:.2f}]).", key="<overhead>")]
+    return []

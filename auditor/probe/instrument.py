@@ -1,0 +1,472 @@
+"""Watching every dropout site of a model while it runs.
+
+Hooks on nn.Dropout modules alone miss most of modern dropout: Llama-family and BART attention
+call `F.dropout` or pass `dropout_p` to `scaled_dot_product_attention`, and BERT/GPT-2 only
+read their attention Dropout module's `.p` (facts.md "Where dropout runs"). So, for the probe's
+duration only, this module also replaces the functional entry points in `torch.nn.functional`
+(and `torch.dropout`) with wrappers, and keeps a stack of the modules being run (forward pre/post
+hooks on every module) so a functional call is attributed to the module that made it. Everything
+is put back in `close()`, which the context manager runs also on error.
+
+A site is (module path, kind, p). Per site and phase (train/eval) the recorder counts units that
+could be dropped (non-zero input), units dropped (became exactly zero), and how kept units were
+scaled, which is what the statistical checks need.
+
+SDPA keeps its attention weights internal, so its dropout is measured on a twin call: the same
+query, key and dropout_p with an identity matrix as `value`, whose output *is* the dropped
+attention matrix, compared against the same twin call with dropout_p=0.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.dropout import _DropoutNd
+
+# functional name -> unit family ("element", "feature", "alpha", "feature-alpha")
+FUNCTIONAL = {
+    "dropout": "element",
+    "dropout1d": "feature",
+    "dropout2d": "feature",
+    "dropout3d": "feature",
+    "alpha_dropout": "alpha",
+    "feature_alpha_dropout": "feature-alpha",
+}
+_SELU_ALPHA_PRIME = -1.7580993408473766
+_SDPA_SIGNATURE = inspect.signature(
+    lambda query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False: None)
+ELEMENT_CAP = 2_000_000
+
+
+def _call_sdpa(orig, arguments: dict, dropout_p: float):
+    """Call the builtin with q, k, v positional (it takes only the first six positionally)."""
+    rest = {k: v for k, v in arguments.items() if k not in ("query", "key", "value")}
+    rest["dropout_p"] = dropout_p
+    return orig(arguments["query"], arguments["key"], arguments["value"], **rest)   # units per site and phase after which only calls are counted
+_SAMPLE = 65536           # elements used for the median of the kept-unit scale
+
+
+@dataclass(slots=True)
+class Tally:
+    calls: int = 0
+    n: int = 0             # units that could be dropped (non-zero input)
+    k: int = 0             # units dropped
+    changed: int = 0       # elements whose value changed at all
+    elements: int = 0
+    kept: int = 0
+    bad_scale: int = 0     # kept elements whose out/in ratio is off 1/(1-p) beyond tolerance
+    scale_devs: list = field(default_factory=list)   # per call: median of out*(1-p)/in - 1
+    flag_mismatch: int = 0  # calls whose training flag disagreed with the caller's mode
+    flag_examples: list = field(default_factory=list)
+    ps: set = field(default_factory=set)   # the rates the site was called with
+
+    @property
+    def p(self) -> float:
+        """The largest rate the site was called with in this phase (0 when never called)."""
+        return max(self.ps) if self.ps else 0.0
+
+
+@dataclass(slots=True)
+class Site:
+    path: str
+    kind: str            # nn.Dropout class name, "F.dropout", "sdpa", ...
+    family: str
+    caller_class: str = ""
+    source: tuple = ("", 0)   # (file, line) of the calling module's forward
+    train: Tally = field(default_factory=Tally)
+    eval: Tally = field(default_factory=Tally)
+
+    @property
+    def ident(self) -> tuple:
+        return (self.path, self.kind)
+
+    @property
+    def p(self) -> float:
+        """The configured rate: what the site asked for in train mode (else in eval)."""
+        return self.train.p if self.train.ps else self.eval.p
+
+    def tally(self, phase: str) -> Tally:
+        return self.train if phase == "train" else self.eval
+
+
+def _source_of(module) -> tuple:
+    cls = type(module)
+    try:
+        fn = getattr(cls, "forward", None)
+        file = inspect.getsourcefile(fn) or ""
+        line = inspect.getsourcelines(fn)[1]
+        return (file, line)
+    except (TypeError, OSError):
+        return ("", 0)
+
+
+def scale_tolerance(dtype) -> float:
+    """How far out/in may stray from 1/(1-p) from rounding alone (a few ulps of the dtype)."""
+    eps = torch.finfo(dtype).eps if dtype.is_floating_point else 1e-6
+    return max(8 * eps, 1e-6)
+
+
+@torch.no_grad()
+def measure(x: torch.Tensor, y: torch.Tensor, p: float, family: str, spatial: int = 0) -> dict:
+    """Counts for one call: x the input, y the output of a dropout with rate p."""
+    tol = scale_tolerance(x.dtype)
+    x = x.detach().float()
+    y = y.detach().float()
+    out = {"elements": x.numel(), "changed": int((x != y).sum())}
+    if family == "alpha" or family == "feature-alpha":
+        a = ((1 - p) * (1 + p * _SELU_ALPHA_PRIME ** 2)) ** -0.5 if p < 1 else 0.0
+        b = -a * _SELU_ALPHA_PRIME * p
+        dropped_value = a * _SELU_ALPHA_PRIME + b
+        dropped = torch.isclose(y, torch.full_like(y, dropped_value), rtol=1e-5, atol=1e-6)
+        nz = torch.ones_like(x, dtype=torch.bool)
+        kept = ~dropped & (x != 0)
+        rel = (y[kept] - b) / (a * x[kept]) - 1 if kept.any() else torch.zeros(0)
+        if family == "feature-alpha" and spatial:
+            units = dropped.reshape(-1, math.prod(x.shape[-spatial:]))
+            out.update(n=units.shape[0], k=int(units.all(1).sum()))
+        else:
+            out.update(n=int(nz.sum()), k=int(dropped.sum()))
+    else:
+        nz = x != 0
+        zero = y == 0
+        kept = nz & ~zero
+        if family == "feature" and spatial:
+            width = math.prod(x.shape[-spatial:])
+            unz = nz.reshape(-1, width).any(1)
+            udrop = unz & zero.reshape(-1, width).all(1)
+            out.update(n=int(unz.sum()), k=int(udrop.sum()))
+        else:
+            out.update(n=int(nz.sum()), k=int((nz & zero).sum()))
+        scale = 1.0 / (1.0 - p) if p < 1 else 0.0
+        rel = y[kept] / (x[kept] * scale) - 1 if kept.any() else torch.zeros(0)
+    out["kept"] = int(rel.numel())
+    out["bad_scale"] = int((rel.abs() > tol).sum())
+    if rel.numel():
+        sample = rel if rel.numel() <= _SAMPLE else rel[:: rel.numel() // _SAMPLE + 1]
+        out["scale_dev"] = float(sample.median())
+    return out
+
+
+def _spatial(name: str, ndim: int) -> int:
+    if name == "dropout1d":
+        return 1
+    if name == "dropout2d":
+        return 2 if ndim == 4 else 1
+    if name == "dropout3d":
+        return 3
+    if name == "feature_alpha_dropout":
+        return max(ndim - 2, 1)
+    return 0
+
+
+def _module_family(m: nn.Module) -> tuple:
+    if isinstance(m, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
+        return "feature", {nn.Dropout1d: "dropout1d", nn.Dropout2d: "dropout2d", nn.Dropout3d: "dropout3d"}.get(type(m), "dropout2d")
+    if isinstance(m, nn.FeatureAlphaDropout):
+        return "feature-alpha", "feature_alpha_dropout"
+    if isinstance(m, nn.AlphaDropout):
+        return "alpha", "alpha_dropout"
+    return "element", "dropout"
+
+
+class Instrument:
+    """Installs the hooks and wrappers; `mode` decides what a dropout call does:
+
+    - "record": run normally and record statistics (phase "train" or "eval");
+    - "light": run normally and record only which sites ran at which p (cheap);
+    - "identity": every dropout site returns its input unchanged (reference output);
+    - "off": run normally, record nothing.
+    """
+
+    def __init__(self, model: nn.Module, mode: str = "record", phase: str = "train", sdpa_twin: bool = True):
+        self.model = model
+        self.mode = mode
+        self.phase = phase
+        self.sdpa_twin = sdpa_twin
+        self.sites: dict = {}
+        self.unattributed_calls = 0
+        self._paths = {id(m): (name or "<root>") for name, m in model.named_modules()}
+        self._stack: list = []
+        self._handles: list = []
+        self._saved: dict = {}
+        self._originals: list = []
+        self._busy = False
+        self._identity_inputs: dict = {}
+
+    # -- install / remove -------------------------------------------------------------
+    def __enter__(self) -> "Instrument":
+        try:
+            self._install()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _install(self) -> None:
+        for m in self.model.modules():
+            self._handles.append(m.register_forward_pre_hook(self._push))
+            self._handles.append(m.register_forward_hook(self._pop, always_call=True))
+            if isinstance(m, _DropoutNd):
+                self._handles.append(m.register_forward_pre_hook(self._dropout_pre))
+                self._handles.append(m.register_forward_hook(self._dropout_post))
+        for name, family in FUNCTIONAL.items():
+            self._patch(F, name, self._functional_wrapper(name, family, getattr(F, name)))
+        self._patch(torch, "dropout", self._torch_dropout_wrapper(torch.dropout))
+        self._patch(F, "scaled_dot_product_attention", self._sdpa_wrapper(F.scaled_dot_product_attention))
+
+    def _patch(self, owner, name: str, replacement) -> None:
+        self._originals.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, replacement)
+
+    def close(self) -> None:
+        while self._originals:
+            owner, name, orig = self._originals.pop()
+            setattr(owner, name, orig)
+        while self._handles:
+            self._handles.pop().remove()
+        self._stack.clear()
+        self._identity_inputs.clear()
+
+    # -- module stack -----------------------------------------------------------------
+    def _push(self, module, args):
+        self._stack.append(module)
+
+    def _pop(self, module, args, output):
+        if self._stack and self._stack[-1] is module:
+            self._stack.pop()
+        elif module in self._stack:  # an exception unwound several frames
+            while self._stack and self._stack.pop() is not module:
+                pass
+
+    def _caller(self, skip_dropout: bool = False):
+        for m in reversed(self._stack):
+            if skip_dropout and isinstance(m, _DropoutNd):
+                continue
+            return m
+        return None
+
+    def _site(self, module, kind: str, p: float, family: str) -> Site:
+        path = self._paths.get(id(module), "<outside the model>") if module is not None else "<outside the model>"
+        ident = (path, kind)
+        site = self.sites.get(ident)
+        if site is None:
+            site = Site(path, kind, family,
+                        caller_class=type(module).__name__ if module is not None else "",
+                        source=_source_of(module) if module is not None else ("", 0))
+            self.sites[ident] = site
+        return site
+
+    def _record(self, site: Site, p: float, x, y, spatial: int = 0) -> None:
+        t = site.tally(self.phase)
+        t.calls += 1
+        t.ps.add(float(p))
+        if self.mode != "record" or t.n >= ELEMENT_CAP or p <= 0:
+            return
+        r = measure(x, y, p, site.family, spatial)
+        t.n += r["n"]
+        t.k += r["k"]
+        t.changed += r["changed"]
+        t.elements += r["elements"]
+        t.kept += r["kept"]
+        t.bad_scale += r["bad_scale"]
+        if "scale_dev" in r:
+            t.scale_devs.append(r["scale_dev"])
+
+    def _flag(self, site: Site, p: float, passed: bool, caller) -> None:
+        if caller is None or self.mode not in ("record", "light"):
+            return
+        if bool(passed) != bool(caller.training) and p > 0:
+            t = site.tally(self.phase)
+            t.flag_mismatch += 1
+            if len(t.flag_examples) < 1:
+                t.flag_examples.append((bool(passed), bool(caller.training)))
+
+    # -- nn.Dropout modules -------------------------------------------------------------
+    def _dropout_pre(self, module, args):
+        if self.mode in ("record", "identity") and args and torch.is_tensor(args[0]):
+            x = args[0]
+            self._identity_inputs[id(module)] = x.detach().clone() if getattr(module, "inplace", False) else x
+
+    def _dropout_post(self, module, args, output):
+        x = self._identity_inputs.pop(id(module), None)
+        if self.mode == "identity":
+            return x if x is not None else output
+        if self.mode in ("record", "light") and torch.is_tensor(output):
+            family, fname = _module_family(module)
+            site = self._site(module, type(module).__name__, module.p, family)
+            self._record(site, module.p, x if x is not None else args[0], output,
+                         _spatial(fname, output.dim()))
+        return None
+
+    # -- functional entry points --------------------------------------------------------
+    def _functional_wrapper(self, name: str, family: str, orig):
+        sig = inspect.signature(orig)
+        this = self
+
+        def wrapper(*args, **kwargs):
+            if this._busy:
+                return orig(*args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            a = bound.arguments
+            x, p, training = a["input"], float(a["p"]), bool(a["training"])
+            inside_dropout_module = bool(this._stack) and isinstance(this._stack[-1], _DropoutNd)
+            if this.mode == "identity":
+                return x
+            if this.mode == "off":
+                return orig(*args, **kwargs)
+            caller = this._caller()
+            if inside_dropout_module:
+                # the module's own hooks measure it; keep only the flag for the module's site
+                module = this._stack[-1]
+                fam = _module_family(module)[0]
+                this._flag(this._site(module, type(module).__name__, module.p, fam), p, training, module)
+                return orig(*args, **kwargs)
+            site = this._site(caller, "F." + name, p, family)
+            this._flag(site, p, training, caller)
+            keep = x.detach().clone() if (a.get("inplace") and this.mode == "record") else x
+            this._busy = True
+            try:
+                y = orig(*args, **kwargs)
+            finally:
+                this._busy = False
+            this._record(site, p, keep, y, _spatial(name, x.dim()))
+            return y
+
+        wrapper.__wrapped__ = orig
+        return wrapper
+
+    def _torch_dropout_wrapper(self, orig):
+        this = self
+
+        def wrapper(input, p, train):
+            if this._busy or this.mode == "off":
+                return orig(input, p, train)
+            if this.mode == "identity":
+                return input
+            caller = this._caller()
+            site = this._site(caller, "torch.dropout", float(p), "element")
+            this._flag(site, float(p), train, caller)
+            this._busy = True
+            try:
+                y = orig(input, p, train)
+            finally:
+                this._busy = False
+            this._record(site, float(p), input, y)
+            return y
+
+        wrapper.__wrapped__ = orig
+        return wrapper
+
+    def _sdpa_wrapper(self, orig):
+        sig = _SDPA_SIGNATURE
+        this = self
+
+        def wrapper(*args, **kwargs):
+            if this._busy or this.mode == "off":
+                return orig(*args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
+            a = bound.arguments
+            p = float(a.get("dropout_p", 0.0) or 0.0)
+            if this.mode == "identity":
+                return _call_sdpa(orig, bound.arguments, 0.0)
+            caller = this._caller()
+            site = this._site(caller, "sdpa", p, "element")
+            if p > 0 and caller is not None and not caller.training:
+                t = site.tally(this.phase)
+                t.flag_mismatch += 1
+                if not t.flag_examples:
+                    t.flag_examples.append((True, False))
+            this._busy = True
+            try:
+                y = orig(*args, **kwargs)
+                if p > 0 and this.mode == "record" and this.sdpa_twin and site.tally(this.phase).n < ELEMENT_CAP:
+                    w_drop, w_ref = this._sdpa_twin(orig, bound)
+                    this._record(site, p, w_ref, w_drop)
+                else:
+                    t = site.tally(this.phase)
+                    t.calls += 1
+                    t.ps.add(p)
+            finally:
+                this._busy = False
+            return y
+
+        wrapper.__wrapped__ = orig
+        return wrapper
+
+    @torch.no_grad()
+    def _sdpa_twin(self, orig, bound):
+        a = dict(bound.arguments)
+        q, k, v = a["query"].detach(), a["key"].detach(), a["value"].detach()
+        lk = k.shape[-2]
+        eye = torch.eye(lk, dtype=v.dtype, device=v.device).expand(*v.shape[:-2], lk, lk).contiguous()
+        rest = {n: a[n] for n in a if n not in ("query", "key", "value", "dropout_p")}
+        mask = rest.get("attn_mask")
+        if torch.is_tensor(mask):
+            rest["attn_mask"] = mask.detach()
+        w_drop = orig(q, k, eye, dropout_p=float(a["dropout_p"]), **rest)
+        w_ref = orig(q, k, eye, dropout_p=0.0, **rest)
+        return w_drop, w_ref
+
+
+def live_sites(sites: dict, phase: str = "train") -> list:
+    """Sites that ran with p > 0 in the phase."""
+    return [s for s in sites.values() if s.tally(phase).p > 0]
+
+
+class ZeroDropout:
+    """Every dropout site forced to p=0 (the baseline of the overhead measurement): modules get
+    p=0, functional calls get p=0, with no recording, so the two timed runs differ only in p."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self._saved: list = []
+        self._originals: list = []
+
+    def __enter__(self) -> "ZeroDropout":
+        for m in self.model.modules():
+            if isinstance(m, _DropoutNd):
+                self._saved.append((m, m.p))
+                m.p = 0.0
+        def functional_zero(orig):
+            sig = inspect.signature(orig)
+
+            def wrapper(*args, **kwargs):
+                bound = sig.bind(*args, **kwargs)
+                bound.arguments["p"] = 0.0
+                return orig(*bound.args, **bound.kwargs)
+            return wrapper
+
+        for name in FUNCTIONAL:
+            self._swap(F, name, functional_zero)
+        self._swap(torch, "dropout", lambda orig: (lambda input, p, train: orig(input, 0.0, train)))
+
+        def sdpa_zero(orig):
+            def wrapper(*args, **kwargs):
+                return _call_sdpa(orig, _SDPA_SIGNATURE.bind(*args, **kwargs).arguments, 0.0)
+            return wrapper
+
+        self._swap(F, "scaled_dot_product_attention", sdpa_zero)
+        return self
+
+    def _swap(self, owner, name, make) -> None:
+        orig = getattr(owner, name)
+        self._originals.append((owner, name, orig))
+        setattr(owner, name, make(orig))
+
+    def __exit__(self, *exc) -> None:
+        while self._originals:
+            owner, name, orig = self._originals.pop()
+            setattr(owner, name, orig)
+        for m, p in self._saved:
+            m.p = p
+        self._saved.clear()
