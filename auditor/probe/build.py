@@ -142,6 +142,27 @@ def _config_object(cfg: dict, trust_remote_code: bool, config_dir: str):
     return obj, attn
 
 
+def config_defaults(cfg: dict) -> dict:
+    """The config class's own default for each top-level key (to tell stock values from choices)."""
+    import transformers
+
+    try:
+        cls = transformers.CONFIG_MAPPING[cfg.get("model_type")]
+        return cls().to_dict()
+    except Exception:  # unknown or remote-code config: no defaults known
+        return {}
+
+
+def adapter_defaults(adapter: dict) -> dict:
+    try:
+        import peft
+
+        cls = peft.mapping.PEFT_TYPE_TO_CONFIG_MAPPING[adapter.get("peft_type")]
+        return cls().to_dict()
+    except Exception:
+        return {}
+
+
 def _model_class(config, trust_remote_code: bool):
     import transformers
 
@@ -170,9 +191,12 @@ def build_hf(config: dict, adapter: Optional[dict], *, full_size: bool, seed: in
     ad = copy.deepcopy(adapter) if adapter else None
     for (which, key_path), value in (overrides or {}).items():
         _set_nested(cfg if which == "config" else ad, key_path, value)
-    if not full_size:
-        cfg = scale_config_dict(cfg)
     obj, attn = _config_object(cfg, trust_remote_code, config_dir)
+    if not full_size:
+        # scale the complete dict (defaults included), not only the keys the file spells out
+        full = obj.to_dict()
+        full.setdefault("model_type", cfg.get("model_type"))
+        obj, _ = _config_object(scale_config_dict(full), trust_remote_code, config_dir)
     attn = attn_override or attn
     cls, arch = _model_class(obj, trust_remote_code)
     if getattr(obj, "pad_token_id", None) is None and arch.endswith("ForSequenceClassification"):

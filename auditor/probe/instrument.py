@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -151,6 +153,14 @@ def measure(x: torch.Tensor, y: torch.Tensor, p: float, family: str, spatial: in
         sample = rel if rel.numel() <= _SAMPLE else rel[:: rel.numel() // _SAMPLE + 1]
         out["scale_dev"] = float(sample.median())
     return out
+
+
+def _call_location() -> str:
+    """`@file.py:line` of the code that called the functional dropout: one module may call it
+    several times for different keys (BART's dropout and activation_dropout), and the line tells
+    them apart where the module path cannot."""
+    frame = sys._getframe(2)
+    return f"@{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
 def _spatial(name: str, ndim: int) -> int:
@@ -331,7 +341,7 @@ class Instrument:
                 fam = _module_family(module)[0]
                 this._flag(this._site(module, type(module).__name__, module.p, fam), p, training, module)
                 return orig(*args, **kwargs)
-            site = this._site(caller, "F." + name, p, family)
+            site = this._site(caller, "F." + name + _call_location(), p, family)
             this._flag(site, p, training, caller)
             keep = x.detach().clone() if (a.get("inplace") and this.mode == "record") else x
             this._busy = True
@@ -354,7 +364,7 @@ class Instrument:
             if this.mode == "identity":
                 return input
             caller = this._caller()
-            site = this._site(caller, "torch.dropout", float(p), "element")
+            site = this._site(caller, "torch.dropout" + _call_location(), float(p), "element")
             this._flag(site, float(p), train, caller)
             this._busy = True
             try:

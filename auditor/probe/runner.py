@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from auditor.probe import checks
-from auditor.probe.build import Subject, build_hf, subject_from_factory, subject_from_hf, load_factory
+from auditor.probe.build import (Subject, adapter_defaults, build_hf, config_defaults, load_factory,
+                                 subject_from_factory, subject_from_hf)
 from auditor.probe.finetune import finetune, step_overhead
 from auditor.probe.instrument import Instrument, scale_tolerance
 from auditor.probe.keymap import measure_keys
-from auditor.probe.stats import FAMILY_ALPHA, ratio_of_medians_ci
+from auditor.probe.stats import FAMILY_ALPHA, mean_and_se, ratio_of_medians_ci
 
 
 @dataclass
@@ -153,7 +154,12 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         pairs = [(k, "adapter" if target.adapter_path and k.file == target.adapter_path and k.file != target.config_path
                   else "config") for k in target.keys]
         base_rates, effects = measure_keys(pairs, build_small, run, opts.seed, opts.key_forwards)
-        res.findings += checks.key_checks(effects, base_rates, ctx)
+        defaults = {(target.config_path, (k,)): v for k, v in config_defaults(target.config).items()
+                    if isinstance(v, (int, float))}
+        if target.adapter is not None:
+            defaults.update({(target.adapter_path, (k,)): v for k, v in adapter_defaults(target.adapter).items()
+                             if isinstance(v, (int, float))})
+        res.findings += checks.key_checks(effects, base_rates, ctx, defaults)
         res.keys = [{"key": e.key.dotted, "file": e.key.file, "line": e.key.span.line, "value": e.key.value,
                      "verdict": e.verdict, "sites": sorted(f"{p} ({k})" for p, k in e.sites), "note": e.note}
                     for e in effects]
@@ -180,13 +186,14 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
                     "comparison": "bitwise" if device.type == "cpu" else "within 4 ulp of the output scale"}
         res.findings += checks.eval_output_checks(same, same_diff, ident, ident_diff, config_path)
 
-        # 3. expected magnitude: mean of train forwards (weights frozen) vs the eval output
+        # 3. expected magnitude: train mode (running-stat norms frozen) vs the eval output
         model.train()
         _freeze_running_stats(model)
         ins.phase = "train"
         ins.mode = "identity"
         with torch.no_grad():
             y_tid = _out(subject)
+            y_tid2 = _out(subject)
             ins.mode = "off"
             total = torch.zeros_like(y1)
             slopes = []
@@ -198,20 +205,23 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
                 if denom > 0:
                     slopes.append(float((_centred(y) * ref).sum()) / denom)
         ins.mode = "record"
-        mean_train = total / max(1, opts.magnitude_forwards)
-        norm = float(y1.norm()) or 1.0
-        rel_diff = float((mean_train - y1).norm()) / norm
-        tid = float((y_tid - y1).norm()) / norm
         model.eval()
 
+    mean_train = total / max(1, opts.magnitude_forwards)
+    norm = float(y1.norm()) or 1.0
+    det, _ = _same(y_tid, y_tid2, device, subject.dtype)
+    eq, diff = _same(y1, y_tid, device, subject.dtype)
+    c = _centred(y_tid)
+    id_scale = float((c * ref).sum()) / denom if denom > 0 else math.nan
     sites = ins.sites
     live_ps = sorted({s.train.p for s in sites.values() if s.train.p > 0})
     n_tests = len([s for s in sites.values() if s.train.p > 0 and s.train.n > 0]) + 1
+    mean, se = mean_and_se(slopes)
+    res.magnitude = checks.Magnitude(len(slopes), mean, se, 0.0, FAMILY_ALPHA / n_tests,
+                                     float((mean_train - y1).norm()) / norm, det, eq, diff, id_scale)
+    res.findings += checks.magnitude_check(res.magnitude, live_ps, config_path, res.eval["two_forwards_equal"])
     res.rows, site_findings, _ = checks.site_rows(sites, ctx, scale_tolerance(subject.dtype))
     res.findings += site_findings
-    res.magnitude, mag_findings = checks.magnitude_check(slopes, rel_diff, tid, live_ps, FAMILY_ALPHA / n_tests,
-                                                          config_path)
-    res.findings += mag_findings
 
     # 5. step-time overhead of the configured dropout against dropout forced to 0
     if opts.overhead and live_ps:
