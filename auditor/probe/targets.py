@@ -158,11 +158,13 @@ def resolve_target(path: str, adapter: Optional[str] = None) -> Target:
         if path.endswith(".json"):
             data, _ = _load_json(path)
         else:
-            import yaml
+            from ruamel.yaml import YAML
+            from ruamel.yaml.error import YAMLError
+
             try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise TargetError(f"{path}: not valid YAML ({exc})") from None
+                data = YAML(typ="safe", pure=True).load(text)
+            except (YAMLError, ValueError) as exc:
+                raise TargetError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise TargetError(f"{path}: expected a mapping")
         recipe_path, recipe_text = path, text
