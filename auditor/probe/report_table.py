@@ -1,0 +1,54 @@
+"""The probe's per-site table for the terminal (rich, imported only here)."""
+
+from __future__ import annotations
+
+
+def _fmt(v, spec=".4f", none="-"):
+    return none if v is None else format(v, spec)
+
+
+def write_table(result, stream, color=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, force_terminal=color, no_color=color is False,
+                      width=None if stream.isatty() else 200)
+    meta = result.meta
+    console.print(f"[bold]dropout-audit probe[/bold]: {meta.get('model')} on {meta.get('device')} "
+                  f"({meta.get('dtype')}, attention {meta.get('attn_implementation') or 'n/a'}), "
+                  f"{meta.get('steps')} AdamW steps, seed {meta.get('seed')}, {meta.get('seconds')} s")
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("site (module path)", "kind", "key", "p", "measured rate", "CI", "scale", "train", "eval"):
+        table.add_column(col, overflow="fold")
+    for r in result.rows:
+        ci = f"[{r.ci[0]:.4f}, {r.ci[1]:.4f}]" if r.ci else "-"
+        scale = f"{r.scale:.4f} (want {r.expected_scale:.4f})" if r.scale is not None else "-"
+        train = r.train_verdict if r.train_verdict in ("ok", "-") else f"[red]{r.train_verdict}[/red]"
+        ev = r.eval_verdict if r.eval_verdict != "ACTIVE" else "[red]ACTIVE[/red]"
+        table.add_row(r.path, r.kind, r.key or "-", f"{r.p:g}", _fmt(r.rate), ci, scale, train, ev)
+    if not result.rows:
+        table.add_row("(no dropout site ran)", "", "", "", "", "", "", "", "")
+    console.print(table)
+    if result.rows and any(r.alpha for r in result.rows):
+        alpha = next(r.alpha for r in result.rows if r.alpha)
+        console.print(f"Rates: {meta.get('rate_test')}; per-site alpha {alpha:.2g} "
+                      f"(family {meta.get('family_alpha')}); CI at {(1 - alpha) * 100:.4g}%.")
+    ev = result.eval
+    if ev:
+        console.print(f"Eval: two forwards equal: {ev['two_forwards_equal']}; equals every-site-identity: "
+                      f"{ev['equals_identity']} ({ev['comparison']}).")
+    if result.magnitude is not None:
+        m = result.magnitude
+        console.print(f"Magnitude: train mode with dropout at identity equals eval: {m.identity_equal}; "
+                      f"{m.describe()}.")
+    if result.losses:
+        console.print(f"Loss: {result.losses[0]:.4g} -> {result.losses[-1]:.4g} over {len(result.losses)} steps.")
+    if result.keys:
+        keys = ", ".join(f"{k['key']}={k['value']:g} {k['verdict']}" for k in result.keys)
+        console.print(f"Keys (switched off one at a time): {keys}.")
+    o = result.overhead
+    if o.get("ratio") is not None:
+        console.print(f"Step time with dropout / with dropout 0: {o['ratio']:.2f}x "
+                      f"(95% CI [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}], {o['rounds']} rounds of {o['block']} steps, "
+                      f"{o['timer']}).")
+    console.print()
