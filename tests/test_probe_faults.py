@@ -1,0 +1,62 @@
+"""Planted faults must be caught and clean models must pass, over 20 fixed seeds each.
+
+The longer sweep that measures false-alarm and miss rates is bench/probe_seeds.py.
+"""
+
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tests.probe_faults import CLEAN, FAULTS  # noqa: E402
+from tests.probe_helpers import codes, probe_config, probe_factory  # noqa: E402
+
+SEEDS = range(20)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("name", CLEAN)
+def test_clean_factories_never_flagged(name):
+    flagged = {s: sorted(codes(probe_factory(name, seed=s))) for s in SEEDS}
+    assert all(not c for c in flagged.values()), flagged
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_planted_faults_always_caught(name):
+    missed = {}
+    for s in SEEDS:
+        found = codes(probe_factory(name, seed=s))
+        if not FAULTS[name] <= found:
+            missed[s] = sorted(found)
+    assert not missed, missed
+
+
+def test_dead_key_caught_on_every_seed():
+    pytest.importorskip("transformers")
+    path = os.path.join(REPO, "fixtures", "probe-dead-key", "config.json")
+    for s in SEEDS:
+        res = probe_config(path, seed=s, steps=3, magnitude_forwards=4)
+        assert "DRP804" in codes(res), s
+
+
+def test_clean_llama_lora_never_flagged():
+    pytest.importorskip("peft")
+    d = os.path.join(REPO, "fixtures", "probe-llama-lora")
+    for s in SEEDS:
+        res = probe_config(os.path.join(d, "config.json"), os.path.join(d, "adapter_config.json"), seed=s, steps=4,
+                           magnitude_forwards=8, key_forwards=4)
+        assert codes(res) == set(), (s, [f.message for f in res.findings])
+
+
+def test_ungated_functional_dropout_is_located_in_user_code():
+    res = probe_factory("fault_functional_no_flag")
+    f = next(f for f in res.findings if f.code == "DRP800")
+    assert f.path.endswith("probe_faults.py") and f.span.line > 1
+    assert "training=True" in f.message
+
+
+def test_eval_rescale_message_names_the_textbook_bug():
+    res = probe_factory("fault_eval_rescale")
+    f = next(f for f in res.findings if f.code == "DRP803")
+    assert "1/(1-p) for p=0.1" in f.message

@@ -1,0 +1,100 @@
+"""The probe on tiny Transformers models (CPU, seconds each): verdicts on clean setups, and the
+key map on real architectures."""
+
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from tests.probe_helpers import codes, probe_config, write_config  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LLAMA_LORA = os.path.join(REPO, "fixtures", "probe-llama-lora")
+DEAD_KEY = os.path.join(REPO, "fixtures", "probe-dead-key", "config.json")
+
+
+def rows_by_kind(result):
+    out = {}
+    for r in result.rows:
+        out.setdefault(r.kind.split("@")[0], []).append(r)
+    return out
+
+
+def test_llama_lora_fixture_sites_live_in_train_and_off_in_eval():
+    res = probe_config(os.path.join(LLAMA_LORA, "config.json"), os.path.join(LLAMA_LORA, "adapter_config.json"))
+    assert codes(res) == set()
+    kinds = rows_by_kind(res)
+    attn, lora = kinds["sdpa"], kinds["Dropout"]
+    assert len(attn) == 2 and all(r.p == pytest.approx(0.1) and r.key == "attention_dropout" for r in attn)
+    assert len(lora) == 4 and all(r.p == pytest.approx(0.05) and r.key == "lora_dropout" for r in lora)
+    for r in attn + lora:
+        assert r.train_verdict == "ok" and r.eval_verdict == "off" and r.eval_dropped == 0
+        assert r.ci[0] <= r.p <= r.ci[1]
+        assert r.scale == pytest.approx(1 / (1 - r.p), rel=1e-5)
+    assert res.eval["two_forwards_equal"] and res.eval["equals_identity"]
+    assert res.losses[-1] < res.losses[0]
+
+
+def test_llama_eager_attention_is_functional_dropout(tmp_path):
+    cfg = write_config(tmp_path, "llama", {"model_type": "llama", "architectures": ["LlamaForCausalLM"],
+                                           "attention_dropout": 0.2, "_attn_implementation": "eager"})
+    res = probe_config(cfg)
+    assert codes(res) == set()
+    fn = rows_by_kind(res)["F.dropout"]
+    assert len(fn) == 2 and all(r.p == pytest.approx(0.2) and r.train_verdict == "ok" for r in fn)
+    assert res.meta["attn_implementation"] == "eager"
+
+
+def test_dead_key_fixture_is_a_measured_noop():
+    res = probe_config(DEAD_KEY)
+    dead = [f for f in res.findings if f.code == "DRP804"]
+    assert len(dead) == 1 and dead[0].key == "hidden_dropout_prob"
+    assert (dead[0].span.line, dead[0].span.column) == (7, 3)
+    assert codes(res) == {"DRP804"}
+
+
+def test_bert_module_and_functional_sites(tmp_path):
+    cfg = write_config(tmp_path, "bert", {"model_type": "bert", "architectures": ["BertForSequenceClassification"],
+                                          "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.15,
+                                          "_attn_implementation": "eager"})
+    res = probe_config(cfg)
+    assert codes(res) == set()
+    kinds = rows_by_kind(res)
+    assert {r.key for r in kinds["Dropout"]} == {"hidden_dropout_prob"}   # incl. the classifier head
+    assert all(r.p == pytest.approx(0.15) and r.key == "attention_probs_dropout_prob" for r in kinds["F.dropout"])
+    # BERT's attention.self.dropout module is never called: it is no site
+    assert not any(r.path.endswith("attention.self.dropout") for r in res.rows)
+
+
+def test_gpt2_three_keys_and_a_stock_noop(tmp_path):
+    cfg = write_config(tmp_path, "gpt2", {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+                                          "attn_pdrop": 0.1, "embd_pdrop": 0.1, "resid_pdrop": 0.1,
+                                          "summary_first_dropout": 0.1})
+    res = probe_config(cfg)
+    assert codes(res) == set()
+    verdicts = {k["key"]: k["verdict"] for k in res.keys}
+    assert verdicts == {"attn_pdrop": "live", "embd_pdrop": "live", "resid_pdrop": "live",
+                        "summary_first_dropout": "no-op"}   # the LM head never reads it; stock value
+
+
+def test_t5_and_bart_are_clean(tmp_path):
+    t5 = write_config(tmp_path, "t5", {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"],
+                                       "dropout_rate": 0.1, "decoder_start_token_id": 0})
+    bart = write_config(tmp_path, "bart", {"model_type": "bart", "architectures": ["BartForConditionalGeneration"],
+                                           "dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.1})
+    for cfg in (t5, bart):
+        res = probe_config(cfg)
+        assert codes(res) == set(), [f.message for f in res.findings]
+        assert all(k["verdict"] == "live" for k in res.keys)
+        assert all(r.train_verdict in ("ok", "-") and r.eval_verdict in ("off", "not run") for r in res.rows)
+
+
+def test_undeclared_key_on_bart_head_and_hardcoded_head(tmp_path):
+    cfg = write_config(tmp_path, "llama-tok", {"model_type": "llama", "architectures": ["LlamaForTokenClassification"],
+                                               "attention_dropout": 0.1})
+    res = probe_config(cfg)
+    unexplained = [f for f in res.findings if f.code == "DRP805"]
+    assert len(unexplained) == 1 and "dropout" in unexplained[0].message and unexplained[0].severity == "info"
