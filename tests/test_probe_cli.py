@@ -1,0 +1,96 @@
+"""The probe command end to end: shared reporters, exit codes, HTML, restoring torch, no torch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+import tests.probe_helpers  # noqa: E402,F401  (one thread)
+from auditor.probe.command import probe  # noqa: E402
+from auditor.probe.instrument import Instrument  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEAD = os.path.join(REPO, "fixtures", "probe-dead-key", "config.json")
+FAULTS = os.path.join(REPO, "tests", "probe_faults.py")
+
+
+def invoke(*args):
+    return CliRunner().invoke(probe, list(args) + ["--steps", "4"], catch_exceptions=False)
+
+
+def test_json_format_and_exit_code_like_check(tmp_path):
+    html = tmp_path / "r.html"
+    res = invoke(DEAD, "--json", "--html", str(html))
+    assert res.exit_code == 1
+    data = json.loads(res.output)
+    findings = data["findings"] if isinstance(data, dict) else data
+    assert [f["code"] for f in findings] == ["DRP804"]
+    assert findings[0]["category"] == "probe" and findings[0]["line"] == 7
+    page = html.read_text()
+    assert "<svg" in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in page
+    assert invoke(DEAD, "--json", "--exit-zero").exit_code == 0
+    assert invoke(DEAD, "--format", "concise", "--fail-on", "error").exit_code == 0
+
+
+def test_sarif_from_a_factory(tmp_path):
+    out = tmp_path / "probe.sarif"
+    res = invoke("--factory", f"{FAULTS}:fault_sdpa_ungated", "--format", "sarif", "-o", str(out))
+    assert res.exit_code == 1
+    sarif = json.loads(out.read_text())
+    ids = {r["ruleId"] for r in sarif["runs"][0]["results"]}
+    assert "DRP800" in ids
+
+
+def test_full_format_prints_the_site_table():
+    res = invoke("--factory", f"{FAULTS}:clean_sdpa")
+    assert res.exit_code == 0
+    assert "sdpa" in res.output and "measured rate" in res.output
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert invoke().exit_code == 2
+    assert invoke(DEAD, "--factory", f"{FAULTS}:clean_mlp").exit_code == 2
+    assert invoke(str(tmp_path / "missing.json")).exit_code == 2
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-model"}')
+    assert invoke(str(tmp_path / "config.json")).exit_code == 2
+
+
+def test_everything_is_restored_after_an_error():
+    before = (F.dropout, F.dropout2d, F.scaled_dot_product_attention, torch.dropout)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
+    with pytest.raises(RuntimeError):
+        with Instrument(model):
+            assert F.dropout is not before[0]
+            model(torch.randn(2, 5))   # wrong width: raises inside the hooks' scope
+    assert (F.dropout, F.dropout2d, F.scaled_dot_product_attention, torch.dropout) == before
+    assert not model[0]._forward_hooks and not model[1]._forward_pre_hooks
+
+
+def test_missing_torch_names_the_extra():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from auditor.cli import main\n"
+            "sys.exit(main(['probe', 'x.json']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.returncode == 2
+    assert "pip install 'dropout-auditor[probe]'" in out.stderr
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom auditor.cli import main\n"
+            "try:\n    main(['probe', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.stdout.strip().endswith("False"), out.stdout
+    assert "RUNS FILE.py" in out.stdout
