@@ -206,12 +206,13 @@ def build_hf(config: dict, adapter: Optional[dict], *, full_size: bool, seed: in
         kwargs["attn_implementation"] = attn
     torch.manual_seed(seed)
     try:
-        if cls.__name__.startswith("Auto"):
-            model = cls.from_config(obj, **kwargs)
-        else:
-            if attn:
-                obj._attn_implementation = attn
-            model = cls(obj)
+        # allocate on the target device in the target dtype: a 1B model built in fp32 on the
+        # host first would cost minutes and 5 GB before reaching the GPU
+        with torch.device(device):
+            if cls.__name__.startswith("Auto"):
+                model = cls.from_config(obj, dtype=dtype, **kwargs)
+            else:
+                model = cls._from_config(obj, dtype=dtype, **kwargs)
     except (ValueError, ImportError, TypeError) as exc:
         raise BuildError(f"could not build {arch} from the config: {exc}") from None
     model.to(device=device, dtype=dtype)

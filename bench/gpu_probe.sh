@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Full-size probe on an NVIDIA GPU: the Llama-3.2-1B-shaped fixture (1.24B parameters, random
+# bf16 weights, never downloaded) with its LoRA adapter, including the step-time overhead of the
+# configured dropout against dropout 0 (CUDA events). Must finish within 5 minutes.
+#
+#   bash bench/gpu_probe.sh            (from the repository root; PYTHON=... to pick an interpreter)
+#
+# Needs torch with CUDA, transformers and peft (pip install 'dropout-auditor[probe]').
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}          # DEVICE=cpu SIZE= bash bench/gpu_probe.sh: a dry run of this script on a CPU
+SIZE=${SIZE---full-size}
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+OUTDIR=${OUT:-$(mktemp -d)}
+M="$OUTDIR/gpu_probe_measurements.json"
+start=$(date +%s)
+set +e
+PYTHONPATH=. PYTHONUNBUFFERED=1 timeout 300 "$PY" -m auditor probe fixtures/probe-llama-lora/config.json \
+  --adapter fixtures/probe-llama-lora/adapter_config.json $SIZE --device "$DEVICE" --steps 20 \
+  --format concise --measurements "$M" --html "$OUTDIR/gpu_probe.html"
+rc=$?
+set -e
+echo "probe exit code: $rc  wall: $(( $(date +%s) - start )) s"
+[ -f "$M" ] || { echo "no measurements written"; exit 1; }
+"$PY" - "$M" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m, sites = d["meta"], d["sites"]
+print(f"model      {m['model']}  {m['device']} {m['dtype']} attn={m['attn_implementation']}  probe {m['seconds']} s")
+print(f"{'kind':10s} {'key':18s} {'sites':>5s} {'p':>6s} {'rate min..max':>17s} {'train':>6s} {'eval':>6s}")
+groups = {}
+for s in sites:
+    groups.setdefault((s["kind"].split("@")[0], s["key"], s["p"]), []).append(s)
+for (kind, key, p), rows in sorted(groups.items()):
+    rates = [r["rate"] for r in rows if r["rate"] is not None]
+    rng = f"{min(rates):.4f}..{max(rates):.4f}" if rates else "-"
+    ok_t = sum(r["train_verdict"] in ("ok", "-") for r in rows)
+    ok_e = sum(r["eval_verdict"] in ("off", "not run") for r in rows)
+    print(f"{kind:10s} {key or '-':18s} {len(rows):5d} {p:6g} {rng:>17s} {ok_t:>3d}/{len(rows):<2d} {ok_e:>3d}/{len(rows):<2d}")
+e, mag, o = d["eval"], d["magnitude"], d["overhead"]
+print(f"eval       deterministic={e['two_forwards_equal']} equals-identity={e['equals_identity']}")
+print(f"magnitude  train-identity==eval: {mag['identity_equal']}; mean-of-train scale {mag['slope']:.4f} ± {mag['se']:.4f}")
+print(f"loss       {d['loss'][0]:.4f} -> {d['loss'][-1]:.4f} over {len(d['loss'])} steps")
+if o:
+    print(f"overhead   {o['ratio']:.3f}x (95% CI {o['ci95'][0]:.3f}..{o['ci95'][1]:.3f}), {o['timer']}")
+print(f"findings   {[f['code'] for f in d['findings']] or 'none'}")
+PYEOF
+exit $rc
