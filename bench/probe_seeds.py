@@ -15,9 +15,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from auditor.probe.stats import wilson_interval  # noqa: E402
-from tests.probe_faults import CLEAN, FAULTS  # noqa: E402
-from tests.probe_helpers import codes, probe_config, probe_factory  # noqa: E402
+from auditor.probe.stats import wilson_interval
+from tests.probe_faults import CLEAN, FAULTS
+from tests.probe_helpers import codes, probe_config, probe_factory
 
 
 def report(label, bad, n, what):

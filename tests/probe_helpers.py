@@ -7,16 +7,16 @@ import torch
 
 torch.set_num_threads(1)
 
-from auditor.probe.runner import Options, prepare, run_probe  # noqa: E402
-from auditor.probe.targets import resolve_target  # noqa: E402
+import os
 
-import os  # noqa: E402
+from auditor.probe.runner import Options, prepare, run_probe
+from auditor.probe.targets import resolve_target
 
 FAULTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_faults.py")
 
 
 def fast_options(seed: int = 0, steps: int = 8, **kw) -> Options:
-    base = dict(seed=seed, steps=steps, overhead=False, magnitude_forwards=32, key_forwards=16)
+    base = {"seed": seed, "steps": steps, "overhead": False, "magnitude_forwards": 32, "key_forwards": 16}
     base.update(kw)
     return Options(**base)
 

@@ -10,13 +10,13 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
 
-import tests.probe_helpers  # noqa: E402,F401  (one thread)
-from auditor.probe.command import probe  # noqa: E402
-from auditor.probe.instrument import Instrument  # noqa: E402
+import tests.probe_helpers  # noqa: F401  (one thread)
+from auditor.probe.command import probe
+from auditor.probe.instrument import Instrument
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEAD = os.path.join(REPO, "fixtures", "probe-dead-key", "config.json")
@@ -68,10 +68,9 @@ def test_usage_errors_exit_2(tmp_path):
 def test_everything_is_restored_after_an_error():
     before = (F.dropout, F.dropout2d, F.scaled_dot_product_attention, torch.dropout)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
-    with pytest.raises(RuntimeError):
-        with Instrument(model):
-            assert F.dropout is not before[0]
-            model(torch.randn(2, 5))   # wrong width: raises inside the hooks' scope
+    with pytest.raises(RuntimeError), Instrument(model):
+        assert F.dropout is not before[0]
+        model(torch.randn(2, 5))   # wrong width: raises inside the hooks' scope
     assert (F.dropout, F.dropout2d, F.scaled_dot_product_attention, torch.dropout) == before
     assert not model[0]._forward_hooks and not model[1]._forward_pre_hooks
 
@@ -80,7 +79,7 @@ def test_missing_torch_names_the_extra():
     code = ("import sys; sys.modules['torch'] = None\n"
             "from auditor.cli import main\n"
             "sys.exit(main(['probe', 'x.json']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False,
                          env={**os.environ, "PYTHONPATH": REPO})
     assert out.returncode == 2
     assert "pip install 'dropout-auditor[probe]'" in out.stderr
@@ -90,7 +89,7 @@ def test_help_does_not_import_torch():
     code = ("import sys\nfrom auditor.cli import main\n"
             "try:\n    main(['probe', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False,
                          env={**os.environ, "PYTHONPATH": REPO})
     assert out.stdout.strip().endswith("False"), out.stdout
     assert "RUNS FILE.py" in out.stdout

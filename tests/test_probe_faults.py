@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.probe_faults import CLEAN, FAULTS  # noqa: E402
-from tests.probe_helpers import codes, probe_config, probe_factory  # noqa: E402
+from tests.probe_faults import CLEAN, FAULTS
+from tests.probe_helpers import codes, probe_config, probe_factory
 
 SEEDS = range(20)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from tests.probe_helpers import codes, probe_config, write_config  # noqa: E402
+from tests.probe_helpers import codes, probe_config, write_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LLAMA_LORA = os.path.join(REPO, "fixtures", "probe-llama-lora")

@@ -13,8 +13,9 @@ import copy
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -149,7 +150,7 @@ def config_defaults(cfg: dict) -> dict:
     try:
         cls = transformers.CONFIG_MAPPING[cfg.get("model_type")]
         return cls().to_dict()
-    except Exception:  # unknown or remote-code config: no defaults known
+    except Exception:  # noqa: BLE001  unknown or remote-code config: no defaults known
         return {}
 
 
@@ -159,7 +160,7 @@ def adapter_defaults(adapter: dict) -> dict:
 
         cls = peft.mapping.PEFT_TYPE_TO_CONFIG_MAPPING[adapter.get("peft_type")]
         return cls().to_dict()
-    except Exception:
+    except Exception:  # noqa: BLE001  an unknown PEFT type has no defaults to compare with
         return {}
 
 
@@ -182,9 +183,9 @@ def _model_class(config, trust_remote_code: bool):
     return auto, "base model"
 
 
-def build_hf(config: dict, adapter: Optional[dict], *, full_size: bool, seed: int, device, dtype,
-             trust_remote_code: bool = False, config_dir: str = ".", overrides: Optional[dict] = None,
-             attn_override: Optional[str] = None):
+def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, device, dtype,
+             trust_remote_code: bool = False, config_dir: str = ".", overrides: dict | None = None,
+             attn_override: str | None = None):
     """Build the (optionally PEFT-wrapped) model; overrides maps (which, key_path) -> value
     with which in {"config", "adapter"} (used to switch single keys off for the key map)."""
     cfg = copy.deepcopy(config)

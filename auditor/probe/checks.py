@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional
 
 from auditor.model import Span
 from auditor.probe.codes import probe_finding
 from auditor.probe.keymap import generic_path
-from auditor.probe.stats import FAMILY_ALPHA, mean_and_se, median, outside_band, rate_test
+from auditor.probe.stats import FAMILY_ALPHA, median, outside_band, rate_test
 
 OVERHEAD_RATIO = 1.5   # an info finding above this step-time ratio
 LOSS_WINDOW = 3
@@ -34,12 +33,12 @@ class SiteRow:
     calls_eval: int = 0
     n: int = 0
     k: int = 0
-    rate: Optional[float] = None
-    ci: Optional[tuple] = None
-    p_value: Optional[float] = None
-    alpha: Optional[float] = None
-    scale: Optional[float] = None
-    expected_scale: Optional[float] = None
+    rate: float | None = None
+    ci: tuple | None = None
+    p_value: float | None = None
+    alpha: float | None = None
+    scale: float | None = None
+    expected_scale: float | None = None
     train_verdict: str = "-"
     eval_verdict: str = "off"
     eval_dropped: int = 0
@@ -77,7 +76,7 @@ def _rel(path: str) -> str:
 
 
 def display_path(path: str) -> str:
-    return path[len("base_model.model."):] if path.startswith("base_model.model.") else path
+    return path.removeprefix("base_model.model.")
 
 
 def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
@@ -127,7 +126,7 @@ def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
         if e.k > 0:
             problems.append(f"dropped {e.k} of {e.n} units in eval mode")
         if e.flag_mismatch:
-            passed, mode = e.flag_examples[0] if e.flag_examples else (True, False)
+            passed, _caller_mode = e.flag_examples[0] if e.flag_examples else (True, False)
             if s.kind == "sdpa":
                 problems.append(f"was called with dropout_p={e.p:g} while its module was in eval mode "
                                 "(SDPA has no training flag: gate dropout_p on self.training)")
@@ -177,7 +176,7 @@ class Magnitude:
     identity_scale: float = 1.0
     failed: bool = False
     skipped: str = ""
-    within_tolerance: Optional[bool] = None
+    within_tolerance: bool | None = None
 
     def describe(self) -> str:
         if self.skipped:

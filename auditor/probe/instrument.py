@@ -24,7 +24,6 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -210,7 +209,7 @@ class Instrument:
         self._identity_inputs: dict = {}
 
     # -- install / remove -------------------------------------------------------------
-    def __enter__(self) -> "Instrument":
+    def __enter__(self) -> Instrument:  # noqa: PYI034
         try:
             self._install()
         except BaseException:
@@ -442,7 +441,7 @@ class ZeroDropout:
         self._saved: list = []
         self._originals: list = []
 
-    def __enter__(self) -> "ZeroDropout":
+    def __enter__(self) -> ZeroDropout:  # noqa: PYI034
         for m in self.model.modules():
             if isinstance(m, _DropoutNd):
                 self._saved.append((m, m.p))

@@ -11,8 +11,8 @@ key is switched off are live sites the config does not explain.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -66,7 +66,7 @@ def measure_keys(keys: list, build: Callable, run: Callable, seed: int, max_forw
         eff = KeyEffect(key, which, "unknown")
         try:
             other = build({(which, key.key_path): 0.0})
-        except Exception as exc:  # a key that cannot be 0 for this model: say so, do not guess
+        except Exception as exc:  # noqa: BLE001  a key that cannot be 0 here: say so, do not guess
             eff.note = f"could not rebuild with {key.dotted}=0: {exc}"
             effects.append(eff)
             continue

@@ -11,14 +11,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
 
 from auditor.probe import checks
-from auditor.probe.build import (Subject, adapter_defaults, build_hf, config_defaults, load_factory,
-                                 subject_from_factory, subject_from_hf)
+from auditor.probe.build import (
+    Subject,
+    adapter_defaults,
+    build_hf,
+    config_defaults,
+    load_factory,
+    subject_from_factory,
+    subject_from_hf,
+)
 from auditor.probe.finetune import finetune, step_overhead
 from auditor.probe.instrument import Instrument, scale_tolerance
 from auditor.probe.keymap import measure_keys
@@ -45,7 +51,7 @@ class ProbeResult:
     losses: list = field(default_factory=list)
     keys: list = field(default_factory=list)
     eval: dict = field(default_factory=dict)
-    magnitude: Optional[checks.Magnitude] = None
+    magnitude: checks.Magnitude | None = None
     overhead: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
@@ -103,8 +109,9 @@ def _freeze_running_stats(model: nn.Module) -> None:
             m.eval()
 
 
-def prepare(target=None, factory: Optional[str] = None, opts: Options = Options()):
+def prepare(target=None, factory: str | None = None, opts: Options | None = None):
     """The subject plus, for configs, the builder the key map needs."""
+    opts = opts or Options()
     device = pick_device(opts.device)
     if factory:
         fn = load_factory(factory)

@@ -10,25 +10,24 @@ import json
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Optional
 
 import click
 
 
 @dataclass
 class ProbeRequest:
-    path: Optional[str] = None
-    adapter: Optional[str] = None
-    factory: Optional[str] = None
+    path: str | None = None
+    adapter: str | None = None
+    factory: str | None = None
     device: str = "auto"
     steps: int = 20
     seed: int = 0
     full_size: bool = False
     trust_remote_code: bool = False
     fmt: str = "full"
-    output_file: Optional[str] = None
-    html_file: Optional[str] = None
-    measurements: Optional[str] = None
+    output_file: str | None = None
+    html_file: str | None = None
+    measurements: str | None = None
     fail_on: str = "warning"
     exit_zero: bool = False
 
@@ -38,7 +37,7 @@ def probe_rules() -> list:
         from auditor import catalogue
 
         return [r for r in catalogue.load() if r.check == "probe"]
-    except Exception:  # SARIF can do without rule metadata; the probe must not fail on it
+    except Exception:  # noqa: BLE001  SARIF can do without rule metadata; the probe must not fail on it
         return []
 
 
@@ -66,7 +65,7 @@ def execute(req: ProbeRequest):
             # Tiny models gain nothing from threads, and OpenMP workers spinning on a busy
             # 2-core box made a 15 ms step take 1.5 s in our measurements.
             torch.set_num_threads(1)
-        subject, build, device = prepare(target, req.factory, opts)
+        subject, build, _ = prepare(target, req.factory, opts)
         where = target.config_path if target else req.factory.rpartition(":")[0]
         return run_probe(subject, build, target, opts, where)
 
@@ -83,7 +82,7 @@ def run(req: ProbeRequest) -> int:
         click.echo(f"dropout-audit probe: error: {exc}", err=True)
         return 2
     findings = result.findings
-    stream = open(req.output_file, "w", encoding="utf-8") if req.output_file else sys.stdout
+    stream = open(req.output_file, "w", encoding="utf-8") if req.output_file else sys.stdout  # noqa: SIM115
     try:
         if req.fmt == "full":
             from auditor.probe.report_table import write_table

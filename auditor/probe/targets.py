@@ -11,7 +11,6 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 from auditor.model import Span
 
@@ -46,15 +45,16 @@ class Target:
     config_path: str
     config: dict
     config_text: str
-    adapter_path: Optional[str] = None
-    adapter: Optional[dict] = None
+    adapter_path: str | None = None
+    adapter: dict | None = None
     adapter_text: str = ""
     keys: list = field(default_factory=list)   # ConfigKey for every rate in config and adapter
 
 
 def key_span(text: str, key: str) -> Span:
     """Where `"key"` (JSON) or `key:` (YAML) first appears; 1:1 when not found."""
-    for pattern in (re.compile(r'"%s"\s*:' % re.escape(key)), re.compile(r"(?m)^\s*(%s)\s*:" % re.escape(key))):
+    esc = re.escape(key)
+    for pattern in (re.compile(rf'"{esc}"\s*:'), re.compile(rf"(?m)^\s*({esc})\s*:")):
         m = pattern.search(text)
         if m:
             start = m.start(1) if m.re.groups else m.start()
@@ -126,7 +126,7 @@ def _model_dir_from_recipe(path: str, data: dict) -> str:
     raise TargetError(f"{path}: no model section naming a local config.json")
 
 
-def _adapter_from_recipe(data: dict) -> Optional[dict]:
+def _adapter_from_recipe(data: dict) -> dict | None:
     """A LoRA config from recipe keys (axolotl `adapter: lora`, LLaMA-Factory `finetuning_type: lora`)."""
     kind = str(data.get("adapter") or data.get("finetuning_type") or "").lower()
     if kind not in ("lora", "qlora"):
@@ -141,7 +141,7 @@ def _adapter_from_recipe(data: dict) -> Optional[dict]:
             "target_modules": targets}
 
 
-def resolve_target(path: str, adapter: Optional[str] = None) -> Target:
+def resolve_target(path: str, adapter: str | None = None) -> Target:
     if path.startswith(("http://", "https://", "hf://")):
         raise TargetError(f"{path}: the probe reads local files only")
     if os.path.isdir(path):
