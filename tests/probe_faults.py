@@ -3,7 +3,8 @@
 The clean ones use dropout correctly; the faulty ones plant one real-world bug each
 (pitfalls.md C): F.dropout without the training flag (pytorch/pytorch#26338), the textbook
 "multiply by (1-p) at inference" on top of nn.Dropout, and SDPA with an ungated dropout_p
-(pytorch/pytorch#124464, karpathy/nanoGPT#240).
+(pytorch/pytorch#124464, karpathy/nanoGPT#240); plus a dropout that masks without rescaling
+and one that passes training=False while training.
 """
 
 import torch
@@ -14,11 +15,20 @@ P = 0.1
 WIDTH = 48
 
 
+class _MaskOnlyDropout(nn.Dropout):
+    """Planted: masks without the 1/(1-p) rescale (not inverted dropout)."""
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        return x * (torch.rand_like(x) >= self.p)
+
+
 class _MLP(nn.Module):
     def __init__(self, mode: str):
         super().__init__()
         self.fc1 = nn.Linear(16, WIDTH)
-        self.drop = nn.Dropout(P)
+        self.drop = _MaskOnlyDropout(P) if mode == "mask-only" else nn.Dropout(P)
         self.fc2 = nn.Linear(WIDTH, 8)
         self.mode = mode
 
@@ -28,6 +38,8 @@ class _MLP(nn.Module):
             h = F.dropout(h, P)                       # planted: no training=self.training
         elif self.mode == "functional":
             h = F.dropout(h, P, training=self.training)
+        elif self.mode == "never-in-train":
+            h = F.dropout(h, P, training=False)       # planted: dropout configured but never applied
         else:
             h = self.drop(h)
             if self.mode == "eval-rescale" and not self.training:
@@ -94,9 +106,19 @@ def fault_sdpa_ungated():
     return _TinyLM(gated=False)
 
 
+def fault_not_inverted():
+    return _MLP("mask-only"), _mlp_inputs()
+
+
+def fault_never_in_train():
+    return _MLP("never-in-train"), _mlp_inputs()
+
+
 CLEAN = ("clean_mlp", "clean_functional", "clean_sdpa")
 FAULTS = {  # factory -> the codes that must fire
     "fault_functional_no_flag": {"DRP800"},
     "fault_eval_rescale": {"DRP803"},
     "fault_sdpa_ungated": {"DRP800"},
+    "fault_not_inverted": {"DRP802"},
+    "fault_never_in_train": {"DRP801"},
 }

@@ -109,7 +109,8 @@ def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
                     f"{where}: train-mode drop rate is inconsistent with its p={t.p:g}: {test.describe()}.{extra}",
                     span, fkey))
             bad_frac = t.bad_scale / t.kept if t.kept else 0.0
-            if t.scale_devs and (abs(dev) > scale_tol or bad_frac > 0.01):
+            # a site that never dropped (reported above) has nothing to rescale
+            if t.scale_devs and t.k > 0 and (abs(dev) > scale_tol or bad_frac > 0.01):
                 verdicts.append("SCALE")
                 findings.append(probe_finding(
                     "DRP802", file,
