@@ -98,3 +98,24 @@ def test_undeclared_key_on_bart_head_and_hardcoded_head(tmp_path):
     res = probe_config(cfg)
     unexplained = [f for f in res.findings if f.code == "DRP805"]
     assert len(unexplained) == 1 and "dropout" in unexplained[0].message and unexplained[0].severity == "info"
+
+
+def test_recipe_naming_a_local_model_dir_brings_its_lora(tmp_path):
+    recipe = tmp_path / "axolotl.yaml"
+    recipe.write_text(f"base_model: {LLAMA_LORA}\nadapter: lora\nlora_r: 4\nlora_alpha: 8\n"
+                      "lora_dropout: 0.1\nlora_target_modules:\n  - q_proj\n  - v_proj\n")
+    res = probe_config(recipe)
+    assert codes(res) == set()
+    lora = rows_by_kind(res)["Dropout"]
+    assert len(lora) == 4 and all(r.p == pytest.approx(0.1) and r.key == "lora_dropout" for r in lora)
+    key = next(k for k in res.keys if k["key"] == "lora_dropout")
+    assert key["file"] == str(recipe) and key["line"] == 5
+
+
+def test_recipe_naming_a_hub_model_is_refused(tmp_path):
+    from auditor.probe.targets import TargetError, resolve_target
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("base_model: meta-llama/Llama-3.2-1B\nadapter: lora\n")
+    with pytest.raises(TargetError, match="never downloads"):
+        resolve_target(str(recipe))
