@@ -26,6 +26,10 @@ def finetune(subject: Subject, steps: int, lr: float) -> list:
     model.train()
     params = trainable(model)
     if not params:
+        # nothing to train (a frozen model): still run the train-mode forwards the checks measure
+        with torch.no_grad():
+            for _ in range(steps):
+                subject.forward()
         return []
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     losses = []
