@@ -6,6 +6,12 @@ import warnings
 import torch
 
 torch.set_num_threads(1)
+try:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+except ImportError:
+    pass
 
 import os
 
