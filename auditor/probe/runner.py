@@ -127,9 +127,12 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
 
     model, arch = build({})
     size = sum(p.numel() for p in model.parameters())
+    if arch == "base model":
+        arch = f"{type(model).__name__} (base model)"
     desc = f"{arch} ({'full size' if opts.full_size else 'scaled down'}, {size / 1e6:.2f}M parameters"
     desc += ", with adapter)" if target.adapter is not None else ")"
-    subject = subject_from_hf(model, arch, seed=opts.seed, device=device, dtype=dtype, description=desc)
+    head = "base model" if arch.endswith("(base model)") else arch
+    subject = subject_from_hf(model, head, seed=opts.seed, device=device, dtype=dtype, description=desc)
     return subject, build, device
 
 
