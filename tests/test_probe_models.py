@@ -119,3 +119,13 @@ def test_recipe_naming_a_hub_model_is_refused(tmp_path):
     recipe.write_text("base_model: meta-llama/Llama-3.2-1B\nadapter: lora\n")
     with pytest.raises(TargetError, match="never downloads"):
         resolve_target(str(recipe))
+
+
+def test_layerdrop_is_live_and_leaves_the_exact_magnitude_check_undecided(tmp_path):
+    cfg = write_config(tmp_path, "bart-ld", {"model_type": "bart", "architectures": ["BartForConditionalGeneration"],
+                                             "dropout": 0.1, "encoder_layerdrop": 0.3})
+    for seed in range(3):
+        res = probe_config(cfg, seed=seed)
+        assert codes(res) == set()
+        assert {k["key"]: k["verdict"] for k in res.keys}["encoder_layerdrop"] == "live"
+        assert not res.magnitude.identity_deterministic and "random" in res.magnitude.skipped

@@ -39,8 +39,9 @@ def write_table(result, stream, color=None) -> None:
                       f"{ev['equals_identity']} ({ev['comparison']}).")
     if result.magnitude is not None:
         m = result.magnitude
-        console.print(f"Magnitude: train mode with dropout at identity equals eval: {m.identity_equal}; "
-                      f"{m.describe()}.")
+        equal = m.identity_equal if m.identity_deterministic else "undecided (train mode is random)"
+        console.print(f"Magnitude: train mode with dropout at identity equals eval: {equal}; "
+                      f"{m.skipped or m.describe()}.")
     if result.losses:
         console.print(f"Loss: {result.losses[0]:.4g} -> {result.losses[-1]:.4g} over {len(result.losses)} steps.")
     if result.keys:

@@ -102,6 +102,13 @@ def _centred(y: torch.Tensor) -> torch.Tensor:
     return rows - rows.mean(0, keepdim=True)
 
 
+def _rng_state(device: torch.device) -> list:
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return states
+
+
 def _freeze_running_stats(model: nn.Module) -> None:
     """Batch/instance norms stay in eval in the magnitude pass: their train mode is not dropout."""
     for m in model.modules():
@@ -202,8 +209,12 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         ins.phase = "train"
         ins.mode = "identity"
         with torch.no_grad():
+            rng_before = _rng_state(device)
             y_tid = _out(subject)
             y_tid2 = _out(subject)
+            # layer drop / stochastic depth draw from the RNG even with every dropout site at
+            # identity; two equal outputs could be luck (same layers skipped), the RNG cannot
+            rng_used = not all(torch.equal(a, b) for a, b in zip(rng_before, _rng_state(device)))
             ins.mode = "off"
             total = torch.zeros_like(y1)
             slopes = []
@@ -220,6 +231,7 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
     mean_train = total / max(1, opts.magnitude_forwards)
     norm = float(y1.norm()) or 1.0
     det, _ = _same(y_tid, y_tid2, device, subject.dtype)
+    det = det and not rng_used
     eq, diff = _same(y1, y_tid, device, subject.dtype)
     c = _centred(y_tid)
     id_scale = float((c * ref).sum()) / denom if denom > 0 else math.nan
