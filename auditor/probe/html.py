@@ -14,7 +14,10 @@ def _bar_chart(rows) -> str:
     top = max(max(r.p, r.rate or 0, (r.ci or (0, 0))[1]) for r in rows) * 1.15 or 1.0
     label_w, plot_w, row_h = 420, 420, 26
     height = row_h * len(rows) + 40
-    x = lambda v: label_w + plot_w * v / top
+
+    def x(v):
+        return label_w + plot_w * v / top
+
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 40}" height="{height}" '
               'role="img" aria-label="configured vs measured dropout rate per site" font-family="sans-serif" '
               'font-size="11">')]
