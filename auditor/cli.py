@@ -136,7 +136,10 @@ def plan(paths, fmt):
 @click.option("--all", "show_all", is_flag=True, help="Show every rule.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 def rule(code, show_all, fmt):
-    """Explain a rule (e.g. `dropout-audit rule DRP200`), or list them all."""
+    """Show a rule's rationale and examples, or list every rule.
+
+    Example: `dropout-audit rule DRP200`.
+    """
     from auditor import rule_docs
 
     sys.exit(rule_docs.show(code, show_all, fmt, sys.stdout))
