@@ -95,14 +95,29 @@ def _discover(engine, paths):
 @click.option("--statistics", is_flag=True, help="Show the number of findings per rule.")
 @click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra directory of rule YAML files.")
 @click.option("--max-file-size", type=int, default=None, help="Skip (and report) files larger than this many bytes.")
-def check(paths, fmt, select, ignore, fail_on, exit_zero, statistics, rules_dirs, max_file_size):
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes  [default: the number of CPUs].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the findings cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=".dropout_audit_cache", show_default=True,
+              help="Where findings are cached, keyed by file content, rules and options.")
+def check(paths, fmt, select, ignore, fail_on, exit_zero, statistics, rules_dirs, max_file_size, jobs, no_cache,
+          cache_dir):
     """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
     from auditor.engine import exit_code
     from auditor.report import write_report
 
     engine = _engine(select, ignore, rules_dirs, max_file_size)
     files = _discover(engine, paths)
-    findings = list(engine.check_paths(files))
+    if jobs is None:
+        from auditor.parallel import default_jobs
+
+        jobs = default_jobs()
+    cache = None
+    if not no_cache:
+        from auditor.cache import Cache
+
+        cache = Cache.for_engine(engine, cache_dir)
+    findings = list(engine.check_paths(files, jobs=jobs, cache=cache))
     write_report(findings, fmt, sys.stdout, files_checked=engine.files_checked, rules=engine.rules,
                  statistics=statistics)
     sys.exit(exit_code(findings, fail_on, exit_zero))

@@ -23,6 +23,11 @@ def read_text(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
             data = fh.read(max_size + 1)
     except OSError as exc:
         raise FileProblem(f"cannot read file: {exc.strerror or exc}") from None
+    return decode(data)
+
+
+def decode(data: bytes) -> str:
+    """Bytes already read (the cache hashes them first) to text, with read_text's checks."""
     if b"\x00" in data:
         raise FileProblem("file contains NUL bytes (binary file)")
     try:
