@@ -19,7 +19,6 @@ import json
 import marshal
 import os
 import sys
-import tempfile
 
 from auditor import __version__
 from auditor.model import Edit, Finding, Fix, Span
@@ -175,9 +174,9 @@ class Cache:
             self._prepare()
             target = self._entry(key)
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(target))
+            tmp = f"{target}.{os.getpid()}.tmp"
             try:
-                with os.fdopen(fd, "wb") as fh:
+                with open(tmp, "wb") as fh:
                     fh.write(marshal.dumps((key, rows)))
                 os.replace(tmp, target)
             except BaseException:

@@ -12,7 +12,6 @@ on any tree size.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 from collections import deque
 
@@ -45,6 +44,8 @@ def _run_chunk(chunk) -> list:
 def _context():
     # fork shares the parent's already-built engine and imported modules (cheap start);
     # elsewhere the initializer rebuilds the engine from the options.
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods and os.name == "posix" else None)
 
