@@ -97,16 +97,19 @@ def _compiled_path(directory: str) -> str:
 
 
 def _load_dir(directory: str, names: list) -> list:
-    """The rules of one directory, through a compiled copy kept like a .pyc.
+    """The rules of one directory; the built-in ones through a compiled copy kept like a .pyc.
 
     Composing the rule files with ruamel's pure-Python parser costs more than everything else
     a one-file run does, so the parsed data is kept in the package's __pycache__ and reused
     while every file's (mtime, size, inode) is unchanged. Validation (Rule.from_dict) still
     runs on every load; the copy is not written when Python is told not to write bytecode.
+    User rule directories (--rules) are few files that change often: they are parsed.
     """
     import marshal
 
     paths = [os.path.join(directory, name) for name in names]
+    if os.path.abspath(directory) != os.path.abspath(builtin_dir()):
+        return [_load_file(p) for p in paths]
     try:
         sig = [(name, st.st_mtime_ns, st.st_size, st.st_ino) for name, st in zip(names, map(os.stat, paths))]
     except OSError:
