@@ -216,17 +216,19 @@ def corpus_run(work, corpus, reps):
            1.0)
 
 
-def scaling(work, corpus, sizes, reps_for, deadline):
+def scaling(work, corpus, sizes, reps_for, deadline, parallel_only=False):
     """Serial and --jobs runs per tree size; a run whose estimate (from the previous size's
     per-file time) would overrun the harness deadline is skipped, and the table says so."""
     print("3. scaling on generated trees (+ 4. cache)", flush=True)
     walls = {}
     jobs = os.cpu_count() or 1
     modes = {"--jobs 1": ["--jobs", "1"], f"--jobs {jobs}": []}
+    if parallel_only:
+        del modes["--jobs 1"]
     per_file = {}
     for n in sizes:
-        planned, reps = _plan(n, modes, per_file, reps_for(n), deadline,
-                              with_cache=n == 10_000 or (n == max(sizes) and 10_000 not in sizes))
+        cache_here = not parallel_only and (n == 10_000 or (n == max(sizes) and 10_000 not in sizes))
+        planned, reps = _plan(n, modes, per_file, reps_for(n), deadline, with_cache=cache_here)
         for mode in modes:
             if mode not in planned:
                 why = "skipped: its estimate (from the previous size) would pass the harness deadline (--deadline)"
@@ -256,7 +258,7 @@ def scaling(work, corpus, sizes, reps_for, deadline):
             NOTES.append(f"{n} files: --jobs {jobs} used {cpu[f'--jobs {jobs}']:.1f} CPU-s against "
                          f"{cpu['--jobs 1']:.1f} serially, so with {jobs} idle cores its speedup would be about "
                          f"{ideal:.2f}× (the wall-clock ratio depends on how much of the cores others leave)")
-        if n == 10_000 or (n == max(sizes) and 10_000 not in sizes):
+        if cache_here:
             cache_run(tree, n, reps)
         shutil.rmtree(tree, ignore_errors=True)
     big = max(walls) if walls else None
@@ -338,6 +340,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="1k/5k trees and fewer repetitions")
     ap.add_argument("--only", default="cold,corpus,scaling,probe")
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--parallel-only", action="store_true",
+                    help="scaling: only the default --jobs runs, no cache section (for 50k on a busy machine)")
     ap.add_argument("--deadline", type=float, default=570,
                     help="seconds the whole harness may take; scaling runs that would pass it are skipped")
     args = ap.parse_args(argv)
@@ -360,7 +364,7 @@ def main(argv=None) -> int:
             corpus_run(work, args.corpus, reps)
         if "scaling" in only:
             scaling(work, args.corpus, sizes, lambda n: 3 if n <= 1000 else (2 if n <= 10_000 else 1),
-                    t0 + args.deadline - (60 if "probe" in only else 0))
+                    t0 + args.deadline - (60 if "probe" in only else 0), args.parallel_only)
         if "probe" in only:
             probe_run(work, 1 if args.quick else 3)
     finally:
