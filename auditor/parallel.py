@@ -84,6 +84,7 @@ def check_paths(engine, paths, jobs: int, cache=None):
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_context(),
                                        initializer=_init, initargs=(engine.options,))
         if pool is not None:
+            engine.files_checked += chunk_files  # counted here: the workers' engines are not ours
             future = pool.submit(_run_chunk, chunk)
             for i, slot in enumerate(chunk_slots):
                 slot.future, slot.index = future, i
@@ -114,7 +115,6 @@ def check_paths(engine, paths, jobs: int, cache=None):
     try:
         for directory, group in itertools.groupby(paths, key=resolve.directory_of):
             group = list(group)
-            engine.files_checked += len(group)
             blobs, key = None, None
             if cache is not None:
                 blobs, cacheable = cache.read_blobs(group, max_size)
@@ -122,6 +122,7 @@ def check_paths(engine, paths, jobs: int, cache=None):
                     key = cache.key(directory, group, blobs)
                     hit = cache.get(key)
                     if hit is not None:
+                        engine.files_checked += len(group)
                         slots.append(_Slot(findings=hit))
                         yield from drain(jobs * IN_FLIGHT_PER_JOB * CHUNK_FILES)
                         continue

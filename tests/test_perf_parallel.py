@@ -72,3 +72,17 @@ def test_cli_jobs_flag(tmp_path, run_cli, monkeypatch):
     assert json.loads(one) == json.loads(two)
     code, _ = run_cli("check", "--jobs", "0", str(tmp_path))
     assert code == 2
+
+
+def test_files_checked_is_counted_once_in_every_mode(tmp_path, monkeypatch):
+    from auditor.cache import Cache
+
+    _example_tree(tmp_path / "src", copies=1)
+    root = str(tmp_path / "src")
+    expected = _findings(root, 1)
+    for chunk in (4, 10_000):  # with a pool, and too small a run for one
+        monkeypatch.setattr(parallel, "CHUNK_FILES", chunk)
+        assert _findings(root, 2) == expected
+        for _ in range(2):  # cold, then warm
+            engine = Engine(Options())
+            assert _findings(root, 2, Cache.for_engine(engine, str(tmp_path / f"c{chunk}"))) == expected
