@@ -8,6 +8,7 @@ tunable parameters live in one place, and so that users can add organisation pol
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from auditor.model import CATEGORIES, SEVERITIES
@@ -70,16 +71,70 @@ def builtin_dir() -> str:
     return os.path.join(os.path.dirname(here), "rules")
 
 
-def _load_file(path: str) -> Rule:
+def _read_data(path: str):
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     try:
         with open(path, encoding="utf-8") as fh:
-            data = YAML(typ="safe", pure=True).load(fh)
+            return YAML(typ="safe", pure=True).load(fh)
     except (OSError, YAMLError, ValueError) as exc:
         raise RuleError(f"{path}: cannot read rule file: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    return Rule.from_dict(data, path)
+
+
+def _load_file(path: str) -> Rule:
+    return Rule.from_dict(_read_data(path), path)
+
+
+def _compiled_path(directory: str) -> str:
+    import hashlib
+
+    from auditor import __version__
+
+    tag = hashlib.sha1(os.path.abspath(directory).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, "__pycache__", f"rules-{tag}-{__version__}.marshal")
+
+
+def _load_dir(directory: str, names: list) -> list:
+    """The rules of one directory; the built-in ones through a compiled copy kept like a .pyc.
+
+    Composing the rule files with ruamel's pure-Python parser costs more than everything else
+    a one-file run does, so the parsed data is kept in the package's __pycache__ and reused
+    while every file's (mtime, size, inode) is unchanged. Validation (Rule.from_dict) still
+    runs on every load; the copy is not written when Python is told not to write bytecode.
+    User rule directories (--rules) are few files that change often: they are parsed.
+    """
+    import marshal
+
+    paths = [os.path.join(directory, name) for name in names]
+    if os.path.abspath(directory) != os.path.abspath(builtin_dir()):
+        return [_load_file(p) for p in paths]
+    try:
+        sig = [(name, st.st_mtime_ns, st.st_size, st.st_ino) for name, st in zip(names, map(os.stat, paths))]
+    except OSError:
+        sig = None
+    compiled = _compiled_path(directory)
+    if sig is not None:
+        try:
+            with open(compiled, "rb") as fh:
+                stored_sig, datas = marshal.load(fh)
+            if stored_sig == sig and len(datas) == len(paths):
+                return [Rule.from_dict(d, p) for d, p in zip(datas, paths)]
+        except Exception:  # noqa: BLE001 - absent, stale or damaged: parse the sources
+            pass
+    datas = [_read_data(p) for p in paths]
+    rules = [Rule.from_dict(d, p) for d, p in zip(datas, paths)]
+    if sig is not None and not sys.dont_write_bytecode:
+        try:
+            os.makedirs(os.path.dirname(compiled), exist_ok=True)
+            tmp = f"{compiled}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as fh:
+                marshal.dump((sig, datas), fh)
+            os.replace(tmp, compiled)
+        except (OSError, ValueError):  # read-only install, or data marshal cannot write
+            pass
+    return rules
 
 
 def load(extra_dirs=()) -> list:
@@ -88,8 +143,7 @@ def load(extra_dirs=()) -> list:
     for directory in (builtin_dir(), *extra_dirs):
         if not os.path.isdir(directory):
             raise RuleError(f"{directory}: rules directory does not exist")
-        for name in sorted(os.listdir(directory)):
-            if name.endswith((".yaml", ".yml")):
-                rule = _load_file(os.path.join(directory, name))
-                by_code[rule.code] = rule
+        names = [name for name in sorted(os.listdir(directory)) if name.endswith((".yaml", ".yml"))]
+        for rule in _load_dir(directory, names):
+            by_code[rule.code] = rule
     return sorted(by_code.values(), key=lambda r: r.code)

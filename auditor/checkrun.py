@@ -37,6 +37,9 @@ class Request:
     write_baseline: str | None = None
     root: str | None = None
     no_progress: bool = False
+    jobs: int | None = None
+    no_cache: bool = False
+    cache_dir: str = ".dropout_audit_cache"
 
 
 def split_codes(values) -> tuple:
@@ -121,6 +124,26 @@ class ConfigProblem(click.ClickException):
     exit_code = 2
 
 
+def _scheduling(req: Request, engine):
+    """(jobs, cache) for this run. Fixing, diffing and baselines keep per-file state in the
+    engine (what each file held, how many baseline entries were used), which worker processes
+    and cached results would not bring back, so those runs are serial and uncached."""
+    stateful = req.fix or req.diff or req.write_baseline or engine.options.baseline is not None
+    if stateful:
+        return 1, None
+    jobs = req.jobs
+    if jobs is None:
+        from auditor.parallel import default_jobs
+
+        jobs = default_jobs()
+    cache = None
+    if not req.no_cache:
+        from auditor.cache import Cache
+
+        cache = Cache.for_engine(engine, req.cache_dir)
+    return jobs, cache
+
+
 def run(req: Request) -> int:
     from auditor.catalogue import RuleError
     from auditor.discover import discover
@@ -183,10 +206,11 @@ def run(req: Request) -> int:
         if engine.options.baseline is not None:
             engine.options.baseline.reset()  # each audit (one per --fix pass) starts from the full baseline
         with progress.bar(len(files), stdout_formats, req.no_progress) as bar:
-            return list(engine.check_paths(bar.track(files)))
+            return list(engine.check_paths(bar.track(files), jobs=jobs, cache=cache))
 
     if req.fix or req.diff:
         engine.options.fingerprints = True
+    jobs, cache = _scheduling(req, engine)
     findings = audit()
 
     if req.write_baseline:

@@ -107,8 +107,14 @@ def _discover(engine, paths):
 @click.option("--write-baseline", type=click.Path(dir_okay=False), help="Record the current findings as a baseline.")
 @click.option("--root", type=click.Path(file_okay=False), help="Directory report paths are relative to (default: .).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes  [default: the number of CPUs].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the findings cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=".dropout_audit_cache", show_default=True,
+              help="Where findings are cached, keyed by file content, rules and options.")
 def check(paths, formats, output_file, select, extend_select, ignore, fail_on, exit_zero, statistics, rules_dirs,
-          max_file_size, config_path, fix, diff, unsafe_fixes, baseline, write_baseline, root, no_progress):
+          max_file_size, config_path, fix, diff, unsafe_fixes, baseline, write_baseline, root, no_progress, jobs,
+          no_cache, cache_dir):
     """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
     from auditor.checkrun import Request, run
 
@@ -116,7 +122,8 @@ def check(paths, formats, output_file, select, extend_select, ignore, fail_on, e
                          extend_select=extend_select, ignore=ignore, fail_on=fail_on, exit_zero=exit_zero,
                          statistics=statistics, rules_dirs=rules_dirs, max_file_size=max_file_size,
                          config=config_path, fix=fix, diff=diff, unsafe_fixes=unsafe_fixes, baseline=baseline,
-                         write_baseline=write_baseline, root=root, no_progress=no_progress)))
+                         write_baseline=write_baseline, root=root, no_progress=no_progress,
+                         jobs=jobs, no_cache=no_cache, cache_dir=cache_dir)))
 
 
 @cli.command()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from auditor import catalogue, checks, resolve, sources
 from auditor.checks import Context
 from auditor.model import SEVERITY_RANK, Finding
-from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, read_text
+from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, decode, read_text
 
 UNREADABLE = "DRP001"
 
@@ -76,25 +76,34 @@ class Engine:
         self.files_checked = 0
         self.fingerprints = {}  # path -> (sha256 of the text read, size, mtime_ns), for --fix
 
-    def load(self, path: str):
+    def load(self, path: str, data: bytes | None = None):
         reader = self.readers.get(sources.suffix_of(path))
         if reader is None:
             return None
         try:
-            text = read_text(path, self.options.max_file_size)
+            text = read_text(path, self.options.max_file_size) if data is None else decode(data)
         except FileProblem as exc:
             return sources.located_problem(path, exc.code, str(exc))
         return reader(path, text)
 
-    def check_paths(self, paths):
-        """Findings for every file, in path order, a directory at a time."""
+    def check_paths(self, paths, jobs: int = 1, cache=None):
+        """Findings for every file, in path order, a directory at a time.
+
+        With jobs > 1 or a cache, auditor.parallel schedules the directories (same order).
+        """
+        if jobs > 1 or cache is not None:
+            from auditor import parallel
+
+            yield from parallel.check_paths(self, paths, jobs, cache)
+            return
         for directory, group in itertools.groupby(paths, key=resolve.directory_of):
             yield from self.check_directory(directory, list(group))
 
-    def check_directory(self, directory: str, paths: list) -> list:
+    def check_directory(self, directory: str, paths: list, blobs: list | None = None) -> list:
+        """blobs: the files' bytes when the caller has already read them (to hash them)."""
         loaded = []
-        for path in paths:
-            src = self.load(path)
+        for i, path in enumerate(paths):
+            src = self.load(path, None if blobs is None else blobs[i])
             self.files_checked += 1
             if src is not None:
                 loaded.append(src)

@@ -6,6 +6,8 @@ checks both), so piping into a file or a CI log gives plain text.
 
 from __future__ import annotations
 
+import os
+
 from auditor.report import per_rule, summary_line
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -19,7 +21,64 @@ def _source_lines(path: str) -> list:
         return []
 
 
+def _plain(stream, ctx) -> bool:
+    """True when rich would emit no escape codes at all: then the same text is written
+    directly, and a pre-commit hook or CI log does not pay for importing rich."""
+    if ctx.color is False:
+        return True
+    if ctx.color is True or os.environ.get("FORCE_COLOR") or "TTY_COMPATIBLE" in os.environ:
+        return False
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# rich drops these control characters from everything it prints; the plain path does too.
+_STRIP = dict.fromkeys((7, 8, 11, 12, 13))
+
+
+def _write_plain(findings, stream, ctx) -> None:
+    def out(text: str) -> None:
+        stream.write(text.translate(_STRIP))
+
+    current, lines = None, []
+    for f in findings:
+        if f.suppressed:
+            continue
+        if f.path != current:
+            current, lines = f.path, _source_lines(f.path)
+        out(f"{f.path}:{f.span.line}:{f.span.column}: {f.code} [{f.severity}] {f.message}\n")
+        if 0 < f.span.line <= len(lines):
+            text, width = _excerpt(f, lines)
+            gutter = str(f.span.line)
+            pad = " " * len(gutter)
+            out(f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * (f.span.column - 1)}{'^' * width}\n")
+        if f.fix is not None:
+            out(f"{' ' * len(str(f.span.line))} = {_fix_kind(f)}: {f.fix.description}\n")
+        out("\n")
+    if ctx.statistics:
+        for code, name, count in per_rule(findings):
+            out(f"{count:6d}  {code}  {name}\n")
+    out(summary_line(findings, ctx.files_checked) + "\n")
+
+
+def _excerpt(f, lines) -> tuple:
+    text = lines[f.span.line - 1].expandtabs(1)
+    if len(text) > 200:
+        text = text[:200] + "…"
+    width = max(1, (f.span.end_column - f.span.column) if f.span.end_line == f.span.line else 1)
+    return text, min(width, max(1, len(text) - f.span.column + 1))
+
+
+def _fix_kind(f) -> str:
+    return "fix available" if f.fix.applicability == "safe" else "unsafe fix available (--unsafe-fixes)"
+
+
 def write(findings, stream, ctx) -> None:
+    if _plain(stream, ctx):
+        _write_plain(findings, stream, ctx)
+        return
     from rich.console import Console
     from rich.markup import escape
     from rich.text import Text

@@ -44,6 +44,12 @@ def _link_problem(path: str) -> FileProblem | None:
 
 
 def read_text(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
+    return decode(read_bytes(path, max_size))
+
+
+def read_bytes(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
+    """The file's bytes, never blocking (a FIFO named recipe.yaml must not hang a hook) and
+    never more than max_size; raises FileProblem with the reason."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
@@ -68,6 +74,11 @@ def read_text(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
         os.close(fd)
     if len(data) > max_size:  # grew after fstat
         raise FileProblem(f"file is over the {max_size}-byte limit (--max-file-size)")
+    return data
+
+
+def decode(data: bytes) -> str:
+    """Bytes already read (the cache hashes them first) to text, with read_text's checks."""
     if b"\x00" in data:
         raise FileProblem("file contains NUL bytes (binary file)")
     try:

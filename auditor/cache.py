@@ -1,0 +1,202 @@
+"""A content-addressed cache of findings, one entry per directory.
+
+A directory is the engine's unit of work (cross-file rules compare the files of one folder),
+so it is also the unit of caching: an entry holds the findings of a whole directory and its
+key covers every byte of every audited file in it, the paths, the tool (version and a
+fingerprint of its own modules, so a development checkout never serves findings of older
+code), the active rules (codes, params, severities, the rule files' contents) and the options
+that change findings. Nothing is trusted from modification times: a hit means the inputs are
+byte-identical.
+
+Entries are written atomically (temporary file + rename) and an unreadable or corrupt entry
+is a miss, so an interrupted run or two concurrent runs can never produce wrong findings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+import os
+import sys
+
+from auditor import __version__
+from auditor.model import Edit, Finding, Fix, Span
+
+DEFAULT_DIR = ".dropout_audit_cache"
+FORMAT = 2  # bump when the entry layout changes
+
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by dropout-audit.\n"
+    "# For information about cache directory tags, see:\n"
+    "#\thttps://bford.info/cachedir/\n"
+)
+
+
+# --- compact encoding (also used to ship findings back from worker processes) -------------
+
+def encode(findings) -> list:
+    """Findings as nested tuples of plain values: marshal writes and reads them fast."""
+    out = []
+    for f in findings:
+        s = f.span
+        fix = None
+        if f.fix is not None:
+            fix = (f.fix.description, f.fix.applicability,
+                   tuple((e.start, e.end, e.replacement) for e in f.fix.edits))
+        out.append((f.code, f.name, f.category, f.severity, f.path,
+                    (s.line, s.column, s.end_line, s.end_column, s.start, s.end),
+                    f.message, fix, f.key, f.suppressed, tuple(f.suppression)))
+    return out
+
+
+def decode(rows) -> list:
+    out = []
+    for code, name, category, severity, path, span, message, fix, key, suppressed, suppression in rows:
+        if fix is not None:
+            desc, applicability, edits = fix
+            fix = Fix(desc, tuple(Edit(*e) for e in edits), applicability)
+        out.append(Finding(code=code, name=name, category=category, severity=severity, path=path,
+                           span=Span(*span), message=message, fix=fix, key=key, suppressed=suppressed,
+                           suppression=tuple(suppression)))
+    return out
+
+
+# --- what the key is made of ------------------------------------------------------------
+
+def _code_fingerprint() -> bytes:
+    """Stat signature of the package's modules: editing the checker invalidates the cache
+    even when the version string did not change (development checkouts, editable installs)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(here):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                try:
+                    st = os.stat(os.path.join(root, name))
+                except OSError:
+                    continue
+                h.update(f"{os.path.relpath(os.path.join(root, name), here)}:{st.st_mtime_ns}:{st.st_size};".encode())
+    return h.digest()
+
+
+def _file_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b"<unreadable>"
+
+
+def salt_for(engine) -> bytes:
+    """Everything except the files themselves that decides a directory's findings."""
+    h = hashlib.sha256()
+    h.update(f"dropout-audit {__version__} format {FORMAT} python {sys.version_info[:2]}\n".encode())
+    h.update(_code_fingerprint())
+    for rule in engine.rules:
+        h.update(json.dumps([rule.code, rule.name, rule.category, rule.severity, rule.check, rule.params],
+                            sort_keys=True, default=repr).encode())
+        h.update(hashlib.sha256(_file_bytes(rule.origin)).digest() if rule.origin else b"-")
+    opts = engine.options
+    h.update(json.dumps([opts.max_file_size, sorted(engine.readers)], default=repr).encode())
+    # What auditor.suppress applies per directory decides the cached findings too.
+    h.update(json.dumps([sorted(opts.only_given) if opts.only_given is not None else None, opts.inline_suppressions,
+                         opts.per_file_ignores, opts.config_root], default=repr).encode())
+    return h.digest()
+
+
+# --- the store ---------------------------------------------------------------------------
+
+class Cache:
+    """Per-directory findings under `root` (default `.dropout_audit_cache/`)."""
+
+    def __init__(self, root: str, salt: bytes):
+        self.root = root
+        self.salt = salt
+        self.hits = 0
+        self.misses = 0
+        self._ready = False
+
+    @classmethod
+    def for_engine(cls, engine, root: str = DEFAULT_DIR) -> Cache:
+        return cls(root, salt_for(engine))
+
+    def read_blobs(self, paths: list, max_size: int):
+        """The bytes of each file, or None where the engine must read it itself (too large,
+        unreadable); returns (blobs, cacheable). A directory with an unreadable file is not
+        cached: its findings depend on the error, not on content."""
+        from auditor.sources.text import FileProblem, read_bytes
+
+        blobs = []
+        cacheable = True
+        for path in paths:
+            try:
+                blobs.append(read_bytes(path, max_size))
+            except FileProblem:
+                blobs.append(None)
+                cacheable = False
+        return blobs, cacheable
+
+    def key(self, directory: str, paths: list, blobs: list) -> str:
+        h = hashlib.sha256(self.salt)
+        h.update(directory.encode("utf-8", "surrogateescape") + b"\0")
+        for path, blob in zip(paths, blobs):
+            h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+            h.update(hashlib.sha256(blob).digest())
+        return h.hexdigest()
+
+    def _entry(self, key: str) -> str:
+        return os.path.join(self.root, f"v{FORMAT}", key[:2], key)
+
+    def get(self, key: str):
+        """Encoded findings, or None on a miss (absent, truncated or corrupt entry)."""
+        try:
+            with open(self._entry(key), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            self.misses += 1
+            return None
+        try:
+            stored_key, rows = marshal.loads(data)
+            if stored_key != key or not isinstance(rows, list):
+                raise ValueError("entry for another key")
+            decoded = decode(rows)
+        except Exception:  # noqa: BLE001 - any damage to an entry only means "recompute"
+            self.misses += 1
+            return None
+        self.hits += 1
+        return decoded
+
+    def put(self, key: str, rows: list) -> None:
+        """Store encoded findings; a cache that cannot be written is silently skipped."""
+        try:
+            self._prepare()
+            target = self._entry(key)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.{os.getpid()}.tmp"
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(marshal.dumps((key, rows)))
+                os.replace(tmp, target)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except (OSError, ValueError):
+            pass
+
+    def _prepare(self) -> None:
+        """CACHEDIR.TAG tells backup tools to skip us; the .gitignore keeps it out of commits."""
+        if self._ready:
+            return
+        os.makedirs(self.root, exist_ok=True)
+        for name, text in (("CACHEDIR.TAG", CACHEDIR_TAG), (".gitignore", "# created by dropout-audit\n*\n")):
+            path = os.path.join(self.root, name)
+            if not os.path.exists(path):
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+        self._ready = True

@@ -1,0 +1,383 @@
+"""Performance harness for dropout-audit (issue 7): one command, peers side by side.
+
+    python bench/run.py                 # everything, about 6-9 minutes on 2 busy cores
+    python bench/run.py --quick         # fewer repetitions, 1k/5k trees: a 2-minute smoke run
+    python bench/run.py --only cold,corpus --reps 9
+
+Every comparison runs the tool and its peers in the same process tree, on the same files,
+interleaved (the order rotates each repetition) so that load from other users of the machine
+hits all of them alike; the table reports medians and ratios, which survive noise far better
+than absolute seconds. Peak memory is the largest resident set of any single process
+(wait4's ru_maxrss) and, for --jobs runs, the sampled sum over the process tree.
+
+The tool runs from this checkout (`python -m auditor`, PYTHONPATH set) with bytecode writing
+allowed, as after `pip install`, which precompiles modules: an environment that sets
+PYTHONDONTWRITEBYTECODE would otherwise recompile the package on every start and time the
+compiler rather than the tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+DEFAULT_CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
+PY = sys.executable
+BIN = os.path.dirname(PY)
+PROBE_ARGS = ["fixtures/probe-llama-lora/config.json", "--adapter", "fixtures/probe-llama-lora/adapter_config.json"]
+
+sys.path.insert(0, HERE)
+import gen_tree  # noqa: E402
+
+try:
+    import psutil
+except ImportError:  # the tree-wide memory column is then left empty
+    psutil = None
+
+
+def tool_env() -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def audit(*args) -> list:
+    return [PY, "-m", "auditor", "check", *args]
+
+
+def peer(name: str) -> str | None:
+    path = os.path.join(BIN, name)
+    return path if os.path.exists(path) else shutil.which(name)
+
+
+class Run:
+    __slots__ = ("wall", "cpu", "rss", "tree_rss", "rc", "digest")
+
+    def __init__(self, wall, cpu, rss, tree_rss, rc, digest):
+        self.wall, self.cpu, self.rss, self.tree_rss, self.rc, self.digest = wall, cpu, rss, tree_rss, rc, digest
+
+
+def measure(cmd, cwd, ok=(0, 1)) -> Run:
+    """Wall time, peak RSS (MB) of the largest process and of the whole tree, output digest."""
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=tool_env(), stdout=out, stderr=err)
+    tree_peak = 0
+    watch = psutil.Process(proc.pid) if psutil else None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if watch is not None:
+            try:
+                total = watch.memory_info().rss + sum(c.memory_info().rss for c in watch.children(recursive=True))
+                tree_peak = max(tree_peak, total)
+            except (psutil.Error, OSError):
+                pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    digest = hashlib.sha256(out.read()).hexdigest()[:12]
+    if proc.returncode not in ok:
+        err.seek(0)
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{err.read().decode(errors='replace')[-2000:]}")
+    rss = usage.ru_maxrss / 1024  # KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime  # includes the pool's workers, which it waited for
+    return Run(wall, cpu, rss, tree_peak / 2**20 if tree_peak else None, proc.returncode, digest)
+
+
+def interleaved(cmds: dict, reps: int, cwd: str, before=None) -> dict:
+    """name -> [Run]; each repetition runs every command once, in a rotating order."""
+    names = list(cmds)
+    results = {n: [] for n in names}
+    for rep in range(reps):
+        k = rep % len(names)
+        for name in names[k:] + names[:k]:
+            if before is not None:
+                before(name)
+            results[name].append(measure(cmds[name], cwd))
+    return results
+
+
+def med(runs, attr="wall"):
+    values = [getattr(r, attr) for r in runs if getattr(r, attr) is not None]
+    return statistics.median(values) if values else None
+
+
+# --- the table -----------------------------------------------------------------------------
+
+ROWS: list = []      # (section, what, median wall, median cpu, n, memory, note)
+BUDGETS: list = []   # (budget, measured, target, met)
+NOTES: list = []
+
+
+def row(section, what, runs, note=""):
+    rss = max(r.rss for r in runs)
+    tree = med(runs, "tree_rss")
+    mem = f"{rss:.0f} MB" + (f" (tree {tree:.0f})" if tree and tree > rss * 1.2 else "")
+    ROWS.append((section, what, f"{med(runs):.3f}", f"{med(runs, 'cpu'):.3f}", str(len(runs)), mem, note))
+    print(f"  {what}: median {med(runs):.3f} s (cpu {med(runs, 'cpu'):.3f} s) over {len(runs)}, peak {mem} {note}",
+          flush=True)
+
+
+def budget(name, value, target, higher_is_better=False, fmt="{:.2f}"):
+    met = value >= target if higher_is_better else value <= target
+    BUDGETS.append((name, fmt.format(value), ("≥ " if higher_is_better else "≤ ") + fmt.format(target),
+                    "met" if met else "**missed**"))
+    print(f"  budget {name}: {fmt.format(value)} (target {'>=' if higher_is_better else '<='} {target}) "
+          f"{'met' if met else 'MISSED'}", flush=True)
+
+
+def markdown() -> str:
+    lines = ["| section | command | median wall s | median CPU s | n | peak RSS | note |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in ROWS]
+    lines += ["", "| budget | measured | target | |", "|---|---:|---:|---|"]
+    lines += ["| " + " | ".join(b) + " |" for b in BUDGETS]
+    lines += [""] + [f"- {n}" for n in NOTES]
+    return "\n".join(lines)
+
+
+# --- sections --------------------------------------------------------------------------------
+
+def small_recipe(corpus: str) -> str:
+    preferred = os.path.join(corpus, "axolotl", "examples", "qwen3", "8b-lora-fused-attn.yaml")
+    if os.path.exists(preferred):
+        return preferred
+    pool = [os.path.join(r, f) for r, _, fs in os.walk(corpus) for f in fs if f.endswith(".yaml")]
+    return min(pool, key=os.path.getsize)
+
+
+def cold_start(work, corpus, reps):
+    print("1. cold start on one recipe", flush=True)
+    d = os.path.join(work, "cold")
+    os.makedirs(d)
+    shutil.copy(small_recipe(corpus), os.path.join(d, "one.yaml"))
+    cmds = {"dropout-audit check one.yaml": audit("one.yaml"),
+            "dropout-audit check --no-cache one.yaml": audit("--no-cache", "one.yaml"),
+            "yamllint one.yaml": [peer("yamllint"), "one.yaml"]}
+    for cmd in cmds.values():  # warm-up: pyc files, the compiled catalogue, the OS page cache
+        measure(cmd, d)
+    res = interleaved(cmds, reps, d)
+    for name, runs in res.items():
+        row("1 cold start", name, runs)
+    y = med(res["yamllint one.yaml"])
+    budget("cold start / yamllint", med(res["dropout-audit check one.yaml"]) / y, 1.0)
+    ROWS[-3] = ROWS[-3][:6] + (f"{med(res['dropout-audit check one.yaml']) / y:.2f}× yamllint",)
+    ROWS[-2] = ROWS[-2][:6] + (f"{med(res['dropout-audit check --no-cache one.yaml']) / y:.2f}× yamllint",)
+
+
+def corpus_run(work, corpus, reps):
+    print("2. the shared corpus", flush=True)
+    yaml_files, py_files, all_files = [], [], 0
+    for root, dirs, files in os.walk(corpus):
+        dirs.sort()
+        for f in sorted(files):
+            rel = os.path.relpath(os.path.join(root, f), corpus)
+            if f.endswith((".yaml", ".yml")):
+                yaml_files.append(rel)
+            elif f.endswith(".py"):
+                py_files.append(rel)
+    from auditor import sources
+
+    suffixes = tuple(sources.readers())
+    all_files = sum(1 for r, _, fs in os.walk(corpus) for f in fs if f.lower().endswith(suffixes))
+    cmds = {
+        "dropout-audit check --no-cache YAML": audit("--no-cache", *yaml_files),
+        "dropout-audit check --no-cache --jobs 1 YAML": audit("--no-cache", "--jobs", "1", *yaml_files),
+        "yamllint YAML": [peer("yamllint"), *yaml_files],
+        "dropout-audit check --no-cache corpus/": audit("--no-cache", "."),
+    }
+    if peer("ruff") and py_files:
+        cmds["ruff check --no-cache PY (reference)"] = [peer("ruff"), "check", "--no-cache", "--isolated", *py_files]
+    for cmd in cmds.values():
+        measure(cmd, corpus)
+    res = interleaved(cmds, reps, corpus)
+    counts = {"YAML": len(yaml_files), "corpus/": all_files, "PY": len(py_files)}
+    for name, runs in res.items():
+        n = next(v for k, v in counts.items() if k in name)
+        row("2 corpus", name, runs, f"{n} files, {1000 * med(runs) / n:.2f} ms/file")
+    y = med(res["yamllint YAML"])
+    budget("corpus s/file ÷ yamllint's (default jobs)", med(res["dropout-audit check --no-cache YAML"]) / y, 1.0)
+    budget("corpus s/file ÷ yamllint's (--jobs 1)", med(res["dropout-audit check --no-cache --jobs 1 YAML"]) / y,
+           1.0)
+
+
+def scaling(work, corpus, sizes, reps_for, deadline, parallel_only=False):
+    """Serial and --jobs runs per tree size; a run whose estimate (from the previous size's
+    per-file time) would overrun the harness deadline is skipped, and the table says so."""
+    print("3. scaling on generated trees (+ 4. cache)", flush=True)
+    walls = {}
+    jobs = os.cpu_count() or 1
+    modes = {"--jobs 1": ["--jobs", "1"], f"--jobs {jobs}": []}
+    if parallel_only:
+        del modes["--jobs 1"]
+    per_file = {}
+    for n in sizes:
+        cache_here = not parallel_only and (n == 10_000 or (n == max(sizes) and 10_000 not in sizes))
+        planned, reps = _plan(n, modes, per_file, reps_for(n), deadline, with_cache=cache_here)
+        for mode in modes:
+            if mode not in planned:
+                why = "skipped: its estimate (from the previous size) would pass the harness deadline (--deadline)"
+                ROWS.append(("3 scaling", f"{n} files, {mode}", "–", "–", "0", "–", why))
+                print(f"  {n} files, {mode}: {why}", flush=True)
+        if not planned:
+            continue
+        tree = os.path.join(work, f"tree{n}")
+        t0 = time.perf_counter()
+        gen_tree.generate(tree, n, corpus, seed=n)
+        print(f"  generated {n} files in {time.perf_counter() - t0:.1f} s", flush=True)
+        res = interleaved({f"{n} files, {m}": cmd for m, cmd in planned.items()}, reps, tree)
+        digests = {r.digest for runs in res.values() for r in runs}
+        for name, runs in res.items():
+            row("3 scaling", name, runs, f"{1000 * med(runs) / n:.2f} ms/file")
+        if len(digests) != 1:
+            raise SystemExit(f"serial and parallel output differ on {n} files: {digests}")
+        walls[n] = {k.split(", ")[1]: med(v) for k, v in res.items()}
+        walls[n]["rss"] = max(r.rss for runs in res.values() for r in runs)
+        for mode in planned:
+            per_file[mode] = walls[n][mode] / n
+        if len(planned) == 2 and (n == 10_000 or (n == max(sizes) and 10_000 not in sizes)):
+            budget(f"--jobs {jobs} speedup over serial, {n} files", walls[n]["--jobs 1"] / walls[n][f"--jobs {jobs}"],
+                   1.6, higher_is_better=True)
+            cpu = {k.split(", ")[1]: med(v, "cpu") for k, v in res.items()}
+            ideal = jobs * cpu["--jobs 1"] / cpu[f"--jobs {jobs}"]
+            NOTES.append(f"{n} files: --jobs {jobs} used {cpu[f'--jobs {jobs}']:.1f} CPU-s against "
+                         f"{cpu['--jobs 1']:.1f} serially, so with {jobs} idle cores its speedup would be about "
+                         f"{ideal:.2f}× (the wall-clock ratio depends on how much of the cores others leave)")
+        if cache_here:
+            cache_run(tree, n, reps)
+        shutil.rmtree(tree, ignore_errors=True)
+    big = max(walls) if walls else None
+    if big and 10_000 in walls and big > 10_000:
+        for mode in modes:
+            if mode in walls[big] and mode in walls[10_000]:
+                budget(f"time {big // 1000}k / 10k ({mode})", walls[big][mode] / walls[10_000][mode],
+                       5.5 * big / 50_000)
+    if big:
+        budget(f"peak RSS at {big} files (MB)", walls[big]["rss"], 150, fmt="{:.0f}")
+
+
+def _plan(n, modes, per_file, max_reps, deadline, with_cache):
+    """Which modes, and how many repetitions, fit before the deadline: the most repetitions
+    with both modes, else the parallel mode alone; estimates come from the previous size."""
+    jobs_mode = list(modes)[-1]
+    left = deadline - time.perf_counter() - n * 0.002  # generating the tree
+    for wanted in (list(modes), [jobs_mode]):
+        for reps in range(max_reps, 0, -1):
+            est = sum(per_file.get(m, 0) * n * reps for m in wanted)
+            if with_cache:
+                est += per_file.get(jobs_mode, 0) * n * reps * 1.2
+            if est <= left:
+                return {m: audit("--no-cache", *modes[m], "--format", "json", ".") for m in wanted}, reps
+    return {}, 0
+
+
+def cache_run(tree, n, reps):
+    cache = os.path.join(tree, ".dropout_audit_cache")
+
+    def before(name):
+        if name.startswith("cold"):
+            shutil.rmtree(cache, ignore_errors=True)
+
+    cmds = {"cold (empty cache)": audit("--format", "json", "."),
+            "warm (unchanged tree)": audit("--format", "json", ".")}
+    res = {"cold (empty cache)": [], "warm (unchanged tree)": []}
+    for _ in range(reps):  # a warm run needs a cold one before it: pairs, not rotation
+        before("cold")
+        res["cold (empty cache)"].append(measure(cmds["cold (empty cache)"], tree))
+        res["warm (unchanged tree)"].append(measure(cmds["warm (unchanged tree)"], tree))
+    if len({r.digest for runs in res.values() for r in runs}) != 1:
+        raise SystemExit("warm and cold runs printed different findings")
+    for name, runs in res.items():
+        row("4 cache", f"{n} files, {name}", runs)
+    budget(f"warm cache speedup, {n} files", med(res["cold (empty cache)"]) / med(res["warm (unchanged tree)"]), 5.0,
+           higher_is_better=True)
+
+
+def probe_run(work, reps):
+    print("5. runtime probe (tiny Llama + LoRA, CPU)", flush=True)
+    import importlib.util
+
+    missing = [m for m in ("auditor.probe.command", "torch", "transformers", "peft")
+               if _find(importlib.util, m) is None]
+    if missing or not os.path.exists(os.path.join(REPO, PROBE_ARGS[0])):
+        why = f"missing {', '.join(missing)}" if missing else f"no {PROBE_ARGS[0]}"
+        print(f"  skipped: {why} (the probe lives on another branch)", flush=True)
+        ROWS.append(("5 probe", "dropout-audit probe …", "–", "–", "0", "–", f"skipped: {why}"))
+        return
+    cmd = [PY, "-m", "auditor", "probe", *PROBE_ARGS]
+    res = interleaved({"dropout-audit probe (tiny Llama+LoRA, CPU)": cmd}, reps, REPO)
+    for name, runs in res.items():
+        row("5 probe", name, runs)
+
+
+def _find(util, name):
+    try:
+        return util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="dropout-audit performance harness")
+    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
+    ap.add_argument("--reps", type=int, default=None, help="repetitions for the short comparisons")
+    ap.add_argument("--sizes", default="1000,10000,50000")
+    ap.add_argument("--quick", action="store_true", help="1k/5k trees and fewer repetitions")
+    ap.add_argument("--only", default="cold,corpus,scaling,probe")
+    ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--parallel-only", action="store_true",
+                    help="scaling: only the default --jobs runs, no cache section (for 50k on a busy machine)")
+    ap.add_argument("--deadline", type=float, default=570,
+                    help="seconds the whole harness may take; scaling runs that would pass it are skipped")
+    args = ap.parse_args(argv)
+    if not os.path.isdir(args.corpus):
+        print(f"the corpus is not at {args.corpus} (--corpus)", file=sys.stderr)
+        return 2
+    sizes = [1000, 5000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    reps = args.reps or (3 if args.quick else 7)
+    only = set(args.only.split(","))
+    sys.path.insert(0, REPO)
+    subprocess.run([PY, "-m", "compileall", "-q", os.path.join(REPO, "auditor")], env=tool_env(), check=False)
+    t0 = time.perf_counter()
+    print(f"dropout-audit bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, python "
+          f"{sys.version.split()[0]}", flush=True)
+    work = tempfile.mkdtemp(prefix="dropout-bench-")
+    try:
+        if "cold" in only:
+            cold_start(work, args.corpus, reps * 2 + 1)
+        if "corpus" in only:
+            corpus_run(work, args.corpus, reps)
+        if "scaling" in only:
+            scaling(work, args.corpus, sizes, lambda n: 3 if n <= 1000 else (2 if n <= 10_000 else 1),
+                    t0 + args.deadline - (60 if "probe" in only else 0), args.parallel_only)
+        if "probe" in only:
+            probe_run(work, 1 if args.quick else 3)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table = markdown()
+    print()
+    print(f"load average at the end {os.getloadavg()[0]:.1f}; total {time.perf_counter() - t0:.0f} s")
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

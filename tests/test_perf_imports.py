@@ -1,0 +1,71 @@
+"""Import budget of the static path, checked in a fresh interpreter.
+
+A pre-commit hook pays for every import on every commit: `check` must never load the
+probe's stack (torch, transformers, peft), and the machine-readable or piped outputs must
+not load rich. Measured in a subprocess because this test process has imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, write_files
+
+HEAVY = ("torch", "transformers", "peft")
+
+SCRIPT = """
+import json, sys
+from auditor.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as fh:
+    json.dump(sorted(sys.modules), fh)
+"""
+
+
+def _modules_after(tmp_path, *args) -> set:
+    out = tmp_path / "modules.json"
+    env = dict(os.environ, PYTHONPATH=REPO)
+    subprocess.run([sys.executable, "-c", SCRIPT, str(out), *args], cwd=tmp_path, env=env,
+                   stdout=subprocess.DEVNULL, check=True, timeout=120)
+    return set(json.loads(out.read_text()))
+
+
+@pytest.fixture
+def fixture_tree(tmp_path):
+    write_files(tmp_path / "proj", [
+        ("recipe.yaml", "base_model: m\nadapter: lora\nlora_dropout: 1.5\ndatasets: []\n"),
+        ("adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.1}\n'),
+        ("config.json", '{"model_type": "llama", "attention_dropout": 0.0}\n'),
+    ])
+    return str(tmp_path / "proj")
+
+
+def _top(mods) -> set:
+    return {m.split(".")[0] for m in mods}
+
+
+@pytest.mark.parametrize("fmt", ["json", "concise", "full"])
+def test_check_never_imports_the_probe_stack(tmp_path, fixture_tree, fmt):
+    mods = _modules_after(tmp_path, "check", "--format", fmt, fixture_tree)
+    assert "auditor.engine" in mods  # the check really ran
+    assert not _top(mods) & set(HEAVY)
+
+
+@pytest.mark.parametrize("fmt", ["json", "concise", "full"])
+def test_piped_output_does_not_import_rich(tmp_path, fixture_tree, fmt):
+    mods = _modules_after(tmp_path, "check", "--format", fmt, "--no-cache", fixture_tree)
+    assert "rich" not in _top(mods)
+
+
+def test_small_check_does_not_import_multiprocessing_or_pydantic(tmp_path, fixture_tree):
+    mods = _modules_after(tmp_path, "check", "--format", "json", fixture_tree)
+    assert "multiprocessing" not in _top(mods)
+    assert "pydantic" not in _top(mods)  # no user configuration in the fixture
