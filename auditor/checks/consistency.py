@@ -12,14 +12,28 @@ def _same(a, b) -> bool:
     return a.raw.strip() == b.raw.strip()
 
 
+def _architecture_aliases(src) -> dict:
+    """attribute_map aliases of a config.json's model type (led: attention_probs_dropout_prob
+    -> attention_dropout); when both are written, Transformers keeps the alias's value."""
+    model_type = src.get("model_type") if src.kind == "hf-config" else None
+    if not isinstance(model_type, str):
+        return {}
+    from auditor.knowledge import architectures
+
+    info = architectures.lookup(model_type)
+    return dict(info.aliases) if info is not None else {}
+
+
 @check("twin-keys")
 def twin_keys(ctx, rule):
     """`hidden-dropout` and `hidden_dropout` in one mapping are one setting to gpt-neox (it maps
     `-` to `_`), and alias pairs are one setting to Transformers; different values mean one of
     them is silently ignored."""
+    aliases = {**GENERIC_ALIASES, **_architecture_aliases(ctx.source)}
     by_parent = {}
     for s in ctx.source.settings:
-        name = GENERIC_ALIASES.get(s.canonical, s.canonical)
+        name = aliases.get(s.canonical, s.canonical) if len(s.key_path) == 1 else GENERIC_ALIASES.get(s.canonical,
+                                                                                                         s.canonical)
         by_parent.setdefault((s.key_path[:-1], name), []).append(s)
     for group in by_parent.values():
         first = group[0]
