@@ -29,12 +29,11 @@ def twin_keys(ctx, rule):
     """`hidden-dropout` and `hidden_dropout` in one mapping are one setting to gpt-neox (it maps
     `-` to `_`), and alias pairs are one setting to Transformers; different values mean one of
     them is silently ignored."""
-    aliases = {**GENERIC_ALIASES, **_architecture_aliases(ctx.source)}
+    top_aliases = {**GENERIC_ALIASES, **_architecture_aliases(ctx.source)}
     by_parent = {}
     for s in ctx.source.settings:
-        name = aliases.get(s.canonical, s.canonical) if len(s.key_path) == 1 else GENERIC_ALIASES.get(s.canonical,
-                                                                                                         s.canonical)
-        by_parent.setdefault((s.key_path[:-1], name), []).append(s)
+        aliases = top_aliases if len(s.key_path) == 1 else GENERIC_ALIASES
+        by_parent.setdefault((s.key_path[:-1], aliases.get(s.canonical, s.canonical)), []).append(s)
     for group in by_parent.values():
         first = group[0]
         for other in group[1:]:
