@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import os
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 DEDICATED = ".dropout-audit.toml"
 PYPROJECT = "pyproject.toml"
 TABLE = "dropout-audit"
@@ -27,6 +22,10 @@ class ConfigFileError(Exception):
 
 def read(path: str) -> dict:
     """The settings table of one file ({} for a pyproject.toml without one)."""
+    try:  # imported here: most runs find no configuration file and never pay for a TOML parser
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
