@@ -1,0 +1,55 @@
+"""What the code checks share: the parsed module of a Python source, located hits, and the
+names that identify dropout calls, attention kernels, models and seeding."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor.checks import Hit
+from auditor.sources.python_code import get_module
+from auditor.sources.python_facts import (
+    last_name,
+)
+
+_FUNCTIONAL = {"dropout": True, "dropout1d": True, "dropout2d": True, "dropout3d": True,
+               "alpha_dropout": False, "feature_alpha_dropout": False}  # name -> default of `training`
+_FUNCTIONAL_PREFIXES = ("F", "functional", "nn.functional", "torch.nn.functional")
+# Attention kernels whose dropout has no training flag: name -> (keyword, positional index).
+_ATTENTION = {
+    "scaled_dot_product_attention": ("dropout_p", 4), "flash_attn_func": ("dropout_p", 3),
+    "flash_attn_qkvpacked_func": ("dropout_p", 1), "flash_attn_kvpacked_func": ("dropout_p", 2),
+    "flash_attn_varlen_func": ("dropout_p", 7), "flash_attn_varlen_qkvpacked_func": ("dropout_p", 3),
+    "flash_attn_varlen_kvpacked_func": ("dropout_p", 6), "memory_efficient_attention": ("p", 4),
+}
+_DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
+_RNNS = {"LSTM": 5, "GRU": 5, "RNN": 6}  # class -> positional index of `dropout`
+_MODEL = re.compile(r"model|net$|^net|policy|actor|critic|encoder|decoder|transformer|gpt|bert|llm|(^|_)lm($|_)|classifier",
+                    re.I)
+_NOT_MODEL = re.compile(r"trainer|recipe|optim|sched|loader|dataset|tokenizer|processor", re.I)
+_NO_GRAD = frozenset({"no_grad", "inference_mode"})
+_SEEDERS = frozenset({"manual_seed", "manual_seed_all", "set_seed", "seed_everything"})
+_RANKISH = re.compile(r"rank|offset|process_index|local_process|worker|device_id", re.I)
+_DDP_MARKERS = ("DistributedDataParallel", "init_process_group", "Accelerator(", "DDP(")
+
+
+def _module(ctx):
+    src = ctx.source
+    return get_module(src) if src is not None and src.kind == "python" else None
+
+
+def _hit(ctx, module, node, message, fix=None, key="", end_node=None):
+    return Hit(ctx.source.path, module.span(node, end_node), message, fix, key)
+
+
+def _receiver_name(node) -> str:
+    if isinstance(node, ast.Call):  # accelerator.unwrap_model(model) -> model
+        if node.args:
+            return _receiver_name(node.args[0])
+        return last_name(node.func)
+    return last_name(node)
+
+
+def _model_like(node) -> bool:
+    name = _receiver_name(node)
+    return bool(name) and bool(_MODEL.search(name)) and not _NOT_MODEL.search(name)

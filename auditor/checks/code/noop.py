@@ -1,0 +1,203 @@
+"""no-op checks in code: RNN dropout with one layer, dropout modules and parameters that are
+never used, and config changes after the model is built (pitfalls.md section A)."""
+
+from __future__ import annotations
+
+import ast
+
+from auditor import dropout_keys
+from auditor.checks import check
+from auditor.checks.code.common import (
+    _DROPOUT_MODULES,
+    _RNNS,
+    _hit,
+    _model_like,
+    _module,
+)
+from auditor.sources.python_facts import (
+    arg_or_kwarg,
+    constant,
+    dotted,
+    is_zero,
+    kwarg,
+    last_name,
+)
+
+
+@check("rnn-dropout-single-layer")
+def rnn_dropout_single_layer(ctx, rule):
+    """nn.LSTM/GRU/RNN apply dropout between stacked layers only; with one layer it does
+    nothing (torch warns once; pytorch#5985, pyro#1415)."""
+    module = _module(ctx)
+    if module is None:
+        return
+    for call in module.calls():
+        name = last_name(call.func)
+        if name not in _RNNS or dotted(call.func).split(".")[0] not in ("nn", "torch", name):
+            continue
+        if any(kw.arg is None for kw in call.keywords):
+            continue
+        dropout = arg_or_kwarg(call, "dropout", _RNNS[name])
+        if dropout is None or is_zero(dropout):
+            continue
+        layers = arg_or_kwarg(call, "num_layers", 2)
+        if layers is not None:
+            ok, value = constant(layers)
+            if not ok or value != 1:
+                continue
+        text = module.text[module.span(dropout).start:module.span(dropout).end]
+        yield _hit(ctx, module, dropout,
+                   f"{name}(dropout={text}) with {'num_layers=1' if layers is not None else 'the default num_layers=1'} "
+                   "does nothing: RNN dropout is applied between stacked layers only", key=name)
+
+
+@check("dropout-module-unused")
+def dropout_module_unused(ctx, rule):
+    """An nn.Dropout assigned in __init__ that no code reads never runs: the configured rate
+    has no effect (pytorch-openai-transformer-lm#49)."""
+    module = _module(ctx)
+    if module is None:
+        return
+    loads = set()
+    strings = set()
+    for node in module.nodes():
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            loads.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            strings.add(node.value)
+    for cls in module.nodes():
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        if "forward" not in methods or "__init__" not in methods:
+            continue
+        for node in ast.walk(methods["__init__"]):
+            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and last_name(node.value.func) in _DROPOUT_MODULES):
+                continue
+            p = arg_or_kwarg(node.value, "p", 0)
+            if p is not None and is_zero(p):
+                continue
+            for target in node.targets:
+                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                        and target.value.id == "self" and target.attr not in loads and target.attr not in strings):
+                    yield _hit(ctx, module, target,
+                               f"self.{target.attr} = {last_name(node.value.func)}(...) is never used: "
+                               f"{cls.name} does not call it, so this dropout never runs", key=f"{cls.name}.{target.attr}")
+
+
+def _is_stub(fn) -> bool:
+    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return all(isinstance(s, (ast.Pass, ast.Raise)) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+               for s in body)
+
+
+def _reads(node, name) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(node))
+
+
+@check("dropout-parameter-unused")
+def dropout_parameter_unused(ctx, rule):
+    """A dropout parameter of a constructor or builder that the body never reads, or overwrites
+    with a literal before reading: callers configure a value that is ignored (torchtune#996,
+    TabDPT#4, CLUENER2020#55)."""
+    module = _module(ctx)
+    if module is None:
+        return
+    for fn in module.nodes():
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        parent = module.parent(fn)
+        if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
+            continue  # other methods often keep a parameter to honour an interface
+        params = [a for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+                  if not a.arg.startswith("_") and dropout_keys.is_rate_key(a.arg)
+                  and not dropout_keys.is_keep_probability(a.arg)]
+        if not params:
+            continue
+        if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in ("abstractmethod", "overload") for d in fn.decorator_list):
+            continue
+        if any(isinstance(n, ast.Call) and last_name(n.func) in ("locals", "vars") for n in ast.walk(fn)):
+            continue
+        for arg in params:
+            name = arg.arg
+            if not any(_reads(stmt, name) for stmt in fn.body):
+                literal = _literal_passed(fn, name)
+                extra = ""
+                if literal is not None:
+                    span = module.span(literal)
+                    extra = f"; a literal {name}={module.text[span.start:span.end]} is passed at line {span.line} instead"
+                yield _hit(ctx, module, arg, f"parameter {name} of {fn.name}() is never used{extra}",
+                           key=f"{fn.name}.{name}")
+                continue
+            shadow = _shadowed(fn, name)
+            if shadow is not None:
+                yield _hit(ctx, module, shadow,
+                           f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
+                           "the caller's value is ignored", key=f"{fn.name}.{name}")
+
+
+def _literal_passed(fn, name):
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Call):
+            kw = kwarg(n, name)
+            if kw is not None and constant(kw.value)[0]:
+                return kw.value
+    return None
+
+
+def _shadowed(fn, name):
+    for stmt in fn.body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                ok, _ = constant(stmt.value) if stmt.value is not None else (False, None)
+                return stmt.value if ok else None
+        if _reads(stmt, name):
+            return None
+    return None
+
+
+def _config_target(node):
+    """`model.config.<rate>` on a built model: (receiver, key) else None."""
+    if not (isinstance(node, ast.Attribute) and dropout_keys.is_rate_key(node.attr)):
+        return None
+    cfg = node.value
+    if not (isinstance(cfg, ast.Attribute) and cfg.attr == "config"):
+        return None
+    owner = cfg.value
+    if isinstance(owner, ast.Name) and owner.id == "self":
+        return None
+    return (owner, node.attr) if _model_like(owner) else None
+
+
+@check("dropout-set-after-build")
+def dropout_set_after_build(ctx, rule):
+    """Modules copy their dropout rate from the config when they are built; writing
+    model.config.<dropout> afterwards changes the saved config but not the running model
+    (transformers#27315 discussion; facts.md "Transformers configs")."""
+    module = _module(ctx)
+    if module is None:
+        return
+    for node in module.nodes():
+        found = None
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                found = _config_target(t)
+                if found:
+                    anchor = t
+                    break
+        elif isinstance(node, ast.Call) and last_name(node.func) == "setattr" and len(node.args) >= 2:
+            obj, key = node.args[0], node.args[1]
+            ok, value = constant(key)
+            if (ok and isinstance(value, str) and dropout_keys.is_rate_key(value) and isinstance(obj, ast.Attribute)
+                    and obj.attr == "config" and _model_like(obj.value)):
+                found, anchor = (obj.value, value), node
+        if found:
+            owner, key = found
+            name = dotted(owner) or "the model"
+            yield _hit(ctx, module, anchor,
+                       f"{name}.config.{key} is set after {name} was built: its layers read the value at "
+                       f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
+                       key=f"{name}.config.{key}")

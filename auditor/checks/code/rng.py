@@ -1,0 +1,133 @@
+"""rng checks in code: recompute without the RNG state, one seed on every rank, and dropout
+left on in preference training (pitfalls.md section D)."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor import dropout_keys
+from auditor.checks import Hit, check
+from auditor.checks.code.common import (
+    _DDP_MARKERS,
+    _DROPOUT_MODULES,
+    _FUNCTIONAL,
+    _RANKISH,
+    _SEEDERS,
+    _hit,
+    _module,
+)
+from auditor.knowledge import frameworks
+from auditor.sources.python_facts import (
+    arg_or_kwarg,
+    constant,
+    is_zero,
+    kwarg,
+    last_name,
+)
+
+
+def _uses_dropout(src, module) -> bool:
+    if any((s.p or 0) > 0 or s.reason == "expression" for s in src.settings):
+        return True
+    for call in module.calls():
+        name = last_name(call.func)
+        if name in _DROPOUT_MODULES or name in _FUNCTIONAL:
+            p = arg_or_kwarg(call, "p", 0 if name in _DROPOUT_MODULES else 1)
+            if p is None or not is_zero(p):
+                return True
+        for kw in call.keywords:
+            if kw.arg and dropout_keys.is_rate_key(kw.arg) and not is_zero(kw.value):
+                return True
+    return False
+
+
+@check("checkpoint-without-rng-state")
+def checkpoint_without_rng_state(ctx, rule):
+    """Activation checkpointing re-runs forward in backward; without the saved RNG state the
+    recomputed dropout masks differ from the forward ones and gradients are wrong
+    (OLMo-core#828, OLMo#702, guided-diffusion#167)."""
+    module = _module(ctx)
+    if module is None or not _uses_dropout(ctx.source, module):
+        return
+    for node in module.nodes():
+        if isinstance(node, ast.Call) and "checkpoint" in last_name(node.func):
+            kw = kwarg(node, "preserve_rng_state")
+            if kw is not None and constant(kw.value) == (True, False):
+                yield _hit(ctx, module, kw.value, "preserve_rng_state=False in a model with dropout: the recompute "
+                           "draws new dropout masks, so gradients do not match the forward pass", key="preserve_rng_state")
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values):
+                if k is not None and constant(k) == (True, "preserve_rng_state") and constant(v) == (True, False):
+                    yield _hit(ctx, module, v, "preserve_rng_state: False in a model with dropout: the recompute "
+                               "draws new dropout masks, so gradients do not match the forward pass",
+                               key="preserve_rng_state")
+        elif isinstance(node, ast.ClassDef) and any(last_name(b) == "Function" for b in node.bases):
+            yield from _custom_recompute(ctx, module, node)
+
+
+def _custom_recompute(ctx, module, cls):
+    if "rng" in ast.dump(cls).lower():
+        return
+    backward = next((m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and m.name == "backward"), None)
+    if backward is None or not backward.args.args:
+        return
+    ctx_name = backward.args.args[0].arg
+    for n in ast.walk(backward):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                and n.func.value.id == ctx_name and re.search(r"fn|func|run", n.func.attr)):
+            yield _hit(ctx, module, n, f"{cls.name}.backward re-runs the forward without saving and restoring the "
+                       "RNG state: dropout masks in the recompute differ from the forward pass", key=cls.name)
+            return
+
+
+@check("same-seed-every-rank")
+def same_seed_every_rank(ctx, rule):
+    """A data-parallel script that seeds every rank with the same constant draws the same
+    dropout masks on every GPU (transformers#31412, anemoi-core#595)."""
+    module = _module(ctx)
+    if module is None or not any(m in module.text for m in _DDP_MARKERS) or not _uses_dropout(ctx.source, module):
+        return
+    for call in module.calls():
+        if last_name(call.func) not in _SEEDERS or not call.args:
+            continue
+        if kwarg(call, "device_specific") is not None and constant(kwarg(call, "device_specific").value) != (True, False):
+            continue
+        arg = call.args[0]
+        names = [n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(arg) if isinstance(n, (ast.Name, ast.Attribute))]
+        if any(_RANKISH.search(n) for n in names) or any(isinstance(n, ast.Call) for n in ast.walk(arg)):
+            continue
+        if any(isinstance(a, ast.If) and any(_RANKISH.search(getattr(n, "id", getattr(n, "attr", "")) or "")
+                                             for n in ast.walk(a.test)) for a in module.ancestors(call)):
+            continue
+        yield _hit(ctx, module, call, f"{last_name(call.func)}({module.text[module.span(arg).start:module.span(arg).end]}) "
+                   "gives every data-parallel rank the same seed, so every GPU draws the same dropout masks; "
+                   "re-seed with seed + rank once the model is built (weights must stay identical)", key="seed")
+
+
+@check("preference-dropout-on")
+def preference_dropout_on(ctx, rule):
+    """Preference and RL objectives compare log-probabilities of the same text; dropout makes
+    them noisy and inflates KL (trl#744, trl#3500). TRL disables it in DPO/KTO/ORPO/CPO/reward
+    unless told otherwise, but not in GRPO/RLOO."""
+    src = ctx.source
+    module = _module(ctx)
+    if module is None:
+        return
+    trainer = src.get("trainer")
+    if trainer not in frameworks.PREFERENCE_TRAINERS:
+        return
+    explicit = src.fields.get("disable_dropout")
+    if explicit is not None:
+        if explicit.value is False:
+            yield Hit(src.path, explicit.span, f"disable_dropout=False keeps dropout on in {trainer.upper()} training: "
+                      "log-probabilities of policy and reference become noisy", key="disable_dropout")
+        return
+    if frameworks.TRL_DISABLE_DROPOUT_DEFAULT.get(trainer, False):
+        return
+    for s in src.settings:
+        if s.p is not None and 0 < s.p < 1 and s.reason is None:
+            yield Hit(src.path, s.value_span, f"{s.key} = {s.raw} stays on in {trainer.upper()} training (its trainer "
+                      "does not disable dropout): log-probabilities become noisy; pass disable_dropout=True or use 0.0",
+                      key=s.dotted)
