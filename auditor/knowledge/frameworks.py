@@ -21,6 +21,8 @@ TRL_DISABLE_DROPOUT_DEFAULT = {
 PREFERENCE_TRAINERS = frozenset({"dpo", "kto", "orpo", "cpo", "bco", "reward", "online_dpo", "grpo", "rloo", "ppo"})
 
 # Which dialects hand their preference training to TRL's trainers (so TRL's default applies).
+# axolotl: core/trainers/dpo/args.py subclasses trl.DPOConfig and the DPO strategy's
+# set_training_args_kwargs never sets disable_dropout, so TRL's default stands for `rl: dpo`.
 DIALECTS_USING_TRL = frozenset({"axolotl", "trl", "python", "shell"})
 
 # The lora dropout a framework uses when the recipe does not say (what "missing" resolves to).
