@@ -10,9 +10,10 @@ import sys
 from tests.conftest import REPO, write_files
 
 FIXTURES = os.path.join(REPO, "fixtures")
-GOOD = ["lora-clean", "bert-classifier", "torchtune-lora", "trl-sft-clean"]
+GOOD = ["lora-clean", "bert-classifier", "torchtune-lora", "trl-sft-clean", "script-clean", "probe-llama-lora"]
 BAD = ["invalid-values", "extreme-values", "recipe-adapter-mismatch", "axolotl-full-finetune-lora-keys",
-       "dpo-lora-dropout-zeroed", "gpt-neox-twin-keys", "peft-null-dropout"]
+       "dpo-lora-dropout-zeroed", "gpt-neox-twin-keys", "peft-null-dropout", "llama-with-bert-keys",
+       "script-eval-bugs", "launch-flags", "probe-dead-key"]
 JSON_FIELDS = {"code", "name", "category", "severity", "path", "line", "column", "end_line", "end_column",
                "message", "fix"}
 
@@ -140,3 +141,11 @@ def test_readme_rule_table_is_generated_from_rules():
     end = readme.index("<!-- rules:end -->")
     assert readme[start:end] == rule_docs.markdown_table(catalogue.load()), \
         "README rule table is stale: regenerate it with `dropout-audit rule --format markdown`"
+
+
+def test_every_fixture_folder_is_listed_in_the_fixtures_readme():
+    with open(os.path.join(FIXTURES, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    for name in sorted(os.listdir(FIXTURES)):
+        if os.path.isdir(os.path.join(FIXTURES, name)):
+            assert f"`{name}/`" in readme, f"fixtures/{name} is not described in fixtures/README.md"
