@@ -244,3 +244,28 @@ def test_property_yaml_fix_touches_only_values_and_is_idempotent(case):
 def test_property_json_fix_touches_only_values_and_is_idempotent(case):
     segs, bom = case
     _check_property("config.json", segs, bom)
+
+
+def test_unsafe_fix_renames_a_key_the_architecture_does_not_read(tmp_path):
+    """DRP510: Qwen2 reads attention_dropout, not BERT's attention_probs_dropout_prob; the unsafe
+    fix renames the key in place (quoting and the rest of the file kept) and only with
+    --unsafe-fixes; a config that already has attention_dropout is left for a person to merge."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    text = '{\n  "model_type": "qwen2",\n  "attention_probs_dropout_prob": 0.1,\n  "hidden_size": 64\n}\n'
+    cfg = tmp_path / "config.json"
+    cfg.write_text(text)
+    env = {**__import__("os").environ, "PYTHONPATH": REPO}
+    base = [sys.executable, "-m", "auditor", "check", "--no-cache", "--format", "concise", str(tmp_path)]
+    subprocess.run(base + ["--fix"], env=env, capture_output=True, text=True)
+    assert cfg.read_text() == text  # safe fixes only: nothing renamed
+    subprocess.run(base + ["--fix", "--unsafe-fixes"], env=env, capture_output=True, text=True)
+    assert cfg.read_text() == text.replace('"attention_probs_dropout_prob"', '"attention_dropout"')
+
+    both = '{"model_type": "qwen2", "attention_dropout": 0.0, "attention_probs_dropout_prob": 0.1}\n'
+    cfg.write_text(both)
+    subprocess.run(base + ["--fix", "--unsafe-fixes"], env=env, capture_output=True, text=True)
+    assert cfg.read_text() == both

@@ -113,7 +113,23 @@ def arch_unread_key(ctx, rule):
             if mode == "undeclared":
                 hint = arch.suggest(model_type, key)
                 tail = f"; did you mean {hint}?" if hint else ""
-                yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} does not read {key}{tail}")
+                fix = _rename_fix(src, s, hint, settings) if hint else None
+                yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} does not read {key}{tail}", fix)
+
+
+def _rename_fix(src, setting, new_key: str, siblings):
+    """Rename the key to the one the architecture reads, keeping its quoting. Unsafe: the value
+    starts to act (0.1 attention dropout where there was none), and only when the mapping does
+    not already have the new key, since two spellings would then disagree."""
+    from auditor.model import Edit, Fix
+
+    if any(other.key == new_key for other in siblings):
+        return None
+    span = setting.key_span
+    written = src.text[span.start:span.end]
+    quote = written[0] if written[:1] in ("'", '"') else ""
+    return Fix(f"rename {setting.key} to {new_key}", (Edit(span.start, span.end, f"{quote}{new_key}{quote}"),),
+               "unsafe")
 
 
 @check("arch-type-rejected")
