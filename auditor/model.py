@@ -149,6 +149,7 @@ class DropoutPlan:
     entries: list = field(default_factory=list)
     trainer: str = ""         # e.g. "sft", "dpo", "full" — what kind of run this is
     finetune: str = ""        # lora | full | unknown
+    disabled_by: str = ""     # why the trainer zeroes nn.Dropout modules in this run ("" if it does not)
 
 
 @dataclass(slots=True, frozen=True)

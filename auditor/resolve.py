@@ -48,7 +48,8 @@ def resolve(setup: Setup) -> DropoutPlan:
     plan = DropoutPlan(setup=setup, trainer=trainer or "sft", finetune=finetune)
     disabled, why_disabled = (False, "")
     if driver is not None:
-        disabled, why_disabled = frameworks.trainer_disables_dropout(driver.dialect, trainer, driver.get("disable_dropout"))
+        disabled, why_disabled = frameworks.trainer_disables_dropout(driver, trainer)
+    plan.disabled_by = why_disabled if disabled else ""
     for src in setup.sources:
         for s in src.settings:
             chain = [f"{s.path}:{s.value_span.line} sets {s.dotted} = {s.raw or 'nothing'}"]

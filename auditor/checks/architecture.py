@@ -259,9 +259,8 @@ def flex_attention_dropout(ctx, rule):
 def functional_dropout_survives_disable(ctx, rule):
     """disable_dropout zeroes nn.Dropout modules only; these families apply attention dropout
     functionally, so preference training still sees stochastic log-probabilities (trl#3500)."""
-    plan, driver = ctx.plan, ctx.setup.driver
-    if driver is None or not any("disable_dropout" in step for e in plan.entries for step in e.chain) \
-            and not _disables(driver, plan):
+    plan = ctx.plan
+    if not plan.disabled_by:
         return
     for cfg in ctx.setup.of_kind("hf-config"):
         if _model_type(cfg) not in FUNCTIONAL_ATTENTION:
@@ -271,10 +270,3 @@ def functional_dropout_survives_disable(ctx, rule):
                 yield hit_at(s, f"{s.key} = {s.raw} stays on under {plan.trainer.upper()} training: "
                                 "disable_dropout only zeroes nn.Dropout modules, and "
                                 f"{_model_type(cfg)} applies attention dropout functionally")
-
-
-def _disables(driver, plan) -> bool:
-    from auditor.knowledge import frameworks
-
-    disabled, _ = frameworks.trainer_disables_dropout(driver.dialect, plan.trainer, driver.get("disable_dropout"))
-    return disabled

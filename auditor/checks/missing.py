@@ -9,8 +9,8 @@ def lora_dropout_missing(ctx, rule):
     """A LoRA recipe that never states lora_dropout silently trains with the framework's
     default (0.0 in most of them). Stating 0.0 is a choice (torchtune, PR #1492) and passes."""
     plan, driver = ctx.plan, ctx.setup.driver
-    if driver is None or driver.kind != "recipe":
-        return
+    if driver is None or driver.kind != "recipe" or plan.disabled_by:
+        return  # a trainer that zeroes dropout (DPO, KTO...) wants none: nothing is missing
     for entry in plan.entries:
         if entry.site == "lora_dropout" and entry.configured is None:
             _, note = frameworks.LORA_DROPOUT_DEFAULT[driver.dialect]

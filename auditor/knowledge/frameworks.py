@@ -43,11 +43,24 @@ LORA_DROPOUT_DEFAULT = {
 NULL_REJECTED_DIALECTS = frozenset({"peft-adapter", "trl", "hf-trainer-args"})
 
 
-def trainer_disables_dropout(dialect: str, trainer: str | None, explicit) -> tuple:
-    """(disabled?, reason) for a run: an explicit `disable_dropout` wins over the default."""
+# LLaMA-Factory's own preference trainers (src/llamafactory/train/dpo/trainer.py and kto/)
+# take `disable_dropout: bool = True` and call trl's disable_dropout_in_model on the policy and
+# reference models; the v1 trainers (`model_class` recipes) do not at the corpus snapshot
+# (LlamaFactory PR #10779, open).
+LLAMAFACTORY_DISABLES_DROPOUT = frozenset({"dpo", "kto"})
+
+
+def trainer_disables_dropout(driver, trainer: str | None) -> tuple:
+    """(disabled?, reason) for a run driven by `driver`: an explicit `disable_dropout` wins over
+    the framework's default."""
+    explicit = driver.get("disable_dropout")
     if explicit is not None:
         return bool(explicit), f"disable_dropout: {str(bool(explicit)).lower()} in the recipe"
-    if trainer and dialect in DIALECTS_USING_TRL and trainer in TRL_DISABLE_DROPOUT_DEFAULT:
+    if not trainer:
+        return False, ""
+    if driver.dialect in DIALECTS_USING_TRL and trainer in TRL_DISABLE_DROPOUT_DEFAULT:
         on = TRL_DISABLE_DROPOUT_DEFAULT[trainer]
         return on, f"TRL's {trainer.upper()} trainer defaults disable_dropout={on}"
+    if driver.dialect == "llamafactory" and driver.get("format") != "v1" and trainer in LLAMAFACTORY_DISABLES_DROPOUT:
+        return True, f"LLaMA-Factory's {trainer.upper()} trainer disables dropout (disable_dropout=True)"
     return False, ""

@@ -95,7 +95,8 @@ _FIELD_PATHS = {
                 "unsloth": [("unsloth_lora_mlp",), ("unsloth_lora_qkv",), ("unsloth_lora_o",)]},
     "llamafactory": {"finetuning_type": [("finetuning_type",)], "trainer": [("stage",)],
                      "base_model": [("model_name_or_path",), ("model",)], "peft_name": [("peft_config", "name")],
-                     "unsloth": [("use_unsloth",)], "attn_implementation": [("flash_attn",)]},
+                     "unsloth": [("use_unsloth",)], "attn_implementation": [("flash_attn",)],
+                     "model_class": [("model_class",)]},
     "trl": {"use_peft": [("use_peft",)], "base_model": [("model_name_or_path",)],
             "disable_dropout": [("disable_dropout",)], "attn_implementation": [("attn_implementation",)]},
     "hf-trainer-args": {"base_model": [("model_name_or_path",)], "disable_dropout": [("disable_dropout",)]},
@@ -148,6 +149,8 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
         adapter = str(f["adapter"].value).lower() if "adapter" in f else ""
         finetune = "lora" if adapter in ("lora", "qlora") else (adapter or "full")
     elif dialect == "llamafactory":
+        if "model_class" in f:
+            fields["format"] = Field("v1", f["model_class"].span)
         if "peft_name" in f:
             finetune = str(f["peft_name"].value).lower()
         elif "finetuning_type" in f:
