@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 
+from auditor import dropout_keys
 from auditor.model import Span
 
-# Keys that contain "drop" but are flags or names, not rates (facts.md "Transformers configs").
-_NOT_RATES = {"token_dropout", "drop_vision_last_layer", "normalize_router_prob_before_dropping",
-              "bias_dropout_add_fusion", "rank_dropout_scale", "use_dropout"}
-_DROP_RE = re.compile(r"drop|pdrop", re.IGNORECASE)
 _MODEL_KEYS = ("base_model", "model_name_or_path", "pretrained_model_name_or_path", "model_name",
                "model_path", "model_dir", "checkpoint_dir", "name_or_path", "path")
 
@@ -51,33 +47,38 @@ class Target:
     keys: list = field(default_factory=list)   # ConfigKey for every rate in config and adapter
 
 
-def key_span(text: str, key: str) -> Span:
-    """Where `"key"` (JSON) or `key:` (YAML) first appears; 1:1 when not found."""
-    esc = re.escape(key)
-    for pattern in (re.compile(rf'"{esc}"\s*:'), re.compile(rf"(?m)^\s*({esc})\s*:")):
-        m = pattern.search(text)
-        if m:
-            start = m.start(1) if m.re.groups else m.start()
-            end = start + len(key) + (2 if text[start] == '"' else 0)
-            line = text.count("\n", 0, start) + 1
-            col = start - (text.rfind("\n", 0, start) + 1) + 1
-            return Span(line, col, line, col + (end - start), start, end)
-    return Span.file_start()
-
-
-def is_rate_key(name: str, value) -> bool:
-    return (isinstance(name, str) and bool(_DROP_RE.search(name)) and name not in _NOT_RATES
+def is_rate_key(name, value) -> bool:
+    """A numeric dropout rate, by the same definition the static check uses."""
+    return (isinstance(name, str) and dropout_keys.is_rate_key(name)
             and isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def rate_keys(data: dict, file: str, text: str, prefix: tuple = (), depth: int = 0) -> list:
+def _written_spans(path: str, text: str) -> dict:
+    """key path -> exact span of the key, from the static reader, so probe findings point at the
+    same place as `check` findings (the file is read as data; nothing is constructed)."""
+    from auditor.sources import structured
+
+    src = structured.read(path, text)
+    return {} if src is None else {s.key_path: s.key_span for s in src.settings}
+
+
+def _span(spans: dict, key_path: tuple) -> Span:
+    if key_path in spans:
+        return spans[key_path]
+    # A LoRA config synthesised from a recipe has flat keys; the recipe may nest them.
+    return next((span for path, span in spans.items() if path and path[-1] == key_path[-1]), Span.file_start())
+
+
+def rate_keys(data: dict, file: str, text: str, prefix: tuple = (), depth: int = 0, spans: dict | None = None) -> list:
     """Every dropout-like numeric key, including one level of sub-config dicts (text_config...)."""
+    if spans is None:
+        spans = _written_spans(file, text)
     out = []
     for name, value in data.items():
         if isinstance(value, dict) and depth < 2:
-            out.extend(rate_keys(value, file, text, prefix + (name,), depth + 1))
+            out.extend(rate_keys(value, file, text, prefix + (name,), depth + 1, spans))
         elif is_rate_key(name, value):
-            out.append(ConfigKey(file, prefix + (name,), float(value), key_span(text, name)))
+            out.append(ConfigKey(file, prefix + (name,), float(value), _span(spans, prefix + (name,))))
     return out
 
 
