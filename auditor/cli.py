@@ -17,13 +17,6 @@ FORMAT_CHOICES = ["full", "concise", "json", "sarif", "github", "gitlab", "junit
 SEVERITY_CHOICES = ["error", "warning", "info"]
 
 
-def _split(values) -> tuple:
-    out = []
-    for v in values:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return tuple(out)
-
-
 class _LazyGroup(click.Group):
     """Registers `probe` without importing it: the probe imports torch and friends."""
 
@@ -61,26 +54,6 @@ def _unavailable(name, exc):
 @click.version_option(__version__, prog_name="dropout-audit")
 def cli():
     """Audit dropout in ML training setups: configs, adapters, recipes and training scripts."""
-
-
-def _engine(select, ignore, rules_dirs, max_file_size):
-    from auditor.catalogue import RuleError
-    from auditor.engine import Engine, Options
-
-    try:
-        return Engine(Options(select=_split(select), ignore=_split(ignore), rule_dirs=tuple(rules_dirs),
-                              **({"max_file_size": max_file_size} if max_file_size else {})))
-    except RuleError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _discover(engine, paths):
-    from auditor.discover import discover
-
-    found = discover(list(paths) or ["."], engine.suffixes)
-    for missing in found.missing:
-        raise click.UsageError(f"path does not exist: {missing}")
-    return found.files
 
 
 @cli.command()
@@ -132,10 +105,14 @@ def check(paths, formats, output_file, select, extend_select, ignore, fail_on, e
 def plan(paths, fmt):
     """Print the resolved dropout plan of each training setup found in PATHS."""
     from auditor import plan_report
+    from auditor.discover import discover
+    from auditor.engine import Engine
 
-    engine = _engine((), (), (), None)
-    files = _discover(engine, paths)
-    plan_report.write(engine, files, fmt, sys.stdout)
+    engine = Engine()
+    found = discover(list(paths) or ["."], engine.suffixes)
+    for missing in found.missing:
+        raise click.UsageError(f"path does not exist: {missing}")
+    plan_report.write(engine, found.files, fmt, sys.stdout)
 
 
 @cli.command()

@@ -6,7 +6,6 @@ directory's parsed sources at a time keeps memory flat however large the tree is
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 from auditor import catalogue, checks, resolve, sources
@@ -96,18 +95,22 @@ class Engine:
 
             yield from parallel.check_paths(self, paths, jobs, cache)
             return
-        for directory, group in itertools.groupby(paths, key=resolve.directory_of):
-            yield from self.check_directory(directory, list(group))
+        for directory, group in resolve.by_directory(paths):
+            yield from self.check_directory(directory, group)
 
-    def check_directory(self, directory: str, paths: list, blobs: list | None = None) -> list:
-        """blobs: the files' bytes when the caller has already read them (to hash them)."""
+    def load_directory(self, paths: list, blobs: list | None = None) -> list:
+        """The Sources of one directory's files (None results, non-training files, dropped).
+        blobs: the files' bytes when the caller has already read them (to hash them)."""
         loaded = []
         for i, path in enumerate(paths):
             src = self.load(path, None if blobs is None else blobs[i])
             self.files_checked += 1
             if src is not None:
                 loaded.append(src)
-        return self.check_sources(directory, loaded)
+        return loaded
+
+    def check_directory(self, directory: str, paths: list, blobs: list | None = None) -> list:
+        return self.check_sources(directory, self.load_directory(paths, blobs))
 
     def check_sources(self, directory: str, loaded: list) -> list:
         found = []

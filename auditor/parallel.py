@@ -11,7 +11,6 @@ on any tree size.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import deque
 
@@ -113,8 +112,7 @@ def check_paths(engine, paths, jobs: int, cache=None):
                 yield from slot.findings
 
     try:
-        for directory, group in itertools.groupby(paths, key=resolve.directory_of):
-            group = list(group)
+        for directory, group in resolve.by_directory(paths):
             blobs, key = None, None
             if cache is not None:
                 blobs, cacheable = cache.read_blobs(group, max_size)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 
 from auditor import resolve
 
 
 def _plans(engine, files):
-    for directory, group in itertools.groupby(files, key=resolve.directory_of):
-        loaded = [s for s in (engine.load(p) for p in group) if s is not None]
-        for setup in resolve.group(directory, loaded):
+    for directory, group in resolve.by_directory(files):
+        for setup in resolve.group(directory, engine.load_directory(group)):
             yield resolve.resolve(setup)
 
 

@@ -29,6 +29,15 @@ def directory_of(path: str) -> str:
     return os.path.dirname(path) or "."
 
 
+def by_directory(paths):
+    """(directory, its paths) in path order: a directory is the unit of work, since a Setup
+    never spans two (discovery yields each directory's files together)."""
+    import itertools
+
+    for directory, group in itertools.groupby(paths, key=directory_of):
+        yield directory, list(group)
+
+
 def finetune_of(setup: Setup) -> str:
     if setup.driver is not None and setup.driver.get("finetune"):
         return str(setup.driver.get("finetune"))
