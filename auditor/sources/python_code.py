@@ -16,6 +16,7 @@ import re
 
 from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source, Span
+from auditor.sources import located_problem
 from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name
 
 PARSE_ERROR = "DRP000"
@@ -49,9 +50,7 @@ def read(path: str, text: str) -> Source | None:
     except SyntaxError as exc:
         return _unparsable(path, text, exc)
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
-        src = Source(path=path, kind="unreadable", dialect="unreadable")
-        src.problems.append((PARSE_ERROR, Span.file_start(), f"cannot parse Python: {exc}"))
-        return src
+        return located_problem(path, PARSE_ERROR, f"cannot parse Python: {exc}")
     module = PyModule(tree, text)
     src = Source(path=path, kind="python", dialect="python", text=text)
     src.facts.append(module)
@@ -65,10 +64,8 @@ def _unparsable(path: str, text: str, exc: SyntaxError) -> Source:
     col = max(exc.offset or 1, 1)
     starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
     start = min(starts[line - 1] + col - 1, len(text)) if line <= len(starts) else len(text)
-    src = Source(path=path, kind="unreadable", dialect="unreadable")
-    src.problems.append((PARSE_ERROR, Span(line, col, line, col, start, start),
-                         f"cannot parse Python: {exc.msg} (line {line}, column {col})"))
-    return src
+    return located_problem(path, PARSE_ERROR, f"cannot parse Python: {exc.msg} (line {line}, column {col})",
+                           Span(line, col, line, col, start, start))
 
 
 def get_module(source) -> PyModule | None:

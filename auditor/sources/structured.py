@@ -7,7 +7,7 @@ import re
 
 from auditor import dropout_keys, probability
 from auditor.model import Setting, Source
-from auditor.sources import dialects, nodes
+from auditor.sources import dialects, located_problem, nodes
 
 PARSE_ERROR = "DRP000"
 DUPLICATE_KEY = "DRP402"
@@ -25,24 +25,18 @@ def read(path: str, text: str) -> Source | None:
     try:
         docs = nodes.compose(text, path)
     except nodes.ParseError as exc:
-        src = Source(path=path, kind="unreadable", dialect="unreadable")
         jinja = _JINJA.search(text)
         if jinja and not json_mode:
-            span = nodes.span_at(text, jinja.start())
-            src.problems.append((SKIPPED, span, "skipped: a Jinja template, which is YAML only once rendered; "
-                                                "audit the rendered file"))
-        else:
-            src.problems.append((PARSE_ERROR, exc.span, exc.message))
-        return src
+            return located_problem(path, SKIPPED, "skipped: a Jinja template, which is YAML only once rendered; "
+                                                  "audit the rendered file", nodes.span_at(text, jinja.start()))
+        return located_problem(path, PARSE_ERROR, exc.message, exc.span)
     roots = [d for d in docs if nodes.is_mapping(d)]
     if not roots:
         return None
     main = roots[0]
     if any(nodes.depth_exceeded(r) for r in roots):
-        src = Source(path=path, kind="unreadable", dialect="unreadable")
-        src.problems.append((PARSE_ERROR, nodes.span_of(main, text),
-                             f"cannot parse: nesting deeper than {nodes.MAX_DEPTH} levels"))
-        return src
+        return located_problem(path, PARSE_ERROR, f"cannot parse: nesting deeper than {nodes.MAX_DEPTH} levels",
+                               nodes.span_of(main, text))
     has_component = any(e.key == "_component_" for r in roots for e in nodes.walk(r))
     kind, dialect = dialects.detect(path, nodes.top_level(main), has_component)
     if kind is None:
