@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from auditor import dropout_keys
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ARCH_FILE = DATA_DIR / "architectures.json"
 PEFT_FILE = DATA_DIR / "peft.json"
@@ -46,15 +48,11 @@ SCHEMA = 1
 # A field is dropout-like when its name matches this and it can hold a rate.
 DROPOUT_NAME = re.compile(r"drop|keep_prob")
 
-# Names that match DROPOUT_NAME but are switches, not rates. Most are caught by their declared type
-# (bool only), the list makes the intent explicit and survives a type annotation being widened.
-NOT_RATES = frozenset({
-    "token_dropout",                          # ESM: bool, rescales embeddings for masked tokens
-    "drop_vision_last_layer",                 # bool: which vision layer feeds the projector
-    "normalize_router_prob_before_dropping",  # bool: MoE router, "dropping" means token capacity
-    "bias_dropout_add_fusion",                # NeMo: kernel fusion switch
-    "rank_dropout_scale",                     # PEFT LoHa/LoKr: bool, rescale after rank dropout
-})
+# Names that match DROPOUT_NAME but are switches, not rates: the static path's list (one place:
+# auditor.dropout_keys.NOT_RATES, e.g. ESM's token_dropout, NeMo's bias_dropout_add_fusion, PEFT's
+# rank_dropout_scale). Most are caught by their declared type (bool only) as well; the list keeps
+# the intent explicit and survives a type annotation being widened.
+NOT_RATES = dropout_keys.NOT_RATES
 
 # Keys set on every config although the class does not declare them: heads read some of these
 # with getattr(config, key, fallback), which is how read_undeclared is found.
