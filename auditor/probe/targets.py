@@ -83,11 +83,13 @@ def rate_keys(data: dict, file: str, text: str, prefix: tuple = (), depth: int =
 
 
 def _read(path: str) -> str:
+    """Through the static path's bounded reader: regular files only, never blocking, size-capped."""
+    from auditor.sources.text import FileProblem, read_text
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise TargetError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return read_text(path)
+    except FileProblem as exc:
+        raise TargetError(f"{path}: {exc}") from None
 
 
 def _load_json(path: str) -> tuple:
