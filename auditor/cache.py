@@ -24,7 +24,7 @@ from auditor import __version__
 from auditor.model import Edit, Finding, Fix, Span
 
 DEFAULT_DIR = ".dropout_audit_cache"
-FORMAT = 2  # bump when the entry layout changes
+FORMAT = 3  # bump when the entry layout changes
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -47,19 +47,19 @@ def encode(findings) -> list:
                    tuple((e.start, e.end, e.replacement) for e in f.fix.edits))
         out.append((f.code, f.name, f.category, f.severity, f.path,
                     (s.line, s.column, s.end_line, s.end_column, s.start, s.end),
-                    f.message, fix, f.key, f.suppressed, tuple(f.suppression)))
+                    f.message, fix, f.key, f.suppressed, tuple(f.suppression), tuple(f.cell)))
     return out
 
 
 def decode(rows) -> list:
     out = []
-    for code, name, category, severity, path, span, message, fix, key, suppressed, suppression in rows:
+    for code, name, category, severity, path, span, message, fix, key, suppressed, suppression, cell in rows:
         if fix is not None:
             desc, applicability, edits = fix
             fix = Fix(desc, tuple(Edit(*e) for e in edits), applicability)
         out.append(Finding(code=code, name=name, category=category, severity=severity, path=path,
                            span=Span(*span), message=message, fix=fix, key=key, suppressed=suppressed,
-                           suppression=tuple(suppression)))
+                           suppression=tuple(suppression), cell=tuple(cell)))
     return out
 
 

@@ -127,7 +127,12 @@ class Engine:
         unique = {(f.code, f.path, f.span.start, f.span.line, f.span.column, f.message): f for f in found}
         from auditor import suppress
 
-        return sorted(suppress.apply(self, list(unique.values()), loaded), key=Finding.sort_key)
+        reported = suppress.apply(self, list(unique.values()), loaded)
+        for src in loaded:  # findings in notebooks move from the joined code to their cells
+            for fact in src.facts[1:]:
+                if hasattr(fact, "relocate"):
+                    fact.relocate(reported)
+        return sorted(reported, key=Finding.sort_key)
 
 
 MAX_MESSAGE = 400

@@ -179,22 +179,27 @@ class Finding:
     key: str = ""            # stable identity inside the file (setting path), for baselines
     suppressed: bool = False
     suppression: tuple = ()  # (SARIF kind "inSource"|"external", justification) when suppressed
+    # In a notebook: (cell number, line, column, end_line, end_column) relative to the cell,
+    # while `span` is the position in the .ipynb file as stored (for CI annotations).
+    cell: tuple = ()
 
     def sort_key(self) -> tuple:
         return (self.path, self.span.line, self.span.column, self.code)
 
     def to_dict(self) -> dict:
         s = self.span
-        return {
+        line, column, end_line, end_column = self.cell[1:] if self.cell else (s.line, s.column, s.end_line,
+                                                                               s.end_column)
+        out = {
             "code": self.code,
             "name": self.name,
             "category": self.category,
             "severity": self.severity,
             "path": self.path,
-            "line": s.line,
-            "column": s.column,
-            "end_line": s.end_line,
-            "end_column": s.end_column,
+            "line": line,
+            "column": column,
+            "end_line": end_line,
+            "end_column": end_column,
             "message": self.message,
             "key": self.key,
             "fix": None if self.fix is None else {
@@ -203,3 +208,6 @@ class Finding:
                 "edits": [{"start": e.start, "end": e.end, "replacement": e.replacement} for e in self.fix.edits],
             },
         }
+        if self.cell:
+            out["cell"] = self.cell[0]
+        return out

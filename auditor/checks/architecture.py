@@ -222,6 +222,14 @@ def target_parameters_dropout(ctx, rule):
                             "lora_dropout must be 0 for parameter targets")
 
 
+def _adapter_call_settings(src):
+    """lora_dropout passed in code to the call that builds the adapter
+    (`FastLanguageModel.get_peft_model(model, lora_dropout=0.1)`, `LoraConfig(lora_dropout=...)`);
+    argparse and dataclass defaults are not counted, since nothing shows they reach the adapter."""
+    return [s for s in src.settings if s.origin == "code" and s.role == "lora" and s.p and len(s.key_path) == 2
+            and (s.key_path[0].endswith("get_peft_model") or s.key_path[0] == "LoraConfig")]
+
+
 @check("unsloth-fast-path", scope="setup")
 def unsloth_fast_path(ctx, rule):
     """Unsloth patches LoRA layers with fused kernels only when lora_dropout == 0 and bias is
@@ -231,7 +239,7 @@ def unsloth_fast_path(ctx, rule):
         uses_unsloth = base.lower().startswith("unsloth/") or bool(src.get("unsloth"))
         if not uses_unsloth:
             continue
-        for s in _lora_settings(src):
+        for s in _lora_settings(src) + _adapter_call_settings(src):
             yield hit_at(s, f"{s.key} = {s.raw} turns off Unsloth's fused LoRA fast path "
                             "(it patches layers only with lora_dropout = 0)")
 

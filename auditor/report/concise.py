@@ -1,10 +1,11 @@
 """One line per finding, `path:line:col: CODE [severity] message`, for grep and editors."""
 
 from auditor.report import per_rule, summary_line
+from auditor.report.locations import place
 
 
 def line_of(f) -> str:
-    return f"{f.path}:{f.span.line}:{f.span.column}: {f.code} [{f.severity}] {f.message}"
+    return f"{f.path}:{place(f).text}: {f.code} [{f.severity}] {f.message}"
 
 
 def write(findings, stream, ctx) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from auditor.report import per_rule, summary_line
+from auditor.report.locations import Place, place
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -19,6 +20,24 @@ def _source_lines(path: str) -> list:
             return fh.read(2_000_000).splitlines()
     except OSError:
         return []
+
+
+class _Lines:
+    """The source lines a finding points into: the file's, or its notebook cell's."""
+
+    def __init__(self):
+        self.key, self.lines = None, []
+
+    def of(self, f, at: Place) -> list:
+        key = (f.path, at.cell)
+        if key != self.key:
+            if at.cell:
+                from auditor.sources.notebook import cell_lines
+
+                self.key, self.lines = key, cell_lines(f.path, at.cell)
+            else:
+                self.key, self.lines = key, _source_lines(f.path)
+        return self.lines
 
 
 def _plain(stream, ctx) -> bool:
@@ -42,20 +61,20 @@ def _write_plain(findings, stream, ctx) -> None:
     def out(text: str) -> None:
         stream.write(text.translate(_STRIP))
 
-    current, lines = None, []
+    source = _Lines()
     for f in findings:
         if f.suppressed:
             continue
-        if f.path != current:
-            current, lines = f.path, _source_lines(f.path)
-        out(f"{f.path}:{f.span.line}:{f.span.column}: {f.code} [{f.severity}] {f.message}\n")
-        if 0 < f.span.line <= len(lines):
-            text, width = _excerpt(f, lines)
-            gutter = str(f.span.line)
+        at = place(f)
+        lines = source.of(f, at)
+        out(f"{f.path}:{at.text}: {f.code} [{f.severity}] {f.message}\n")
+        if 0 < at.line <= len(lines):
+            text, width = _excerpt(at, lines)
+            gutter = str(at.line)
             pad = " " * len(gutter)
-            out(f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * (f.span.column - 1)}{'^' * width}\n")
+            out(f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * (at.column - 1)}{'^' * width}\n")
         if f.fix is not None:
-            out(f"{' ' * len(str(f.span.line))} = {_fix_kind(f)}: {f.fix.description}\n")
+            out(f"{' ' * len(str(at.line))} = {_fix_kind(f)}: {f.fix.description}\n")
         out("\n")
     if ctx.statistics:
         for code, name, count in per_rule(findings):
@@ -63,12 +82,12 @@ def _write_plain(findings, stream, ctx) -> None:
     out(summary_line(findings, ctx.files_checked) + "\n")
 
 
-def _excerpt(f, lines) -> tuple:
-    text = lines[f.span.line - 1].expandtabs(1)
+def _excerpt(at: Place, lines) -> tuple:
+    text = lines[at.line - 1].expandtabs(1)
     if len(text) > 200:
         text = text[:200] + "…"
-    width = max(1, (f.span.end_column - f.span.column) if f.span.end_line == f.span.line else 1)
-    return text, min(width, max(1, len(text) - f.span.column + 1))
+    width = max(1, (at.end_column - at.column) if at.end_line == at.line else 1)
+    return text, min(width, max(1, len(text) - at.column + 1))
 
 
 def _fix_kind(f) -> str:
@@ -87,26 +106,21 @@ def write(findings, stream, ctx) -> None:
     console = Console(file=stream, force_terminal=force, no_color=(ctx.color is False) or None,
                       highlight=False, soft_wrap=True, emoji=False)
     shown = [f for f in findings if not f.suppressed]
-    current, lines = None, []
+    source = _Lines()
     for f in shown:
-        if f.path != current:
-            current, lines = f.path, _source_lines(f.path)
-        console.print(Text.assemble((f"{f.path}:{f.span.line}:{f.span.column}:", "bold"), " ",
+        at = place(f)
+        lines = source.of(f, at)
+        console.print(Text.assemble((f"{f.path}:{at.text}:", "bold"), " ",
                                     (f"{f.code} [{f.severity}]", _STYLE[f.severity]), " ", f.message))
-        if 0 < f.span.line <= len(lines):
-            text = lines[f.span.line - 1].expandtabs(1)
-            if len(text) > 200:
-                text = text[:200] + "…"
-            gutter = str(f.span.line)
-            width = max(1, (f.span.end_column - f.span.column) if f.span.end_line == f.span.line else 1)
-            width = min(width, max(1, len(text) - f.span.column + 1))
+        if 0 < at.line <= len(lines):
+            text, width = _excerpt(at, lines)
+            gutter = str(at.line)
             pad = " " * len(gutter)
             console.print(f"[blue]{pad} |[/blue]")
             console.print(f"[blue]{gutter} |[/blue] {escape(text)}")
-            console.print(f"[blue]{pad} |[/blue] {' ' * (f.span.column - 1)}[{_STYLE[f.severity]}]{'^' * width}[/]")
+            console.print(f"[blue]{pad} |[/blue] {' ' * (at.column - 1)}[{_STYLE[f.severity]}]{'^' * width}[/]")
         if f.fix is not None:
-            kind = "fix available" if f.fix.applicability == "safe" else "unsafe fix available (--unsafe-fixes)"
-            console.print(f"[blue]{' ' * len(str(f.span.line))} =[/blue] {kind}: {escape(f.fix.description)}")
+            console.print(f"[blue]{' ' * len(str(at.line))} =[/blue] {_fix_kind(f)}: {escape(f.fix.description)}")
         console.print()
     if ctx.statistics:
         for code, name, count in per_rule(findings):

@@ -4,7 +4,7 @@ The escaping follows the runner's rules (`%`, CR and LF in the message; also `:`
 in properties), so a message with a colon cannot cut the annotation short.
 """
 
-from auditor.report.locations import relative
+from auditor.report.locations import message_of, relative
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -27,4 +27,4 @@ def write(findings, stream, ctx) -> None:
         if s.end_line == s.line:
             props.append(f"endColumn={s.end_column}")
         props.append(f"title={_prop(f'{f.code} {f.name}')}")
-        stream.write(f"::{_LEVEL[f.severity]} {','.join(props)}::{_data(f'{f.code} [{f.severity}] {f.message}')}\n")
+        stream.write(f"::{_LEVEL[f.severity]} {','.join(props)}::{_data(f'{f.code} [{f.severity}] {message_of(f)}')}\n")

@@ -6,7 +6,7 @@ issues from old ones, so they are the line-independent fingerprints of locations
 
 import json
 
-from auditor.report.locations import fingerprints, relative
+from auditor.report.locations import fingerprints, message_of, relative
 
 _SEVERITY = {"error": "major", "warning": "minor", "info": "info"}
 
@@ -19,7 +19,7 @@ def write(findings, stream, ctx) -> None:
         issues.append({
             "type": "issue",
             "check_name": f"{f.code} {f.name}",
-            "description": f"{f.code} {f.message}",
+            "description": f"{f.code} {message_of(f)}",
             "categories": ["Bug Risk"],
             "severity": _SEVERITY[f.severity],
             "fingerprint": fp,

@@ -7,7 +7,7 @@ the count of checked files is visible too.
 
 from xml.sax.saxutils import escape, quoteattr
 
-from auditor.report.locations import relative
+from auditor.report.locations import message_of, relative
 
 
 def write(findings, stream, ctx) -> None:
@@ -29,7 +29,7 @@ def write(findings, stream, ctx) -> None:
             continue
         codes = ", ".join(sorted({f.code for f in found}))
         message = f"{len(found)} finding{'s' if len(found) != 1 else ''}: {codes}"
-        body = "\n".join(f"{path}:{f.span.line}:{f.span.column}: {f.code} [{f.severity}] {f.message}"
+        body = "\n".join(f"{path}:{f.span.line}:{f.span.column}: {f.code} [{f.severity}] {message_of(f)}"
                          for f in found)
         stream.write(f"    <testcase {attrs}>\n")
         stream.write(f'      <failure message={quoteattr(message)} type="dropout-audit">{escape(body)}</failure>\n')

@@ -15,7 +15,7 @@ import json
 from urllib.parse import quote
 
 from auditor import __version__
-from auditor.report.locations import fingerprints, relative
+from auditor.report.locations import fingerprints, message_of, relative
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -91,7 +91,7 @@ def document(findings, ctx) -> dict:
             "ruleId": f.code,
             "ruleIndex": index[f.code],
             "level": LEVEL[f.severity],
-            "message": {"text": f.message},
+            "message": {"text": message_of(f)},
             "locations": [{"physicalLocation": {
                 "artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},
                 "region": _region(f.span),
@@ -100,6 +100,8 @@ def document(findings, ctx) -> dict:
         }
         if f.key:
             result["properties"] = {"setting": f.key}
+        if f.cell:
+            result.setdefault("properties", {})["notebookCell"] = f.cell[0]
         if f.fix is not None and not f.suppressed:
             result["fixes"] = [_fix(f, uri)]
         if f.suppressed:

@@ -41,7 +41,15 @@ def readers() -> dict:
             table[s] = shell.read
     except ImportError:
         pass
+    table[".ipynb"] = _notebook
     return table
+
+
+def _notebook(path: str, text: str):
+    """Notebooks are read by auditor.sources.notebook, imported only when one is checked."""
+    from auditor.sources import notebook
+
+    return notebook.read(path, text)
 
 
 def located_problem(path: str, code: str, message: str, span: Span | None = None) -> Source:

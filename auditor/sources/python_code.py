@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 
 from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source, Span
@@ -23,7 +24,7 @@ PARSE_ERROR = "DRP000"
 
 # A file without any of these cannot trigger a rule; skipping it before parsing keeps large
 # repositories fast (most Python files in a training repo are data or utility code).
-_MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
+MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
             "Config(", ".train(", "no_grad", "inference_mode", "generate(")
 
 # Argument classes that have no dropout field: a dropout kwarg raises TypeError (facts.md
@@ -43,7 +44,7 @@ _TRAINER_KEYS = {"dpo": "dpo", "kto": "kto", "orpo": "orpo", "cpo": "cpo", "bco"
 
 
 def read(path: str, text: str) -> Source | None:
-    if not any(m in text for m in _MARKERS):
+    if not any(m in text for m in MARKERS):
         return None
     try:
         tree = ast.parse(text, filename=path)
@@ -64,8 +65,21 @@ def _unparsable(path: str, text: str, exc: SyntaxError) -> Source:
     col = max(exc.offset or 1, 1)
     starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
     start = min(starts[line - 1] + col - 1, len(text)) if line <= len(starts) else len(text)
-    return located_problem(path, PARSE_ERROR, f"cannot parse Python: {exc.msg} (line {line}, column {col})",
-                           Span(line, col, line, col, start, start))
+    return located_problem(path, PARSE_ERROR, syntax_message(exc, line, col), Span(line, col, line, col, start, start))
+
+
+def syntax_message(exc: SyntaxError, line: int, col: int) -> str:
+    """The DRP000 message. f-strings with nested quotes, backslashes or comments in their
+    expressions are valid from Python 3.12 (PEP 701; Colab runs 3.12) and only the running
+    interpreter rejects them, so that case says so instead of reading like a bug in the code."""
+    where = f"(line {line}, column {col})"
+    msg = exc.msg or str(exc)
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if sys.version_info < (3, 12) and msg.startswith("f-string") and "single '}'" not in msg:
+        return (f"not checked: this f-string needs Python 3.12 or newer (PEP 701 allows quotes, backslashes and "
+                f"comments inside f-string expressions), but the auditor runs on Python {running}, whose "
+                f"parser says \"{msg}\" {where}; run the auditor on Python 3.12+ to check this code")
+    return f"cannot parse Python: {msg} {where}"
 
 
 def get_module(source) -> PyModule | None:
