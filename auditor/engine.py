@@ -129,7 +129,7 @@ class Engine:
 
         reported = suppress.apply(self, list(unique.values()), loaded)
         for src in loaded:  # findings in notebooks move from the joined code to their cells
-            for fact in src.facts[1:]:
+            for fact in src.facts:
                 if hasattr(fact, "relocate"):
                     fact.relocate(reported)
         return sorted(reported, key=Finding.sort_key)
