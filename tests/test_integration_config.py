@@ -213,4 +213,4 @@ def test_action_and_hook_definitions_are_consistent():
     with open(os.path.join(REPO, ".pre-commit-hooks.yaml"), encoding="utf-8") as fh:
         (hook,) = YAML(typ="safe").load(fh)
     assert hook["id"] == "dropout-audit" and hook["require_serial"] is True
-    assert sorted(hook["types_or"]) == ["json", "python", "yaml"]
+    assert sorted(hook["types_or"]) == ["json", "jupyter", "python", "shell", "yaml"]
