@@ -194,16 +194,17 @@ def _remember(engine, findings: list, loaded: list) -> None:
                 st = os.stat(src.path)
             except OSError:
                 continue
-            engine.fingerprints[src.path] = (text_digest(_as_stored(src)), st.st_size, st.st_mtime_ns)
+            engine.fingerprints[src.path] = (_stored_digest(src), st.st_size, st.st_mtime_ns)
 
 
-def _as_stored(src) -> str:
-    """The file's text as read: a notebook's Source holds its joined code cells instead."""
+def _stored_digest(src) -> str:
+    """The digest of the file as read: a notebook's Source holds its joined code cells
+    instead, and its map keeps the digest of the stored file."""
     for fact in src.facts:
-        raw = getattr(fact, "raw_text", None)
-        if raw is not None:
-            return raw
-    return src.text
+        digest = getattr(fact, "stored_digest", None)
+        if digest is not None:
+            return digest
+    return text_digest(src.text)
 
 
 def text_digest(text: str) -> str:

@@ -57,6 +57,9 @@ class Cell:
     listed: bool = True          # source stored as a list of strings (nbformat's usual form)
     source: str = ""
     starts: list = field(default_factory=list)   # offset of each token's text in `source`
+    raw: list = field(default_factory=list)      # each token as stored (quotes and escapes)
+    where: list = field(default_factory=list)    # (line, column) of each token in the file
+    separator: str = ""          # between two strings of the list, as stored
 
 
 class NotebookError(Exception):
@@ -324,14 +327,29 @@ def cell_lines(path: str, number: int) -> list:
 # --- moving findings back into the notebook -----------------------------------------------
 
 class NotebookMap:
-    """The joined module's positions -> cells and the `.ipynb` text as stored."""
+    """The joined module's positions -> cells and the `.ipynb` file as stored.
+
+    It keeps only what relocating needs (the raw text of each source string, its line and
+    column, the list separator, a digest of the whole file), not the file: notebooks carry
+    megabytes of outputs, and a directory's sources stay in memory until it is checked.
+    """
 
     def __init__(self, path: str, raw_text: str, segments: list):
+        from auditor.suppress import text_digest
+
         self.path = path
-        self.raw_text = raw_text
         self.segments = segments
         self._seg_starts = [s.start for s in segments]
-        self._raw_lines = None
+        self.stored_digest = text_digest(raw_text)
+        starts = line_starts(raw_text)
+        for seg in segments:
+            cell = seg.cell
+            cell.raw = [raw_text[start:end] for start, end, _ in cell.tokens]
+            cell.where = []
+            for start, _, _ in cell.tokens:
+                line = bisect.bisect_right(starts, start)
+                cell.where.append((line, start - starts[line - 1] + 1))
+            cell.separator = _separator(raw_text, cell)
 
     def relocate(self, findings) -> None:
         for f in findings:
@@ -341,8 +359,8 @@ class NotebookMap:
             cell = seg.cell
             a = min(max(f.span.start - seg.start, 0), len(cell.source))
             b = min(max(f.span.end - seg.start, a), len(cell.source))
-            line, col = self._cell_position(cell, a)
-            end_line, end_col = self._cell_position(cell, b)
+            line, col = _cell_position(cell, a)
+            end_line, end_col = _cell_position(cell, b)
             f.cell = (cell.number, line, col, end_line, end_col)
             f.span = self._raw_span(cell, a, b)
             if f.fix is not None:
@@ -352,44 +370,15 @@ class NotebookMap:
         i = bisect.bisect_right(self._seg_starts, offset) - 1
         return self.segments[max(i, 0)]
 
-    @staticmethod
-    def _cell_position(cell: Cell, offset: int) -> tuple:
-        """1-based (line, column) of a character offset in the cell's source."""
-        before = cell.source[:offset]
-        breaks = list(re.finditer(r"\r\n|\r|\n", before))
-        return len(breaks) + 1, offset - (breaks[-1].end() if breaks else 0) + 1
-
-    def _raw_offset(self, cell: Cell, k: int, end: bool) -> int:
-        """Where the cell's character k (or the end of character k-1) is in the raw JSON."""
-        if not cell.tokens:
-            return 0
-        i = bisect.bisect_right(cell.starts, k - 1 if end and k > 0 else k) - 1
-        i = min(max(i, 0), len(cell.tokens) - 1)
-        start, stop, value = cell.tokens[i]
-        within = k - cell.starts[i]
-        if within >= len(value):
-            return stop - 1
-        j, n = start + 1, 0
-        raw = self.raw_text
-        while n < within:
-            if raw[j] == "\\":
-                if raw[j + 1] == "u":
-                    j += 12 if (0xD800 <= int(raw[j + 2:j + 6], 16) < 0xDC00 and raw[j + 6:j + 8] == "\\u") else 6
-                else:
-                    j += 2
-            else:
-                j += 1
-            n += 1
-        return j
-
     def _raw_span(self, cell: Cell, a: int, b: int) -> Span:
-        if self._raw_lines is None:
-            self._raw_lines = line_starts(self.raw_text)
-        ra = self._raw_offset(cell, a, False)
-        rb = max(self._raw_offset(cell, b, True), ra) if b > a else ra
-        la = bisect.bisect_right(self._raw_lines, ra)
-        lb = bisect.bisect_right(self._raw_lines, rb)
-        return Span(la, ra - self._raw_lines[la - 1] + 1, lb, rb - self._raw_lines[lb - 1] + 1, ra, rb)
+        if not cell.tokens:
+            return Span.file_start()
+        ra, la, ca = _raw_position(cell, a, False)
+        if b > a:
+            rb, lb, cb = _raw_position(cell, b, True)
+        else:
+            rb, lb, cb = ra, la, ca
+        return Span(la, ca, lb, cb, ra, max(rb, ra))
 
     def _fix(self, fix: Fix) -> Fix | None:
         """The fix as edits of the cells' JSON strings; None when an edit leaves its cell."""
@@ -397,40 +386,72 @@ class NotebookMap:
         for e in fix.edits:
             seg = self._segment(e.start)
             a, b = e.start - seg.start, e.end - seg.start
-            if not (0 <= a <= b <= len(seg.cell.source)):
+            if not (0 <= a <= b <= len(seg.cell.source)) or not seg.cell.tokens:
                 return None
             groups.setdefault(seg.cell.number, (seg.cell, []))[1].append((a, b, e.replacement))
         raw_edits = []
         for cell, edits in groups.values():
             for lo, hi, group in _token_ranges(cell, edits):
-                raw_edits.append(self._token_edit(cell, lo, hi, group))
+                raw_edits.append(_token_edit(cell, lo, hi, group))
         return Fix(fix.description, tuple(raw_edits), fix.applicability)
 
-    def _token_edit(self, cell: Cell, lo: int, hi: int, edits: list) -> Edit:
-        base = cell.starts[lo]
-        old = "".join(cell.tokens[k][2] for k in range(lo, hi + 1))
-        new = old
-        for a, b, rep in sorted(edits, key=lambda e: e[0], reverse=True):
-            new = new[:a - base] + rep + new[b - base:]
-        raw = self.raw_text
-        start, end = cell.tokens[lo][0], cell.tokens[hi][1]
-        ascii_only = "\\u" in raw[start:end]
-        if not cell.listed:
-            return Edit(start, end, json.dumps(new, ensure_ascii=ascii_only))
-        parts = [json.dumps(p, ensure_ascii=ascii_only) for p in (new.splitlines(keepends=True) or [""])]
-        return Edit(start, end, self._separator(cell, lo).join(parts))
 
-    def _separator(self, cell: Cell, k: int) -> str:
-        """What stands between two strings of this source list in the file (`,\\n    `)."""
-        raw = self.raw_text
-        if k + 1 < len(cell.tokens):
-            return raw[cell.tokens[k][1]:cell.tokens[k + 1][0]]
-        if k > 0:
-            return raw[cell.tokens[k - 1][1]:cell.tokens[k][0]]
-        line_start = raw.rfind("\n", 0, cell.tokens[k][0]) + 1
-        indent = raw[line_start:cell.tokens[k][0]]
-        newline = "\r\n" if raw[line_start - 2:line_start] == "\r\n" else "\n"
-        return "," + newline + indent if not indent.strip() else ", "
+def _cell_position(cell: Cell, offset: int) -> tuple:
+    """1-based (line, column) of a character offset in the cell's source."""
+    before = cell.source[:offset]
+    breaks = list(re.finditer(r"\r\n|\r|\n", before))
+    return len(breaks) + 1, offset - (breaks[-1].end() if breaks else 0) + 1
+
+
+def _raw_position(cell: Cell, k: int, end: bool) -> tuple:
+    """(offset, line, column) in the stored file of the cell's character k (as an end
+    position: just after character k-1). A JSON string never spans lines, so the line is
+    the string's own and the column counts its escapes (`\\n`, `\\u00e9`, surrogate pairs)."""
+    i = bisect.bisect_right(cell.starts, k - 1 if end and k > 0 else k) - 1
+    i = min(max(i, 0), len(cell.tokens) - 1)
+    start, stop, value = cell.tokens[i]
+    raw = cell.raw[i]
+    within = min(k - cell.starts[i], len(value))
+    j, n = 1, 0
+    while n < within:
+        if raw[j] == "\\":
+            if raw[j + 1] == "u":
+                j += 12 if (0xD800 <= int(raw[j + 2:j + 6], 16) < 0xDC00 and raw[j + 6:j + 8] == "\\u") else 6
+            else:
+                j += 2
+        else:
+            j += 1
+        n += 1
+    line, col = cell.where[i]
+    return start + j, line, col + j
+
+
+def _separator(raw: str, cell: Cell) -> str:
+    """What stands between two strings of this cell's source list in the file (`,\\n    `)."""
+    tokens = cell.tokens
+    if not cell.listed or not tokens:
+        return ""
+    if len(tokens) > 1:
+        return raw[tokens[0][1]:tokens[1][0]]
+    line_start = raw.rfind("\n", 0, tokens[0][0]) + 1
+    indent = raw[line_start:tokens[0][0]]
+    newline = "\r\n" if raw[line_start - 2:line_start] == "\r\n" else "\n"
+    return "," + newline + indent if not indent.strip() else ", "
+
+
+def _token_edit(cell: Cell, lo: int, hi: int, edits: list) -> Edit:
+    """One edit replacing source strings lo..hi with the edited text, split into lines as
+    nbformat stores them and encoded as the file encodes its strings."""
+    base = cell.starts[lo]
+    new = "".join(cell.tokens[k][2] for k in range(lo, hi + 1))
+    for a, b, rep in sorted(edits, key=lambda e: e[0], reverse=True):
+        new = new[:a - base] + rep + new[b - base:]
+    start, end = cell.tokens[lo][0], cell.tokens[hi][1]
+    ascii_only = any("\\u" in cell.raw[k] for k in range(lo, hi + 1))
+    if not cell.listed:
+        return Edit(start, end, json.dumps(new, ensure_ascii=ascii_only))
+    parts = [json.dumps(p, ensure_ascii=ascii_only) for p in (new.splitlines(keepends=True) or [""])]
+    return Edit(start, end, cell.separator.join(parts))
 
 
 def _token_ranges(cell: Cell, edits: list):
