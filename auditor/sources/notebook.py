@@ -240,14 +240,23 @@ class Segment:
     first_line: int  # 1-based line of the module text where the cell begins
 
 
-def _as_python(cell: Cell) -> tuple:
-    """(text for the module of the same length as the cell, SyntaxError or None)."""
+# A line IPython may read differently from Python; cells without one are not parsed alone.
+_MAYBE_IPYTHON = re.compile(r"^[ \t]*[%!?]|\?[ \t]*$|=[ \t]*[%!]|^[ \t]*(?:" + "|".join(sorted(_AUTOMAGICS)) + r")[ \t]",
+                            re.M)
+
+
+def _as_python(cell: Cell, careful: bool) -> tuple:
+    """(text for the module of the same length as the cell, SyntaxError or None). Unless
+    careful, a cell with no IPython-looking line is taken as is: the joined module is parsed
+    anyway, and only when that fails is every cell parsed on its own."""
     src = cell.source
     magic = _cell_magic(src)
     if magic is not None:
         if magic not in TRANSPARENT_CELL_MAGICS:
             return _blank(src), None
         src = _neutralise(src)  # the %%time line itself
+    elif not careful and not _MAYBE_IPYTHON.search(src):
+        return src, None
     err = _syntax_error(src)
     if err is not None:
         fixed = _neutralise(src)
@@ -280,21 +289,12 @@ def read(path: str, text: str) -> Source | None:
     code_cells = [c for c in cells if c.kind == "code"]
     if not any(m in c.source for c in code_cells for m in python_code.MARKERS):
         return None
-    pieces, segments, problems = [], [], []
-    pos, line = 0, 1
-    for cell in code_cells:
-        piece, err = _as_python(cell)
-        if not piece.endswith(("\n", "\r")):
-            piece += "\n"
-        segments.append(Segment(cell, pos, line))
-        if err is not None:
-            problems.append((segments[-1], err))
-        pieces.append(piece)
-        pos += len(piece)
-        line += len(_LINE.findall(piece)) - 1
-    module_text = "".join(pieces)
-    nb_map = NotebookMap(path, text, segments)
+    module_text, segments, problems = _join(code_cells, careful=False)
     src = python_code.read(path, module_text)
+    if src is not None and src.kind != "python":  # a cell that does not parse: find which
+        module_text, segments, problems = _join(code_cells, careful=True)
+        src = python_code.read(path, module_text)
+    nb_map = NotebookMap(path, text, segments)
     if src is None or src.kind != "python":
         # every cell with the markers failed to parse, or the joined module did not
         bare = Source(path=path, kind="python", dialect="python", text=module_text)
@@ -311,6 +311,23 @@ def read(path: str, text: str) -> Source | None:
                              python_code.syntax_message(err, lineno, col) + "; the other cells are checked"))
     src.facts.append(nb_map)
     return src
+
+
+def _join(code_cells: list, careful: bool) -> tuple:
+    """(module text, segments, [(segment, SyntaxError)]) of the code cells in order."""
+    pieces, segments, problems = [], [], []
+    pos, line = 0, 1
+    for cell in code_cells:
+        piece, err = _as_python(cell, careful)
+        if not piece.endswith(("\n", "\r")):
+            piece += "\n"
+        segments.append(Segment(cell, pos, line))
+        if err is not None:
+            problems.append((segments[-1], err))
+        pieces.append(piece)
+        pos += len(piece)
+        line += piece.count("\n") + piece.count("\r") - piece.count("\r\n")
+    return "".join(pieces), segments, problems
 
 
 def cell_lines(path: str, number: int) -> list:
@@ -341,14 +358,15 @@ class NotebookMap:
         self.segments = segments
         self._seg_starts = [s.start for s in segments]
         self.stored_digest = text_digest(raw_text)
-        starts = line_starts(raw_text)
-        for seg in segments:
+        pos, line = 0, 1
+        for seg in segments:  # in file order: count line breaks once, from token to token
             cell = seg.cell
             cell.raw = [raw_text[start:end] for start, end, _ in cell.tokens]
             cell.where = []
             for start, _, _ in cell.tokens:
-                line = bisect.bisect_right(starts, start)
-                cell.where.append((line, start - starts[line - 1] + 1))
+                line += raw_text.count("\n", pos, start)
+                pos = start
+                cell.where.append((line, start - raw_text.rfind("\n", 0, start)))
             cell.separator = _separator(raw_text, cell)
 
     def relocate(self, findings) -> None:
