@@ -153,3 +153,42 @@ def test_python_and_yaml_cold_start_does_not_load_the_notebook_reader(tmp_path):
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
                              env={**os.environ, "PYTHONPATH": REPO}).stdout
         assert out.strip().endswith("NOT LOADED"), out
+
+
+def _settings(src):
+    return [(s.key, s.key_path, s.role, s.value, s.p, s.reason) for s in src.settings]
+
+
+def test_a_notebook_gives_the_source_a_script_gives(tmp_path):
+    """Setups and model identity are built from Source facts: a notebook must produce the same
+    kind, settings and fields as the script made of its cells, and the same findings."""
+    from auditor.sources import notebook as reader
+    from auditor.sources import python_code
+
+    with open(os.path.join(REPO, "fixtures", "script-eval-bugs", "train.py"), encoding="utf-8") as fh:
+        script = fh.read()
+    extra = ("import argparse\nparser = argparse.ArgumentParser()\n"
+             "parser.add_argument('--lora_dropout', type=float, default=0.05)\n\n", UNSLOTH)
+    chunks = [c + "\n\n" for c in script.split("\n\n\n")] + list(extra)  # top-level blocks, one per cell
+    nb = notebook(*[code(lines(c)) for c in chunks])
+    as_script = python_code.read("train.py", "".join(chunks))
+    as_notebook = reader.read("train.ipynb", nb)
+    assert (as_notebook.kind, as_notebook.dialect) == (as_script.kind, as_script.dialect) == ("python", "python")
+    assert _settings(as_notebook) == _settings(as_script) and as_script.settings
+    assert {k: f.value for k, f in as_notebook.fields.items()} == {k: f.value for k, f in as_script.fields.items()}
+    # one cell holding the whole script: the same findings at the same lines and columns
+    paths = write_files(tmp_path, [("a/train.py", script), ("b/train.ipynb", notebook(code(lines(script))))])
+    py = [(f.code, f.span.line, f.span.column) for f in audit([paths[0]])]
+    ipynb = [(f.code, f.cell[1], f.cell[2]) for f in audit([paths[1]])]
+    assert py and sorted(ipynb) == sorted(py)
+
+
+def test_notebook_joins_the_setup_of_its_folder(tmp_path):
+    """A notebook is the driver beside the adapter it saved: cross-file rules compare them."""
+    cell = "from peft import LoraConfig\ncfg = LoraConfig(r=8, lora_dropout=0.1)\n"
+    adapter = '{"peft_type": "LORA", "base_model_name_or_path": "m", "lora_dropout": 0.05}'
+    py = write_files(tmp_path / "py", [("train.py", cell), ("adapter_config.json", adapter)])
+    nb = write_files(tmp_path / "nb", [("train.ipynb", notebook(code(lines(cell)))), ("adapter_config.json", adapter)])
+    from_py = sorted((f.code, os.path.basename(f.path)) for f in audit([os.path.dirname(py[0])]))
+    from_nb = sorted((f.code, os.path.basename(f.path).replace(".ipynb", ".py")) for f in audit([os.path.dirname(nb[0])]))
+    assert from_py and from_nb == from_py
