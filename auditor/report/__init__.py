@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 FORMATS = {
     "full": "auditor.report.full",
@@ -75,3 +76,22 @@ def summary_line(findings, files_checked: int) -> str:
         return f"All checks passed ({files_checked} files checked)."
     parts = [f"{c[s]} {s}{'s' if c[s] != 1 and s != 'info' else ''}" for s in ("error", "warning", "info") if c[s]]
     return f"Found {total} finding{'s' if total != 1 else ''} ({', '.join(parts)}) in {files_checked} files checked."
+
+
+class Place(NamedTuple):
+    """Where a finding is for a reader: in a notebook, the cell and the cell-relative position."""
+
+    text: str        # "12:5" or "cell 3:2:5"
+    cell: int        # 0 outside notebooks
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+def place(f) -> Place:
+    if f.cell:
+        n, line, col, end_line, end_col = f.cell
+        return Place(f"cell {n}:{line}:{col}", n, line, col, end_line, end_col)
+    s = f.span
+    return Place(f"{s.line}:{s.column}", 0, s.line, s.column, s.end_line, s.end_column)

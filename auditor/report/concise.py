@@ -1,7 +1,6 @@
 """One line per finding, `path:line:col: CODE [severity] message`, for grep and editors."""
 
-from auditor.report import per_rule, summary_line
-from auditor.report.locations import place
+from auditor.report import per_rule, place, summary_line
 
 
 def line_of(f) -> str:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 
-from auditor.report import per_rule, summary_line
-from auditor.report.locations import Place, place
+from auditor.report import Place, per_rule, place, summary_line
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 

@@ -11,26 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import NamedTuple
-
-
-class Place(NamedTuple):
-    """Where a finding is for a reader: in a notebook, the cell and the cell-relative position."""
-
-    text: str        # "12:5" or "cell 3:2:5"
-    cell: int        # 0 outside notebooks
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-
-
-def place(f) -> Place:
-    if f.cell:
-        n, line, col, end_line, end_col = f.cell
-        return Place(f"cell {n}:{line}:{col}", n, line, col, end_line, end_col)
-    s = f.span
-    return Place(f"{s.line}:{s.column}", 0, s.line, s.column, s.end_line, s.end_column)
 
 
 def message_of(f) -> str:
