@@ -156,3 +156,13 @@ def test_multiline_edit_splits_into_source_strings_with_the_file_separator():
     doc = json.loads(new_text)
     assert doc["cells"][1]["source"] == lines(MODULE.replace("0.1)", "0.1,\n            0.2)"))
     assert new_text.count('\n        "') == nb.count('\n        "') + 1  # the list's own indentation
+
+
+def test_directive_on_the_last_line_of_a_cell_does_not_reach_the_next_cell(tmp_path):
+    args = "from transformers import TrainingArguments\nargs = TrainingArguments(output_dir='o', dropout=0.1)\n"
+    for first in (["x = 1\n", "# dropout-audit: ignore[DRP110]\n"], ["x = 1\n", "# dropout-audit: ignore[DRP110]"]):
+        nb = notebook(code(first), code(["args = TrainingArguments(output_dir='o', dropout=0.1)\n"]),
+                      code(lines(args)))
+        found = audit([write_files(tmp_path, [("nb.ipynb", nb)])[0]])
+        assert [(f.code, f.suppressed, f.cell[:2]) for f in found] == [
+            ("DRP002", False, (1, 2)), ("DRP110", False, (2, 1)), ("DRP110", False, (3, 2))]

@@ -319,8 +319,9 @@ def _join(code_cells: list, careful: bool) -> tuple:
     pos, line = 0, 1
     for cell in code_cells:
         piece, err = _as_python(cell, careful)
-        if not piece.endswith(("\n", "\r")):
-            piece += "\n"
+        # a blank line after each cell: a directive alone on a cell's last line (which covers
+        # the next line) then never reaches into the next cell
+        piece += "\n" if piece.endswith(("\n", "\r")) else "\n\n"
         segments.append(Segment(cell, pos, line))
         if err is not None:
             problems.append((segments[-1], err))
