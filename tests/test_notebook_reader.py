@@ -192,3 +192,54 @@ def test_notebook_joins_the_setup_of_its_folder(tmp_path):
     from_py = sorted((f.code, os.path.basename(f.path)) for f in audit([os.path.dirname(py[0])]))
     from_nb = sorted((f.code, os.path.basename(f.path).replace(".ipynb", ".py")) for f in audit([os.path.dirname(nb[0])]))
     assert from_py and from_nb == from_py
+
+
+def test_odd_but_valid_json_never_crashes(tmp_path):
+    odd = ['{"cells": [{"cell_type": "code"}], "nbformat": "4"}', '{"cells": {}, "nbformat": "3"}',
+           '{"cells": [{"cell_type": "code", "source": []}], "nbformat": 4}', '{"cells": [{}]}',
+           '{"nbformat": true}', '"cells"', '{"cells": [{"cell_type": "code", "source": ["import torch\\r\\n",'
+           ' "torch.nn.Dropout(0.5)\\r\\n", "%%bash"]}]}', '{"cells": [null]}',
+           '{"cells": [{"cell_type": "code", "source": "x = \\"\\ud83e\\udd17\\"; y = F.dropout(x, 0.5)"}]}']
+    for text in odd:
+        for f in _check(tmp_path, text):
+            assert f.code in ("DRP000", "DRP001", "DRP600") and f.message, (text, f)
+
+
+def _fuzz_cases():
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
+                     st.sampled_from(["%%bash\n", "!ls\n", "F.dropout(x, 0.5)\n", "x?\n", "def f(:\n", "é🤗\n"]))
+    values = st.recursive(leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=5), c, max_size=4),
+                          max_leaves=12)
+    cell = st.fixed_dictionaries({"cell_type": st.sampled_from(["code", "markdown", "raw", 3]),
+                                  "source": st.one_of(st.lists(leaf, max_size=5), leaf)},
+                                 optional={"outputs": values, "metadata": values})
+    return st.fixed_dictionaries({"cells": st.lists(cell, max_size=4)}, optional={"nbformat": values})
+
+
+def test_property_reader_never_raises():
+    from hypothesis import HealthCheck, given, settings
+
+    from auditor.sources import notebook as reader
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_fuzz_cases(), st_indent())
+    def run(doc, indent):
+        text = json.dumps(doc, indent=indent)
+        src = reader.read("nb.ipynb", text)
+        if src is not None:
+            for fact in src.facts:
+                if hasattr(fact, "relocate"):
+                    from auditor.model import Finding, Span
+
+                    f = Finding("DRP000", "n", "invalid", "error", "nb.ipynb", Span(1, 1, 1, 1, 0, 0), "m")
+                    fact.relocate([f])
+                    assert f.cell and f.cell[0] >= 1
+    run()
+
+
+def st_indent():
+    from hypothesis import strategies as st
+
+    return st.sampled_from([None, 1, 2])

@@ -99,7 +99,7 @@ def _cells(text: str) -> tuple:
         elif key == "nbformat":
             nbformat, _ = scan(text, start)
     if cells is None:
-        if nbformat is not None and nbformat < 4:
+        if isinstance(nbformat, int) and not isinstance(nbformat, bool) and nbformat < 4:
             raise NotebookError(UNREADABLE, f"nbformat {nbformat} notebook (cells inside 'worksheets'); "
                                             "only nbformat 4 is read: convert it with `jupyter nbconvert "
                                             "--to notebook`", i)
