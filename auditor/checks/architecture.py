@@ -45,16 +45,33 @@ def _at_default(setting, default) -> bool:
 
 def _head_reads(info, key: str, architectures) -> bool:
     """A key no config declares can still be read by a head (token classification reads
-    classifier_dropout, else hidden_dropout): count it as read when that head is in use or
-    when config.json does not say which heads are used."""
-    for undeclared, note in info.read_undeclared.items():
-        if key == undeclared:
-            return True
-        if re.search(rf"\b{re.escape(key)}\b", note):
-            head = note.split(":", 1)[0].strip()
-            if not architectures or head in architectures:
-                return True
-    return False
+    classifier_dropout, else hidden_dropout). It counts as read when a head that reads it is in
+    use, when config.json does not say which heads are used, or when the reader is a module
+    every class builds rather than a head (issue #13.2: the answer used to be "read" before
+    `architectures` was looked at)."""
+    readers = _head_readers(info, key)
+    if readers is None:
+        return False
+    return not architectures or any(not _is_head(r) or r in architectures for r in readers)
+
+
+def _head_readers(info, key: str):
+    """The classes that read an undeclared key (from the structured `read_by` list when the
+    table has one, else from the note "Head: key, else ..."), or None when no class does."""
+    readers = []
+    for undeclared, entry in info.read_undeclared.items():
+        by = entry.get("read_by") if isinstance(entry, dict) else None
+        note = entry.get("note", "") if isinstance(entry, dict) else str(entry)
+        if key != undeclared and not re.search(rf"\b{re.escape(key)}\b", note):
+            continue
+        readers.extend(by if by else [note.split(":", 1)[0].strip()])
+    return readers or None
+
+
+def _is_head(name: str) -> bool:
+    """A class that can appear in `architectures` (LlamaForTokenClassification,
+    GPT2DoubleHeadsModel); an encoder or layer class is built by every head."""
+    return "For" in name or name.endswith("Model")
 
 
 def _config_entries(src):
@@ -85,6 +102,7 @@ def arch_unread_key(ctx, rule):
         return
     mode = rule.params.get("mode", "undeclared")
     architectures = src.get("architectures") or []
+    architectures = [architectures] if isinstance(architectures, str) else [a for a in architectures if isinstance(a, str)]
     arch = _arch()
     for model_type, info, settings in _config_entries(src):
         if info is None:
@@ -109,6 +127,14 @@ def arch_unread_key(ctx, rule):
                 if mode == "composite":
                     yield hit_at(s, f"{key} = {s.raw} at the top level of a {model_type} config reaches no "
                                     f"sub-config; set it inside {', '.join(sub_readers)}")
+                continue
+            readers = _head_readers(info, key)
+            if readers:
+                if mode == "undeclared":
+                    heads = ", ".join(readers)
+                    yield hit_at(s, f"{key} = {s.raw} has no effect here: only {heads} reads {key}, and architectures "
+                                    f"lists {', '.join(map(str, architectures))} (it acts only if the model is loaded "
+                                    "with that head)")
                 continue
             if mode == "undeclared":
                 hint = arch.suggest(model_type, key)
