@@ -58,3 +58,10 @@ def test_config_list_where_the_architecture_declares_a_list(tmp_path):
     assert _findings(tmp_path, "config.json", '{"model_type": "cvt", "drop_path_rate": [0.0, 0.0, 0.1]}') == []
     found = _findings(tmp_path, "config.json", '{"model_type": "bert", "hidden_dropout_prob": {"p": 0.1}}')
     assert found == [("DRP106", "hidden_dropout_prob is a mapping; a dropout rate is one number")]
+
+
+def test_torchtune_layer_dropout_section_is_not_a_value(tmp_path):
+    """Found on the corpus (torchtune recipes/dev/7B_full_early_exit.yaml): a section, not a rate."""
+    text = ("model:\n  _component_: torchtune.models.llama2.llama2_7b\n"
+            "layer_dropout:\n  prob: 0.2\n  layers: \":\"\n  layers_scale: \"exp\"\n")
+    assert _findings(tmp_path, "7B_full_early_exit.yaml", text) == []

@@ -81,12 +81,15 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
 
 def _structure(src: Source, entry, text: str, prefix: tuple, what: str) -> Setting | None:
     """A list, mapping, alias or tagged value where a rate is expected, as a Setting with the
-    reason `structure` and `value` saying what it is. Only where the reader needs a number
-    (config.json, adapters, the recipes of known frameworks): in a generic YAML a mapping
-    under `dropout:` is commonly a section or a sweep (`lora_dropout: {values: [0.05, 0.1]}`)."""
+    reason `structure` and `value` saying what it is. Only where the reader needs a number:
+    config.json, adapters, and LoRA rates (or any python tag) in the recipes of known
+    frameworks. A mapping under another dropout-named key is often a section, and in a
+    generic YAML often a sweep (`lora_dropout: {values: [0.05, 0.1]}`)."""
     if src.kind == "recipe" and src.dialect == "generic":
         return None
     role = "lora" if src.kind == "peft-adapter" else dropout_keys.role_of(entry.key)
+    if src.kind == "recipe" and role != "lora" and nodes.rejected_tag(entry.value_node) is None:
+        return None  # torchtune's `layer_dropout: {prob: 0.2, layers: ":"}` is a section
     alias = nodes.is_alias(entry)
     vspan = nodes.alias_span(entry, text) if alias else nodes.span_of(entry.value_node, text)
     return Setting(path=src.path, key=entry.key, key_path=prefix + entry.key_path, role=role,
