@@ -65,3 +65,26 @@ def test_structured_read_by_list_is_used_when_the_table_has_one(tmp_path, monkey
 
     monkeypatch.setattr(arch, "lookup", encoder_reads)
     assert _run(tmp_path, model_type="llama", architectures=["LlamaForCausalLM"], classifier_dropout=0.1) == []
+
+
+def test_declared_key_read_only_by_heads_not_in_architectures(tmp_path):
+    """bert declares classifier_dropout, but only its classification heads read it (read_by in the table)."""
+    found = [(f.code, f.message) for f in audit_no_op(tmp_path, model_type="bert", architectures=["BertForMaskedLM"],
+                                                       classifier_dropout=0.2)]
+    assert [c for c, _ in found] == ["DRP511"]
+    assert "BertForSequenceClassification" in found[0][1] and "BertForMaskedLM" in found[0][1]
+
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "bert", "architectures": ["BertForSequenceClassification"], "classifier_dropout": 0.2},
+    {"model_type": "bert", "classifier_dropout": 0.2},
+    {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "summary_first_dropout": 0.1},  # its default
+    {"model_type": "bert", "architectures": ["MyBertForMaskedLM"], "classifier_dropout": 0.2},  # not measured
+])
+def test_declared_head_key_quiet_cases(tmp_path, config):
+    assert audit_no_op(tmp_path, **config) == []
+
+
+def audit_no_op(tmp_path, **config):
+    write_files(tmp_path, [("config.json", json.dumps(config))])
+    return audit([str(tmp_path)], select=("no-op",))

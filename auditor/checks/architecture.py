@@ -68,6 +68,17 @@ def _head_readers(info, key: str):
     return readers or None
 
 
+def _heads_skip_declared(info, declared, architectures) -> bool:
+    """A declared key that only some classes read (bert's classifier_dropout: the sequence,
+    token and multiple-choice heads) is a no-op when every class `architectures` lists was
+    measured (it reads some other key of this type) and none of them reads this one."""
+    read_by = set(getattr(declared, "read_by", ()) or ())
+    if not architectures or not read_by or declared.read != "read":
+        return False
+    measured = set().union(*(getattr(k, "read_by", ()) or () for k in info.keys.values()))
+    return all(a in measured and a not in read_by for a in architectures)
+
+
 def _is_head(name: str) -> bool:
     """A class that can appear in `architectures` (LlamaForTokenClassification,
     GPT2DoubleHeadsModel); an encoder or layer class is built by every head."""
@@ -118,6 +129,11 @@ def arch_unread_key(ctx, rule):
                     why = f" ({declared.note})" if declared.note else ""
                     yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} declares it but no module "
                                     f"reads it{why}")
+                elif mode == "declared-unread" and s.p and not _at_default(s, declared.default) \
+                        and _heads_skip_declared(info, declared, architectures):
+                    yield hit_at(s, f"{key} = {s.raw} has no effect here: only {', '.join(declared.read_by)} read "
+                                    f"{key}, and architectures lists {', '.join(architectures)} (it acts only if "
+                                    "the model is loaded with one of those)")
                 continue
             if _head_reads(info, key, architectures) or not s.p:
                 continue
