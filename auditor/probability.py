@@ -50,6 +50,8 @@ def classify(value, *, quoted: bool, plain_text: str | None = None):
     Reasons: null, bool, string (a quoted or non-numeric string), numeric-string (a string
     that holds a number), yaml11-string (plain `5e-2`: a number to JSON and YAML 1.2 readers,
     a string to PyYAML), template (`${VAR}`, `{{ x }}`: resolved at run time), not-finite, other.
+    The YAML reader adds `structure` for a list, mapping, alias or python tag, with the
+    Setting's value describing it (nodes.describe_entry), since those never reach classify.
     """
     if value is None:
         return None, "null"

@@ -1,5 +1,7 @@
-"""Every model type's own default config.json must lint clean of no-op and invalid findings:
-a checkpoint saved by Transformers is, by construction, what the architecture expects."""
+"""Every model type's own default config.json must lint clean: no error and no warning of any
+category. A checkpoint saved by Transformers is, by construction, what the architecture expects,
+and its defaults are what pretrained checkpoints ship with (issue #13: efficientnet's 0.5 and
+mobilenet_v1's 0.999 once drew DRP200 warnings)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ def test_default_configs_of_every_model_type_lint_clean(tmp_path):
         (folder / "config.json").write_text(json.dumps(data, default=str), encoding="utf-8")
         written += 1
     assert written > 700
-    findings = audit([str(tmp_path)], select=("no-op", "invalid"))
-    bad = [f"{os.path.basename(os.path.dirname(f.path))}: {f.code} {f.message}" for f in findings]
+    findings = audit([str(tmp_path)])
+    bad = [f"{os.path.basename(os.path.dirname(f.path))}: {f.code} {f.message}" for f in findings
+           if f.severity in ("error", "warning")]
     assert not bad, "\n".join(bad[:40])

@@ -45,16 +45,44 @@ def _at_default(setting, default) -> bool:
 
 def _head_reads(info, key: str, architectures) -> bool:
     """A key no config declares can still be read by a head (token classification reads
-    classifier_dropout, else hidden_dropout): count it as read when that head is in use or
-    when config.json does not say which heads are used."""
-    for undeclared, note in info.read_undeclared.items():
-        if key == undeclared:
-            return True
-        if re.search(rf"\b{re.escape(key)}\b", note):
-            head = note.split(":", 1)[0].strip()
-            if not architectures or head in architectures:
-                return True
-    return False
+    classifier_dropout, else hidden_dropout). It counts as read when a head that reads it is in
+    use, when config.json does not say which heads are used, or when the reader is a module
+    every class builds rather than a head (issue #13.2: the answer used to be "read" before
+    `architectures` was looked at)."""
+    readers = _head_readers(info, key)
+    if readers is None:
+        return False
+    return not architectures or any(not _is_head(r) or r in architectures for r in readers)
+
+
+def _head_readers(info, key: str):
+    """The classes that read an undeclared key (from the structured `read_by` list when the
+    table has one, else from the note "Head: key, else ..."), or None when no class does."""
+    readers = []
+    for undeclared, entry in info.read_undeclared.items():
+        by = entry.get("read_by") if isinstance(entry, dict) else None
+        note = entry.get("note", "") if isinstance(entry, dict) else str(entry)
+        if key != undeclared and not re.search(rf"\b{re.escape(key)}\b", note):
+            continue
+        readers.extend(by if by else [note.split(":", 1)[0].strip()])
+    return readers or None
+
+
+def _heads_skip_declared(info, declared, architectures) -> bool:
+    """A declared key that only some classes read (bert's classifier_dropout: the sequence,
+    token and multiple-choice heads) is a no-op when every class `architectures` lists was
+    measured (it reads some other key of this type) and none of them reads this one."""
+    read_by = set(getattr(declared, "read_by", ()) or ())
+    if not architectures or not read_by or declared.read != "read":
+        return False
+    measured = set().union(*(getattr(k, "read_by", ()) or () for k in info.keys.values()))
+    return all(a in measured and a not in read_by for a in architectures)
+
+
+def _is_head(name: str) -> bool:
+    """A class that can appear in `architectures` (LlamaForTokenClassification,
+    GPT2DoubleHeadsModel); an encoder or layer class is built by every head."""
+    return "For" in name or name.endswith("Model")
 
 
 def _config_entries(src):
@@ -85,6 +113,7 @@ def arch_unread_key(ctx, rule):
         return
     mode = rule.params.get("mode", "undeclared")
     architectures = src.get("architectures") or []
+    architectures = [architectures] if isinstance(architectures, str) else [a for a in architectures if isinstance(a, str)]
     arch = _arch()
     for model_type, info, settings in _config_entries(src):
         if info is None:
@@ -100,6 +129,11 @@ def arch_unread_key(ctx, rule):
                     why = f" ({declared.note})" if declared.note else ""
                     yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} declares it but no module "
                                     f"reads it{why}")
+                elif mode == "declared-unread" and s.p and not _at_default(s, declared.default) \
+                        and _heads_skip_declared(info, declared, architectures):
+                    yield hit_at(s, f"{key} = {s.raw} has no effect here: only {', '.join(declared.read_by)} read "
+                                    f"{key}, and architectures lists {', '.join(architectures)} (it acts only if "
+                                    "the model is loaded with one of those)")
                 continue
             if _head_reads(info, key, architectures) or not s.p:
                 continue
@@ -109,6 +143,14 @@ def arch_unread_key(ctx, rule):
                 if mode == "composite":
                     yield hit_at(s, f"{key} = {s.raw} at the top level of a {model_type} config reaches no "
                                     f"sub-config; set it inside {', '.join(sub_readers)}")
+                continue
+            readers = _head_readers(info, key)
+            if readers:
+                if mode == "undeclared":
+                    heads = ", ".join(readers)
+                    yield hit_at(s, f"{key} = {s.raw} has no effect here: only {heads} reads {key}, and architectures "
+                                    f"lists {', '.join(map(str, architectures))} (it acts only if the model is loaded "
+                                    "with that head)")
                 continue
             if mode == "undeclared":
                 hint = arch.suggest(model_type, key)

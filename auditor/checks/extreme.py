@@ -1,20 +1,109 @@
-"""Legal values far outside practice for their role (the `extreme` category)."""
+"""Legal values far outside practice for their role (the `extreme` category).
 
-from auditor.checks import check, hit_at
+"Far outside practice" has two anchors. The role limits describe fine-tuning pretrained
+transformers, so they apply only where the setup fine-tunes one; a from-scratch script's 0.5 is
+a design choice (the papers' graph networks use 0.5 and 0.6). And an architecture's own default
+is what its pretrained checkpoints ship with (efficientnet's 0.5, mobilenet_v1's 0.999), so a
+config.json at that default is not extreme; only a value raised well above it is.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from auditor.checks import check, fmt_p, hit_at
 from auditor.dropout_keys import is_keep_probability
 
 _ROLE_NAMES = {"lora": "LoRA", "stochastic-depth": "stochastic-depth (drop path)"}
 
+# Calls in a script that load pretrained weights: the script fine-tunes.
+_PRETRAINED_CALLS = frozenset({"from_pretrained", "get_peft_model", "hf_hub_download", "snapshot_download"})
+
 
 @check("too-high")
 def too_high(ctx, rule):
-    """Params: `max` per role (a value strictly above it fires). Values >= 1 are left to the
-    range rule, so one mistake gives one finding."""
+    """Params: `max` per role (a value strictly above it fires); `setup`: fine-tune (default)
+    or from-scratch, the kind of setup this rule judges; `above_default`: how far above the
+    architecture's default a value must be raised to count when that default already exceeds
+    the role limit. Values >= 1 are left to the range rule, so one mistake gives one finding."""
     limits = rule.params.get("max", {})
-    for s in ctx.source.settings:
+    src = ctx.source
+    if (rule.params.get("setup", "fine-tune") == "fine-tune") != fine_tunes(src):
+        return
+    margin = float(rule.params.get("above_default", 0.1))
+    defaults = _architecture_defaults(src)
+    for s in src.settings:
         limit = limits.get(s.role)
         if limit is None or s.p is None or is_keep_probability(s.key) or s.reason not in (None, "yaml11-string"):
             continue
-        if float(limit) < s.p < 1:
-            yield hit_at(s, f"{s.key} = {s.raw} is high for {_ROLE_NAMES.get(s.role, s.role)} dropout (above {limit}); "
-                            "fine-tunes rarely gain from it and converge slower")
+        model_type, default = defaults.get(id(s), (None, None))
+        threshold = float(limit)
+        if default is not None and default > threshold:
+            threshold = default + margin
+        if not threshold < s.p < 1:
+            continue
+        role = _ROLE_NAMES.get(s.role, s.role)
+        if default is not None:
+            basis = f"{model_type}'s default is {fmt_p(default)}"
+            basis = f"above {limit}; {basis}" if threshold == float(limit) else f"{basis}, raised by more than {margin}"
+        else:
+            basis = f"above {limit}"
+        if fine_tunes(src):
+            tail = "fine-tunes rarely gain from it and converge slower"
+        else:
+            tail = "noted only: the fine-tuning limits do not bind a model trained from scratch"
+        yield hit_at(s, f"{s.key} = {s.raw} is high for {role} dropout ({basis}); {tail}")
+
+
+def fine_tunes(src) -> bool:
+    """Whether the file configures the fine-tune of a pretrained model. Configs, adapters and
+    the recipes of fine-tuning frameworks do by construction; a script does when it loads
+    pretrained weights (from_pretrained, pretrained=True, a PEFT wrap); a generic YAML or a
+    launch command when it names a base model or an adapter."""
+    if src.kind in ("hf-config", "peft-adapter"):
+        return True
+    if src.get("base_model") or src.get("finetune"):
+        return True
+    if src.kind == "recipe":
+        return src.dialect != "generic"
+    if src.kind == "python":
+        from auditor.sources.python_code import get_module
+
+        module = get_module(src)
+        return module is not None and any(_loads_pretrained(call) for call in module.calls())
+    return False
+
+
+def _loads_pretrained(call: ast.Call) -> bool:
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if name in _PRETRAINED_CALLS:
+        return True
+    for kw in call.keywords:
+        literal = kw.value.value if isinstance(kw.value, ast.Constant) else ...
+        if kw.arg == "pretrained" and literal is True:
+            return True
+        if kw.arg == "weights" and literal not in (None, False, ""):  # torchvision: weights=ResNet50_Weights.DEFAULT
+            return True
+    return False
+
+
+def _architecture_defaults(src) -> dict:
+    """id(setting) -> (model type, its default) for the dropout keys of a config.json that the
+    architecture declares with a numeric default."""
+    if src.kind != "hf-config":
+        return {}
+    try:
+        from auditor.checks.architecture import _config_entries as config_entries
+    except ImportError:
+        return {}
+    found = {}
+    for model_type, info, settings in config_entries(src):
+        if info is None:
+            continue
+        for s in settings:
+            declared = info.keys.get(info.aliases.get(s.key, s.key))
+            default = None if declared is None else declared.default
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                found[id(s)] = (model_type, float(default))
+    return found

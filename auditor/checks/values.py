@@ -86,3 +86,32 @@ def template(ctx, rule):
     for s in _selected(ctx, rule):
         if s.reason == "template":
             yield hit_at(s, f"{s.key} = {s.raw} is resolved at run time and cannot be checked here")
+
+
+@check("not-a-scalar")
+def not_a_scalar(ctx, rule):
+    """A list, mapping, alias or python-tagged value where a rate is read (issue #13.4). The
+    description comes from the node alone, so an alias to a billion-laughs list is never
+    expanded. A config.json list is left alone where the architecture declares a list (CvT's
+    per-stage drop_path_rate)."""
+    src = ctx.source
+    for s in _selected(ctx, rule):
+        if s.reason != "structure":
+            continue
+        if src.kind == "hf-config" and not s.value.startswith(("an alias", "a !")) and not _declared_scalar(src, s):
+            continue
+        tail = "loading this file fails" if "safe loaders reject" in s.value else "a dropout rate is one number"
+        yield hit_at(s, f"{s.key} is {s.value}; {tail}")
+
+
+def _declared_scalar(src, setting) -> bool:
+    """Whether the architecture declares this config.json key, as a number and not a list."""
+    try:
+        from auditor.checks.architecture import _config_entries
+    except ImportError:
+        return False
+    for _model_type, info, settings in _config_entries(src):
+        if info is not None and any(s is setting for s in settings):
+            declared = info.keys.get(info.aliases.get(setting.key, setting.key))
+            return declared is not None and not {"list", "tuple", "dict"} & set(declared.types)
+    return False

@@ -110,6 +110,13 @@ _FIELD_PATHS = {
                      "target_modules": [("target_modules",)], "target_parameters": [("target_parameters",)]},
 }
 
+# TrainingArguments fields that decide whether DDP looks for unused parameters (the layer-drop +
+# DDP rule); the dialects that hand their top level to TrainingArguments keep them there.
+_DDP_FIELDS = {"ddp_find_unused_parameters": [("ddp_find_unused_parameters",)],
+               "gradient_checkpointing": [("gradient_checkpointing",), ("activation_checkpointing",)]}
+for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args"):
+    _FIELD_PATHS[_dialect].update(_DDP_FIELDS)
+
 
 def _lookup(root, key_path: tuple):
     node = root

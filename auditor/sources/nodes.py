@@ -105,6 +105,70 @@ def scalar_value(node, *, json_mode: bool = False):
     return text
 
 
+_CORE_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+def rejected_tag(node) -> str | None:
+    """The tag as written (`!!python/object/apply:os.system`, `!Ref`) when safe loaders reject
+    it, else None: PyYAML's safe_load and ruamel's safe loader construct only the core tags."""
+    tag = _tag(node)
+    if tag.startswith(_CORE_TAG_PREFIX + "python/"):
+        return "!!" + tag[len(_CORE_TAG_PREFIX):]
+    if tag and not tag.startswith(_CORE_TAG_PREFIX) and tag not in ("?", "!"):
+        return tag
+    return None
+
+
+def is_alias(entry: Entry) -> bool:
+    """Whether the value was written as an alias (`*h`): the composer hands back the anchored
+    node itself, which starts before the key that refers to it."""
+    return entry.value_node.start_mark.index < entry.key_node.end_mark.index
+
+
+def alias_span(entry: Entry, text: str) -> Span:
+    """The span of the `*name` token after the key (the node's own marks are at its anchor)."""
+    name = anchor_name(entry.value_node)
+    at = text.find("*" + name, entry.key_node.end_mark.index) if name else -1
+    if at == -1:
+        return span_of(entry.key_node, text)
+    line = text.count("\n", 0, at)
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return Span(line + 1, column, line + 1, column + 1 + len(name), at, at + 1 + len(name))
+
+
+def describe_entry(entry: Entry) -> str | None:
+    """`describe` for a mapping value that is not a plain number-like scalar, naming the anchor
+    of an alias; None for an ordinary scalar."""
+    node = entry.value_node
+    if is_scalar(node) and rejected_tag(node) is None:
+        return None
+    if is_alias(entry):
+        kind = "a sequence" if is_sequence(node) and rejected_tag(node) is None else describe(node)
+        return f"an alias to &{anchor_name(node)}, {kind}"
+    return describe(node)
+
+
+def anchor_name(node) -> str:
+    anchor = getattr(node, "anchor", None)
+    return str(getattr(anchor, "value", anchor) or "")
+
+
+def describe(node) -> str:
+    """What a value is, in words, for a message that says why it is not a number; looks only
+    at this node (an alias to a billion-laughs list costs nothing)."""
+    tag = rejected_tag(node)
+    if tag is not None:
+        short, _, target = tag.partition(":") if tag.startswith("!!python/") else (tag, "", "")
+        named = f" ({target})" if target else ""
+        return f"a {short} tag{named}, which safe loaders reject"
+    if is_sequence(node):
+        n = len(node.value)
+        return f"a list of {n} item{'s' if n != 1 else ''}"
+    if is_mapping(node):
+        return "a mapping"
+    return "a scalar"
+
+
 def is_quoted(node) -> bool:
     return bool(getattr(node, "style", None)) and node.style in ("'", '"', "|", ">")
 

@@ -62,10 +62,11 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
     for entry in nodes.walk(root):
         if not dropout_keys.is_rate_key(entry.key):
             continue
-        node = entry.value_node
-        if not nodes.is_scalar(node):
-            continue
-        setting = _setting(src.path, entry, text, prefix, json_mode, kind)
+        what = nodes.describe_entry(entry)
+        if what is not None:
+            setting = _structure(src, entry, text, prefix, what)
+        else:
+            setting = _setting(src.path, entry, text, prefix, json_mode, kind)
         if setting is None:
             continue
         parent = entry.key_path[:-1]
@@ -76,6 +77,25 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
                                  f"this one says {_shown(setting.raw)}; readers keep only one of them"))
         seen_in_mapping[(parent, entry.key)] = setting
         src.settings.append(setting)
+
+
+def _structure(src: Source, entry, text: str, prefix: tuple, what: str) -> Setting | None:
+    """A list, mapping, alias or tagged value where a rate is expected, as a Setting with the
+    reason `structure` and `value` saying what it is. Only where the reader needs a number:
+    config.json, adapters, and LoRA rates (or any python tag) in the recipes of known
+    frameworks. A mapping under another dropout-named key is often a section, and in a
+    generic YAML often a sweep (`lora_dropout: {values: [0.05, 0.1]}`)."""
+    if src.kind == "recipe" and src.dialect == "generic":
+        return None
+    role = "lora" if src.kind == "peft-adapter" else dropout_keys.role_of(entry.key)
+    if src.kind == "recipe" and role != "lora" and nodes.rejected_tag(entry.value_node) is None:
+        return None  # torchtune's `layer_dropout: {prob: 0.2, layers: ":"}` is a section
+    alias = nodes.is_alias(entry)
+    vspan = nodes.alias_span(entry, text) if alias else nodes.span_of(entry.value_node, text)
+    return Setting(path=src.path, key=entry.key, key_path=prefix + entry.key_path, role=role,
+                   raw=text[vspan.start:vspan.end], value=what, p=None, reason="structure",
+                   key_span=nodes.span_of(entry.key_node, text), value_span=vspan,
+                   canonical=dropout_keys.canonical(entry.key))
 
 
 def _shown(raw: str) -> str:
