@@ -77,7 +77,7 @@ class Engine:
         self.files_checked = 0
         self.fingerprints = {}  # path -> (sha256 of the text read, size, mtime_ns), for --fix
         self.linked = {}        # path -> Source, the files links reached (read once per run)
-        self.linked_reads = []  # (path) of each file read only because a link named it, for the cache
+        self.deps = set()       # files the current directory's links named (read or missing), for the cache
         self._reported = set()  # identities of findings already reported (a setup can span directories)
 
     def load(self, path: str, data: bytes | None = None):
@@ -103,7 +103,7 @@ class Engine:
                 self.linked.clear()
             src = self.load(path) if os.path.isfile(path) else None
             self.linked[key] = None if src is None or src.kind == "unreadable" else src
-            self.linked_reads.append(key)
+        self.deps.add(key)
         return self.linked[key]
 
     def check_paths(self, paths, jobs: int = 1, cache=None):
@@ -112,6 +112,7 @@ class Engine:
         With jobs > 1 or a cache, auditor.parallel schedules the directories (same order).
         """
         self._reported = set()
+        self.linked = {}  # a re-audit (--fix) must see the linked files as they are now
         if jobs > 1 or cache is not None:
             from auditor import parallel
 
@@ -132,6 +133,7 @@ class Engine:
         return loaded
 
     def check_directory(self, directory: str, paths: list, blobs: list | None = None) -> list:
+        self.deps = set()
         return self.check_sources(directory, self.load_directory(paths, blobs))
 
     def check_sources(self, directory: str, loaded: list) -> list:

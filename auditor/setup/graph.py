@@ -23,6 +23,8 @@ def follow(engine, src) -> list:
     """The source's links, each with the Source its target holds (when there is one)."""
     found = L.of_source(src, engine.options.root)
     for link in found:
+        if link.target:
+            engine.deps.add(os.path.normpath(link.target))  # its appearing or changing changes the findings
         if link.exists and link.target_source is None and link.kind in _FOLLOWED:
             link.target_source = engine.load_linked(link.target)
     return found
@@ -46,6 +48,7 @@ def _beside(engine, recipe) -> list:
     out = []
     for name in ("config.json", "adapter_config.json"):
         path = os.path.join(directory, name)
+        engine.deps.add(os.path.normpath(path))
         if os.path.isfile(path):
             src = engine.load_linked(path)
             if src is not None and src.kind in resolve.ARTIFACT_KINDS:
