@@ -68,6 +68,17 @@ class _Slot:
 
 
 def check_paths(engine, paths, jobs: int, cache=None):
+    """Findings in serial order. A setup can span directories (auditor/setup/graph.py), so two
+    workers may report the same finding on a linked file: it is yielded once, as serially."""
+    seen = set()
+    for f in _check_paths(engine, paths, jobs, cache):
+        ident = (f.code, f.path, f.span.start, f.span.line, f.span.column, f.message)
+        if ident not in seen:
+            seen.add(ident)
+            yield f
+
+
+def _check_paths(engine, paths, jobs: int, cache=None):
     global _ENGINE
     jobs = max(1, int(jobs or 1))
     max_size = engine.options.max_file_size
