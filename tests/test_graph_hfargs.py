@@ -78,3 +78,12 @@ def test_yaml_file_calls_and_allow_extra_keys():
 ])
 def test_unknown_flag_honours_argparse_spellings_and_prefixes(flag, unknown):
     assert hfargs.unknown_flag(flag, hfargs.library_class("TrainingArguments")) is unknown
+
+
+def test_a_local_class_extending_the_library_class_of_the_same_name():
+    """Regression (peft's corda_finetuning.py): `class TrainingArguments(transformers.TrainingArguments)`
+    was taken for a cycle, leaving the accepted set unknown."""
+    (use,) = _uses("import transformers\nfrom dataclasses import dataclass, field\n@dataclass\n"
+                   "class TrainingArguments(transformers.TrainingArguments):\n    data_path: str = field(default=None)\n"
+                   "p = transformers.HfArgumentParser(TrainingArguments)\n(a,) = p.parse_args_into_dataclasses()\n")
+    assert use.accepted is not None and {"data_path", "output_dir"} <= use.accepted.fields

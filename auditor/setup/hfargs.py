@@ -154,7 +154,9 @@ def script_classes(tree: ast.AST) -> dict:
             base_name = last_name(base)
             if acc is None or base_name == "object":
                 continue
-            inherited = resolve(base_name, seen | {name})
+            # `class TrainingArguments(transformers.TrainingArguments)` extends the library
+            # class of the same name, not itself.
+            inherited = library_class(base_name) if base_name == name else resolve(base_name, seen | {name})
             acc = None if inherited is None else (acc.add(inherited) or acc)
         done[name] = acc
         return acc
