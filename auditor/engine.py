@@ -78,7 +78,6 @@ class Engine:
         self.fingerprints = {}  # path -> (sha256 of the text read, size, mtime_ns), for --fix
         self.linked = {}        # path -> Source, the files links reached (read once per run)
         self.deps = set()       # files the current directory's links named (read or missing), for the cache
-        self._reported = set()  # identities of findings already reported (a setup can span directories)
 
     def load(self, path: str, data: bytes | None = None):
         reader = self.readers.get(sources.suffix_of(path))
@@ -111,15 +110,18 @@ class Engine:
 
         With jobs > 1 or a cache, auditor.parallel schedules the directories (same order).
         """
-        self._reported = set()
         self.linked = {}  # a re-audit (--fix) must see the linked files as they are now
         if jobs > 1 or cache is not None:
             from auditor import parallel
 
             yield from parallel.check_paths(self, paths, jobs, cache)
             return
+        reported = set()  # a setup can span directories: a finding on a shared linked file once
         for directory, group in resolve.by_directory(paths):
-            yield from self.check_directory(directory, group)
+            for f in self.check_directory(directory, group):
+                if identity(f) not in reported:
+                    reported.add(identity(f))
+                    yield f
 
     def load_directory(self, paths: list, blobs: list | None = None) -> list:
         """The Sources of one directory's files (None results, non-training files, dropped).
@@ -151,16 +153,14 @@ class Engine:
             for rule, scope, fn in self.bound:
                 if scope == "setup":
                     found.extend(_finding(rule, h) for h in fn(ctx, rule))
-        unique = {}
-        for f in found:
-            ident = (f.code, f.path, f.span.start, f.span.line, f.span.column, f.message)
-            if ident in self._reported:
-                continue  # reported by the setup of another directory that links here
-            unique[ident] = f
-            self._reported.add(ident)
+        unique = {identity(f): f for f in found}
         from auditor import suppress
 
         return sorted(suppress.apply(self, list(unique.values()), loaded), key=Finding.sort_key)
+
+
+def identity(f: Finding) -> tuple:
+    return (f.code, f.path, f.span.start, f.span.line, f.span.column, f.message)
 
 
 MAX_MESSAGE = 400

@@ -70,9 +70,11 @@ class _Slot:
 def check_paths(engine, paths, jobs: int, cache=None):
     """Findings in serial order. A setup can span directories (auditor/setup/graph.py), so two
     workers may report the same finding on a linked file: it is yielded once, as serially."""
+    from auditor.engine import identity
+
     seen = set()
     for f in _check_paths(engine, paths, jobs, cache):
-        ident = (f.code, f.path, f.span.start, f.span.line, f.span.column, f.message)
+        ident = identity(f)
         if ident not in seen:
             seen.add(ident)
             yield f

@@ -124,3 +124,16 @@ def test_probe_target_of_a_directory_takes_the_adapter_beside_the_config(tmp_pat
     target = resolve_target(str(tmp_path))
     assert target.adapter_path == os.path.join(str(tmp_path), "adapter_config.json")
     assert {k.key_path[-1] for k in target.keys} >= {"attention_dropout", "lora_dropout"}
+
+
+def test_check_sources_called_twice_reports_twice():
+    """Regression: cross-directory dedupe lived in the engine between calls, so a second
+    check_sources of the same file (as --fix re-audits and the fuzz tests do) lost findings."""
+    from auditor.engine import Engine, Options
+    from auditor.sources import structured
+
+    engine = Engine(Options())
+    text = "base_model: m\nadapter: lora\nlora_dropout: 5\n"
+    first = engine.check_sources(".", [structured.read("recipe.yaml", text)])
+    second = engine.check_sources(".", [structured.read("recipe.yaml", text)])
+    assert first and [f.code for f in first] == [f.code for f in second]

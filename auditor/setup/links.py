@@ -184,7 +184,7 @@ def from_python(src, module, root: str) -> list:
                 locate(link, root, "adapter_config.json")
             out.append(link)
     for use in hfargs.parser_uses(module):
-        for call, fmt, node, allow in use.files:
+        for _call, fmt, node, allow in use.files:
             text, ok = _literal_path(node, module)
             link = Link(HFARGS_FILE, src.path, module.span(node), text, via=f"parse_{fmt}_file", detail=(use, allow))
             if not ok:
