@@ -6,7 +6,9 @@ key covers every byte of every audited file in it, the paths, the tool (version 
 fingerprint of its own modules, so a development checkout never serves findings of older
 code), the active rules (codes, params, severities, the rule files' contents) and the options
 that change findings. Nothing is trusted from modification times: a hit means the inputs are
-byte-identical.
+byte-identical. A setup can span directories (auditor/setup/graph.py): an entry also records
+the digest of every file the directory's links reached, or named without finding, and is a
+miss when any of them changed, appeared or went away.
 
 Entries are written atomically (temporary file + rename) and an unreadable or corrupt entry
 is a miss, so an interrupted run or two concurrent runs can never produce wrong findings.
@@ -24,7 +26,7 @@ from auditor import __version__
 from auditor.model import Edit, Finding, Fix, Span
 
 DEFAULT_DIR = ".dropout_audit_cache"
-FORMAT = 3  # bump when the entry layout changes
+FORMAT = 4  # bump when the entry layout changes (3: a finding's notebook cell; 4: linked files' digests)
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -107,6 +109,20 @@ def salt_for(engine) -> bytes:
     return h.digest()
 
 
+def digest_of(path: str):
+    """sha256 of a linked file's bytes; None when it is absent or unreadable."""
+    from auditor.sources.text import FileProblem, read_bytes
+
+    try:
+        return hashlib.sha256(read_bytes(path)).digest() if os.path.isfile(path) else None
+    except (FileProblem, OSError):
+        return None
+
+
+def linked_digests(paths) -> list:
+    return [(p, digest_of(p)) for p in sorted(paths)]
+
+
 # --- the store ---------------------------------------------------------------------------
 
 class Cache:
@@ -151,7 +167,8 @@ class Cache:
         return os.path.join(self.root, f"v{FORMAT}", key[:2], key)
 
     def get(self, key: str):
-        """Encoded findings, or None on a miss (absent, truncated or corrupt entry)."""
+        """Decoded findings, or None on a miss (absent, truncated or corrupt entry, or a linked
+        file that is no longer what it was)."""
         try:
             with open(self._entry(key), "rb") as fh:
                 data = fh.read()
@@ -159,9 +176,11 @@ class Cache:
             self.misses += 1
             return None
         try:
-            stored_key, rows = marshal.loads(data)
+            stored_key, rows, deps = marshal.loads(data)
             if stored_key != key or not isinstance(rows, list):
                 raise ValueError("entry for another key")
+            if any(digest_of(path) != digest for path, digest in deps):
+                raise ValueError("a linked file changed")
             decoded = decode(rows)
         except Exception:  # noqa: BLE001 - any damage to an entry only means "recompute"
             self.misses += 1
@@ -169,8 +188,9 @@ class Cache:
         self.hits += 1
         return decoded
 
-    def put(self, key: str, rows: list) -> None:
-        """Store encoded findings; a cache that cannot be written is silently skipped."""
+    def put(self, key: str, rows: list, deps=()) -> None:
+        """Store encoded findings and the digests of the linked files (`linked_digests`); a
+        cache that cannot be written is silently skipped."""
         try:
             self._prepare()
             target = self._entry(key)
@@ -178,7 +198,7 @@ class Cache:
             tmp = f"{target}.{os.getpid()}.tmp"
             try:
                 with open(tmp, "wb") as fh:
-                    fh.write(marshal.dumps((key, rows)))
+                    fh.write(marshal.dumps((key, rows, list(deps))))
                 os.replace(tmp, target)
             except BaseException:
                 try:

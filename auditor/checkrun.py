@@ -107,6 +107,20 @@ def _siblings(files, suffixes) -> list:
     return sorted(out, key=lambda p: (directory_of(p), os.path.basename(p)))
 
 
+def link_root(root: str | None, paths: list) -> str:
+    """The directory links may be followed within (the setup graph never reads outside it):
+    --root when given, else the working directory when every path is inside it (a pre-commit
+    hook runs at the repository root), else the directory holding all the paths."""
+    if root:
+        return root
+    here = os.path.realpath(".")
+    reals = [os.path.realpath(p) for p in paths]
+    if all(r == here or r.startswith(here.rstrip(os.sep) + os.sep) for r in reals):
+        return "."
+    dirs = [r if os.path.isdir(r) else os.path.dirname(r) for r in reals]
+    return os.path.commonpath(dirs)
+
+
 def _excluded(files, patterns, root: str) -> list:
     """Drop files matching the configured excludes, relative to the config file's folder
     (not to the path walked), and explicit files too, so a pre-commit hook honours them."""
@@ -176,6 +190,7 @@ def run(req: Request) -> int:
             raise ConfigProblem(str(exc)) from None
 
     paths = list(req.paths) or ["."]
+    options["root"] = link_root(req.root, paths)
     try:
         if cfg and (cfg.params or cfg.severity):
             from auditor import catalogue, config

@@ -6,6 +6,7 @@ directory's parsed sources at a time keeps memory flat however large the tree is
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from auditor import catalogue, checks, resolve, sources
@@ -31,6 +32,7 @@ class Options:
     config_root: str = "."
     baseline: object = None              # auditor.baseline.Baseline
     fingerprints: bool = False           # remember what each fixable file held (for --fix)
+    root: str = "."                      # the checked root: links are followed only inside it
 
 
 def matches(rule, selectors) -> bool:
@@ -74,6 +76,8 @@ class Engine:
             self.bound.append((rule, scope, fn))
         self.files_checked = 0
         self.fingerprints = {}  # path -> (sha256 of the text read, size, mtime_ns), for --fix
+        self.linked = {}        # path -> Source, the files links reached (read once per run)
+        self.deps = set()       # files the current directory's links named (read or missing), for the cache
 
     def load(self, path: str, data: bytes | None = None):
         reader = self.readers.get(sources.suffix_of(path))
@@ -83,20 +87,41 @@ class Engine:
             text = read_text(path, self.options.max_file_size) if data is None else decode(data)
         except FileProblem as exc:
             return sources.located_problem(path, exc.code, str(exc))
-        return reader(path, text)
+        src = reader(path, text)
+        if src is None:
+            from auditor.setup import links
+
+            src = links.linker_source(path, text)
+        return src
+
+    def load_linked(self, path: str):
+        """A file a link names, read at most once per run (None: nothing the readers know)."""
+        key = os.path.normpath(path)
+        if key not in self.linked:
+            if len(self.linked) > 4096:
+                self.linked.clear()
+            src = self.load(path) if os.path.isfile(path) else None
+            self.linked[key] = None if src is None or src.kind == "unreadable" else src
+        self.deps.add(key)
+        return self.linked[key]
 
     def check_paths(self, paths, jobs: int = 1, cache=None):
         """Findings for every file, in path order, a directory at a time.
 
         With jobs > 1 or a cache, auditor.parallel schedules the directories (same order).
         """
+        self.linked = {}  # a re-audit (--fix) must see the linked files as they are now
         if jobs > 1 or cache is not None:
             from auditor import parallel
 
             yield from parallel.check_paths(self, paths, jobs, cache)
             return
+        reported = set()  # a setup can span directories: a finding on a shared linked file once
         for directory, group in resolve.by_directory(paths):
-            yield from self.check_directory(directory, group)
+            for f in self.check_directory(directory, group):
+                if identity(f) not in reported:
+                    reported.add(identity(f))
+                    yield f
 
     def load_directory(self, paths: list, blobs: list | None = None) -> list:
         """The Sources of one directory's files (None results, non-training files, dropped).
@@ -110,21 +135,25 @@ class Engine:
         return loaded
 
     def check_directory(self, directory: str, paths: list, blobs: list | None = None) -> list:
+        self.deps = set()
         return self.check_sources(directory, self.load_directory(paths, blobs))
 
     def check_sources(self, directory: str, loaded: list) -> list:
+        from auditor.setup import graph
+
         found = []
+        grouped = graph.setups(self, directory, loaded)  # follows links first: link rules read them
         for src in loaded:
             ctx = Context(source=src)
             for rule, scope, fn in self.bound:
-                if scope == "source":
+                if scope == "source" and (src.kind != "linker" or getattr(fn, "reads_links", False)):
                     found.extend(_finding(rule, h) for h in fn(ctx, rule))
-        for setup in resolve.group(directory, loaded):
-            ctx = Context(setup=setup, plan=resolve.resolve(setup))
+        for setup in grouped:
+            ctx = Context(setup=setup, plan=graph.plan(setup))
             for rule, scope, fn in self.bound:
                 if scope == "setup":
                     found.extend(_finding(rule, h) for h in fn(ctx, rule))
-        unique = {(f.code, f.path, f.span.start, f.span.line, f.span.column, f.message): f for f in found}
+        unique = {identity(f): f for f in found}
         from auditor import suppress
 
         reported = suppress.apply(self, list(unique.values()), loaded)
@@ -133,6 +162,10 @@ class Engine:
                 if hasattr(fact, "relocate"):
                     fact.relocate(reported)
         return sorted(reported, key=Finding.sort_key)
+
+
+def identity(f: Finding) -> tuple:
+    return (f.code, f.path, f.span.start, f.span.line, f.span.column, f.message)
 
 
 MAX_MESSAGE = 400

@@ -122,6 +122,8 @@ class Setup:
     root: str
     driver: Source | None = None
     artifacts: list = field(default_factory=list)
+    links: list = field(default_factory=list)  # setup-graph edges (auditor.setup.links.Link)
+    launch: Any = None        # the launch-command Link that makes the driver run, if any
 
     @property
     def sources(self) -> list:

@@ -36,8 +36,14 @@ def _init(options) -> None:
 
 
 def _run_chunk(chunk) -> list:
-    """chunk: [(directory, paths, blobs)] -> [encoded findings per directory]."""
-    return [cache_mod.encode(_ENGINE.check_directory(d, paths, blobs)) for d, paths, blobs in chunk]
+    """chunk: [(directory, paths, blobs)] -> [(encoded findings, linked files' digests) per
+    directory]. A directory's links are followed inside the worker, so a setup spanning
+    directories is checked whole wherever its linking file is scheduled."""
+    out = []
+    for d, paths, blobs in chunk:
+        rows = cache_mod.encode(_ENGINE.check_directory(d, paths, blobs))
+        out.append((rows, cache_mod.linked_digests(_ENGINE.deps)))
+    return out
 
 
 def _context():
@@ -62,6 +68,19 @@ class _Slot:
 
 
 def check_paths(engine, paths, jobs: int, cache=None):
+    """Findings in serial order. A setup can span directories (auditor/setup/graph.py), so two
+    workers may report the same finding on a linked file: it is yielded once, as serially."""
+    from auditor.engine import identity
+
+    seen = set()
+    for f in _check_paths(engine, paths, jobs, cache):
+        ident = identity(f)
+        if ident not in seen:
+            seen.add(ident)
+            yield f
+
+
+def _check_paths(engine, paths, jobs: int, cache=None):
     global _ENGINE
     jobs = max(1, int(jobs or 1))
     max_size = engine.options.max_file_size
@@ -91,7 +110,7 @@ def check_paths(engine, paths, jobs: int, cache=None):
             for slot, (d, ps, bs) in zip(chunk_slots, chunk):
                 slot.findings = engine.check_directory(d, ps, bs)
                 if slot.key is not None:
-                    cache.put(slot.key, cache_mod.encode(slot.findings))
+                    cache.put(slot.key, cache_mod.encode(slot.findings), cache_mod.linked_digests(engine.deps))
         chunk, chunk_slots, chunk_files = [], [], 0
 
     def drain(limit: int):
@@ -104,9 +123,9 @@ def check_paths(engine, paths, jobs: int, cache=None):
                 break
             slots.popleft()
             if slot.future is not None:
-                rows = slot.future.result()[slot.index]
+                rows, deps = slot.future.result()[slot.index]
                 if slot.key is not None:
-                    cache.put(slot.key, rows)
+                    cache.put(slot.key, rows, deps)
                 yield from cache_mod.decode(rows)
             else:
                 yield from slot.findings

@@ -8,9 +8,11 @@ from auditor import resolve
 
 
 def _plans(engine, files):
+    from auditor.setup import graph
+
     for directory, group in resolve.by_directory(files):
-        for setup in resolve.group(directory, engine.load_directory(group)):
-            yield resolve.resolve(setup)
+        for setup in graph.setups(engine, directory, engine.load_directory(group)):
+            yield graph.plan(setup)
 
 
 def _fmt(p) -> str:
@@ -18,11 +20,15 @@ def _fmt(p) -> str:
 
 
 def write(engine, files, fmt: str, stream) -> None:
+    from auditor.setup import graph
+
     plans = list(_plans(engine, files))
     if fmt == "json":
         doc = [{
             "setup": p.setup.root, "driver": p.setup.driver.path if p.setup.driver else None,
             "artifacts": [a.path for a in p.setup.artifacts], "finetune": p.finetune, "trainer": p.trainer,
+            "launched_by": f"{p.setup.launch.path}:{p.setup.launch.span.line}" if p.setup.launch else None,
+            "links": graph.describe_links(p.setup),
             "entries": [{"site": e.site, "role": e.role, "configured": e.configured.raw if e.configured else None,
                          "effective": e.effective, "source": e.source, "why": e.chain} for e in p.entries],
         } for p in plans]
@@ -44,3 +50,10 @@ def write(engine, files, fmt: str, stream) -> None:
             table.add_row(e.site, e.role, e.configured.raw if e.configured else "(not set)", _fmt(e.effective),
                           e.source, "; ".join(e.chain[1:]) or "as configured")
         console.print(table)
+        if p.setup.launch is not None:
+            console.print(f"  driver {title}, launched by {p.setup.launch.path}:{p.setup.launch.span.line} "
+                          f"({p.setup.launch.via}); the command's overrides win over the recipe", markup=False)
+        for link in graph.describe_links(p.setup):
+            target = link["target"] or f"unknown ({link['reason']})"
+            state = "" if link["exists"] or not link["target"] else " (missing)"
+            console.print(f"  link {link['kind']}: {link['from']} {link['written']!r} -> {target}{state}", markup=False)

@@ -14,12 +14,15 @@ from auditor.knowledge import frameworks
 from auditor.model import DropoutPlan, PlanEntry, Setup
 
 ARTIFACT_KINDS = frozenset({"hf-config", "peft-adapter"})
+# Not drivers: files that could not be read, and scripts read only for the files they link to
+# (auditor/setup/links.py); the setup graph (auditor/setup/graph.py) attaches what they name.
+NOT_DRIVERS = frozenset({"unreadable", "linker"})
 
 
 def group(directory: str, sources: list) -> list:
     """Setups for one directory: one per driver (recipe/script), sharing the artifacts."""
     artifacts = [s for s in sources if s.kind in ARTIFACT_KINDS]
-    drivers = [s for s in sources if s.kind not in ARTIFACT_KINDS and s.kind != "unreadable"]
+    drivers = [s for s in sources if s.kind not in ARTIFACT_KINDS and s.kind not in NOT_DRIVERS]
     if not drivers:
         return [Setup(root=directory, driver=None, artifacts=artifacts)] if artifacts else []
     return [Setup(root=directory, driver=d, artifacts=artifacts) for d in drivers]

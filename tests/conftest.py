@@ -28,6 +28,8 @@ def audit(paths, **options):
     from auditor.discover import discover
     from auditor.engine import Engine, Options
 
+    if "root" not in options and len(paths) == 1 and os.path.isdir(paths[0]):
+        options["root"] = paths[0]  # links are followed inside the checked root only
     engine = Engine(Options(**options))
     files = discover(paths, engine.suffixes).files
     return list(engine.check_paths(files))

@@ -42,7 +42,7 @@ def check(name: str, scope: str = "source"):
 
 def load_all() -> dict:
     """Import the primitive modules (each registers itself) and return the registry."""
-    from auditor.checks import consistency, extreme, missing, noop, problems, values  # noqa: F401
+    from auditor.checks import consistency, extreme, missing, noop, problems, setup_links, values  # noqa: F401
 
     for optional in ("auditor.checks.architecture", "auditor.checks.code", "auditor.checks.layerdrop_ddp"):
         try:

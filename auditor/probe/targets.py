@@ -151,6 +151,9 @@ def resolve_target(path: str, adapter: str | None = None) -> Target:
         cfg = os.path.join(path, "config.json")
         if not os.path.isfile(cfg):
             raise TargetError(f"{path}: no config.json in this directory")
+        beside = os.path.join(path, "adapter_config.json")
+        if adapter is None and os.path.isfile(beside):
+            adapter = beside  # one setup: the directory's adapter is probed with its config
         path = cfg
     if not os.path.exists(path):
         raise TargetError(f"{path}: no such file or directory")

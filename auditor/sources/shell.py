@@ -80,3 +80,46 @@ def _add(src: Source, m, lineno: int, line_start: int) -> None:
         value_span=_span(lineno, line_start, m.start(2), m.end(2)),
         origin="cli", canonical=dropout_keys.canonical(key),
     ))
+
+
+# --- words with their places, for the launch commands of auditor/setup/links.py -----------
+
+_WORD = re.compile(r"(?:\"[^\"\n]*\"|'[^'\n]*'|\\.|[^\s;&|()<>\"'\\])+")
+_SEPARATOR = re.compile(r"&&|\|\||[;|&()]")
+
+
+def logical_lines(text: str):
+    """(line number, offset of the line, code) per command line, comments cut. A line ending
+    in a backslash continues on the next; the continuation keeps its own line number so a
+    word is still located where it is written."""
+    offset = 0
+    for lineno, line in enumerate(text.split("\n"), 1):
+        yield lineno, offset, _strip_comment(line)
+        offset += len(line) + 1
+
+
+def commands(text: str):
+    """Each simple command as a list of (word, Span), continuations joined, split at ; && || |.
+
+    A word keeps its quotes out of the value (`"a b"` is `a b`); a word holding `$` keeps
+    the `$` so callers can tell a run-time value from a literal."""
+    current: list = []
+    for lineno, start, code in logical_lines(text):
+        continued = code.rstrip().endswith("\\")
+        body = code.rstrip()[:-1] if continued else code
+        pos = 0
+        for m in re.finditer(f"{_SEPARATOR.pattern}|{_WORD.pattern}", body):
+            token = m.group(0)
+            if _SEPARATOR.fullmatch(token):
+                if current:
+                    yield current
+                current = []
+                continue
+            pos = m.start()
+            value = re.sub(r"\"([^\"]*)\"|'([^']*)'", lambda q: q.group(1) if q.group(1) is not None else q.group(2), token)
+            current.append((value, _span(lineno, start, pos, m.end())))
+        if not continued and current:
+            yield current
+            current = []
+    if current:
+        yield current

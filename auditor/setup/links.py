@@ -1,0 +1,390 @@
+"""The edges of the setup graph: which file a recipe, script or launch command points to.
+
+Each Link is one edge: its kind, where it is written, the path as written and the file it
+reaches under the checked root. A path built at run time (f-string, os.environ, sys.argv, a
+`${...}` interpolation) is an edge with no target and the reason `run-time`: nothing guesses
+where it leads. Absolute paths and paths escaping the root are not followed (reason
+`absolute`, `outside-root`), so a link can never make the auditor read outside the root.
+
+Paths are tried the way the programs resolve them: relative to the file that names them, then
+to each parent directory up to the root (the working directory of a launch is the top of its
+project, which may sit anywhere between the file and the root).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+
+from auditor.model import Span
+from auditor.sources.python_facts import constant, dotted, kwarg, last_name
+
+MODEL_PATH = "model-path"            # from_pretrained("./dir") / from_config -> dir/config.json
+SAVED_ADAPTER = "saved-adapter"      # output_dir / save_pretrained("dir") -> dir/adapter_config.json
+HFARGS_FILE = "hfargs-file"          # HfArgumentParser(...).parse_yaml_file("x.yaml")
+LAUNCH_RECIPE = "launch-recipe"      # axolotl train x.yml, llamafactory-cli train, tune run --config, --config x.yaml
+LAUNCH_SCRIPT = "launch-script"      # python/torchrun/accelerate launch/deepspeed train.py --flags
+KINDS = (MODEL_PATH, SAVED_ADAPTER, HFARGS_FILE, LAUNCH_RECIPE, LAUNCH_SCRIPT)
+
+# A target that must exist when the run starts (a missing one is reported); a saved adapter
+# appears only after training, so its absence says nothing.
+MUST_EXIST = frozenset({MODEL_PATH, HFARGS_FILE, LAUNCH_RECIPE, LAUNCH_SCRIPT})
+
+RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
+_RUNTIME_MARKS = ("$", "{", "}", "%", "~", "*", "?")
+
+
+@dataclass(slots=True)
+class Link:
+    kind: str
+    path: str                 # the file that names the link
+    span: Span                # where it is named
+    written: str              # the path as written ('' when not a literal)
+    target: str | None = None  # the file it reaches (None: unknown, see reason)
+    exists: bool = False
+    reason: str = ""          # run-time | absolute | outside-root | loop | same-file
+    via: str = ""             # the call or command that makes the link (for messages)
+    overrides: list = field(default_factory=list)  # (key, value, key Span) a launch command sets
+    flags: list = field(default_factory=list)      # (flag word, Span) passed to a launched script
+    detail: object = None     # kind-specific: the ParserUse of an hfargs-file link, kwargs of a model path
+    target_source: object = None  # the Source read from target (set by graph.py)
+
+    def describe(self) -> str:
+        where = self.target or f"unknown ({self.reason})"
+        return f"{self.kind} {self.written or '?'} -> {where}"
+
+
+# --- resolving a written path ----------------------------------------------------------------
+
+def _inside(path: str, root_real: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def locate(link: Link, root: str, leaf: str | None = None) -> Link:
+    """Fill target/exists/reason. leaf: the file inside a directory target (config.json...)."""
+    written = link.written
+    if not written or any(mark in written for mark in _RUNTIME_MARKS):
+        link.reason = "run-time"
+        return link
+    if os.path.isabs(written):
+        link.reason = "absolute"
+        return link
+    root_real = os.path.realpath(root)
+    candidates = []
+    for base in _bases(os.path.dirname(link.path), root, root_real):
+        cand = os.path.normpath(os.path.join(base, written))
+        if leaf and not cand.endswith(leaf):
+            cand = os.path.join(cand, leaf) if not os.path.isfile(cand) else cand
+        if cand not in candidates:
+            candidates.append(cand)
+    inside = [c for c in candidates if _inside(c, root_real)]
+    if not inside:
+        link.reason = "outside-root"
+        return link
+    for cand in inside:
+        if os.path.isfile(cand):
+            link.target, link.exists = cand, True
+            break
+    else:
+        link.target = inside[0]
+    if os.path.realpath(link.target) == os.path.realpath(link.path):
+        link.target, link.exists, link.reason = None, False, "same-file"
+    return link
+
+
+def _bases(directory: str, root: str, root_real: str) -> list:
+    """The file's directory, then each parent up to the root: a launch runs from the top of
+    its project, which may be the root or a folder between it and the file."""
+    bases = [directory or "."]
+    current = directory or "."
+    for _ in range(64):
+        real = os.path.realpath(current)
+        if real == root_real or not real.startswith(root_real.rstrip(os.sep) + os.sep):
+            break
+        current = os.path.dirname(current) if current not in (".", "") else ".."
+        bases.append(current or ".")
+    if root not in bases:
+        bases.append(root)
+    return bases
+
+
+# --- Python ----------------------------------------------------------------------------------
+
+_MODEL_CALLS = frozenset({"from_pretrained", "from_config"})
+_SAVE_CALLS = frozenset({"save_pretrained", "save_model"})
+
+
+def _literal_path(node, module) -> tuple:
+    """(text, ok): a literal string, a module constant holding one, or os.path.join / `/`
+    of literals. ok=False means the path is built at run time."""
+    ok, value = constant(node)
+    if ok:
+        return (value, True) if isinstance(value, str) else ("", False)
+    if isinstance(node, ast.Name):
+        consts = module.cache.get("str_constants")
+        if consts is None:
+            consts = {}
+            for stmt in getattr(module.tree, "body", []):
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                    name = stmt.targets[0].id
+                    good, v = constant(stmt.value)
+                    consts[name] = v if good and isinstance(v, str) and name not in consts else None
+            module.cache["str_constants"] = consts
+        value = consts.get(node.id)
+        return (value, True) if value else ("", False)
+    if isinstance(node, ast.Call) and dotted(node.func) in ("os.path.join", "path.join") and node.args:
+        parts = [_literal_path(a, module) for a in node.args]
+        if all(ok for _, ok in parts):
+            return os.path.join(*[p for p, _ in parts]), True
+    return "", False
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("./", "../", "/", "~")) or text in (".", "..")
+
+
+def from_python(src, module, root: str) -> list:
+    from auditor.setup import hfargs
+
+    out = []
+    for call in module.calls():
+        name = last_name(call.func)
+        if name in _MODEL_CALLS:
+            node = call.args[0] if call.args else getattr(
+                kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "config"), "value", None)
+            if node is None:
+                continue
+            text, ok = _literal_path(node, module)
+            if ok and not text:
+                continue
+            link = Link(MODEL_PATH, src.path, module.span(node), text, via=dotted(call.func) or name)
+            link.detail = {kw.arg: kw.value for kw in call.keywords if kw.arg}
+            if not ok:
+                if _runtime(node):
+                    link.reason = "run-time"
+                    out.append(link)
+                continue
+            locate(link, root, "config.json")
+            # A name that is not written as a path is a hub id unless that directory exists
+            # locally (Transformers checks os.path.isdir first): only then is it a link.
+            if _looks_like_path(text) or link.exists:
+                out.append(link)
+        elif name in _SAVE_CALLS:
+            node = call.args[0] if call.args else getattr(
+                kwarg(call, "save_directory") or kwarg(call, "output_dir"), "value", None)
+            if node is None:
+                continue
+            text, ok = _literal_path(node, module)
+            link = Link(SAVED_ADAPTER, src.path, module.span(node), text, via=name)
+            if not ok:
+                link.reason = "run-time"
+            else:
+                locate(link, root, "adapter_config.json")
+            out.append(link)
+    for use in hfargs.parser_uses(module):
+        for _call, fmt, node, allow in use.files:
+            text, ok = _literal_path(node, module)
+            link = Link(HFARGS_FILE, src.path, module.span(node), text, via=f"parse_{fmt}_file", detail=(use, allow))
+            if not ok:
+                link.reason = "run-time"
+            else:
+                locate(link, root)
+            out.append(link)
+    return out
+
+
+def _runtime(node) -> bool:
+    """A path read from the environment, argv or an f-string: an edge that cannot be followed."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.JoinedStr):
+            return True
+        d = dotted(n) if isinstance(n, (ast.Attribute, ast.Call)) else ""
+        if d.startswith(("os.environ", "os.getenv", "sys.argv")) or "environ" in d:
+            return True
+    return False
+
+
+# --- recipes -----------------------------------------------------------------------------------
+
+def from_recipe(src, root: str) -> list:
+    """`output_dir` of a recipe: the saved adapter the run writes there."""
+    if "output_dir" not in src.text:
+        return []
+    from auditor.sources import nodes
+
+    try:
+        docs = nodes.compose(src.text, src.path)
+    except nodes.ParseError:
+        return []
+    roots = [d for d in docs if nodes.is_mapping(d)]
+    if not roots:
+        return []
+    for entry in nodes.walk(roots[0], max_depth=0):
+        if entry.key != "output_dir" or not nodes.is_scalar(entry.value_node):
+            continue
+        value = nodes.scalar_value(entry.value_node)
+        if not isinstance(value, str) or not value:
+            return []
+        link = Link(SAVED_ADAPTER, src.path, nodes.value_span(entry, src.text), value, via="output_dir")
+        if os.path.normpath(os.path.join(os.path.dirname(src.path), value)) == os.path.normpath(os.path.dirname(src.path) or "."):
+            link.reason = "loop"  # the adapter beside the recipe is in its setup already
+            return [link]
+        return [locate(link, root, "adapter_config.json")]
+    return []
+
+
+# --- launch commands ---------------------------------------------------------------------------
+
+_PREFIXES = frozenset({"nohup", "exec", "time", "env", "srun", "sudo"})
+_PY = ("python", "python3", "python3.10", "python3.11", "python3.12")
+_LAUNCHERS = ("torchrun", "deepspeed", "accelerate")
+
+
+def _strip_prefix(words: list) -> list:
+    i = 0
+    while i < len(words) and ("=" in words[i][0] and not words[i][0].startswith("-") or words[i][0] in _PREFIXES):
+        i += 1
+    return words[i:]
+
+
+def _overrides(words: list, style: str) -> list:
+    """key=value (llamafactory, torchtune) or --key value / --key=value (axolotl) words."""
+    out = []
+    i = 0
+    while i < len(words):
+        w, span = words[i]
+        if style == "kv" and "=" in w and not w.startswith("-"):
+            key, value = w.split("=", 1)
+            out.append((key, value, span))
+        elif style == "flags" and w.startswith("--"):
+            if "=" in w:
+                key, value = w[2:].split("=", 1)
+                out.append((key, value, span))
+            elif i + 1 < len(words) and not words[i + 1][0].startswith("--"):
+                out.append((w[2:], words[i + 1][0], span))
+                i += 1
+        i += 1
+    return out
+
+
+def _config_flag(words: list):
+    for i, (w, span) in enumerate(words):
+        if w in ("--config", "--config_file", "--config-file") and i + 1 < len(words):
+            return words[i + 1], i + 1
+        if w.startswith(("--config=", "--config_file=")):
+            value = w.split("=", 1)[1]
+            return (value, span), i
+    return None, -1
+
+
+def from_shell(src, root: str) -> list:
+    from auditor.sources import shell
+
+    out = []
+    for words in shell.commands(src.text):
+        words = _strip_prefix(words)
+        if not words:
+            continue
+        head = os.path.basename(words[0][0])
+        rest = words[1:]
+        if head in ("axolotl",) and rest and rest[0][0] in ("train", "preprocess", "evaluate") and len(rest) > 1:
+            out.append(_recipe(src, rest[1], f"axolotl {rest[0][0]}", _overrides(rest[2:], "flags"), root))
+        elif head in ("llamafactory-cli", "lmf") and rest and rest[0][0] == "train" and len(rest) > 1:
+            out.append(_recipe(src, rest[1], "llamafactory-cli train", _overrides(rest[2:], "kv"), root))
+        elif head == "tune" and rest and rest[0][0] == "run":
+            cfg, at = _config_flag(rest)
+            if cfg is not None and cfg[0].endswith(RECIPE_SUFFIXES):
+                out.append(_recipe(src, cfg, "tune run --config", _overrides(rest[at + 1:], "kv"), root))
+        elif head in _PY or head in _LAUNCHERS:
+            out.extend(_python_launch(src, head, rest, root))
+    return out
+
+
+def _recipe(src, word, via: str, overrides: list, root: str) -> Link:
+    text, span = word
+    return locate(Link(LAUNCH_RECIPE, src.path, span, text, via=via, overrides=overrides), root)
+
+
+def _python_launch(src, head: str, rest: list, root: str) -> list:
+    if head == "accelerate":
+        if not rest or rest[0][0] != "launch":
+            return []
+        rest = rest[1:]
+    for i, (w, span) in enumerate(rest):
+        if w == "-m" and i + 1 < len(rest):
+            module = rest[i + 1][0]
+            if module.startswith("axolotl.cli.train") and i + 2 < len(rest):
+                return [_recipe(src, rest[i + 2], f"-m {module}", _overrides(rest[i + 3:], "flags"), root)]
+            return []
+        if w.endswith(".py") and not w.startswith("-"):
+            args = rest[i + 1:]
+            link = locate(Link(LAUNCH_SCRIPT, src.path, span, w, via=head), root)
+            link.flags = [(a, s) for a, s in args if a.startswith("-")]
+            link.detail = args
+            found = [link]
+            cfg, at = _config_flag(args)
+            if cfg is not None and cfg[0].endswith(RECIPE_SUFFIXES):
+                found.append(_recipe(src, cfg, f"{w} --config", _overrides(args[at + 1:], "flags"), root))
+            return found
+    return []
+
+
+def of_source(src, root: str) -> list:
+    """Every link a Source names (memoised on the Source: each file is read for links once)."""
+    for fact in src.facts:
+        if isinstance(fact, _Links):
+            return fact.links
+    if src.dialect == "shell":
+        found = from_shell(src, root)
+    elif src.dialect == "python":
+        from auditor.sources.python_code import get_module
+
+        module = get_module(src)
+        found = from_python(src, module, root) if module is not None else []
+    elif src.kind == "recipe":
+        found = from_recipe(src, root)
+    else:
+        found = []
+    src.facts.append(_Links(found))
+    return found
+
+
+class _Links:
+    __slots__ = ("links",)
+
+    def __init__(self, links):
+        self.links = links
+
+
+# --- files with links and nothing else -----------------------------------------------------
+
+LINKER = "linker"
+_SHELL_MARKS = (".py", "axolotl", "llamafactory-cli", "lmf ", "tune ")
+_PY_MARKS = ("from_pretrained", "from_config", "save_pretrained", "save_model", "HfArgumentParser")
+
+
+def linker_source(path: str, text: str):
+    """A Source for a script the readers skip (no dropout in it) that still links files: a
+    launch script running `axolotl train x.yml`, a script parsing a YAML. Kind `linker`: it is
+    never a driver and no per-file rule reads it."""
+    from auditor.model import Source
+
+    if path.endswith(".sh"):
+        if not any(m in text for m in _SHELL_MARKS):
+            return None
+        return Source(path=path, kind=LINKER, dialect="shell", text=text)
+    if path.endswith(".py"):
+        if not any(m in text for m in _PY_MARKS):
+            return None
+        from auditor.sources.python_facts import PyModule
+
+        try:
+            tree = ast.parse(text, filename=path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        src = Source(path=path, kind=LINKER, dialect="python", text=text)
+        src.facts.append(PyModule(tree, text))
+        return src
+    return None

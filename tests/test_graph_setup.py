@@ -1,0 +1,139 @@
+"""The setup graph end to end: cross-directory setups, plan, pre-commit, cache, --jobs, probe."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import REPO, audit, write_files
+
+FIXTURES = os.path.join(REPO, "fixtures")
+
+# fixture -> the codes it must report (exactly); the good ones report nothing.
+EXPECTED = {
+    "graph-saved-adapter-bad": ["DRP400", "DRP400"],
+    "graph-saved-adapter-good": [],
+    "graph-model-path-bad": ["DRP121"],
+    "graph-model-path-good": [],
+    "graph-hfargs-file-bad": ["DRP132"],
+    "graph-hfargs-file-good": [],
+    "graph-hfargs-flags-bad": ["DRP133"],
+    "graph-hfargs-flags-good": [],
+    "graph-launch-recipe-bad": ["DRP005", "DRP501"],
+    "graph-launch-recipe-good": [],
+    "graph-bad-links": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_graph_fixtures(run_cli, name):
+    code, out = run_cli("check", "--format", "json", "--no-cache", "--fail-on", "info", os.path.join(FIXTURES, name))
+    found = sorted(f["code"] for f in json.loads(out)["findings"])
+    assert found == EXPECTED[name], json.loads(out)["findings"]
+    assert code == (1 if found else 0)
+
+
+def test_adapter_saved_in_another_directory_is_compared(tmp_path):
+    write_files(tmp_path, [
+        ("configs/sft.yaml", "adapter: lora\nlora_dropout: 0.1\noutput_dir: runs/a\n"),
+        ("runs/a/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.0}'),
+    ])
+    found = [f for f in audit([str(tmp_path)]) if f.code == "DRP400"]
+    assert [(os.path.relpath(f.path, tmp_path), f.span.line) for f in found] == [("configs/sft.yaml", 2)]
+
+
+def test_finding_on_a_linked_file_of_another_directory_is_reported_once(tmp_path):
+    write_files(tmp_path, [
+        ("a/run.sh", "axolotl train ../cfg/r.yml\n"), ("b/run.sh", "axolotl train ../cfg/r.yml\n"),
+        ("cfg/r.yml", "base_model: m\nrl: dpo\nadapter: lora\nlora_dropout: 0.1\n"),
+    ])
+    found = [f for f in audit([str(tmp_path)]) if f.code == "DRP501"]
+    assert len(found) == 1 and found[0].path.endswith(os.path.join("cfg", "r.yml"))
+
+
+def test_plan_json_lists_driver_links_and_launch_overrides(run_cli):
+    code, out = run_cli("plan", "--format", "json", os.path.join(FIXTURES, "graph-launch-recipe-bad"))
+    doc = json.loads(out)
+    launched = [p for p in doc if p["launched_by"]]
+    assert len(launched) == 1
+    plan = launched[0]
+    assert plan["driver"].endswith(os.path.join("configs", "qwen_lora.yaml"))
+    assert {link["kind"] for link in plan["links"]} == {"launch-recipe", "saved-adapter"}
+    (entry,) = [e for e in plan["entries"] if e["site"] == "lora_dropout"]
+    assert entry["effective"] == 0.0 and "overridden by" in entry["why"][-1]
+
+
+def test_plan_text_names_the_links(run_cli):
+    code, out = run_cli("plan", os.path.join(FIXTURES, "graph-saved-adapter-bad"))
+    assert "link saved-adapter" in out and "outputs/lora/adapter_config.json" in out
+
+
+def test_precommit_reads_linked_files_and_reports_only_staged_ones(tmp_path, run_cli, monkeypatch):
+    write_files(tmp_path, [
+        ("train.py", "from transformers import HfArgumentParser, TrainingArguments\n"
+                     "p = HfArgumentParser(TrainingArguments)\n(a,) = p.parse_yaml_file('cfg/sft.yaml')\n"),
+        ("cfg/sft.yaml", "output_dir: o\nlora_dropuot: 0.1\n"),
+        ("recipe.yaml", "adapter: lora\nlora_dropout: 0.1\noutput_dir: out\n"),
+        ("out/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.0}'),
+    ])
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli("check", "--format", "json", "--no-cache", "recipe.yaml")
+    codes = [(f["code"], f["path"]) for f in json.loads(out)["findings"]]
+    assert codes == [("DRP400", "recipe.yaml")]
+    code, out = run_cli("check", "--format", "json", "--no-cache", "train.py")
+    assert json.loads(out)["findings"] == []  # DRP132 is at cfg/sft.yaml, which is not staged
+
+
+def test_cache_misses_when_a_linked_file_changes(tmp_path, run_cli, monkeypatch):
+    write_files(tmp_path, [
+        ("recipe.yaml", "adapter: lora\nlora_dropout: 0.1\noutput_dir: out\n"),
+        ("out/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.1}'),
+    ])
+    monkeypatch.chdir(tmp_path)
+    args = ("check", "--format", "json", "--cache-dir", str(tmp_path / ".c"), "recipe.yaml")
+    assert json.loads(run_cli(*args)[1])["findings"] == []
+    write_files(tmp_path, [("out/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.0}')])
+    assert [f["code"] for f in json.loads(run_cli(*args)[1])["findings"]] == ["DRP400"]
+
+
+def test_jobs_gives_the_same_findings_as_serial(tmp_path):
+    from auditor.discover import discover
+    from auditor.engine import Engine, Options
+
+    for i in range(30):
+        write_files(tmp_path, [
+            (f"s{i}/run.sh", f"axolotl train ../cfg{i}/r.yml\n"),
+            (f"cfg{i}/r.yml", "base_model: m\nrl: dpo\nadapter: lora\nlora_dropout: 0.1\noutput_dir: ../out\n"),
+        ])
+    write_files(tmp_path, [("out/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.0}')])
+    files = discover([str(tmp_path)], Engine(Options()).suffixes).files
+    serial = list(Engine(Options(root=str(tmp_path))).check_paths(files))
+    parallel = list(Engine(Options(root=str(tmp_path))).check_paths(files, jobs=2))
+    key = lambda f: (f.code, f.path, f.span.line)  # noqa: E731
+    assert sorted(map(key, serial)) == sorted(map(key, parallel))
+    assert {f.code for f in serial} >= {"DRP400", "DRP501"}
+
+
+def test_probe_target_of_a_directory_takes_the_adapter_beside_the_config(tmp_path):
+    from auditor.probe.targets import resolve_target
+
+    write_files(tmp_path, [("config.json", '{"model_type": "llama", "attention_dropout": 0.1}'),
+                           ("adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.05}')])
+    target = resolve_target(str(tmp_path))
+    assert target.adapter_path == os.path.join(str(tmp_path), "adapter_config.json")
+    assert {k.key_path[-1] for k in target.keys} >= {"attention_dropout", "lora_dropout"}
+
+
+def test_check_sources_called_twice_reports_twice():
+    """Regression: cross-directory dedupe lived in the engine between calls, so a second
+    check_sources of the same file (as --fix re-audits and the fuzz tests do) lost findings."""
+    from auditor.engine import Engine, Options
+    from auditor.sources import structured
+
+    engine = Engine(Options())
+    text = "base_model: m\nadapter: lora\nlora_dropout: 5\n"
+    first = engine.check_sources(".", [structured.read("recipe.yaml", text)])
+    second = engine.check_sources(".", [structured.read("recipe.yaml", text)])
+    assert first and [f.code for f in first] == [f.code for f in second]
