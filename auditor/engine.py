@@ -31,6 +31,7 @@ class Options:
     config_root: str = "."
     baseline: object = None              # auditor.baseline.Baseline
     fingerprints: bool = False           # remember what each fixable file held (for --fix)
+    models: dict = field(default_factory=dict)  # user's model reference -> model type or config.json path
 
 
 def matches(rule, selectors) -> bool:
@@ -119,7 +120,7 @@ class Engine:
             for rule, scope, fn in self.bound:
                 if scope == "source":
                     found.extend(_finding(rule, h) for h in fn(ctx, rule))
-        for setup in resolve.group(directory, loaded):
+        for setup in resolve.group(directory, loaded, self.options.models):
             ctx = Context(setup=setup, plan=resolve.resolve(setup))
             for rule, scope, fn in self.bound:
                 if scope == "setup":

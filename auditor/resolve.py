@@ -16,13 +16,20 @@ from auditor.model import DropoutPlan, PlanEntry, Setup
 ARTIFACT_KINDS = frozenset({"hf-config", "peft-adapter"})
 
 
-def group(directory: str, sources: list) -> list:
-    """Setups for one directory: one per driver (recipe/script), sharing the artifacts."""
+def group(directory: str, sources: list, models: dict | None = None) -> list:
+    """Setups for one directory: one per driver (recipe/script), sharing the artifacts, each
+    with the model it trains (auditor/setup/identity.py; `models` is the user's mapping)."""
+    from auditor.setup import identity
+
     artifacts = [s for s in sources if s.kind in ARTIFACT_KINDS]
     drivers = [s for s in sources if s.kind not in ARTIFACT_KINDS and s.kind != "unreadable"]
     if not drivers:
-        return [Setup(root=directory, driver=None, artifacts=artifacts)] if artifacts else []
-    return [Setup(root=directory, driver=d, artifacts=artifacts) for d in drivers]
+        setups = [Setup(root=directory, driver=None, artifacts=artifacts)] if artifacts else []
+    else:
+        setups = [Setup(root=directory, driver=d, artifacts=artifacts) for d in drivers]
+    for setup in setups:
+        identity.attach(setup, models)
+    return setups
 
 
 def directory_of(path: str) -> str:
