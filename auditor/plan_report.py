@@ -9,8 +9,13 @@ from auditor import resolve
 
 def _plans(engine, files):
     for directory, group in resolve.by_directory(files):
-        for setup in resolve.group(directory, engine.load_directory(group)):
+        for setup in resolve.group(directory, engine.load_directory(group), engine.options.models):
             yield resolve.resolve(setup)
+
+
+def _model(setup):
+    m = setup.model
+    return None if m is None else {"ref": m.ref, "model_type": m.model_type, "source": m.source}
 
 
 def _fmt(p) -> str:
@@ -23,6 +28,7 @@ def write(engine, files, fmt: str, stream) -> None:
         doc = [{
             "setup": p.setup.root, "driver": p.setup.driver.path if p.setup.driver else None,
             "artifacts": [a.path for a in p.setup.artifacts], "finetune": p.finetune, "trainer": p.trainer,
+            "model": _model(p.setup),
             "entries": [{"site": e.site, "role": e.role, "configured": e.configured.raw if e.configured else None,
                          "effective": e.effective, "source": e.source, "why": e.chain} for e in p.entries],
         } for p in plans]
@@ -37,7 +43,9 @@ def write(engine, files, fmt: str, stream) -> None:
         console.print("No training setups found.")
     for p in plans:
         title = p.setup.driver.path if p.setup.driver else p.setup.root
-        table = Table(title=f"{title}  ({p.finetune} fine-tune, {p.trainer})", title_justify="left")
+        m = p.setup.model
+        model = "" if m is None else f", model {m.ref}: {m.model_type or 'unknown'} ({m.source})"
+        table = Table(title=f"{title}  ({p.finetune} fine-tune, {p.trainer}{model})", title_justify="left")
         for col in ("site", "role", "configured", "effective", "source", "why"):
             table.add_column(col, overflow="fold")
         for e in p.entries:

@@ -73,3 +73,20 @@ def locate(repo_id: str, filename: str = "config.json", revision: str | None = N
     if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
         return None, f"{path} links outside the cache; not read"
     return path, ""
+
+
+def state(root: str | None = None) -> list:
+    """A cheap fingerprint of what the cache holds (each repo and when its refs last changed),
+    so that cached findings are not reused after a model is downloaded or updated."""
+    root = cache_root() if root is None else root
+    try:
+        names = sorted(n for n in os.listdir(root) if n.startswith("models--"))
+    except OSError:
+        return [root]
+    out = [root]
+    for name in names:
+        try:
+            out.append((name, os.stat(os.path.join(root, name, "refs")).st_mtime_ns))
+        except OSError:
+            out.append((name, None))
+    return out
