@@ -95,11 +95,13 @@ def _setup_entries(setup):
     for src in setup.of_kind("hf-config"):
         architectures = src.get("architectures") or []
         for model_type, info, settings in _config_entries(src):
-            yield src, model_type, info, settings, architectures
+            yield src, model_type, info, settings, architectures, model_type
     overrides = _override_settings(setup)
     model = setup.model
     if overrides and model is not None and model.model_type:
-        yield setup.driver, model.model_type, _arch().lookup(model.model_type), overrides, list(model.architectures)
+        label = f"{model.model_type} ({model.ref}, from {model.source.replace('-', ' ')})"
+        yield (setup.driver, model.model_type, _arch().lookup(model.model_type), overrides,
+               list(model.architectures), label)
 
 
 @check("arch-unread-key", scope="setup")
@@ -107,7 +109,7 @@ def arch_unread_key(ctx, rule):
     """Params: mode = undeclared | declared-unread | composite."""
     mode = rule.params.get("mode", "undeclared")
     arch = _arch()
-    for src, model_type, info, settings, architectures in _setup_entries(ctx.setup):
+    for src, model_type, info, settings, architectures, label in _setup_entries(ctx.setup):
         if info is None:
             continue
         for s in settings:
@@ -119,7 +121,7 @@ def arch_unread_key(ctx, rule):
                 if mode == "declared-unread" and declared.read == "unread" and not _at_default(s, declared.default) \
                         and s.p:
                     why = f" ({declared.note})" if declared.note else ""
-                    yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} declares it but no module "
+                    yield hit_at(s, f"{key} = {s.raw} has no effect: {label} declares it but no module "
                                     f"reads it{why}")
                 continue
             if _head_reads(info, key, architectures) or not s.p:
@@ -128,14 +130,14 @@ def arch_unread_key(ctx, rule):
                            if (arch.lookup(sub) and key in arch.lookup(sub).keys)]
             if info.is_composite and sub_readers:
                 if mode == "composite":
-                    yield hit_at(s, f"{key} = {s.raw} at the top level of a {model_type} config reaches no "
+                    yield hit_at(s, f"{key} = {s.raw} at the top level of a {label} config reaches no "
                                     f"sub-config; set it inside {', '.join(sub_readers)}")
                 continue
             if mode == "undeclared":
                 hint = arch.suggest(model_type, key)
                 tail = f"; did you mean {hint}?" if hint else ""
                 fix = _rename_fix(src, s, hint, settings) if hint else None
-                yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} does not read {key}{tail}", fix)
+                yield hit_at(s, f"{key} = {s.raw} has no effect: {label} does not read {key}{tail}", fix)
 
 
 def _rename_fix(src, setting, new_key: str, siblings):
@@ -158,7 +160,7 @@ def arch_type_rejected(ctx, rule):
     """Transformers 5 configs are strict dataclasses: an int where a field is float-only, a
     float where it is int-only, or null where None is not allowed fails when loading."""
     names = {"int": int, "float": float}
-    for _src, _model_type, info, settings, _archs in _setup_entries(ctx.setup):
+    for _src, _model_type, info, settings, _archs, _label in _setup_entries(ctx.setup):
         if info is None:
             continue
         for s in settings:
