@@ -4,8 +4,8 @@ Why a seed and not the whole table: every config class names a reference checkpo
 (`@auto_docstring(checkpoint="meta-llama/Llama-2-7b-hf")` or a `[name](https://huggingface.co/name)`
 link in its docstring), which gives exact ids for free, but they are hints, not truth
 (gemma3_text names google/gemma-3-4b-it, a multimodal gemma3 checkpoint). So the generator
-writes only the `seed` table (and `classes`, model and config class names to their type, from
-the Auto mappings); the hand-reviewed `patterns` and `corrections` in the same file are
+writes only the `seed` table (and data/model_classes.json, model and config class names to their
+type, from the Auto mappings); the hand-reviewed `patterns` and `corrections` in the same file are
 kept as they are, and a checkpoint that two model types claim is dropped (never guess).
 
     python -m auditor.setup.build_names          # rewrite the seed in data/model_names.json
@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-from auditor.setup.names import DATA_FILE
+from auditor.setup.names import CLASSES_FILE, DATA_FILE
 
 _DECORATOR = re.compile(r'@auto_docstring\(\s*checkpoint\s*=\s*"([^"]+)"')
 _LINK = re.compile(r"\[([^\]\s]+?)\]\(https://huggingface\.co/([^)\s]+?)\)")
@@ -133,8 +133,10 @@ def main(argv=None) -> int:
         doc = json.load(handle)
     fresh = seed()
     fresh_classes = classes()
+    with open(CLASSES_FILE, encoding="utf-8") as handle:
+        shipped_classes = json.load(handle)
     if args.check:
-        if doc.get("classes") != fresh_classes:
+        if shipped_classes != fresh_classes:
             print("class table drifted; run python -m auditor.setup.build_names", file=sys.stderr)
             return 1
         old = doc.get("seed", {})
@@ -149,9 +151,10 @@ def main(argv=None) -> int:
         return 0
     doc["transformers"] = transformers.__version__
     doc["seed"] = fresh
-    doc["classes"] = fresh_classes
     with open(DATA_FILE, "w", encoding="utf-8") as handle:
         handle.write(dump(doc))
+    with open(CLASSES_FILE, "w", encoding="utf-8") as handle:
+        handle.write(dump(fresh_classes))
     print(f"{len(fresh)} reference checkpoints written to {DATA_FILE}", file=sys.stderr)
     return 0
 

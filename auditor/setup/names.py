@@ -20,6 +20,7 @@ import re
 from functools import lru_cache
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "model_names.json")
+CLASSES_FILE = os.path.join(os.path.dirname(DATA_FILE), "model_classes.json")
 
 # A hub id as the Hub allows it: an optional owner and a name, no path tricks.
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
@@ -47,10 +48,17 @@ def _table() -> dict:
     for ident, model_type in exact.items():
         if model_type:
             by_name.setdefault(ident.rsplit("/", 1)[-1], set()).add(model_type)
-    patterns = [(re.compile(p["pattern"]), p["model_type"], frozenset(o.lower() for o in p["orgs"]))
+    # Compiling every pattern costs more than reading the file; each is compiled the first time
+    # its needle (a literal every match contains) appears in a name.
+    patterns = [(p["needle"], p["pattern"], p["model_type"], frozenset(o.lower() for o in p["orgs"]))
                 for p in doc.get("patterns", [])]
     return {"exact": exact, "by_name": by_name, "patterns": patterns,
             "mirrors": frozenset(m.lower() for m in doc.get("mirrors", []))}
+
+
+@lru_cache(maxsize=None)
+def _compiled(pattern: str):
+    return re.compile(pattern)
 
 
 def is_hub_id(ref: str) -> bool:
@@ -81,9 +89,9 @@ def match(ref: str) -> tuple:
     if mirror or not org:
         for model_type in table["by_name"].get(name, ()):
             candidates.setdefault(model_type, f"re-upload of a known id ({name})")
-    for pattern, model_type, orgs in table["patterns"]:
-        if (org in orgs or mirror) and pattern.fullmatch(name):
-            candidates.setdefault(model_type, f"family pattern {pattern.pattern}")
+    for needle, pattern, model_type, orgs in table["patterns"]:
+        if needle in name and (org in orgs or mirror) and _compiled(pattern).fullmatch(name):
+            candidates.setdefault(model_type, f"family pattern {pattern}")
     if len(candidates) == 1:
         (model_type, how), = candidates.items()
         return model_type, how
@@ -92,6 +100,9 @@ def match(ref: str) -> tuple:
     return None, f"{ref} is not in the name table"
 
 
+@lru_cache(maxsize=1)
 def class_table() -> dict:
-    """Model and config class name -> model type (generated from Transformers' Auto mappings)."""
-    return _document().get("classes", {})
+    """Model and config class name -> model type (generated from Transformers' Auto mappings),
+    read only when code names a concrete class."""
+    with open(CLASSES_FILE, encoding="utf-8") as handle:
+        return json.load(handle)
