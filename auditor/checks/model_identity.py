@@ -77,7 +77,11 @@ def _loads(setup, module):
         kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
         node = kw.value if kw is not None else (call.args[0] if call.args else None)
         ref = _string_of(module, node) if node is not None else None
-        identity = setup.models.get(ref) if ref else None
+        rev = kwarg(call, "revision")
+        rev = _string_of(module, rev.value) if rev is not None else None
+        from auditor.setup.identity import reference_key
+
+        identity = setup.models.get(reference_key(ref, rev)) if ref else None
         if _info(identity) is not None:
             yield call, last_name(call.func.value), identity
 

@@ -46,11 +46,12 @@ def attach(setup, models: dict | None = None) -> None:
     models = models or {}
     refs = references(setup)
     for ref, src, span, hint, revision in refs:
-        if ref not in setup.models:
-            setup.models[ref] = resolve(ref, src.path, span, models, hint=hint, revision=revision,
+        key = reference_key(ref, revision)
+        if key not in setup.models:
+            setup.models[key] = resolve(ref, src.path, span, models, hint=hint, revision=revision,
                                         litgpt=src.dialect == "litgpt")
     if refs:
-        setup.model = setup.models[refs[0][0]]
+        setup.model = setup.models[reference_key(refs[0][0], refs[0][4])]
         return
     for cfg in setup.of_kind("hf-config"):
         model_type = cfg.get("model_type")
@@ -58,6 +59,11 @@ def attach(setup, models: dict | None = None) -> None:
             setup.model = _from_config(cfg.path, cfg.path, cfg.fields["model_type"].span, cfg, "config.json",
                                        f"{cfg.path} beside the recipe")
             return
+
+
+def reference_key(ref: str, revision: str | None) -> str:
+    """setup.models is keyed by reference and revision: one script may load two revisions."""
+    return f"{ref}@{revision}" if revision else ref
 
 
 def references(setup) -> list:
