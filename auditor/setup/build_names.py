@@ -25,7 +25,7 @@ import sys
 
 from auditor.setup.names import CLASSES_FILE, DATA_FILE
 
-_DECORATOR = re.compile(r'@auto_docstring\(\s*checkpoint\s*=\s*"([^"]+)"')
+_DECORATOR = re.compile(r'@auto_docstring\((?:[^()]|\([^()]*\))*?\bcheckpoint\s*=\s*"([^"]+)"', re.S)
 _LINK = re.compile(r"\[([^\]\s]+?)\]\(https://huggingface\.co/([^)\s]+?)\)")
 _ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

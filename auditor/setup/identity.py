@@ -31,11 +31,12 @@ from auditor.model import ModelIdentity, Source, Span
 REFERENCE_FIELDS = ("base_model_config", "base_model")
 
 # torchtune's builder modules (torchtune.models.<module>.<builder>) and the Transformers type
-# of the architecture they build; vision builders are left out (their modules differ).
+# of the checkpoint they load (torchtune converts it; its modules are its own).
 TORCHTUNE_MODULES = {
     "llama2": "llama", "llama3": "llama", "llama3_1": "llama", "llama3_2": "llama", "llama3_3": "llama",
     "code_llama2": "llama", "qwen2": "qwen2", "qwen2_5": "qwen2", "qwen3": "qwen3", "gemma": "gemma",
     "gemma2": "gemma2", "mistral": "mistral", "phi3": "phi3", "phi4": "phi3",
+    "llama3_2_vision": "mllama", "llama4": "llama4",
 }
 _TORCHTUNE = re.compile(r"^torchtune\.models\.(\w+)\.\w+$")
 _TEMPLATE = re.compile(r"[{}$<>%]|^\?+$")
@@ -91,10 +92,12 @@ def _driver_refs(driver):
         yield from (r for r in refs.value if _is_reference(r[0]))
         return
     revision = driver.get("revision_of_model")
+    cls = driver.get("model_class_name")  # axolotl's model_type is the class it loads with
+    cls = cls if isinstance(cls, str) and not cls.startswith("Auto") else None
     for name in REFERENCE_FIELDS:
         f = driver.fields.get(name)
         if f is not None and _is_reference(f.value):
-            yield f.value, f.span, None, revision if isinstance(revision, str) else None
+            yield f.value, f.span, cls, revision if isinstance(revision, str) else None
             return
 
 

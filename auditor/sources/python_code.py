@@ -156,7 +156,7 @@ def _order_references(src: Source) -> None:
     refs = src.fields.get("model_refs")
     if refs is None:
         return
-    ordered = sorted(refs.value, key=lambda r: r[4])
+    ordered = sorted(refs.value, key=lambda r: int(r[4]))
     refs.value = [r[:4] for r in ordered]
     first = refs.value[0]
     src.fields.setdefault("base_model", Field(first[0], first[1], ("from_pretrained",)))
@@ -204,10 +204,32 @@ def _from_argparse(src: Source, module: PyModule, call: ast.Call) -> None:
         return
     node, flag = option
     key = flag.lstrip("-")
+    if key.replace("-", "_") in MODEL_ARGUMENTS:
+        _default_reference(src, module, default.value)
     if not dropout_keys.is_rate_key(key):
         return
     # argparse passes a string default through `type`, so "0.1" with type=float is a number.
     _add(src, module, key, ("argparse", flag), default.value, module.span(node), numeric_strings=True)
+
+
+# Argument names whose default names the model (HfArgumentParser ModelArguments, argparse).
+MODEL_ARGUMENTS = frozenset({"model_name_or_path", "base_model", "model_name", "pretrained_model_name_or_path"})
+
+
+def _field_default(value: ast.AST):
+    if isinstance(value, ast.Call) and last_name(value.func) == "field":
+        kw = kwarg(value, "default")
+        return kw.value if kw is not None else None
+    return value
+
+
+def _default_reference(src: Source, module: PyModule, node) -> None:
+    """A model argument's default: used only when no from_pretrained call names a literal
+    model (it is what runs when the script is launched without the flag)."""
+    ok, value = constant(node) if node is not None else (False, None)
+    if ok and isinstance(value, str) and value:
+        refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("default",)))
+        refs.value.append((value, module.span(node), None, None, 2))
 
 
 def _is_dataclass(node: ast.ClassDef) -> bool:
@@ -224,6 +246,8 @@ def _from_dataclass(src: Source, module: PyModule, cls: ast.ClassDef) -> None:
         if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None):
             continue
         key = stmt.target.id
+        if key in MODEL_ARGUMENTS:
+            _default_reference(src, module, _field_default(stmt.value))
         if not dropout_keys.is_rate_key(key):
             continue
         value = stmt.value
