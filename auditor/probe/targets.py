@@ -228,7 +228,7 @@ def resolve_target(path: str, adapter: str | None = None) -> Target:
     if not os.path.exists(path):
         raise TargetError(f"{path}: no such file or directory")
     recipe_adapter = None
-    recipe_path = None
+    recipe_path = recipe_text = None
     if path.endswith((".yaml", ".yml")) or (path.endswith(".json") and "model_type" not in _read(path)):
         text = _read(path)
         if path.endswith(".json"):
