@@ -87,3 +87,13 @@ def test_the_tutorial_fixture(tiny_models):
 
     found = audit([os.path.join(REPO, "fixtures", "hub-id-tutorial")])
     assert [(f.code, f.span.line) for f in found] == [("DRP516", 8), ("DRP124", 12)]
+
+
+def test_trust_remote_code_loads_are_not_judged(tmp_path):
+    """The repository's own config and model classes may declare any key: no finding."""
+    body = ('c = AutoConfig.from_pretrained("meta-llama/Llama-3.2-1B", trust_remote_code=True, hidden_dropout_prob=0.1)\n'
+            'm = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-1B", trust_remote_code=True, '
+            'hidden_dropout_prob=0.1)\n')
+    assert audit([_script(tmp_path, body)]) == []
+    body = body.replace("trust_remote_code=True", "trust_remote_code=False")
+    assert sorted(f.code for f in audit([_script(tmp_path, body)])) == ["DRP124", "DRP515"]

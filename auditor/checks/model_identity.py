@@ -82,6 +82,9 @@ def _loads(setup, module):
         from auditor.setup.identity import reference_key
 
         identity = setup.models.get(reference_key(ref, rev)) if ref else None
+        remote = kwarg(call, "trust_remote_code")
+        if remote is not None and not (isinstance(remote.value, ast.Constant) and remote.value.value is False):
+            continue  # the repository's own classes may declare anything
         if _info(identity) is not None:
             yield call, last_name(call.func.value), identity
 
