@@ -106,9 +106,7 @@ def plan(paths, fmt):
     """Print the resolved dropout plan of each training setup found in PATHS."""
     from auditor import plan_report
     from auditor.discover import discover
-    from auditor.engine import Engine
-
-    from auditor.engine import Options
+    from auditor.engine import Engine, Options
 
     engine = Engine(Options(models=_user_models(paths)))
     found = discover(list(paths) or ["."], engine.suffixes)

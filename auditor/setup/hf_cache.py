@@ -16,10 +16,10 @@ the auditor read elsewhere.
 from __future__ import annotations
 
 import os
-import re
 
-_REVISION = re.compile(r"^[\w.-]{1,128}$")
-_REPO = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+from auditor.setup.names import HUB_ID, LazyRegex
+
+_REVISION = LazyRegex(r"^[\w.-]{1,128}$")
 
 
 def cache_root(environ=None) -> str:
@@ -42,7 +42,7 @@ def locate(repo_id: str, filename: str = "config.json", revision: str | None = N
     named in refs/ is turned into its commit, a commit must have a snapshot folder."""
     root = cache_root() if root is None else root
     revision = revision or "main"
-    if not _valid(repo_id, _REPO):
+    if not _valid(repo_id, HUB_ID):
         return None, f"'{repo_id}' is not a hub id"
     if not _valid(revision, _REVISION):
         return None, f"revision '{revision}' is not a plain name or commit"

@@ -21,10 +21,9 @@ because it holds the real file. Nothing here imports huggingface_hub or touches 
 from __future__ import annotations
 
 import os
-import re
-from functools import lru_cache
 
 from auditor.model import ModelIdentity, Source, Span
+from auditor.setup.names import LazyRegex
 
 # The driver fields naming the model, most specific first (axolotl's base_model_config names
 # the config to use when it differs from the weights in base_model).
@@ -38,8 +37,8 @@ TORCHTUNE_MODULES = {
     "gemma2": "gemma2", "mistral": "mistral", "phi3": "phi3", "phi4": "phi3",
     "llama3_2_vision": "mllama", "llama4": "llama4",
 }
-_TORCHTUNE = re.compile(r"^torchtune\.models\.(\w+)\.\w+$")
-_TEMPLATE = re.compile(r"[{}$<>%]|^\?+$")
+_TORCHTUNE = LazyRegex(r"^torchtune\.models\.(\w+)\.\w+$")
+_TEMPLATE = LazyRegex(r"[{}$<>%]|^\?+$")
 
 
 def attach(setup, models: dict | None = None) -> None:

@@ -17,17 +17,33 @@ from __future__ import annotations
 import json
 import os
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
+
+
+class LazyRegex:
+    """A regex compiled on first use: compiling at import would cost every run, including
+    those that never see a model reference."""
+
+    __slots__ = ("args", "compiled")
+
+    def __init__(self, *args):
+        self.args, self.compiled = args, None
+
+    def __getattr__(self, name):
+        if self.compiled is None:
+            self.compiled = re.compile(*self.args)
+        return getattr(self.compiled, name)
+
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "model_names.json")
 CLASSES_FILE = os.path.join(os.path.dirname(DATA_FILE), "model_classes.json")
 
 # A hub id as the Hub allows it: an optional owner and a name, no path tricks.
-HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+HUB_ID = LazyRegex(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 
 # Re-upload suffixes that do not change the architecture (quantisations, dtype tags), stripped
 # repeatedly from the end of the name before matching.
-_SUFFIX = re.compile(
+_SUFFIX = LazyRegex(
     r"-(unsloth-bnb-4bit|bnb-4bit|bnb-8bit|bnb-nf4(-bf16)?|4bit|8bit|awq|gptq(-int[48])?|int[48]|"
     r"gguf|fp8(-dynamic)?|nvfp4|mlx|bf16|fp16)$")
 
@@ -56,7 +72,7 @@ def _table() -> dict:
             "mirrors": frozenset(m.lower() for m in doc.get("mirrors", []))}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(pattern: str):
     return re.compile(pattern)
 
