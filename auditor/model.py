@@ -116,7 +116,8 @@ class ModelIdentity:
     """Which model a setup trains, and how the auditor knows (auditor/setup/identity.py).
 
     source: local-path | hf-cache | user | name-table | class-name | torchtune-builder |
-    config.json (beside the driver) | unknown. `config` is the config.json Source when one was
+    config.json (beside the driver) | missing-path (a local path absent here, no note) | unknown.
+    `config` is the config.json Source when one was
     read (its settings are the model's real values); `detail` says how the type was decided,
     or why it could not be.
     """

@@ -161,15 +161,21 @@ def test_a_damaged_cache_is_a_quiet_unknown_with_a_reason(tmp_path, monkeypatch,
     assert "acme/atlas-3b" in found[0].message
 
 
-@pytest.mark.parametrize("ref", ["../../../etc", "/etc", "/nonexistent/model", "a/../../b"])
-def test_paths_as_references_never_reach_the_cache_or_a_traceback(tmp_path, monkeypatch, ref):
+@pytest.mark.parametrize("ref,codes", [("../../../etc", ["DRP310"]), ("/etc", ["DRP310"]),
+                                       ("/nonexistent/model", []), ("a/../../b", []), ("./out/merged", [])])
+def test_paths_as_references_never_reach_the_cache_or_a_traceback(tmp_path, monkeypatch, ref, codes):
+    """A path that exists without a config.json gets the note; one absent here (usually a folder
+    the run writes) is a quiet unknown."""
+    from auditor.setup import identity
     from tests.conftest import audit
 
     calls = []
     real = hf_cache.locate
     monkeypatch.setattr(hf_cache, "locate", lambda *a, **k: calls.append(a) or real(*a, **k))
     found = audit([_recipe(tmp_path, ref)])
-    assert _codes(found) == ["DRP310"] and calls == []
+    assert _codes(found) == codes and calls == []
+    model = identity.resolve(ref, _recipe(tmp_path, ref), None, {})
+    assert model.model_type is None and model.source in ("unknown", "missing-path")
 
 
 def test_no_network_is_touched(tmp_path, monkeypatch):

@@ -47,7 +47,7 @@ def _unread(info, key: str, architectures) -> bool:
 @check("model-unknown", scope="setup")
 def model_unknown(ctx, rule):
     model = ctx.setup.model
-    if model is None or model.model_type:
+    if model is None or model.model_type or model.source != "unknown":
         return
     why = f" ({model.detail})" if model.detail else ""
     yield Hit(model.path, model.span,

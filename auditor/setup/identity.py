@@ -162,6 +162,10 @@ def resolve(ref: str, path: str, span: Span, models: dict, hint: str | None = No
         notes.append(how)
     elif local is None:
         notes.append("neither a local path nor a hub id")
+    elif local[1] and local[1].endswith("does not exist here"):
+        # Usually a folder the run itself writes (an output or merged checkpoint): nothing the
+        # user could teach, so no note; the plan still shows it as unknown.
+        return ModelIdentity(ref, path, span, None, "missing-path", "; ".join(notes))
     return ModelIdentity(ref, path, span, None, "unknown", "; ".join(notes))
 
 
