@@ -47,8 +47,8 @@ def _unread(info, key: str, architectures) -> bool:
 @check("model-unknown", scope="setup")
 def model_unknown(ctx, rule):
     model = ctx.setup.model
-    if model is None or model.model_type or model.source != "unknown":
-        return
+    if model is None or model.model_type or model.source != "unknown" or "/" not in model.ref:
+        return  # a bare name the table does not know is more often a placeholder or folder than a model
     why = f" ({model.detail})" if model.detail else ""
     yield Hit(model.path, model.span,
               f"model '{model.ref}' is unknown{why}, so the architecture rules are skipped for this setup; "
