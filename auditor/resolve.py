@@ -139,19 +139,26 @@ def model_sites(plan: DropoutPlan, model) -> None:
             entry.chain.append(f"no effect: {model.model_type} declares {s.key} but no module reads it")
     known = {}
     if model.config is not None:
-        known = {s.key: s for s in model.config.settings if len(s.key_path) == 1}
-    for key, declared in sorted(info.keys.items()):
-        if key in set_keys or declared.read == "unread":
-            continue
-        written = known.get(key)
-        if written is not None:
-            value, origin = written.p, f"{written.path}:{written.value_span.line}"
-            chain = ["not set by the setup", f"{key} = {written.raw} in {model.ref}'s config.json ({model.source})"]
-        else:
-            value = declared.default if isinstance(declared.default, (int, float)) and \
-                not isinstance(declared.default, bool) else None
-            origin = f"default of {model.model_type}"
-            chain = ["not set by the setup", f"{model.ref} is a {model.model_type} ({model.source}); "
-                                              f"the type's default is {declared.default}"]
-        plan.entries.append(PlanEntry(site=key, role=architectures.role_of(key) or "other", configured=None,
-                                      effective=value, chain=chain, source=origin))
+        known = {s.key_path: s for s in model.config.settings}
+    tables = [((), model.model_type, info)]
+    for attr, sub_type in sorted(info.sub_configs.items()):  # composites keep their keys in sub-configs
+        sub = architectures.lookup(sub_type)
+        if sub is not None:
+            tables.append(((attr,), sub_type, sub))
+    for prefix, type_name, table in tables:
+        for key, declared in sorted(table.keys.items()):
+            site = ".".join(prefix + (key,))
+            if (not prefix and key in set_keys) or declared.read == "unread":
+                continue
+            written = known.get(prefix + (key,))
+            if written is not None:
+                value, origin = written.p, f"{written.path}:{written.value_span.line}"
+                chain = ["not set by the setup", f"{site} = {written.raw} in {model.ref}'s config.json ({model.source})"]
+            else:
+                value = declared.default if isinstance(declared.default, (int, float)) and \
+                    not isinstance(declared.default, bool) else None
+                origin = f"default of {type_name}"
+                chain = ["not set by the setup", f"{model.ref} is a {model.model_type} ({model.source}); "
+                                                  f"the {type_name} default is {declared.default}"]
+            plan.entries.append(PlanEntry(site=site, role=architectures.role_of(key) or "other", configured=None,
+                                          effective=value, chain=chain, source=origin))

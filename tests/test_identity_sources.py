@@ -152,3 +152,11 @@ def test_fixtures_of_each_source(folder, codes):
     else:
         found = sorted(f.code for f in audit([target]))
     assert found == codes
+
+
+def test_plan_lists_the_sub_config_sites_of_a_composite_model(tmp_path):
+    write_files(str(tmp_path), [("recipe.yaml", "base_model: google/gemma-3-4b-it\nadapter: lora\nlora_dropout: 0.05\n")])
+    out = _cli(["plan", "--format", "json", "recipe.yaml"], tmp_path)
+    sites = {e["site"]: (e["effective"], e["source"]) for e in json.loads(out.stdout)[0]["entries"]}
+    assert sites["text_config.attention_dropout"] == (0.0, "default of gemma3_text")
+    assert "attention_dropout" not in sites   # gemma3 itself declares no top-level dropout key
