@@ -160,3 +160,15 @@ def test_plan_lists_the_sub_config_sites_of_a_composite_model(tmp_path):
     sites = {e["site"]: (e["effective"], e["source"]) for e in json.loads(out.stdout)[0]["entries"]}
     assert sites["text_config.attention_dropout"] == (0.0, "default of gemma3_text")
     assert "attention_dropout" not in sites   # gemma3 itself declares no top-level dropout key
+
+
+def test_cached_findings_are_not_reused_when_the_model_knowledge_changes(tmp_path, monkeypatch):
+    """The findings cache key covers the user's models mapping and what the HF cache holds."""
+    from auditor.cache import salt_for
+    from auditor.engine import Engine, Options
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    plain = salt_for(Engine(Options()))
+    assert salt_for(Engine(Options(models={"acme/atlas-3b": "mistral"}))) != plain
+    (tmp_path / "hub" / "models--acme--atlas-3b" / "refs").mkdir(parents=True)
+    assert salt_for(Engine(Options())) != plain
