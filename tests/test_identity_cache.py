@@ -129,7 +129,7 @@ def test_a_literal_revision_is_honoured(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("damage", ["not-json", "huge", "broken-link", "missing-snapshot", "not-a-config",
-                                    "binary", "directory"])
+                                    "binary", "directory", "fifo-ref", "huge-ref"])
 def test_a_damaged_cache_is_a_quiet_unknown_with_a_reason(tmp_path, monkeypatch, damage):
     from tests.conftest import audit
 
@@ -155,6 +155,12 @@ def test_a_damaged_cache_is_a_quiet_unknown_with_a_reason(tmp_path, monkeypatch,
     elif damage == "directory":
         config.unlink()
         config.mkdir()
+    elif damage == "fifo-ref":   # opening a FIFO for reading would block until a writer comes
+        (repo / "refs" / "main").unlink()
+        os.mkfifo(repo / "refs" / "main")
+    elif damage == "huge-ref":
+        with open(repo / "refs" / "main", "wb") as fh:
+            fh.truncate(10 * 1024 ** 3)
     monkeypatch.setenv("HF_HUB_CACHE", str(root))
     found = audit([_recipe(tmp_path)])
     assert _codes(found) == ["DRP310"]

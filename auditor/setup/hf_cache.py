@@ -51,12 +51,13 @@ def locate(repo_id: str, filename: str = "config.json", revision: str | None = N
         return None, f"not in the Hugging Face cache ({root})"
     ref_file = os.path.join(repo, "refs", revision)
     commit = revision
-    if os.path.isfile(ref_file):
-        try:
-            with open(ref_file, encoding="utf-8", errors="replace") as handle:
-                commit = handle.read(256).strip()
-        except OSError as exc:
-            return None, f"cannot read {ref_file}: {exc.strerror or exc}"
+    if os.path.lexists(ref_file):
+        from auditor.sources.text import FileProblem, read_text
+
+        try:  # the bounded reader: a FIFO or a huge file in refs/ must not hang or flood the run
+            commit = read_text(ref_file, 4096).strip()
+        except FileProblem as exc:
+            return None, f"{ref_file}: {exc}"
         if not _valid(commit, _REVISION):
             return None, f"{ref_file} does not hold a commit hash"
     snapshot = os.path.join(repo, "snapshots", commit)
