@@ -106,6 +106,10 @@ def salt_for(engine) -> bytes:
     # What auditor.suppress applies per directory decides the cached findings too.
     h.update(json.dumps([sorted(opts.only_given) if opts.only_given is not None else None, opts.inline_suppressions,
                          opts.per_file_ignores, opts.config_root], default=repr).encode())
+    # The model identity reads the user's models mapping and the local Hugging Face cache.
+    from auditor.setup import hf_cache
+
+    h.update(json.dumps([sorted(opts.models.items()), hf_cache.state()], default=repr).encode())
     return h.digest()
 
 

@@ -181,6 +181,13 @@ def run(req: Request) -> int:
     if cfg:
         options.update(severities=cfg.severity, config_root=loaded.root,
                        per_file_ignores=tuple(cfg.per_file_ignores.items()))
+        if cfg.models:
+            from auditor import config
+
+            try:
+                options["models"] = loaded.models()
+            except config.ConfigError as exc:
+                raise ConfigProblem(str(exc)) from None
     if req.baseline and not req.write_baseline:
         from auditor import baseline
 

@@ -106,13 +106,30 @@ def plan(paths, fmt):
     """Print the resolved dropout plan of each training setup found in PATHS."""
     from auditor import plan_report
     from auditor.discover import discover
-    from auditor.engine import Engine
+    from auditor.engine import Engine, Options
 
-    engine = Engine()
+    engine = Engine(Options(models=_user_models(paths)))
     found = discover(list(paths) or ["."], engine.suffixes)
     for missing in found.missing:
         raise click.UsageError(f"path does not exist: {missing}")
     plan_report.write(engine, found.files, fmt, sys.stdout)
+
+
+def _user_models(paths) -> dict:
+    """The `models` mapping of the configuration that applies to PATHS (plan reads no other key)."""
+    from auditor import config_file
+
+    try:
+        found = config_file.find(paths[0] if paths else ".")
+        if found is None or not found[1].get("models"):
+            return {}
+        from auditor import config
+
+        return config.load(*found).models()
+    except Exception as exc:  # ConfigFileError, ConfigError: exit 2 with the located message
+        if type(exc).__name__ in ("ConfigFileError", "ConfigError"):
+            raise click.UsageError(str(exc)) from None
+        raise
 
 
 @cli.command()

@@ -17,6 +17,8 @@ module is imported only when a configuration file exists (see config_file.py).
     max = 0.2
     [tool.dropout-audit.severity]
     DRP300 = "warning"
+    [tool.dropout-audit.models]         # private models: a model type or a path to config.json
+    "acme/atlas-3b" = "mistral"
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class UserConfig(BaseModel):
     severity: dict[str, Severity] = {}
     rule_dirs: list[str] = []
     report_only_given: bool = True
+    models: dict[str, str] = {}
 
     @field_validator("params", "severity")
     @classmethod
@@ -108,6 +111,27 @@ class Loaded:
             if code not in by_code:
                 raise ConfigError(f"{prefix}severity.{code}: no rule has this code")
         return merged
+
+    def models(self) -> dict:
+        """The user's model references, each to a model type this Transformers knows or to an
+        existing config.json (a path relative to the configuration file, made absolute)."""
+        from auditor.knowledge import architectures
+
+        prefix = f"{self.path}: {_key_prefix(self.path)}models"
+        out = {}
+        for ref, target in self.cfg.models.items():
+            if not ref.strip() or not target.strip():
+                raise ConfigError(f"{prefix}: model references and their targets cannot be empty")
+            if architectures.lookup(target) is not None and "/" not in target and not target.endswith(".json"):
+                out[ref] = target
+                continue
+            path = self.resolve(target)
+            cfg = path if path.endswith(".json") else os.path.join(path, "config.json")
+            if not os.path.isfile(cfg):
+                raise ConfigError(f"{prefix}.\"{ref}\": '{target}' is neither a model type of Transformers "
+                                  f"{architectures.library_version()} nor a path to a config.json")
+            out[ref] = os.path.abspath(cfg)
+        return out
 
 
 def _shape(value) -> str:

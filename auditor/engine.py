@@ -33,6 +33,7 @@ class Options:
     baseline: object = None              # auditor.baseline.Baseline
     fingerprints: bool = False           # remember what each fixable file held (for --fix)
     root: str = "."                      # the checked root: links are followed only inside it
+    models: dict = field(default_factory=dict)  # user's model reference -> model type or config.json path
 
 
 def matches(rule, selectors) -> bool:

@@ -112,6 +112,27 @@ class Source:
 
 
 @dataclass(slots=True)
+class ModelIdentity:
+    """Which model a setup trains, and how the auditor knows (auditor/setup/identity.py).
+
+    source: local-path | hf-cache | user | name-table | class-name | torchtune-builder |
+    config.json (beside the driver) | missing-path (a local path absent here, no note) | unknown.
+    `config` is the config.json Source when one was
+    read (its settings are the model's real values); `detail` says how the type was decided,
+    or why it could not be.
+    """
+
+    ref: str
+    path: str                 # the file that names the model
+    span: Span
+    model_type: str | None = None
+    source: str = "unknown"
+    detail: str = ""
+    config: Source | None = None
+    architectures: tuple = ()
+
+
+@dataclass(slots=True)
 class Setup:
     """The files that train one model together: at most one driver (a recipe, a script or a
     launch command) plus the artifacts (config.json, adapter_config.json) beside it.
@@ -124,6 +145,8 @@ class Setup:
     artifacts: list = field(default_factory=list)
     links: list = field(default_factory=list)  # setup-graph edges (auditor.setup.links.Link)
     launch: Any = None        # the launch-command Link that makes the driver run, if any
+    model: ModelIdentity | None = None   # the model the setup trains, when it names one
+    models: dict = field(default_factory=dict)  # every model reference of the driver -> ModelIdentity
 
     @property
     def sources(self) -> list:

@@ -15,6 +15,11 @@ def _plans(engine, files):
             yield graph.plan(setup)
 
 
+def _model(setup):
+    m = setup.model
+    return None if m is None else {"ref": m.ref, "model_type": m.model_type, "source": m.source}
+
+
 def _fmt(p) -> str:
     return "-" if p is None else f"{p:g}"
 
@@ -29,6 +34,7 @@ def write(engine, files, fmt: str, stream) -> None:
             "artifacts": [a.path for a in p.setup.artifacts], "finetune": p.finetune, "trainer": p.trainer,
             "launched_by": f"{p.setup.launch.path}:{p.setup.launch.span.line}" if p.setup.launch else None,
             "links": graph.describe_links(p.setup),
+            "model": _model(p.setup),
             "entries": [{"site": e.site, "role": e.role, "configured": e.configured.raw if e.configured else None,
                          "effective": e.effective, "source": e.source, "why": e.chain} for e in p.entries],
         } for p in plans]
@@ -43,7 +49,9 @@ def write(engine, files, fmt: str, stream) -> None:
         console.print("No training setups found.")
     for p in plans:
         title = p.setup.driver.path if p.setup.driver else p.setup.root
-        table = Table(title=f"{title}  ({p.finetune} fine-tune, {p.trainer})", title_justify="left")
+        m = p.setup.model
+        model = "" if m is None else f", model {m.ref}: {m.model_type or 'unknown'} ({m.source})"
+        table = Table(title=f"{title}  ({p.finetune} fine-tune, {p.trainer}{model})", title_justify="left")
         for col in ("site", "role", "configured", "effective", "source", "why"):
             table.add_column(col, overflow="fold")
         for e in p.entries:

@@ -19,13 +19,20 @@ ARTIFACT_KINDS = frozenset({"hf-config", "peft-adapter"})
 NOT_DRIVERS = frozenset({"unreadable", "linker"})
 
 
-def group(directory: str, sources: list) -> list:
-    """Setups for one directory: one per driver (recipe/script), sharing the artifacts."""
+def group(directory: str, sources: list, models: dict | None = None) -> list:
+    """Setups for one directory: one per driver (recipe/script), sharing the artifacts, each
+    with the model it trains (auditor/setup/identity.py; `models` is the user's mapping)."""
+    from auditor.setup import identity
+
     artifacts = [s for s in sources if s.kind in ARTIFACT_KINDS]
     drivers = [s for s in sources if s.kind not in ARTIFACT_KINDS and s.kind not in NOT_DRIVERS]
     if not drivers:
-        return [Setup(root=directory, driver=None, artifacts=artifacts)] if artifacts else []
-    return [Setup(root=directory, driver=d, artifacts=artifacts) for d in drivers]
+        setups = [Setup(root=directory, driver=None, artifacts=artifacts)] if artifacts else []
+    else:
+        setups = [Setup(root=directory, driver=d, artifacts=artifacts) for d in drivers]
+    for setup in setups:
+        identity.attach(setup, models)
+    return setups
 
 
 def directory_of(path: str) -> str:
@@ -83,4 +90,78 @@ def resolve(setup: Setup) -> DropoutPlan:
                 value, note = 0.0, f"{note}; {why_disabled}"
             plan.entries.append(PlanEntry(site="lora_dropout", role="lora", configured=None, effective=value,
                                           chain=[f"not set in {driver.path}", note], source="default"))
+    if setup.model is not None and setup.model.model_type:
+        model_sites(plan, setup.model)
     return plan
+
+
+# Where a setting reaches the model's config: axolotl's overrides, a config.json, and the
+# keyword arguments of a config or model load in code.
+_MODEL_CONFIG_PARENTS = frozenset({"overrides_of_model_config", "model_config"})
+
+
+def _reaches_model_config(setting, src) -> bool:
+    if src.kind == "hf-config":
+        return len(setting.key_path) == 1
+    if src.dialect == "axolotl":
+        return len(setting.key_path) == 2 and setting.key_path[0] in _MODEL_CONFIG_PARENTS
+    if src.kind == "python" and len(setting.key_path) == 2:
+        owner = str(setting.key_path[0])
+        return owner.endswith(".from_pretrained") and not owner.startswith(("Lora", "Peft", "Fast"))
+    return False
+
+
+def model_sites(plan: DropoutPlan, model) -> None:
+    """Every dropout site of the resolved architecture, including those the setup never
+    mentions (Llama's attention_dropout, at the type's default), and no effect for a key the
+    setup sets that the architecture does not read."""
+    from auditor.knowledge import architectures
+
+    info = architectures.lookup(model.model_type)
+    if info is None:
+        return
+    by_source = {id(src): src for src in plan.setup.sources}
+    set_keys = set()
+    for entry in plan.entries:
+        s = entry.configured
+        src = next((x for x in by_source.values() if s is not None and x.path == s.path), None)
+        if s is None or src is None or not _reaches_model_config(s, src):
+            continue
+        set_keys.add(s.key)
+        declared = info.keys.get(info.aliases.get(s.key, s.key))
+        if declared is None and s.key not in info.read_undeclared:
+            entry.effective = None
+            owner = str(s.key_path[0]) if src.kind == "python" else ""
+            if owner.startswith("AutoModel") or ("For" in owner and not owner.startswith("AutoConfig")):
+                entry.chain.append(f"invalid: {model.model_type} does not declare {s.key}, "
+                                   "from_pretrained raises TypeError")
+            else:
+                entry.chain.append(f"no effect: {model.model_type} does not read {s.key}")
+        elif declared is not None and declared.read == "unread":
+            entry.effective = None
+            entry.chain.append(f"no effect: {model.model_type} declares {s.key} but no module reads it")
+    known = {}
+    if model.config is not None:
+        known = {s.key_path: s for s in model.config.settings}
+    tables = [((), model.model_type, info)]
+    for attr, sub_type in sorted(info.sub_configs.items()):  # composites keep their keys in sub-configs
+        sub = architectures.lookup(sub_type)
+        if sub is not None:
+            tables.append(((attr,), sub_type, sub))
+    for prefix, type_name, table in tables:
+        for key, declared in sorted(table.keys.items()):
+            site = ".".join(prefix + (key,))
+            if (not prefix and key in set_keys) or declared.read == "unread":
+                continue
+            written = known.get(prefix + (key,))
+            if written is not None:
+                value, origin = written.p, f"{written.path}:{written.value_span.line}"
+                chain = ["not set by the setup", f"{site} = {written.raw} in {model.ref}'s config.json ({model.source})"]
+            else:
+                value = declared.default if isinstance(declared.default, (int, float)) and \
+                    not isinstance(declared.default, bool) else None
+                origin = f"default of {type_name}"
+                chain = ["not set by the setup", f"{model.ref} is a {model.model_type} ({model.source}); "
+                                                  f"the {type_name} default is {declared.default}"]
+            plan.entries.append(PlanEntry(site=site, role=architectures.role_of(key) or "other", configured=None,
+                                          effective=value, chain=chain, source=origin))

@@ -84,3 +84,10 @@ def _no_create_connection(address, *args, **kwargs):
 _socket.socket.connect = _guarded(_real_connect)
 _socket.socket.connect_ex = _guarded(_real_connect_ex)
 _socket.create_connection = _no_create_connection
+
+
+@pytest.fixture(autouse=True)
+def _no_user_hf_cache(tmp_path_factory, monkeypatch):
+    """The model identity reads the local Hugging Face cache: tests must not depend on the
+    developer's, so each sees an empty one unless it points HF_HUB_CACHE at a fixture."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "empty-hf-cache"))

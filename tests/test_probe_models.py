@@ -112,11 +112,13 @@ def test_recipe_naming_a_local_model_dir_brings_its_lora(tmp_path):
     assert key["file"] == str(recipe) and key["line"] == 5
 
 
-def test_recipe_naming_a_hub_model_is_refused(tmp_path):
+def test_recipe_naming_an_unknown_hub_model_is_refused(tmp_path):
+    """A hub id the model identity knows is built from its type (tests/test_identity_probe.py);
+    one it does not know cannot be, and nothing is downloaded."""
     from auditor.probe.targets import TargetError, resolve_target
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("base_model: meta-llama/Llama-3.2-1B\nadapter: lora\n")
+    recipe.write_text("base_model: acme/private-model\nadapter: lora\n")
     with pytest.raises(TargetError, match="never downloads"):
         resolve_target(str(recipe))
 

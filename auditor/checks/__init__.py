@@ -44,7 +44,8 @@ def load_all() -> dict:
     """Import the primitive modules (each registers itself) and return the registry."""
     from auditor.checks import consistency, extreme, missing, noop, problems, setup_links, values  # noqa: F401
 
-    for optional in ("auditor.checks.architecture", "auditor.checks.code", "auditor.checks.layerdrop_ddp"):
+    for optional in ("auditor.checks.architecture", "auditor.checks.model_identity", "auditor.checks.code",
+                     "auditor.checks.layerdrop_ddp"):
         try:
             __import__(optional)
         except ImportError:

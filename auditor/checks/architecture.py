@@ -105,17 +105,40 @@ def _config_entries(src):
             yield sub_type, arch.lookup(sub_type), settings
 
 
-@check("arch-unread-key")
+# Recipe keys whose mapping is applied to the model's config (axolotl: overrides_of_model_config,
+# formerly model_config): the architecture rules judge them against the resolved model.
+MODEL_CONFIG_OVERRIDES = frozenset({"overrides_of_model_config", "model_config"})
+
+
+def _override_settings(setup):
+    driver = setup.driver
+    if driver is None or driver.dialect != "axolotl":
+        return []
+    return [s for s in driver.settings if len(s.key_path) == 2 and s.key_path[0] in MODEL_CONFIG_OVERRIDES]
+
+
+def _setup_entries(setup):
+    """(src, model type, info, settings, architectures) for each config.json of the setup and
+    for the recipe's model-config overrides, judged against the model the setup trains."""
+    for src in setup.of_kind("hf-config"):
+        architectures = src.get("architectures") or []
+        architectures = [architectures] if isinstance(architectures, str) else [a for a in architectures if isinstance(a, str)]
+        for model_type, info, settings in _config_entries(src):
+            yield src, model_type, info, settings, architectures, model_type
+    overrides = _override_settings(setup)
+    model = setup.model
+    if overrides and model is not None and model.model_type:
+        label = f"{model.model_type} ({model.ref}, from {model.source.replace('-', ' ')})"
+        yield (setup.driver, model.model_type, _arch().lookup(model.model_type), overrides,
+               list(model.architectures), label)
+
+
+@check("arch-unread-key", scope="setup")
 def arch_unread_key(ctx, rule):
     """Params: mode = undeclared | declared-unread | composite."""
-    src = ctx.source
-    if src.kind != "hf-config":
-        return
     mode = rule.params.get("mode", "undeclared")
-    architectures = src.get("architectures") or []
-    architectures = [architectures] if isinstance(architectures, str) else [a for a in architectures if isinstance(a, str)]
     arch = _arch()
-    for model_type, info, settings in _config_entries(src):
+    for src, model_type, info, settings, architectures, label in _setup_entries(ctx.setup):
         if info is None:
             continue
         for s in settings:
@@ -127,7 +150,7 @@ def arch_unread_key(ctx, rule):
                 if mode == "declared-unread" and declared.read == "unread" and not _at_default(s, declared.default) \
                         and s.p:
                     why = f" ({declared.note})" if declared.note else ""
-                    yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} declares it but no module "
+                    yield hit_at(s, f"{key} = {s.raw} has no effect: {label} declares it but no module "
                                     f"reads it{why}")
                 elif mode == "declared-unread" and s.p and not _at_default(s, declared.default) \
                         and _heads_skip_declared(info, declared, architectures):
@@ -141,7 +164,7 @@ def arch_unread_key(ctx, rule):
                            if (arch.lookup(sub) and key in arch.lookup(sub).keys)]
             if info.is_composite and sub_readers:
                 if mode == "composite":
-                    yield hit_at(s, f"{key} = {s.raw} at the top level of a {model_type} config reaches no "
+                    yield hit_at(s, f"{key} = {s.raw} at the top level of a {label} config reaches no "
                                     f"sub-config; set it inside {', '.join(sub_readers)}")
                 continue
             readers = _head_readers(info, key)
@@ -156,7 +179,7 @@ def arch_unread_key(ctx, rule):
                 hint = arch.suggest(model_type, key)
                 tail = f"; did you mean {hint}?" if hint else ""
                 fix = _rename_fix(src, s, hint, settings) if hint else None
-                yield hit_at(s, f"{key} = {s.raw} has no effect: {model_type} does not read {key}{tail}", fix)
+                yield hit_at(s, f"{key} = {s.raw} has no effect: {label} does not read {key}{tail}", fix)
 
 
 def _rename_fix(src, setting, new_key: str, siblings):
@@ -174,15 +197,12 @@ def _rename_fix(src, setting, new_key: str, siblings):
                "unsafe")
 
 
-@check("arch-type-rejected")
+@check("arch-type-rejected", scope="setup")
 def arch_type_rejected(ctx, rule):
     """Transformers 5 configs are strict dataclasses: an int where a field is float-only, a
     float where it is int-only, or null where None is not allowed fails when loading."""
-    src = ctx.source
-    if src.kind != "hf-config":
-        return
     names = {"int": int, "float": float}
-    for _model_type, info, settings in _config_entries(src):
+    for _src, _model_type, info, settings, _archs, _label in _setup_entries(ctx.setup):
         if info is None:
             continue
         for s in settings:
@@ -312,7 +332,8 @@ def functional_dropout_survives_disable(ctx, rule):
     plan = ctx.plan
     if not plan.disabled_by:
         return
-    for cfg in ctx.setup.of_kind("hf-config"):
+    setup = ctx.setup
+    for cfg in setup.of_kind("hf-config"):
         if _model_type(cfg) not in FUNCTIONAL_ATTENTION:
             continue
         for s in cfg.settings:
@@ -320,3 +341,18 @@ def functional_dropout_survives_disable(ctx, rule):
                 yield hit_at(s, f"{s.key} = {s.raw} stays on under {plan.trainer.upper()} training: "
                                 "disable_dropout only zeroes nn.Dropout modules, and "
                                 f"{_model_type(cfg)} applies attention dropout functionally")
+    model = setup.model
+    if model is None or model.model_type not in FUNCTIONAL_ATTENTION or setup.of_kind("hf-config"):
+        return
+    for s in _override_settings(setup):
+        if s.p and s.role == "attention":
+            yield hit_at(s, f"{s.key} = {s.raw} stays on under {plan.trainer.upper()} training: "
+                            "disable_dropout only zeroes nn.Dropout modules, and "
+                            f"{model.model_type} applies attention dropout functionally")
+    if model.config is not None:  # the model's own config.json (local path or HF cache)
+        for s in model.config.settings:
+            if s.p and len(s.key_path) == 1 and s.role == "attention":
+                yield Hit(model.path, model.span, f"{model.ref} has {s.key} = {s.raw} ({model.detail}), which "
+                          f"stays on under {plan.trainer.upper()} training: disable_dropout only zeroes "
+                          f"nn.Dropout modules, and {model.model_type} applies attention dropout functionally",
+                          key="model")

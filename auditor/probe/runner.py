@@ -138,6 +138,8 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
         arch = f"{type(model).__name__} (base model)"
     desc = f"{arch} ({'full size' if opts.full_size else 'scaled down'}, {size / 1e6:.2f}M parameters"
     desc += ", with adapter)" if target.adapter is not None else ")"
+    if target.config_origin:
+        desc += f"; config: {target.config_origin}"
     head = "base model" if arch.endswith("(base model)") else arch
     subject = subject_from_hf(model, head, seed=opts.seed, device=device, dtype=dtype, description=desc)
     return subject, build, device
@@ -168,8 +170,7 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
             kw = hf_batch(model, cache["arch"], opts.seed, torch.device("cpu"))
             return subject.output_fn(model(**kw)).detach()
 
-        pairs = [(k, "adapter" if target.adapter_path and k.file == target.adapter_path and k.file != target.config_path
-                  else "config") for k in target.keys]
+        pairs = [(k, target.which(i, k)) for i, k in enumerate(target.keys)]
         base_rates, effects = measure_keys(pairs, build_small, run, opts.seed, opts.key_forwards)
         defaults = {(target.config_path, (k,)): v for k, v in config_defaults(target.config).items()
                     if isinstance(v, (int, float))}

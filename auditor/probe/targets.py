@@ -1,8 +1,11 @@
 """What the user pointed the probe at, read as plain data (no torch here).
 
 PATH may be a config.json, a model directory holding one, or a recipe (YAML/JSON) whose model
-section names a local model directory. Only local files are read: a hub name is refused, since
-the probe never downloads. Dropout keys are located in the file text so findings point at them.
+section names a local model directory or a hub id. Only local files are read, since the probe
+never downloads: a hub id is resolved by the static path's model identity (auditor/setup), from
+the local HF cache when it holds the config, else from the model type's Transformers defaults
+plus the recipe's model-config overrides (`config_origin` says which). Dropout keys are located
+in the file text so findings point at them.
 """
 
 from __future__ import annotations
@@ -45,6 +48,16 @@ class Target:
     adapter: dict | None = None
     adapter_text: str = ""
     keys: list = field(default_factory=list)   # ConfigKey for every rate in config and adapter
+    config_origin: str = ""   # where the config came from, when it is not a config.json the user named
+    config_keys: int = -1     # how many of `keys` belong to the config when config and adapter share a file
+
+    def which(self, index: int, key: ConfigKey) -> str:
+        """"config" or "adapter": what a key configures (by file, or by position when a recipe
+        holds both the model-config overrides and the LoRA settings)."""
+        if self.config_keys >= 0:
+            return "config" if index < self.config_keys else "adapter"
+        return "adapter" if self.adapter_path and key.file == self.adapter_path and key.file != self.config_path \
+            else "config"
 
 
 def is_rate_key(name, value) -> bool:
@@ -124,9 +137,69 @@ def _model_dir_from_recipe(path: str, data: dict) -> str:
         if os.path.isfile(local) and local.endswith(".json"):
             return local
     if candidates:
+        identity = _identity(candidates[0], path)
+        if identity is not None:
+            return identity
         raise TargetError(f"{path}: the model section names {candidates[0]!r}, which is not a local model "
                           "directory with a config.json (the probe never downloads)")
     raise TargetError(f"{path}: no model section naming a local config.json")
+
+
+# Recipe keys whose mapping is applied to the model's config (axolotl).
+_CONFIG_OVERRIDES = ("overrides_of_model_config", "model_config")
+
+
+def _identity(ref: str, path: str):
+    """The model a hub id names, without downloading: its cached config.json path, or the
+    ModelIdentity (type known, no config) to build from the type's defaults. None if unknown."""
+    from auditor.setup import identity as model_identity
+
+    ident = model_identity.resolve(ref, path, Span.file_start(), {})
+    if ident.config is not None:
+        return ident
+    return ident if ident.model_type else None
+
+
+def _from_identity(ident, recipe_path: str, recipe_text: str, data: dict) -> Target:
+    """A config for the probe from a resolved hub id: the cached config.json when there is one,
+    else {model_type} (the type's defaults) plus the recipe's model-config overrides."""
+    if ident.config is not None:
+        config, text = _load_json(ident.config.path)
+        target = Target(config_path=ident.config.path, config=config, config_text=text,
+                        config_origin=f"{ident.ref}: config.json from the local Hugging Face cache "
+                                      f"({ident.config.path}); nothing downloaded")
+        target.keys.extend(rate_keys(config, ident.config.path, text))
+        return target
+    config = {"model_type": ident.model_type}
+    head = list(ident.architectures) or _generation_head(ident.model_type)
+    if head:
+        config["architectures"] = head
+    spans = _written_spans(recipe_path, recipe_text)
+    target = Target(config_path=recipe_path, config=config, config_text=recipe_text,
+                    config_origin=f"{ident.ref}: a {ident.model_type} ({ident.source.replace('-', ' ')}) built from "
+                                  f"Transformers' defaults for {ident.model_type} plus the recipe's model-config "
+                                  "overrides; nothing downloaded")
+    for section in _CONFIG_OVERRIDES:
+        overrides = data.get(section)
+        if isinstance(overrides, dict):
+            for name, value in overrides.items():
+                if is_rate_key(name, value):
+                    config[name] = value
+                    target.keys.append(ConfigKey(recipe_path, (name,), float(value), _span(spans, (section, name))))
+    target.config_keys = len(target.keys)
+    return target
+
+
+def _generation_head(model_type: str) -> list:
+    """The type's one causal-LM (else conditional-generation) class, which recipes fine-tune."""
+    from auditor.setup import names
+
+    classes = names.class_table()
+    for suffix in ("ForCausalLM", "ForConditionalGeneration"):
+        found = sorted(c for c, t in classes.items() if t == model_type and c.endswith(suffix))
+        if len(found) == 1:
+            return found
+    return []
 
 
 def _adapter_from_recipe(data: dict) -> dict | None:
@@ -158,7 +231,7 @@ def resolve_target(path: str, adapter: str | None = None) -> Target:
     if not os.path.exists(path):
         raise TargetError(f"{path}: no such file or directory")
     recipe_adapter = None
-    recipe_path = None
+    recipe_path = recipe_text = None
     if path.endswith((".yaml", ".yml")) or (path.endswith(".json") and "model_type" not in _read(path)):
         text = _read(path)
         if path.endswith(".json"):
@@ -175,12 +248,21 @@ def resolve_target(path: str, adapter: str | None = None) -> Target:
             raise TargetError(f"{path}: expected a mapping")
         recipe_path, recipe_text = path, text
         recipe_adapter = _adapter_from_recipe(data)
-        path = _model_dir_from_recipe(path, data)
+        found = _model_dir_from_recipe(path, data)
+        if isinstance(found, str):
+            path = found
+        else:
+            target = _from_identity(found, recipe_path, recipe_text, data)
+            return _with_adapter(target, adapter, recipe_adapter, recipe_path, recipe_text)
     config, text = _load_json(path)
     if "model_type" not in config:
         raise TargetError(f"{path}: no model_type; not a Transformers config.json")
     target = Target(config_path=path, config=config, config_text=text)
     target.keys.extend(rate_keys(config, path, text))
+    return _with_adapter(target, adapter, recipe_adapter, recipe_path, recipe_text)
+
+
+def _with_adapter(target: Target, adapter, recipe_adapter, recipe_path, recipe_text) -> Target:
     if adapter:
         target.adapter, target.adapter_text = _load_json(adapter)
         target.adapter_path = adapter

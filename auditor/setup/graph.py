@@ -14,6 +14,7 @@ import os
 
 from auditor import dropout_keys, probability, resolve
 from auditor.model import PlanEntry, Setup
+from auditor.setup import identity
 from auditor.setup import links as L
 
 _FOLLOWED = (L.MODEL_PATH, L.SAVED_ADAPTER, L.LAUNCH_RECIPE, L.LAUNCH_SCRIPT, L.HFARGS_FILE)
@@ -58,7 +59,8 @@ def _beside(engine, recipe) -> list:
 
 def setups(engine, directory: str, loaded: list) -> list:
     drivers_and_artifacts = [s for s in loaded if s.kind != L.LINKER]
-    result = resolve.group(directory, drivers_and_artifacts)
+    models = engine.options.models
+    result = resolve.group(directory, drivers_and_artifacts, models)
     by_driver = {id(s.driver): s for s in result if s.driver is not None}
     replaced = set()
     launched = []
@@ -82,6 +84,11 @@ def setups(engine, directory: str, loaded: list) -> list:
             elif own is not None:
                 own.links.append(link)
     kept = [s for s in result if s.driver is None or id(s.driver) not in replaced]
+    for setup in launched:  # a launched recipe, or a config.json reached by a link, names the model too
+        identity.attach(setup, models)
+    for setup in kept:
+        if setup.model is None:
+            identity.attach(setup, models)
     return kept + launched
 
 

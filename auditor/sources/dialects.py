@@ -90,6 +90,8 @@ _TRL_MARKERS = frozenset({"use_peft", "lora_r", "beta", "dataset_mixer", "datase
 # Where each dialect keeps the facts the resolver needs: field -> key paths to try in order.
 _FIELD_PATHS = {
     "axolotl": {"adapter": [("adapter",)], "trainer": [("rl",)], "base_model": [("base_model",)],
+                "base_model_config": [("base_model_config",)], "revision_of_model": [("revision_of_model",)],
+                "model_class_name": [("model_type",)],
                 "flex_attention": [("flex_attention",)], "attn_implementation": [("attn_implementation",)],
                 "lora_target_parameters": [("lora_target_parameters",)],
                 "unsloth": [("unsloth_lora_mlp",), ("unsloth_lora_qkv",), ("unsloth_lora_o",)]},

@@ -101,6 +101,7 @@ def _collect(src: Source, module: PyModule) -> None:
         elif isinstance(node, ast.Name) and node.id in ("FastLanguageModel", "FastModel", "FastVisionModel"):
             if "unsloth" not in fields:
                 fields["unsloth"] = Field(True, module.span(node))
+    _order_references(src)
     src.settings.sort(key=lambda s: s.value_span.start)
 
 
@@ -123,13 +124,8 @@ def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
         ok, value = constant(dd.value)
         if ok and isinstance(value, bool):
             fields["disable_dropout"] = Field(value, module.span(dd.value), (name, "disable_dropout"))
-    if name == "from_pretrained" and "base_model" not in fields:
-        first = call.args[0] if call.args else None
-        kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
-        node = kw.value if kw is not None else first
-        ok, value = constant(node) if node is not None else (False, None)
-        if ok and isinstance(value, str) and value:
-            fields["base_model"] = Field(value, module.span(node), (name,))
+    if name == "from_pretrained":
+        _model_reference(src, module, call)
     if name == "add_argument":
         _from_argparse(src, module, call)
         return
@@ -141,6 +137,61 @@ def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
     for kw in call.keywords:
         if kw.arg and dropout_keys.is_rate_key(kw.arg):
             _add(src, module, kw.arg, (owner, kw.arg), kw.value, _kw_span(module, kw))
+
+
+# Classes whose from_pretrained names the model being trained (PeftModel.from_pretrained names
+# an adapter, and its first argument is a model object anyway).
+_MODEL_OWNER = re.compile(r"^(Auto\w*|Fast(Language|Vision)?Model|[A-Z]\w*(For[A-Z]\w*|Model|Config|LMHeadModel))$")
+_SECONDARY_OWNER = re.compile(r"(Tokenizer|Processor|FeatureExtractor)\w*$")
+
+
+def _model_reference(src: Source, module: PyModule, call: ast.Call) -> None:
+    """Record the model a from_pretrained call names: its first argument as a literal, or a
+    name bound to exactly one string literal in the file. Tokenizer and processor loads name
+    the same model often enough to be used, after the model and config loads."""
+    owner = last_name(call.func.value) if isinstance(call.func, ast.Attribute) else ""
+    secondary = bool(_SECONDARY_OWNER.search(owner))
+    if owner.startswith("Peft") or not (secondary or _MODEL_OWNER.match(owner)):
+        return
+    kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
+    node = kw.value if kw is not None else (call.args[0] if call.args else None)
+    value = _string_of(module, node) if node is not None else None
+    if not value:
+        return
+    revision = kwarg(call, "revision")
+    rev = _string_of(module, revision.value) if revision is not None else None
+    concrete = None if owner.startswith(("Auto", "Fast")) or secondary else owner
+    refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("from_pretrained",)))
+    refs.value.append((value, module.span(node), concrete, rev, secondary))
+
+
+def _order_references(src: Source) -> None:
+    """Model and config loads first, then tokenizer/processor loads; base_model is the first."""
+    refs = src.fields.get("model_refs")
+    if refs is None:
+        return
+    ordered = sorted(refs.value, key=lambda r: int(r[4]))
+    refs.value = [r[:4] for r in ordered]
+    first = refs.value[0]
+    src.fields.setdefault("base_model", Field(first[0], first[1], ("from_pretrained",)))
+
+
+def _string_of(module: PyModule, node: ast.AST) -> str | None:
+    """A string literal, or a name every assignment in the file binds to the same literal."""
+    ok, value = constant(node)
+    if ok:
+        return value if isinstance(value, str) else None
+    if not isinstance(node, ast.Name):
+        return None
+    values = set()
+    for other in module.nodes():
+        if isinstance(other, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in other.targets):
+            ok, value = constant(other.value)
+            values.add(value if ok and isinstance(value, str) else None)
+        elif isinstance(other, ast.AnnAssign) and isinstance(other.target, ast.Name) and other.target.id == node.id:
+            ok, value = constant(other.value) if other.value is not None else (False, None)
+            values.add(value if ok and isinstance(value, str) else None)
+    return values.pop() if len(values) == 1 else None
 
 
 def _owner(func: ast.AST) -> str:
@@ -167,10 +218,32 @@ def _from_argparse(src: Source, module: PyModule, call: ast.Call) -> None:
         return
     node, flag = option
     key = flag.lstrip("-")
+    if key.replace("-", "_") in MODEL_ARGUMENTS:
+        _default_reference(src, module, default.value)
     if not dropout_keys.is_rate_key(key):
         return
     # argparse passes a string default through `type`, so "0.1" with type=float is a number.
     _add(src, module, key, ("argparse", flag), default.value, module.span(node), numeric_strings=True)
+
+
+# Argument names whose default names the model (HfArgumentParser ModelArguments, argparse).
+MODEL_ARGUMENTS = frozenset({"model_name_or_path", "base_model", "model_name", "pretrained_model_name_or_path"})
+
+
+def _field_default(value: ast.AST):
+    if isinstance(value, ast.Call) and last_name(value.func) == "field":
+        kw = kwarg(value, "default")
+        return kw.value if kw is not None else None
+    return value
+
+
+def _default_reference(src: Source, module: PyModule, node) -> None:
+    """A model argument's default: used only when no from_pretrained call names a literal
+    model (it is what runs when the script is launched without the flag)."""
+    ok, value = constant(node) if node is not None else (False, None)
+    if ok and isinstance(value, str) and value:
+        refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("default",)))
+        refs.value.append((value, module.span(node), None, None, 2))
 
 
 def _is_dataclass(node: ast.ClassDef) -> bool:
@@ -187,6 +260,8 @@ def _from_dataclass(src: Source, module: PyModule, cls: ast.ClassDef) -> None:
         if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None):
             continue
         key = stmt.target.id
+        if key in MODEL_ARGUMENTS:
+            _default_reference(src, module, _field_default(stmt.value))
         if not dropout_keys.is_rate_key(key):
             continue
         value = stmt.value

@@ -20,6 +20,8 @@ _FLAG = re.compile(
     r"(?:=|[ \t]+)"                                     # = or blanks
     r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s\\;|&)\"']+)"        # one shell word
 )
+_MODEL_FLAG = re.compile(r"(?<![\w-])--(model_name_or_path|model-name-or-path|base_model|base-model)(?:=|[ \t]+)"
+                         r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s\\;|&)\"']+)")
 _LORA_FLAG = re.compile(r"--(lora_|lora-|use_peft|use-peft|peft)")
 
 
@@ -35,6 +37,12 @@ def read(path: str, text: str) -> Source | None:
         if "drop" in code.lower():
             for m in _FLAG.finditer(code):
                 _add(src, m, lineno, start)
+        if "base_model" not in src.fields:
+            mm = _MODEL_FLAG.search(code)
+            if mm:
+                word = mm.group(2)
+                value = word[1:-1] if word[:1] in "\"'" else word
+                src.fields["base_model"] = Field(value, _span(lineno, start, mm.start(2), mm.end(2)), ("cli", mm.group(1)))
         if "finetune" not in src.fields:
             lm = _LORA_FLAG.search(code)
             if lm:
