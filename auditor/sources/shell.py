@@ -73,6 +73,8 @@ def _add(src: Source, m, lineno: int, line_start: int) -> None:
     else:
         number = probability.number_from_text(value)
         p, reason = (number, None) if number is not None else probability.classify(value, quoted=True)
+        if reason == "string" and dropout_keys.is_setting_word(key, value):
+            return  # `--dropout_position pre` is a setting, not a rate
     role = dropout_keys.role_of(key)
     src.settings.append(Setting(
         path=src.path, key=key, key_path=("cli", flag), role=role, raw=word, value=value, p=p, reason=reason,

@@ -92,6 +92,8 @@ def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: 
     if isinstance(value, bool) and role != "lora":
         return None  # `dropout: false` is a switch in that codebase, not a rate
     p, reason = probability.classify(value, quoted=quoted)
+    if reason == "string" and kind != "peft-adapter" and dropout_keys.is_setting_word(entry.key, value):
+        return None  # `dropout_position: pre` is a setting, not a rate
     if (reason is None and not json_mode and not node.style
             and probability.yaml11_reads_as_string(node.value)):
         reason = "yaml11-string"
