@@ -44,7 +44,7 @@ def load_all() -> dict:
     """Import the primitive modules (each registers itself) and return the registry."""
     from auditor.checks import consistency, extreme, missing, noop, problems, values  # noqa: F401
 
-    for optional in ("auditor.checks.architecture", "auditor.checks.code"):
+    for optional in ("auditor.checks.architecture", "auditor.checks.code", "auditor.checks.frameworks"):
         try:
             __import__(optional)
         except ImportError:

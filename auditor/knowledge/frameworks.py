@@ -127,12 +127,103 @@ def trainer_disables_dropout(driver, trainer: str | None) -> tuple:
     return False, ""
 
 
-def trainer_keeps_dropout(driver, trainer: str | None) -> str | None:
-    """The trainer's name when its profile says it does NOT disable dropout (evidence, not a
-    guess): a framework's own preference trainer. None when unknown or when it disables."""
-    if not trainer or trainer not in PREFERENCE_TRAINERS or driver.get("disable_dropout") is not None:
+def trainer_keeps_dropout(framework: str, trainer: str | None) -> str | None:
+    """The trainer's name when the framework's profile says it does NOT disable dropout
+    (evidence, not a guess): a framework's own preference trainer. None when unknown or when it
+    disables."""
+    if not trainer or trainer not in PREFERENCE_TRAINERS:
         return None
-    pref = profile(framework_of(driver)).get("preference", {})
+    pref = profile(framework).get("preference", {})
     if pref.get("runs") == "own" and pref["disables_dropout"].get(trainer) is False:
         return pref["name"].replace("{T}", trainer.upper())
+    return None
+
+
+# ------------------------------------------------------------------------------ launch lines
+
+def known_programs() -> frozenset:
+    """Program names that profiles recognise (swift, trl, llamafactory-cli...)."""
+    return frozenset(p for prof in profiles().values() for p in prof.get("programs", ()))
+
+
+_SYNONYMS = {"rm": "reward", "reward_model": "reward", "simpo": "dpo", "ipo": "dpo"}
+
+
+def _trainer_word(value) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    word = value.strip().lower()
+    return _SYNONYMS.get(word, word)
+
+
+def _module_of(launch) -> str:
+    """`openrlhf/cli/train_dpo.py` and `-m openrlhf.cli.train_dpo` name the same module."""
+    name = launch.program
+    if name.endswith(".py"):
+        name = name[:-3].replace("/", ".").replace("\\", ".")
+    return name.lstrip(".")
+
+
+def recognise_launch(launch) -> dict | None:
+    """{field: (value, span or None)} for a launch a profile recognises, else None. Only what the
+    profile or the line states is returned: the trainer, the framework, and the fine-tune method
+    (from the profile's selector flags, or its documented default)."""
+    program = os.path.basename(launch.program)
+    module = _module_of(launch)
+    for name, prof in profiles().items():
+        trainer = None
+        if program in prof.get("programs", ()):
+            sub = launch.subcommand
+            if prof.get("subcommand_trainer"):
+                trainer = _trainer_word(sub)
+            elif sub in prof.get("subcommands", {}):
+                trainer = prof["subcommands"][sub] or prof.get("trainer_default", {}).get(sub)
+        else:
+            trainer = next((t for mod, t in prof.get("modules", {}).items()
+                            if module == mod or module.endswith("." + mod)), None)
+            if trainer is None:
+                continue
+        facts = {"framework": (name, None)}
+        flag = prof.get("trainer_flag")
+        if flag and flag in launch.flags and isinstance(launch.flags[flag].value, str):
+            facts["trainer"] = (_trainer_word(launch.flags[flag].value), launch.flags[flag].span)
+        elif prof.get("trainer_override") and prof["trainer_override"] in launch.overrides:
+            arg = launch.overrides[prof["trainer_override"]]
+            facts["trainer"] = (_trainer_word(arg.value), arg.span)
+        elif trainer:
+            facts["trainer"] = (trainer, None)
+        finetune = _finetune(prof, launch)
+        if finetune is not None:
+            facts["finetune"] = finetune
+        return facts
+    return None
+
+
+def _finetune(prof: dict, launch):
+    lora = prof.get("lora")
+    if not lora:
+        return None
+    for flag in lora.get("select_flags", ()):
+        arg = launch.flags.get(flag)
+        if arg is not None and isinstance(arg.value, str) and not arg.value.startswith("$"):
+            return arg.value.lower(), arg.span
+    for flag, wanted in lora.get("flags", {}).items():
+        arg = launch.flags.get(flag)
+        if arg is not None:
+            on = arg.value is True or str(arg.value).lower() == wanted
+            return ("lora" if on else "full"), arg.span
+    ranks = lora.get("rank_flags", ())
+    for flag in ranks:
+        arg = launch.flags.get(flag) or launch.overrides.get(flag)
+        if arg is not None:
+            try:
+                return ("lora" if int(str(arg.value)) > 0 else "full"), arg.span
+            except ValueError:
+                return None  # a template: decided at run time
+    if ranks and not prof.get("hydra"):
+        return "full", None  # the rank flag defaults to 0: no LoRA layers are built
+    if "default" in lora:
+        return lora["default"], None
+    if lora.get("flags"):
+        return "full", None
     return None
