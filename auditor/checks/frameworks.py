@@ -50,3 +50,26 @@ def preference_trainer_keeps_dropout(ctx, rule):
             yield hit_at(s, f"{name} = {s.raw} stays on under {who}, which never disables dropout: the policy's "
                             "log-probabilities are noisy against the reference's; set it to 0 for "
                             f"{str(trainer).upper()} training")
+
+
+@check("unselected-peft-section", scope="setup")
+def unselected_peft_section(ctx, rule):
+    """NeMo builds only the PEFT section its `peft_scheme` selects (lora -> lora_tuning, ...):
+    a dropout in another section configures nothing (#13.6). When the selected section keeps its
+    own dropout at 0, the value was probably meant for it, and the message says so."""
+    driver = ctx.setup.driver
+    if driver is None or driver.dialect != "nemo":
+        return
+    for s in driver.settings:
+        state = frameworks.nemo_peft_section(driver, s)
+        if state is None or state[0] or not s.p:
+            continue
+        _, scheme, selected = state
+        where = " and ".join(f"model.peft.{name}" for name in selected) or "no PEFT section"
+        message = f"{s.dotted} = {s.raw} has no effect: peft_scheme: {scheme} builds {where} only"
+        twin = next((o for o in driver.settings if o.p == 0 and o.key == s.key
+                     and frameworks.nemo_peft_section(driver, o) and frameworks.nemo_peft_section(driver, o)[0]), None)
+        if twin is not None:
+            message += (f"; {twin.dotted} (line {twin.value_span.line}) is {twin.raw}, so the value was probably "
+                        "meant for it")
+        yield hit_at(s, message)

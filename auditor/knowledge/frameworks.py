@@ -227,3 +227,27 @@ def _finetune(prof: dict, launch):
     if lora.get("flags"):
         return "full", None
     return None
+
+
+def lora_selectors() -> tuple:
+    """(switch keys, method keys) that say LoRA or full in a recipe."""
+    doc = _load("frameworks.json")["lora_selectors"]
+    return tuple(doc["switches"]), tuple(doc["methods"])
+
+
+def nemo_peft_section(driver, setting) -> tuple | None:
+    """For a setting under NeMo's `model.peft.<section>`: (active?, scheme, selected sections).
+    None when the setting is not in a PEFT section or the scheme is unknown (nothing claimed)."""
+    if driver is None or driver.dialect != "nemo":
+        return None
+    path = tuple(k for k in setting.key_path if not isinstance(k, int))
+    if len(path) < 4 or path[:2] != ("model", "peft"):
+        return None
+    sections = profile("nemo")["peft_sections"]
+    every = {s for group in sections.values() for s in group}
+    if path[2] not in every:
+        return None
+    scheme = str(driver.get("peft_scheme") or "").lower()
+    if scheme not in sections:
+        return None
+    return path[2] in sections[scheme], scheme, tuple(sections[scheme])

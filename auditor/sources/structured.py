@@ -6,7 +6,7 @@ import os
 import re
 
 from auditor import dropout_keys, probability
-from auditor.model import Setting, Source
+from auditor.model import Field, Setting, Source
 from auditor.sources import dialects, located_problem, nodes
 
 PARSE_ERROR = "DRP000"
@@ -38,11 +38,14 @@ def read(path: str, text: str) -> Source | None:
         return located_problem(path, PARSE_ERROR, f"cannot parse: nesting deeper than {nodes.MAX_DEPTH} levels",
                                nodes.span_of(main, text))
     has_component = any(e.key == "_component_" for r in roots for e in nodes.walk(r))
-    kind, dialect = dialects.detect(path, nodes.top_level(main), has_component)
+    kind, dialect, why, rivals = dialects.explain(path, nodes.top_level(main), has_component)
     if kind is None:
         return None
     src = Source(path=path, kind=kind, dialect=dialect, text=text)
-    src.fields = dialects.extract_fields(dialect, main, text, path, json_mode)
+    src.fields = dialects.extract_agreed(dialect, rivals, main, text, path, json_mode)
+    src.fields["dialect_why"] = Field(why, None)
+    if rivals:
+        src.fields["dialect_rivals"] = Field(rivals, None)
     auto_map = nodes.top_level(main).get("auto_map") if kind in ("hf-config", "peft-adapter") else None
     if auto_map is not None:
         src.problems.append((CUSTOM_CODE, nodes.span_of(auto_map[0], text),
