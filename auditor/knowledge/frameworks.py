@@ -96,16 +96,21 @@ def framework_of(driver) -> str:
 
 
 def trainer_label(driver, trainer: str) -> str:
-    """The trainer as the plan and messages name it: "TRL's DPOTrainer", "OpenRLHF's DPO trainer"."""
+    """The trainer as the plan and messages name it: "TRL's DPOTrainer", "TRL's DPOTrainer via
+    axolotl", "OpenRLHF's DPO trainer", or the stated name with its framework."""
     if not trainer:
         return "not stated"
+    if "$" in trainer or "{" in trainer:
+        return f"not stated ({trainer} is resolved at run time)"
     name = framework_of(driver) if driver is not None else ""
-    pref = profile(name).get("preference", {})
-    if pref.get("runs") == "trl" and trainer in trl_trainers():
-        return f"TRL's {trl_trainers()[trainer]['class']}"
+    prof = profile(name)
+    pref = prof.get("preference", {})
+    if pref.get("runs") == "trl" and trainer in trl_trainers() and trainer in PREFERENCE_TRAINERS | {"gold", "gkd"}:
+        via = "" if name in ("trl", "python") else f" via {prof.get('display', name)}"
+        return f"TRL's {trl_trainers()[trainer]['class']}{via}"
     if pref.get("runs") == "own":
         return pref["name"].replace("{T}", trainer.upper())
-    return trainer
+    return f"{trainer.upper()} ({prof.get('display', name)})" if prof else trainer.upper()
 
 
 def trainer_disables_dropout(driver, trainer: str | None) -> tuple:

@@ -289,8 +289,8 @@ def _read_launches(src: Source, text: str, line_starts: list) -> None:
         if facts is None:
             continue
         for name, (value, span) in facts.items():
-            if name == "finetune" and "finetune" in src.fields and value == "full":
-                continue  # a --lora_* flag already says LoRA
+            if name == "finetune" and "finetune" in src.fields and span is None:
+                continue  # a --lora_* flag says LoRA; only a stated selector (--tuner_type full) overrides it
             src.fields[name] = Field(value, span or launch.span)
         break
 
