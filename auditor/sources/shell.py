@@ -32,7 +32,9 @@ _FLAG = re.compile(
 _LORA_FLAG = re.compile(r"--(lora_|lora-|use_peft|use-peft|peft)")
 
 
-def read(path: str, text: str) -> Source | None:
+def read(path: str, text: str, *, folded: bool = False) -> Source | None:
+    """folded: the text is a YAML scalar's, where line breaks fold into spaces (a launcher
+    YAML's `arguments:`), so a line break does not end a command."""
     if "drop" not in text.lower():
         return None
     src = Source(path=path, kind="shell", dialect="shell", text=text)
@@ -49,8 +51,19 @@ def read(path: str, text: str) -> Source | None:
             if lm:
                 src.fields["finetune"] = Field("lora", _span(lineno, start, lm.start(1) if lm.lastindex else lm.start(), lm.end()))
     if src.settings:
-        _read_launches(src, text, line_starts)
+        _read_launches(src, text, folded)
     return src if src.settings else None
+
+
+def read_regions(path: str, text: str, regions: list) -> Source | None:
+    """The launch lines held in parts of another file (a Beaker-style YAML's `command:` and
+    `arguments:` scalars): everything outside the regions is blanked, keeping every offset and
+    line, so spans point into the file as stored."""
+    keep = bytearray(len(text))
+    for start, end in regions:
+        keep[start:end] = b"\x01" * (end - start)
+    masked = "".join(ch if keep[i] or ch == "\n" else " " for i, ch in enumerate(text))
+    return read(path, masked, folded=True)
 
 
 def _strip_comment(line: str) -> str:
@@ -126,7 +139,7 @@ _SCRIPT_SUFFIXES = (".py", ".yaml", ".yml", ".json", ".toml")
 _WRAPPERS = frozenset({"nohup", "env", "time", "sudo", "exec", "srun", "mpirun"})
 
 
-def _words(text: str):
+def _words(text: str, folded: bool = False):
     """Shell words as (word, start, end), with None marking the end of a command."""
     i, n = 0, len(text)
     while i < n:
@@ -134,7 +147,7 @@ def _words(text: str):
         if ch == "\\" and text.startswith("\\\n", i):
             i += 2
             continue
-        if ch in " \t\r":
+        if ch in " \t\r" or (folded and ch == "\n"):
             i += 1
             continue
         if ch == "\n":
@@ -173,9 +186,9 @@ def _words(text: str):
         yield "".join(out), start, i
 
 
-def _commands(text: str):
+def _commands(text: str, folded: bool = False):
     cmd = []
-    for w in _words(text):
+    for w in _words(text, folded):
         if w is None:
             if cmd:
                 yield cmd
@@ -186,11 +199,11 @@ def _commands(text: str):
         yield cmd
 
 
-def launches(text: str) -> list:
+def launches(text: str, folded: bool = False) -> list:
     """Every command line of a script that launches a program, in order."""
     line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
     out = []
-    for cmd in _commands(text):
+    for cmd in _commands(text, folded):
         launch = _launch(cmd, text, line_starts)
         if launch is not None:
             out.append(launch)
@@ -273,12 +286,12 @@ def _launch(cmd: list, text: str, line_starts: list) -> Launch | None:
     return launch
 
 
-def _read_launches(src: Source, text: str, line_starts: list) -> None:
+def _read_launches(src: Source, text: str, folded: bool) -> None:
     """Framework, trainer and fine-tune method from the first launch a profile recognises, and
     the dropout rates among Hydra overrides (`worker.actor.model.lora.dropout=0.1`)."""
     from auditor.knowledge import frameworks
 
-    found = launches(text)
+    found = launches(text, folded)
     for launch in found:
         for name, arg in launch.overrides.items():
             key = name.split(".")[-1]

@@ -55,9 +55,44 @@ def read(path: str, text: str) -> Source | None:
     for index, root in enumerate(roots):
         prefix = (index,) if len(roots) > 1 else ()
         _collect(src, root, text, prefix, json_mode, kind)
+    if kind == "recipe" and dialect == "generic":
+        _read_launch_lines(src, main, text)
     if not src.settings and kind == "recipe" and dialect == "generic":
         return None  # a YAML file with nothing to say about dropout
     return src
+
+
+# Keys whose string values are command lines in launcher specs (Beaker `command:`/`arguments:`,
+# Kubernetes `args:`, CI `run:`/`script:`).
+LAUNCH_KEYS = frozenset({"command", "arguments", "args", "cmd", "run", "script"})
+
+
+def _read_launch_lines(src: Source, root, text: str) -> None:
+    """Dropout flags in launch lines that a launcher YAML holds as strings (#18.2): read by the
+    shell reader over those scalars only, with spans into this file."""
+    regions = []
+    for entry in nodes.walk(root):
+        if entry.key not in LAUNCH_KEYS:
+            continue
+        items = entry.value_node.value if nodes.is_sequence(entry.value_node) else [entry.value_node]
+        for node in items:
+            if nodes.is_scalar(node) and isinstance(node.value, str) and "drop" in node.value.lower():
+                start, end = node.start_mark.index, node.end_mark.index
+                if node.style in ("'", '"'):
+                    start, end = start + 1, end - 1
+                regions.append((start, end))
+    if not regions:
+        return
+    from auditor.sources import shell
+
+    found = shell.read_regions(src.path, text, regions)
+    if found is None:
+        return
+    src.settings.extend(found.settings)
+    for name, value in found.fields.items():
+        src.fields.setdefault(name, value)
+    src.fields["dialect_why"] = Field("a launcher spec: launch lines in its " + "/".join(
+        sorted({e.key for e in nodes.walk(root) if e.key in LAUNCH_KEYS})) + " strings", None)
 
 
 def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind: str) -> None:
