@@ -27,7 +27,7 @@ SUFFIXES = (".sh",)
 _FLAG = re.compile(
     r"(?<![\w-])(--[A-Za-z0-9_][A-Za-z0-9_.-]*)"        # the flag
     r"(?:=|[ \t]+)"                                     # = or blanks
-    r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s\\;|&)\"']+)"        # one shell word
+    r"(?!--)(\"[^\"\n]*\"|'[^'\n]*'|[^\s\\;|&)\"']+)"  # one shell word, not the next flag
 )
 _LORA_FLAG = re.compile(r"--(lora_|lora-|use_peft|use-peft|peft)")
 
@@ -50,8 +50,7 @@ def read(path: str, text: str, *, folded: bool = False) -> Source | None:
             lm = _LORA_FLAG.search(code)
             if lm:
                 src.fields["finetune"] = Field("lora", _span(lineno, start, lm.start(1) if lm.lastindex else lm.start(), lm.end()))
-    if src.settings:
-        _read_launches(src, text, folded)
+    _read_launches(src, text, folded)
     return src if src.settings else None
 
 
