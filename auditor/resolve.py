@@ -84,8 +84,9 @@ def resolve(setup: Setup) -> DropoutPlan:
                 continue  # NeMo builds only the section peft_scheme selects (DRP503 reports the rest)
             chain = [f"{s.path}:{s.value_span.line} sets {s.dotted} = {s.raw or 'nothing'}"]
             effective = s.p if s.reason in (None, "yaml11-string") else None
-            if s.role == "lora" and src is driver and not s.is_set and driver.dialect in frameworks.LORA_DROPOUT_DEFAULT:
-                effective, note = frameworks.LORA_DROPOUT_DEFAULT[driver.dialect]
+            if (s.role == "lora" and src is driver and not s.is_set
+                    and frameworks.framework_of(driver) in frameworks.LORA_DROPOUT_DEFAULT):
+                effective, note = frameworks.LORA_DROPOUT_DEFAULT[frameworks.framework_of(driver)]
                 chain.append(f"empty value: {note}")
             if disabled and src is driver and s.role == "lora" and effective:
                 chain.append(f"{why_disabled}: nn.Dropout modules (LoRA dropout included) set to p=0")
@@ -94,7 +95,7 @@ def resolve(setup: Setup) -> DropoutPlan:
                                           chain=chain, source=f"{s.path}:{s.value_span.line}"))
     if driver is not None and is_lora_like(finetune) and not any(
             s.role == "lora" and s.is_set for s in driver.settings):
-        default = frameworks.LORA_DROPOUT_DEFAULT.get(driver.dialect)
+        default = frameworks.LORA_DROPOUT_DEFAULT.get(frameworks.framework_of(driver))
         if default is not None:
             value, note = default
             if disabled and value:

@@ -3,7 +3,7 @@ really uses, and which section of a recipe its framework reads."""
 
 from __future__ import annotations
 
-from auditor.checks import check, hit_at
+from auditor.checks import Hit, check, hit_at
 from auditor.knowledge import frameworks
 from auditor.resolve import is_lora_like
 
@@ -19,10 +19,11 @@ def _launch_runs(driver):
             if not facts:
                 continue
             explicit = launch.flags.get("disable_dropout")
-            yield (facts["framework"][0], facts.get("trainer", (None,))[0], facts.get("finetune", (None,))[0],
+            yield (facts["framework"][0], facts.get("trainer", (None,))[0], facts.get("finetune", (None, None)),
                    explicit, launch.extent)
     else:
-        yield (frameworks.framework_of(driver), driver.get("trainer"), driver.get("finetune"),
+        f = driver.fields.get("finetune")
+        yield (frameworks.framework_of(driver), driver.get("trainer"), (f.value, f.span) if f else (None, None),
                driver.fields.get("disable_dropout"), (0, len(driver.text)))
 
 
@@ -35,14 +36,21 @@ def preference_trainer_keeps_dropout(ctx, rule):
     driver = ctx.setup.driver
     if driver is None or driver.kind not in ("shell", "recipe"):
         return
-    for framework, trainer, finetune, explicit, (start, end) in _launch_runs(driver):
+    for framework, trainer, (finetune, finetune_span), explicit, (start, end) in _launch_runs(driver):
         if explicit is not None:
             continue  # the run says itself whether dropout is disabled
         who = frameworks.trainer_keeps_dropout(framework, trainer)
         if who is None:
             continue
-        for s in driver.settings:
-            if not (start <= s.value_span.start < end) or not s.p or s.reason is not None:
+        mine = [s for s in driver.settings if start <= s.value_span.start < end]
+        default = frameworks.LORA_DROPOUT_DEFAULT.get(framework)
+        if (is_lora_like(str(finetune or "")) and finetune_span is not None and default and default[0]
+                and not any(s.role == "lora" for s in mine)):
+            yield Hit(driver.path, finetune_span, f"LoRA dropout is not set, so {default[1]}; it stays on under "
+                      f"{who}, which never disables dropout: set the LoRA dropout to 0 for "
+                      f"{str(trainer).upper()} training", key="lora_dropout")
+        for s in mine:
+            if not s.p or s.reason is not None:
                 continue
             if s.role == "lora" and not is_lora_like(str(finetune or "")):
                 continue

@@ -35,7 +35,8 @@ _LORA_FLAG = re.compile(r"--(lora_|lora-|use_peft|use-peft|peft)")
 def read(path: str, text: str, *, folded: bool = False) -> Source | None:
     """folded: the text is a YAML scalar's, where line breaks fold into spaces (a launcher
     YAML's `arguments:`), so a line break does not end a command."""
-    if "drop" not in text.lower():
+    low = text.lower()
+    if "drop" not in low and "lora" not in low:
         return None
     src = Source(path=path, kind="shell", dialect="shell", text=text)
     line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
@@ -51,7 +52,11 @@ def read(path: str, text: str, *, folded: bool = False) -> Source | None:
             if lm:
                 src.fields["finetune"] = Field("lora", _span(lineno, start, lm.start(1) if lm.lastindex else lm.start(), lm.end()))
     _read_launches(src, text, folded)
-    return src if src.settings else None
+    if src.settings:
+        return src
+    # a recognised LoRA launch without dropout flags still trains with its framework's default
+    lora = src.get("framework") and str(src.get("finetune") or "full") not in ("full", "freeze")
+    return src if lora else None
 
 
 def read_regions(path: str, text: str, regions: list) -> Source | None:
