@@ -102,6 +102,8 @@ def trainer_label(driver, trainer: str) -> str:
         return "not stated"
     if "$" in trainer or "{" in trainer:
         return f"not stated ({trainer} is resolved at run time)"
+    if driver is not None and getattr(driver.fields.get("trainer"), "key_path", ()) == ("<file name>",):
+        return f"{trainer.upper()} (from the file name)"
     name = framework_of(driver) if driver is not None else ""
     prof = profile(name)
     pref = prof.get("preference", {})

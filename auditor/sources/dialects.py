@@ -228,7 +228,9 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
     elif dialect in ("trl", "llamafactory", "torchtune", "hf-trainer-args", "gpt-neox", "nemo", "litgpt"):
         trainer = trainer_from_path(path)
     if trainer:
-        fields["trainer"] = Field(trainer, f["trainer"].span if "trainer" in f else None)
+        # a trainer read from the file name is marked so, and never attributed to a framework
+        fields["trainer"] = (Field(trainer, f["trainer"].span) if "trainer" in f
+                             else Field(trainer, None, ("<file name>",)))
 
 
 def _selected(f: dict) -> tuple:
