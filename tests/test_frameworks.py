@@ -153,3 +153,10 @@ def test_bare_flag_does_not_swallow_the_next_flag():
     """Regression: `--use_lora --lora_dropout 0.05` read `--lora_dropout` as --use_lora's value."""
     src = shell.read("run.sh", "python t.py --use_lora --lora_dropout 0.05\n")
     assert [(s.key, s.p) for s in src.settings] == [("lora_dropout", 0.05)]
+
+
+def test_non_training_subcommands_are_not_runs():
+    """Regression: `swift deploy --adapters ...` was read as a LoRA training run (tuner_type's default)."""
+    (launch,) = shell.launches("swift deploy --adapters swift/test_lora --port 8000\n")
+    assert frameworks.recognise_launch(launch) is None
+    assert shell.read("deploy.sh", "swift export --adapters out/lora --merge_lora true\n") is None

@@ -185,6 +185,8 @@ def recognise_launch(launch) -> dict | None:
                 trainer = _trainer_word(sub)
             elif sub in prof.get("subcommands", {}):
                 trainer = prof["subcommands"][sub] or prof.get("trainer_default", {}).get(sub)
+            elif "subcommands" in prof:
+                return None  # `swift infer`, `swift export`, `swift deploy`: not a training run
         else:
             trainer = next((t for mod, t in prof.get("modules", {}).items()
                             if module == mod or module.endswith("." + mod)), None)
