@@ -160,3 +160,11 @@ def test_non_training_subcommands_are_not_runs():
     (launch,) = shell.launches("swift deploy --adapters swift/test_lora --port 8000\n")
     assert frameworks.recognise_launch(launch) is None
     assert shell.read("deploy.sh", "swift export --adapters out/lora --merge_lora true\n") is None
+
+
+def test_hf_argument_recipe_without_a_selector_states_no_method():
+    """The TRL markers (model_name_or_path + dataset_name...) are shared by many frameworks."""
+    src = structured.read("sft.yaml", "model_name_or_path: m\ndataset_name: d\nlora_r: 16\nlora_dropout: 0.1\n")
+    assert src.dialect == "trl" and src.get("finetune") is None
+    src = structured.read("sft.yaml", "model_name_or_path: m\ndataset_name: d\nuse_peft: false\nlora_dropout: 0.1\n")
+    assert src.get("finetune") == "full"

@@ -208,9 +208,10 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
         else:
             finetune = "lora"  # LLaMA-Factory's FinetuningArguments default
     elif dialect in ("trl", "hf-trainer-args"):
-        finetune, anchor_key = _selected(f)
-        if finetune is None and dialect == "trl":
-            finetune = "full"  # TRL ModelConfig.use_peft defaults to False
+        # Without a selector nothing is claimed: TRL's use_peft defaults to False, but the keys that
+        # mark a TRL recipe are shared by every HfArgumentParser framework (#18: an unknown
+        # framework is not a full fine-tune).
+        finetune, _ = _selected(f)
     elif dialect == "torchtune" and "model_component" in f:
         finetune = "lora" if "lora" in str(f["model_component"].value).lower() else "full"
     elif dialect == "nemo" and "peft_scheme" in f:

@@ -309,6 +309,9 @@ def _read_launches(src: Source, text: str, folded: bool) -> None:
             if name == "finetune" and "finetune" in src.fields and span is None:
                 continue  # a --lora_* flag says LoRA; only a stated selector (--tuner_type full) overrides it
             src.fields[name] = Field(value, span or launch.span)
+        arg = launch.flags.get("disable_dropout")
+        if arg is not None and str(arg.value).lower() in ("true", "false"):
+            src.fields["disable_dropout"] = Field(str(arg.value).lower() == "true", arg.span)
         break
 
 
