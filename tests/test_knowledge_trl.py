@@ -70,3 +70,18 @@ def test_no_drift_from_the_installed_trl():
         pytest.skip(f"trl {version} installed, data generated from {_doc()['trl']}")
     assert build_trl._dump(build_trl.build()) == build_trl.DATA_FILE.read_text(encoding="utf-8"), \
         "data/trl.json is stale: python -m auditor.knowledge.build_trl"
+
+
+def test_trainers_absent_from_trl_are_not_judged_in_code(tmp_path):
+    """Regression (#16): BCO and PPO were taken to keep dropout on; trl 1.16.0 has neither class,
+    so DRP702 claims nothing about them, while GRPO (generated default False) is still judged."""
+    from tests.conftest import audit, write_files
+
+    write_files(tmp_path, [
+        ("bco/train.py", "from trl import BCOConfig, BCOTrainer\nfrom peft import LoraConfig\n"
+                         "cfg = LoraConfig(r=8, lora_dropout=0.1)\ntrainer = BCOTrainer(model=m, args=BCOConfig(output_dir='o'), peft_config=cfg)\n"),
+        ("grpo/train.py", "from trl import GRPOConfig, GRPOTrainer\nfrom peft import LoraConfig\n"
+                          "cfg = LoraConfig(r=8, lora_dropout=0.1)\ntrainer = GRPOTrainer(model=m, args=GRPOConfig(output_dir='o'), peft_config=cfg)\n"),
+    ])
+    hits = [f.path for f in audit([str(tmp_path)]) if f.code == "DRP702"]
+    assert [p.split("/")[-2] for p in hits] == ["grpo"]
