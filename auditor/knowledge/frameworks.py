@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> dict:
     with open(os.path.join(_DATA, name), encoding="utf-8") as fh:
         return json.load(fh)
