@@ -8,21 +8,23 @@ has a rate-shaped token and is not on the list of known switches.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from functools import lru_cache
 
-# Names that look like dropout but are switches or unrelated (facts.md; corpus: NeMo, ESM, PEFT).
-NOT_RATES = frozenset({
-    "disable_dropout",                 # TRL trainer switch, read by the resolver instead
-    "bias_dropout_add_fusion", "bias_dropout_fusion", "apply_dropout", "use_dropout",
-    "token_dropout",                   # ESM: a boolean
-    "drop_vision_last_layer",
-    "normalize_router_prob_before_dropping",
-    "rank_dropout_scale",              # PEFT LoKr: a boolean
-    "dropout_type", "dropout_implementation",
-    "drop_last", "dataloader_drop_last", "drop_long_seq", "drop_long_sequences",
-    "drop_attention_mask", "eval_drop_last",
-})
+_SETTINGS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "knowledge", "data", "dropout_settings.json")
+
+
+def _load_settings() -> tuple:
+    with open(_SETTINGS_FILE, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    return frozenset(doc["settings"]), tuple(doc["suffixes"])
+
+
+# Names that look like dropout but are switches or positions, with where each was found:
+# knowledge/data/dropout_settings.json (one list; the architecture generator reads it too).
+NOT_RATES, _SETTING_SUFFIXES = _load_settings()
 
 # Keys whose value must be a probability whatever it looks like: a boolean there is a bug
 # (PEFT treats lora_dropout=True as 1.0 and zeroes the whole LoRA branch), not a switch.
@@ -61,7 +63,7 @@ def canonical(key: str) -> str:
 @lru_cache(maxsize=4096)
 def is_rate_key(key: str) -> bool:
     name = canonical(key)
-    if name in NOT_RATES or name.endswith("_fusion") or "drop_last" in name:
+    if name in NOT_RATES or name.endswith(_SETTING_SUFFIXES) or "drop_last" in name:
         return False
     return bool(_RATE.search(name))
 
@@ -73,6 +75,29 @@ def role_of(key: str) -> str:
         if pattern.search(name):
             return role
     return "other"
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z_-]*")
+
+
+@lru_cache(maxsize=1)
+def _known_rates() -> frozenset:
+    """Keys the knowledge names as rates: the strict list, every architecture's dropout keys and
+    every PEFT method's dropout fields. Loaded only when a word value needs judging."""
+    from auditor.knowledge import architectures, peft_methods
+
+    return STRICT_RATES | architectures.known_dropout_names() | peft_methods.all_dropout_fields()
+
+
+def is_known_rate(key: str) -> bool:
+    return canonical(key) in _known_rates()
+
+
+def is_setting_word(key: str, value) -> bool:
+    """A dropout-named key holding a word (`dropout_position: pre`, `attn_dropout_impl: fused`) is
+    a setting, not a rate (#18): only the knowledge can say that such a key is a rate after all,
+    and then the word is an error (DRP102)."""
+    return isinstance(value, str) and bool(_WORD.fullmatch(value.strip())) and not is_known_rate(key)
 
 
 def is_keep_probability(key: str) -> bool:

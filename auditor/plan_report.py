@@ -8,11 +8,17 @@ from auditor import resolve
 
 
 def _plans(engine, files):
+    """The plans worth showing: a setup with at least one dropout site or finding (#15.6); a
+    script without dropout settings prints nothing."""
     from auditor.setup import graph
 
     for directory, group in resolve.by_directory(files):
-        for setup in graph.setups(engine, directory, engine.load_directory(group)):
-            yield graph.plan(setup)
+        loaded = engine.load_directory(group)
+        flagged = {f.path for f in engine.check_sources(directory, loaded)}
+        for setup in graph.setups(engine, directory, loaded):
+            plan = graph.plan(setup)
+            if plan.entries or any(src.path in flagged for src in setup.sources):
+                yield plan
 
 
 def _model(setup):
@@ -31,7 +37,7 @@ def write(engine, files, fmt: str, stream) -> None:
     if fmt == "json":
         doc = [{
             "setup": p.setup.root, "driver": p.setup.driver.path if p.setup.driver else None,
-            "artifacts": [a.path for a in p.setup.artifacts], "finetune": p.finetune, "trainer": p.trainer,
+            "artifacts": [a.path for a in p.setup.artifacts], **resolve.describe(p),
             "launched_by": f"{p.setup.launch.path}:{p.setup.launch.span.line}" if p.setup.launch else None,
             "links": graph.describe_links(p.setup),
             "model": _model(p.setup),
@@ -49,9 +55,13 @@ def write(engine, files, fmt: str, stream) -> None:
         console.print("No training setups found.")
     for p in plans:
         title = p.setup.driver.path if p.setup.driver else p.setup.root
+        d = resolve.describe(p)
+        dialect = f"; read as {d['dialect']}" if d["dialect"] else ""
+        dialect += f" ({d['dialect_why']})" if d["dialect_why"] else ""
         m = p.setup.model
-        model = "" if m is None else f", model {m.ref}: {m.model_type or 'unknown'} ({m.source})"
-        table = Table(title=f"{title}  ({p.finetune} fine-tune, {p.trainer}{model})", title_justify="left")
+        model = "" if m is None else f"; model {m.ref}: {m.model_type or 'unknown'} ({m.source})"
+        table = Table(title=f"{title}  (fine-tune: {d['finetune']}; trainer: {d['trainer']}{dialect}{model})",
+                      title_justify="left")
         for col in ("site", "role", "configured", "effective", "source", "why"):
             table.add_column(col, overflow="fold")
         for e in p.entries:

@@ -56,6 +56,24 @@ def finetune_of(setup: Setup) -> str:
     return "unknown"
 
 
+def describe(plan: DropoutPlan) -> dict:
+    """What the plan says about the run, each "not stated" unless the setup states it (#15.6):
+    fine-tune method, trainer (named as its framework runs it), and the dialect with its reason."""
+    driver = plan.setup.driver
+    out = {"finetune": plan.finetune if plan.finetune != "unknown" else "not stated",
+           "trainer": frameworks.trainer_label(driver, plan.trainer) if plan.trainer else "not stated",
+           "dialect": "", "dialect_why": ""}
+    if driver is not None:
+        framework = frameworks.framework_of(driver)
+        out["dialect"] = frameworks.profile(framework).get("display", framework)
+        rivals = driver.get("dialect_rivals") or ()
+        why = driver.get("dialect_why") or ("the launch line" if driver.get("framework") else "")
+        if rivals:
+            why += "; also fits " + ", ".join(rivals) + " (only what they agree on is used)"
+        out["dialect_why"] = why
+    return out
+
+
 def is_lora_like(finetune: str) -> bool:
     return finetune not in ("full", "freeze", "unknown", "none", "")
 
@@ -64,17 +82,21 @@ def resolve(setup: Setup) -> DropoutPlan:
     driver = setup.driver
     finetune = finetune_of(setup)
     trainer = str(driver.get("trainer") or "") if driver else ""
-    plan = DropoutPlan(setup=setup, trainer=trainer or "sft", finetune=finetune)
+    plan = DropoutPlan(setup=setup, trainer=trainer, finetune=finetune)
     disabled, why_disabled = (False, "")
     if driver is not None:
         disabled, why_disabled = frameworks.trainer_disables_dropout(driver, trainer)
     plan.disabled_by = why_disabled if disabled else ""
     for src in setup.sources:
         for s in src.settings:
+            section = frameworks.nemo_peft_section(driver, s) if src is driver else None
+            if section is not None and not section[0]:
+                continue  # NeMo builds only the section peft_scheme selects (DRP503 reports the rest)
             chain = [f"{s.path}:{s.value_span.line} sets {s.dotted} = {s.raw or 'nothing'}"]
             effective = s.p if s.reason in (None, "yaml11-string") else None
-            if s.role == "lora" and src is driver and not s.is_set and driver.dialect in frameworks.LORA_DROPOUT_DEFAULT:
-                effective, note = frameworks.LORA_DROPOUT_DEFAULT[driver.dialect]
+            if (s.role == "lora" and src is driver and not s.is_set
+                    and frameworks.framework_of(driver) in frameworks.LORA_DROPOUT_DEFAULT):
+                effective, note = frameworks.LORA_DROPOUT_DEFAULT[frameworks.framework_of(driver)]
                 chain.append(f"empty value: {note}")
             if disabled and src is driver and s.role == "lora" and effective:
                 chain.append(f"{why_disabled}: nn.Dropout modules (LoRA dropout included) set to p=0")
@@ -83,7 +105,7 @@ def resolve(setup: Setup) -> DropoutPlan:
                                           chain=chain, source=f"{s.path}:{s.value_span.line}"))
     if driver is not None and is_lora_like(finetune) and not any(
             s.role == "lora" and s.is_set for s in driver.settings):
-        default = frameworks.LORA_DROPOUT_DEFAULT.get(driver.dialect)
+        default = frameworks.LORA_DROPOUT_DEFAULT.get(frameworks.framework_of(driver))
         if default is not None:
             value, note = default
             if disabled and value:

@@ -10,8 +10,9 @@ import sys
 from tests.conftest import REPO, write_files
 
 FIXTURES = os.path.join(REPO, "fixtures")
-GOOD = ["lora-clean", "bert-classifier", "torchtune-lora", "trl-sft-clean", "script-clean", "probe-llama-lora"]
-BAD = ["invalid-values", "extreme-values", "recipe-adapter-mismatch", "axolotl-full-finetune-lora-keys",
+GOOD = ["lora-clean", "bert-classifier", "torchtune-lora", "trl-sft-clean", "script-clean", "probe-llama-lora",
+        "framework-settings-not-rates"]
+BAD = ["framework-dpo-keeps-dropout", "nemo-unselected-peft-section", "axolotl-minimal-dpo", "invalid-values", "extreme-values", "recipe-adapter-mismatch", "axolotl-full-finetune-lora-keys",
        "dpo-lora-dropout-zeroed", "gpt-neox-twin-keys", "peft-null-dropout", "llama-with-bert-keys",
        "script-eval-bugs", "launch-flags", "probe-dead-key"]
 JSON_FIELDS = {"code", "name", "category", "severity", "path", "line", "column", "end_line", "end_column",

@@ -45,7 +45,7 @@ def load_all() -> dict:
     from auditor.checks import consistency, extreme, missing, noop, problems, setup_links, values  # noqa: F401
 
     for optional in ("auditor.checks.architecture", "auditor.checks.model_identity", "auditor.checks.code",
-                     "auditor.checks.layerdrop_ddp"):
+                     "auditor.checks.layerdrop_ddp", "auditor.checks.frameworks"):
         try:
             __import__(optional)
         except ImportError:

@@ -13,7 +13,7 @@ def lora_dropout_missing(ctx, rule):
         return  # a trainer that zeroes dropout (DPO, KTO...) wants none: nothing is missing
     for entry in plan.entries:
         if entry.site == "lora_dropout" and entry.configured is None:
-            _, note = frameworks.LORA_DROPOUT_DEFAULT[driver.dialect]
+            _, note = frameworks.LORA_DROPOUT_DEFAULT[frameworks.framework_of(driver)]
             anchor = driver.fields.get("finetune")
             span = anchor.span if anchor is not None and anchor.span is not None else None
             if span is None:

@@ -40,45 +40,73 @@ TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "special
 
 def detect(path: str, top: dict, has_component: bool) -> tuple:
     """(kind, dialect), or (None, None) for files that are not training configuration."""
+    kind, dialect, _why, _rivals = explain(path, top, has_component)
+    return kind, dialect
+
+
+def explain(path: str, top: dict, has_component: bool) -> tuple:
+    """(kind, dialect, why, rivals): why names the keys that decided; rivals are other recipe
+    dialects whose markers fit the file as well (#13.3: say so, and keep only what they agree on)."""
     name = os.path.basename(path).lower()
     keys = set(top)
     if name in TOKENIZER_FILES or ("added_tokens" in keys and "model" in keys):
-        return None, None
+        return None, None, "", ()
     if "peft_type" in keys:
-        return "peft-adapter", "peft-adapter"
+        return "peft-adapter", "peft-adapter", "peft_type", ()
     is_json = name.endswith(".json")
-    recipe = _recipe_dialect(keys, has_component)
-    if recipe:
-        return "recipe", recipe
+    fits = _recipe_dialects(keys, has_component)
+    if fits:
+        (dialect, why), rivals = fits[0], tuple(d for d, _ in fits[1:] if d != fits[0][0])
+        return "recipe", dialect, why, rivals
     if is_json and (("model_type" in keys or "architectures" in keys)
                     or (name == "config.json" and ("num_hidden_layers" in keys or "hidden_size" in keys))):
-        return "hf-config", "hf-config"
-    return "recipe", "generic"
+        return "hf-config", "hf-config", "model_type/architectures", ()
+    return "recipe", "generic", "no framework's distinctive keys", ()
 
 
-def _recipe_dialect(keys: set, has_component: bool) -> str | None:
-    if "base_model" in keys and ("datasets" in keys or "adapter" in keys or "sequence_len" in keys
-                                 or "micro_batch_size" in keys or "lora_r" in keys):
-        return "axolotl"
-    if "stage" in keys and ("finetuning_type" in keys or "template" in keys or "model_name_or_path" in keys):
-        return "llamafactory"
-    if "model_class" in keys and ("peft_config" in keys or "train_dataset" in keys):
-        return "llamafactory"  # LLaMA-Factory v1 format
+def _both(keys: set, first: str, others) -> str | None:
+    """`first + other` when the file has `first` and one of `others`."""
+    if first not in keys:
+        return None
+    hit = next((k for k in others if k in keys), None)
+    return f"{first} + {hit}" if hit else None
+
+
+def _recipe_dialects(keys: set, has_component: bool) -> list:
+    """Every recipe dialect whose distinctive keys the file has, most specific first, each with
+    the keys that matched. A short recipe is enough: axolotl's `base_model` with `rl: dpo`."""
+    fits = []
+    why = _both(keys, "base_model", ("datasets", "adapter", "sequence_len", "micro_batch_size", "lora_r", "rl"))
+    if why:
+        fits.append(("axolotl", why))
+    why = _both(keys, "stage", ("finetuning_type", "template", "model_name_or_path"))
+    if why:
+        fits.append(("llamafactory", why))
+    why = _both(keys, "model_class", ("peft_config", "train_dataset"))
+    if why:
+        fits.append(("llamafactory", why + " (v1 format)"))
     if has_component and ("model" in keys or "tokenizer" in keys):
-        return "torchtune"
-    if any("-" in k for k in keys) and any(k.replace("-", "_") in _NEOX for k in keys):
-        return "gpt-neox"
-    if keys & {"pipe_parallel_size", "model_parallel_size"} and "num_layers" in keys:
-        return "gpt-neox"
+        fits.append(("torchtune", "_component_ + " + ("model" if "model" in keys else "tokenizer")))
+    neox = sorted(k for k in keys if k.replace("-", "_") in _NEOX)
+    if any("-" in k for k in keys) and neox:
+        fits.append(("gpt-neox", f"hyphenated keys + {neox[0]}"))
+    elif keys & {"pipe_parallel_size", "model_parallel_size"} and "num_layers" in keys:
+        fits.append(("gpt-neox", f"{sorted(keys & {'pipe_parallel_size', 'model_parallel_size'})[0]} + num_layers"))
     if {"trainer", "model"} <= keys and ("exp_manager" in keys or "run" in keys):
-        return "nemo"
-    if "checkpoint_dir" in keys or ("out_dir" in keys and "train" in keys and "precision" in keys):
-        return "litgpt"
+        fits.append(("nemo", "trainer + model + " + ("exp_manager" if "exp_manager" in keys else "run")))
+    if "checkpoint_dir" in keys:
+        fits.append(("litgpt", "checkpoint_dir"))
+    elif "out_dir" in keys and "train" in keys and "precision" in keys:
+        fits.append(("litgpt", "out_dir + train + precision"))
     if "model_name_or_path" in keys and (keys & _TRL_MARKERS):
-        return "trl"
-    if "output_dir" in keys and keys & {"per_device_train_batch_size", "learning_rate", "num_train_epochs"}:
-        return "hf-trainer-args"
-    return None
+        fits.append(("trl", f"model_name_or_path + {sorted(keys & _TRL_MARKERS)[0]}"))
+    elif "output_dir" in keys and keys & {"per_device_train_batch_size", "learning_rate", "num_train_epochs"}:
+        fits.append(("hf-trainer-args", "output_dir + "
+                     + sorted(keys & {"per_device_train_batch_size", "learning_rate", "num_train_epochs"})[0]))
+    # the TRL/HfArgumentParser markers are shared by many frameworks: they never rival a framework's own keys
+    if len(fits) > 1 and fits[0][0] not in ("trl", "hf-trainer-args"):
+        fits = [f for f in fits if f[0] not in ("trl", "hf-trainer-args")]
+    return fits
 
 
 _NEOX = frozenset({"num_layers", "hidden_size", "num_attention_heads", "seq_length", "pipe_parallel_size",
@@ -99,9 +127,14 @@ _FIELD_PATHS = {
                      "base_model": [("model_name_or_path",), ("model",)], "peft_name": [("peft_config", "name")],
                      "unsloth": [("use_unsloth",)], "attn_implementation": [("flash_attn",)],
                      "model_class": [("model_class",)]},
-    "trl": {"use_peft": [("use_peft",)], "base_model": [("model_name_or_path",)],
+    "trl": {"use_peft": [("use_peft",)], "use_lora": [("use_lora",)], "use_qlora": [("use_qlora",)],
+            "lora_enable": [("lora_enable",)], "tuner_type": [("tuner_type",)], "train_type": [("train_type",)],
+            "finetuning_type": [("finetuning_type",)], "base_model": [("model_name_or_path",)],
             "disable_dropout": [("disable_dropout",)], "attn_implementation": [("attn_implementation",)]},
-    "hf-trainer-args": {"base_model": [("model_name_or_path",)], "disable_dropout": [("disable_dropout",)]},
+    "hf-trainer-args": {"base_model": [("model_name_or_path",)], "disable_dropout": [("disable_dropout",)],
+                        "use_peft": [("use_peft",)], "use_lora": [("use_lora",)], "use_qlora": [("use_qlora",)],
+                        "lora_enable": [("lora_enable",)], "tuner_type": [("tuner_type",)],
+                        "train_type": [("train_type",)], "finetuning_type": [("finetuning_type",)]},
     "torchtune": {"model_component": [("model", "_component_")]},
     "litgpt": {"base_model": [("checkpoint_dir",)]},
     "nemo": {"peft_scheme": [("model", "peft", "peft_scheme")]},
@@ -118,6 +151,23 @@ _DDP_FIELDS = {"ddp_find_unused_parameters": [("ddp_find_unused_parameters",)],
                "gradient_checkpointing": [("gradient_checkpointing",), ("activation_checkpointing",)]}
 for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args"):
     _FIELD_PATHS[_dialect].update(_DDP_FIELDS)
+
+
+# What the resolver decides from a dialect's fields; with rival dialects only agreed values stay.
+_JUDGED = ("finetune", "trainer", "disable_dropout")
+
+
+def extract_agreed(dialect: str, rivals: tuple, root, text: str, path: str, json_mode: bool) -> dict:
+    """The dialect's fields, less the judged ones on which a rival dialect reads the file
+    differently (#13.3: where two dialects fit equally, apply only what they agree on)."""
+    fields = extract_fields(dialect, root, text, path, json_mode)
+    for rival in rivals:
+        other = extract_fields(rival, root, text, path, json_mode)
+        for name in _JUDGED:
+            mine, theirs = fields.get(name), other.get(name)
+            if (mine.value if mine else None) != (theirs.value if theirs else None):
+                fields.pop(name, None)
+    return fields
 
 
 def _lookup(root, key_path: tuple):
@@ -166,8 +216,11 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
             finetune = str(f["finetuning_type"].value).lower()
         else:
             finetune = "lora"  # LLaMA-Factory's FinetuningArguments default
-    elif dialect == "trl":
-        finetune = "lora" if f.get("use_peft") and f["use_peft"].value is True else "full"
+    elif dialect in ("trl", "hf-trainer-args"):
+        # Without a selector nothing is claimed: TRL's use_peft defaults to False, but the keys that
+        # mark a TRL recipe are shared by every HfArgumentParser framework (#18: an unknown
+        # framework is not a full fine-tune).
+        finetune, _ = _selected(f)
     elif dialect == "torchtune" and "model_component" in f:
         finetune = "lora" if "lora" in str(f["model_component"].value).lower() else "full"
     elif dialect == "nemo" and "peft_scheme" in f:
@@ -175,7 +228,8 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
     elif dialect == "peft-adapter":
         finetune = str(f["peft_type"].value).lower() if "peft_type" in f else None
     if finetune:
-        anchor = next((f[k] for k in ("adapter", "finetuning_type", "peft_name", "use_peft", "model_component",
+        anchor = next((f[k] for k in ("adapter", "finetuning_type", "peft_name", "use_peft", "use_lora", "use_qlora",
+                                       "lora_enable", "tuner_type", "train_type", "model_component",
                                        "peft_scheme", "peft_type") if k in f), None)
         fields["finetune"] = Field(finetune, anchor.span if anchor else None)
     trainer = None
@@ -184,7 +238,28 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
     elif dialect in ("trl", "llamafactory", "torchtune", "hf-trainer-args", "gpt-neox", "nemo", "litgpt"):
         trainer = trainer_from_path(path)
     if trainer:
-        fields["trainer"] = Field(trainer, f["trainer"].span if "trainer" in f else None)
+        # a trainer read from the file name is marked so, and never attributed to a framework
+        fields["trainer"] = (Field(trainer, f["trainer"].span) if "trainer" in f
+                             else Field(trainer, None, ("<file name>",)))
+
+
+def _selected(f: dict) -> tuple:
+    """(lora|full|method, key) from the first LoRA selector the recipe sets (frameworks.json
+    "lora_selectors"): `use_lora: true`, `use_qlora: true`, `tuner_type: full`... A framework's
+    own switch counts as much as TRL's use_peft (#18.2)."""
+    from auditor.knowledge import frameworks
+
+    switches, methods = frameworks.lora_selectors()
+    on = [k for k in switches if k in f and f[k].value is True]
+    if on:
+        return "lora", on[0]
+    for key in methods:
+        if key in f and isinstance(f[key].value, str):
+            return f[key].value.lower(), key
+    off = [k for k in switches if k in f and f[k].value is False]
+    if off:
+        return "full", off[0]
+    return None, None
 
 
 def trainer_from_path(path: str) -> str | None:

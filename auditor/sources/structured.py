@@ -6,7 +6,7 @@ import os
 import re
 
 from auditor import dropout_keys, probability
-from auditor.model import Setting, Source
+from auditor.model import Field, Setting, Source
 from auditor.sources import dialects, located_problem, nodes
 
 PARSE_ERROR = "DRP000"
@@ -38,11 +38,14 @@ def read(path: str, text: str) -> Source | None:
         return located_problem(path, PARSE_ERROR, f"cannot parse: nesting deeper than {nodes.MAX_DEPTH} levels",
                                nodes.span_of(main, text))
     has_component = any(e.key == "_component_" for r in roots for e in nodes.walk(r))
-    kind, dialect = dialects.detect(path, nodes.top_level(main), has_component)
+    kind, dialect, why, rivals = dialects.explain(path, nodes.top_level(main), has_component)
     if kind is None:
         return None
     src = Source(path=path, kind=kind, dialect=dialect, text=text)
-    src.fields = dialects.extract_fields(dialect, main, text, path, json_mode)
+    src.fields = dialects.extract_agreed(dialect, rivals, main, text, path, json_mode)
+    src.fields["dialect_why"] = Field(why, None)
+    if rivals:
+        src.fields["dialect_rivals"] = Field(rivals, None)
     auto_map = nodes.top_level(main).get("auto_map") if kind in ("hf-config", "peft-adapter") else None
     if auto_map is not None:
         src.problems.append((CUSTOM_CODE, nodes.span_of(auto_map[0], text),
@@ -52,9 +55,44 @@ def read(path: str, text: str) -> Source | None:
     for index, root in enumerate(roots):
         prefix = (index,) if len(roots) > 1 else ()
         _collect(src, root, text, prefix, json_mode, kind)
+    if kind == "recipe" and dialect == "generic":
+        _read_launch_lines(src, main, text)
     if not src.settings and kind == "recipe" and dialect == "generic":
         return None  # a YAML file with nothing to say about dropout
     return src
+
+
+# Keys whose string values are command lines in launcher specs (Beaker `command:`/`arguments:`,
+# Kubernetes `args:`, CI `run:`/`script:`).
+LAUNCH_KEYS = frozenset({"command", "arguments", "args", "cmd", "run", "script"})
+
+
+def _read_launch_lines(src: Source, root, text: str) -> None:
+    """Dropout flags in launch lines that a launcher YAML holds as strings (#18.2): read by the
+    shell reader over those scalars only, with spans into this file."""
+    regions = []
+    for entry in nodes.walk(root):
+        if entry.key not in LAUNCH_KEYS:
+            continue
+        items = entry.value_node.value if nodes.is_sequence(entry.value_node) else [entry.value_node]
+        for node in items:
+            if nodes.is_scalar(node) and isinstance(node.value, str) and "drop" in node.value.lower():
+                start, end = node.start_mark.index, node.end_mark.index
+                if node.style in ("'", '"'):
+                    start, end = start + 1, end - 1
+                regions.append((start, end))
+    if not regions:
+        return
+    from auditor.sources import shell
+
+    found = shell.read_regions(src.path, text, regions)
+    if found is None:
+        return
+    src.settings.extend(found.settings)
+    for name, value in found.fields.items():
+        src.fields.setdefault(name, value)
+    src.fields["dialect_why"] = Field("a launcher spec: launch lines in its " + "/".join(
+        sorted({e.key for e in nodes.walk(root) if e.key in LAUNCH_KEYS})) + " strings", None)
 
 
 def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind: str) -> None:
@@ -112,6 +150,8 @@ def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: 
     if isinstance(value, bool) and role != "lora":
         return None  # `dropout: false` is a switch in that codebase, not a rate
     p, reason = probability.classify(value, quoted=quoted)
+    if reason == "string" and kind != "peft-adapter" and dropout_keys.is_setting_word(entry.key, value):
+        return None  # `dropout_position: pre` is a setting, not a rate
     if (reason is None and not json_mode and not node.style
             and probability.yaml11_reads_as_string(node.value)):
         reason = "yaml11-string"

@@ -124,8 +124,8 @@ def preference_dropout_on(ctx, rule):
             yield Hit(src.path, explicit.span, f"disable_dropout=False keeps dropout on in {trainer.upper()} training: "
                       "log-probabilities of policy and reference become noisy", key="disable_dropout")
         return
-    if frameworks.TRL_DISABLE_DROPOUT_DEFAULT.get(trainer, False):
-        return
+    if frameworks.TRL_DISABLE_DROPOUT_DEFAULT.get(trainer, True):
+        return  # disables dropout, or not in the pinned trl (BCO, PPO): nothing is claimed (data/trl.json)
     for s in src.settings:
         if s.p is not None and 0 < s.p < 1 and s.reason is None:
             yield Hit(src.path, s.value_span, f"{s.key} = {s.raw} stays on in {trainer.upper()} training (its trainer "
