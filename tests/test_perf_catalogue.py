@@ -77,7 +77,7 @@ def parsed(path):
     raise SystemExit(f"PARSED {path}: the installed package composed built-in rule YAML at run time")
 
 catalogue._read_data = parsed
-from auditor.cli import main
+from auditor.launch import main
 sys.argv = ["dropout-audit", "check", "--no-cache", "--format", "json", *sys.argv[1:]]
 try:
     main()
