@@ -367,6 +367,53 @@ def cache_run(tree, n, reps):
            higher_is_better=True)
 
 
+def transformers_models() -> str | None:
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("transformers")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "models")
+    return path if os.path.isdir(path) else None
+
+
+def python_trees(work, reps, sizes=(100, 300, 540)):
+    """Issue 17: the Python path beside pyflakes and ruff (F rules), serial and uncached, on
+    the installed Transformers' models/ and on flat directories of its modeling_*.py files
+    (one directory of many scripts, where the engine keeps a whole directory's sources), with
+    the peak resident memory of each process."""
+    print("6. Python trees: Transformers models/ and flat modeling_*.py directories", flush=True)
+    models = transformers_models()
+    if models is None:
+        ROWS.append(("6 python", "transformers models/", "–", "–", "0", "–", "skipped: transformers not installed"))
+        return
+    modeling = sorted(os.path.join(r, f) for r, _, fs in os.walk(models) for f in fs
+                      if f.startswith("modeling_") and f.endswith(".py"))
+    trees = {"models/": models}
+    for n in sizes:
+        flat = os.path.join(work, f"flat{n}")
+        os.makedirs(flat)
+        for path in modeling[:n]:
+            shutil.copy(path, os.path.join(flat, os.path.basename(path)))
+        trees[f"flat {min(n, len(modeling))} modeling files"] = flat
+    for label, tree in trees.items():
+        count = sum(1 for _, _, fs in os.walk(tree) for f in fs if f.endswith(".py"))
+        cmds = {f"dropout-audit ({label})": audit("--no-cache", "--jobs", "1", "--format", "json", "."),
+                f"pyflakes ({label})": [PY, "-m", "pyflakes", "."]}
+        if peer("ruff"):
+            cmds[f"ruff check --select F ({label})"] = [peer("ruff"), "check", "--no-cache", "--isolated",
+                                                      "--select", "F", "--exit-zero", "."]
+        res = interleaved(cmds, reps, tree)
+        for name, runs in res.items():
+            row("6 python", name, runs, f"{count} files")
+        ours = med(res[f"dropout-audit ({label})"])
+        NOTES.append(f"{label}: dropout-audit / pyflakes wall = {ours / med(res[f'pyflakes ({label})']):.2f}, "
+                     f"peak RSS {max(r.rss for r in res[f'dropout-audit ({label})']):.0f} MB")
+
+
 def probe_run(work, reps):
     print("5. runtime probe (tiny Llama + LoRA, CPU)", flush=True)
     import importlib.util
@@ -397,7 +444,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="repetitions for the short comparisons")
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--quick", action="store_true", help="1k/5k trees and fewer repetitions")
-    ap.add_argument("--only", default="cold,corpus,scaling,probe")
+    ap.add_argument("--only", default="cold,corpus,scaling,probe",
+                    help="sections: cold,corpus,scaling,probe,python (python: issue 17, Transformers' models/)")
+    ap.add_argument("--python-sizes", default="100,300,540", help="flat directory sizes for the python section")
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--parallel-only", action="store_true",
                     help="scaling: only the default --jobs runs, no cache section (for 50k on a busy machine)")
@@ -424,6 +473,8 @@ def main(argv=None) -> int:
         if "scaling" in only:
             scaling(work, args.corpus, sizes, lambda n: 3 if n <= 1000 else (2 if n <= 10_000 else 1),
                     t0 + args.deadline - (60 if "probe" in only else 0), args.parallel_only)
+        if "python" in only:
+            python_trees(work, 1, sizes=tuple(int(x) for x in args.python_sizes.split(",")))
         if "probe" in only:
             probe_run(work, 1 if args.quick else 3)
     finally:
