@@ -71,6 +71,83 @@ def builtin_dir() -> str:
     return os.path.join(os.path.dirname(here), "rules")
 
 
+COMPILED_NAME = "_catalogue.json"
+COMPILED_FORMAT = 1
+
+
+def compiled_path() -> str:
+    """The catalogue compiled by the build step (setup.py): inside the package in a wheel,
+    and in the source tree's `auditor/` for an editable install (git-ignored)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), COMPILED_NAME)
+
+
+def rule_names(directory: str) -> list:
+    return [name for name in sorted(os.listdir(directory)) if name.endswith((".yaml", ".yml"))]
+
+
+def _stamp(raw: bytes) -> list:
+    """Size and CRC-32 of a rule file's bytes: enough to notice an edited file, and zlib is
+    already loaded by the interpreter where hashlib would cost a few milliseconds to import."""
+    import zlib
+
+    return [len(raw), zlib.crc32(raw)]
+
+
+def compile_dir(directory: str) -> dict:
+    """The parsed catalogue as JSON-ready data; called by the build step, never at run time.
+
+    Every rule is validated here so that a broken rule fails the build, and data that JSON
+    would change (dates, non-string keys) is refused rather than shipped altered.
+    """
+    import json
+
+    files = []
+    for name in rule_names(directory):
+        path = os.path.join(directory, name)
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        data = _read_data(path)
+        Rule.from_dict(data, path)
+        try:
+            same = json.loads(json.dumps(data)) == data
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise RuleError(f"{path}: holds values that JSON cannot carry unchanged (dates, non-string keys)")
+        files.append({"name": name, "stamp": _stamp(raw), "data": data})
+    return {"format": COMPILED_FORMAT, "files": files}
+
+
+def write_compiled(directory: str, target: str) -> None:
+    import json
+
+    data = compile_dir(directory)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+    os.replace(tmp, target)
+
+
+def _load_compiled(directory: str, names: list) -> list | None:
+    """The built-in rules from the build step's copy, or None when there is none or it does
+    not match the rule files byte for byte (an edited checkout): then the files are parsed."""
+    import json
+
+    try:
+        with open(compiled_path(), encoding="utf-8") as fh:
+            compiled = json.load(fh)
+        files = compiled["files"]
+        if compiled.get("format") != COMPILED_FORMAT or [f["name"] for f in files] != names:
+            return None
+        for f in files:
+            with open(os.path.join(directory, f["name"]), "rb") as fh:
+                if _stamp(fh.read()) != f["stamp"]:
+                    return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [Rule.from_dict(f["data"], os.path.join(directory, f["name"])) for f in files]
+
+
 def _read_data(path: str):
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -86,7 +163,7 @@ def _load_file(path: str) -> Rule:
     return Rule.from_dict(_read_data(path), path)
 
 
-def _compiled_path(directory: str) -> str:
+def _cache_path(directory: str) -> str:
     import hashlib
 
     from auditor import __version__
@@ -97,27 +174,30 @@ def _compiled_path(directory: str) -> str:
 
 
 def _load_dir(directory: str, names: list) -> list:
-    """The rules of one directory; the built-in ones through a compiled copy kept like a .pyc.
+    """The rules of one directory: built-in ones from the build step's compiled copy; any
+    other directory (--rules, or a checkout without a build) through a runtime cache.
 
-    Composing the rule files with ruamel's pure-Python parser costs more than everything else
-    a one-file run does, so the parsed data is kept in the package's __pycache__ and reused
-    while every file's (mtime, size, inode) is unchanged. Validation (Rule.from_dict) still
-    runs on every load; the copy is not written when Python is told not to write bytecode.
-    User rule directories (--rules) are few files that change often: they are parsed.
+    Composing rule files with ruamel's pure-Python parser costs more than everything else a
+    one-file run does. The runtime cache keeps the parsed data in the package's __pycache__,
+    reused while every file's (mtime, size, inode) is unchanged; it cannot be written in a
+    read-only install or under PYTHONDONTWRITEBYTECODE, which is why the built-in catalogue
+    does not rely on it. Validation (Rule.from_dict) runs on every load.
     """
     import marshal
 
+    if os.path.abspath(directory) == os.path.abspath(builtin_dir()):
+        rules = _load_compiled(directory, names)
+        if rules is not None:
+            return rules
     paths = [os.path.join(directory, name) for name in names]
-    if os.path.abspath(directory) != os.path.abspath(builtin_dir()):
-        return [_load_file(p) for p in paths]
     try:
         sig = [(name, st.st_mtime_ns, st.st_size, st.st_ino) for name, st in zip(names, map(os.stat, paths))]
     except OSError:
         sig = None
-    compiled = _compiled_path(directory)
+    cached = _cache_path(directory)
     if sig is not None:
         try:
-            with open(compiled, "rb") as fh:
+            with open(cached, "rb") as fh:
                 stored_sig, datas = marshal.load(fh)
             if stored_sig == sig and len(datas) == len(paths):
                 return [Rule.from_dict(d, p) for d, p in zip(datas, paths)]
@@ -127,11 +207,11 @@ def _load_dir(directory: str, names: list) -> list:
     rules = [Rule.from_dict(d, p) for d, p in zip(datas, paths)]
     if sig is not None and not sys.dont_write_bytecode:
         try:
-            os.makedirs(os.path.dirname(compiled), exist_ok=True)
-            tmp = f"{compiled}.{os.getpid()}.tmp"
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            tmp = f"{cached}.{os.getpid()}.tmp"
             with open(tmp, "wb") as fh:
                 marshal.dump((sig, datas), fh)
-            os.replace(tmp, compiled)
+            os.replace(tmp, cached)
         except (OSError, ValueError):  # read-only install, or data marshal cannot write
             pass
     return rules
@@ -143,7 +223,6 @@ def load(extra_dirs=()) -> list:
     for directory in (builtin_dir(), *extra_dirs):
         if not os.path.isdir(directory):
             raise RuleError(f"{directory}: rules directory does not exist")
-        names = [name for name in sorted(os.listdir(directory)) if name.endswith((".yaml", ".yml"))]
-        for rule in _load_dir(directory, names):
+        for rule in _load_dir(directory, rule_names(directory)):
             by_code[rule.code] = rule
     return sorted(by_code.values(), key=lambda r: r.code)

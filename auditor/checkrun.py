@@ -11,8 +11,6 @@ import os
 import sys
 from dataclasses import dataclass
 
-import click
-
 FORMATS = ("full", "concise", "json", "sarif", "github", "gitlab", "junit")
 
 
@@ -55,15 +53,15 @@ def parse_formats(values, output_file) -> list:
     for value in values or ("full",):
         fmt, sep, target = value.partition(":")
         if fmt not in FORMATS:
-            raise click.UsageError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
+            raise UsageProblem(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
         pairs.append((fmt, target if sep and target else None))
     if output_file:
         free = [i for i, (_, target) in enumerate(pairs) if target is None]
         if not free:
-            raise click.UsageError("--output-file: every --format already names its file")
+            raise UsageProblem("--output-file: every --format already names its file")
         pairs[free[-1]] = (pairs[free[-1]][0], output_file)  # the --format it follows
     if sum(1 for _, target in pairs if target is None) > 1:
-        raise click.UsageError("--format: only one format can go to standard output; give the others a file "
+        raise UsageProblem("--format: only one format can go to standard output; give the others a file "
                                "(--format FMT:FILE)")
     return pairs
 
@@ -132,10 +130,19 @@ def _excluded(files, patterns, root: str) -> list:
     return [p for p in files if not spec.match_file(relative(p, root))]
 
 
-class ConfigProblem(click.ClickException):
+class UsageProblem(Exception):
+    """A command line that cannot run: the CLI shows it with its usage text, exit code 2.
+
+    This module raises plain exceptions rather than click's so that a plain `check PATHS`
+    (the pre-commit shape) can run without importing click (auditor/launch.py)."""
+
+
+class ConfigProblem(Exception):
     """Bad configuration, baseline or output target: exit code 2, like a usage error."""
 
-    exit_code = 2
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _scheduling(req: Request, engine):
@@ -208,10 +215,10 @@ def run(req: Request) -> int:
                 raise ConfigProblem(str(exc)) from None
         engine = Engine(Options(**options))
     except RuleError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
     found = discover(paths, engine.suffixes)
     for missing in found.missing:
-        raise click.UsageError(f"path does not exist: {missing}")
+        raise UsageProblem(f"path does not exist: {missing}")
     exclude = (lambda fs: _excluded(fs, cfg.exclude, loaded.root)) if cfg and cfg.exclude else (lambda fs: fs)
     files = given = exclude(found.files)
     if all(os.path.isfile(p) for p in paths):
@@ -239,7 +246,7 @@ def run(req: Request) -> int:
         from auditor import baseline
 
         n = baseline.write(findings, req.write_baseline)
-        click.echo(f"Wrote {n} finding{'s' if n != 1 else ''} to the baseline {req.write_baseline}", err=True)
+        _say(f"Wrote {n} finding{'s' if n != 1 else ''} to the baseline {req.write_baseline}")
         return 0
 
     if req.diff:
@@ -271,12 +278,12 @@ def _diff(findings, engine, req: Request, root: str) -> int:
 
     fixes, refused = fix.plan(findings, engine.fingerprints, req.unsafe_fixes)
     for message in refused:
-        click.echo(message, err=True)
+        _say(message)
     sys.stdout.write(fix.unified_diff(fixes, root))
     n = sum(len(ff.applied) for ff in fixes)
     hidden = 0 if req.unsafe_fixes else fix.unsafe_only(findings)
     note = f" ({hidden} more with --unsafe-fixes)" if hidden else ""
-    click.echo(f"Would fix {n} finding{'s' if n != 1 else ''}{note}.", err=True)
+    _say(f"Would fix {n} finding{'s' if n != 1 else ''}{note}.")
     return 1 if n else 0
 
 
@@ -288,7 +295,7 @@ def _fix(findings, engine, req: Request, audit) -> list:
         fixes, refused = fix.plan(findings, engine.fingerprints, req.unsafe_fixes)
         refused += fix.write(fixes)
         for message in refused:
-            click.echo(message, err=True)
+            _say(message)
         done = sum(len(ff.applied) for ff in fixes)
         total += done
         if not done:
@@ -298,5 +305,5 @@ def _fix(findings, engine, req: Request, audit) -> list:
     hidden = 0 if req.unsafe_fixes else fix.unsafe_only(findings)
     note = f"; {hidden} more with --unsafe-fixes" if hidden else ""
     remaining = sum(1 for f in findings if not f.suppressed)
-    click.echo(f"Fixed {total} finding{'s' if total != 1 else ''} ({remaining} remaining{note}).", err=True)
+    _say(f"Fixed {total} finding{'s' if total != 1 else ''} ({remaining} remaining{note}).")
     return findings

@@ -89,14 +89,26 @@ def check(paths, formats, output_file, select, extend_select, ignore, fail_on, e
           max_file_size, config_path, fix, diff, unsafe_fixes, baseline, write_baseline, root, no_progress, jobs,
           no_cache, cache_dir):
     """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
-    from auditor.checkrun import Request, run
+    from auditor.checkrun import ConfigProblem, Request, UsageProblem, run
 
-    sys.exit(run(Request(paths=paths, formats=formats, output_file=output_file, select=select,
+    try:
+        code = run(Request(paths=paths, formats=formats, output_file=output_file, select=select,
                          extend_select=extend_select, ignore=ignore, fail_on=fail_on, exit_zero=exit_zero,
                          statistics=statistics, rules_dirs=rules_dirs, max_file_size=max_file_size,
                          config=config_path, fix=fix, diff=diff, unsafe_fixes=unsafe_fixes, baseline=baseline,
                          write_baseline=write_baseline, root=root, no_progress=no_progress,
-                         jobs=jobs, no_cache=no_cache, cache_dir=cache_dir)))
+                         jobs=jobs, no_cache=no_cache, cache_dir=cache_dir))
+    except UsageProblem as exc:
+        raise click.UsageError(str(exc)) from None
+    except ConfigProblem as exc:
+        raise _ExitTwo(str(exc)) from None
+    sys.exit(code)
+
+
+class _ExitTwo(click.ClickException):
+    """A configuration, baseline or output problem: exit code 2, like a usage error."""
+
+    exit_code = 2
 
 
 @cli.command()
@@ -147,28 +159,9 @@ def rule(code, show_all, fmt):
 
 
 def main(argv=None, standalone_mode: bool = True):
-    """Exit statuses a hook can trust: click's standalone mode turns Ctrl-C into exit 1
-    ("Aborted!"), which reads as "findings", and an uncaught bug exits 1 too; so click runs
-    non-standalone here and the two become 130 and 2."""
+    """The click command line; the exit statuses are launch.guarded's."""
     if not standalone_mode:
         return cli.main(args=argv, prog_name="dropout-audit", standalone_mode=False)
-    try:
-        rv = cli.main(args=argv, prog_name="dropout-audit", standalone_mode=False)
-        return rv if isinstance(rv, int) else 0
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("interrupted", err=True)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except BrokenPipeError:  # `dropout-audit check | head`: the reader left, nothing to report
-        import os
+    from auditor.launch import guarded
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except Exception:  # noqa: BLE001 - an internal error must not look like "findings" (exit 1)
-        import traceback
-
-        traceback.print_exc()
-        click.echo("dropout-audit: internal error (exit 2); please report it with the traceback above", err=True)
-        return 2
+    return guarded(lambda: cli.main(args=argv, prog_name="dropout-audit", standalone_mode=False))

@@ -44,10 +44,14 @@ except ImportError:  # the tree-wide memory column is then left empty
     psutil = None
 
 
-def tool_env() -> dict:
+def tool_env(site: str | None = None, no_bytecode: bool = False) -> dict:
+    """The tool from this checkout, or from an installed copy at `site` (cold start modes)."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if no_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    base = site or REPO
+    env["PYTHONPATH"] = base + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["NO_COLOR"] = "1"
     return env
 
@@ -68,12 +72,15 @@ class Run:
         self.wall, self.cpu, self.rss, self.tree_rss, self.rc, self.digest = wall, cpu, rss, tree_rss, rc, digest
 
 
-def measure(cmd, cwd, ok=(0, 1)) -> Run:
+ENVS: dict = {}  # command name -> environment, for the cold start modes (default: tool_env())
+
+
+def measure(cmd, cwd, ok=(0, 1), env=None) -> Run:
     """Wall time, peak RSS (MB) of the largest process and of the whole tree, output digest."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=tool_env(), stdout=out, stderr=err)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env or tool_env(), stdout=out, stderr=err)
     tree_peak = 0
     watch = psutil.Process(proc.pid) if psutil else None
     while True:
@@ -108,7 +115,7 @@ def interleaved(cmds: dict, reps: int, cwd: str, before=None) -> dict:
         for name in names[k:] + names[:k]:
             if before is not None:
                 before(name)
-            results[name].append(measure(cmds[name], cwd))
+            results[name].append(measure(cmds[name], cwd, env=ENVS.get(name)))
     return results
 
 
@@ -161,23 +168,71 @@ def small_recipe(corpus: str) -> str:
     return min(pool, key=os.path.getsize)
 
 
+def install(work) -> str:
+    """This checkout built into a wheel by its own build step and unpacked into a site
+    directory, with .pyc files compiled as pip compiles them on install."""
+    dist = os.path.join(work, "dist")
+    subprocess.run([PY, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", dist,
+                    REPO], check=True, stdout=subprocess.DEVNULL)
+    import zipfile
+
+    (wheel,) = [os.path.join(dist, f) for f in os.listdir(dist) if f.endswith(".whl")]
+    site = os.path.join(work, "site")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    subprocess.run([PY, "-m", "compileall", "-q", site], check=True, stdout=subprocess.DEVNULL)
+    return site
+
+
+def _read_only(path: str) -> None:
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o444)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o555)
+
+
 def cold_start(work, corpus, reps):
-    print("1. cold start on one recipe", flush=True)
+    """One recipe, `dropout-audit check one.yaml` as a pre-commit hook runs it, in the three
+    install modes of issue 14: a fresh install under PYTHONDONTWRITEBYTECODE=1 (nothing can be
+    cached at run time), a read-only install, and a warm writable one; yamllint and ruff (on a
+    one-line Python file) beside them in the same interleaved run."""
+    print("1. cold start on one recipe, three install modes", flush=True)
     d = os.path.join(work, "cold")
     os.makedirs(d)
     shutil.copy(small_recipe(corpus), os.path.join(d, "one.yaml"))
-    cmds = {"dropout-audit check one.yaml": audit("one.yaml"),
-            "dropout-audit check --no-cache one.yaml": audit("--no-cache", "one.yaml"),
-            "yamllint one.yaml": [peer("yamllint"), "one.yaml"]}
-    for cmd in cmds.values():  # warm-up: pyc files, the compiled catalogue, the OS page cache
-        measure(cmd, d)
-    res = interleaved(cmds, reps, d)
-    for name, runs in res.items():
-        row("1 cold start", name, runs)
+    with open(os.path.join(d, "one.py"), "w") as fh:
+        fh.write("import torch\n")
+    fresh, ro, warm = (install(os.path.join(work, m)) for m in ("fresh", "ro", "warm"))
+    _read_only(ro)
+    modes = {"fresh install, PYTHONDONTWRITEBYTECODE=1": tool_env(fresh, no_bytecode=True),
+             "read-only install": tool_env(ro), "warm install": tool_env(warm)}
+    cmds = {}
+    for mode, env in modes.items():
+        name = f"dropout-audit check one.yaml ({mode})"
+        cmds[name] = audit("one.yaml")
+        ENVS[name] = env
+    cmds["yamllint one.yaml"] = [peer("yamllint"), "one.yaml"]
+    if peer("ruff"):
+        cmds["ruff check --no-cache one.py (reference)"] = [peer("ruff"), "check", "--no-cache", "--isolated", "one.py"]
+    for name in cmds:  # warm-up: the OS page cache; the warm install keeps what it may write
+        if "fresh" not in name:
+            measure(cmds[name], d, env=ENVS.get(name))
+
+    def before(name):  # a fresh CI job has no findings cache either
+        if "fresh" in name:
+            shutil.rmtree(os.path.join(d, ".dropout_audit_cache"), ignore_errors=True)
+
+    res = interleaved(cmds, reps, d, before)
     y = med(res["yamllint one.yaml"])
-    budget("cold start / yamllint", med(res["dropout-audit check one.yaml"]) / y, 1.0)
-    ROWS[-3] = ROWS[-3][:6] + (f"{med(res['dropout-audit check one.yaml']) / y:.2f}× yamllint",)
-    ROWS[-2] = ROWS[-2][:6] + (f"{med(res['dropout-audit check --no-cache one.yaml']) / y:.2f}× yamllint",)
+    for name, runs in res.items():
+        row("1 cold start", name, runs, f"{med(runs) / y:.2f}× yamllint wall, {med(runs, 'cpu') / med(res['yamllint one.yaml'], 'cpu'):.2f}× CPU")
+    for mode in modes:
+        runs = res[f"dropout-audit check one.yaml ({mode})"]
+        budget(f"cold start / yamllint, {mode}", med(runs) / y, 0.8)
+    for root, dirs, _ in os.walk(ro):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
 
 
 def corpus_run(work, corpus, reps):
@@ -195,11 +250,13 @@ def corpus_run(work, corpus, reps):
 
     suffixes = tuple(sources.readers())
     all_files = sum(1 for r, _, fs in os.walk(corpus) for f in fs if f.lower().endswith(suffixes))
+    cache = os.path.join(work, "corpus-cache")  # outside the corpus, which is read-only to us
     cmds = {
         "dropout-audit check --no-cache YAML": audit("--no-cache", *yaml_files),
         "dropout-audit check --no-cache --jobs 1 YAML": audit("--no-cache", "--jobs", "1", *yaml_files),
         "yamllint YAML": [peer("yamllint"), *yaml_files],
         "dropout-audit check --no-cache corpus/": audit("--no-cache", "."),
+        "dropout-audit check --jobs 1 YAML (warm cache)": audit("--jobs", "1", "--cache-dir", cache, *yaml_files),
     }
     if peer("ruff") and py_files:
         cmds["ruff check --no-cache PY (reference)"] = [peer("ruff"), "check", "--no-cache", "--isolated", *py_files]
@@ -212,8 +269,10 @@ def corpus_run(work, corpus, reps):
         row("2 corpus", name, runs, f"{n} files, {1000 * med(runs) / n:.2f} ms/file")
     y = med(res["yamllint YAML"])
     budget("corpus s/file ÷ yamllint's (default jobs)", med(res["dropout-audit check --no-cache YAML"]) / y, 1.0)
-    budget("corpus s/file ÷ yamllint's (--jobs 1)", med(res["dropout-audit check --no-cache --jobs 1 YAML"]) / y,
-           1.0)
+    budget("corpus s/file ÷ yamllint's (--jobs 1, no cache)", med(res["dropout-audit check --no-cache --jobs 1 YAML"]) / y,
+           0.4)
+    budget("corpus s/file ÷ yamllint's (--jobs 1, warm cache)",
+           med(res["dropout-audit check --jobs 1 YAML (warm cache)"]) / y, 0.4)
 
 
 def scaling(work, corpus, sizes, reps_for, deadline, parallel_only=False):
@@ -308,6 +367,53 @@ def cache_run(tree, n, reps):
            higher_is_better=True)
 
 
+def transformers_models() -> str | None:
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("transformers")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "models")
+    return path if os.path.isdir(path) else None
+
+
+def python_trees(work, reps, sizes=(100, 300, 540)):
+    """Issue 17: the Python path beside pyflakes and ruff (F rules), serial and uncached, on
+    the installed Transformers' models/ and on flat directories of its modeling_*.py files
+    (one directory of many scripts, where the engine keeps a whole directory's sources), with
+    the peak resident memory of each process."""
+    print("6. Python trees: Transformers models/ and flat modeling_*.py directories", flush=True)
+    models = transformers_models()
+    if models is None:
+        ROWS.append(("6 python", "transformers models/", "–", "–", "0", "–", "skipped: transformers not installed"))
+        return
+    modeling = sorted(os.path.join(r, f) for r, _, fs in os.walk(models) for f in fs
+                      if f.startswith("modeling_") and f.endswith(".py"))
+    trees = {"models/": models}
+    for n in sizes:
+        flat = os.path.join(work, f"flat{n}")
+        os.makedirs(flat)
+        for path in modeling[:n]:
+            shutil.copy(path, os.path.join(flat, os.path.basename(path)))
+        trees[f"flat {min(n, len(modeling))} modeling files"] = flat
+    for label, tree in trees.items():
+        count = sum(1 for _, _, fs in os.walk(tree) for f in fs if f.endswith(".py"))
+        cmds = {f"dropout-audit ({label})": audit("--no-cache", "--jobs", "1", "--format", "json", "."),
+                f"pyflakes ({label})": [PY, "-m", "pyflakes", "."]}
+        if peer("ruff"):
+            cmds[f"ruff check --select F ({label})"] = [peer("ruff"), "check", "--no-cache", "--isolated",
+                                                      "--select", "F", "--exit-zero", "."]
+        res = interleaved(cmds, reps, tree)
+        for name, runs in res.items():
+            row("6 python", name, runs, f"{count} files")
+        ours = med(res[f"dropout-audit ({label})"])
+        NOTES.append(f"{label}: dropout-audit / pyflakes wall = {ours / med(res[f'pyflakes ({label})']):.2f}, "
+                     f"peak RSS {max(r.rss for r in res[f'dropout-audit ({label})']):.0f} MB")
+
+
 def probe_run(work, reps):
     print("5. runtime probe (tiny Llama + LoRA, CPU)", flush=True)
     import importlib.util
@@ -338,7 +444,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="repetitions for the short comparisons")
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--quick", action="store_true", help="1k/5k trees and fewer repetitions")
-    ap.add_argument("--only", default="cold,corpus,scaling,probe")
+    ap.add_argument("--only", default="cold,corpus,scaling,probe",
+                    help="sections: cold,corpus,scaling,probe,python (python: issue 17, Transformers' models/)")
+    ap.add_argument("--python-sizes", default="100,300,540", help="flat directory sizes for the python section")
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--parallel-only", action="store_true",
                     help="scaling: only the default --jobs runs, no cache section (for 50k on a busy machine)")
@@ -365,6 +473,8 @@ def main(argv=None) -> int:
         if "scaling" in only:
             scaling(work, args.corpus, sizes, lambda n: 3 if n <= 1000 else (2 if n <= 10_000 else 1),
                     t0 + args.deadline - (60 if "probe" in only else 0), args.parallel_only)
+        if "python" in only:
+            python_trees(work, 1, sizes=tuple(int(x) for x in args.python_sizes.split(",")))
         if "probe" in only:
             probe_run(work, 1 if args.quick else 3)
     finally:

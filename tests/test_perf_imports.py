@@ -20,7 +20,7 @@ HEAVY = ("torch", "transformers", "peft")
 
 SCRIPT = """
 import json, sys
-from auditor.cli import main
+from auditor.launch import main
 try:
     main(sys.argv[2:])
 except SystemExit:

@@ -227,21 +227,125 @@ def span_at(text: str, index: int, line: int | None = None) -> Span:
 def compose(text: str, path: str) -> list:
     """All documents of a YAML/JSON text as root nodes; raises ParseError with a location.
 
-    The safe scanner composes the same nodes as the round-trip one, with the same marks,
-    except the marks of empty scalars (`key:` then a comment), which value_span places from
-    the key instead; it skips the round-trip scanner's comment bookkeeping, which is about
-    40% of the parse. Error messages and positions differ between the two on some broken
-    files, so a text the fast path rejects is composed again by the round-trip scanner,
-    whose report is the reference (tests/test_perf_prefilter.py compares both on the corpus
-    and on mutated copies of it).
+    Three composers, fastest first, all giving the same nodes with the same marks:
+    libyaml through PyYAML (about 20x faster than pure-Python ruamel; optional: without
+    PyYAML or its C binding the next one is used, silently), then ruamel's safe scanner,
+    then ruamel's round-trip scanner. libyaml tags scalars with the YAML 1.2 core schema
+    below, as ruamel does, so `on`/`5e-2` mean what they meant before; a `%YAML` directive,
+    which switches ruamel to 1.1, goes to ruamel. Error messages and positions differ
+    between the scanners, so any text the faster ones reject is composed again by the
+    round-trip scanner, whose report is the reference. The safe scanner differs from the
+    round-trip one only in the marks of empty scalars (`key:` then a comment), which
+    value_span places from the key instead. tests/test_perf_scanner.py compares the paths on
+    the corpus, the fixtures and mutated rule examples.
     """
     deep = _too_deep(text)
     if deep is not None:
         raise ParseError(f"cannot parse: nesting deeper than {MAX_DEPTH} levels", deep)
+    if USE_LIBYAML and _libyaml_agrees(text, path):
+        docs = _compose_libyaml(text)
+        if docs is not None:
+            return docs
     try:
         return _compose(text, "safe")
     except ParseError:
         return _compose(text, "rt")
+
+
+USE_LIBYAML = True  # tests switch it off to compare with the pure-Python path
+_LIBYAML: list = []  # [loader class or None], decided on first use
+
+# The YAML 1.2 core schema as ruamel resolves plain scalars (ruamel/yaml/resolver.py,
+# version (1, 2)): tag, pattern, first characters; order matters within a first character.
+_YAML12_RESOLVERS = (
+    (BOOL_TAG, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (FLOAT_TAG, r"""^(?:
+         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""", "-+0123456789."),
+    (INT_TAG, r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0o?[0-7_]+
+        |[-+]?[0-9_]+
+        |[-+]?0x[0-9a-fA-F_]+)$""", "-+0123456789"),
+    ("tag:yaml.org,2002:merge", r"^(?:<<)$", "<"),
+    (NULL_TAG, r"""^(?: ~
+        |null|Null|NULL
+        | )$""", ("~", "n", "N", "")),
+    ("tag:yaml.org,2002:timestamp", r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+        |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+        (?:[Tt]|[ \t]+)[0-9][0-9]?
+        :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+        (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""", "0123456789"),
+    ("tag:yaml.org,2002:value", r"^(?:=)$", "="),
+)
+
+
+def _libyaml_agrees(text: str, path: str) -> bool:
+    """Whether libyaml is known to read this text as ruamel does; otherwise ruamel reads it.
+
+    Measured on mutated rule examples (tests/test_perf_scanner.py), libyaml accepts some texts
+    ruamel refuses: tabs inside plain scalars, and in flow collections a key with an empty
+    value before the closing bracket (`["a", "b":]`). Tabs are rare in configs, so any tab
+    goes to ruamel; a `.json` file goes to libyaml only once the stdlib JSON parser (C, a
+    small fraction of the compose time) accepts it, which also excludes the flow cases.
+    A `%YAML` directive switches ruamel to YAML 1.1 tags, so such texts go to ruamel too.
+    """
+    if "\t" in text or "%YAML" in text:
+        return False
+    if path[-5:].lower() == ".json":
+        import json
+
+        try:
+            json.loads(text)
+        except (ValueError, RecursionError):
+            return False
+    return True
+
+
+def _libyaml_loader():
+    if not _LIBYAML:
+        try:
+            import yaml
+            from yaml._yaml import CParser  # absent when PyYAML was built without libyaml
+        except ImportError:
+            _LIBYAML.append(None)
+            return None
+        table: dict = {}
+        for tag, pattern, firsts in _YAML12_RESOLVERS:
+            compiled = re.compile(pattern, re.X)
+            for first in firsts:
+                table.setdefault(first, []).append((tag, compiled))
+
+        class Loader(CParser, yaml.resolver.BaseResolver):
+            yaml_implicit_resolvers = table
+
+            def __init__(self, stream):
+                CParser.__init__(self, stream)
+                yaml.resolver.BaseResolver.__init__(self)
+
+        _LIBYAML.append(Loader)
+    return _LIBYAML[0]
+
+
+def _compose_libyaml(text: str) -> list | None:
+    """The documents composed by libyaml, or None to let ruamel compose (and word any error)."""
+    loader_class = _libyaml_loader()
+    if loader_class is None:
+        return None
+    loader = loader_class(text)
+    try:
+        docs = []
+        while loader.check_node():
+            doc = loader.get_node()
+            if doc is not None:
+                docs.append(doc)
+        return docs
+    except Exception:  # noqa: BLE001 - any refusal is worded by the reference scanner
+        return None
+    finally:
+        loader.dispose()
 
 
 def _compose(text: str, typ: str) -> list:

@@ -7,7 +7,7 @@ import re
 
 from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source
-from auditor.sources import dialects, located_problem, nodes
+from auditor.sources import dialects, located_problem, nodes, prescan
 
 PARSE_ERROR = "DRP000"
 DUPLICATE_KEY = "DRP402"
@@ -22,9 +22,13 @@ def read(path: str, text: str) -> Source | None:
     json_mode = path.lower().endswith(".json")
     if os.path.basename(path).lower() in dialects.TOKENIZER_FILES:
         return None  # never a training config whatever it holds; tokenizer.json runs to megabytes
+    if prescan.skip_unread(path, text):
+        return None
     try:
         docs = nodes.compose(text, path)
     except nodes.ParseError as exc:
+        if not prescan.parse_error_matters(path, text):
+            return None  # a dataset, a JSON-with-comments editor file, a CI config: not ours (#16.5)
         jinja = _JINJA.search(text)
         if jinja and not json_mode:
             return located_problem(path, SKIPPED, "skipped: a Jinja template, which is YAML only once rendered; "
