@@ -16,7 +16,7 @@ from tests.reliability_helpers import run_check
 def _detection_keys() -> set:
     """Every key name dialects.detect() tests, read from its source so that a marker added
     there without one here fails this test."""
-    code = inspect.getsource(dialects.detect) + inspect.getsource(dialects._recipe_dialect)
+    code = "".join(inspect.getsource(f) for f in (dialects.detect, dialects.explain, dialects._recipe_dialects))
     names = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_-]*)"', code))
     names -= set(dialects.DISPLAY_NAMES) | {"recipe", "generic"}  # what it returns, not what it reads
     names |= {"_component_"}  # read by structured.read for torchtune
