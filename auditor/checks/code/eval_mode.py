@@ -4,6 +4,7 @@ model.eval()/train() toggles that leave the wrong mode on (pitfalls.md section C
 from __future__ import annotations
 
 import ast
+import re
 
 from auditor.checks import Hit, check
 from auditor.checks.code import models
@@ -162,7 +163,7 @@ def attention_dropout_ungated(ctx, rule):
 # fires for a trained model that has dropout (warning) or may have it (info), never for a
 # frozen/reference model, an object that is no model, or a model without dropout.
 
-_AGGREGATES = frozenset({"stack", "cat", "mean", "var", "std", "std_mean", "var_mean", "median"})
+_SPREAD = frozenset({"mean", "var", "std", "std_mean", "var_mean", "nanmean", "nanstd", "nanvar", "quantile"})
 
 
 def _no_grad_region(module, node):
@@ -314,7 +315,7 @@ def no_grad_is_not_eval(ctx, rule):
         if found is None or found[1] == "generate()":
             continue
         key = found[0]
-        if models.is_frozen(module, key):
+        if models.is_frozen(module, key) or _in_training_step(module, call):
             continue
         pairs = fl.at.get(call, {}).get(key, ())
         if any(mode in ("eval", "unknown", "dropout-on") for mode, _ in pairs):
@@ -332,6 +333,18 @@ def no_grad_is_not_eval(ctx, rule):
                   f"{key} is evaluated under {how} (line {region.lineno}) but never put in eval mode in this file: "
                   f"{how} does not disable dropout; call {key}.eval() first (and {key}.train() after)"
                   f"{_dropout_note(verdict)}", key=key, severity=severity)
+
+
+def _in_training_step(module, call) -> bool:
+    """A no_grad forward inside a function that itself trains (or computes the loss) is a
+    target or teacher pass of a training step, not an evaluation."""
+    fn = module.enclosing_function(call)
+    if fn is None or isinstance(fn, ast.Lambda):
+        return False
+    if re.search(r"loss|train|step|rollout|generate|sample", fn.name, re.I):
+        return True
+    steps = models.training_calls(module)
+    return any(_inside(module, c, fn) for c in steps)
 
 
 def _repeats(module, call):
@@ -353,9 +366,53 @@ def _repeats(module, call):
 
 
 def _aggregated(module, loop) -> bool:
-    """The samples are combined (torch.stack/mean/var/std...) in the same function."""
+    """The samples are reduced to a spread or a mean (var/std/mean...) in the same scope: the
+    comprehension, or the list the loop appends to, reaches such a call directly or through
+    names assigned from it (torch.stack(samples).var(0), `draws = stack(...); draws.std(0)`)."""
     scope = module.enclosing_function(loop) or module.tree
-    return any(isinstance(n, ast.Call) and last_name(n.func) in _AGGREGATES for n in ast.walk(scope))
+    stmts = list(_own_statements(scope))
+    names = set()
+    if isinstance(loop, ast.For):
+        for n in ast.walk(loop):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("append", "extend") \
+                    and isinstance(n.func.value, ast.Name):
+                names.add(n.func.value.id)
+        holders = [loop]
+    else:
+        holders = [loop]
+    for stmt in stmts:  # names assigned from the samples, in order (one pass follows a chain)
+        value = getattr(stmt, "value", None)
+        if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or value is None:
+            continue
+        if any(_reads_any(value, names) for _ in [0]) or any(h is value or _contains(value, h) for h in holders):
+            for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]):
+                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    for stmt in stmts:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Call) and last_name(n.func) in _SPREAD:
+                if _reads_any(n, names) or any(_contains(n, h) for h in holders):
+                    return True
+    return False
+
+
+def _own_statements(scope):
+    """Statements of a scope, nested blocks included, nested defs and classes not."""
+    stack = list(reversed(scope.body))
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        yield stmt
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            stack.extend(reversed([s for s in getattr(stmt, field, []) if isinstance(s, (ast.stmt, ast.excepthandler))]))
+
+
+def _reads_any(node, names) -> bool:
+    return bool(names) and any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+def _contains(node, target) -> bool:
+    return any(n is target for n in ast.walk(node))
 
 
 @check("mc-dropout-in-eval", scope="setup")
