@@ -298,6 +298,8 @@ def training_calls(module) -> list:
         if not isinstance(func, ast.Attribute):
             continue
         recv = receiver_key(func.value) or last_name(func.value)
+        if not recv and isinstance(func.value, ast.Call):  # DPOTrainer(...).train()
+            recv = last_name(func.value.func)
         if func.attr == "backward":
             found.append(call)
         elif func.attr == "step" and re.search(r"optim|^opt|scaler", recv.rsplit(".", 1)[-1], re.I):

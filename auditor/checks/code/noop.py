@@ -13,7 +13,9 @@ from auditor.checks.code.common import (
     _hit,
     _model_like,
     _module,
+    dropout_param,
 )
+from auditor.checks.code.flow import receiver_key
 from auditor.sources.python_facts import (
     arg_or_kwarg,
     constant,
@@ -86,6 +88,19 @@ def dropout_module_unused(ctx, rule):
                                f"{cls.name} does not call it, so this dropout never runs", key=f"{cls.name}.{target.attr}")
 
 
+def _with_defaults(fn):
+    """(arg, default or None) for every parameter."""
+    positional = fn.args.posonlyargs + fn.args.args
+    defaults = [None] * (len(positional) - len(fn.args.defaults)) + list(fn.args.defaults)
+    return list(zip(positional, defaults)) + list(zip(fn.args.kwonlyargs, fn.args.kw_defaults))
+
+
+def _switch_default(default) -> bool:
+    """`drop: bool = False` is a switch, not a rate."""
+    ok, value = constant(default) if default is not None else (False, None)
+    return ok and isinstance(value, (bool, str))
+
+
 def _is_stub(fn) -> bool:
     body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     return all(isinstance(s, (ast.Pass, ast.Raise)) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
@@ -110,9 +125,9 @@ def dropout_parameter_unused(ctx, rule):
         parent = module.parent(fn)
         if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
             continue  # other methods often keep a parameter to honour an interface
-        params = [a for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
-                  if not a.arg.startswith("_") and dropout_keys.is_rate_key(a.arg)
-                  and not dropout_keys.is_keep_probability(a.arg)]
+        params = [a for a in _with_defaults(fn) if not a[0].arg.startswith("_") and dropout_param(a[0].arg)
+                  and not _switch_default(a[1])]
+        params = [a for a, _ in params]
         if not params:
             continue
         if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in ("abstractmethod", "overload") for d in fn.decorator_list):
@@ -194,6 +209,8 @@ def dropout_set_after_build(ctx, rule):
             if (ok and isinstance(value, str) and dropout_keys.is_rate_key(value) and isinstance(obj, ast.Attribute)
                     and obj.attr == "config" and _model_like(obj.value)):
                 found, anchor = (obj.value, value), node
+        if found and _rebuilt_after(module, node, found[0]):
+            continue
         if found:
             owner, key = found
             name = dotted(owner) or "the model"
@@ -201,3 +218,22 @@ def dropout_set_after_build(ctx, rule):
                        f"{name}.config.{key} is set after {name} was built: its layers read the value at "
                        f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
                        key=f"{name}.config.{key}")
+
+
+def _rebuilt_after(module, stmt, owner) -> bool:
+    """A module built after the assignment from the model or its config reads the new value
+    (a value head reading summary_dropout_prob, a wrapper class, get_peft_model)."""
+    key = receiver_key(owner)
+    scope = module.enclosing_function(stmt) or module.tree
+    after = module.index.order(stmt)
+    for call in module.calls():
+        if module.index.order(call) <= after or (module.enclosing_function(call) or module.tree) is not scope:
+            continue
+        name = last_name(call.func)
+        if not name or not (name[0].isupper() or name in ("from_pretrained", "from_config", "get_peft_model")):
+            continue
+        for arg in list(call.args) + [kw.value for kw in call.keywords]:
+            target = arg.value if isinstance(arg, ast.Attribute) and arg.attr == "config" else arg
+            if receiver_key(target) == key:
+                return True
+    return False

@@ -8,6 +8,7 @@ import re
 
 from auditor import dropout_keys
 from auditor.checks import Hit, check
+from auditor.checks.code import models
 from auditor.checks.code.common import (
     _DDP_MARKERS,
     _DROPOUT_MODULES,
@@ -118,6 +119,8 @@ def preference_dropout_on(ctx, rule):
     trainer = src.get("trainer")
     if trainer not in frameworks.PREFERENCE_TRAINERS:
         return
+    if not models.training_calls(module):
+        return  # builds a trainer (a test, a factory) but never trains
     explicit = src.fields.get("disable_dropout")
     if explicit is not None:
         if explicit.value is False:
