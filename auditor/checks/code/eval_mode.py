@@ -24,7 +24,6 @@ from auditor.sources.python_facts import (
     constant,
     dotted,
     has_star_args,
-    is_zero,
     last_name,
     mentions_training,
 )
@@ -82,8 +81,8 @@ def functional_dropout_training(ctx, rule):
         if name is None or has_star_args(call):
             continue
         p = arg_or_kwarg(call, "p", 1)
-        if p is not None and is_zero(p):
-            continue
+        if p is not None and models.zero_rate(module, p):
+            continue  # a literal 0, directly or through a local only ever assigned 0, is no dropout
         training = arg_or_kwarg(call, "training", 2)
         if training is not None:
             ok, value = constant(training)
@@ -113,7 +112,7 @@ def functional_dropout_training(ctx, rule):
 
 
 def _gated(module, call, expr) -> bool:
-    if is_zero(expr) or mentions_training(expr):
+    if models.zero_rate(module, expr) or mentions_training(expr):
         return True
     for a in module.ancestors(call):
         if isinstance(a, (ast.If, ast.IfExp, ast.While)) and mentions_training(a.test):
