@@ -417,3 +417,39 @@ def test_every_cited_line_holds_the_cited_call(tmp_path):
                     assert wanted in lines[line - 1], (rule.code, f.message, lines[line - 1])
                     checked += 1
     assert checked >= 3  # DRP602, DRP603, DRP604, DRP606 and DRP522 cite lines
+
+
+def test_700_an_activation_backward_in_a_custom_function_is_no_recompute(tmp_path):
+    text = '''
+        import torch
+        import torch.nn as nn
+
+        class FusedMLP(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, act_fn, act_fn_backward, drop):
+                ctx.act_fn_backward = act_fn_backward
+                x_drop = nn.functional.dropout(x, 0.1)
+                ctx.save_for_backward(x_drop)
+                return act_fn(x_drop)
+
+            @staticmethod
+            def backward(ctx, grad):
+                (x_drop,) = ctx.saved_tensors
+                return ctx.act_fn_backward(grad, x_drop), None, None, None
+    '''
+    assert _findings(tmp_path, text, ["DRP700"]) == []
+    recompute = text.replace("ctx.act_fn_backward = act_fn_backward", "ctx.run_function = act_fn").replace(
+        "return ctx.act_fn_backward(grad, x_drop), None, None, None", "return ctx.run_function(x_drop), None, None, None")
+    assert [c for c, *_ in _findings(tmp_path / "r", recompute, ["DRP700"])] == ["DRP700"]
+
+
+def test_606_an_eval_loop_over_batches_inside_an_epoch_range_is_no_sampling(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+for epoch in range(3):
+    model.eval()
+    losses = []
+    for step, batch in enumerate(val_loader):
+        with torch.no_grad():
+            losses.append(model(batch))
+    print(torch.mean(torch.cat(losses)))
+''', ["DRP606"]) == []

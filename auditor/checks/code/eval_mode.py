@@ -354,13 +354,18 @@ def _repeats(module, call):
             return None
         gens = a.generators if isinstance(a, (ast.ListComp, ast.GeneratorExp, ast.SetComp)) else (
             [a] if isinstance(a, ast.For) else [])
+        if not gens:
+            continue
+        # the innermost loop decides: an eval loop over batches inside `for epoch in range(n)`
+        # runs different inputs, not repeated samples of one
         for g in gens:
             it = g.iter
             if not (isinstance(it, ast.Call) and last_name(it.func) == "range"):
-                continue
+                return None
             names = {n.id for n in ast.walk(g.target) if isinstance(n, ast.Name)}
-            if not any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(call)):
-                return a
+            if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(call)):
+                return None
+        return a
     return None
 
 
