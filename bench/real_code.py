@@ -44,6 +44,11 @@ REPOS = {
     "open-instruct": ("allenai/open-instruct", "open_instruct"),
     "torchtune": ("pytorch/torchtune", "recipes"),
     "gpt-neox": ("EleutherAI/gpt-neox", "megatron"),
+    # beyond the issue's list, for more findings to judge
+    "litgpt": ("Lightning-AI/litgpt", "litgpt"),
+    "alpaca-lora": ("tloen/alpaca-lora", ""),
+    "OpenRLHF": ("OpenRLHF/OpenRLHF", "openrlhf"),
+    "x-transformers": ("lucidrains/x-transformers", "x_transformers"),
 }
 
 # The rules that read Python code (the subject of issue #16).
@@ -58,8 +63,12 @@ def extract(root: str, mirrors: str) -> None:
             continue
         dest = os.path.join(root, short)
         os.makedirs(dest, exist_ok=True)
-        archive = subprocess.run(["git", "--git-dir", git_dir, "archive", "HEAD", *([sub] if sub else [])],
-                                 check=True, capture_output=True).stdout
+        cmd = ["git", "--git-dir", git_dir, "archive", "HEAD", "--", *([sub] if sub else [])]
+        done = subprocess.run(cmd, capture_output=True)
+        if done.returncode:  # a snapshot without its largest blobs: take its Python files only
+            done = subprocess.run(cmd[:-1] + [os.path.join(sub, "*.py") if sub else "*.py"], check=True,
+                                  capture_output=True)
+        archive = done.stdout
         subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
         commit = subprocess.run(["git", "--git-dir", git_dir, "rev-parse", "HEAD"], check=True,
                                 capture_output=True, text=True).stdout.strip()

@@ -453,3 +453,17 @@ for epoch in range(3):
             losses.append(model(batch))
     print(torch.mean(torch.cat(losses)))
 ''', ["DRP606"]) == []
+
+
+def test_603_eval_before_break_does_not_reach_the_next_step(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+def sample(m):
+    m.eval()
+while True:
+    batch = next(it)
+    if done(batch):
+        sample(model)
+        break
+    model(batch).sum().backward()
+    optimizer.step()
+''', ["DRP603"]) == []

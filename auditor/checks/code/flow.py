@@ -162,7 +162,7 @@ class Flow:
             return None
         if isinstance(stmt, (ast.Break, ast.Continue)):
             if self._loops:
-                self._loops[-1].append(state)
+                self._loops[-1][type(stmt).__name__].append(state)
             return None
         for child in ast.iter_child_nodes(stmt):
             if isinstance(child, ast.expr):
@@ -177,14 +177,16 @@ class Flow:
             if isinstance(it, ast.Call) and last_name(it.func) in _MODULE_ITERS and isinstance(it.func, ast.Attribute):
                 self._module_loops[stmt.target.id] = receiver_key(it.func.value)
         current = state
+        breaks = []
         for _ in range(2):  # the second pass is the next iteration
-            self._loops.append([])
+            self._loops.append({"Break": [], "Continue": []})
             end = self._block(stmt.body, dict(current))
-            exits = self._loops.pop()
-            current = _join_all([state, end] + exits)
+            jumps = self._loops.pop()
+            current = _join_all([state, end] + jumps["Continue"])  # break leaves: not the next iteration
+            breaks = jumps["Break"]
         if stmt.orelse:
             current = self._block(stmt.orelse, current) if current is not None else None
-        return current
+        return _join_all([current] + breaks)
 
     # --- expressions -----------------------------------------------------------------------
     def _expr(self, node, state):
