@@ -467,3 +467,15 @@ while True:
     model(batch).sum().backward()
     optimizer.step()
 ''', ["DRP603"]) == []
+
+
+def test_known_dropout_of_a_peft_model_from_its_literal_adapter_config():
+    m = _module('''
+        from peft import LoraConfig, get_peft_model
+        config = LoraConfig(r=8, lora_dropout=0.05)
+        base = AutoModelForCausalLM.from_pretrained("x")
+        model = get_peft_model(base, config)
+        zero = get_peft_model(base, LoraConfig(r=8, lora_dropout=0.0))
+    ''')
+    assert models.known_dropout(m, "model") == models.NONZERO
+    assert models.known_dropout(m, "zero") == models.UNKNOWN  # the base model may still drop

@@ -198,8 +198,30 @@ def known_dropout(module, key: str, setup=None) -> str:
         cls = ""
     if cls in local:
         return class_dropout(module, local[cls])
+    if isinstance(value, ast.Call) and last_name(value.func) == "get_peft_model":
+        if _adapter_dropout(module, value) == NONZERO:
+            return NONZERO  # the adapter drops, whatever the base model does
+        inner = value.args[0] if value.args else None
+        if isinstance(inner, ast.Name) and inner.id != key:
+            return known_dropout(module, inner.id, setup)
+        return UNKNOWN
     if isinstance(value, ast.Call) and last_name(value.func) in ("from_pretrained", "from_config"):
         return config_dropout(setup)
+    return UNKNOWN
+
+
+def _adapter_dropout(module, call) -> str:
+    """NONZERO when get_peft_model's config is a literal *Config(..._dropout=p > 0) of this file."""
+    cfg = arg_or_kwarg(call, "peft_config", 1)
+    if isinstance(cfg, ast.Name):
+        cfg = binding(module, cfg.id)
+    if not isinstance(cfg, ast.Call):
+        return UNKNOWN
+    for kw in cfg.keywords:
+        if kw.arg and "dropout" in kw.arg:
+            ok, v = constant(kw.value)
+            if ok and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+                return NONZERO
     return UNKNOWN
 
 
