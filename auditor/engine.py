@@ -183,7 +183,10 @@ def one_line(message: str) -> str:
 
 
 def _finding(rule, hit) -> Finding:
-    return Finding(code=rule.code, name=rule.name, category=rule.category, severity=rule.severity,
+    severity = rule.severity
+    if hit.severity and SEVERITY_RANK[hit.severity] > SEVERITY_RANK[severity]:
+        severity = hit.severity
+    return Finding(code=rule.code, name=rule.name, category=rule.category, severity=severity,
                    path=hit.path, span=hit.span, message=one_line(hit.message), fix=hit.fix, key=hit.key)
 
 

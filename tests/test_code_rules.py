@@ -118,7 +118,7 @@ def test_no_grad_without_eval_anywhere(tmp_path):
         with torch.inference_mode():
             preds = model(test)
     ''', select=["DRP604"])
-    assert bad == [("DRP604", 6)]
+    assert bad == [("DRP604", 7)]  # at the forward pass, not at the with/decorator line (issue #16)
 
 
 def test_eval_helper_in_a_method_switches_back(tmp_path):

@@ -22,6 +22,9 @@ class Hit:
     message: str
     fix: Fix | None = None
     key: str = ""
+    # A primitive may lower (never raise) its rule's severity for one hit: an eval-mode finding
+    # on a model whose dropout is unknown is info, not a warning.
+    severity: str = ""
 
 
 @dataclass(slots=True)

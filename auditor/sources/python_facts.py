@@ -19,7 +19,7 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 class PyModule:
     """A parsed Python file with the helpers checks need to locate and relate nodes."""
 
-    __slots__ = ("tree", "text", "_starts", "_lines", "_parents", "cache")
+    __slots__ = ("tree", "text", "_starts", "_lines", "cache")
 
     def __init__(self, tree: ast.AST, text: str):
         self.tree = tree
@@ -34,7 +34,6 @@ class PyModule:
         lines.append(text[pos:])
         self._starts = starts
         self._lines = lines
-        self._parents = None
         self.cache = {}  # per-file results shared by the checks (import aliases, call lists)
 
     # --- locations -------------------------------------------------------------------------
@@ -72,14 +71,16 @@ class PyModule:
         return self._lines[line - 1] if 1 <= line <= len(self._lines) else ""
 
     # --- structure -------------------------------------------------------------------------
+    @property
+    def index(self) -> "ModuleIndex":
+        """The per-module index every code check queries (built once, in one traversal)."""
+        idx = self.cache.get("index")
+        if idx is None:
+            idx = self.cache["index"] = ModuleIndex(self.tree)
+        return idx
+
     def parent(self, node: ast.AST):
-        if self._parents is None:
-            parents = {}
-            for p in self.nodes():
-                for c in ast.iter_child_nodes(p):
-                    parents[c] = p
-            self._parents = parents
-        return self._parents.get(node)
+        return self.index.parents.get(node)
 
     def ancestors(self, node: ast.AST):
         p = self.parent(node)
@@ -105,14 +106,62 @@ class PyModule:
 
     def nodes(self) -> list:
         """Every node of the tree, walked once per file."""
-        if "nodes" not in self.cache:
-            self.cache["nodes"] = list(ast.walk(self.tree))
-        return self.cache["nodes"]
+        return self.index.nodes
 
     def calls(self) -> list:
-        if "calls" not in self.cache:
-            self.cache["calls"] = [n for n in self.nodes() if isinstance(n, ast.Call)]
-        return self.cache["calls"]
+        return self.index.calls
+
+
+class ModuleIndex:
+    """One traversal of a module, answering what every code check asks: the parent of a node,
+    the calls by name, the assignments to a name, the functions and classes by name, and the
+    order of statements. Checks query it instead of walking the tree again (issue #17 item 2)."""
+
+    __slots__ = ("nodes", "parents", "calls", "calls_by_name", "assigns", "functions", "classes", "methods")
+
+    def __init__(self, tree: ast.AST):
+        self.nodes = []
+        self.parents = {}
+        self.calls = []
+        self.calls_by_name = {}   # last name of the callee -> [Call]
+        self.assigns = {}         # target as dotted text ("x", "self.model") -> [assigning statement]
+        self.functions = {}       # module-level def name -> def
+        self.classes = {}         # class name -> ClassDef (first definition)
+        self.methods = {}         # class name -> {method name: def}
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            self.nodes.append(node)
+            children = list(ast.iter_child_nodes(node))
+            for c in children:
+                self.parents[c] = node
+            stack.extend(reversed(children))
+            if isinstance(node, ast.Call):
+                self.calls.append(node)
+                self.calls_by_name.setdefault(last_name(node.func), []).append(node)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+                        name = dotted(leaf)
+                        if name:
+                            self.assigns.setdefault(name, []).append(node)
+            elif isinstance(node, ast.ClassDef):
+                self.classes.setdefault(node.name, node)
+                self.methods.setdefault(node.name, {
+                    m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and self.parents.get(node) is tree:
+                self.functions.setdefault(node.name, node)
+
+    def order(self, node: ast.AST) -> tuple:
+        """Source order of a node (statements and expressions alike)."""
+        return (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+
+    def statement(self, node: ast.AST):
+        """The statement that contains node (node itself when it is one)."""
+        while node is not None and not isinstance(node, ast.stmt):
+            node = self.parents.get(node)
+        return node
 
 
 # --- small helpers over ast nodes ----------------------------------------------------------

@@ -33,6 +33,22 @@ _RANKISH = re.compile(r"rank|offset|process_index|local_process|worker|device_id
 _DDP_MARKERS = ("DistributedDataParallel", "init_process_group", "Accelerator(", "DDP(")
 
 
+# Names constructors and builders give a dropout rate beyond the `*dropout*` family (timm's
+# drop/attn_drop/proj_drop/drop_path, DropBlock, the GPT-2 style *_pdrop, Transformer-XL's
+# dropatt). Only for parameters in code: `drop_last` and friends are switches, never rates.
+_DROP_PARAM = re.compile(r"(?:drop|p_drop|dropatt|(?:attn|proj|resid|embd|emb|mlp|ffn|pos|head|hidden|path|"
+                         r"feat|token|layer)_drop|drop_(?:path|block|connect)(?:_rate|_prob)?|drop_rate|drop_prob)")
+
+
+def dropout_param(name: str) -> bool:
+    """A parameter name that carries a dropout rate in model code."""
+    from auditor import dropout_keys
+
+    if dropout_keys.is_keep_probability(name):
+        return False
+    return dropout_keys.is_rate_key(name) or bool(_DROP_PARAM.fullmatch(name.lower()))
+
+
 def _module(ctx):
     src = ctx.source
     return get_module(src) if src is not None and src.kind == "python" else None

@@ -6,24 +6,24 @@ from __future__ import annotations
 import ast
 import re
 
-from auditor.checks import check
+from auditor.checks import Hit, check
+from auditor.checks.code import models
 from auditor.checks.code.common import (
     _ATTENTION,
     _FUNCTIONAL,
     _FUNCTIONAL_PREFIXES,
     _NO_GRAD,
     _hit,
-    _model_like,
     _module,
-    _receiver_name,
 )
+from auditor.checks.code.flow import flow, receiver_key, toggle
 from auditor.model import Edit, Fix
+from auditor.sources.python_code import get_module
 from auditor.sources.python_facts import (
     arg_or_kwarg,
     constant,
     dotted,
     has_star_args,
-    is_zero,
     last_name,
     mentions_training,
 )
@@ -81,8 +81,8 @@ def functional_dropout_training(ctx, rule):
         if name is None or has_star_args(call):
             continue
         p = arg_or_kwarg(call, "p", 1)
-        if p is not None and is_zero(p):
-            continue
+        if p is not None and models.zero_rate(module, p):
+            continue  # a literal 0, directly or through a local only ever assigned 0, is no dropout
         training = arg_or_kwarg(call, "training", 2)
         if training is not None:
             ok, value = constant(training)
@@ -112,7 +112,7 @@ def functional_dropout_training(ctx, rule):
 
 
 def _gated(module, call, expr) -> bool:
-    if is_zero(expr) or mentions_training(expr):
+    if models.zero_rate(module, expr) or mentions_training(expr):
         return True
     for a in module.ancestors(call):
         if isinstance(a, (ast.If, ast.IfExp, ast.While)) and mentions_training(a.test):
@@ -158,249 +158,298 @@ def attention_dropout_ungated(ctx, rule):
 
 
 # --- eval-mode: model.eval()/train() toggles ----------------------------------------------
+# Built on the mode flow (flow.py) and on what is known about each model (models.py): a rule
+# fires for a trained model that has dropout (warning) or may have it (info), never for a
+# frozen/reference model, an object that is no model, or a model without dropout.
 
-def _is_mc_dropout(module, call) -> bool:
-    """`m.train()` for dropout modules only, after eval(): deliberate Monte-Carlo dropout."""
-    for a in module.ancestors(call):
-        if isinstance(a, ast.If) and "dropout" in ast.dump(a.test).lower():
-            return True
-        if isinstance(a, ast.For) and last_name(getattr(a.iter, "func", None) or a.iter) in (
-                "modules", "named_modules", "children", "named_children"):
-            return True
+_SPREAD = frozenset({"mean", "var", "std", "std_mean", "var_mean", "nanmean", "nanstd", "nanvar", "quantile"})
+
+
+def _no_grad_region(module, node):
+    """The with-item or decorator that turns gradients off around node, else None."""
+    for a in module.ancestors(node):
+        if isinstance(a, (ast.With, ast.AsyncWith)):
+            for item in a.items:
+                if _turns_grad_off(item.context_expr):
+                    return item.context_expr
         if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            break
-    return False
-
-
-def _toggle(module, call):
-    """'train' or 'eval' when the call switches a model's mode, else None."""
-    func = call.func
-    if not isinstance(func, ast.Attribute):
-        return None
-    if func.attr in ("for_inference", "for_training") and call.args:  # unsloth's switches
-        return "eval" if func.attr == "for_inference" else "train"
-    if func.attr == "eval" and not call.args and not call.keywords:
-        return "eval"
-    if func.attr == "train":
-        arg = arg_or_kwarg(call, "mode", 0)
-        if arg is None:
-            return "train"
-        ok, value = constant(arg)
-        if ok:
-            return "train" if value else "eval"
-        return "unknown"
+            return next((d for d in a.decorator_list if _turns_grad_off(d)), None)
     return None
 
 
-class _Modes:
-    """Resolves calls to functions of the same file into their net effect on the mode."""
-
-    def __init__(self, module):
-        self.module = module
-        self.functions = {}
-        self.methods = {}
-        for node in module.tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self.functions[node.name] = node
-            elif isinstance(node, ast.ClassDef):
-                for item in node.body:
-                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                        self.methods.setdefault(item.name, item)
-        self._net = {}
-
-    def callee(self, call):
-        func = call.func
-        if isinstance(func, ast.Name):
-            return self.functions.get(func.id)
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            return self.methods.get(func.attr)
-        return None
-
-    def event(self, call, depth=0):
-        """('train'|'eval'|'unknown', receiver) for a mode switch, direct or through a helper."""
-        kind = _toggle(self.module, call)
-        if kind is not None:
-            recv = call.func.value if kind in ("train", "eval", "unknown") else None
-            if call.func.attr in ("for_inference", "for_training"):
-                recv = call.args[0]
-            if kind == "train" and (not _model_like(recv) or _is_mc_dropout(self.module, call)):
-                return None
-            if kind == "eval" and isinstance(recv, ast.Name) and recv.id == "self":
-                return ("eval", None)
-            return (kind, _receiver_name(recv))
-        fn = self.callee(call)
-        if fn is not None and depth < 4:
-            net = self.net(fn, depth + 1)
-            if net is not None:
-                return (net, None)
-        return None
-
-    def net(self, fn, depth=0):
-        if fn in self._net:
-            return self._net[fn]
-        self._net[fn] = None  # recursion guard
-        state = None
-        for node in _in_order(fn.body):
-            if isinstance(node, ast.Call):
-                ev = self.event(node, depth)
-                if ev is not None:
-                    state = ev[0]
-        self._net[fn] = state
-        return state
-
-
-def _in_order(body):
-    """Calls and statements of a body in source order, not entering nested defs or classes."""
-    stack = list(reversed(body))
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        yield node
-        children = list(ast.iter_child_nodes(node))
-        # evaluate arguments before the call itself is "made": the call node is yielded first,
-        # which is fine for mode tracking (arguments rarely switch modes)
-        stack.extend(reversed(children))
-
-
-def _scopes(module):
-    yield module.tree.body
-    for node in module.nodes():
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            yield node.body
-
-
-def _under_no_grad(module, node) -> bool:
-    for a in module.ancestors(node):
-        if isinstance(a, (ast.With, ast.AsyncWith)):
-            if any(last_name(getattr(i.context_expr, "func", i.context_expr)) in _NO_GRAD for i in a.items):
-                return True
-        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            return any(last_name(getattr(d, "func", d)) in _NO_GRAD for d in a.decorator_list)
+def _turns_grad_off(expr) -> bool:
+    name = last_name(getattr(expr, "func", expr))
+    if name in _NO_GRAD:
+        return True
+    if name == "set_grad_enabled" and isinstance(expr, ast.Call):
+        arg = arg_or_kwarg(expr, "mode", 0)
+        return arg is not None and constant(arg) == (True, False)
     return False
 
 
 def _inference_call(module, call):
-    """The model a call runs for inference: model.generate(...) anywhere, model(...) under no_grad."""
+    """(model key, what) when a call runs a model for inference: .generate() anywhere, a
+    forward pass under no_grad/inference_mode/set_grad_enabled(False); else None."""
     func = call.func
-    if isinstance(func, ast.Attribute) and func.attr == "generate" and _model_like(func.value):
-        return _receiver_name(func.value)
-    if isinstance(func, (ast.Name, ast.Attribute)) and _model_like(func) and _under_no_grad(module, call):
-        return _receiver_name(func)
+    if isinstance(func, ast.Attribute) and func.attr == "generate":
+        key = receiver_key(func.value)
+        return (key, "generate()") if models.is_model(module, key) else None
+    if isinstance(func, (ast.Name, ast.Attribute)):
+        key = receiver_key(func)
+        if key and models.is_model(module, key) and _no_grad_region(module, call) is not None:
+            return key, "a forward pass under no_grad"
     return None
 
 
-@check("inference-in-train-mode")
+def _severity(verdict):
+    """Warning when the model has dropout, info when nothing is known; None: stay silent."""
+    return {models.NONZERO: "", models.UNKNOWN: "info"}.get(verdict)
+
+
+def _dropout_note(verdict) -> str:
+    return " (whether this model has dropout is not known here)" if verdict == models.UNKNOWN else ""
+
+
+def _python_driver(ctx):
+    setup = ctx.setup
+    src = setup.driver if setup is not None else ctx.source
+    if src is None or src.kind != "python":
+        return None, None
+    return src, get_module(src)
+
+
+@check("inference-in-train-mode", scope="setup")
 def inference_in_train_mode(ctx, rule):
-    """A model switched to train() and then used for generation or no_grad evaluation in the
-    same function, with no eval() in between, samples with dropout on (transformers#2627)."""
-    module = _module(ctx)
-    if module is None:
+    """A model switched to train() and then, on every path, used for generation or no_grad
+    evaluation with no eval() in between samples with dropout on (transformers#2627). The
+    message cites the train() call that reaches the inference call."""
+    src, module = _python_driver(ctx)
+    if module is None or models.disables_dropout_itself(module):
         return
-    modes = _Modes(module)
-    for body in _scopes(module):
-        state = {}
-        default = None
-        for node in _in_order(body):
-            if not isinstance(node, ast.Call):
-                continue
-            ev = modes.event(node)
-            if ev is not None:
-                kind, recv = ev
-                if recv is None:
-                    state.clear()
-                    default = (kind, node)
-                else:
-                    state[recv] = (kind, node)
-                continue
-            target = _inference_call(module, node)
-            if target is None:
-                continue
-            mode = state.get(target, default)
-            if mode is not None and mode[0] == "train":
-                what = "generate()" if last_name(node.func) == "generate" else "a forward pass under no_grad"
-                yield _hit(ctx, module, node,
-                           f"{target} runs {what} in train mode: {target}.train() (line {mode[1].lineno}) is not "
-                           f"followed by {target}.eval(), so dropout is still active", key=target)
-
-
-def _steps(call) -> bool:
-    func = call.func
-    if not isinstance(func, ast.Attribute):
-        return False
-    if func.attr == "backward":
-        return True
-    return func.attr == "step" and bool(re.search(r"optim|^opt|scaler", _receiver_name(func.value) or "", re.I))
-
-
-@check("eval-without-train")
-def eval_without_train(ctx, rule):
-    """A training loop that switches the model to eval() (directly or in an evaluate() helper)
-    and never back: every later step trains without dropout (pitfalls #30)."""
-    module = _module(ctx)
-    if module is None:
-        return
-    modes = _Modes(module)
-    reported = set()
-    for loop in module.nodes():
-        if not isinstance(loop, (ast.For, ast.While, ast.AsyncFor)):
-            continue
-        events = []
-        for node in _in_order(loop.body):
-            if isinstance(node, ast.Call):
-                if _steps(node):
-                    events.append(("step", node))
-                else:
-                    ev = modes.event(node)
-                    if ev is not None:
-                        events.append((ev[0], node))
-        if not any(k == "step" for k, _ in events) or not any(k == "eval" for k, _ in events):
-            continue
-        state = None
-        for kind, node in events + events:  # the second pass is the next iteration
-            if kind == "step":
-                if state is not None and state[0] == "eval" and state[1] not in reported:
-                    reported.add(state[1])
-                    yield _hit(ctx, module, state[1],
-                               "the training loop switches the model to eval mode here and never back with "
-                               "train(): the following optimizer steps train with dropout off")
-                    break
-            else:
-                state = (kind, node)
-
-
-@check("no-grad-is-not-eval")
-def no_grad_is_not_eval(ctx, rule):
-    """torch.no_grad() and inference_mode() stop gradient tracking, not dropout; a script that
-    trains a model and evaluates it under no_grad without ever calling eval() evaluates with
-    dropout on (ethos-ares#20)."""
-    module = _module(ctx)
-    if module is None:
-        return
-    modes = _Modes(module)
-    trains = False
+    fl = flow(module)
     for call in module.calls():
-        kind = _toggle(module, call)
-        if kind in ("eval", "unknown"):
-            return  # the file does switch modes somewhere; where is beyond a static look
-        ev = modes.event(call)
-        if ev is not None and ev[0] == "train" or _steps(call):
-            trains = True
-    if not trains:
+        found = _inference_call(module, call)
+        if found is None:
+            continue
+        key, what = found
+        pairs = fl.at.get(call, {}).get(key)
+        if not pairs or any(mode != "train" for mode, _ in pairs):
+            continue  # eval, unknown or the caller's mode on some path
+        verdict = models.known_dropout(module, key, ctx.setup)
+        severity = _severity(verdict)
+        if severity is None:
+            continue
+        cause = max((n for _, n in pairs), key=lambda n: (n.lineno, n.col_offset))
+        what = "generate()" if what == "generate()" else "a forward pass under no_grad"
+        yield Hit(src.path, module.span(call),
+                  f"{key} runs {what} in train mode: {_cited(module, cause)} (line {cause.lineno}) is not "
+                  f"followed by {key}.eval(), so dropout is still active{_dropout_note(verdict)}",
+                  key=key, severity=severity)
+
+
+def _cited(module, call) -> str:
+    """How a message names the call it cites: `model.train()` or `helper()`."""
+    func = call.func
+    text = dotted(func) or last_name(func)
+    return f"{text}()"
+
+
+def _loops(module):
+    return [n for n in module.nodes() if isinstance(n, (ast.For, ast.While, ast.AsyncFor))]
+
+
+def _inside(module, node, outer) -> bool:
+    return any(a is outer for a in module.ancestors(node))
+
+
+@check("eval-without-train", scope="setup")
+def eval_without_train(ctx, rule):
+    """A training loop whose optimizer step can be reached from an eval() (direct, chained or
+    through a helper) with no train() on that path: the later steps train with dropout off
+    (pitfalls #30). Frozen, reference and teacher models are meant to stay in eval."""
+    src, module = _python_driver(ctx)
+    if module is None:
         return
+    fl = flow(module)
+    steps = [c for c in models.training_calls(module) if last_name(c.func) != "train"]
+    reported = set()
+    for loop in _loops(module):
+        for step in steps:
+            if not _inside(module, step, loop):
+                continue
+            for key, pairs in fl.at.get(step, {}).items():
+                for mode, node in pairs:
+                    if mode != "eval" or node is None or node in reported or not _inside(module, node, loop):
+                        continue
+                    if key != "self" and (not models.is_model(module, key) or models.is_frozen(module, key)):
+                        continue
+                    verdict = models.known_dropout(module, key, ctx.setup)
+                    severity = _severity(verdict)
+                    if severity is None:
+                        continue
+                    reported.add(node)
+                    yield Hit(src.path, module.span(node),
+                              f"{_cited(module, node)} switches {key} to eval mode inside the training loop and "
+                              f"no train() follows on some path to {_cited(module, step)} (line {step.lineno}): "
+                              f"the following optimizer steps train with dropout off{_dropout_note(verdict)}",
+                              key=key, severity=severity)
+
+
+@check("no-grad-is-not-eval", scope="setup")
+def no_grad_is_not_eval(ctx, rule):
+    """torch.no_grad(), inference_mode() and set_grad_enabled(False) stop gradient tracking, not
+    dropout; a script that trains a model and evaluates it that way without ever calling eval()
+    evaluates with dropout on (ethos-ares#20). Reported at the forward pass."""
+    src, module = _python_driver(ctx)
+    if module is None or not models.training_calls(module) or models.disables_dropout_itself(module):
+        return
+    for call in module.calls():
+        t = toggle(call)
+        if t is not None and t[0] in ("eval", "unknown"):
+            return  # the file does switch modes somewhere; where is beyond a static look
+    fl = flow(module)
     seen = set()
     for call in module.calls():
-        target = _inference_call(module, call)
-        if target is None:
+        found = _inference_call(module, call)
+        if found is None or found[1] == "generate()":
             continue
-        region = next((a for a in module.ancestors(call) if isinstance(a, (ast.With, ast.AsyncWith, ast.FunctionDef,
-                                                                             ast.AsyncFunctionDef))), None)
-        if region is None or region in seen:
+        key = found[0]
+        if models.is_frozen(module, key) or _in_training_step(module, call):
+            continue
+        pairs = fl.at.get(call, {}).get(key, ())
+        if any(mode in ("eval", "unknown", "dropout-on") for mode, _ in pairs):
+            continue
+        region = _no_grad_region(module, call)
+        if region in seen:
+            continue
+        verdict = models.known_dropout(module, key, ctx.setup)
+        severity = _severity(verdict)
+        if severity is None:
             continue
         seen.add(region)
-        anchor = region.items[0].context_expr if isinstance(region, (ast.With, ast.AsyncWith)) else next(
-            (d for d in region.decorator_list if last_name(getattr(d, "func", d)) in _NO_GRAD), region)
-        yield _hit(ctx, module, anchor,
-                   f"{target} is evaluated under {last_name(getattr(anchor, 'func', anchor)) or 'no_grad'} but "
-                   f"never put in eval mode in this file: no_grad/inference_mode do not disable dropout; "
-                   f"call {target}.eval() first (and {target}.train() after)", key=target)
+        how = last_name(getattr(region, "func", region)) or "no_grad"
+        yield Hit(src.path, module.span(call),
+                  f"{key} is evaluated under {how} (line {region.lineno}) but never put in eval mode in this file: "
+                  f"{how} does not disable dropout; call {key}.eval() first (and {key}.train() after)"
+                  f"{_dropout_note(verdict)}", key=key, severity=severity)
+
+
+def _in_training_step(module, call) -> bool:
+    """A no_grad forward inside a function that itself trains (or computes the loss) is a
+    target or teacher pass of a training step, not an evaluation."""
+    fn = module.enclosing_function(call)
+    if fn is None or isinstance(fn, ast.Lambda):
+        return False
+    if re.search(r"loss|train|step|rollout|generate|sample", fn.name, re.I):
+        return True
+    steps = models.training_calls(module)
+    return any(_inside(module, c, fn) for c in steps)
+
+
+def _repeats(module, call):
+    """The loop or comprehension that runs `call` repeatedly on the same input, else None:
+    `for _ in range(n)` / `[model(x) for _ in range(n)]` whose variable the call does not read."""
+    for a in module.ancestors(call):
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return None
+        gens = a.generators if isinstance(a, (ast.ListComp, ast.GeneratorExp, ast.SetComp)) else (
+            [a] if isinstance(a, ast.For) else [])
+        if not gens:
+            continue
+        # the innermost loop decides: an eval loop over batches inside `for epoch in range(n)`
+        # runs different inputs, not repeated samples of one
+        for g in gens:
+            it = g.iter
+            if not (isinstance(it, ast.Call) and last_name(it.func) == "range"):
+                return None
+            names = {n.id for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(call)):
+                return None
+        return a
+    return None
+
+
+def _aggregated(module, loop) -> bool:
+    """The samples are reduced to a spread or a mean (var/std/mean...) in the same scope: the
+    comprehension, or the list the loop appends to, reaches such a call directly or through
+    names assigned from it (torch.stack(samples).var(0), `draws = stack(...); draws.std(0)`)."""
+    scope = module.enclosing_function(loop) or module.tree
+    stmts = list(_own_statements(scope))
+    names = set()
+    if isinstance(loop, ast.For):
+        for n in ast.walk(loop):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("append", "extend") \
+                    and isinstance(n.func.value, ast.Name):
+                names.add(n.func.value.id)
+        holders = [loop]
+    else:
+        holders = [loop]
+    for stmt in stmts:  # names assigned from the samples, in order (one pass follows a chain)
+        value = getattr(stmt, "value", None)
+        if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or value is None:
+            continue
+        if any(_reads_any(value, names) for _ in [0]) or any(h is value or _contains(value, h) for h in holders):
+            for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]):
+                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    for stmt in stmts:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Call) and last_name(n.func) in _SPREAD:
+                if _reads_any(n, names) or any(_contains(n, h) for h in holders):
+                    return True
+    return False
+
+
+def _own_statements(scope):
+    """Statements of a scope, nested blocks included, nested defs and classes not."""
+    stack = list(reversed(scope.body))
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        yield stmt
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            stack.extend(reversed([s for s in getattr(stmt, field, []) if isinstance(s, (ast.stmt, ast.excepthandler))]))
+
+
+def _reads_any(node, names) -> bool:
+    return bool(names) and any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+def _contains(node, target) -> bool:
+    return any(n is target for n in ast.walk(node))
+
+
+@check("mc-dropout-in-eval", scope="setup")
+def mc_dropout_in_eval(ctx, rule):
+    """Monte-Carlo dropout needs dropout on while sampling: after model.eval(), repeated forward
+    passes on the same input are identical, so their variance is 0 (issue #13 item 7). The
+    idioms that re-enable dropout (model.train(), or only the Dropout modules) stay silent."""
+    src, module = _python_driver(ctx)
+    if module is None:
+        return
+    fl = flow(module)
+    seen = set()
+    for call in module.calls():
+        func = call.func
+        if not isinstance(func, (ast.Name, ast.Attribute)):
+            continue
+        key = receiver_key(func)
+        if not key or not models.is_model(module, key):
+            continue
+        pairs = fl.at.get(call, {}).get(key)
+        if not pairs or any(mode != "eval" for mode, _ in pairs):
+            continue
+        loop = _repeats(module, call)
+        if loop is None or loop in seen or not _aggregated(module, loop):
+            continue
+        verdict = models.known_dropout(module, key, ctx.setup)
+        severity = _severity(verdict)
+        if severity is None:
+            continue
+        seen.add(loop)
+        cause = max((n for _, n in pairs), key=lambda n: (n.lineno, n.col_offset))
+        yield Hit(src.path, module.span(call),
+                  f"Monte-Carlo sampling of {key} in eval mode: {_cited(module, cause)} (line {cause.lineno}) turned "
+                  f"dropout off, so every sample is identical and their spread is 0; call {key}.train() (or switch "
+                  f"only its Dropout modules to train) before sampling{_dropout_note(verdict)}",
+                  key=key, severity=severity)

@@ -7,17 +7,22 @@ import ast
 
 from auditor import dropout_keys
 from auditor.checks import check
+from auditor.checks.code import models
 from auditor.checks.code.common import (
+    _ATTENTION,
     _DROPOUT_MODULES,
     _RNNS,
     _hit,
     _model_like,
     _module,
+    dropout_param,
 )
+from auditor.checks.code.flow import receiver_key
 from auditor.sources.python_facts import (
     arg_or_kwarg,
     constant,
     dotted,
+    has_star_args,
     is_zero,
     kwarg,
     last_name,
@@ -86,6 +91,19 @@ def dropout_module_unused(ctx, rule):
                                f"{cls.name} does not call it, so this dropout never runs", key=f"{cls.name}.{target.attr}")
 
 
+def _with_defaults(fn):
+    """(arg, default or None) for every parameter."""
+    positional = fn.args.posonlyargs + fn.args.args
+    defaults = [None] * (len(positional) - len(fn.args.defaults)) + list(fn.args.defaults)
+    return list(zip(positional, defaults)) + list(zip(fn.args.kwonlyargs, fn.args.kw_defaults))
+
+
+def _switch_default(default) -> bool:
+    """`drop: bool = False` is a switch, not a rate."""
+    ok, value = constant(default) if default is not None else (False, None)
+    return ok and isinstance(value, (bool, str))
+
+
 def _is_stub(fn) -> bool:
     body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     return all(isinstance(s, (ast.Pass, ast.Raise)) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
@@ -110,9 +128,9 @@ def dropout_parameter_unused(ctx, rule):
         parent = module.parent(fn)
         if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
             continue  # other methods often keep a parameter to honour an interface
-        params = [a for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
-                  if not a.arg.startswith("_") and dropout_keys.is_rate_key(a.arg)
-                  and not dropout_keys.is_keep_probability(a.arg)]
+        params = [a for a in _with_defaults(fn) if not a[0].arg.startswith("_") and dropout_param(a[0].arg)
+                  and not _switch_default(a[1])]
+        params = [a for a, _ in params]
         if not params:
             continue
         if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in ("abstractmethod", "overload") for d in fn.decorator_list):
@@ -194,6 +212,8 @@ def dropout_set_after_build(ctx, rule):
             if (ok and isinstance(value, str) and dropout_keys.is_rate_key(value) and isinstance(obj, ast.Attribute)
                     and obj.attr == "config" and _model_like(obj.value)):
                 found, anchor = (obj.value, value), node
+        if found and _rebuilt_after(module, node, found[0]):
+            continue
         if found:
             owner, key = found
             name = dotted(owner) or "the model"
@@ -201,3 +221,226 @@ def dropout_set_after_build(ctx, rule):
                        f"{name}.config.{key} is set after {name} was built: its layers read the value at "
                        f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
                        key=f"{name}.config.{key}")
+
+
+def _rebuilt_after(module, stmt, owner) -> bool:
+    """A module built after the assignment from the model or its config reads the new value
+    (a value head reading summary_dropout_prob, a wrapper class, get_peft_model)."""
+    key = receiver_key(owner)
+    scope = module.enclosing_function(stmt) or module.tree
+    after = module.index.order(stmt)
+    for call in module.calls():
+        if module.index.order(call) <= after or (module.enclosing_function(call) or module.tree) is not scope:
+            continue
+        name = last_name(call.func)
+        if not name or not (name[0].isupper() or name in ("from_pretrained", "from_config", "get_peft_model")):
+            continue
+        for arg in list(call.args) + [kw.value for kw in call.keywords]:
+            target = arg.value if isinstance(arg, ast.Attribute) and arg.attr == "config" else arg
+            if receiver_key(target) == key:
+                return True
+    return False
+
+
+@check("dropout-result-discarded")
+def dropout_result_discarded(ctx, rule):
+    """F.dropout and nn.Dropout return a new tensor; a call whose result is thrown away (a bare
+    expression statement) changes nothing unless inplace=True."""
+    module = _module(ctx)
+    if module is None:
+        return
+    from auditor.checks.code.eval_mode import _functional_name
+
+    for stmt in module.nodes():
+        if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+            continue
+        call = stmt.value
+        name = _functional_name(module, call)
+        what = f"{dotted(call.func) or name}(...)" if name else _dropout_module_call(module, call)
+        if not what or has_star_args(call):
+            continue
+        inplace = kwarg(call, "inplace")
+        if inplace is None and name:
+            inplace_arg = arg_or_kwarg(call, "inplace", 3)
+            inplace = inplace_arg
+        value = getattr(inplace, "value", inplace)
+        if value is not None and constant(value) != (True, False):
+            continue  # inplace=True (or not known): the tensor itself changes
+        p = arg_or_kwarg(call, "p", 1) if name else None
+        if p is not None and models.zero_rate(module, p):
+            continue
+        yield _hit(ctx, module, call, f"the result of {what} is discarded: dropout returns a new tensor, so this "
+                   "line does nothing; assign it (x = ...)", key=what)
+
+
+def _dropout_module_call(module, call) -> str:
+    """`self.drop(x)` where self.drop is an nn.Dropout built in the class, or `nn.Dropout(p)(x)`."""
+    func = call.func
+    if isinstance(func, ast.Call) and last_name(func.func) in _DROPOUT_MODULES:
+        return f"{last_name(func.func)}(...)(...)"
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
+        return ""
+    for stmt in module.index.assigns.get(f"self.{func.attr}", ()):
+        value = getattr(stmt, "value", None)
+        if isinstance(value, ast.Call) and last_name(value.func) in _DROPOUT_MODULES:
+            inplace = arg_or_kwarg(value, "inplace", 1)
+            if inplace is not None and constant(inplace) != (True, False):
+                return ""  # nn.Dropout(p, inplace=True) changes its input
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                return f"self.{func.attr}(...)"
+    return ""
+
+
+@check("dropout-flag-unread")
+def dropout_flag_unread(ctx, rule):
+    """A `--dropout` command-line flag that is parsed but never read: whatever the user passes,
+    the model trains with its own default. Reported only when the parsed arguments never leave
+    the file (every use of them is an attribute read), so a reader elsewhere cannot exist."""
+    module = _module(ctx)
+    if module is None:
+        return
+    flags = []
+    for call in module.index.calls_by_name.get("add_argument", ()):
+        option = None
+        for a in call.args:
+            ok, value = constant(a)
+            if ok and isinstance(value, str) and value.startswith("-") and (option is None or value.startswith("--")):
+                option = (a, value)
+        if option is None:
+            continue
+        action = kwarg(call, "action")
+        if action is not None and constant(action.value)[1] in ("store_true", "store_false", "store_const"):
+            continue
+        dest_kw = kwarg(call, "dest")
+        dest = constant(dest_kw.value)[1] if dest_kw is not None else option[1].lstrip("-").replace("-", "_")
+        if isinstance(dest, str) and dropout_param(dest):
+            flags.append((option[0], option[1], dest))
+    if not flags or not _namespace_stays_local(module):
+        return
+    attrs = {n.attr for n in module.nodes() if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)}
+    declared = {id(n) for c in module.index.calls_by_name.get("add_argument", ()) for n in ast.walk(c)}
+    strings = {n.value for n in module.nodes()
+               if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in declared}
+    for node, flag, dest in flags:
+        if dest in attrs or dest in strings:
+            continue  # read as args.<dest>, or by name (getattr(args, "<dest>"), a dict key)
+        yield _hit(ctx, module, node, f"{flag} is parsed but args.{dest} is never read in this file: the flag has "
+                   "no effect on the model", key=flag)
+
+
+def _namespace_stays_local(module) -> bool:
+    """The parsed argument namespace (and local functions' parameters that receive it) is used
+    only as `args.<name>`: never passed on, returned, unpacked with vars() or stored."""
+    names = set()
+    for call in module.index.calls:
+        if last_name(call.func) in ("parse_args", "parse_known_args", "parse_args_into_dataclasses"):
+            if last_name(call.func) != "parse_args":
+                return False  # tuples of namespaces / dataclasses: beyond this check
+            stmt = module.index.statement(call)
+            if not (isinstance(stmt, ast.Assign) and stmt.value is call and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)):
+                return False
+            names.add(stmt.targets[0].id)
+    if not names:
+        return False
+    functions = {fn.name: fn for fn in module.nodes() if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    changed = True
+    while changed:  # parameters of local functions that receive the namespace
+        changed = False
+        for call in module.index.calls:
+            fn = functions.get(last_name(call.func)) if isinstance(call.func, ast.Name) else None
+            if fn is None:
+                continue
+            params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+            for i, a in enumerate(call.args):
+                if isinstance(a, ast.Name) and a.id in names and i < len(params) and params[i] not in names:
+                    names.add(params[i])
+                    changed = True
+    for node in module.nodes():
+        if isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load):
+            parent = module.parent(node)
+            if isinstance(parent, ast.Attribute):
+                continue
+            if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in functions:
+                continue
+            return False
+    return True
+
+
+@check("attention-path-without-dropout")
+def attention_path_without_dropout(ctx, rule):
+    """A module with two attention paths (a fused kernel and a manual softmax, flash or not)
+    that applies attention dropout on one and calls scaled_dot_product_attention/flash-attn
+    without dropout_p on the other: whichever path runs decides whether the configured
+    attention dropout exists at all (nanoGPT#240 class of bugs)."""
+    module = _module(ctx)
+    if module is None:
+        return
+    for call in module.calls():
+        spec = _ATTENTION.get(last_name(call.func))
+        if spec is None or has_star_args(call):
+            continue
+        p = arg_or_kwarg(call, *spec)
+        if p is not None and not models.zero_rate(module, p):
+            continue
+        other = _other_branch_with_dropout(module, call)
+        if other is None:
+            continue
+        yield _hit(ctx, module, call.func,
+                   f"{last_name(call.func)}() runs without {spec[0]} here, while the other branch applies attention "
+                   f"dropout ({_describe(module, other)}, line {other.lineno}): on this path the configured attention "
+                   f"dropout never happens; pass {spec[0]}=<p> if self.training else 0.0", key=last_name(call.func))
+
+
+def _other_branch_with_dropout(module, call):
+    """The dropout call in the other branch of the nearest if/else around `call`, else None."""
+    from auditor.sources.python_facts import mentions_training
+
+    child = call
+    for a in module.ancestors(call):
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return None
+        if isinstance(a, (ast.If, ast.IfExp)):
+            if mentions_training(a.test):
+                return None  # the paths are chosen by the mode: no dropout in eval is right
+            body = a.body if isinstance(a.body, list) else [a.body]
+            orelse = a.orelse if isinstance(a.orelse, list) else [a.orelse]
+            if any(n is child for n in body):
+                other = orelse
+            elif any(n is child for n in orelse):
+                other = body
+            else:
+                child = a
+                continue
+            for stmt in other:
+                for n in ast.walk(stmt):
+                    if isinstance(n, ast.Call) and _applies_dropout(module, n):
+                        return n
+            return None
+        child = a
+    return None
+
+
+def _applies_dropout(module, call) -> bool:
+    from auditor.checks.code.eval_mode import _functional_name
+
+    name = last_name(call.func)
+    if name in _ATTENTION:
+        p = arg_or_kwarg(call, *_ATTENTION[name])
+        return p is not None and not models.zero_rate(module, p)
+    if _functional_name(module, call):
+        p = arg_or_kwarg(call, "p", 1)
+        return p is None or not models.zero_rate(module, p)
+    return bool(_dropout_module_call(module, call)) or bool(_inplace_dropout_module(module, call))
+
+
+def _inplace_dropout_module(module, call) -> bool:
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
+        return False
+    return any(isinstance(getattr(s, "value", None), ast.Call) and last_name(s.value.func) in _DROPOUT_MODULES
+               for s in module.index.assigns.get(f"self.{func.attr}", ()))
+
+
+def _describe(module, call) -> str:
+    return f"{dotted(call.func) or last_name(call.func)}(...)"

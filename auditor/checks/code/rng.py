@@ -8,6 +8,7 @@ import re
 
 from auditor import dropout_keys
 from auditor.checks import Hit, check
+from auditor.checks.code import models
 from auditor.checks.code.common import (
     _DDP_MARKERS,
     _DROPOUT_MODULES,
@@ -76,7 +77,8 @@ def _custom_recompute(ctx, module, cls):
     ctx_name = backward.args.args[0].arg
     for n in ast.walk(backward):
         if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
-                and n.func.value.id == ctx_name and re.search(r"fn|func|run", n.func.attr)):
+                and n.func.value.id == ctx_name and re.search(r"fn|func|run", n.func.attr)
+                and not re.search(r"backward|grad|deriv", n.func.attr)):  # an activation's backward recomputes nothing
             yield _hit(ctx, module, n, f"{cls.name}.backward re-runs the forward without saving and restoring the "
                        "RNG state: dropout masks in the recompute differ from the forward pass", key=cls.name)
             return
@@ -118,6 +120,8 @@ def preference_dropout_on(ctx, rule):
     trainer = src.get("trainer")
     if trainer not in frameworks.PREFERENCE_TRAINERS:
         return
+    if not models.training_calls(module):
+        return  # builds a trainer (a test, a factory) but never trains
     explicit = src.fields.get("disable_dropout")
     if explicit is not None:
         if explicit.value is False:

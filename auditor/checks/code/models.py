@@ -1,0 +1,339 @@
+"""What a name in a training script is: a model (and a trained or a frozen one), whether that
+model has any dropout, and whether the file trains at all.
+
+The eval-mode rules only mean something for a module that is trained and has dropout: eval()
+on a frozen reference model is right, a context manager named `model_ctx` is no model, and a
+model without dropout (or batch norm) behaves the same in both modes. These questions are
+answered from evidence in the file and its setup, never from the name alone; where there is
+none, the answer is "unknown" and the rules say so at info severity.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor.checks.code.common import _ATTENTION, _DROPOUT_MODULES, _FUNCTIONAL, _MODEL, _NOT_MODEL
+from auditor.checks.code.flow import receiver_key
+from auditor.sources.python_facts import arg_or_kwarg, constant, is_zero, last_name
+
+ZERO, NONZERO, UNKNOWN = "zero", "nonzero", "unknown"
+
+# Calls whose result is a model (or wraps one).
+_FACTORIES = frozenset({"from_pretrained", "from_config", "get_peft_model", "prepare_model", "PeftModel",
+                        "DistributedDataParallel", "DDP", "FSDP", "FullyShardedDataParallel", "compile",
+                        "deepcopy", "create_reference_model", "build_model", "get_model", "load_model"})
+_MODEL_CLASS = re.compile(r"(Model|Net|Network|GPT|Transformer|Classifier|ForCausalLM|ForSequenceClassification|"
+                          r"ForConditionalGeneration|Encoder|Decoder|MLP|CNN|RNN|LSTM|ValueHead)\w*$")
+_MODULE_BASES = re.compile(r"Module$|PreTrainedModel$|Model$|LightningModule$")
+# Models meant to stay in eval: their eval() is right, and their forward passes are not "evaluation".
+_FROZEN_NAME = re.compile(r"(^|_|\.)(ref|reference|teacher|reward|rm|frozen|ema|judge|old|target|vae|text_encoder|"
+                          r"clip|tokenizer)(_|$|\.)|ref_model|teacher_model|reward_model", re.I)
+# torch.nn modules that have dropout by default (nn.MultiheadAttention's defaults to 0).
+_NN_WITH_DROPOUT = frozenset({"Transformer", "TransformerEncoderLayer", "TransformerDecoderLayer",
+                              "TransformerEncoder", "TransformerDecoder"}) | _DROPOUT_MODULES
+_NN_WITHOUT_DROPOUT = frozenset({
+    "Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Embedding", "EmbeddingBag",
+    "LayerNorm", "RMSNorm", "GroupNorm", "ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax", "Identity",
+    "Sequential", "ModuleList", "ModuleDict", "Parameter", "ParameterList", "Flatten", "MaxPool1d", "MaxPool2d",
+    "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveAvgPool1d", "Upsample", "PixelShuffle", "Bilinear", "Mish",
+    "LeakyReLU", "ELU", "Softplus", "Hardswish", "Unflatten", "ZeroPad2d",
+})
+_NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d",
+                           "InstanceNorm2d", "InstanceNorm3d"})
+
+# Hooks the setup stage (model identity, issue #11) registers: fn(setup, module, key) -> verdict or None.
+DROPOUT_HOOKS: list = []
+
+
+def binding(module, key):
+    """The last value assigned to `key` anywhere in the module (an expression), else None."""
+    found = None
+    for stmt in module.index.assigns.get(key, ()):
+        value = getattr(stmt, "value", None)
+        if value is None:
+            continue
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], (ast.Tuple, ast.List)):
+            if isinstance(value, ast.Call):
+                found = value  # model, optimizer = accelerator.prepare(model, optimizer)
+            continue
+        found = value
+    return found
+
+
+def _class_of(value):
+    """The class name a value is built from: `Net(...)` -> 'Net', `Auto...from_pretrained` -> 'Auto...'."""
+    if not isinstance(value, ast.Call):
+        return ""
+    func = value.func
+    if isinstance(func, ast.Attribute) and func.attr in ("from_pretrained", "from_config"):
+        return last_name(func.value)
+    return last_name(func)
+
+
+def is_model(module, key: str) -> bool:
+    """Evidence that `key` names a torch module: it is bound from a model factory or a module
+    class, it is a `self.model`-style attribute, or it is switched with train()/eval() (or its
+    parameters are read) and named like a model. A function, a trainer or a tokenizer is not."""
+    if not key or key in module.index.functions or key in module.index.classes:
+        return False
+    last = key.rsplit(".", 1)[-1]
+    if _NOT_MODEL.search(last):
+        return False
+    value = binding(module, key)
+    if isinstance(value, ast.Call):
+        name = last_name(value.func)
+        cls = _class_of(value)
+        if name in _FACTORIES or name == "prepare" or cls in _local_module_classes(module) or _MODEL_CLASS.search(cls):
+            return True
+        if _MODEL.search(last) is None:
+            return False
+    if not _MODEL.search(last):
+        return False
+    if key.startswith("self."):
+        return True
+    return key in _switched_or_trained(module)
+
+
+def _switched_or_trained(module) -> set:
+    cached = module.cache.get("switched-keys")
+    if cached is None:
+        cached = set()
+        for name in ("train", "eval", "parameters", "named_parameters", "requires_grad_", "zero_grad"):
+            for call in module.index.calls_by_name.get(name, ()):
+                if isinstance(call.func, ast.Attribute):
+                    cached.add(receiver_key(call.func.value))
+        for call in module.index.calls_by_name.get("backward", ()):
+            # `model(x).backward()`, `loss = model(x).loss; loss.backward()`: model is trained
+            if not isinstance(call.func, ast.Attribute):
+                continue
+            sources = [call.func.value]
+            if isinstance(call.func.value, ast.Name):
+                bound = binding(module, call.func.value.id)
+                if bound is not None:
+                    sources.append(bound)
+            for expr in sources:
+                for n in ast.walk(expr):
+                    if isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute)):
+                        cached.add(receiver_key(n.func))
+        module.cache["switched-keys"] = cached
+    return cached
+
+
+def _local_module_classes(module) -> dict:
+    cached = module.cache.get("module-classes")
+    if cached is None:
+        cached = {name: cls for name, cls in module.index.classes.items()
+                  if any(_MODULE_BASES.search(last_name(b) or "") for b in cls.bases)}
+        module.cache["module-classes"] = cached
+    return cached
+
+
+def is_frozen(module, key: str) -> bool:
+    """A model meant to stay in eval mode: a reference, teacher, reward or EMA model, one whose
+    parameters are frozen, or one the file never optimizes while it optimizes another."""
+    if _FROZEN_NAME.search(key):
+        return True
+    for call in module.index.calls_by_name.get("requires_grad_", ()):
+        if isinstance(call.func, ast.Attribute) and receiver_key(call.func.value) == key:
+            arg = arg_or_kwarg(call, "requires_grad", 0)
+            if arg is not None and constant(arg) == (True, False):
+                return True
+    for node in module.index.nodes:
+        if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and last_name(node.iter.func) == "parameters" \
+                and isinstance(node.iter.func, ast.Attribute) and receiver_key(node.iter.func.value) == key:
+            for n in ast.walk(node):
+                if isinstance(n, ast.Assign) and any(last_name(t) == "requires_grad" for t in n.targets) \
+                        and constant(n.value) == (True, False):
+                    return True
+    optimized = optimized_models(module)
+    return bool(optimized) and key not in optimized and key.rsplit(".", 1)[-1] not in {
+        k.rsplit(".", 1)[-1] for k in optimized}
+
+
+def optimized_models(module) -> set:
+    """Models whose parameters reach an optimizer, a trainer or accelerator.prepare in this file."""
+    cached = module.cache.get("optimized-models")
+    if cached is not None:
+        return cached
+    found = set()
+    for call in module.index.calls:
+        name = last_name(call.func)
+        if name in ("parameters", "named_parameters") and isinstance(call.func, ast.Attribute):
+            parent = module.parent(call)
+            while isinstance(parent, (ast.Call, ast.ListComp, ast.GeneratorExp, ast.comprehension, ast.List,
+                                      ast.Dict, ast.keyword, ast.Starred)) and parent is not None:
+                if isinstance(parent, ast.Call) and re.search(r"Adam|SGD|optim|Optimizer|Lion|Adafactor",
+                                                               last_name(parent.func) or ""):
+                    found.add(receiver_key(call.func.value))
+                    break
+                parent = module.parent(parent)
+        elif name == "prepare" or name.endswith("Trainer"):
+            for a in list(call.args) + [kw.value for kw in call.keywords if kw.arg in ("model", None)]:
+                k = receiver_key(a)
+                if k:
+                    found.add(k)
+    found.discard("")
+    module.cache["optimized-models"] = found
+    return found
+
+
+# --- does the model have dropout? ------------------------------------------------------------
+
+def known_dropout(module, key: str, setup=None) -> str:
+    """ZERO, NONZERO or UNKNOWN: whether the model named `key` has any dropout.
+
+    Evidence, in order: a hook of the setup stage (model identity); the module class defined in
+    this file (nn.Dropout, F.dropout, attention dropout_p, torch.nn layers with dropout); the
+    config.json of the same setup for a pretrained model. Nothing else is guessed.
+    """
+    for hook in DROPOUT_HOOKS:
+        verdict = hook(setup, module, key)
+        if verdict in (ZERO, NONZERO):
+            return verdict
+    value = binding(module, key)
+    cls = _class_of(value) if value is not None else ""
+    local = _local_module_classes(module)
+    if key == "self":
+        cls = ""
+    if cls in local:
+        return class_dropout(module, local[cls])
+    if isinstance(value, ast.Call) and last_name(value.func) == "get_peft_model":
+        if _adapter_dropout(module, value) == NONZERO:
+            return NONZERO  # the adapter drops, whatever the base model does
+        inner = value.args[0] if value.args else None
+        if isinstance(inner, ast.Name) and inner.id != key:
+            return known_dropout(module, inner.id, setup)
+        return UNKNOWN
+    if isinstance(value, ast.Call) and last_name(value.func) in ("from_pretrained", "from_config"):
+        return config_dropout(setup)
+    return UNKNOWN
+
+
+def _adapter_dropout(module, call) -> str:
+    """NONZERO when get_peft_model's config is a literal *Config(..._dropout=p > 0) of this file."""
+    cfg = arg_or_kwarg(call, "peft_config", 1)
+    if isinstance(cfg, ast.Name):
+        cfg = binding(module, cfg.id)
+    if not isinstance(cfg, ast.Call):
+        return UNKNOWN
+    for kw in cfg.keywords:
+        if kw.arg and "dropout" in kw.arg:
+            ok, v = constant(kw.value)
+            if ok and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+                return NONZERO
+    return UNKNOWN
+
+
+def class_dropout(module, cls, seen=None) -> str:
+    """Dropout of a module class defined in this file, following the classes it builds here."""
+    seen = seen if seen is not None else set()
+    if cls.name in seen:
+        return ZERO
+    seen.add(cls.name)
+    local = _local_module_classes(module)
+    verdict = ZERO
+    for base in cls.bases:
+        name = last_name(base)
+        if name in local:
+            sub = class_dropout(module, local[name], seen)
+            verdict = NONZERO if sub == NONZERO else (UNKNOWN if sub == UNKNOWN else verdict)
+        elif name not in ("Module",) and not name.endswith("Module"):
+            return UNKNOWN  # a base from elsewhere may add dropout
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Call):
+            name = last_name(node.func)
+            if name in _DROPOUT_MODULES or name in _FUNCTIONAL:
+                p = arg_or_kwarg(node, "p", 0 if name in _DROPOUT_MODULES else 1)
+                if p is None or not zero_rate(module, p):
+                    return NONZERO
+            elif name in _ATTENTION:
+                p = arg_or_kwarg(node, *_ATTENTION[name])
+                if p is not None and not zero_rate(module, p):
+                    return NONZERO
+            elif name in _NN_WITH_DROPOUT or name in _NN_BATCHNORM:
+                return NONZERO  # batch norm also changes with the mode
+            elif name in local:
+                sub = class_dropout(module, local[name], seen)
+                if sub == NONZERO:
+                    return NONZERO
+                if sub == UNKNOWN:
+                    verdict = UNKNOWN
+            elif name and name[0].isupper() and name not in _NN_WITHOUT_DROPOUT:
+                verdict = UNKNOWN  # a layer from elsewhere
+    return verdict
+
+
+def config_dropout(setup) -> str:
+    """ZERO/NONZERO from the setup's config.json: its written rates over its model type's defaults."""
+    if setup is None:
+        return UNKNOWN
+    configs = setup.of_kind("hf-config")
+    if len(configs) != 1:
+        return UNKNOWN
+    cfg = configs[0]
+    model_type = cfg.get("model_type")
+    if not model_type:
+        return UNKNOWN
+    from auditor.knowledge import architectures
+
+    info = architectures.lookup(str(model_type))
+    if info is None or info.is_composite:
+        return UNKNOWN
+    values = {k.name: k.default for k in info.keys.values() if k.read == "read"}
+    for s in cfg.settings:
+        if s.key in values or s.key in info.keys:
+            values[s.key] = s.p if s.reason is None else None
+    if any(v is None or not isinstance(v, (int, float)) for v in values.values()):
+        return UNKNOWN
+    return NONZERO if any(v > 0 for v in values.values()) else ZERO
+
+
+def zero_rate(module, node) -> bool:
+    """A rate that is a literal 0, directly or through a local name only ever assigned literal 0."""
+    if is_zero(node):
+        return True
+    if isinstance(node, ast.Name):
+        fn = module.enclosing_function(node)
+        stmts = [s for s in module.index.assigns.get(node.id, ()) if module.enclosing_function(s) is fn]
+        if not stmts:
+            return False
+        if fn is not None and node.id in {a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs}:
+            return False
+        return all(isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None and is_zero(s.value)
+                   and not (isinstance(s, ast.Assign) and isinstance(s.targets[0], (ast.Tuple, ast.List)))
+                   for s in stmts)
+    return False
+
+
+# --- does the file train? ----------------------------------------------------------------------
+
+def training_calls(module) -> list:
+    """Calls that show training: loss.backward(), optimizer.step(), accelerator.backward(loss),
+    trainer.train()."""
+    cached = module.cache.get("training-calls")
+    if cached is not None:
+        return cached
+    found = []
+    for call in module.index.calls:
+        func = call.func
+        if not isinstance(func, ast.Attribute):
+            continue
+        recv = receiver_key(func.value) or last_name(func.value)
+        if not recv and isinstance(func.value, ast.Call):  # DPOTrainer(...).train()
+            recv = last_name(func.value.func)
+        if func.attr == "backward":
+            found.append(call)
+        elif func.attr == "step" and re.search(r"optim|^opt|scaler", recv.rsplit(".", 1)[-1], re.I):
+            found.append(call)
+        elif func.attr == "train" and re.search(r"trainer", recv, re.I) and not call.args:
+            found.append(call)
+    module.cache["training-calls"] = found
+    return found
+
+
+def disables_dropout_itself(module) -> bool:
+    """Code that switches dropout off by its own config (an RL trainer's disable_dropout): its
+    rollouts run in train mode by design, with no dropout left to switch."""
+    return bool(module.index.calls_by_name.get("disable_dropout_in_model")) or any(
+        isinstance(n, ast.Attribute) and n.attr == "disable_dropout" for n in module.index.nodes)

@@ -1,0 +1,481 @@
+"""The train/eval flow analysis and what it knows about models, from small reproductions of the
+false and missed findings on real code (issue #16, #18 items 4-5, #13 item 7)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import textwrap
+
+from auditor.checks.code import flow as flowmod
+from auditor.checks.code import models
+from auditor.sources.python_facts import PyModule
+from tests.conftest import audit, write_files
+
+
+def _findings(tmp_path, text, select, name="train.py", extra=()):
+    write_files(tmp_path, [(name, textwrap.dedent(text)), *extra])
+    return sorted((f.code, f.span.line, f.severity) for f in audit([str(tmp_path)], select=tuple(select))
+                  if f.code in select)
+
+
+def _module(text):
+    text = textwrap.dedent(text)
+    return PyModule(ast.parse(text), text)
+
+
+_NET = '''
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        return self.drop(self.fc(x))
+
+model = Net()
+optimizer = torch.optim.AdamW(model.parameters())
+'''
+
+
+# --- the index ------------------------------------------------------------------------------
+
+def test_index_is_one_traversal_with_calls_assignments_and_definitions():
+    m = _module('''
+        import torch
+        class A(torch.nn.Module):
+            def f(self): self.model = g(1)
+        def helper(x): return x.eval()
+        model = A()
+        model.to("cpu").train()
+    ''')
+    idx = m.index
+    assert set(idx.functions) == {"helper"} and set(idx.classes) == {"A"} and set(idx.methods["A"]) == {"f"}
+    assert [c.lineno for c in idx.calls_by_name["train"]] == [7]
+    assert set(idx.assigns) >= {"self.model", "model"}
+    assert m.parent(idx.calls_by_name["g"][0]) is not None
+    assert m.index is m.index  # built once
+
+
+# --- the flow -------------------------------------------------------------------------------
+
+def _modes_at(text, callee, key="model"):
+    m = _module(text)
+    fl = flowmod.Flow(m).run_all()
+    call = m.index.calls_by_name[callee][-1]
+    return sorted(mode for mode, _ in fl.at[call].get(key, {flowmod.ENTRY}))
+
+
+def test_flow_follows_branches_returns_loops_and_chains():
+    assert _modes_at('''
+        def f(model, cond):
+            if cond:
+                model.train()
+            else:
+                model.eval()
+            probe(model)
+    ''', "probe") == ["eval", "train"]
+    assert _modes_at('''
+        def f(model, cond):
+            model.eval()
+            if cond:
+                model.train()
+                return
+            probe(model)
+    ''', "probe") == ["eval"]
+    assert _modes_at('''
+        def f(model):
+            model.eval()
+            model.to("cuda").train()
+            probe(model)
+    ''', "probe") == ["train"]
+    assert _modes_at('''
+        def f(model):
+            try:
+                model.eval()
+                run(model)
+            finally:
+                model.train()
+            probe(model)
+    ''', "probe") == ["train"]
+    # the second pass of a loop sees the end of the first
+    assert _modes_at('''
+        def f(model):
+            for _ in range(3):
+                probe(model)
+                model.eval()
+    ''', "probe") == ["entry", "eval"]
+
+
+def test_helper_summaries_apply_to_arguments_and_self_attributes():
+    assert _modes_at('''
+        def evaluate(m):
+            m.eval()
+            if verbose:
+                m.train()
+        def f(model):
+            evaluate(model)
+            probe(model)
+    ''', "probe") == ["eval", "train"]
+    assert _modes_at('''
+        class Loop:
+            def validate(self):
+                self.model.eval()
+            def fit(self):
+                self.validate()
+                probe(self.model)
+    ''', "probe", key="self.model") == ["eval"]
+
+
+# --- model identity and dropout -------------------------------------------------------------
+
+def test_identity_and_frozen_models():
+    m = _module(_NET + '''
+ref_model = Net()
+ref_model.eval()
+teacher = Net()
+teacher.requires_grad_(False)
+def model_ctx():
+    pass
+''')
+    assert models.is_model(m, "model") and models.is_model(m, "ref_model")
+    assert not models.is_model(m, "model_ctx") and not models.is_model(m, "optimizer")
+    assert models.is_frozen(m, "ref_model") and models.is_frozen(m, "teacher") and not models.is_frozen(m, "model")
+
+
+def test_known_dropout_from_local_classes_literal_zero_and_hooks():
+    m = _module(_NET + '''
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.drop = nn.Dropout(0.0)
+class Foreign(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = SomeBlock()
+plain = Plain()
+foreign = Foreign()
+hub = AutoModel.from_pretrained("x")
+''')
+    assert models.known_dropout(m, "model") == models.NONZERO
+    assert models.known_dropout(m, "plain") == models.ZERO
+    assert models.known_dropout(m, "foreign") == models.UNKNOWN
+    assert models.known_dropout(m, "hub") == models.UNKNOWN
+    models.DROPOUT_HOOKS.append(lambda setup, module, key: models.ZERO if key == "hub" else None)
+    try:
+        assert models.known_dropout(m, "hub") == models.ZERO
+    finally:
+        models.DROPOUT_HOOKS.pop()
+
+
+def test_literal_zero_rate_through_a_local():
+    m = _module('''
+        def f(q, p):
+            rate = 0.0
+            other = 0.0
+            other = p
+            return g(rate), g(other), g(p)
+    ''')
+    rate, other, p = [c.args[0] for c in m.index.calls_by_name["g"]]
+    assert models.zero_rate(m, rate) and not models.zero_rate(m, other) and not models.zero_rate(m, p)
+
+
+# --- false classes of issue #16 (now silent) -----------------------------------------------
+
+def test_604_rl_rollout_with_disable_dropout_is_silent(tmp_path):
+    assert _findings(tmp_path, '''
+        import torch
+        class GRPOLikeTrainer:
+            def __init__(self, model, args):
+                self.model = model
+                if args.disable_dropout:
+                    disable_dropout_in_model(self.model)
+            def rollout(self, prompts):
+                with torch.no_grad():
+                    return self.model(prompts)
+            def train_step(self, batch):
+                self.model(batch).loss.backward()
+                self.optimizer.step()
+    ''', ["DRP604", "DRP602"]) == []
+
+
+def test_604_helper_and_context_manager_are_not_models(tmp_path):
+    assert _findings(tmp_path, '''
+        import torch
+        for x in loader:
+            model(x).backward()
+            optimizer.step()
+        with torch.no_grad():
+            unwrapped = accelerator.unwrap_model(model)
+            state = get_model_state_dict(unwrapped)
+        with torch.no_grad(), model_ctx():
+            pass
+    ''', ["DRP604"]) == []
+
+
+def test_604_points_at_the_forward_pass_not_the_decorator(tmp_path):
+    got = _findings(tmp_path, _NET + '''
+for x in loader:
+    model(x).sum().backward()
+    optimizer.step()
+
+@torch.no_grad()
+def evaluate(data):
+    return [model(x) for x in data]
+''', ["DRP604"])
+    assert got == [("DRP604", 23, "warning")]
+
+
+def test_604_model_without_dropout_is_silent_and_unknown_is_info(tmp_path):
+    no_dropout = _NET.replace("nn.Dropout(0.1)", "nn.Identity()")
+    loop = '''
+for x in loader:
+    model(x).sum().backward()
+    optimizer.step()
+with torch.no_grad():
+    score = model(val)
+'''
+    assert _findings(tmp_path / "a", no_dropout + loop, ["DRP604"]) == []
+    unknown = "import torch\nmodel = make_model()\noptimizer = torch.optim.SGD(model.parameters())\n"
+    assert _findings(tmp_path / "b", unknown + loop, ["DRP604"]) == [("DRP604", 9, "info")]
+
+
+def test_604_pretrained_model_with_a_zero_dropout_config_is_silent(tmp_path):
+    script = '''
+        import torch
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(".")
+        optimizer = torch.optim.AdamW(model.parameters())
+        for batch in loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            out = model(**val)
+    '''
+    zero = json.dumps({"model_type": "llama", "attention_dropout": 0.0})
+    assert _findings(tmp_path / "z", script, ["DRP604"], extra=[("config.json", zero)]) == []
+    some = json.dumps({"model_type": "llama", "attention_dropout": 0.1})
+    assert _findings(tmp_path / "s", script, ["DRP604"], extra=[("config.json", some)]) == [("DRP604", 10, "warning")]
+
+
+def test_602_train_in_another_branch_is_not_cited(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+def step(batch, mode):
+    if mode == "train":
+        model.train()
+        loss = model(batch)
+    else:
+        with torch.no_grad():
+            out = model.generate(batch)
+''', ["DRP602"]) == []
+
+
+def test_602_cites_the_train_call_that_reaches(tmp_path):
+    write_files(tmp_path, [("train.py", _NET + '''
+model.train()
+ckpt = "model.train() is not this line"
+for batch in loader:
+    model(batch).sum().backward()
+    optimizer.step()
+    samples = model.generate(batch)
+''')])
+    [f] = [f for f in audit([str(tmp_path)], select=("DRP602",))]
+    cited = int(re.search(r"\(line (\d+)\)", f.message).group(1))
+    assert cited == 17 and f.severity == "warning"
+
+
+def test_603_frozen_reference_model_eval_is_silent(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+ref_model = Net()
+frozen = Net()
+frozen.requires_grad_(False)
+for batch in loader:
+    ref_model.eval()
+    frozen.eval()
+    model(batch).sum().backward()
+    optimizer.step()
+''', ["DRP603"]) == []
+
+
+def test_603_chained_train_switches_back(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+def evaluate(m):
+    m.eval()
+for epoch in range(3):
+    for batch in loader:
+        model(batch).sum().backward()
+        optimizer.step()
+        evaluate(model)
+        model.to("cuda").train()
+''', ["DRP603"]) == []
+
+
+def test_603_helper_that_trains_only_in_one_branch_is_reported(tmp_path):
+    got = _findings(tmp_path, _NET + '''
+def evaluate(m, log):
+    m.eval()
+    if log:
+        m.train()
+for batch in loader:
+    model(batch).sum().backward()
+    optimizer.step()
+    evaluate(model, False)
+''', ["DRP603"])
+    assert got == [("DRP603", 24, "warning")]
+
+
+def test_523_wrapper_built_after_the_write_reads_the_value(tmp_path):
+    assert _findings(tmp_path, '''
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("gpt2")
+        model.config.summary_dropout_prob = 0.1
+        policy = ValueHeadModel(model)
+    ''', ["DRP523"]) == []
+    assert _findings(tmp_path / "bad", '''
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("gpt2")
+        model.config.attention_dropout = 0.1
+        model.save_pretrained("out")
+    ''', ["DRP523"]) == [("DRP523", 4, "warning")]
+
+
+def test_702_a_test_that_only_builds_the_trainer_is_silent(tmp_path):
+    assert _findings(tmp_path, '''
+        from trl import DPOConfig, DPOTrainer
+        def test_build(model):
+            args = DPOConfig(output_dir="o", disable_dropout=False)
+            assert DPOTrainer(model=model, args=args).args is args
+    ''', ["DRP702"], name="test_dpo.py") == []
+    assert _findings(tmp_path / "trains", '''
+        from trl import DPOConfig, DPOTrainer
+        args = DPOConfig(output_dir="o", disable_dropout=False)
+        DPOTrainer(model=model, args=args).train()
+    ''', ["DRP702"]) == [("DRP702", 3, "warning")]
+
+
+# --- missed classes --------------------------------------------------------------------------
+
+def test_604_set_grad_enabled_false_is_an_evaluation_pass(tmp_path):
+    got = _findings(tmp_path, _NET + '''
+for x in loader:
+    model(x).sum().backward()
+    optimizer.step()
+with torch.set_grad_enabled(False):
+    score = model(val)
+''', ["DRP604"])
+    assert got == [("DRP604", 21, "warning")]
+
+
+def test_606_mc_dropout_silent_without_aggregation_or_with_dropout_on(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+model.eval()
+votes = [model(x).argmax(-1) for _ in range(5)]
+''', ["DRP606"]) == []
+    assert _findings(tmp_path / "b", _NET + '''
+model.eval()
+for m in model.modules():
+    if isinstance(m, nn.Dropout):
+        m.train()
+draws = torch.stack([model(x) for _ in range(5)])
+spread = draws.var(0)
+''', ["DRP606"]) == []
+    assert _findings(tmp_path / "c", _NET + '''
+model.eval()
+draws = torch.stack([model(x) for _ in range(5)])
+spread = draws.var(0)
+''', ["DRP606"]) == [("DRP606", 18, "warning")]
+
+
+# --- a message that cites a line points at that call -----------------------------------------
+
+_CITES = re.compile(r"(?:(?P<call>[\w.()]+)\(\) \(line (?P<line>\d+)\))|(?:(?P<kw>\w+)=\S+ is passed at line (?P<kwline>\d+))")
+
+
+def test_every_cited_line_holds_the_cited_call(tmp_path):
+    from auditor.catalogue import load
+
+    checked = 0
+    for rule in load():
+        examples = getattr(rule, "examples", None) or {}
+        for n, ex in enumerate(examples.get("bad", []) if isinstance(examples, dict) else []):
+            if "text" not in ex:
+                continue
+            base = tmp_path / f"{rule.code}-{n}"
+            write_files(base, [(ex["file"], ex["text"])])
+            lines = ex["text"].splitlines()
+            for f in audit([str(base)], select=(rule.code,)):
+                for m in _CITES.finditer(f.message):
+                    line = int(m.group("line") or m.group("kwline"))
+                    wanted = (m.group("call") or "").rsplit(".", 1)[-1].rstrip("()") + "(" if m.group("call") else \
+                        m.group("kw") + "="
+                    assert wanted in lines[line - 1], (rule.code, f.message, lines[line - 1])
+                    checked += 1
+    assert checked >= 3  # DRP602, DRP603, DRP604, DRP606 and DRP522 cite lines
+
+
+def test_700_an_activation_backward_in_a_custom_function_is_no_recompute(tmp_path):
+    text = '''
+        import torch
+        import torch.nn as nn
+
+        class FusedMLP(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, act_fn, act_fn_backward, drop):
+                ctx.act_fn_backward = act_fn_backward
+                x_drop = nn.functional.dropout(x, 0.1)
+                ctx.save_for_backward(x_drop)
+                return act_fn(x_drop)
+
+            @staticmethod
+            def backward(ctx, grad):
+                (x_drop,) = ctx.saved_tensors
+                return ctx.act_fn_backward(grad, x_drop), None, None, None
+    '''
+    assert _findings(tmp_path, text, ["DRP700"]) == []
+    recompute = text.replace("ctx.act_fn_backward = act_fn_backward", "ctx.run_function = act_fn").replace(
+        "return ctx.act_fn_backward(grad, x_drop), None, None, None", "return ctx.run_function(x_drop), None, None, None")
+    assert [c for c, *_ in _findings(tmp_path / "r", recompute, ["DRP700"])] == ["DRP700"]
+
+
+def test_606_an_eval_loop_over_batches_inside_an_epoch_range_is_no_sampling(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+for epoch in range(3):
+    model.eval()
+    losses = []
+    for step, batch in enumerate(val_loader):
+        with torch.no_grad():
+            losses.append(model(batch))
+    print(torch.mean(torch.cat(losses)))
+''', ["DRP606"]) == []
+
+
+def test_603_eval_before_break_does_not_reach_the_next_step(tmp_path):
+    assert _findings(tmp_path, _NET + '''
+def sample(m):
+    m.eval()
+while True:
+    batch = next(it)
+    if done(batch):
+        sample(model)
+        break
+    model(batch).sum().backward()
+    optimizer.step()
+''', ["DRP603"]) == []
+
+
+def test_known_dropout_of_a_peft_model_from_its_literal_adapter_config():
+    m = _module('''
+        from peft import LoraConfig, get_peft_model
+        config = LoraConfig(r=8, lora_dropout=0.05)
+        base = AutoModelForCausalLM.from_pretrained("x")
+        model = get_peft_model(base, config)
+        zero = get_peft_model(base, LoraConfig(r=8, lora_dropout=0.0))
+    ''')
+    assert models.known_dropout(m, "model") == models.NONZERO
+    assert models.known_dropout(m, "zero") == models.UNKNOWN  # the base model may still drop
