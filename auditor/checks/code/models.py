@@ -42,10 +42,6 @@ _NN_WITHOUT_DROPOUT = frozenset({
 _NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d",
                            "InstanceNorm2d", "InstanceNorm3d"})
 
-# Hooks the setup stage (model identity, issue #11) registers: fn(setup, module, key) -> verdict or None.
-DROPOUT_HOOKS: list = []
-
-
 def binding(module, key):
     """The last value assigned to `key` anywhere in the module (an expression), else None."""
     found = None
@@ -183,14 +179,10 @@ def optimized_models(module) -> set:
 def known_dropout(module, key: str, setup=None) -> str:
     """ZERO, NONZERO or UNKNOWN: whether the model named `key` has any dropout.
 
-    Evidence, in order: a hook of the setup stage (model identity); the module class defined in
-    this file (nn.Dropout, F.dropout, attention dropout_p, torch.nn layers with dropout); the
-    config.json of the same setup for a pretrained model. Nothing else is guessed.
+    Evidence, in order: the module class defined in this file (nn.Dropout, F.dropout, attention
+    dropout_p, torch.nn layers with dropout); for a pretrained model, the model the setup stage
+    resolved for its reference (#11), else the config.json of the same setup. Nothing is guessed.
     """
-    for hook in DROPOUT_HOOKS:
-        verdict = hook(setup, module, key)
-        if verdict in (ZERO, NONZERO):
-            return verdict
     value = binding(module, key)
     cls = _class_of(value) if value is not None else ""
     local = _local_module_classes(module)
@@ -206,7 +198,8 @@ def known_dropout(module, key: str, setup=None) -> str:
             return known_dropout(module, inner.id, setup)
         return UNKNOWN
     if isinstance(value, ast.Call) and last_name(value.func) in ("from_pretrained", "from_config"):
-        return config_dropout(setup)
+        verdict = identity_dropout(module, value, setup)
+        return verdict if verdict != UNKNOWN else config_dropout(setup)
     return UNKNOWN
 
 
@@ -271,17 +264,46 @@ def config_dropout(setup) -> str:
     configs = setup.of_kind("hf-config")
     if len(configs) != 1:
         return UNKNOWN
-    cfg = configs[0]
-    model_type = cfg.get("model_type")
-    if not model_type:
+    model_type = configs[0].get("model_type")
+    return type_dropout(str(model_type), configs[0].settings) if model_type else UNKNOWN
+
+
+def identity_dropout(module, call, setup) -> str:
+    """ZERO/NONZERO for `from_pretrained(ref)` when the setup stage resolved `ref` to a model type
+    (#11: hub id, HF cache, local path, the user's mapping): the type's defaults, overridden by the
+    config.json that was read for it and by literal dropout keywords of the call itself."""
+    if setup is None or not call.args:
         return UNKNOWN
+    arg = call.args[0]
+    if isinstance(arg, ast.Name):
+        arg = binding(module, arg.id)
+    ok, ref = constant(arg) if arg is not None else (False, None)
+    if not ok or not isinstance(ref, str):
+        return UNKNOWN
+    found = [m for m in getattr(setup, "models", {}).values() if m.ref == ref and m.model_type]
+    if len({m.model_type for m in found}) != 1:
+        return UNKNOWN
+    for kw in call.keywords:
+        if kw.arg and "dropout" in kw.arg:
+            ok, v = constant(kw.value)
+            if not ok or not isinstance(v, (int, float)) or isinstance(v, bool):
+                return UNKNOWN
+            if v > 0:
+                return NONZERO
+    identity = found[0]
+    return type_dropout(identity.model_type, identity.config.settings if identity.config is not None else ())
+
+
+def type_dropout(model_type: str, settings) -> str:
+    """ZERO/NONZERO for a model type: the rates it reads at their defaults, with the written
+    settings over them; UNKNOWN for composite types or any rate that is not a number."""
     from auditor.knowledge import architectures
 
-    info = architectures.lookup(str(model_type))
+    info = architectures.lookup(model_type)
     if info is None or info.is_composite:
         return UNKNOWN
     values = {k.name: k.default for k in info.keys.values() if k.read == "read"}
-    for s in cfg.settings:
+    for s in settings:
         if s.key in values or s.key in info.keys:
             values[s.key] = s.p if s.reason is None else None
     if any(v is None or not isinstance(v, (int, float)) for v in values.values()):
