@@ -157,6 +157,29 @@ def test_key_records_are_well_formed():
             assert k.read == "unknown" or k.note
 
 
+def test_read_by_lists_every_reading_class_in_full():
+    """`note` truncates the list of readers ("(+2)"); `read_by` must not (head-aware reads need
+    to ask whether the very class a fine-tune builds reads the key)."""
+    attention = key("llama", "attention_dropout")
+    assert "LlamaForCausalLM" in attention.read_by and "LlamaModel" in attention.read_by
+    assert "(+" in attention.note and len(attention.read_by) > 3
+    hidden = key("bert", "hidden_dropout_prob")
+    assert "BertForSequenceClassification" in hidden.read_by
+    assert key("phi3", "embd_pdrop").read_by == ()
+
+
+def test_read_by_agrees_with_read_verdicts():
+    for model_type in arch.model_types():
+        info = arch.lookup(model_type)
+        for name, k in info.keys.items():
+            assert isinstance(k.read_by, tuple) and list(k.read_by) == sorted(k.read_by)
+            if k.read != "read":
+                assert k.read_by == (), (model_type, name)
+            elif info.method == "measured" and k.note.startswith("read by "):
+                first = k.note[len("read by "):].split(" (")[0].split(", ")
+                assert set(first) <= set(k.read_by), (model_type, name)
+
+
 def test_records_are_frozen():
     info = arch.lookup("llama")
     with pytest.raises(Exception):

@@ -20,13 +20,16 @@ DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ar
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
     """One declared dropout-like key. `read` is "read", "unread" or "unknown"; `note` says why
-    (which class reads it, or why a declared key is a no-op)."""
+    (which class reads it, or why a declared key is a no-op). `read_by` names every model class
+    whose measured run read the key (empty unless measured "read"): a key read only by a
+    classification head is not read by the causal-LM class a fine-tune builds."""
 
     name: str
     default: Any
     types: tuple
     read: str
     note: str
+    read_by: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,8 @@ def lookup(model_type: str) -> ArchInfo | None:
     if record is None:
         return None
     keys = {
-        name: KeyInfo(name, info["default"], tuple(info["types"]), info["read"], info["note"])
+        name: KeyInfo(name, info["default"], tuple(info["types"]), info["read"], info["note"],
+                      tuple(info.get("read_by", ())))
         for name, info in record["keys"].items()
     }
     return ArchInfo(

@@ -508,6 +508,12 @@ def verdicts(results: dict[str, dict]) -> dict[str, tuple[str, str]]:
     A class proves a read when its forward accessed the value, or, if its forward could not run,
     when construction stored it. Stored but not accessed in a successful forward is a no-op.
     """
+    return {label: (read, note) for label, (read, note, _) in verdicts_with_readers(results).items()}
+
+
+def verdicts_with_readers(results: dict[str, dict]) -> dict[str, tuple[str, str, list[str]]]:
+    """label -> (read, note, read_by): `read_by` is every class whose run read the label, in full
+    (the note truncates it), so consumers can ask whether a given head reads a key."""
     readers: dict[str, list[str]] = {}
     stored_only: dict[str, list[str]] = {}
     for cls_name, res in sorted(results.items()):
@@ -521,10 +527,10 @@ def verdicts(results: dict[str, dict]) -> dict[str, tuple[str, str]]:
     out = {}
     for label in set(readers) | set(stored_only):
         if label in readers:
-            out[label] = ("read", "read by " + short_list(readers[label]))
+            out[label] = ("read", "read by " + short_list(readers[label]), sorted(readers[label]))
         else:
             out[label] = ("unread", "built into " + short_list(stored_only[label])
-                          + " but not used in a default train-mode forward")
+                          + " but not used in a default train-mode forward", [])
     return out
 
 
@@ -601,7 +607,9 @@ def measure_type(model_type: str) -> dict:
     results: dict[str, dict] = {}
     for cls in classes:
         results[cls.__name__] = measure_class(cls, config_cls, UNDECLARED_PROBES)
-    verdict = verdicts(results)
+    with_readers = verdicts_with_readers(results)
+    verdict = {label: (read, note) for label, (read, note, _) in with_readers.items()}
+    readers = {label: by for label, (_, _, by) in with_readers.items() if by}
     chains = undeclared_chains(model_type, config_cls, classes, results)
     built = [name for name, res in results.items() if res.get("built")]
     assigned = set().union(*(results[name]["assigned"] for name in built)) if built else set()
@@ -611,6 +619,7 @@ def measure_type(model_type: str) -> dict:
         "built": sorted(built),
         "errors": {n: r["error"] for n, r in sorted(results.items()) if not r.get("built")},
         "verdict": verdict,
+        "readers": readers,
         "chains": chains,
         "assigned": sorted(assigned),
         "timeouts": sorted(n for n, r in results.items() if r.get("timeout")),
@@ -666,9 +675,11 @@ def arch_entry(model_type: str, static: dict, measured: dict | None, scan_keys) 
         if scanned is not None:
             method, verdict = "source-scan", scanned
     assigned = set(measured["assigned"]) if method == "measured" else set()
+    readers = measured.get("readers", {}) if method == "measured" else {}
     for key, info in sorted(static["declared"].items()):
         read, note = key_verdict(key, verdict, assigned, method)
-        keys[key] = {"default": info["default"], "types": info["types"], "read": read, "note": note}
+        keys[key] = {"default": info["default"], "types": info["types"], "read": read, "note": note,
+                     "read_by": readers.get(key, []) if read == "read" else []}
     read_undeclared = {}
     if measured and measured["built"]:
         for label, (read, note) in sorted(verdict.items()):
@@ -719,7 +730,9 @@ def via_parent(model_type: str, static: dict, measured: dict) -> dict | None:
                 label[len(prefix):]: (read, f"{note} (measured inside {parent}.{attr})")
                 for label, (read, note) in res["verdict"].items() if label.startswith(prefix)
             }
-            return dict(own, built=[f"{parent}.{attr}"], verdict=verdict, chains={},
+            readers = {label[len(prefix):]: by for label, by in res.get("readers", {}).items()
+                       if label.startswith(prefix)}
+            return dict(own, built=[f"{parent}.{attr}"], verdict=verdict, readers=readers, chains={},
                         assigned=[a[len(prefix):] for a in res["assigned"] if a.startswith(prefix)])
     return own
 
@@ -730,10 +743,12 @@ def nested_entry(name: str, static: dict, parent: dict | None) -> dict:
     built = bool(parent and parent["built"])
     verdict = parent["verdict"] if built else {}
     assigned = set(parent["assigned"]) if built else set()
+    readers = parent.get("readers", {}) if built else {}
     keys = {}
     for key, info in sorted(static["declared"].items()):
         read, note = key_verdict(prefix + key, verdict, assigned, "measured" if built else "unknown")
-        keys[key] = {"default": info["default"], "types": info["types"], "read": read, "note": note}
+        keys[key] = {"default": info["default"], "types": info["types"], "read": read, "note": note,
+                     "read_by": readers.get(prefix + key, []) if read == "read" else []}
     return {
         "config_class": static["config_class"],
         "keys": keys,
