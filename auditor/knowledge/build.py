@@ -665,7 +665,8 @@ def measure_type(model_type: str) -> dict:
         read, note = train_mode_experiment(model_type, label, order)
         if label in with_readers and read == "unread":
             note = f"{with_readers[label][1]}; {note}"
-        with_readers[label] = (read, note, [order[0]] if read == "read" else [])
+        reader = note[len("read by "):].split(":")[0] if read == "read" else None
+        with_readers[label] = (read, note, [reader] if reader else [])
     verdict = {label: (read, note) for label, (read, note, _) in with_readers.items()}
     readers = {label: by for label, (_, _, by) in with_readers.items() if by}
     chains = undeclared_chains(model_type, config_cls, classes, results)
