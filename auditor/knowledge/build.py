@@ -534,6 +534,53 @@ def verdicts_with_readers(results: dict[str, dict]) -> dict[str, tuple[str, str,
     return out
 
 
+EXPERIMENT_RATE = 0.9
+EXPERIMENT_FORWARDS = 4
+EXPERIMENT_TIMEOUT_S = 60   # CPU seconds for both builds and all forwards of one key
+
+
+def train_mode_experiment(model_type: str, label: str, class_names: list[str]) -> tuple[str, str]:
+    """The evidence an "unread" verdict needs (the probe's DRP804 experiment): build a small real
+    model with the key at 0 and at a high rate from the same seed, run train-mode forwards with
+    the same random streams, and compare outputs bitwise and dropout sites. Identical -> "unread";
+    any difference -> "read"; a class that cannot be built or run -> "unknown", which no warning
+    uses. The model comes from the probe's structure-preserving builder, so a hybrid keeps its
+    attention layer and a key read only there is seen (jamba attention_dropout)."""
+    import torch
+
+    from auditor.probe.build import build_hf, first_tensor, hf_batch
+    from auditor.probe.keymap import site_rates
+
+    path = tuple(label.split("."))
+    tried, problems = [], []
+    for cls_name in class_names[:2]:
+        config = {"model_type": model_type, "architectures": [cls_name]}
+        choice: dict = {}
+        try:
+            with time_limit(EXPERIMENT_TIMEOUT_S):
+                runs = []
+                for value in (0.0, EXPERIMENT_RATE):
+                    model, arch = build_hf(config, None, full_size=False, seed=0, device="cpu",
+                                           dtype=torch.float32, overrides={("config", path): value}, choice=choice)
+                    batch = hf_batch(model, arch, 0, "cpu")
+                    runs.append(site_rates(model, lambda m, b=batch: first_tensor(m(**b)).detach(), 0,
+                                           EXPERIMENT_FORWARDS))
+        except Exception as exc:  # noqa: BLE001  (ClassTimeout included) no evidence either way
+            problems.append(f"{cls_name}: {type(exc).__name__}")
+            continue
+        (rates0, outs0), (rates1, outs1) = runs
+        sites_differ = {k for k in set(rates0) | set(rates1) if rates0.get(k, 0.0) != rates1.get(k, 0.0)}
+        outputs_differ = any(a.shape != b.shape or not torch.equal(a, b) for a, b in zip(outs0, outs1))
+        if sites_differ or outputs_differ:
+            what = "dropout sites" if sites_differ else "the train-mode output"
+            return "read", f"read by {cls_name}: {what} change with the key at 0 vs {EXPERIMENT_RATE}"
+        tried.append(cls_name)
+    if tried:
+        return "unread", (f"train-mode experiment: {', '.join(tried)} give bitwise-identical outputs and the "
+                          f"same sites with the key at 0 and {EXPERIMENT_RATE}")
+    return "unknown", "could not build and run a small model to test it (" + "; ".join(problems) + ")"
+
+
 def short_list(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
 
@@ -552,7 +599,7 @@ def source_scan(model_type: str, keys: list[str]) -> dict[str, tuple[str, str]] 
         if re.search(rf"\bconfig\.{re.escape(key)}\b|[\"']{re.escape(key)}[\"']", text):
             out[key] = ("read", "source scan: mentioned in " + ", ".join(f.name for f in files))
         else:
-            out[key] = ("unread", "source scan: never mentioned in the modeling code")
+            out[key] = ("unknown", "source scan: never mentioned in the modeling code, and nothing could be built to test it")
     return out
 
 
@@ -608,11 +655,21 @@ def measure_type(model_type: str) -> dict:
     for cls in classes:
         results[cls.__name__] = measure_class(cls, config_cls, UNDECLARED_PROBES)
     with_readers = verdicts_with_readers(results)
+    built = [name for name, res in results.items() if res.get("built")]
+    assigned = set().union(*(results[name]["assigned"] for name in built)) if built else set()
+    for label in sorted(declared_labels(config_cls) & assigned):
+        if label in with_readers and with_readers[label][0] == "read":
+            continue
+        storers = [n for n in built if label in results[n]["stored"]]
+        order = storers + [n for n in preferred_classes(built) if n not in storers]
+        read, note = train_mode_experiment(model_type, label, order)
+        if label in with_readers and read == "unread":
+            note = f"{with_readers[label][1]}; {note}"
+        reader = note[len("read by "):].split(":")[0] if read == "read" else None
+        with_readers[label] = (read, note, [reader] if reader else [])
     verdict = {label: (read, note) for label, (read, note, _) in with_readers.items()}
     readers = {label: by for label, (_, _, by) in with_readers.items() if by}
     chains = undeclared_chains(model_type, config_cls, classes, results)
-    built = [name for name, res in results.items() if res.get("built")]
-    assigned = set().union(*(results[name]["assigned"] for name in built)) if built else set()
     return {
         "model_type": model_type,
         "classes": sorted(results),
@@ -625,6 +682,26 @@ def measure_type(model_type: str) -> dict:
         "timeouts": sorted(n for n, r in results.items() if r.get("timeout")),
         "seconds": round(time.monotonic() - started, 2),
     }
+
+
+def declared_labels(config_cls) -> set[str]:
+    """Declared dropout keys of a config and its sub-configs, labelled as build_config does."""
+    labels = set(declared_keys(config_cls))
+    for attr, spec in sub_config_specs(config_cls).items():
+        sub_cls = sub_config_class(spec)
+        if sub_cls is not None and attr != "backbone_config":
+            labels |= {f"{attr}.{key}" for key in declared_keys(sub_cls)}
+    return labels
+
+
+def preferred_classes(names: list[str]) -> list[str]:
+    """The classes people train first (causal LM, conditional generation), then the base model."""
+    def rank(name: str) -> int:
+        for i, suffix in enumerate(("ForCausalLM", "ForConditionalGeneration", "Model")):
+            if name.endswith(suffix):
+                return i
+        return 3
+    return sorted(names, key=lambda n: (rank(n), n))
 
 
 def _worker_init() -> None:
@@ -701,11 +778,10 @@ def arch_entry(model_type: str, static: dict, measured: dict | None, scan_keys) 
 
 
 def key_verdict(label: str, verdict: dict, assigned: set, method: str) -> tuple[str, str]:
+    """A key's verdict; "unread" only ever comes from the train-mode experiment (in `verdict`)."""
     if label in verdict:
         return verdict[label]
     if method == "measured":
-        if label in assigned:
-            return "unread", "never stored or accessed by any built class"
         return "unknown", "the sentinel could not be applied to this key"
     if method == "source-scan":
         return "unknown", "source scan found nothing"
@@ -968,6 +1044,29 @@ def compare_sample(shipped: dict, fresh: dict, sample: int) -> list[str]:
     return problems
 
 
+def update(model_types: list[str], jobs: int) -> int:
+    """Re-measure some types and merge them into the shipped file: a full run takes tens of
+    minutes on a small machine, and a change to how one verdict is decided touches few types.
+    `--check` still compares everything against a full regeneration."""
+    doc = json.loads(ARCH_FILE.read_text(encoding="utf-8"))
+    static, nested_static = declared_table()
+    unknown = sorted(set(model_types) - set(static))
+    if unknown:
+        log(f"not model types of this Transformers: {', '.join(unknown)}")
+        return 2
+    measured = measure_all(sorted(set(model_types)), jobs)
+    entries = {t: arch_entry(t, static[t], via_parent(t, static, measured), source_scan) for t in measured}
+    apply_curated(entries)
+    doc["model_types"].update(entries)
+    for name, info in nested_static.items():
+        parent = name.split(".", 1)[0]
+        if parent in measured:
+            doc["nested_configs"][name] = nested_entry(name, info, measured[parent])
+    ARCH_FILE.write_text(dump(doc, ARCH_TABLES), encoding="utf-8")
+    log(f"updated {len(entries)} model types in {ARCH_FILE}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m auditor.knowledge.build", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -976,7 +1075,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=None,
                         help="with --check: measure only this many model types (deterministic)")
     parser.add_argument("--only", nargs="*", help="debug: measure these model types and print them")
+    parser.add_argument("--update", nargs="*", metavar="TYPE",
+                        help="measure these model types again and merge them into the shipped table "
+                             "(with the nested configs they own); the rest is kept as shipped")
     args = parser.parse_args(argv)
+    if args.update:
+        return update(args.update, args.jobs)
     if args.only:
         static, _ = declared_table()
         measured = measure_all(args.only, args.jobs)

@@ -20,17 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-SMALL = {"layers": 2, "hidden": 64, "heads": 4, "head_dim": 16, "ffn": 128, "vocab": 512,
-         "positions": 1024, "experts": 4}
-_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers", "decoder_layers",
-               "num_decoder_layers", "num_encoder_layers")
-_HIDDEN_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim")
-_HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "encoder_attention_heads", "decoder_attention_heads",
-              "n_heads")
-_FFN_KEYS = ("intermediate_size", "d_ff", "n_inner", "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim",
-             "moe_intermediate_size", "shared_expert_intermediate_size")
-_TOKEN_ID_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "sep_token_id",
-                  "cls_token_id", "mask_token_id", "unk_token_id")
+from auditor.probe.shrink import scale_config_dict  # noqa: F401  (the one scaler; re-exported)
+
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
 SEQ_LEN = 32
 BATCH = 4
@@ -65,60 +56,6 @@ def _set_nested(d: dict, key_path: tuple, value) -> None:
     for k in key_path[:-1]:
         d = d.setdefault(k, {})
     d[key_path[-1]] = value
-
-
-def scale_config_dict(cfg: dict) -> dict:
-    """A copy of a config.json dict shrunk to a tiny model with the same dropout keys."""
-    d = copy.deepcopy(cfg)
-    layers_before = None
-    for k in _LAYER_KEYS:
-        if isinstance(d.get(k), int):
-            layers_before = layers_before or d[k]
-            d[k] = min(d[k], SMALL["layers"])
-    heads_before = None
-    for k in _HEAD_KEYS:
-        if isinstance(d.get(k), int):
-            heads_before = heads_before or d[k]
-            d[k] = SMALL["heads"]
-    kv = d.get("num_key_value_heads")
-    if isinstance(kv, int):
-        d["num_key_value_heads"] = SMALL["heads"] if not heads_before or kv >= heads_before else 2
-    for k in _HIDDEN_KEYS:
-        if isinstance(d.get(k), int):
-            d[k] = SMALL["hidden"]
-    for k in _FFN_KEYS:
-        if isinstance(d.get(k), int):
-            d[k] = SMALL["ffn"]
-    for k in ("head_dim", "d_kv", "kv_channels"):
-        if isinstance(d.get(k), int):
-            d[k] = SMALL["head_dim"]
-    for k in ("num_experts", "num_local_experts", "n_routed_experts"):
-        if isinstance(d.get(k), int):
-            d[k] = min(d[k], SMALL["experts"])
-    for k in ("num_experts_per_tok", "top_k"):
-        if isinstance(d.get(k), int):
-            d[k] = min(d[k], 2)
-    rotary = any(k in d for k in ("rope_scaling", "rope_parameters", "rope_theta", "rotary_dim"))
-    for k in ("max_position_embeddings", "n_positions", "n_ctx"):
-        if isinstance(d.get(k), int) and d[k] > SMALL["positions"] and not rotary:
-            d[k] = SMALL["positions"]
-    if isinstance(d.get("vocab_size"), int) and d["vocab_size"] > SMALL["vocab"]:
-        d["vocab_size"] = SMALL["vocab"]
-    vocab = d.get("vocab_size", SMALL["vocab"])
-    for i, k in enumerate(_TOKEN_ID_KEYS):
-        v = d.get(k)
-        if isinstance(v, int) and v >= vocab:
-            d[k] = min(i, vocab - 1)
-        elif isinstance(v, list):
-            d[k] = [x if x < vocab else min(i, vocab - 1) for x in v]
-    if layers_before:
-        for k, v in list(d.items()):
-            if isinstance(v, list) and len(v) == layers_before and layers_before > SMALL["layers"]:
-                d[k] = v[: SMALL["layers"]]
-    for k in ("text_config", "vision_config", "encoder", "decoder"):
-        if isinstance(d.get(k), dict):
-            d[k] = scale_config_dict(d[k])
-    return d
 
 
 def _config_object(cfg: dict, trust_remote_code: bool, config_dir: str):
@@ -185,19 +122,67 @@ def _model_class(config, trust_remote_code: bool):
 
 def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, device, dtype,
              trust_remote_code: bool = False, config_dir: str = ".", overrides: dict | None = None,
-             attn_override: str | None = None):
+             attn_override: str | None = None, choice: dict | None = None):
     """Build the (optionally PEFT-wrapped) model; overrides maps (which, key_path) -> value
-    with which in {"config", "adapter"} (used to switch single keys off for the key map)."""
+    with which in {"config", "adapter"} (used to switch single keys off for the key map).
+
+    Scaled down, the first layout that builds *and* runs a forward wins (see SCALINGS); `choice`
+    remembers it, so every rebuild of one probe (the key map's) has the same structure."""
+    choice = {} if choice is None else choice
+    if full_size:
+        return _build_once(config, adapter, None, seed, device, dtype, trust_remote_code, config_dir,
+                           overrides, attn_override)
+    if "scaling" in choice:
+        model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
+                                  config_dir, overrides, attn_override)
+        model._probe_text_only = choice["text_only"]
+        return model, arch
+    first: Exception | None = None
+    for keep_head_dim, text_only in SCALINGS:
+        try:
+            model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
+                                      config_dir, overrides, attn_override)
+            model._probe_text_only = text_only
+            _trial_forward(model, arch, seed, device)
+        except BuildError:
+            raise
+        except Exception as exc:  # noqa: BLE001  try the next layout; the first error is the one to report
+            first = first or exc
+            continue
+        choice.update(scaling=keep_head_dim, text_only=text_only)
+        return model, arch
+    raise first
+
+
+# Layouts tried in order: (keep per-head sizes, text only). Scaling per-head sizes keeps models
+# tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal model whose
+# image inputs cannot be synthesized still runs its language model (and its dropout) on text.
+SCALINGS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def _trial_forward(model, arch: str, seed: int, device) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            loss_of(model(**hf_batch(model, arch, seed, device)))
+    finally:
+        model.train(was_training)
+
+
+def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code, config_dir,
+                overrides, attn_override):
     cfg = copy.deepcopy(config)
     ad = copy.deepcopy(adapter) if adapter else None
     for (which, key_path), value in (overrides or {}).items():
         _set_nested(cfg if which == "config" else ad, key_path, value)
     obj, attn = _config_object(cfg, trust_remote_code, config_dir)
-    if not full_size:
+    if keep_head_dim is not None:
         # scale the complete dict (defaults included), not only the keys the file spells out
         full = obj.to_dict()
         full.setdefault("model_type", cfg.get("model_type"))
-        obj, _ = _config_object(scale_config_dict(full), trust_remote_code, config_dir)
+        obj, _ = _config_object(scale_config_dict(full, keep_head_dim=keep_head_dim), trust_remote_code,
+                                config_dir)
     attn = attn_override or attn
     cls, arch = _model_class(obj, trust_remote_code)
     if getattr(obj, "pad_token_id", None) is None and arch.endswith("ForSequenceClassification"):
@@ -214,7 +199,7 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                 model = cls.from_config(obj, dtype=dtype, **kwargs)
             else:
                 model = cls._from_config(obj, dtype=dtype, **kwargs)
-    except (ValueError, ImportError, TypeError) as exc:
+    except ImportError as exc:
         raise BuildError(f"could not build {arch} from the config: {exc}") from None
     model.to(device=device, dtype=dtype)
     if ad is not None:
@@ -236,7 +221,7 @@ def _add_adapter(model, adapter: dict):
         raise BuildError(f"could not apply the adapter: {exc}") from None
 
 
-def _first(output) -> torch.Tensor:
+def first_tensor(output) -> torch.Tensor:
     """The tensor to compare between runs: logits when present, else the first tensor."""
     if torch.is_tensor(output):
         return output
@@ -250,11 +235,11 @@ def _first(output) -> torch.Tensor:
                 return v
     if isinstance(output, (tuple, list)):
         for v in output:
-            t = _first(v) if not torch.is_tensor(v) else v
+            t = first_tensor(v) if not torch.is_tensor(v) else v
             if torch.is_tensor(t):
                 return t
     if hasattr(output, "to_tuple"):
-        return _first(output.to_tuple())
+        return first_tensor(output.to_tuple())
     raise BuildError(f"the model returned no tensor ({type(output).__name__})")
 
 
@@ -265,25 +250,153 @@ def loss_of(output) -> torch.Tensor:
         loss = output.get("loss")
     if torch.is_tensor(loss):
         return loss
-    return _first(output).float().pow(2).mean()
+    return first_tensor(output).float().pow(2).mean()
 
 
 def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int = SEQ_LEN) -> dict:
-    """A fixed synthetic batch with labels for the head the model has."""
+    """A fixed synthetic batch for the model's main input and signature, with labels for its head:
+    token ids; pixel_values at the config's image size and channels; input_values or
+    input_features for audio; decoder ids for encoder-decoders; text plus image for multimodal."""
     config = getattr(model, "config", None)
-    vocab = int(getattr(config, "vocab_size", 512) or 512)
+    text = _text_config(config)
+    vocab = int(getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 512)
     g = torch.Generator().manual_seed(seed + 1)
+    main = getattr(model, "main_input_name", "input_ids")
+    params = _forward_params(model)
+    kw: dict = {}
     ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
-    kw = {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device)}
-    if arch.endswith("ForSequenceClassification"):
-        kw["labels"] = torch.randint(0, int(getattr(config, "num_labels", 2)), (batch,), generator=g).to(device)
-    elif arch.endswith("ForTokenClassification"):
-        kw["labels"] = torch.randint(0, int(getattr(config, "num_labels", 2)), (batch, seq), generator=g).to(device)
-    elif arch == "base model":
-        pass
+    if main == "input_ids" or "input_ids" in params and main not in ("pixel_values", "input_values",
+                                                                     "input_features"):
+        kw["input_ids"] = ids
+        if "attention_mask" in params:
+            kw["attention_mask"] = torch.ones_like(ids)
+    text_only = getattr(model, "_probe_text_only", False)
+    if main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
+                                  and not text_only):
+        kw["pixel_values"] = _pixels(_vision(config) or config, batch, g)
+    if main == "input_values":
+        kw["input_values"] = torch.randn(batch, 4000, generator=g)
+    if main == "input_features":
+        kw["input_features"] = _features(config, batch, g)
+    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
+        kw["decoder_input_ids"] = ids[:, : seq // 2].clone()
+    labels = _labels(arch, config, kw, ids, batch, seq, g)
+    if labels is not None and "labels" in params:
+        kw["labels"] = labels
+    if "pixel_values" in kw and "input_ids" in kw:
+        _add_image_tokens(model, kw)
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
+
+
+def _forward_params(model) -> set:
+    import inspect
+
+    try:
+        return set(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return {"input_ids", "attention_mask", "labels"}
+
+
+def _text_config(config):
+    getter = getattr(config, "get_text_config", None)
+    try:
+        return getter(decoder=True) if callable(getter) else config
+    except Exception:  # noqa: BLE001  some composites cannot name one; the top level will do
+        return config
+
+
+def _vision(config):
+    return getattr(config, "vision_config", None)
+
+
+def _pixels(config, batch: int, g) -> torch.Tensor:
+    size = getattr(config, "image_size", None) or 224
+    if isinstance(size, dict):
+        height, width = size.get("height", 224), size.get("width", 224)
+    elif isinstance(size, (list, tuple)):
+        height, width = size[0], size[-1]
     else:
-        kw["labels"] = ids.clone().to(device)
-    return kw
+        height = width = int(size)
+    channels = int(getattr(config, "num_channels", None) or 3)
+    return torch.randn(batch, channels, height, width, generator=g)
+
+
+def _features(config, batch: int, g) -> torch.Tensor:
+    """Audio features. Whisper-like encoders take (batch, mel bins, 2 x max_source_positions
+    frames); feature-projection encoders (Wav2Vec2-BERT, Speech2Text) take (batch, frames, dim)."""
+    bins = getattr(config, "num_mel_bins", None)
+    if bins:
+        positions = getattr(config, "max_source_positions", None)
+        return torch.randn(batch, int(bins), 2 * int(positions) if positions else 64, generator=g)
+    per_channel = getattr(config, "input_feat_per_channel", None)
+    dim = getattr(config, "feature_projection_input_dim", None) or (
+        per_channel * int(getattr(config, "input_channels", 1) or 1) if per_channel else None) \
+        or getattr(config, "feature_size", None) or 80
+    return torch.randn(batch, 64, int(dim), generator=g)
+
+
+def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
+    num_labels = int(getattr(config, "num_labels", 2) or 2)
+    if arch.endswith("ForSequenceClassification") or arch.endswith("ForImageClassification"):
+        return torch.randint(0, num_labels, (batch,), generator=g)
+    if arch.endswith("ForTokenClassification"):
+        return torch.randint(0, num_labels, (batch, seq), generator=g)
+    if arch == "base model" or "input_ids" not in kw and not getattr(config, "is_encoder_decoder", False):
+        return None
+    return ids.clone() if "decoder_input_ids" not in kw else kw["decoder_input_ids"].clone()
+
+
+def _add_image_tokens(model, kw: dict) -> None:
+    """Multimodal decoders match one placeholder token per image feature: ask the model how many
+    features the synthetic image makes, and write that many placeholders into the text. When it
+    cannot say, the probe runs the text path only (the language model's dropout still runs)."""
+    config = model.config
+    token = next((getattr(config, n) for n in ("image_token_id", "image_token_index")
+                  if isinstance(getattr(config, n, None), int)), None)
+    getter = getattr(model, "get_image_features", None)
+    if getter is None and hasattr(model, "model"):
+        getter = getattr(model.model, "get_image_features", None)
+    try:
+        with torch.no_grad():
+            out = getter(pixel_values=kw["pixel_values"])
+        feats = getattr(out, "pooler_output", None)
+        feats = out if feats is None else feats
+        if isinstance(feats, (list, tuple)):
+            rows = sum(f.reshape(-1, f.shape[-1]).shape[0] for f in feats)
+        else:
+            feats = first_tensor(feats) if not torch.is_tensor(feats) else feats
+            rows = feats.reshape(-1, feats.shape[-1]).shape[0]
+        per_image = rows // kw["pixel_values"].shape[0]
+    except Exception:  # noqa: BLE001  no way to count image tokens: text only
+        per_image = None
+    if token is None or per_image is None or per_image <= 0 or per_image > 4096:
+        kw.pop("pixel_values")
+        return
+    ids = kw["input_ids"]
+    batch, seq = ids.shape
+    vocab = int(getattr(_text_config(config), "vocab_size", 512) or 512)
+    text = ids.masked_fill(ids == token, min(3, vocab - 1))
+    image = torch.full((batch, per_image), token, dtype=ids.dtype)
+    kw["input_ids"] = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
+    if "attention_mask" in kw:
+        kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+    if "labels" in kw:
+        kw["labels"] = kw["input_ids"].clone()
+
+
+def refusal(model_type: str, exc: BaseException) -> str | None:
+    """One line for a config no model class takes on its own (a sub-config such as a vision
+    tower): name the model types that embed it, instead of Transformers' list of every type."""
+    if "Unrecognized configuration class" not in str(exc) and "Model type should be one of" not in str(exc):
+        return None
+    from auditor.knowledge import architectures
+
+    parents = sorted(t for t in architectures.model_types()
+                     if model_type in (architectures.lookup(t).sub_configs or {}).values())
+    if not parents:
+        return f"no model class takes a {model_type} config on its own"
+    shown = ", ".join(parents[:3]) + (f" (+{len(parents) - 3})" if len(parents) > 3 else "")
+    return f"{model_type} is a sub-config with no model class of its own; probe its parent ({shown})"
 
 
 # --- user factories -------------------------------------------------------------------
@@ -350,10 +463,10 @@ def subject_from_factory(fn: Callable, *, seed: int, device, description: str) -
     else:
         args, kwargs = (_to(example, device),), {}
     dtype = next((p.dtype for p in model.parameters()), torch.float32)
-    return Subject(model, args, kwargs, loss_of, _first, "factory", description, torch.device(device), dtype)
+    return Subject(model, args, kwargs, loss_of, first_tensor, "factory", description, torch.device(device), dtype)
 
 
 def subject_from_hf(model, arch: str, *, seed: int, device, dtype, description: str) -> Subject:
     kw = hf_batch(model, arch, seed, device)
     attn = getattr(getattr(model, "config", None), "_attn_implementation", "") or ""
-    return Subject(model, (), kw, loss_of, _first, "config", description, torch.device(device), dtype, attn)
+    return Subject(model, (), kw, loss_of, first_tensor, "config", description, torch.device(device), dtype, attn)

@@ -18,6 +18,7 @@ PROBE_CODES = {
     "DRP808": ("eval-nondeterministic", "error"),
     "DRP809": ("eval-differs-from-identity", "error"),
     "DRP810": ("dropout-step-overhead", "info"),
+    "DRP811": ("cannot-probe", "error"),
 }
 
 

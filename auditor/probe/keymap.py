@@ -37,7 +37,7 @@ class KeyEffect:
     note: str = ""
 
 
-def _site_rates(model, inputs: Callable, seed: int, n: int = 1) -> tuple:
+def site_rates(model, inputs: Callable, seed: int, n: int = 1) -> tuple:
     """Rates per (generic path, kind) in train mode, and the outputs of n seeded forwards."""
     model.train()
     outs = []
@@ -57,7 +57,7 @@ def measure_keys(keys: list, build: Callable, run: Callable, seed: int, max_forw
     Returns (base_rates, [KeyEffect]).
     """
     base = build({})
-    base_rates, base_outs = _site_rates(base, run, seed, 1)
+    base_rates, base_outs = site_rates(base, run, seed, 1)
     base_more = None
     effects = []
     for key, which in keys:
@@ -70,7 +70,7 @@ def measure_keys(keys: list, build: Callable, run: Callable, seed: int, max_forw
             eff.note = f"could not rebuild with {key.dotted}=0: {exc}"
             effects.append(eff)
             continue
-        rates, outs = _site_rates(other, run, seed, 1)
+        rates, outs = site_rates(other, run, seed, 1)
         changed = {s for s in set(base_rates) | set(rates) if base_rates.get(s, 0.0) != rates.get(s, 0.0)}
         eff.forwards = 1
         if changed:
@@ -82,8 +82,8 @@ def measure_keys(keys: list, build: Callable, run: Callable, seed: int, max_forw
             eff.note = "changes the output but no dropout site (layer drop or stochastic depth)"
         else:
             if base_more is None:
-                base_more = _site_rates(base, run, seed, max_forwards)[1]
-            other_more = _site_rates(other, run, seed, max_forwards)[1]
+                base_more = site_rates(base, run, seed, max_forwards)[1]
+            other_more = site_rates(other, run, seed, max_forwards)[1]
             eff.forwards = max_forwards
             diff = next((i for i in range(max_forwards) if not torch.equal(base_more[i], other_more[i])), None)
             if diff is None:

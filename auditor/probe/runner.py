@@ -127,8 +127,11 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
     dtype = torch.bfloat16 if opts.full_size else torch.float32
     import os
 
+    choice: dict = {}  # the scaled layout found by the first build, reused by every rebuild
+
     def build(overrides, full=opts.full_size, dev=device, dt=dtype):
         return build_hf(target.config, target.adapter, full_size=full, seed=opts.seed, device=dev, dtype=dt,
+                        choice=choice,
                         trust_remote_code=opts.trust_remote_code,
                         config_dir=os.path.dirname(os.path.abspath(target.config_path)), overrides=overrides)
 
@@ -137,6 +140,8 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
     if arch == "base model":
         arch = f"{type(model).__name__} (base model)"
     desc = f"{arch} ({'full size' if opts.full_size else 'scaled down'}, {size / 1e6:.2f}M parameters"
+    if getattr(model, "_probe_text_only", False):
+        desc += ", text inputs only: no image input could be synthesized"
     desc += ", with adapter)" if target.adapter is not None else ")"
     if target.config_origin:
         desc += f"; config: {target.config_origin}"

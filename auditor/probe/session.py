@@ -30,6 +30,7 @@ class ProbeRequest:
     measurements: str | None = None
     fail_on: str = "warning"
     exit_zero: bool = False
+    light: bool = False   # fewer repeated forwards, no timing: for coverage sweeps, not verdicts
 
 
 def probe_rules() -> list:
@@ -41,18 +42,60 @@ def probe_rules() -> list:
         return []
 
 
+class CannotProbe(Exception):
+    """The model could not be built or run: reported as one DRP811 finding, exit 2."""
+
+    def __init__(self, model_type: str, reason: str, path: str, span=None) -> None:
+        super().__init__(f"cannot probe {model_type}: {reason}")
+        self.model_type, self.reason, self.path, self.span = model_type, reason, path, span
+
+    def finding(self):
+        from auditor.probe.codes import probe_finding
+
+        return probe_finding("DRP811", self.path, str(self), self.span, key="model_type")
+
+
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """An exception as one short line: Transformers' messages can run to 10,000 characters
+    (every known model type) and span many lines, which no report should carry."""
+    from auditor.probe.build import BuildError
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, BuildError):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
 def execute(req: ProbeRequest):
-    """Run the probe and return its ProbeResult (also the entry point for tests and benches)."""
+    """Run the probe and return its ProbeResult (also the entry point for tests and benches).
+    Any failure to build or run a config's model is raised as CannotProbe, never a traceback:
+    Transformers raises every kind of exception from deep inside a forward pass."""
+    from auditor.probe.targets import resolve_target
+
+    target = resolve_target(req.path, req.adapter) if req.path else None
+    try:
+        return _execute(req, target)
+    except Exception as exc:  # noqa: BLE001  the probe's boundary: see the docstring
+        if target is None:  # the user's own factory: name it, with its error in one line
+            raise CannotProbe(f"factory {req.factory}", one_line(exc), req.factory.rpartition(":")[0]) from None
+        from auditor.probe.build import refusal
+
+        model_type = str(target.config.get("model_type"))
+        reason = refusal(model_type, exc) or one_line(exc)
+        raise CannotProbe(model_type, reason, target.config_path, target.model_type_span) from None
+
+
+def _execute(req: ProbeRequest, target):
     import torch
 
     from auditor.probe.runner import Options, pick_device, prepare, run_probe
-    from auditor.probe.targets import resolve_target
 
     opts = Options(steps=req.steps, seed=req.seed, device=req.device, full_size=req.full_size,
                    trust_remote_code=req.trust_remote_code)
     if opts.full_size:
         opts.magnitude_forwards = 32
-    target = resolve_target(req.path, req.adapter) if req.path else None
+    if req.light:
+        opts.magnitude_forwards, opts.key_forwards, opts.overhead = 8, 4, False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -74,25 +117,16 @@ def run(req: ProbeRequest) -> int:
     from auditor.engine import exit_code
     from auditor.probe.build import BuildError
     from auditor.probe.targets import TargetError
-    from auditor.report import write_report
 
     try:
         result = execute(req)
+    except CannotProbe as exc:
+        write_findings(req, [exc.finding()])
+        return 2
     except (TargetError, BuildError, RuntimeError, OSError) as exc:
         click.echo(f"dropout-audit probe: error: {exc}", err=True)
         return 2
-    findings = result.findings
-    stream = open(req.output_file, "w", encoding="utf-8") if req.output_file else sys.stdout  # noqa: SIM115
-    try:
-        if req.fmt == "full":
-            from auditor.probe.report_table import write_table
-
-            write_table(result, stream, color=False if req.output_file else None)
-        write_report(findings, req.fmt, stream, root=".", files_checked=1, rules=probe_rules(),
-                     color=False if req.output_file else None)
-    finally:
-        if req.output_file:
-            stream.close()
+    write_findings(req, result.findings, result)
     if req.html_file:
         from auditor.probe.html import render
 
@@ -102,4 +136,21 @@ def run(req: ProbeRequest) -> int:
     if req.measurements:
         with open(req.measurements, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=1, default=str)
-    return exit_code(findings, req.fail_on, req.exit_zero)
+    return exit_code(result.findings, req.fail_on, req.exit_zero)
+
+
+def write_findings(req: ProbeRequest, findings: list, result=None) -> None:
+    """The findings through the shared reporters (and the site table when something ran)."""
+    from auditor.report import write_report
+
+    stream = open(req.output_file, "w", encoding="utf-8") if req.output_file else sys.stdout  # noqa: SIM115
+    try:
+        if req.fmt == "full" and result is not None:
+            from auditor.probe.report_table import write_table
+
+            write_table(result, stream, color=False if req.output_file else None)
+        write_report(findings, req.fmt, stream, root=".", files_checked=1, rules=probe_rules(),
+                     color=False if req.output_file else None)
+    finally:
+        if req.output_file:
+            stream.close()

@@ -58,6 +58,7 @@ class Target:
             return "config" if index < self.config_keys else "adapter"
         return "adapter" if self.adapter_path and key.file == self.adapter_path and key.file != self.config_path \
             else "config"
+    model_type_span: Span | None = None        # where a "cannot probe" finding points
 
 
 def is_rate_key(name, value) -> bool:
@@ -72,7 +73,11 @@ def _written_spans(path: str, text: str) -> dict:
     from auditor.sources import structured
 
     src = structured.read(path, text)
-    return {} if src is None else {s.key_path: s.key_span for s in src.settings}
+    if src is None:
+        return {}
+    spans = {f.key_path: f.span for f in src.fields.values() if getattr(f, "key_path", None)}
+    spans.update({s.key_path: s.key_span for s in src.settings})
+    return spans
 
 
 def _span(spans: dict, key_path: tuple) -> Span:
@@ -257,8 +262,10 @@ def resolve_target(path: str, adapter: str | None = None) -> Target:
     config, text = _load_json(path)
     if "model_type" not in config:
         raise TargetError(f"{path}: no model_type; not a Transformers config.json")
-    target = Target(config_path=path, config=config, config_text=text)
-    target.keys.extend(rate_keys(config, path, text))
+    spans = _written_spans(path, text)
+    target = Target(config_path=path, config=config, config_text=text,
+                    model_type_span=spans.get(("model_type",)))
+    target.keys.extend(rate_keys(config, path, text, spans=spans))
     return _with_adapter(target, adapter, recipe_adapter, recipe_path, recipe_text)
 
 

@@ -1,0 +1,271 @@
+"""Scaling a Transformers config down without changing its structure (no torch here).
+
+Shared by the probe (`probe/build.py`) and the knowledge generator (`knowledge/build.py`): both
+must build a model whose dropout sites are those of the real one, only smaller. Fixed small
+values (2 layers, width 64, 4 heads) broke most modern configs: a hybrid decoder cut to 2
+layers has no attention layer left, MLA rope dims no longer fit the head, Mamba heads times
+head size no longer equal the inner width. So sizes are *scaled*, not set:
+
+- every width (hidden, FFN, LoRA ranks of MLA) by one power-of-two factor `g`;
+- every head count by one power-of-two factor `h` that keeps counts integral (kv divides q);
+- every per-head size (head_dim, rope/nope dims, rotary_dim, Mamba head size) by `g / h`,
+  so heads x head size still equals the width it was equal to;
+- layers to the shortest prefix that still holds one layer of every kind the config names
+  (layer_types, block_types, attention period/offset, intervals, dense-then-MoE), per-layer
+  lists cut to match, index lists filtered;
+- experts to at most 4 with top-k and expert groups within range; vocabulary to 512.
+Sub-configs (text, vision, audio, encoder, decoder) are scaled the same way, recursively.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+TARGET_WIDTH = 64
+TARGET_HEADS = 4
+MAX_LAYERS = 12
+MAX_EXPERTS = 4
+VOCAB = 512
+POSITIONS = 1024
+AUDIO_POSITIONS = 32
+IMAGE_PATCHES = 4
+STATE_CAPS = {"mamba_d_state": 16, "state_size": 16, "ssm_state_size": 16, "d_state": 16,
+              "mamba_chunk_size": 32, "chunk_size": 32}
+
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers", "decoder_layers",
+              "num_decoder_layers", "num_encoder_layers", "text_layers", "vision_layers")
+WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermediate_size", "d_ff", "n_inner",
+              "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "moe_intermediate_size", "ffn_hidden_size",
+              "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
+              "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
+              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim")
+HEAD_COUNT = re.compile(r"^(num_(key_value_|kv_|attention_|query_)?heads|n_head|n_heads|num_attention_heads|"
+                        r"(encoder|decoder)_attention_heads|mamba_n_heads|n_mamba_heads|"
+                        r"linear_num_(key_|value_)?heads|num_key_value_heads|multi_query_group_num|n_kv_heads)$")
+PER_HEAD = re.compile(r"^(head_dim|d_kv|kv_channels|rotary_dim|mamba_d_head|mamba_headdim|attention_head_dim|"
+                      r"qk_rope_head_dim|qk_nope_head_dim|v_head_dim|qk_head_dim|linear_(key_|value_)?head_dim|"
+                      r"rope_dim|head_size|mamba_head_dim)$")
+EXPERT_COUNT = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts", "num_routed_experts")
+TOP_K = ("num_experts_per_tok", "top_k", "moe_topk", "num_experts_per_token", "moe_k", "router_top_k")
+TOKEN_ID_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "sep_token_id",
+                 "cls_token_id", "mask_token_id", "unk_token_id")
+SUB_CONFIGS = ("text_config", "vision_config", "audio_config", "encoder", "decoder", "encoder_config",
+               "decoder_config", "speech_config", "language_config", "llm_config", "thinker_config",
+               "talker_config", "perceiver_config", "qformer_config", "vq_config", "backbone_config")
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def pow2_factor(value: int, target: int) -> int:
+    """The largest power-of-two divisor d of `value` with value / d >= target (1 when small)."""
+    d = 1
+    while value % (d * 2) == 0 and value // (d * 2) >= target:
+        d *= 2
+    return d
+
+
+def head_divisor(d: dict) -> int:
+    """One power of two that divides every head count and brings the largest near TARGET_HEADS."""
+    counts = [v for k, v in d.items() if HEAD_COUNT.match(k) and is_int(v) and v > 0]
+    if not counts:
+        return 1
+    div = 1
+    while all(c % (div * 2) == 0 for c in counts) and max(counts) // (div * 2) >= TARGET_HEADS:
+        div *= 2
+    return div
+
+
+def width_divisor(d: dict) -> int:
+    """One power of two for the widths of the config and all its sub-configs: a vision tower's
+    projection must keep matching the text model's hidden size, so every config of the tree is
+    scaled by the same factor (the smallest any of them allows)."""
+    own = [d[k] for k in ("hidden_size", "d_model", "n_embd", "dim", "embed_dim") if is_int(d.get(k))]
+    divs = [pow2_factor(own[0], TARGET_WIDTH)] if own else []
+    divs += [width_divisor(v) for k, v in d.items() if isinstance(v, dict) and _is_sub_config(k, v)]
+    return min(divs) if divs else 1
+
+
+def _is_sub_config(key: str, value: dict) -> bool:
+    return key in SUB_CONFIGS or "model_type" in value
+
+
+def scaled(value: int, divisor: int) -> int:
+    return max(1, value // divisor) if value % divisor == 0 else max(1, round(value / divisor))
+
+
+def layer_count(d: dict) -> int | None:
+    return next((d[k] for k in LAYER_KEYS if is_int(d.get(k))), None)
+
+
+def layers_needed(d: dict, layers: int) -> int:
+    """Layers in the shortest prefix that keeps one of every layer kind the config names."""
+    need = 2
+    for key, value in d.items():
+        if isinstance(value, (list, str)) and len(value) == layers and layers > 2 and _is_pattern(key, value):
+            firsts: dict = {}
+            for i, item in enumerate(value):
+                firsts.setdefault(repr(item), i)
+            need = max(need, max(firsts.values()) + 1)
+        elif key.endswith("_offset") and is_int(value):
+            period = d.get(key[: -len("_offset")] + "_period")
+            if is_int(period) and period > 0:
+                need = max(need, value % period + 2 if period > 1 else 2)
+        elif re.search(r"(interval|sliding_window_pattern|first_k_dense_replace|decoder_sparse_step|"
+                       r"moe_layer_freq|first_dense_layers?)$", key) and is_int(value) and value > 0:
+            need = max(need, value + 1)
+        elif key in ("block_types", "layers_block_type_pattern") and isinstance(value, list) and value:
+            need = max(need, len(value))
+        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers)$", key) \
+                and isinstance(value, list) and value and all(is_int(v) for v in value):
+            need = max(need, min(value) + 2)
+    return min(layers, min(need, MAX_LAYERS))
+
+
+def _is_pattern(key: str, value) -> bool:
+    """A per-layer list or string: one entry per layer (types, windows, flags, ...)."""
+    if isinstance(value, str):
+        return key.endswith("pattern")
+    return all(isinstance(v, (str, int, float, bool)) or v is None for v in value)
+
+
+def cut_per_layer(d: dict, before: int, after: int) -> None:
+    for key, value in list(d.items()):
+        if isinstance(value, dict) and value and key.startswith("per_layer") \
+                and all(str(k).isdigit() for k in value):  # {layer index: override}
+            d[key] = {k: v for k, v in value.items() if int(k) < after}
+            continue
+        if isinstance(value, (list, str)) and len(value) == before and before > after \
+                and (isinstance(value, list) or key.endswith("pattern")):
+            d[key] = value[:after]
+        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers)$", key) \
+                and isinstance(value, list) and value and all(is_int(v) for v in value):
+            d[key] = [v for v in value if v < after]
+
+
+def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool = False) -> dict:
+    """A copy of a config.json dict shrunk to a tiny model of the same structure and dropout keys.
+
+    keep_head_dim: scale widths with the head count, so per-head sizes stay as they are; the
+    second attempt for modeling code that hard-codes per-head splits (Qwen2-VL's mrope sections).
+    """
+    d = copy.deepcopy(cfg)
+    width = width_divisor(d) if width is None else width
+    heads = min(head_divisor(d), width)
+    if keep_head_dim:
+        width = heads
+    per_head = max(1, width // heads)
+    _scale_dims(d, width, heads, per_head)
+    for key, value in d.items():  # per-layer overrides ({"02": {"num_attention_heads": 64}})
+        if key.startswith("per_layer") and isinstance(value, dict):
+            for override in value.values():
+                if isinstance(override, dict):
+                    _scale_dims(override, width, heads, per_head)
+    layers = layer_count(d)
+    if layers:
+        keep = layers_needed(d, layers)
+        for key in LAYER_KEYS:
+            if is_int(d.get(key)):
+                before = d[key]
+                d[key] = min(before, keep)
+                cut_per_layer(d, before, d[key])
+    _scale_experts(d)
+    _scale_vocab(d)
+    rotary = any(k in d for k in ("rope_scaling", "rope_parameters", "rope_theta", "rotary_dim"))
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        if is_int(d.get(key)) and d[key] > POSITIONS and not rotary:
+            d[key] = POSITIONS
+    for key, cap in STATE_CAPS.items():  # recurrent state and scan chunk sizes cost time only
+        if is_int(d.get(key)) and d[key] > cap:
+            d[key] = cap
+    patch = d.get("patch_size")
+    if is_int(d.get("image_size")) and is_int(patch) and patch > 0 and d["image_size"] > IMAGE_PATCHES * patch:
+        d["image_size"] = IMAGE_PATCHES * patch  # 4 x 4 patches: the encoder is the same, only shorter
+    for key in ("max_source_positions",):  # audio encoders need exactly 2x this many frames
+        if is_int(d.get(key)) and d[key] > AUDIO_POSITIONS:
+            d[key] = AUDIO_POSITIONS
+    d["use_cache"] = False
+    _scale_rope_sections(d, per_head)
+    for key, value in list(d.items()):
+        if isinstance(value, dict) and _is_sub_config(key, value):
+            d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim)
+    if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
+        # a composite's placeholder ids (image_token_id) index the text model's vocabulary
+        _scale_vocab(d, d["text_config"].get("vocab_size"))
+    return d
+
+
+def _scale_rope_sections(d: dict, per_head: int) -> None:
+    """Multimodal RoPE splits half the head dim into sections (Qwen2-VL [16, 24, 24]); they must
+    still add up to half the scaled head dim."""
+    head_dim = d.get("head_dim")
+    if not is_int(head_dim):
+        width = next((d[k] for k in ("hidden_size", "d_model") if is_int(d.get(k))), None)
+        heads = d.get("num_attention_heads")
+        head_dim = width // heads if is_int(width) and is_int(heads) and heads else None
+    for name in ("rope_parameters", "rope_scaling"):
+        rope = d.get(name)
+        if not isinstance(rope, dict) or not head_dim:
+            continue
+        sections = rope.get("mrope_section")
+        if isinstance(sections, list) and sections and all(is_int(v) for v in sections):
+            new = [max(1, v // per_head) for v in sections]
+            new[-1] = max(1, head_dim // 2 - sum(new[:-1]))
+            rope["mrope_section"] = new
+
+
+def _scale_dims(d: dict, width: int, heads: int, per_head: int) -> None:
+    for key, value in list(d.items()):
+        if not is_int(value) or value <= 0:
+            continue
+        if key in WIDTH_KEYS:
+            d[key] = scaled(value, width)
+        elif HEAD_COUNT.match(key):
+            d[key] = scaled(value, heads)
+        elif PER_HEAD.match(key):
+            d[key] = _even(scaled(value, per_head)) if value > 1 else value
+
+
+def _even(value: int) -> int:
+    return value if value % 2 == 0 or value == 1 else value + 1
+
+
+def _scale_experts(d: dict) -> None:
+    experts = None
+    for key in EXPERT_COUNT:
+        if is_int(d.get(key)) and d[key] > MAX_EXPERTS:
+            d[key] = MAX_EXPERTS
+        if is_int(d.get(key)):
+            experts = d[key]
+    if experts is None:
+        return
+    for key in TOP_K:
+        if is_int(d.get(key)):
+            d[key] = max(1, min(d[key], 2, experts))
+        elif key in d and d[key] is None:  # a default that cannot run its own MoE (deepseek_v2)
+            d[key] = min(2, experts)
+    for key in ("n_group", "num_expert_group", "topk_group"):
+        if is_int(d.get(key)) and d[key] > 1:
+            d[key] = 1
+    for key in ("zero_expert_num", "n_shared_experts", "num_shared_experts"):
+        if is_int(d.get(key)) and d[key] > 2:
+            d[key] = 2
+
+
+def _scale_vocab(d: dict, vocab: int | None = None) -> None:
+    if is_int(d.get("vocab_size")) and d["vocab_size"] > VOCAB:
+        d["vocab_size"] = VOCAB
+    if not is_int(vocab):
+        vocab = d["vocab_size"] if is_int(d.get("vocab_size")) else VOCAB
+    for i, key in enumerate(TOKEN_ID_KEYS):
+        value = d.get(key)
+        if is_int(value) and value >= vocab:
+            d[key] = min(i, vocab - 1)
+        elif isinstance(value, list):
+            d[key] = [x if not is_int(x) or x < vocab else min(i, vocab - 1) for x in value]
+    for key, value in list(d.items()):  # special-token ids beyond the vocabulary (image_token_id, ...)
+        if key.endswith(("_token_id", "_token_index")) and key not in TOKEN_ID_KEYS and is_int(value) \
+                and value >= vocab:
+            d[key] = vocab - 1 - (sum(map(ord, key)) % 16)

@@ -1,0 +1,161 @@
+"""Probe coverage: probe the default config of every type in Transformers' causal-LM,
+image-text-to-text and seq2seq mappings, and count completed / refused / crashed.
+
+    nice python bench/probe_sweep.py                      # every type (long: run in the background)
+    nice python bench/probe_sweep.py --family causal-lm --limit 20 --jobs 2 --timeout 120
+    nice python bench/probe_sweep.py --types llama jamba whisper
+
+Each type gets a config.json holding only its model_type and the mapping's class as
+`architectures` (what a real checkpoint's config says), probed with `--steps 2` in a forked child
+under a wall-clock limit. Every phase of the probe runs (build, key map, fine-tune, eval passes,
+magnitude), with fewer repeated forwards and no step timing (ProbeRequest.light), so that the
+sweep measures whether a type can be probed, not how long 128 forwards take on a busy machine. "refused" is a DRP811 finding (one line, exit 2); "crashed" is anything
+else: an exception escaping the probe's boundary, a dead child or a timeout. Results go to stdout
+as a table and, with --json, to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FAMILIES = {
+    "causal-lm": ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",),
+    "image-text-to-text": ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",),
+    "seq2seq": ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES"),
+}
+
+
+LIGHT = True   # every phase of the probe runs, with fewer repeated forwards and no step timing
+
+
+def mapped_types(family: str) -> dict[str, str]:
+    """model_type -> the class the mapping builds for it."""
+    from transformers.models.auto import modeling_auto
+
+    out: dict[str, str] = {}
+    for name in FAMILIES[family]:
+        for model_type, cls in getattr(modeling_auto, name).items():
+            out.setdefault(model_type, cls if isinstance(cls, str) else cls[0])
+    return dict(sorted(out.items()))
+
+
+def probe_one(model_type: str, arch: str, steps: int) -> dict:
+    """Probe one default config in this (child) process; never raises."""
+    from auditor.probe.session import CannotProbe, ProbeRequest, execute
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "config.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({"model_type": model_type, "architectures": [arch]}, fh)
+        try:
+            result = execute(ProbeRequest(path=path, steps=steps, device="cpu", light=LIGHT))
+            status, detail = "completed", result.meta.get("model", "")
+        except CannotProbe as exc:
+            status, detail = "refused", exc.reason
+        except BaseException as exc:  # noqa: BLE001  what the sweep exists to count
+            status = "crashed"
+            detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:300] + " | " + \
+                traceback.format_exc().strip().splitlines()[-1][:200]
+    return {"type": model_type, "class": arch, "status": status, "detail": detail,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _child(queue, model_type, arch, steps):
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    queue.put(probe_one(model_type, arch, steps))
+
+
+def sweep(items: list[tuple[str, str, str]], steps: int, timeout: float, jobs: int) -> list[dict]:
+    """items: (family, model_type, class). Forked children, `jobs` at a time, each under `timeout`."""
+    import torch  # noqa: F401  (imported once, before forking)
+    import transformers  # noqa: F401
+
+    ctx = mp.get_context("fork")
+    pending = list(items)
+    running: list = []
+    results: list[dict] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            family, model_type, arch = pending.pop(0)
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_child, args=(queue, model_type, arch, steps), daemon=True)
+            proc.start()
+            running.append((proc, queue, family, model_type, arch, time.monotonic()))
+        time.sleep(0.2)
+        for entry in list(running):
+            proc, queue, family, model_type, arch, started = entry
+            res = None
+            if not queue.empty():
+                res = queue.get()
+            elif not proc.is_alive():
+                res = {"type": model_type, "class": arch, "status": "crashed",
+                       "detail": f"child died (exit {proc.exitcode})", "seconds": 0}
+            elif time.monotonic() - started > timeout:
+                proc.kill()
+                res = {"type": model_type, "class": arch, "status": "crashed",
+                       "detail": f"timeout after {timeout:.0f}s", "seconds": round(timeout, 1)}
+            if res is not None:
+                proc.join(1)
+                running.remove(entry)
+                res["family"] = family
+                results.append(res)
+                print(f"{res['status']:9} {family:18} {model_type:28} {res['seconds']:6.1f}s  "
+                      f"{res['detail'][:150]}", flush=True)
+    return results
+
+
+def summary(results: list[dict]) -> list[str]:
+    lines = ["| family | types | completed | refused | crashed | completed % |", "|---|---|---|---|---|---|"]
+    for family in FAMILIES:
+        rows = [r for r in results if r["family"] == family]
+        if not rows:
+            continue
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "refused", "crashed")}
+        lines.append(f"| {family} | {len(rows)} | {counts['completed']} | {counts['refused']} | "
+                     f"{counts['crashed']} | {100 * counts['completed'] / len(rows):.0f}% |")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", choices=sorted(FAMILIES), action="append")
+    parser.add_argument("--types", nargs="*")
+    parser.add_argument("--limit", type=int, default=0, help="first N types per family")
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=120.0, help="wall-clock seconds per type")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--json", help="write every result to this file")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    items = []
+    for family in args.family or list(FAMILIES):
+        types = mapped_types(family)
+        chosen = [t for t in types if not args.types or t in args.types]
+        items += [(family, t, types[t]) for t in (chosen[: args.limit] if args.limit else chosen)]
+    started = time.monotonic()
+    results = sweep(items, args.steps, args.timeout, args.jobs)
+    for line in summary(results):
+        print(line)
+    print(f"{len(results)} probes in {time.monotonic() - started:.0f}s")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(sorted(results, key=lambda r: (r["family"], r["type"])), fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

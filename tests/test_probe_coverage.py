@@ -1,0 +1,138 @@
+"""The structure-preserving builder (issue #19): what scaling keeps, one-line refusals, and a
+deterministic sample of 20 model types, one or more per family the issue names, that must
+complete a probe of their default config. The full sweep is `bench/probe_sweep.py` (by hand)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from click.testing import CliRunner
+from transformers import CONFIG_MAPPING
+
+import tests.probe_helpers  # noqa: F401  (one thread)
+from auditor.probe.command import probe
+from auditor.probe.session import CannotProbe, ProbeRequest, execute
+from auditor.probe.shrink import scale_config_dict
+
+
+def scaled(model_type: str) -> dict:
+    return scale_config_dict(CONFIG_MAPPING[model_type]().to_dict())
+
+
+# ------------------------------------------------------------------ what scaling keeps (no model)
+
+def test_hybrid_keeps_a_layer_of_every_kind():
+    d = scaled("qwen3_next")
+    assert set(d["layer_types"]) == {"linear_attention", "full_attention"}
+    assert len(d["layer_types"]) == d["num_hidden_layers"] <= 12
+    jamba = scaled("jamba")  # attention on layer 4 of every 8: layer 4 must exist
+    assert jamba["num_hidden_layers"] > jamba["attn_layer_offset"]
+    assert set(scaled("gemma3_text")["layer_types"]) == {"sliding_attention", "full_attention"}
+    recurrent = scaled("recurrent_gemma")
+    assert recurrent["num_hidden_layers"] >= len(recurrent["block_types"])
+
+
+def test_mla_rope_dims_stay_consistent():
+    for model_type in ("deepseek_v3", "longcat_flash", "youtu"):
+        d = scaled(model_type)
+        assert d["qk_head_dim"] == d["qk_rope_head_dim"] + d["qk_nope_head_dim"], model_type
+        assert d["qk_rope_head_dim"] % 2 == 0 and d["kv_lora_rank"] < 1024
+
+
+def test_head_and_mamba_dims_agree_with_the_width():
+    codegen = scaled("codegen")
+    assert codegen["rotary_dim"] <= codegen["n_embd"] // codegen["n_head"]
+    bamba = scaled("bamba")
+    assert bamba["mamba_n_heads"] * bamba["mamba_d_head"] == bamba["mamba_expand"] * bamba["hidden_size"]
+    llama = scaled("llama")
+    assert llama["hidden_size"] == 64 and llama["num_attention_heads"] == 4
+    assert llama["num_attention_heads"] % llama["num_key_value_heads"] == 0
+
+
+def test_moe_keeps_two_or_more_experts_and_top_k_in_range():
+    for model_type in ("mixtral", "qwen3_moe", "deepseek_v3", "deepseek_v2"):
+        d = scaled(model_type)
+        experts = next(d[k] for k in ("num_local_experts", "num_experts", "n_routed_experts") if k in d)
+        assert 2 <= experts <= 4
+        assert 1 <= d["num_experts_per_tok"] <= experts
+
+
+def test_sub_configs_agree_and_placeholders_fit_the_vocabulary():
+    pali = scaled("paligemma")
+    assert pali["vision_config"]["projection_dim"] == pali["text_config"]["hidden_size"]
+    llava = scaled("llava")
+    assert llava["image_token_index"] < llava["text_config"]["vocab_size"]
+    assert llava["vision_config"]["image_size"] == 4 * llava["vision_config"]["patch_size"]
+    assert scaled("whisper")["max_source_positions"] == 32
+    assert scaled("llama")["use_cache"] is False
+
+
+# ------------------------------------------------------------------ refusals: one line, exit 2
+
+def write_config(tmp_path, model_type, **extra):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": model_type, **extra}, indent=1))
+    return str(path)
+
+
+def test_sub_config_is_refused_in_one_line_naming_its_parent(tmp_path):
+    path = write_config(tmp_path, "blip_2_vision_model")
+    with pytest.raises(CannotProbe) as caught:
+        execute(ProbeRequest(path=path, steps=1, device="cpu", light=True))
+    message = str(caught.value)
+    assert message.startswith("cannot probe blip_2_vision_model: ") and "blip-2" in message
+    assert "\n" not in message and len(message) < 300
+    res = CliRunner().invoke(probe, [path, "--json", "--steps", "1"], catch_exceptions=False)
+    assert res.exit_code == 2
+    [finding] = json.loads(res.output)["findings"] if res.output.strip().startswith("{") \
+        else json.loads(res.output)
+    assert finding["code"] == "DRP811" and finding["line"] == 2
+    assert "Traceback" not in res.output
+
+
+def test_error_inside_a_forward_is_a_finding_not_a_traceback(tmp_path, monkeypatch):
+    """Errors raised by Transformers during the probe's forwards are caught at its boundary."""
+    from auditor.probe import runner
+
+    def broken(*args, **kwargs):
+        raise IndexError("index out of range in self")
+
+    monkeypatch.setattr(runner, "finetune", broken)
+    path = write_config(tmp_path, "llama")
+    res = CliRunner().invoke(probe, [path, "--format", "concise", "--steps", "1"], catch_exceptions=False)
+    assert res.exit_code == 2
+    assert "DRP811" in res.output and "cannot probe llama: IndexError: index out of range" in res.output
+    assert "Traceback" not in res.output
+
+
+# ------------------------------------------------------------------ a sample of 20 types
+
+# One or more per family of issue #19: classic decoders and encoders, hybrid / linear attention,
+# Mamba hybrids, partial rotary, MLA, MoE, vision-language, speech, encoder-decoders.
+SAMPLE = [
+    ("llama", "LlamaForCausalLM"), ("gpt2", "GPT2LMHeadModel"), ("qwen3_next", "Qwen3NextForCausalLM"),
+    ("jamba", "JambaForCausalLM"), ("recurrent_gemma", "RecurrentGemmaForCausalLM"),
+    ("lfm2", "Lfm2ForCausalLM"), ("gemma3_text", "Gemma3ForCausalLM"), ("bamba", "BambaForCausalLM"),
+    ("codegen", "CodeGenForCausalLM"), ("deepseek_v3", "DeepseekV3ForCausalLM"),
+    ("youtu", "YoutuForCausalLM"), ("mixtral", "MixtralForCausalLM"), ("qwen3_moe", "Qwen3MoeForCausalLM"),
+    ("llava", "LlavaForConditionalGeneration"), ("paligemma", "PaliGemmaForConditionalGeneration"),
+    ("idefics3", "Idefics3ForConditionalGeneration"), ("whisper", "WhisperForConditionalGeneration"),
+    ("t5", "T5ForConditionalGeneration"), ("bart", "BartForConditionalGeneration"),
+    ("big_bird", "BigBirdForCausalLM"),
+]
+
+
+def test_sample_covers_twenty_types():
+    assert len(SAMPLE) == len({t for t, _ in SAMPLE}) == 20
+
+
+@pytest.mark.parametrize("model_type,arch", SAMPLE, ids=[t for t, _ in SAMPLE])
+def test_default_config_completes_a_probe(tmp_path, model_type, arch):
+    path = write_config(tmp_path, model_type, architectures=[arch])
+    result = execute(ProbeRequest(path=path, steps=1, device="cpu", light=True))
+    assert result.meta["model"].startswith(arch)
+    assert result.losses and all(loss == loss for loss in result.losses)  # finite, not NaN
+    assert "DRP811" not in {f.code for f in result.findings}
