@@ -69,3 +69,12 @@ def _receiver_name(node) -> str:
 def _model_like(node) -> bool:
     name = _receiver_name(node)
     return bool(name) and bool(_MODEL.search(name)) and not _NOT_MODEL.search(name)
+
+
+def python_driver(ctx):
+    """(source, module) of the Python driver a setup-scope code check judges, else (None, None)."""
+    setup = ctx.setup
+    src = setup.driver if setup is not None else ctx.source
+    if src is None or src.kind != "python":
+        return None, None
+    return src, get_module(src)

@@ -15,10 +15,10 @@ from auditor.checks.code.common import (
     _NO_GRAD,
     _hit,
     _module,
+    python_driver,
 )
 from auditor.checks.code.flow import flow, receiver_key, toggle
 from auditor.model import Edit, Fix
-from auditor.sources.python_code import get_module
 from auditor.sources.python_facts import (
     arg_or_kwarg,
     constant,
@@ -210,20 +210,12 @@ def _dropout_note(verdict) -> str:
     return " (whether this model has dropout is not known here)" if verdict == models.UNKNOWN else ""
 
 
-def _python_driver(ctx):
-    setup = ctx.setup
-    src = setup.driver if setup is not None else ctx.source
-    if src is None or src.kind != "python":
-        return None, None
-    return src, get_module(src)
-
-
 @check("inference-in-train-mode", scope="setup")
 def inference_in_train_mode(ctx, rule):
     """A model switched to train() and then, on every path, used for generation or no_grad
     evaluation with no eval() in between samples with dropout on (transformers#2627). The
     message cites the train() call that reaches the inference call."""
-    src, module = _python_driver(ctx)
+    src, module = python_driver(ctx)
     if module is None or models.disables_dropout_itself(module):
         return
     fl = flow(module)
@@ -267,7 +259,7 @@ def eval_without_train(ctx, rule):
     """A training loop whose optimizer step can be reached from an eval() (direct, chained or
     through a helper) with no train() on that path: the later steps train with dropout off
     (pitfalls #30). Frozen, reference and teacher models are meant to stay in eval."""
-    src, module = _python_driver(ctx)
+    src, module = python_driver(ctx)
     if module is None:
         return
     fl = flow(module)
@@ -300,7 +292,7 @@ def no_grad_is_not_eval(ctx, rule):
     """torch.no_grad(), inference_mode() and set_grad_enabled(False) stop gradient tracking, not
     dropout; a script that trains a model and evaluates it that way without ever calling eval()
     evaluates with dropout on (ethos-ares#20). Reported at the forward pass."""
-    src, module = _python_driver(ctx)
+    src, module = python_driver(ctx)
     if module is None or not models.training_calls(module) or models.disables_dropout_itself(module):
         return
     for call in module.calls():
@@ -424,7 +416,7 @@ def mc_dropout_in_eval(ctx, rule):
     """Monte-Carlo dropout needs dropout on while sampling: after model.eval(), repeated forward
     passes on the same input are identical, so their variance is 0 (issue #13 item 7). The
     idioms that re-enable dropout (model.train(), or only the Dropout modules) stay silent."""
-    src, module = _python_driver(ctx)
+    src, module = python_driver(ctx)
     if module is None:
         return
     fl = flow(module)

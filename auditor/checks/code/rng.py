@@ -17,6 +17,7 @@ from auditor.checks.code.common import (
     _SEEDERS,
     _hit,
     _module,
+    python_driver,
 )
 from auditor.knowledge import frameworks
 from auditor.sources.python_facts import (
@@ -108,13 +109,13 @@ def same_seed_every_rank(ctx, rule):
                    "re-seed with seed + rank once the model is built (weights must stay identical)", key="seed")
 
 
-@check("preference-dropout-on")
+@check("preference-dropout-on", scope="setup")
 def preference_dropout_on(ctx, rule):
     """Preference and RL objectives compare log-probabilities of the same text; dropout makes
-    them noisy and inflates KL (trl#744, trl#3500). TRL disables it in DPO/KTO/ORPO/CPO/reward
-    unless told otherwise, but not in GRPO/RLOO."""
-    src = ctx.source
-    module = _module(ctx)
+    them noisy and inflates KL (trl#744, trl#3500). Which TRL trainers disable it comes from the
+    pinned trl (data/trl.json). What the model really has weighs in (#11): a Qwen2 whose only
+    rate is attention_dropout 0.0, with no LoRA dropout, has nothing for dropout to disturb."""
+    src, module = python_driver(ctx)
     if module is None:
         return
     trainer = src.get("trainer")
@@ -122,16 +123,36 @@ def preference_dropout_on(ctx, rule):
         return
     if not models.training_calls(module):
         return  # builds a trainer (a test, a factory) but never trains
+    lora_on = [s for s in src.settings if s.p is not None and 0 < s.p < 1 and s.reason is None]
     explicit = src.fields.get("disable_dropout")
     if explicit is not None:
-        if explicit.value is False:
+        if explicit.value is False and (lora_on or _trained_model_dropout(module, ctx.setup) != models.ZERO):
             yield Hit(src.path, explicit.span, f"disable_dropout=False keeps dropout on in {trainer.upper()} training: "
                       "log-probabilities of policy and reference become noisy", key="disable_dropout")
         return
     if frameworks.TRL_DISABLE_DROPOUT_DEFAULT.get(trainer, True):
         return  # disables dropout, or not in the pinned trl (BCO, PPO): nothing is claimed (data/trl.json)
-    for s in src.settings:
-        if s.p is not None and 0 < s.p < 1 and s.reason is None:
-            yield Hit(src.path, s.value_span, f"{s.key} = {s.raw} stays on in {trainer.upper()} training (its trainer "
-                      "does not disable dropout): log-probabilities become noisy; pass disable_dropout=True or use 0.0",
-                      key=s.dotted)
+    for s in lora_on:
+        yield Hit(src.path, s.value_span, f"{s.key} = {s.raw} stays on in {trainer.upper()} training (its trainer "
+                  "does not disable dropout): log-probabilities become noisy; pass disable_dropout=True or use 0.0",
+                  key=s.dotted)
+
+
+def _trained_model_dropout(module, setup) -> str:
+    """ZERO/NONZERO/UNKNOWN for the model the script's trainer trains (`XTrainer(model=...)` or
+    its first argument): a name through models.known_dropout, a hub id through the identity the
+    setup stage resolved for it."""
+    for call in module.calls():
+        name = last_name(call.func)
+        if not name.endswith("Trainer"):
+            continue
+        model = arg_or_kwarg(call, "model", 0)
+        if isinstance(model, ast.Name):
+            return models.known_dropout(module, model.id, setup)
+        ok, ref = constant(model) if model is not None else (False, None)
+        if ok and isinstance(ref, str):
+            found = {m.model_type for m in getattr(setup, "models", {}).values() if m.ref == ref and m.model_type}
+            if len(found) == 1:
+                return models.type_dropout(found.pop(), ())
+        return models.UNKNOWN
+    return models.UNKNOWN
