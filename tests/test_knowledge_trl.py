@@ -81,7 +81,7 @@ def test_trainers_absent_from_trl_are_not_judged_in_code(tmp_path):
         ("bco/train.py", "from trl import BCOConfig, BCOTrainer\nfrom peft import LoraConfig\n"
                          "cfg = LoraConfig(r=8, lora_dropout=0.1)\ntrainer = BCOTrainer(model=m, args=BCOConfig(output_dir='o'), peft_config=cfg)\n"),
         ("grpo/train.py", "from trl import GRPOConfig, GRPOTrainer\nfrom peft import LoraConfig\n"
-                          "cfg = LoraConfig(r=8, lora_dropout=0.1)\ntrainer = GRPOTrainer(model=m, args=GRPOConfig(output_dir='o'), peft_config=cfg)\n"),
+                          "cfg = LoraConfig(r=8, lora_dropout=0.1)\ntrainer = GRPOTrainer(model=m, args=GRPOConfig(output_dir='o'), peft_config=cfg)\ntrainer.train()\n"),
     ])
     hits = [f.path for f in audit([str(tmp_path)]) if f.code == "DRP702"]
     assert [p.split("/")[-2] for p in hits] == ["grpo"]

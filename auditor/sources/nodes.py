@@ -127,7 +127,7 @@ def is_alias(entry: Entry) -> bool:
 
 def alias_span(entry: Entry, text: str) -> Span:
     """The span of the `*name` token after the key (the node's own marks are at its anchor)."""
-    name = anchor_name(entry.value_node)
+    name = anchor_name(entry.value_node, text)
     at = text.find("*" + name, entry.key_node.end_mark.index) if name else -1
     if at == -1:
         return span_of(entry.key_node, text)
@@ -136,7 +136,7 @@ def alias_span(entry: Entry, text: str) -> Span:
     return Span(line + 1, column, line + 1, column + 1 + len(name), at, at + 1 + len(name))
 
 
-def describe_entry(entry: Entry) -> str | None:
+def describe_entry(entry: Entry, text: str) -> str | None:
     """`describe` for a mapping value that is not a plain number-like scalar, naming the anchor
     of an alias; None for an ordinary scalar."""
     node = entry.value_node
@@ -144,13 +144,22 @@ def describe_entry(entry: Entry) -> str | None:
         return None
     if is_alias(entry):
         kind = "a sequence" if is_sequence(node) and rejected_tag(node) is None else describe(node)
-        return f"an alias to &{anchor_name(node)}, {kind}"
+        return f"an alias to &{anchor_name(node, text)}, {kind}"
     return describe(node)
 
 
-def anchor_name(node) -> str:
+def anchor_name(node, text: str) -> str:
+    """ruamel keeps the anchor on the node; libyaml's nodes do not, but their start mark is at
+    the `&name` token, so the name is read from the text there (both composers agree)."""
     anchor = getattr(node, "anchor", None)
-    return str(getattr(anchor, "value", anchor) or "")
+    name = str(getattr(anchor, "value", anchor) or "")
+    if name:
+        return name
+    m = _ANCHOR.match(text, node.start_mark.index)
+    return m.group(1) if m else ""
+
+
+_ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
 
 
 def describe(node) -> str:

@@ -104,7 +104,7 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
     for entry in nodes.walk(root):
         if not dropout_keys.is_rate_key(entry.key):
             continue
-        what = nodes.describe_entry(entry)
+        what = nodes.describe_entry(entry, text)
         if what is not None:
             setting = _structure(src, entry, text, prefix, what)
         else:
