@@ -137,3 +137,16 @@ def test_check_sources_called_twice_reports_twice():
     first = engine.check_sources(".", [structured.read("recipe.yaml", text)])
     second = engine.check_sources(".", [structured.read("recipe.yaml", text)])
     assert first and [f.code for f in first] == [f.code for f in second]
+
+
+def test_plan_shows_a_recipe_launched_from_another_folder_once_as_launched(tmp_path, run_cli):
+    write_files(tmp_path, [
+        ("scripts/run.sh", "axolotl train ../cfg/r.yml --lora_dropout 0.0\n"),
+        ("cfg/r.yml", "base_model: m\nadapter: lora\nlora_dropout: 0.1\n"),
+        ("other/alone.yml", "base_model: m\nadapter: lora\nlora_dropout: 0.2\n"),
+    ])
+    code, out = run_cli("plan", "--format", "json", str(tmp_path))
+    drivers = [(os.path.relpath(p["driver"], tmp_path), bool(p["launched_by"])) for p in json.loads(out)]
+    assert sorted(drivers) == [(os.path.join("cfg", "r.yml"), True), (os.path.join("other", "alone.yml"), False)]
+    code, out = run_cli("plan", "--format", "json", str(tmp_path / "cfg"))  # not launched in this run: shown alone
+    assert [bool(p["launched_by"]) for p in json.loads(out)] == [False]
