@@ -24,6 +24,7 @@ EXPECTED = {
     "graph-launch-recipe-bad": ["DRP005", "DRP501"],
     "graph-launch-recipe-good": [],
     "graph-bad-links": [],
+    "graph-probe-script": [],
 }
 
 
@@ -150,3 +151,56 @@ def test_plan_shows_a_recipe_launched_from_another_folder_once_as_launched(tmp_p
     assert sorted(drivers) == [(os.path.join("cfg", "r.yml"), True), (os.path.join("other", "alone.yml"), False)]
     code, out = run_cli("plan", "--format", "json", str(tmp_path / "cfg"))  # not launched in this run: shown alone
     assert [bool(p["launched_by"]) for p in json.loads(out)] == [False]
+
+
+PROBE_FIXTURE = os.path.join(FIXTURES, "graph-probe-script")
+
+
+@pytest.mark.parametrize("name", ["train.py", "run.sh"])
+def test_probe_target_of_a_script_follows_its_links(name):
+    from auditor.probe.targets import resolve_target
+
+    target = resolve_target(os.path.join(PROBE_FIXTURE, name))
+    assert target.config_path == os.path.join(PROBE_FIXTURE, "checkpoints", "base", "config.json")
+    assert target.adapter_path == os.path.join(PROBE_FIXTURE, "outputs", "lora", "adapter_config.json")
+    assert {(k.key_path[-1], k.value) for k in target.keys} == {("attention_dropout", 0.1), ("lora_dropout", 0.05)}
+    assert "train.py:4" in target.config_origin and ("run.sh:2" in target.config_origin) == (name == "run.sh")
+
+
+def test_probe_target_of_a_recipe_takes_the_adapter_of_its_output_dir_only_without_lora_keys(tmp_path, monkeypatch):
+    from auditor.probe.targets import resolve_target
+
+    monkeypatch.chdir(tmp_path)  # links are followed within the working directory, as `check` does
+
+    write_files(tmp_path, [
+        ("base/config.json", '{"model_type": "llama", "attention_dropout": 0.1}'),
+        ("cfg/plain.yaml", "model_name_or_path: ../base\noutput_dir: ../out\n"),
+        ("cfg/lora.yaml", "base_model: ../base\nadapter: lora\nlora_dropout: 0.2\noutput_dir: ../out\n"),
+        ("out/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.05}'),
+    ])
+    plain = resolve_target(str(tmp_path / "cfg" / "plain.yaml"))
+    assert plain.adapter_path == str(tmp_path / "out" / "adapter_config.json")
+    lora = resolve_target(str(tmp_path / "cfg" / "lora.yaml"))  # the recipe's own keys are what it trains
+    assert lora.adapter_path == str(tmp_path / "cfg" / "lora.yaml") and lora.adapter["lora_dropout"] == 0.2
+
+
+def test_probe_target_of_a_script_without_a_local_model_is_a_usage_error(tmp_path):
+    from auditor.probe.targets import TargetError, resolve_target
+
+    write_files(tmp_path, [("t.py", "from transformers import AutoModel\nm = AutoModel.from_pretrained('gpt2')\n")])
+    with pytest.raises(TargetError, match="links to no local config.json"):
+        resolve_target(str(tmp_path / "t.py"))
+
+
+def test_probe_of_a_script_measures_the_linked_config_and_adapter():
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from click.testing import CliRunner
+
+    import tests.probe_helpers  # noqa: F401  (one thread)
+    from auditor.probe.command import probe
+
+    res = CliRunner().invoke(probe, [os.path.join(PROBE_FIXTURE, "train.py"), "--steps", "4"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "with adapter" in res.output and "lora_dropout=0.05 live" in res.output
+    assert "attention_dropout=0.1 live" in res.output
