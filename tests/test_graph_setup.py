@@ -204,3 +204,27 @@ def test_probe_of_a_script_measures_the_linked_config_and_adapter():
     assert res.exit_code == 0, res.output
     assert "with adapter" in res.output and "lora_dropout=0.05 live" in res.output
     assert "attention_dropout=0.1 live" in res.output
+
+
+def test_a_finding_on_a_linked_file_of_another_directory_honours_its_inline_directive(tmp_path):
+    script = ("from dataclasses import dataclass\n\nfrom transformers import HfArgumentParser, TrainingArguments\n\n\n"
+              "@dataclass\nclass ModelArguments:\n    model_name_or_path: str = 'gpt2'\n    lora_dropout: float = 0.05\n\n\n"
+              "parser = HfArgumentParser((ModelArguments, TrainingArguments))\n"
+              "model_args, training_args = parser.parse_yaml_file('../configs/sft.yaml')\n")
+    write_files(tmp_path, [
+        ("scripts/train.py", script),
+        ("configs/sft.yaml", "output_dir: out\nlora_dropuot: 0.1  # dropout-audit: ignore[DRP132] read by a fork\n"
+                             "lora_rnak: 8\n"),
+    ])
+    found = [f for f in audit([str(tmp_path / "scripts")], root=str(tmp_path)) if f.code == "DRP132"]
+    assert [(f.key, f.suppressed) for f in found] == [("lora_dropuot", True), ("lora_rnak", False)]
+    # the whole tree: the directive is used by the scripts/ setup, so configs/ does not call it unused
+    found = [f for f in audit([str(tmp_path)]) if f.code in ("DRP132", "DRP002")]
+    assert sorted((f.code, f.key, f.suppressed) for f in found) == [("DRP132", "lora_dropuot", True),
+                                                                    ("DRP132", "lora_rnak", False)]
+
+
+def test_an_unused_directive_beside_a_linked_one_is_still_reported(tmp_path):
+    write_files(tmp_path, [("r.yaml", "adapter: lora\nlora_dropout: 0.05  # dropout-audit: ignore[DRP132,DRP201]\n")])
+    found = [f for f in audit([str(tmp_path)]) if f.code == "DRP002"]
+    assert [f.message.split(":")[0] for f in found] == ["unused suppression of DRP201"]
