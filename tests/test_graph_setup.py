@@ -228,3 +228,26 @@ def test_an_unused_directive_beside_a_linked_one_is_still_reported(tmp_path):
     write_files(tmp_path, [("r.yaml", "adapter: lora\nlora_dropout: 0.05  # dropout-audit: ignore[DRP132,DRP201]\n")])
     found = [f for f in audit([str(tmp_path)]) if f.code == "DRP002"]
     assert [f.message.split(":")[0] for f in found] == ["unused suppression of DRP201"]
+
+
+def test_precommit_finds_the_script_that_links_to_a_staged_file(tmp_path, run_cli, monkeypatch):
+    """Staging only the YAML a parent-directory script parses, or the recipe a parent-directory
+    launch script runs, still reports what that link makes of it; an unrelated script is not read."""
+    write_files(tmp_path, [
+        ("train.py", "from transformers import HfArgumentParser, TrainingArguments\n"
+                     "parser = HfArgumentParser((TrainingArguments,))\n"
+                     "(args,) = parser.parse_yaml_file('cfg/sft.yaml')\n"),
+        ("cfg/sft.yaml", "output_dir: o\nlora_dropuot: 0.1\n"),
+        ("run.sh", "axolotl train recipes/dpo.yml --lora_dropout 0.0\n"),
+        ("recipes/dpo.yml", "base_model: m\nrl: dpo\nadapter: lora\nlora_dropout: 0.1\n"),
+        ("other.sh", "python other.py --lora_dropout 0.1\n"),
+    ])
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli("check", "--format", "json", "--no-cache", os.path.join("cfg", "sft.yaml"))
+    assert [(f["code"], f["line"]) for f in json.loads(out)["findings"]] == [("DRP132", 2)]
+    code, out = run_cli("check", "--format", "json", "--no-cache", os.path.join("recipes", "dpo.yml"))
+    assert "DRP501" in [f["code"] for f in json.loads(out)["findings"]]
+
+    from auditor import checkrun
+
+    assert checkrun._linkers([os.path.join("cfg", "sft.yaml")], ".") == ["train.py"]
