@@ -105,6 +105,53 @@ def _siblings(files, suffixes) -> list:
     return sorted(out, key=lambda p: (directory_of(p), os.path.basename(p)))
 
 
+_LINKER_SUFFIXES = (".sh", ".py")
+_LINKER_MAX_BYTES = 1 << 20
+
+
+def _linkers(files, root: str) -> list:
+    """Scripts in the parent directories of the given files (up to the root) whose bytes name
+    one of them: a launch script one level up running the staged recipe, a script parsing the
+    staged YAML. Read so that the setup graph can follow their links forwards to the staged
+    file; only the given files are reported. A byte scan of a few directories' scripts, not a
+    walk of the repository (siblings are read already)."""
+    from auditor.resolve import directory_of
+
+    root_real = os.path.realpath(root)
+    names = {}
+    for path in files:
+        directory = directory_of(os.path.normpath(path))
+        for _ in range(32):
+            real = os.path.realpath(directory)
+            if real == root_real or not real.startswith(root_real.rstrip(os.sep) + os.sep):
+                break
+            directory = os.path.dirname(directory) or "."
+            names.setdefault(directory, set()).add(os.path.basename(path).encode())
+    out = []
+    for directory, wanted in names.items():
+        try:
+            with os.scandir(directory) as it:
+                entries = [e for e in it if e.name.endswith(_LINKER_SUFFIXES) and not e.is_symlink()
+                           and e.is_file(follow_symlinks=False)]
+            for entry in entries:
+                if entry.stat(follow_symlinks=False).st_size > _LINKER_MAX_BYTES:
+                    continue
+                with open(entry.path, "rb") as fh:
+                    data = fh.read(_LINKER_MAX_BYTES)
+                if any(name in data for name in wanted):
+                    out.append(os.path.normpath(os.path.join(directory, entry.name)))
+        except OSError:
+            continue
+    return out
+
+
+def _with_linkers(files: list, linkers: list) -> list:
+    from auditor.resolve import directory_of
+
+    merged = set(files) | set(linkers)
+    return sorted(merged, key=lambda p: (directory_of(p), os.path.basename(p)))
+
+
 def link_root(root: str | None, paths: list) -> str:
     """The directory links may be followed within (the setup graph never reads outside it):
     --root when given, else the working directory when every path is inside it (a pre-commit
@@ -223,6 +270,7 @@ def run(req: Request) -> int:
     files = given = exclude(found.files)
     if all(os.path.isfile(p) for p in paths):
         files = exclude(_siblings(given, engine.suffixes))
+        files = _with_linkers(files, exclude(_linkers(given, engine.options.root)))
         if cfg is None or cfg.report_only_given:
             engine.options.only_given = frozenset(os.path.normpath(p) for p in given)
     root = req.root or "."

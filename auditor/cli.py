@@ -117,10 +117,11 @@ class _ExitTwo(click.ClickException):
 def plan(paths, fmt):
     """Print the resolved dropout plan of each training setup found in PATHS."""
     from auditor import plan_report
+    from auditor.checkrun import link_root
     from auditor.discover import discover
     from auditor.engine import Engine, Options
 
-    engine = Engine(Options(models=_user_models(paths)))
+    engine = Engine(Options(models=_user_models(paths), root=link_root(None, list(paths) or ["."])))
     found = discover(list(paths) or ["."], engine.suffixes)
     for missing in found.missing:
         raise click.UsageError(f"path does not exist: {missing}")

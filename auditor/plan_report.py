@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from auditor import resolve
 
@@ -12,13 +13,21 @@ def _plans(engine, files):
     script without dropout settings prints nothing."""
     from auditor.setup import graph
 
+    found = []
     for directory, group in resolve.by_directory(files):
         loaded = engine.load_directory(group)
         flagged = {f.path for f in engine.check_sources(directory, loaded)}
         for setup in graph.setups(engine, directory, loaded):
-            plan = graph.plan(setup)
-            if plan.entries or any(src.path in flagged for src in setup.sources):
-                yield plan
+            found.append((setup, flagged))
+    # A recipe a launch command runs is planned as launched (its overrides applied); the setup
+    # its own directory makes of it alone would show the same file a second time, without them.
+    launched = {os.path.realpath(s.driver.path) for s, _ in found if s.launch is not None and s.driver is not None}
+    for setup, flagged in found:
+        if setup.launch is None and setup.driver is not None and os.path.realpath(setup.driver.path) in launched:
+            continue
+        plan = graph.plan(setup)
+        if plan.entries or any(src.path in flagged for src in setup.sources):
+            yield plan
 
 
 def _model(setup):

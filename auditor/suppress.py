@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from auditor.model import Finding, Span
 
 UNUSED = "DRP002"
+_LINKED_SUFFIXES = (".yaml", ".yml", ".json")
 
 _DIRECTIVE = re.compile(r"#\s*dropout-audit:\s*(?P<kind>ignore-file|ignore)\b(?:\[(?P<codes>[^\]]*)\])?(?P<reason>[^\n]*)")
 
@@ -140,29 +141,57 @@ def _inline(engine, findings: list, loaded: list) -> list:
         directives = parse(text)
         if not directives:
             continue
-        for f in by_path.get(path, ()):
-            for d in directives:
-                if d.file_level or f.span.line in d.targets:
-                    hit = _covers(d, f.code)
-                    if hit:
-                        d.used.add(hit)
-                        if not f.suppressed:
-                            _hide(f, "inSource", d.reason or "dropout-audit directive")
+        _match(by_path.get(path, ()), directives)
         rule = active.get(UNUSED)
         if rule is not None:
             extra.extend(_unused(engine, rule, path, directives, active))
+    here = {os.path.normpath(p) for p in texts}
+    for path, found in by_path.items():
+        if os.path.normpath(path) not in here:
+            # A setup placed these on a file its links reach in another directory (DRP132 on
+            # the parsed YAML): that file's directives apply. Its unused ones are reported when
+            # its own directory is checked, not here, where only some of its findings exist.
+            _match(found, parse(_linked_text(engine, path)))
     return findings + extra
+
+
+def _match(findings, directives: list) -> None:
+    for f in findings:
+        for d in directives:
+            if d.file_level or f.span.line in d.targets:
+                hit = _covers(d, f.code)
+                if hit:
+                    d.used.add(hit)
+                    if not f.suppressed:
+                        _hide(f, "inSource", d.reason or "dropout-audit directive")
+
+
+def _linked_text(engine, path: str) -> str:
+    """The text of a linked file: as the run read it, else through the bounded reader."""
+    from auditor.sources.text import FileProblem, read_text
+
+    src = engine.linked.get(os.path.normpath(path))
+    if src is not None and src.text:
+        return src.text
+    try:
+        return read_text(path, engine.options.max_file_size)
+    except (FileProblem, OSError):
+        return ""
 
 
 def _unused(engine, rule, path: str, directives: list, active: dict):
     known = None
+    # codes another directory's setup may place on this recipe through a link (DRP132 on the
+    # YAML a script parses): their directives may be used by a run this one does not see
+    remote = () if not path.endswith(_LINKED_SUFFIXES) else \
+        [r.code for r, _scope, fn in engine.bound if getattr(fn, "on_linked_files", False)]
     for d in directives:
         if not d.codes:
-            if not d.used:
+            if not d.used and not remote:
                 yield _finding(rule, path, d, f"unused suppression: no finding {_where(d)}")
             continue
         for code in d.codes:
-            if code in d.used:
+            if code in d.used or any(r.startswith(code) for r in remote):
                 continue
             if any(a.startswith(code) for a in active):
                 yield _finding(rule, path, d, f"unused suppression of {code}: no {code} finding {_where(d)}", code)

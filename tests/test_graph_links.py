@@ -143,3 +143,20 @@ def test_shell_script_without_dropout_is_read_for_its_links_only(tmp_path):
     src = engine.load(os.path.join(str(tmp_path), "run.sh"))
     assert src.kind == L.LINKER
     assert engine.load(os.path.join(str(tmp_path), "notes.sh")) is None
+
+
+def test_links_and_framework_recognition_read_the_same_commands(tmp_path):
+    """One shell parser: a launch line's script link sits on the program word `launches()`
+    finds, wrappers and environment assignments skipped, a quoted flag value unquoted."""
+    from auditor.sources import shell
+
+    text = ("#!/bin/bash\nexport X=1\nCUDA_VISIBLE_DEVICES=0 nohup uv run train.py \\\n"
+            "  --lora_dropout \"0.1\" # axolotl train not.yml\ncd x && accelerate launch sft.py --bf16\n")
+    found = _links(tmp_path, [("run.sh", text)], "run.sh")
+    scripts = [link for link in found if link.kind == L.LAUNCH_SCRIPT]
+    launched = [la for la in shell.launches(text) if la.program.endswith(".py")]
+    assert [(link.written, link.span) for link in scripts] == [(la.program, la.span) for la in launched]
+    assert [w for w, _ in scripts[0].detail] == ["--lora_dropout", "0.1"]
+    assert (scripts[0].flags[0][1].line, scripts[1].via) == (4, "accelerate")
+    assert not [link for link in found if link.kind == L.LAUNCH_RECIPE]  # the comment launches nothing
+    assert not hasattr(shell, "commands") and not hasattr(shell, "logical_lines")

@@ -24,6 +24,7 @@ EXPECTED = {
     "graph-launch-recipe-bad": ["DRP005", "DRP501"],
     "graph-launch-recipe-good": [],
     "graph-bad-links": [],
+    "graph-probe-script": [],
 }
 
 
@@ -137,3 +138,116 @@ def test_check_sources_called_twice_reports_twice():
     first = engine.check_sources(".", [structured.read("recipe.yaml", text)])
     second = engine.check_sources(".", [structured.read("recipe.yaml", text)])
     assert first and [f.code for f in first] == [f.code for f in second]
+
+
+def test_plan_shows_a_recipe_launched_from_another_folder_once_as_launched(tmp_path, run_cli):
+    write_files(tmp_path, [
+        ("scripts/run.sh", "axolotl train ../cfg/r.yml --lora_dropout 0.0\n"),
+        ("cfg/r.yml", "base_model: m\nadapter: lora\nlora_dropout: 0.1\n"),
+        ("other/alone.yml", "base_model: m\nadapter: lora\nlora_dropout: 0.2\n"),
+    ])
+    code, out = run_cli("plan", "--format", "json", str(tmp_path))
+    drivers = [(os.path.relpath(p["driver"], tmp_path), bool(p["launched_by"])) for p in json.loads(out)]
+    assert sorted(drivers) == [(os.path.join("cfg", "r.yml"), True), (os.path.join("other", "alone.yml"), False)]
+    code, out = run_cli("plan", "--format", "json", str(tmp_path / "cfg"))  # not launched in this run: shown alone
+    assert [bool(p["launched_by"]) for p in json.loads(out)] == [False]
+
+
+PROBE_FIXTURE = os.path.join(FIXTURES, "graph-probe-script")
+
+
+@pytest.mark.parametrize("name", ["train.py", "run.sh"])
+def test_probe_target_of_a_script_follows_its_links(name):
+    from auditor.probe.targets import resolve_target
+
+    target = resolve_target(os.path.join(PROBE_FIXTURE, name))
+    assert target.config_path == os.path.join(PROBE_FIXTURE, "checkpoints", "base", "config.json")
+    assert target.adapter_path == os.path.join(PROBE_FIXTURE, "outputs", "lora", "adapter_config.json")
+    assert {(k.key_path[-1], k.value) for k in target.keys} == {("attention_dropout", 0.1), ("lora_dropout", 0.05)}
+    assert "train.py:4" in target.config_origin and ("run.sh:2" in target.config_origin) == (name == "run.sh")
+
+
+def test_probe_target_of_a_recipe_takes_the_adapter_of_its_output_dir_only_without_lora_keys(tmp_path, monkeypatch):
+    from auditor.probe.targets import resolve_target
+
+    monkeypatch.chdir(tmp_path)  # links are followed within the working directory, as `check` does
+
+    write_files(tmp_path, [
+        ("base/config.json", '{"model_type": "llama", "attention_dropout": 0.1}'),
+        ("cfg/plain.yaml", "model_name_or_path: ../base\noutput_dir: ../out\n"),
+        ("cfg/lora.yaml", "base_model: ../base\nadapter: lora\nlora_dropout: 0.2\noutput_dir: ../out\n"),
+        ("out/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.05}'),
+    ])
+    plain = resolve_target(str(tmp_path / "cfg" / "plain.yaml"))
+    assert plain.adapter_path == str(tmp_path / "out" / "adapter_config.json")
+    lora = resolve_target(str(tmp_path / "cfg" / "lora.yaml"))  # the recipe's own keys are what it trains
+    assert lora.adapter_path == str(tmp_path / "cfg" / "lora.yaml") and lora.adapter["lora_dropout"] == 0.2
+
+
+def test_probe_target_of_a_script_without_a_local_model_is_a_usage_error(tmp_path):
+    from auditor.probe.targets import TargetError, resolve_target
+
+    write_files(tmp_path, [("t.py", "from transformers import AutoModel\nm = AutoModel.from_pretrained('gpt2')\n")])
+    with pytest.raises(TargetError, match="links to no local config.json"):
+        resolve_target(str(tmp_path / "t.py"))
+
+
+def test_probe_of_a_script_measures_the_linked_config_and_adapter():
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from click.testing import CliRunner
+
+    import tests.probe_helpers  # noqa: F401  (one thread)
+    from auditor.probe.command import probe
+
+    res = CliRunner().invoke(probe, [os.path.join(PROBE_FIXTURE, "train.py"), "--steps", "4"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "with adapter" in res.output and "lora_dropout=0.05 live" in res.output
+    assert "attention_dropout=0.1 live" in res.output
+
+
+def test_a_finding_on_a_linked_file_of_another_directory_honours_its_inline_directive(tmp_path):
+    script = ("from dataclasses import dataclass\n\nfrom transformers import HfArgumentParser, TrainingArguments\n\n\n"
+              "@dataclass\nclass ModelArguments:\n    model_name_or_path: str = 'gpt2'\n    lora_dropout: float = 0.05\n\n\n"
+              "parser = HfArgumentParser((ModelArguments, TrainingArguments))\n"
+              "model_args, training_args = parser.parse_yaml_file('../configs/sft.yaml')\n")
+    write_files(tmp_path, [
+        ("scripts/train.py", script),
+        ("configs/sft.yaml", "output_dir: out\nlora_dropuot: 0.1  # dropout-audit: ignore[DRP132] read by a fork\n"
+                             "lora_rnak: 8\n"),
+    ])
+    found = [f for f in audit([str(tmp_path / "scripts")], root=str(tmp_path)) if f.code == "DRP132"]
+    assert [(f.key, f.suppressed) for f in found] == [("lora_dropuot", True), ("lora_rnak", False)]
+    # the whole tree: the directive is used by the scripts/ setup, so configs/ does not call it unused
+    found = [f for f in audit([str(tmp_path)]) if f.code in ("DRP132", "DRP002")]
+    assert sorted((f.code, f.key, f.suppressed) for f in found) == [("DRP132", "lora_dropuot", True),
+                                                                    ("DRP132", "lora_rnak", False)]
+
+
+def test_an_unused_directive_beside_a_linked_one_is_still_reported(tmp_path):
+    write_files(tmp_path, [("r.yaml", "adapter: lora\nlora_dropout: 0.05  # dropout-audit: ignore[DRP132,DRP201]\n")])
+    found = [f for f in audit([str(tmp_path)]) if f.code == "DRP002"]
+    assert [f.message.split(":")[0] for f in found] == ["unused suppression of DRP201"]
+
+
+def test_precommit_finds_the_script_that_links_to_a_staged_file(tmp_path, run_cli, monkeypatch):
+    """Staging only the YAML a parent-directory script parses, or the recipe a parent-directory
+    launch script runs, still reports what that link makes of it; an unrelated script is not read."""
+    write_files(tmp_path, [
+        ("train.py", "from transformers import HfArgumentParser, TrainingArguments\n"
+                     "parser = HfArgumentParser((TrainingArguments,))\n"
+                     "(args,) = parser.parse_yaml_file('cfg/sft.yaml')\n"),
+        ("cfg/sft.yaml", "output_dir: o\nlora_dropuot: 0.1\n"),
+        ("run.sh", "axolotl train recipes/dpo.yml --lora_dropout 0.0\n"),
+        ("recipes/dpo.yml", "base_model: m\nrl: dpo\nadapter: lora\nlora_dropout: 0.1\n"),
+        ("other.sh", "python other.py --lora_dropout 0.1\n"),
+    ])
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli("check", "--format", "json", "--no-cache", os.path.join("cfg", "sft.yaml"))
+    assert [(f["code"], f["line"]) for f in json.loads(out)["findings"]] == [("DRP132", 2)]
+    code, out = run_cli("check", "--format", "json", "--no-cache", os.path.join("recipes", "dpo.yml"))
+    assert "DRP501" in [f["code"] for f in json.loads(out)["findings"]]
+
+    from auditor import checkrun
+
+    assert checkrun._linkers([os.path.join("cfg", "sft.yaml")], ".") == ["train.py"]

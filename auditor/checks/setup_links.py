@@ -49,8 +49,16 @@ def _top_level_keys(path: str, max_size: int) -> list | None:
     return [(str(k.value), nodes.span_of(k, text)) for k, _ in roots[0].value if nodes.is_scalar(k)]
 
 
+def on_linked_files(fn):
+    """Its findings land on the file a link reaches, which may sit in another directory: that
+    file's directives for it cannot be judged unused by a run of the file's own directory."""
+    fn.on_linked_files = True
+    return fn
+
+
 @check("hfargs-unknown-key")
 @reads_links
+@on_linked_files
 def hfargs_unknown_key(ctx, rule):
     """HfArgumentParser.parse_dict raises ValueError('Some keys are not used by the
     HfArgumentParser') for a key no dataclass field has, unless allow_extra_keys=True."""

@@ -1,7 +1,9 @@
 """What the user pointed the probe at, read as plain data (no torch here).
 
-PATH may be a config.json, a model directory holding one, or a recipe (YAML/JSON) whose model
-section names a local model directory or a hub id. Only local files are read, since the probe
+PATH may be a config.json, a model directory holding one, a recipe (YAML/JSON) whose model
+section names a local model directory or a hub id, or a script the setup graph links to them
+(`from_pretrained("./dir")`, `save_pretrained("out")`, a launched recipe). A recipe's own LoRA
+keys are the adapter it trains; only a recipe without them takes the one its `output_dir` holds. Only local files are read, since the probe
 never downloads: a hub id is resolved by the static path's model identity (auditor/setup), from
 the local HF cache when it holds the config, else from the model type's Transformers defaults
 plus the recipe's model-config overrides (`config_origin` says which). Dropout keys are located
@@ -222,9 +224,67 @@ def _adapter_from_recipe(data: dict) -> dict | None:
             "target_modules": targets}
 
 
+def _links(path: str) -> dict:
+    """kind -> the first link of that kind from the file at path whose target exists: the setup
+    graph's own edges (auditor/setup/links.py), followed within the same root as `check`."""
+    from auditor.checkrun import link_root
+    from auditor.engine import Engine, Options
+    from auditor.setup import links
+
+    root = link_root(None, [path])
+    src = Engine(Options(root=root)).load(path)
+    if src is None and path.endswith(links.RECIPE_SUFFIXES):
+        from auditor.model import Source
+
+        # a recipe with no dropout key is no Source of the static path, yet its output_dir is a link
+        src = Source(path=path, kind="recipe", dialect="generic", text=_read(path))
+    if src is None or src.kind == "unreadable":
+        return {}
+    found = {}
+    for link in links.of_source(src, root):
+        if link.exists and link.kind not in found:
+            found[link.kind] = link
+    return found
+
+
+def _named(link) -> str:
+    return f"{link.target}, named by {link.path}:{link.span.line} ({link.via})"
+
+
+def _through_links(path: str, adapter: str | None) -> Target:
+    """A script or launch script resolves to the files its links reach: a launched recipe or
+    script, else the config.json of a `from_pretrained("./dir")` (or the recipe an
+    HfArgumentParser reads), with the adapter a `save_pretrained("dir")` wrote there."""
+    from auditor.setup import links as L
+
+    found = _links(path)
+    saved = found.get(L.SAVED_ADAPTER)
+    if adapter is None and saved is not None:
+        adapter = saved.target
+    model = found.get(L.MODEL_PATH)
+    through = found.get(L.LAUNCH_RECIPE) or found.get(L.LAUNCH_SCRIPT) or (found.get(L.HFARGS_FILE) if model is None else None)
+    if through is not None:  # one more level at most: a recipe links no script
+        target = resolve_target(through.target, adapter)
+        target.config_origin = "; ".join(filter(None, [target.config_origin, f"through {_named(through)}"]))
+        return target
+    if model is None:
+        raise TargetError(f"{path}: links to no local config.json (a from_pretrained of a local directory, a "
+                          "launched recipe or script); hub ids and paths built at run time are not followed")
+    config, text = _load_json(model.target)
+    if "model_type" not in config:
+        raise TargetError(f"{model.target}: no model_type; not a Transformers config.json")
+    target = Target(config_path=model.target, config=config, config_text=text, config_origin=_named(model))
+    target.keys.extend(rate_keys(config, model.target, text))
+    if saved is not None and adapter == saved.target:
+        target.config_origin += f"; adapter: {_named(saved)}"
+    return _with_adapter(target, adapter, None, None, None)
+
+
 def resolve_target(path: str, adapter: str | None = None) -> Target:
     if path.startswith(("http://", "https://", "hf://")):
         raise TargetError(f"{path}: the probe reads local files only")
+    if path.endswith((".py", ".sh")) and os.path.isfile(path):
+        return _through_links(path, adapter)
     if os.path.isdir(path):
         cfg = os.path.join(path, "config.json")
         if not os.path.isfile(cfg):
@@ -253,6 +313,11 @@ def resolve_target(path: str, adapter: str | None = None) -> Target:
             raise TargetError(f"{path}: expected a mapping")
         recipe_path, recipe_text = path, text
         recipe_adapter = _adapter_from_recipe(data)
+        if adapter is None and recipe_adapter is None:
+            from auditor.setup import links as L
+
+            saved = _links(path).get(L.SAVED_ADAPTER)  # output_dir: the adapter this recipe trained
+            adapter = saved.target if saved is not None else None
         found = _model_dir_from_recipe(path, data)
         if isinstance(found, str):
             path = found

@@ -237,18 +237,6 @@ def from_recipe(src, root: str) -> list:
 
 # --- launch commands ---------------------------------------------------------------------------
 
-_PREFIXES = frozenset({"nohup", "exec", "time", "env", "srun", "sudo"})
-_PY = ("python", "python3", "python3.10", "python3.11", "python3.12")
-_LAUNCHERS = ("torchrun", "deepspeed", "accelerate")
-
-
-def _strip_prefix(words: list) -> list:
-    i = 0
-    while i < len(words) and ("=" in words[i][0] and not words[i][0].startswith("-") or words[i][0] in _PREFIXES):
-        i += 1
-    return words[i:]
-
-
 def _overrides(words: list, style: str) -> list:
     """key=value (llamafactory, torchtune) or --key value / --key=value (axolotl) words."""
     out = []
@@ -280,16 +268,15 @@ def _config_flag(words: list):
 
 
 def from_shell(src, root: str) -> list:
+    """The links of each command `shell.launches` finds: a recipe a framework CLI trains from,
+    or a Python script a launcher (python, torchrun, deepspeed, accelerate launch) runs."""
     from auditor.sources import shell
 
     out = []
-    for words in shell.commands(src.text):
-        words = _strip_prefix(words)
-        if not words:
-            continue
-        head = os.path.basename(words[0][0])
-        rest = words[1:]
-        if head in ("axolotl",) and rest and rest[0][0] in ("train", "preprocess", "evaluate") and len(rest) > 1:
+    for launch in shell.launches(src.text):
+        head = os.path.basename(launch.program)
+        rest = launch.words
+        if head == "axolotl" and rest and rest[0][0] in ("train", "preprocess", "evaluate") and len(rest) > 1:
             out.append(_recipe(src, rest[1], f"axolotl {rest[0][0]}", _overrides(rest[2:], "flags"), root))
         elif head in ("llamafactory-cli", "lmf") and rest and rest[0][0] == "train" and len(rest) > 1:
             out.append(_recipe(src, rest[1], "llamafactory-cli train", _overrides(rest[2:], "kv"), root))
@@ -297,8 +284,11 @@ def from_shell(src, root: str) -> list:
             cfg, at = _config_flag(rest)
             if cfg is not None and cfg[0].endswith(RECIPE_SUFFIXES):
                 out.append(_recipe(src, cfg, "tune run --config", _overrides(rest[at + 1:], "kv"), root))
-        elif head in _PY or head in _LAUNCHERS:
-            out.extend(_python_launch(src, head, rest, root))
+        elif "-m" in launch.launcher:
+            if launch.program.startswith("axolotl.cli.train") and rest and not rest[0][0].startswith("-"):
+                out.append(_recipe(src, rest[0], f"-m {launch.program}", _overrides(rest[1:], "flags"), root))
+        elif launch.program.endswith(".py") and launch.launcher:
+            out.extend(_script(src, launch, root))
     return out
 
 
@@ -307,28 +297,16 @@ def _recipe(src, word, via: str, overrides: list, root: str) -> Link:
     return locate(Link(LAUNCH_RECIPE, src.path, span, text, via=via, overrides=overrides), root)
 
 
-def _python_launch(src, head: str, rest: list, root: str) -> list:
-    if head == "accelerate":
-        if not rest or rest[0][0] != "launch":
-            return []
-        rest = rest[1:]
-    for i, (w, span) in enumerate(rest):
-        if w == "-m" and i + 1 < len(rest):
-            module = rest[i + 1][0]
-            if module.startswith("axolotl.cli.train") and i + 2 < len(rest):
-                return [_recipe(src, rest[i + 2], f"-m {module}", _overrides(rest[i + 3:], "flags"), root)]
-            return []
-        if w.endswith(".py") and not w.startswith("-"):
-            args = rest[i + 1:]
-            link = locate(Link(LAUNCH_SCRIPT, src.path, span, w, via=head), root)
-            link.flags = [(a, s) for a, s in args if a.startswith("-")]
-            link.detail = args
-            found = [link]
-            cfg, at = _config_flag(args)
-            if cfg is not None and cfg[0].endswith(RECIPE_SUFFIXES):
-                found.append(_recipe(src, cfg, f"{w} --config", _overrides(args[at + 1:], "flags"), root))
-            return found
-    return []
+def _script(src, launch, root: str) -> list:
+    args = launch.words
+    link = locate(Link(LAUNCH_SCRIPT, src.path, launch.span, launch.program, via=launch.launcher[0]), root)
+    link.flags = [(a, s) for a, s in args if a.startswith("-")]
+    link.detail = args
+    found = [link]
+    cfg, at = _config_flag(args)
+    if cfg is not None and cfg[0].endswith(RECIPE_SUFFIXES):
+        found.append(_recipe(src, cfg, f"{launch.program} --config", _overrides(args[at + 1:], "flags"), root))
+    return found
 
 
 def of_source(src, root: str) -> list:

@@ -120,49 +120,6 @@ def _add(src: Source, m, lineno: int, line_start: int) -> None:
     ))
 
 
-# --- words with their places, for the launch commands of auditor/setup/links.py -----------
-
-_WORD = re.compile(r"(?:\"[^\"\n]*\"|'[^'\n]*'|\\.|[^\s;&|()<>\"'\\])+")
-_SEPARATOR = re.compile(r"&&|\|\||[;|&()]")
-
-
-def logical_lines(text: str):
-    """(line number, offset of the line, code) per command line, comments cut. A line ending
-    in a backslash continues on the next; the continuation keeps its own line number so a
-    word is still located where it is written."""
-    offset = 0
-    for lineno, line in enumerate(text.split("\n"), 1):
-        yield lineno, offset, _strip_comment(line)
-        offset += len(line) + 1
-
-
-def commands(text: str):
-    """Each simple command as a list of (word, Span), continuations joined, split at ; && || |.
-
-    A word keeps its quotes out of the value (`"a b"` is `a b`); a word holding `$` keeps
-    the `$` so callers can tell a run-time value from a literal."""
-    current: list = []
-    for lineno, start, code in logical_lines(text):
-        continued = code.rstrip().endswith("\\")
-        body = code.rstrip()[:-1] if continued else code
-        pos = 0
-        for m in re.finditer(f"{_SEPARATOR.pattern}|{_WORD.pattern}", body):
-            token = m.group(0)
-            if _SEPARATOR.fullmatch(token):
-                if current:
-                    yield current
-                current = []
-                continue
-            pos = m.start()
-            value = re.sub(r"\"([^\"]*)\"|'([^']*)'", lambda q: q.group(1) if q.group(1) is not None else q.group(2), token)
-            current.append((value, _span(lineno, start, pos, m.end())))
-        if not continued and current:
-            yield current
-            current = []
-    if current:
-        yield current
-
-
 # ------------------------------------------------------------------------------ launch lines
 
 @dataclass(slots=True)
@@ -185,6 +142,7 @@ class Launch:
     overrides: dict = field(default_factory=dict)  # Hydra a.b.c=value (leading + kept off) -> Arg
     span: Span | None = None           # the program word
     extent: tuple = (0, 0)             # character offsets of the whole command line
+    words: list = field(default_factory=list)  # (word, Span) after the program, in order, quotes removed
 
 
 _SEPARATORS = (";", "&&", "||", "|", "&", "(", ")")
@@ -311,6 +269,7 @@ def _launch(cmd: list, text: str, line_starts: list) -> Launch | None:
                     span=_offset_span(text, line_starts, program_word[1], program_word[2]),
                     extent=(words[0][1], words[-1][2]))
     rest = words[prog_index + 1:]
+    launch.words = [(w, _offset_span(text, line_starts, a, b)) for w, a, b in rest]
     k = 0
     while k < len(rest):
         w, a, b = rest[k]
