@@ -96,6 +96,18 @@ def _span(lineno: int, line_start: int, a: int, b: int) -> Span:
     return Span(lineno, a + 1, lineno, b + 1, line_start + a, line_start + b)
 
 
+def _rate(key: str, value: str):
+    """(p, reason) of a value written on a command line; None when a dropout-named key holds a
+    word that makes it a setting (`--dropout_position pre`), not a rate."""
+    if probability.is_template(value) or value.startswith("$"):
+        return None, "template"
+    number = probability.number_from_text(value)
+    p, reason = (number, None) if number is not None else probability.classify(value, quoted=True)
+    if reason == "string" and dropout_keys.is_setting_word(key, value):
+        return None
+    return p, reason
+
+
 def _add(src: Source, m, lineno: int, line_start: int) -> None:
     flag = m.group(1)
     key = flag.lstrip("-").split(".")[-1]
@@ -104,13 +116,10 @@ def _add(src: Source, m, lineno: int, line_start: int) -> None:
     word = m.group(2)
     quoted = word[:1] in "\"'"
     value = word[1:-1] if quoted else word
-    if probability.is_template(value) or value.startswith("$"):
-        p, reason = None, "template"
-    else:
-        number = probability.number_from_text(value)
-        p, reason = (number, None) if number is not None else probability.classify(value, quoted=True)
-        if reason == "string" and dropout_keys.is_setting_word(key, value):
-            return  # `--dropout_position pre` is a setting, not a rate
+    rate = _rate(key, value)
+    if rate is None:
+        return
+    p, reason = rate
     role = "lora" if "lora" in flag.lower() else dropout_keys.role_of(key)
     src.settings.append(Setting(
         path=src.path, key=key, key_path=("cli", flag), role=role, raw=word, value=value, p=p, reason=reason,
@@ -327,13 +336,10 @@ def _read_launches(src: Source, text: str, folded: bool) -> None:
 
 def _add_override(src: Source, name: str, key: str, arg: Arg) -> None:
     value = arg.value
-    if probability.is_template(value) or value.startswith("$"):
-        p, reason = None, "template"
-    else:
-        number = probability.number_from_text(value)
-        p, reason = (number, None) if number is not None else probability.classify(value, quoted=True)
-        if reason == "string" and dropout_keys.is_setting_word(key, value):
-            return
+    rate = _rate(key, value)
+    if rate is None:
+        return
+    p, reason = rate
     raw = src.text[arg.span.start:arg.span.end]
     role = "lora" if "lora" in name.lower() else dropout_keys.role_of(key)
     key_span = Span(arg.span.line, max(1, arg.span.column - len(name) - 1), arg.span.line, arg.span.column - 1,
