@@ -201,9 +201,11 @@ def _inference_call(module, call):
     return None
 
 
-def _severity(verdict):
-    """Warning when the model has dropout, info when nothing is known; None: stay silent."""
-    return {models.NONZERO: "", models.UNKNOWN: "info"}.get(verdict)
+def _judged(module, key: str, setup):
+    """(known dropout, severity): a warning when the model has dropout, info when nothing is
+    known, None (stay silent) when it has none."""
+    verdict = models.known_dropout(module, key, setup)
+    return verdict, {models.NONZERO: "", models.UNKNOWN: "info"}.get(verdict)
 
 
 def _dropout_note(verdict) -> str:
@@ -227,8 +229,7 @@ def inference_in_train_mode(ctx, rule):
         pairs = fl.at.get(call, {}).get(key)
         if not pairs or any(mode != "train" for mode, _ in pairs):
             continue  # eval, unknown or the caller's mode on some path
-        verdict = models.known_dropout(module, key, ctx.setup)
-        severity = _severity(verdict)
+        verdict, severity = _judged(module, key, ctx.setup)
         if severity is None:
             continue
         cause = max((n for _, n in pairs), key=lambda n: (n.lineno, n.col_offset))
@@ -275,8 +276,7 @@ def eval_without_train(ctx, rule):
                         continue
                     if key != "self" and (not models.is_model(module, key) or models.is_frozen(module, key)):
                         continue
-                    verdict = models.known_dropout(module, key, ctx.setup)
-                    severity = _severity(verdict)
+                    verdict, severity = _judged(module, key, ctx.setup)
                     if severity is None:
                         continue
                     reported.add(node)
@@ -314,8 +314,7 @@ def no_grad_is_not_eval(ctx, rule):
         region = _no_grad_region(module, call)
         if region in seen:
             continue
-        verdict = models.known_dropout(module, key, ctx.setup)
-        severity = _severity(verdict)
+        verdict, severity = _judged(module, key, ctx.setup)
         if severity is None:
             continue
         seen.add(region)
@@ -434,8 +433,7 @@ def mc_dropout_in_eval(ctx, rule):
         loop = _repeats(module, call)
         if loop is None or loop in seen or not _aggregated(module, loop):
             continue
-        verdict = models.known_dropout(module, key, ctx.setup)
-        severity = _severity(verdict)
+        verdict, severity = _judged(module, key, ctx.setup)
         if severity is None:
             continue
         seen.add(loop)
