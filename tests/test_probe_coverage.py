@@ -70,6 +70,33 @@ def test_sub_configs_agree_and_placeholders_fit_the_vocabulary():
     assert scaled("llama")["use_cache"] is False
 
 
+def test_per_layer_vocabulary_is_scaled_and_kv_shared_layers_keep_every_kind():
+    """Gemma 3n/4 timed out: a 262144-entry embedding per layer was left at full size."""
+    for model_type in ("gemma3n_text", "gemma4_text"):
+        d = scaled(model_type)
+        assert d["vocab_size_per_layer_input"] <= 512 and d["hidden_size_per_layer_input"] <= 16
+    d = scaled("gemma3n_text")  # the KV-sharing tail is shorter than the model, and both have every kind
+    shared, layers = d["num_kv_shared_layers"], d["num_hidden_layers"]
+    assert 0 < shared < layers
+    assert set(d["layer_types"][: layers - shared]) == set(d["layer_types"][layers - shared:]) \
+        == {"sliding_attention", "full_attention"}
+    CONFIG_MAPPING["gemma3n_text"](**{k: v for k, v in d.items() if k != "model_type"})
+
+
+def test_sizes_validated_against_a_hidden_size_scale_with_it():
+    """dots3: adapter_in_dim must equal the vision width, adapter_out_dim the text width."""
+    d = scaled("dots3_note")
+    vision, audio, text = d["vision_config"], d["audio_config"], d["text_config"]
+    assert vision["adapter_in_dim"] == vision["hidden_size"]
+    assert vision["adapter_out_dim"] == audio["adapter_out_dim"] == text["hidden_size"]
+    assert audio["adapter_input_size"] == audio["hidden_size"]
+    CONFIG_MAPPING["dots3_note"](**{k: v for k, v in d.items() if k != "model_type"})
+    # what is not a width keeps its value even when it happens to equal one
+    cfg = {"model_type": "x", "hidden_size": 1024, "image_size": 1024, "max_window_size": 1024}
+    out = scale_config_dict(cfg)
+    assert out["hidden_size"] == 64 and out["max_window_size"] == 1024
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):
