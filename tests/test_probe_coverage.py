@@ -97,6 +97,18 @@ def test_sizes_validated_against_a_hidden_size_scale_with_it():
     assert out["hidden_size"] == 64 and out["max_window_size"] == 1024
 
 
+def test_unset_head_dim_and_kv_heads_are_derived_as_the_config_classes_do():
+    """hunyuan_v1_dense / ministral defaults hold head_dim None, nemotron num_key_value_heads None:
+    their models could not be built (TypeError) until filled as LlamaConfig fills them."""
+    for model_type in ("hunyuan_v1_dense", "ministral"):
+        d = scaled(model_type)
+        assert d["head_dim"] == d["hidden_size"] // d["num_attention_heads"], model_type
+    nemotron = scaled("nemotron")
+    assert nemotron["num_key_value_heads"] == nemotron["num_attention_heads"]
+    out = scale_config_dict({"model_type": "x", "hidden_size": 64, "num_attention_heads": 4})
+    assert "head_dim" not in out and "num_key_value_heads" not in out  # absent keys stay absent
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

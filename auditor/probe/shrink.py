@@ -177,6 +177,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
         width = heads
     per_head = max(1, width // heads)
     _scale_dims(d, width, heads, per_head, widths)
+    _derive_unset_heads(d)
     for key, value in d.items():  # per-layer overrides ({"02": {"num_attention_heads": 64}})
         if key.startswith("per_layer") and isinstance(value, dict):
             for override in value.values():
@@ -259,6 +260,20 @@ def _mirrors_width(key: str, value: int, hidden: set[int]) -> bool:
     equal the vision width, adapter_out_dim the text width): any *_dim / *_size key holding
     exactly one of those hidden sizes is that width under another name."""
     return value in hidden and key.endswith(("_dim", "_size")) and not NOT_A_WIDTH.search(key)
+
+
+def _derive_unset_heads(d: dict) -> None:
+    """Defaults that cannot build their own model (hunyuan_v1, ministral: head_dim None; nemotron:
+    num_key_value_heads None) get the value every config class derives when the key is unset:
+    width / heads, and as many KV heads as query heads. Only a key present as None is filled."""
+    width = next((d[k] for k in ("hidden_size", "d_model") if is_int(d.get(k))), None)
+    heads = d.get("num_attention_heads")
+    if not (is_int(width) and is_int(heads) and heads > 0):
+        return
+    if "head_dim" in d and d["head_dim"] is None and width % heads == 0:
+        d["head_dim"] = width // heads
+    if "num_key_value_heads" in d and d["num_key_value_heads"] is None:
+        d["num_key_value_heads"] = heads
 
 
 def _even(value: int) -> int:
