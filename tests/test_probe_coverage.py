@@ -75,6 +75,8 @@ def test_per_layer_vocabulary_is_scaled_and_kv_shared_layers_keep_every_kind():
     for model_type in ("gemma3n_text", "gemma4_text"):
         d = scaled(model_type)
         assert d["vocab_size_per_layer_input"] <= 512 and d["hidden_size_per_layer_input"] <= 16
+    ffn = scaled("gemma3n_text")["intermediate_size"]  # one FFN width per layer, each scaled
+    assert isinstance(ffn, list) and max(ffn) == 8 * 64  # 16384 for width 2048, as scaled as the width
     d = scaled("gemma3n_text")  # the KV-sharing tail is shorter than the model, and both have every kind
     shared, layers = d["num_kv_shared_layers"], d["num_hidden_layers"]
     assert 0 < shared < layers

@@ -245,6 +245,8 @@ NOT_A_WIDTH = re.compile(r"(image|patch|position|window|vocab|chunk|frame|sample
 def _scale_dims(d: dict, width: int, heads: int, per_head: int, widths: set[int] = frozenset()) -> None:
     hidden = {d[k] for k in ("hidden_size", "d_model", "n_embd") if is_int(d.get(k))} | set(widths)
     for key, value in list(d.items()):
+        if key in WIDTH_KEYS and isinstance(value, list) and value and all(is_int(v) for v in value):
+            d[key] = [scaled(v, width) if v > 0 else v for v in value]  # per layer (Gemma 3n FFN)
         if not is_int(value) or value <= 0:
             continue
         if key in WIDTH_KEYS or key.startswith("hidden_size_") or _mirrors_width(key, value, hidden):
