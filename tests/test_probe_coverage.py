@@ -111,6 +111,25 @@ def test_unset_head_dim_and_kv_heads_are_derived_as_the_config_classes_do():
     assert "head_dim" not in out and "num_key_value_heads" not in out  # absent keys stay absent
 
 
+def test_text_only_class_of_a_composite_type_gets_the_text_config():
+    """emu3, llama4, qwen3_5 in the causal-LM mapping: Emu3ForCausalLM and the like were given the
+    composite config (AttributeError: no pad_token_id / vocab_size); they take its text config."""
+    import transformers
+
+    from auditor.probe.build import _config_for_class
+
+    for model_type, arch in (("qwen3_5", "Qwen3_5ForCausalLM"), ("emu3", "Emu3ForCausalLM"),
+                             ("llama4", "Llama4ForCausalLM")):
+        cls = getattr(transformers, arch)
+        composite = CONFIG_MAPPING[model_type]()
+        assert not isinstance(composite, cls.config_class)
+        assert isinstance(_config_for_class(cls, composite), cls.config_class), model_type
+    llama = CONFIG_MAPPING["llama"]()
+    assert _config_for_class(transformers.LlamaForCausalLM, llama) is llama
+    llava = CONFIG_MAPPING["llava"]()  # a composite class keeps its composite config
+    assert _config_for_class(transformers.LlavaForConditionalGeneration, llava) is llava
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):
