@@ -70,6 +70,66 @@ def test_sub_configs_agree_and_placeholders_fit_the_vocabulary():
     assert scaled("llama")["use_cache"] is False
 
 
+def test_per_layer_vocabulary_is_scaled_and_kv_shared_layers_keep_every_kind():
+    """Gemma 3n/4 timed out: a 262144-entry embedding per layer was left at full size."""
+    for model_type in ("gemma3n_text", "gemma4_text"):
+        d = scaled(model_type)
+        assert d["vocab_size_per_layer_input"] <= 512 and d["hidden_size_per_layer_input"] <= 16
+    ffn = scaled("gemma3n_text")["intermediate_size"]  # one FFN width per layer, each scaled
+    assert isinstance(ffn, list) and max(ffn) == 8 * 64  # 16384 for width 2048, as scaled as the width
+    d = scaled("gemma3n_text")  # the KV-sharing tail is shorter than the model, and both have every kind
+    shared, layers = d["num_kv_shared_layers"], d["num_hidden_layers"]
+    assert 0 < shared < layers
+    assert set(d["layer_types"][: layers - shared]) == set(d["layer_types"][layers - shared:]) \
+        == {"sliding_attention", "full_attention"}
+    CONFIG_MAPPING["gemma3n_text"](**{k: v for k, v in d.items() if k != "model_type"})
+
+
+def test_sizes_validated_against_a_hidden_size_scale_with_it():
+    """dots3: adapter_in_dim must equal the vision width, adapter_out_dim the text width."""
+    d = scaled("dots3_note")
+    vision, audio, text = d["vision_config"], d["audio_config"], d["text_config"]
+    assert vision["adapter_in_dim"] == vision["hidden_size"]
+    assert vision["adapter_out_dim"] == audio["adapter_out_dim"] == text["hidden_size"]
+    assert audio["adapter_input_size"] == audio["hidden_size"]
+    CONFIG_MAPPING["dots3_note"](**{k: v for k, v in d.items() if k != "model_type"})
+    # what is not a width keeps its value even when it happens to equal one
+    cfg = {"model_type": "x", "hidden_size": 1024, "image_size": 1024, "max_window_size": 1024}
+    out = scale_config_dict(cfg)
+    assert out["hidden_size"] == 64 and out["max_window_size"] == 1024
+
+
+def test_unset_head_dim_and_kv_heads_are_derived_as_the_config_classes_do():
+    """hunyuan_v1_dense / ministral defaults hold head_dim None, nemotron num_key_value_heads None:
+    their models could not be built (TypeError) until filled as LlamaConfig fills them."""
+    for model_type in ("hunyuan_v1_dense", "ministral"):
+        d = scaled(model_type)
+        assert d["head_dim"] == d["hidden_size"] // d["num_attention_heads"], model_type
+    nemotron = scaled("nemotron")
+    assert nemotron["num_key_value_heads"] == nemotron["num_attention_heads"]
+    out = scale_config_dict({"model_type": "x", "hidden_size": 64, "num_attention_heads": 4})
+    assert "head_dim" not in out and "num_key_value_heads" not in out  # absent keys stay absent
+
+
+def test_text_only_class_of_a_composite_type_gets_the_text_config():
+    """emu3, llama4, qwen3_5 in the causal-LM mapping: Emu3ForCausalLM and the like were given the
+    composite config (AttributeError: no pad_token_id / vocab_size); they take its text config."""
+    import transformers
+
+    from auditor.probe.build import _config_for_class
+
+    for model_type, arch in (("qwen3_5", "Qwen3_5ForCausalLM"), ("emu3", "Emu3ForCausalLM"),
+                             ("llama4", "Llama4ForCausalLM")):
+        cls = getattr(transformers, arch)
+        composite = CONFIG_MAPPING[model_type]()
+        assert not isinstance(composite, cls.config_class)
+        assert isinstance(_config_for_class(cls, composite), cls.config_class), model_type
+    llama = CONFIG_MAPPING["llama"]()
+    assert _config_for_class(transformers.LlamaForCausalLM, llama) is llama
+    llava = CONFIG_MAPPING["llava"]()  # a composite class keeps its composite config
+    assert _config_for_class(transformers.LlavaForConditionalGeneration, llava) is llava
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

@@ -101,6 +101,17 @@ def adapter_defaults(adapter: dict) -> dict:
         return {}
 
 
+def _config_for_class(cls, config):
+    """The causal-LM mapping names a text-only class for some composite types (emu3 ->
+    Emu3ForCausalLM, llama4, qwen3_5): that class is built from the composite's text config,
+    as loading its checkpoint does, not from the composite (AttributeError: no vocab_size)."""
+    wanted = getattr(cls, "config_class", None)
+    if not isinstance(wanted, type) or isinstance(config, wanted):
+        return config
+    text = _text_config(config)
+    return text if isinstance(text, wanted) else config
+
+
 def _model_class(config, trust_remote_code: bool):
     import transformers
 
@@ -185,6 +196,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
                                 config_dir)
     attn = attn_override or attn
     cls, arch = _model_class(obj, trust_remote_code)
+    obj = _config_for_class(cls, obj)
     if getattr(obj, "pad_token_id", None) is None and arch.endswith("ForSequenceClassification"):
         obj.pad_token_id = 0
     kwargs = {"trust_remote_code": True} if trust_remote_code and cls.__name__.startswith("Auto") else {}

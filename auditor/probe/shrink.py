@@ -124,6 +124,14 @@ def layers_needed(d: dict, layers: int) -> int:
     return min(layers, min(need, MAX_LAYERS))
 
 
+def _with_shared_tail(d: dict, keep: int) -> int:
+    """Layers that reuse an earlier layer's KV cache (Gemma 3n's num_kv_shared_layers) sit at
+    the end and need a layer of every kind before them: keep the prefix twice, the second copy
+    as the shared tail."""
+    shared = d.get("num_kv_shared_layers")
+    return 2 * keep if is_int(shared) and shared > 0 else keep
+
+
 def _is_pattern(key: str, value) -> bool:
     """A per-layer list or string: one entry per layer (types, windows, flags, ...)."""
     if isinstance(value, str):
@@ -145,32 +153,47 @@ def cut_per_layer(d: dict, before: int, after: int) -> None:
             d[key] = [v for v in value if v < after]
 
 
-def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool = False) -> dict:
+def tree_widths(d: dict) -> set[int]:
+    """The hidden sizes of a config and all its sub-configs (before scaling)."""
+    own = {d[k] for k in ("hidden_size", "d_model", "n_embd") if is_int(d.get(k))}
+    for key, value in d.items():
+        if isinstance(value, dict) and _is_sub_config(key, value):
+            own |= tree_widths(value)
+    return own
+
+
+def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool = False,
+                      widths: set[int] | None = None) -> dict:
     """A copy of a config.json dict shrunk to a tiny model of the same structure and dropout keys.
 
     keep_head_dim: scale widths with the head count, so per-head sizes stay as they are; the
     second attempt for modeling code that hard-codes per-head splits (Qwen2-VL's mrope sections).
     """
     d = copy.deepcopy(cfg)
+    widths = tree_widths(d) if widths is None else widths
     width = width_divisor(d) if width is None else width
     heads = min(head_divisor(d), width)
     if keep_head_dim:
         width = heads
     per_head = max(1, width // heads)
-    _scale_dims(d, width, heads, per_head)
+    _scale_dims(d, width, heads, per_head, widths)
+    _derive_unset_heads(d)
     for key, value in d.items():  # per-layer overrides ({"02": {"num_attention_heads": 64}})
         if key.startswith("per_layer") and isinstance(value, dict):
             for override in value.values():
                 if isinstance(override, dict):
-                    _scale_dims(override, width, heads, per_head)
+                    _scale_dims(override, width, heads, per_head, widths)
     layers = layer_count(d)
     if layers:
         keep = layers_needed(d, layers)
         for key in LAYER_KEYS:
             if is_int(d.get(key)):
                 before = d[key]
-                d[key] = min(before, keep)
+                d[key] = min(before, _with_shared_tail(d, keep))
                 cut_per_layer(d, before, d[key])
+        if is_int(d.get("num_kv_shared_layers")) and d["num_kv_shared_layers"] > 0:
+            total = layer_count(d)
+            d["num_kv_shared_layers"] = min(d["num_kv_shared_layers"], max(0, total - keep))
     _scale_experts(d)
     _scale_vocab(d)
     rotary = any(k in d for k in ("rope_scaling", "rope_parameters", "rope_theta", "rotary_dim"))
@@ -190,7 +213,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     _scale_rope_sections(d, per_head)
     for key, value in list(d.items()):
         if isinstance(value, dict) and _is_sub_config(key, value):
-            d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim)
+            d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim, widths)
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
@@ -216,16 +239,43 @@ def _scale_rope_sections(d: dict, per_head: int) -> None:
             rope["mrope_section"] = new
 
 
-def _scale_dims(d: dict, width: int, heads: int, per_head: int) -> None:
+NOT_A_WIDTH = re.compile(r"(image|patch|position|window|vocab|chunk|frame|sample|length|token|layers?)")
+
+
+def _scale_dims(d: dict, width: int, heads: int, per_head: int, widths: set[int] = frozenset()) -> None:
+    hidden = {d[k] for k in ("hidden_size", "d_model", "n_embd") if is_int(d.get(k))} | set(widths)
     for key, value in list(d.items()):
+        if key in WIDTH_KEYS and isinstance(value, list) and value and all(is_int(v) for v in value):
+            d[key] = [scaled(v, width) if v > 0 else v for v in value]  # per layer (Gemma 3n FFN)
         if not is_int(value) or value <= 0:
             continue
-        if key in WIDTH_KEYS:
+        if key in WIDTH_KEYS or key.startswith("hidden_size_") or _mirrors_width(key, value, hidden):
             d[key] = scaled(value, width)
         elif HEAD_COUNT.match(key):
             d[key] = scaled(value, heads)
         elif PER_HEAD.match(key):
             d[key] = _even(scaled(value, per_head)) if value > 1 else value
+
+
+def _mirrors_width(key: str, value: int, hidden: set[int]) -> bool:
+    """A size a config validates against a hidden size of its tree (dots3's adapter_in_dim must
+    equal the vision width, adapter_out_dim the text width): any *_dim / *_size key holding
+    exactly one of those hidden sizes is that width under another name."""
+    return value in hidden and key.endswith(("_dim", "_size")) and not NOT_A_WIDTH.search(key)
+
+
+def _derive_unset_heads(d: dict) -> None:
+    """Defaults that cannot build their own model (hunyuan_v1, ministral: head_dim None; nemotron:
+    num_key_value_heads None) get the value every config class derives when the key is unset:
+    width / heads, and as many KV heads as query heads. Only a key present as None is filled."""
+    width = next((d[k] for k in ("hidden_size", "d_model") if is_int(d.get(k))), None)
+    heads = d.get("num_attention_heads")
+    if not (is_int(width) and is_int(heads) and heads > 0):
+        return
+    if "head_dim" in d and d["head_dim"] is None and width % heads == 0:
+        d["head_dim"] = width // heads
+    if "num_key_value_heads" in d and d["num_key_value_heads"] is None:
+        d["num_key_value_heads"] = heads
 
 
 def _even(value: int) -> int:
@@ -255,8 +305,9 @@ def _scale_experts(d: dict) -> None:
 
 
 def _scale_vocab(d: dict, vocab: int | None = None) -> None:
-    if is_int(d.get("vocab_size")) and d["vocab_size"] > VOCAB:
-        d["vocab_size"] = VOCAB
+    for key, value in list(d.items()):  # vocab_size and its per-layer tables (Gemma 3n/4)
+        if key.startswith("vocab_size") and is_int(value) and value > VOCAB:
+            d[key] = VOCAB
     if not is_int(vocab):
         vocab = d["vocab_size"] if is_int(d.get("vocab_size")) else VOCAB
     for i, key in enumerate(TOKEN_ID_KEYS):
