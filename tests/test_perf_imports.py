@@ -75,6 +75,7 @@ def test_yaml_only_check_does_not_import_the_code_primitives(tmp_path, fixture_t
     mods = _modules_after(tmp_path, "check", fixture_tree)
     assert "auditor.engine" in mods
     assert not {m for m in mods if m.startswith("auditor.checks.code")}
+    assert not {"auditor.sources.python_code", "auditor.setup.hfargs"} & mods
 
 
 def test_python_file_still_loads_the_code_primitives(tmp_path):
