@@ -69,3 +69,26 @@ def test_small_check_does_not_import_multiprocessing_or_pydantic(tmp_path, fixtu
     mods = _modules_after(tmp_path, "check", "--format", "json", fixture_tree)
     assert "multiprocessing" not in _top(mods)
     assert "pydantic" not in _top(mods)  # no user configuration in the fixture
+
+
+def test_yaml_only_check_does_not_import_the_code_primitives(tmp_path, fixture_tree):
+    mods = _modules_after(tmp_path, "check", fixture_tree)
+    assert "auditor.engine" in mods
+    assert not {m for m in mods if m.startswith("auditor.checks.code")}
+    assert not {"auditor.sources.python_code", "auditor.setup.hfargs"} & mods
+
+
+def test_python_file_still_loads_the_code_primitives(tmp_path):
+    write_files(tmp_path / "proj", [("train.py", "import torch.nn.functional as F\n\n"
+                                     "def f(x):\n    return F.dropout(x, 0.1)\n")])
+    mods = _modules_after(tmp_path, "check", str(tmp_path / "proj"))
+    assert "auditor.checks.code" in mods
+
+
+def test_python_only_table_is_what_the_code_package_registers():
+    import auditor.checks as checks
+    import auditor.checks.code  # noqa: F401
+
+    registered = {name: entry[0] for name, entry in checks.CHECKS.items()
+                  if entry[1].__module__.startswith("auditor.checks.code")}
+    assert registered == checks.PYTHON_ONLY

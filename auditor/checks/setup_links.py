@@ -4,7 +4,6 @@ missing, and the keys and flags HfArgumentParser rejects at start-up."""
 from __future__ import annotations
 
 from auditor.checks import Hit, check
-from auditor.setup import hfargs
 from auditor.setup import links as L
 
 
@@ -85,11 +84,12 @@ def hfargs_unknown_flag(ctx, rule):
     """parse_args_into_dataclasses() raises ValueError('Some specified arguments are not used
     by the HfArgumentParser') for a flag that names no field (argparse accepts unambiguous
     prefixes, so only a flag that starts no known option is reported)."""
-    from auditor.sources.python_code import get_module
-
     for link in _links(ctx):
         if link.kind != L.LAUNCH_SCRIPT or link.target_source is None or not link.flags:
             continue
+        from auditor.setup import hfargs  # ast and the parser tables: only for a launched script's flags
+        from auditor.sources.python_code import get_module
+
         module = get_module(link.target_source)
         if module is None:
             continue

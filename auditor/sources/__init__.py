@@ -28,13 +28,8 @@ def readers() -> dict:
     from auditor.sources import structured
 
     table = {s: structured.read for s in STRUCTURED_SUFFIXES}
-    try:  # the Python and shell readers are optional modules of the same package
-        from auditor.sources import python_code
-
-        table[".py"] = python_code.read
-    except ImportError:
-        pass
-    try:
+    table[".py"] = _python
+    try:  # the shell reader is an optional module of the same package
         from auditor.sources import shell
 
         for s in shell.SUFFIXES:
@@ -43,6 +38,14 @@ def readers() -> dict:
         pass
     table[".ipynb"] = _notebook
     return table
+
+
+def _python(path: str, text: str):
+    """Python files are read by auditor.sources.python_code (ast, tokenize and the fact
+    extractors behind it), imported only when one is checked."""
+    from auditor.sources import python_code
+
+    return python_code.read(path, text)
 
 
 def _notebook(path: str, text: str):
