@@ -132,6 +132,14 @@ def _gated(module, call, expr) -> bool:
     return False
 
 
+def _autograd_function(module, call) -> bool:
+    """A torch.autograd.Function's forward/backward are static methods of an object with no
+    module mode: the rate is whatever `.apply()` was given (and backward never runs in an
+    eval-only pass), so gating belongs to the caller of apply, as for a free function."""
+    cls = module.parent(module.enclosing_method(call))
+    return any(last_name(b) == "Function" for b in getattr(cls, "bases", ()))
+
+
 @check("attention-dropout-ungated")
 def attention_dropout_ungated(ctx, rule):
     """scaled_dot_product_attention and flash-attn have no training flag: dropout_p is applied
@@ -147,8 +155,8 @@ def attention_dropout_ungated(ctx, rule):
         if expr is None or _gated(module, call, expr):
             continue
         ok, value = constant(expr)
-        if not ok and module.enclosing_method(call) is None:
-            continue  # a free function cannot know the mode; its caller must gate the value
+        if not ok and (module.enclosing_method(call) is None or _autograd_function(module, call)):
+            continue  # a free function or a torch.autograd.Function cannot know the mode; its caller must gate the value
         if ok and not isinstance(value, (int, float)):
             continue
         yield _hit(ctx, module, expr,
