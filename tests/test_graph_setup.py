@@ -251,3 +251,22 @@ def test_precommit_finds_the_script_that_links_to_a_staged_file(tmp_path, run_cl
     from auditor import checkrun
 
     assert checkrun._linkers([os.path.join("cfg", "sft.yaml")], ".") == ["train.py"]
+
+
+def test_library_fields_are_known_at_the_pins_only_so_unknown_flags_are_info(tmp_path):
+    """Regression (InternVL, 224 false errors): `--overwrite_output_dir` is gone from transformers
+    5's TrainingArguments but is a field in the 4.x the project pins. A flag missing from a library
+    class is info naming the versions; one missing from the script's own dataclasses is an error."""
+    script = ("from dataclasses import dataclass\nfrom transformers import HfArgumentParser, TrainingArguments\n\n"
+              "@dataclass\nclass ModelArguments:\n    lora_dropout: float = 0.05\n\n"
+              "args = HfArgumentParser(CLASSES).parse_args_into_dataclasses()\n")
+    launch = "torchrun train.py --lora_dropout 0.1 FLAG\n"
+    write_files(tmp_path / "lib", [("train.py", script.replace("CLASSES", "(ModelArguments, TrainingArguments)")),
+                                   ("run.sh", launch.replace("FLAG", "--overwrite_output_dir"))])
+    write_files(tmp_path / "own", [("train.py", script.replace("CLASSES", "(ModelArguments,)")),
+                                   ("run.sh", launch.replace("FLAG", "--lora_dropuot 0.1"))])
+    lib = [f for f in audit([str(tmp_path / "lib")]) if f.code == "DRP133"]
+    own = [f for f in audit([str(tmp_path / "own")]) if f.code == "DRP133"]
+    assert [(f.severity, f.key) for f in lib] == [("info", "--overwrite_output_dir")]
+    assert "transformers 5.24" in lib[0].message
+    assert [(f.severity, f.key) for f in own] == [("error", "--lora_dropuot")]

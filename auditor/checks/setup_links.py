@@ -73,9 +73,9 @@ def hfargs_unknown_key(ctx, rule):
         for key, span in keys or ():
             if key not in use.accepted.fields:
                 yield Hit(link.target, span,
-                          f"{key} is not a field of {', '.join(use.classes)}: HfArgumentParser raises ValueError "
-                          f"'Some keys are not used' when {link.path}:{link.span.line} parses this file",
-                          key=key)
+                          f"{key} is not a field of {', '.join(use.classes)}{_versions(use.accepted)}: HfArgumentParser "
+                          f"raises ValueError 'Some keys are not used' when {link.path}:{link.span.line} parses this file",
+                          key=key, severity=_severity(use.accepted))
 
 
 @check("hfargs-unknown-flag")
@@ -99,6 +99,20 @@ def hfargs_unknown_flag(ctx, rule):
         use = uses[0]
         for flag, span in link.flags:
             if flag.startswith("--") and flag != "--" and hfargs.unknown_flag(flag, use.accepted):
-                yield Hit(link.path, span, f"{flag.split('=', 1)[0]} is not a field of {', '.join(use.classes)}: "
-                                           f"{link.target} raises ValueError 'Some specified arguments are not used "
-                                           "by the HfArgumentParser' at start-up", key=flag)
+                yield Hit(link.path, span, f"{flag.split('=', 1)[0]} is not a field of {', '.join(use.classes)}"
+                                           f"{_versions(use.accepted)}: {link.target} raises ValueError 'Some specified "
+                                           "arguments are not used by the HfArgumentParser' at start-up", key=flag,
+                          severity=_severity(use.accepted))
+
+
+def _versions(accepted) -> str:
+    """Library fields are known at the pinned versions only (fields come and go: transformers 5
+    dropped overwrite_output_dir and evaluation_strategy, which 4.x scripts still pass)."""
+    return " in transformers 5.24 / trl 1.16 (an older release the project pins may still accept it)" \
+        if accepted.versioned else ""
+
+
+def _severity(accepted):
+    """Error when every field is the script's own (known exactly); info when library fields,
+    known only at the pinned versions, decide."""
+    return "info" if accepted.versioned else ""

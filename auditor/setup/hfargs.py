@@ -28,11 +28,15 @@ class Accepted:
     fields: set = field(default_factory=set)
     aliases: set = field(default_factory=set)   # flags from field metadata ("--lr", "-e")
     no_flags: set = field(default_factory=set)  # booleans defaulting to True: --no_<name>
+    # Some fields come from a library class (TrainingArguments, SFTConfig, ...), known only at the
+    # pinned versions: a name missing there may be a field of the release the project runs.
+    versioned: bool = False
 
     def add(self, other: "Accepted") -> None:
         self.fields |= other.fields
         self.aliases |= other.aliases
         self.no_flags |= other.no_flags
+        self.versioned = self.versioned or other.versioned
 
     def flags(self) -> set:
         """Every option string argparse registers (hf_argparser._parse_dataclass_field)."""
@@ -56,7 +60,7 @@ def library_class(name: str) -> Accepted | None:
     entry = _table().get(name)
     if entry is None:
         return None
-    return Accepted(set(entry["fields"]), set(entry["aliases"]), set(entry["no_flags"]))
+    return Accepted(set(entry["fields"]), set(entry["aliases"]), set(entry["no_flags"]), versioned=True)
 
 
 @dataclass(slots=True)
