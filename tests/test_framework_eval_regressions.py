@@ -53,3 +53,14 @@ def test_autograd_function_rate_is_the_callers_to_gate(tmp_path):
 def test_module_method_with_ungated_rate_is_still_reported(tmp_path):
     write_files(tmp_path, [("attn.py", _MODULE)])
     assert _drp601(audit([str(tmp_path)])) == [11]
+
+
+def test_522_a_fake_kernel_takes_the_ops_whole_signature(tmp_path):
+    """Regression (xtuner): a torch.library fake (meta) kernel must accept every argument of the
+    op, dropout_p included, and only computes shapes; an ordinary builder is still reported."""
+    fake = ('import torch\n\n@torch.library.register_fake("ns::attn")\n'
+            "def _(q, k, v, dropout_p: float = 0.0):\n    return torch.empty_like(q)\n")
+    builder = "def make_block(width, dropout_p: float = 0.1):\n    return Block(width)\n"
+    write_files(tmp_path, [("fake.py", fake), ("builder.py", builder)])
+    found = [(f.path.rsplit("/", 1)[-1], f.code) for f in audit([str(tmp_path)]) if f.code == "DRP522"]
+    assert found == [("builder.py", "DRP522")]

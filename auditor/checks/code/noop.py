@@ -114,6 +114,13 @@ def _reads(node, name) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(node))
 
 
+# Decorators that bind a function to a signature it must take whole: abstract interfaces, and
+# torch.library fake/meta kernels, which receive every argument of the op (xtuner's shape
+# functions take dropout_p and rightly ignore it).
+_SIGNATURE_BOUND = frozenset({"abstractmethod", "overload", "register_fake", "impl_abstract", "register_kernel",
+                              "register_autograd", "register_meta"})
+
+
 @check("dropout-parameter-unused")
 def dropout_parameter_unused(ctx, rule):
     """A dropout parameter of a constructor or builder that the body never reads, or overwrites
@@ -133,7 +140,7 @@ def dropout_parameter_unused(ctx, rule):
         params = [a for a, _ in params]
         if not params:
             continue
-        if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in ("abstractmethod", "overload") for d in fn.decorator_list):
+        if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in _SIGNATURE_BOUND for d in fn.decorator_list):
             continue
         if any(isinstance(n, ast.Call) and last_name(n.func) in ("locals", "vars") for n in ast.walk(fn)):
             continue
