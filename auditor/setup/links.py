@@ -152,8 +152,7 @@ def from_python(src, module, root: str) -> list:
     for call in module.calls():
         name = last_name(call.func)
         if name in _MODEL_CALLS:
-            node = call.args[0] if call.args else getattr(
-                kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "config"), "value", None)
+            node = _path_argument(call, "pretrained_model_name_or_path", "config")
             if node is None:
                 continue
             text, ok = _literal_path(node, module)
@@ -172,8 +171,7 @@ def from_python(src, module, root: str) -> list:
             if _looks_like_path(text) or link.exists:
                 out.append(link)
         elif name in _SAVE_CALLS:
-            node = call.args[0] if call.args else getattr(
-                kwarg(call, "save_directory") or kwarg(call, "output_dir"), "value", None)
+            node = _path_argument(call, "save_directory", "output_dir")
             if node is None:
                 continue
             text, ok = _literal_path(node, module)
@@ -193,6 +191,13 @@ def from_python(src, module, root: str) -> list:
                 locate(link, root)
             out.append(link)
     return out
+
+
+def _path_argument(call, *names):
+    """The path a load or save call names: its first argument, else the first keyword given."""
+    if call.args:
+        return call.args[0]
+    return next((kw.value for name in names for kw in [kwarg(call, name)] if kw is not None), None)
 
 
 def _runtime(node) -> bool:
