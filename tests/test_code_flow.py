@@ -241,20 +241,24 @@ with torch.no_grad():
     assert _findings(tmp_path / "b", unknown + loop, ["DRP604"]) == [("DRP604", 9, "info")]
 
 
+# Trains a pretrained model, then evaluates it under no_grad without eval() (line 10).
+_PRETRAINED_LOOP = '''
+    import torch
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(MODEL)
+    optimizer = torch.optim.AdamW(model.parameters())
+    for batch in loader:
+        model(**batch).loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        out = model(**val)
+'''
+
+
 def test_604_weighs_the_model_identity_resolved_from_a_hub_id(tmp_path):
     """Qwen2 has attention_dropout 0.0 and nothing else: no.grad without eval() changes nothing.
     GPT-2 drops at 0.1 everywhere; an id the tool cannot resolve is said at info."""
-    script = '''
-        import torch
-        from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained(MODEL)
-        optimizer = torch.optim.AdamW(model.parameters())
-        for batch in loader:
-            model(**batch).loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            out = model(**val)
-    '''
+    script = _PRETRAINED_LOOP
     def run(name, ref, **kw):
         return _findings(tmp_path / name, script.replace("MODEL", ref), ["DRP604"], **kw)
 
@@ -265,17 +269,7 @@ def test_604_weighs_the_model_identity_resolved_from_a_hub_id(tmp_path):
 
 
 def test_604_pretrained_model_with_a_zero_dropout_config_is_silent(tmp_path):
-    script = '''
-        import torch
-        from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained(".")
-        optimizer = torch.optim.AdamW(model.parameters())
-        for batch in loader:
-            model(**batch).loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            out = model(**val)
-    '''
+    script = _PRETRAINED_LOOP.replace("MODEL", '"."')
     zero = json.dumps({"model_type": "llama", "attention_dropout": 0.0})
     assert _findings(tmp_path / "z", script, ["DRP604"], extra=[("config.json", zero)]) == []
     some = json.dumps({"model_type": "llama", "attention_dropout": 0.1})
