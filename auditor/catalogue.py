@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 
 from auditor.model import CATEGORIES, SEVERITIES
+from auditor.record import Record
 
 REQUIRED = ("code", "name", "category", "severity", "check", "summary", "why")
 
@@ -20,20 +20,25 @@ class RuleError(Exception):
     """A rule file that cannot be used; the message names the file and the key."""
 
 
-@dataclass(slots=True)
-class Rule:
-    code: str
-    name: str
-    category: str
-    severity: str
-    check: str
-    summary: str
-    why: str
-    params: dict = field(default_factory=dict)
-    references: list = field(default_factory=list)
-    examples: dict = field(default_factory=dict)
-    fix: str = ""
-    origin: str = ""
+class Rule(Record):
+    __slots__ = ("code", "name", "category", "severity", "check", "summary", "why", "params", "references",
+                 "examples", "fix", "origin")
+
+    def __init__(self, code: str, name: str, category: str, severity: str, check: str, summary: str, why: str,
+                 params: dict | None = None, references: list | None = None, examples: dict | None = None,
+                 fix: str = "", origin: str = ""):
+        self.code = code
+        self.name = name
+        self.category = category
+        self.severity = severity
+        self.check = check
+        self.summary = summary
+        self.why = why
+        self.params = {} if params is None else params
+        self.references = [] if references is None else references
+        self.examples = {} if examples is None else examples
+        self.fix = fix
+        self.origin = origin
 
     @classmethod
     def from_dict(cls, data, origin: str) -> "Rule":

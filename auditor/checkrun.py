@@ -9,35 +9,52 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+
+from auditor.record import Record
 
 FORMATS = ("full", "concise", "json", "sarif", "github", "gitlab", "junit")
 
 
-@dataclass
-class Request:
-    paths: tuple = ()
-    formats: tuple = ()          # raw --format values: FMT or FMT:FILE
-    output_file: str | None = None
-    select: tuple = ()
-    ignore: tuple = ()
-    extend_select: tuple = ()
-    fail_on: str | None = None
-    exit_zero: bool = False
-    statistics: bool = False
-    rules_dirs: tuple = ()
-    max_file_size: int | None = None
-    config: str | None = None
-    fix: bool = False
-    diff: bool = False
-    unsafe_fixes: bool = False
-    baseline: str | None = None
-    write_baseline: str | None = None
-    root: str | None = None
-    no_progress: bool = False
-    jobs: int | None = None
-    no_cache: bool = False
-    cache_dir: str = ".dropout_audit_cache"
+class Request(Record):
+    """What `check` was asked to do: click's options for `check`, with click's defaults
+    (auditor/launch.py builds one without click). `formats`: the raw --format values, FMT or
+    FMT:FILE."""
+
+    __slots__ = ("paths", "formats", "output_file", "select", "ignore", "extend_select", "fail_on",
+                 "exit_zero", "statistics", "rules_dirs", "max_file_size", "config", "fix", "diff",
+                 "unsafe_fixes", "baseline", "write_baseline", "root", "no_progress", "jobs", "no_cache",
+                 "cache_dir")
+
+    def __init__(self, paths: tuple = (), formats: tuple = (), output_file: str | None = None,
+                 select: tuple = (), ignore: tuple = (), extend_select: tuple = (),
+                 fail_on: str | None = None, exit_zero: bool = False, statistics: bool = False,
+                 rules_dirs: tuple = (), max_file_size: int | None = None, config: str | None = None,
+                 fix: bool = False, diff: bool = False, unsafe_fixes: bool = False,
+                 baseline: str | None = None, write_baseline: str | None = None, root: str | None = None,
+                 no_progress: bool = False, jobs: int | None = None, no_cache: bool = False,
+                 cache_dir: str = ".dropout_audit_cache"):
+        self.paths = paths
+        self.formats = formats
+        self.output_file = output_file
+        self.select = select
+        self.ignore = ignore
+        self.extend_select = extend_select
+        self.fail_on = fail_on
+        self.exit_zero = exit_zero
+        self.statistics = statistics
+        self.rules_dirs = rules_dirs
+        self.max_file_size = max_file_size
+        self.config = config
+        self.fix = fix
+        self.diff = diff
+        self.unsafe_fixes = unsafe_fixes
+        self.baseline = baseline
+        self.write_baseline = write_baseline
+        self.root = root
+        self.no_progress = no_progress
+        self.jobs = jobs
+        self.no_cache = no_cache
+        self.cache_dir = cache_dir
 
 
 def split_codes(values) -> tuple:

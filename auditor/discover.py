@@ -10,7 +10,8 @@ outside the tree or into a loop, and a linter must not wander there.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+
+from auditor.record import Record
 
 SKIP_DIRS = frozenset({
     ".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox",
@@ -19,10 +20,14 @@ SKIP_DIRS = frozenset({
 })
 
 
-@dataclass
-class Discovery:
-    files: list = field(default_factory=list)
-    missing: list = field(default_factory=list)   # paths given that do not exist
+class Discovery(Record):
+    """`missing`: the paths given that do not exist."""
+
+    __slots__ = ("files", "missing")
+
+    def __init__(self, files: list | None = None, missing: list | None = None):
+        self.files = [] if files is None else files
+        self.missing = [] if missing is None else missing
 
 
 def _spec(lines):

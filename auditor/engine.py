@@ -7,33 +7,48 @@ directory's parsed sources at a time keeps memory flat however large the tree is
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from auditor import catalogue, checks, resolve, sources
 from auditor.checks import Context
 from auditor.model import SEVERITY_RANK, Finding
+from auditor.record import Record
 from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, decode, read_text
 
 UNREADABLE = "DRP001"
 
 
-@dataclass
-class Options:
-    select: tuple = ()
-    ignore: tuple = ()
-    rule_dirs: tuple = ()
-    max_file_size: int = DEFAULT_MAX_FILE_SIZE
-    params: dict = field(default_factory=dict)      # code -> params overriding the rule's
-    severities: dict = field(default_factory=dict)  # code -> severity
-    # Post-processing (auditor/suppress.py): which findings are reported and which are hidden.
-    only_given: frozenset | None = None  # report only these paths (siblings are read for setup rules)
-    inline_suppressions: bool = True     # honour `# dropout-audit: ignore[...]` comments
-    per_file_ignores: tuple = ()         # (gitignore-style pattern, codes) relative to config_root
-    config_root: str = "."
-    baseline: object = None              # auditor.baseline.Baseline
-    fingerprints: bool = False           # remember what each fixable file held (for --fix)
-    root: str = "."                      # the checked root: links are followed only inside it
-    models: dict = field(default_factory=dict)  # user's model reference -> model type or config.json path
+class Options(Record):
+    __slots__ = ("select", "ignore", "rule_dirs", "max_file_size", "params", "severities", "only_given",
+                 "inline_suppressions", "per_file_ignores", "config_root", "baseline", "fingerprints", "root",
+                 "models")
+
+    def __init__(self, select: tuple = (), ignore: tuple = (), rule_dirs: tuple = (),
+                 max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+                 params: dict | None = None,      # code -> params overriding the rule's
+                 severities: dict | None = None,  # code -> severity
+                 # Post-processing (auditor/suppress.py): which findings are reported and which are hidden.
+                 only_given: frozenset | None = None,  # report only these paths (siblings are read for setup rules)
+                 inline_suppressions: bool = True,     # honour `# dropout-audit: ignore[...]` comments
+                 per_file_ignores: tuple = (),         # (gitignore-style pattern, codes) relative to config_root
+                 config_root: str = ".",
+                 baseline=None,                        # auditor.baseline.Baseline
+                 fingerprints: bool = False,           # remember what each fixable file held (for --fix)
+                 root: str = ".",                      # the checked root: links are followed only inside it
+                 models: dict | None = None):          # user's model reference -> model type or config.json path
+        self.select = select
+        self.ignore = ignore
+        self.rule_dirs = rule_dirs
+        self.max_file_size = max_file_size
+        self.params = {} if params is None else params
+        self.severities = {} if severities is None else severities
+        self.only_given = only_given
+        self.inline_suppressions = inline_suppressions
+        self.per_file_ignores = per_file_ignores
+        self.config_root = config_root
+        self.baseline = baseline
+        self.fingerprints = fingerprints
+        self.root = root
+        self.models = {} if models is None else models
 
 
 def matches(rule, selectors) -> bool:

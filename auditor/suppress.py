@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
 
 from auditor.model import Finding, Span
+from auditor.record import Record
 
 UNUSED = "DRP002"
 _LINKED_SUFFIXES = (".yaml", ".yml", ".json")
@@ -31,15 +31,22 @@ _LINKED_SUFFIXES = (".yaml", ".yml", ".json")
 _DIRECTIVE = re.compile(r"#\s*dropout-audit:\s*(?P<kind>ignore-file|ignore)\b(?:\[(?P<codes>[^\]]*)\])?(?P<reason>[^\n]*)")
 
 
-@dataclass
-class Directive:
-    line: int            # where the comment is
-    targets: tuple       # lines it covers (empty for a file-level directive)
-    codes: tuple         # () means every code
-    reason: str
-    span: Span
-    file_level: bool
-    used: set = field(default_factory=set)   # codes (or "*") that matched a finding
+class Directive(Record):
+    __slots__ = ("line", "targets", "codes", "reason", "span", "file_level", "used")
+
+    def __init__(self,
+                 line: int,       # where the comment is
+                 targets: tuple,  # lines it covers (empty for a file-level directive)
+                 codes: tuple,    # () means every code
+                 reason: str, span: Span, file_level: bool,
+                 used: set | None = None):  # codes (or "*") that matched a finding
+        self.line = line
+        self.targets = targets
+        self.codes = codes
+        self.reason = reason
+        self.span = span
+        self.file_level = file_level
+        self.used = set() if used is None else used
 
 
 def parse(text: str) -> list:

@@ -132,8 +132,6 @@ def test_cli_no_cache_writes_nothing_and_cache_dir_is_respected(tmp_path, monkey
 def test_encoding_round_trips_every_finding_field():
     """Findings cross process and cache boundaries through cache.encode; a field it forgets
     is silently lost there (a regression: SARIF suppression kinds came back empty)."""
-    import dataclasses
-
     from auditor.cache import decode, encode
     from auditor.model import Edit, Finding, Fix, Span
 
@@ -141,5 +139,5 @@ def test_encoding_round_trips_every_finding_field():
                       span=Span(1, 2, 1, 5, 1, 4), message="m", fix=Fix("d", (Edit(1, 4, "0.1"),), "unsafe"),
                       key="k", suppressed=True, suppression=("inSource", "why"))
     (back,) = decode(encode([finding]))
-    for f in dataclasses.fields(Finding):
-        assert getattr(back, f.name) == getattr(finding, f.name), f.name
+    for name in Finding.__slots__:  # the fields, in order (auditor/record.py)
+        assert getattr(back, name) == getattr(finding, name), name

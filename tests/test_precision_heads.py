@@ -3,7 +3,6 @@ lists nothing)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -50,7 +49,7 @@ def test_structured_read_by_list_is_used_when_the_table_has_one(tmp_path, monkey
             return arch.lookup.__wrapped__(model_type)
         entry = {"note": "token classification and QA heads", "read_by": ["LlamaForTokenClassification",
                                                                           "LlamaForQuestionAnswering"]}
-        return dataclasses.replace(real, read_undeclared={"classifier_dropout": entry})
+        return real.replace(read_undeclared={"classifier_dropout": entry})
 
     monkeypatch.setattr(arch, "lookup", fake)
     assert _run(tmp_path, model_type="llama", architectures=["LlamaForQuestionAnswering"], classifier_dropout=0.1) == []
@@ -60,7 +59,7 @@ def test_structured_read_by_list_is_used_when_the_table_has_one(tmp_path, monkey
     def encoder_reads(model_type):
         record = fake(model_type)
         if model_type == "llama":
-            record = dataclasses.replace(record, read_undeclared={"classifier_dropout": {"read_by": ["LlamaEncoder"]}})
+            record = record.replace(read_undeclared={"classifier_dropout": {"read_by": ["LlamaEncoder"]}})
         return record
 
     monkeypatch.setattr(arch, "lookup", encoder_reads)

@@ -9,32 +9,38 @@ different params.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 from auditor.model import Fix, Span
+from auditor.record import Record
 
 CHECKS: dict = {}
 
 
-@dataclass(slots=True)
-class Hit:
-    path: str
-    span: Span
-    message: str
-    fix: Fix | None = None
-    key: str = ""
-    # A primitive may lower (never raise) its rule's severity for one hit: an eval-mode finding
-    # on a model whose dropout is unknown is info, not a warning.
-    severity: str = ""
+class Hit(Record):
+    """`severity`: a primitive may lower (never raise) its rule's severity for one hit: an
+    eval-mode finding on a model whose dropout is unknown is info, not a warning."""
+
+    __slots__ = ("path", "span", "message", "fix", "key", "severity")
+
+    def __init__(self, path: str, span: Span, message: str, fix: Fix | None = None, key: str = "",
+                 severity: str = ""):
+        self.path = path
+        self.span = span
+        self.message = message
+        self.fix = fix
+        self.key = key
+        self.severity = severity
 
 
-@dataclass(slots=True)
-class Context:
+class Context(Record):
     """What a primitive may look at: the source (for source scope), the setup and its plan."""
 
-    source: object = None
-    setup: object = None
-    plan: object = None
+    __slots__ = ("source", "setup", "plan")
+
+    def __init__(self, source=None, setup=None, plan=None):
+        self.source = source
+        self.setup = setup
+        self.plan = plan
 
 
 def check(name: str, scope: str = "source"):

@@ -10,42 +10,51 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
+
+from auditor.record import FrozenRecord
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "architectures.json")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
+class KeyInfo(FrozenRecord):
     """One declared dropout-like key. `read` is "read", "unread" or "unknown"; `note` says why
     (which class reads it, or why a declared key is a no-op). `read_by` names every model class
     whose measured run read the key (empty unless measured "read"): a key read only by a
     classification head is not read by the causal-LM class a fine-tune builds."""
 
-    name: str
-    default: Any
-    types: tuple
-    read: str
-    note: str
-    read_by: tuple = ()
+    __slots__ = ("name", "default", "types", "read", "note", "read_by")
+
+    def __init__(self, name: str, default, types: tuple, read: str, note: str, read_by: tuple = ()):
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "default", default)
+        set_(self, "types", types)
+        set_(self, "read", read)
+        set_(self, "note", note)
+        set_(self, "read_by", read_by)
 
 
-@dataclass(frozen=True, slots=True)
-class ArchInfo:
+class ArchInfo(FrozenRecord):
     """One model type. `keys` are top-level declared keys only: keys of composite models live in
     their sub-configs (`sub_configs` maps attribute -> model type, look those up in turn);
     `read_undeclared` are keys the config does not declare that some head still reads."""
 
-    model_type: str
-    config_class: str
-    keys: dict
-    aliases: dict
-    sub_configs: dict
-    read_undeclared: dict
-    is_composite: bool
-    method: str = "measured"  # how `read` was decided: measured | source-scan | unknown
+    __slots__ = ("model_type", "config_class", "keys", "aliases", "sub_configs", "read_undeclared",
+                 "is_composite", "method")
+
+    def __init__(self, model_type: str, config_class: str, keys: dict, aliases: dict, sub_configs: dict,
+                 read_undeclared: dict, is_composite: bool,
+                 method: str = "measured"):  # how `read` was decided: measured | source-scan | unknown
+        set_ = object.__setattr__
+        set_(self, "model_type", model_type)
+        set_(self, "config_class", config_class)
+        set_(self, "keys", keys)
+        set_(self, "aliases", aliases)
+        set_(self, "sub_configs", sub_configs)
+        set_(self, "read_undeclared", read_undeclared)
+        set_(self, "is_composite", is_composite)
+        set_(self, "method", method)
 
 
 @lru_cache(maxsize=1)

@@ -10,28 +10,32 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
+
+from auditor.record import FrozenRecord
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "peft.json")
 
 
-@dataclass(frozen=True, slots=True)
-class FieldInfo:
-    name: str
-    default: Any
-    types: tuple
+class FieldInfo(FrozenRecord):
+    __slots__ = ("name", "default", "types")
+
+    def __init__(self, name: str, default, types: tuple):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "default", default)
+        object.__setattr__(self, "types", types)
 
 
-@dataclass(frozen=True, slots=True)
-class PeftInfo:
+class PeftInfo(FrozenRecord):
     """`has_dropout` False means any dropout key written for this method is a no-op."""
 
-    peft_type: str
-    config_class: str
-    dropout_fields: dict
-    has_dropout: bool
+    __slots__ = ("peft_type", "config_class", "dropout_fields", "has_dropout")
+
+    def __init__(self, peft_type: str, config_class: str, dropout_fields: dict, has_dropout: bool):
+        object.__setattr__(self, "peft_type", peft_type)
+        object.__setattr__(self, "config_class", config_class)
+        object.__setattr__(self, "dropout_fields", dropout_fields)
+        object.__setattr__(self, "has_dropout", has_dropout)
 
 
 @lru_cache(maxsize=1)

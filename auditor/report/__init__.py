@@ -7,8 +7,9 @@ rich, and a new format is a new module plus one line in FORMATS.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections import namedtuple
+
+from auditor.record import Record
 
 FORMATS = {
     "full": "auditor.report.full",
@@ -21,14 +22,20 @@ FORMATS = {
 }
 
 
-@dataclass
-class ReportContext:
-    root: str = "."
-    files_checked: int = 0
-    rules: list = None          # the active rules (SARIF lists them)
-    statistics: bool = False
-    color: bool | None = None   # None: decide from the stream (TTY, NO_COLOR)
-    files: list = None          # every file checked (JUnit has a test case per file)
+class ReportContext(Record):
+    __slots__ = ("root", "files_checked", "rules", "statistics", "color", "files")
+
+    def __init__(self, root: str = ".", files_checked: int = 0,
+                 rules: list | None = None,   # the active rules (SARIF lists them)
+                 statistics: bool = False,
+                 color: bool | None = None,   # None: decide from the stream (TTY, NO_COLOR)
+                 files: list | None = None):  # every file checked (JUnit has a test case per file)
+        self.root = root
+        self.files_checked = files_checked
+        self.rules = rules
+        self.statistics = statistics
+        self.color = color
+        self.files = files
 
 
 def available() -> list:
@@ -78,15 +85,10 @@ def summary_line(findings, files_checked: int) -> str:
     return f"Found {total} finding{'s' if total != 1 else ''} ({', '.join(parts)}) in {files_checked} files checked."
 
 
-class Place(NamedTuple):
-    """Where a finding is for a reader: in a notebook, the cell and the cell-relative position."""
-
-    text: str        # "12:5" or "cell 3:2:5"
-    cell: int        # 0 outside notebooks
-    line: int
-    column: int
-    end_line: int
-    end_column: int
+# Where a finding is for a reader: in a notebook, the cell and the cell-relative position.
+# `text` is "12:5" or "cell 3:2:5"; `cell` is 0 outside notebooks. (collections' namedtuple:
+# typing.NamedTuple would import typing on every run.)
+Place = namedtuple("Place", ("text", "cell", "line", "column", "end_line", "end_column"))
 
 
 def place(f) -> Place:

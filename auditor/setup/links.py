@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import ast
 import os
-from dataclasses import dataclass, field
 
 from auditor.model import Span
+from auditor.record import Record
 from auditor.sources.python_facts import constant, dotted, kwarg, last_name
 
 MODEL_PATH = "model-path"            # from_pretrained("./dir") / from_config -> dir/config.json
@@ -35,20 +35,34 @@ RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
 _RUNTIME_MARKS = ("$", "{", "}", "%", "~", "*", "?")
 
 
-@dataclass(slots=True)
-class Link:
-    kind: str
-    path: str                 # the file that names the link
-    span: Span                # where it is named
-    written: str              # the path as written ('' when not a literal)
-    target: str | None = None  # the file it reaches (None: unknown, see reason)
-    exists: bool = False
-    reason: str = ""          # run-time | absolute | outside-root | loop | same-file
-    via: str = ""             # the call or command that makes the link (for messages)
-    overrides: list = field(default_factory=list)  # (key, value, key Span) a launch command sets
-    flags: list = field(default_factory=list)      # (flag word, Span) passed to a launched script
-    detail: object = None     # kind-specific: the ParserUse of an hfargs-file link, kwargs of a model path
-    target_source: object = None  # the Source read from target (set by graph.py)
+class Link(Record):
+    __slots__ = ("kind", "path", "span", "written", "target", "exists", "reason", "via", "overrides", "flags",
+                 "detail", "target_source")
+
+    def __init__(self, kind: str,
+                 path: str,                  # the file that names the link
+                 span: Span,                 # where it is named
+                 written: str,               # the path as written ('' when not a literal)
+                 target: str | None = None,  # the file it reaches (None: unknown, see reason)
+                 exists: bool = False,
+                 reason: str = "",           # run-time | absolute | outside-root | loop | same-file
+                 via: str = "",              # the call or command that makes the link (for messages)
+                 overrides: list | None = None,  # (key, value, key Span) a launch command sets
+                 flags: list | None = None,      # (flag word, Span) passed to a launched script
+                 detail=None,                # kind-specific: the ParserUse of an hfargs-file link, kwargs of a model path
+                 target_source=None):        # the Source read from target (set by graph.py)
+        self.kind = kind
+        self.path = path
+        self.span = span
+        self.written = written
+        self.target = target
+        self.exists = exists
+        self.reason = reason
+        self.via = via
+        self.overrides = [] if overrides is None else overrides
+        self.flags = [] if flags is None else flags
+        self.detail = detail
+        self.target_source = target_source
 
     def describe(self) -> str:
         where = self.target or f"unknown ({self.reason})"

@@ -9,9 +9,9 @@ YAML 1.2 parser, which gives exact start and end marks for every scalar in both 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from auditor.model import Span
+from auditor.record import Record
 
 NULL_TAG = "tag:yaml.org,2002:null"
 BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -28,14 +28,16 @@ class ParseError(Exception):
         self.span = span
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(Record):
     """One `key: value` pair of a mapping, with positions."""
 
-    key: str
-    key_node: object
-    value_node: object
-    key_path: tuple
+    __slots__ = ("key", "key_node", "value_node", "key_path")
+
+    def __init__(self, key: str, key_node, value_node, key_path: tuple):
+        self.key = key
+        self.key_node = key_node
+        self.value_node = value_node
+        self.key_path = key_path
 
 
 def _tag(node) -> str:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 
 from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source, Span
+from auditor.record import Record
 
 SUFFIXES = (".sh",)
 
@@ -131,27 +131,41 @@ def _add(src: Source, m, lineno: int, line_start: int) -> None:
 
 # ------------------------------------------------------------------------------ launch lines
 
-@dataclass(slots=True)
-class Arg:
-    """One command-line argument: its value as the program receives it, and where it is."""
+class Arg(Record):
+    """One command-line argument: its value as the program receives it (a string, or True
+    for a bare flag), and where it is."""
 
-    value: object           # a string, or True for a bare flag
-    span: Span
+    __slots__ = ("value", "span")
+
+    def __init__(self, value, span: Span):
+        self.value = value
+        self.span = span
 
 
-@dataclass(slots=True)
-class Launch:
+class Launch(Record):
     """What one command line launches (the structure other readers build links on)."""
 
-    program: str                       # swift, trl, train.py, openrlhf.cli.train_dpo, ...
-    launcher: tuple = ()               # wrappers before it: deepspeed, torchrun, python -m ...
-    subcommand: str | None = None      # `swift rlhf`, `trl dpo`
-    script: Arg | None = None          # the script or recipe argument (.py/.yaml/.json)
-    flags: dict = field(default_factory=dict)      # name without dashes -> Arg
-    overrides: dict = field(default_factory=dict)  # Hydra a.b.c=value (leading + kept off) -> Arg
-    span: Span | None = None           # the program word
-    extent: tuple = (0, 0)             # character offsets of the whole command line
-    words: list = field(default_factory=list)  # (word, Span) after the program, in order, quotes removed
+    __slots__ = ("program", "launcher", "subcommand", "script", "flags", "overrides", "span", "extent", "words")
+
+    def __init__(self,
+                 program: str,                    # swift, trl, train.py, openrlhf.cli.train_dpo, ...
+                 launcher: tuple = (),            # wrappers before it: deepspeed, torchrun, python -m ...
+                 subcommand: str | None = None,   # `swift rlhf`, `trl dpo`
+                 script: Arg | None = None,       # the script or recipe argument (.py/.yaml/.json)
+                 flags: dict | None = None,       # name without dashes -> Arg
+                 overrides: dict | None = None,   # Hydra a.b.c=value (leading + kept off) -> Arg
+                 span: Span | None = None,        # the program word
+                 extent: tuple = (0, 0),          # character offsets of the whole command line
+                 words: list | None = None):      # (word, Span) after the program, in order, quotes removed
+        self.program = program
+        self.launcher = launcher
+        self.subcommand = subcommand
+        self.script = script
+        self.flags = {} if flags is None else flags
+        self.overrides = {} if overrides is None else overrides
+        self.span = span
+        self.extent = extent
+        self.words = [] if words is None else words
 
 
 _SEPARATORS = (";", "&&", "||", "|", "&", "(", ")")
