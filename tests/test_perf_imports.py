@@ -92,3 +92,34 @@ def test_python_only_table_is_what_the_code_package_registers():
     registered = {name: entry[0] for name, entry in checks.CHECKS.items()
                   if entry[1].__module__.startswith("auditor.checks.code")}
     assert registered == checks.PYTHON_ONLY
+
+
+def _interpreter_start(tmp_path) -> set:
+    """What this interpreter has imported before any of the auditor's code runs (site hooks
+    such as an editable install's finder import pathlib and more, in some environments)."""
+    out = tmp_path / "start.json"
+    subprocess.run([sys.executable, "-c", f"import json, sys; json.dump(sorted(sys.modules), open({str(out)!r}, 'w'))"],
+                   cwd=tmp_path, env=dict(os.environ, PYTHONPATH=REPO), check=True, timeout=60)
+    return set(json.loads(out.read_text()))
+
+
+# What a one-recipe check (a pre-commit hook on one YAML file) does without, and why it could:
+# the value classes are written without @dataclass (auditor/record.py; dataclasses brings
+# inspect, ast, dis and tokenize); a Python script's links, the AST helpers behind them and
+# `ast` itself are imported only for Python sources.
+NOT_FOR_ONE_RECIPE = ("dataclasses", "inspect", "ast", "tokenize", "auditor.sources.python_facts",
+                      "auditor.setup.links_python")
+
+
+def test_one_recipe_check_imports_nothing_it_does_not_use(tmp_path, fixture_tree):
+    mods = _modules_after(tmp_path, "check", os.path.join(fixture_tree, "recipe.yaml"))
+    assert "auditor.engine" in mods and "auditor.setup.links" in mods  # the check and the link stage ran
+    added = mods - _interpreter_start(tmp_path)
+    assert not set(NOT_FOR_ONE_RECIPE) & added
+
+
+def test_a_python_script_still_reads_its_links(tmp_path):
+    write_files(tmp_path / "proj", [("train.py", "from transformers import AutoModel\n"
+                                     "m = AutoModel.from_pretrained('./model', hidden_dropout_prob=0.1)\n")])
+    mods = _modules_after(tmp_path, "check", str(tmp_path / "proj"))
+    assert "auditor.setup.links_python" in mods

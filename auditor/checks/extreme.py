@@ -9,8 +9,6 @@ config.json at that default is not extreme; only a value raised well above it is
 
 from __future__ import annotations
 
-import ast
-
 from auditor.checks import check, fmt_p, hit_at
 from auditor.dropout_keys import is_keep_probability
 
@@ -74,7 +72,9 @@ def fine_tunes(src) -> bool:
     return False
 
 
-def _loads_pretrained(call: ast.Call) -> bool:
+def _loads_pretrained(call) -> bool:
+    import ast  # here, not at the top: a check of recipes and configs never parses Python
+
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
     if name in _PRETRAINED_CALLS:

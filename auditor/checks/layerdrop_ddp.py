@@ -12,7 +12,6 @@ checkpointing turns the search off.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 
@@ -154,6 +153,8 @@ def _from_code(src):
 
 
 def _literal(kw):
+    import ast  # here, not at the top: a check of recipes and configs never parses Python
+
     if kw is None or not isinstance(kw.value, ast.Constant):
         return None
     return kw.value.value

@@ -10,8 +10,6 @@ does not read the key (facts.md, "Loading by name").
 
 from __future__ import annotations
 
-import ast
-
 from auditor import dropout_keys
 from auditor.checks import Hit, check
 from auditor.checks.architecture import _at_default, _head_reads
@@ -68,6 +66,8 @@ def _module(setup):
 
 def _loads(setup, module):
     """(call, owner class, identity) for each X.from_pretrained(ref, ...) whose ref is resolved."""
+    import ast  # here, not at the top: a check of recipes and configs never parses Python
+
     from auditor.sources.python_code import _string_of
     from auditor.sources.python_facts import kwarg, last_name
 
@@ -157,6 +157,8 @@ def config_attribute_unread(ctx, rule):
     module = _module(ctx.setup)
     if module is None:
         return
+    import ast
+
     from auditor.sources.python_facts import constant
 
     loaded = {}
@@ -208,6 +210,8 @@ class _Value:
 
 def _builds(module) -> dict:
     """config variable -> lines where a model is built from it (config=var, from_config(var))."""
+    import ast
+
     from auditor.sources.python_facts import kwarg, last_name
 
     out: dict = {}
