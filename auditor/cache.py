@@ -16,7 +16,6 @@ is a miss, so an interrupted run or two concurrent runs can never produce wrong 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import os
@@ -24,6 +23,14 @@ import sys
 
 from auditor import __version__
 from auditor.model import Edit, Finding, Fix, Span
+
+try:  # the interpreter's own SHA-256: hashlib's loads OpenSSL first (~3 ms)
+    from _sha256 import sha256  # Python 3.11
+except ImportError:
+    try:
+        from _sha2 import sha256  # Python 3.12+
+    except ImportError:
+        from hashlib import sha256
 
 DEFAULT_DIR = ".dropout_audit_cache"
 FORMAT = 4  # bump when the entry layout changes (3: a finding's notebook cell; 4: linked files' digests)
@@ -71,7 +78,7 @@ def _code_fingerprint() -> bytes:
     """Stat signature of the package's modules: editing the checker invalidates the cache
     even when the version string did not change (development checkouts, editable installs)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
+    h = sha256()
     for root, dirs, files in os.walk(here):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -84,23 +91,18 @@ def _code_fingerprint() -> bytes:
     return h.digest()
 
 
-def _file_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b"<unreadable>"
-
-
 def salt_for(engine) -> bytes:
     """Everything except the files themselves that decides a directory's findings."""
-    h = hashlib.sha256()
+    from auditor.catalogue import stamp_of
+
+    h = sha256()
     h.update(f"dropout-audit {__version__} format {FORMAT} python {sys.version_info[:2]}\n".encode())
     h.update(_code_fingerprint())
-    for rule in engine.rules:
-        h.update(json.dumps([rule.code, rule.name, rule.category, rule.severity, rule.check, rule.params],
-                            sort_keys=True, default=repr).encode())
-        h.update(hashlib.sha256(_file_bytes(rule.origin)).digest() if rule.origin else b"-")
+    # Each rule as it runs, and its file's stamp (size, CRC-32): what the catalogue itself
+    # trusts to tell an edited rule file from the one its compiled copy was made of.
+    h.update(json.dumps([[rule.code, rule.name, rule.category, rule.severity, rule.check, rule.params,
+                          stamp_of(rule.origin) if rule.origin else "-"] for rule in engine.rules],
+                        sort_keys=True, default=repr).encode())
     opts = engine.options
     h.update(json.dumps([opts.max_file_size, sorted(engine.readers)], default=repr).encode())
     # What auditor.suppress applies per directory decides the cached findings too.
@@ -118,7 +120,7 @@ def digest_of(path: str):
     from auditor.sources.text import FileProblem, read_bytes
 
     try:
-        return hashlib.sha256(read_bytes(path)).digest() if os.path.isfile(path) else None
+        return sha256(read_bytes(path)).digest() if os.path.isfile(path) else None
     except (FileProblem, OSError):
         return None
 
@@ -160,11 +162,11 @@ class Cache:
         return blobs, cacheable
 
     def key(self, directory: str, paths: list, blobs: list) -> str:
-        h = hashlib.sha256(self.salt)
+        h = sha256(self.salt)
         h.update(directory.encode("utf-8", "surrogateescape") + b"\0")
         for path, blob in zip(paths, blobs):
             h.update(path.encode("utf-8", "surrogateescape") + b"\0")
-            h.update(hashlib.sha256(blob).digest())
+            h.update(sha256(blob).digest())
         return h.hexdigest()
 
     def _entry(self, key: str) -> str:

@@ -18,7 +18,6 @@ JSON has no comments: config.json files are covered by per-file-ignores and the 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -244,4 +243,7 @@ def _stored_digest(src) -> str:
 
 
 def text_digest(text: str) -> str:
+    """For --fix only; imported here because hashlib loads OpenSSL (~3 ms on every check)."""
+    import hashlib
+
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
