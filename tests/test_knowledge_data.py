@@ -34,29 +34,32 @@ def key(model_type: str, name: str) -> arch.KeyInfo:
 
 def test_each_record_read_alone_is_the_record_of_the_whole_file():
     """lookup() decodes one record from its line (a one-recipe check looks up one model type);
-    every record must be what decoding the whole file gives, and nothing may be missed."""
+    every record must be what decoding the whole file gives."""
     doc = arch._document()
-    lines = arch._record_lines()
-    assert lines is not None, "architectures.json is no longer in build.dump's one-record-per-line layout"
-    whole = {(table, name): record for table in ("model_types", "nested_configs") for name, record in doc[table].items()}
-    assert set(lines) == set(whole)
-    for place, body in lines.items():
-        assert json.loads(body) == whole[place], place
+    found = arch._tables()
+    assert found is not None, "architectures.json is no longer in build.dump's one-record-per-line layout"
+    text, spans = found
+    for table in ("model_types", "nested_configs"):
+        for name, record in doc[table].items():
+            assert json.loads(arch._record_text(text, spans[table], name)) == record, (table, name)
+        other = spans["nested_configs" if table == "model_types" else "model_types"]
+        assert arch._record_text(text, other, next(iter(doc[table]))) is None  # each table is searched alone
+    assert arch._record("no-such-model-type") is None
 
 
 def test_a_file_in_another_layout_is_decoded_whole(tmp_path, monkeypatch):
     flat = tmp_path / "architectures.json"
     flat.write_text(json.dumps(arch._document()), encoding="utf-8")  # one line: not build.dump's layout
     monkeypatch.setattr(arch, "DATA_FILE", str(flat))
-    for fn in (arch._record_lines, arch._document, arch.lookup):
+    for fn in (arch._tables, arch._document, arch.lookup):
         fn.cache_clear()
     try:
-        assert arch._record_lines() is None
+        assert arch._tables() is None
         assert arch.lookup("llama").keys["attention_dropout"].read == "read"
         assert arch.lookup("no-such-model-type") is None
     finally:
         monkeypatch.undo()
-        for fn in (arch._record_lines, arch._document, arch.lookup):
+        for fn in (arch._tables, arch._document, arch.lookup):
             fn.cache_clear()
 
 

@@ -84,37 +84,47 @@ def nested_config_names() -> list:
 
 
 @lru_cache(maxsize=1)
-def _record_lines() -> dict | None:
-    """(table, model type) -> the JSON text of its record, or None when the file is not laid out
-    as build.dump writes it (one record per line, `    "name": {...},`, inside the tables).
+def _tables() -> tuple | None:
+    """The file's text and where each table's lines are: {table: (start, end)}; None when it
+    is not laid out as build.dump writes it (one record per line, `    "name": {...},`).
 
     Decoding the whole file (440 KB) costs ~11 ms, a tenth of a one-recipe check that looks up
-    one model type; splitting it into lines costs a fraction of that, and only the records
-    looked up are decoded (tests/test_knowledge_data.py checks every record against the full
-    decode)."""
+    one model type; finding its line costs a few microseconds, and only the records looked up
+    are decoded (tests/test_knowledge_data.py checks every record against the full decode)."""
     with open(DATA_FILE, encoding="utf-8") as handle:
         text = handle.read()
-    index, table = {}, None
-    for line in text.split("\n"):
-        if line.startswith('    "') and table is not None:
-            name, sep, body = line[5:].partition('": ')
-            if not sep or "\\" in name or not body.startswith("{"):
-                return None
-            index[table, name] = body[:-1] if body.endswith(",") else body
-        elif line.startswith('  "') and line.endswith('": {'):
-            table = line[3:-4]
-        elif line in ("  }", "  },"):
-            table = None
-    return index if ("model_types", "llama") in index else None
+    spans = {}
+    for table in ("model_types", "nested_configs"):
+        start = text.find(f'\n  "{table}": {{\n')
+        end = text.find("\n  }", start + 1)
+        if start < 0 or end < 0:
+            return None
+        spans[table] = (start, end)
+    return text, spans
+
+
+def _record_text(text: str, span: tuple, model_type: str) -> str | None:
+    needle = f"\n    {json.dumps(model_type)}: "
+    at = text.find(needle, *span)
+    if at < 0:
+        return None
+    start = at + len(needle)
+    line_end = text.find("\n", start)
+    return text[start:line_end].removesuffix(",")
 
 
 def _record(model_type: str) -> dict | None:
-    lines = _record_lines()
-    if lines is None:
-        doc = _document()
-        return doc["model_types"].get(model_type) or doc["nested_configs"].get(model_type)
-    body = lines.get(("model_types", model_type)) or lines.get(("nested_configs", model_type))
-    return None if body is None else json.loads(body)
+    found = _tables()
+    if found is not None:
+        text, spans = found
+        body = _record_text(text, spans["model_types"], model_type) or \
+            _record_text(text, spans["nested_configs"], model_type)
+        try:
+            return None if body is None else json.loads(body)
+        except ValueError:  # not one record per line after all
+            pass
+    doc = _document()
+    return doc["model_types"].get(model_type) or doc["nested_configs"].get(model_type)
 
 
 @cache
