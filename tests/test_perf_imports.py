@@ -107,9 +107,10 @@ def _interpreter_start(tmp_path) -> set:
 # the value classes are written without @dataclass (auditor/record.py; dataclasses brings
 # inspect, ast, dis and tokenize); a Python script's links, the AST helpers behind them and
 # `ast` itself are imported only for Python sources; the findings cache hashes with the
-# interpreter's own SHA-256 where hashlib would load OpenSSL (_hashlib).
+# interpreter's own SHA-256 where hashlib would load OpenSSL (_hashlib); the shell reader is
+# imported when a shell script is read.
 NOT_FOR_ONE_RECIPE = ("dataclasses", "inspect", "ast", "tokenize", "auditor.sources.python_facts",
-                      "auditor.setup.links_python", "_hashlib")
+                      "auditor.setup.links_python", "_hashlib", "auditor.sources.shell")
 
 
 def test_one_recipe_check_imports_nothing_it_does_not_use(tmp_path, fixture_tree):

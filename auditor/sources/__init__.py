@@ -13,6 +13,7 @@ from auditor.model import Source, Span
 
 # Structured formats handled by the YAML/JSON reader; code formats register their own reader.
 STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")
+SHELL_SUFFIXES = (".sh",)  # read by auditor.sources.shell
 
 
 class SkipFile(Exception):
@@ -29,13 +30,8 @@ def readers() -> dict:
 
     table = {s: structured.read for s in STRUCTURED_SUFFIXES}
     table[".py"] = _python
-    try:  # the shell reader is an optional module of the same package
-        from auditor.sources import shell
-
-        for s in shell.SUFFIXES:
-            table[s] = shell.read
-    except ImportError:
-        pass
+    for s in SHELL_SUFFIXES:
+        table[s] = _shell
     table[".ipynb"] = _notebook
     return table
 
@@ -46,6 +42,14 @@ def _python(path: str, text: str):
     from auditor.sources import python_code
 
     return python_code.read(path, text)
+
+
+def _shell(path: str, text: str):
+    """Shell scripts are read by auditor.sources.shell, imported when one is checked (or when
+    a recipe's launcher commands are read)."""
+    from auditor.sources import shell
+
+    return shell.read(path, text)
 
 
 def _notebook(path: str, text: str):

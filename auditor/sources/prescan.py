@@ -49,9 +49,9 @@ def _alternatives(name: str) -> str:
 _MARKERS = re.compile("|".join(_alternatives(n) for n in _RATE_HINTS + _MARKER_KEYS) + r"|\\[ux]", re.I)
 # The same names written as keys (`name:` / `"name":`), for files that failed to parse: a
 # word such as `stages` or `trainer` in a broken CI config does not make it a recipe.
-_KEYED = re.compile(r"(?:[\w.-]*(?:" + "|".join(_alternatives(n) for n in _RATE_HINTS) + r")[\w.-]*"
-                    r"|(?<![\w-])(?:" + "|".join(_alternatives(n) for n in _MARKER_KEYS) + r"))['\"]?[ \t]*:",
-                    re.I)
+# Compiled on first use (re's cache): only a file that fails to parse needs it.
+_KEYED = (r"(?:[\w.-]*(?:" + "|".join(_alternatives(n) for n in _RATE_HINTS) + r")[\w.-]*"
+          r"|(?<![\w-])(?:" + "|".join(_alternatives(n) for n in _MARKER_KEYS) + r"))['\"]?[ \t]*:")
 
 
 def may_matter(path: str, text: str) -> bool:
@@ -72,7 +72,7 @@ def parse_error_matters(path: str, text: str) -> bool:
         return True
     if path[-5:].lower() == ".json" and is_json_lines(text):
         return False
-    return _KEYED.search(text) is not None
+    return re.search(_KEYED, text, re.I) is not None
 
 
 def is_json_lines(text: str, limit: int = 1000) -> bool:

@@ -22,8 +22,6 @@ from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source, Span
 from auditor.record import Record
 
-SUFFIXES = (".sh",)
-
 _FLAG = re.compile(
     r"(?<![\w-])(--[A-Za-z0-9_][A-Za-z0-9_.-]*)"        # the flag
     r"(?:=|[ \t]+)"                                     # = or blanks
