@@ -13,6 +13,8 @@ import os
 import re
 from functools import lru_cache
 
+from auditor.lazy_regex import LazyRegex
+
 _SETTINGS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "knowledge", "data", "dropout_settings.json")
 
 
@@ -43,16 +45,17 @@ _RATE = re.compile(
     r")(_|$)"
 )
 
+# Compiled on first use: a run meets few roles, and role_of stops at the first that fits.
 _ROLE_PATTERNS = (
-    ("lora", re.compile(r"lora|adapter|(^|_)(module|rank|vera|boft|vblora|randlora|shadow|deft|frod|gralora|hira|miss|psoft|pvera|tinylora|unilora|oft)_dropout|xlora")),
-    ("stochastic-depth", re.compile(r"drop_?path|stochastic_depth|drop_connect|path_dropout")),
-    ("layerdrop", re.compile(r"layerdrop|layer_drop")),
-    ("rnn", re.compile(r"(^|_)(rnn|lstm|gru)(_|$)")),
-    ("classifier", re.compile(r"classif|(^|_)cls_|summary_|(^|_)head_|pooler|final_dropout|qa_dropout")),
-    ("attention", re.compile(r"attn|attention")),
-    ("embedding", re.compile(r"emb|embd|embedding|word_dropout|input_dropout|token_drop")),
-    ("activation", re.compile(r"activation|ffn|(^|_)ff_|mlp|relu|intermediate|act_dropout")),
-    ("hidden", re.compile(r"hidden|resid|(^|_)dropout(_p|_prob|_rate)?$|^dropout|^p_dropout|^drop_rate$|^drop_prob$")),
+    ("lora", LazyRegex(r"lora|adapter|(^|_)(module|rank|vera|boft|vblora|randlora|shadow|deft|frod|gralora|hira|miss|psoft|pvera|tinylora|unilora|oft)_dropout|xlora")),
+    ("stochastic-depth", LazyRegex(r"drop_?path|stochastic_depth|drop_connect|path_dropout")),
+    ("layerdrop", LazyRegex(r"layerdrop|layer_drop")),
+    ("rnn", LazyRegex(r"(^|_)(rnn|lstm|gru)(_|$)")),
+    ("classifier", LazyRegex(r"classif|(^|_)cls_|summary_|(^|_)head_|pooler|final_dropout|qa_dropout")),
+    ("attention", LazyRegex(r"attn|attention")),
+    ("embedding", LazyRegex(r"emb|embd|embedding|word_dropout|input_dropout|token_drop")),
+    ("activation", LazyRegex(r"activation|ffn|(^|_)ff_|mlp|relu|intermediate|act_dropout")),
+    ("hidden", LazyRegex(r"hidden|resid|(^|_)dropout(_p|_prob|_rate)?$|^dropout|^p_dropout|^drop_rate$|^drop_prob$")),
 )
 
 
@@ -77,7 +80,7 @@ def role_of(key: str) -> str:
     return "other"
 
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z_-]*")
+_WORD = LazyRegex(r"[A-Za-z][A-Za-z_-]*")
 
 
 @lru_cache(maxsize=1)

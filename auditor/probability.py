@@ -8,18 +8,19 @@ YAML 1.1, where `5e-2` is a string, while YAML 1.2 parsers and JSON read a float
 from __future__ import annotations
 
 import math
-import re
+
+from auditor.lazy_regex import LazyRegex
 
 # PyYAML's YAML 1.1 float resolver: a dot is required, and an exponent needs a sign.
-_YAML11_FLOAT = re.compile(
+_YAML11_FLOAT = LazyRegex(
     r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
     r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
     r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
-_YAML11_INT = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
-_NUMBER = re.compile(r"^[-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
-_TEMPLATE = re.compile(r"\$\{[^}]*\}|\{\{.*?\}\}|^\$[A-Za-z_][A-Za-z0-9_]*$|%\([^)]*\)s|^\?\?\?$")
+_YAML11_INT = LazyRegex(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
+_NUMBER = LazyRegex(r"^[-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+_TEMPLATE = LazyRegex(r"\$\{[^}]*\}|\{\{.*?\}\}|^\$[A-Za-z_][A-Za-z0-9_]*$|%\([^)]*\)s|^\?\?\?$")
 
 
 def number_from_text(text: str):

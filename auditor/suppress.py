@@ -19,17 +19,15 @@ JSON has no comments: config.json files are covered by per-file-ignores and the 
 from __future__ import annotations
 
 import os
-import re
 
+from auditor.lazy_regex import LazyRegex
 from auditor.model import Finding, Span
 from auditor.record import Record
 
 UNUSED = "DRP002"
 _LINKED_SUFFIXES = (".yaml", ".yml", ".json")
 
-# Compiled on first use (re's cache): most files hold no directive, and a compile at import
-# is paid by every run.
-_DIRECTIVE = r"#\s*dropout-audit:\s*(?P<kind>ignore-file|ignore)\b(?:\[(?P<codes>[^\]]*)\])?(?P<reason>[^\n]*)"
+_DIRECTIVE = LazyRegex(r"#\s*dropout-audit:\s*(?P<kind>ignore-file|ignore)\b(?:\[(?P<codes>[^\]]*)\])?(?P<reason>[^\n]*)")
 
 
 class Directive(Record):
@@ -59,7 +57,7 @@ def parse(text: str) -> list:
         return out
     offset = 0
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        m = re.search(_DIRECTIVE, line)
+        m = _DIRECTIVE.search(line)
         if m:
             codes = tuple(c.strip().upper() for c in (m.group("codes") or "").split(",") if c.strip())
             own_line = not line[:m.start()].strip()

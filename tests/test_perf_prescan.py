@@ -105,3 +105,37 @@ def test_json_lines_detection():
     assert prescan.is_json_lines('{"a": 1}\n\n[2]\n"x"\n')
     assert not prescan.is_json_lines('{"a": 1}\n')
     assert not prescan.is_json_lines('{"a": 1}\n{"b": \n')
+
+
+def _corpus_texts() -> list:
+    import os
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "corpus")
+    out = []
+    for base, _, files in os.walk(root):
+        for name in sorted(files):
+            if name.endswith((".yaml", ".yml", ".json")):
+                with open(os.path.join(base, name), encoding="utf-8", errors="replace") as fh:
+                    out.append(fh.read())
+    return out
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\n", "LORA_R: 8\n", "Lora-R: 8", "PEFT-TYPE: LORA", "peft-type", "Base-Model: x", "model-name-or-path: m",
+    "_component_: x", "-component-: x", "_COMPONENT_", "\\u0064ropout: 1", "\\X64", "k: \\U00000064",
+    "ſtage: 1", "ſtage: 1\nlora: 1", "İnfo: 1", "pretraİned: x", "\u212aeep_prob: 0.9", "keep\u2010prob: 1",
+    "", "out_dir", "out-dir", "OUT_DİR", "stochastic-depth: 0.1", "data: [1, 2]\nname: ci\n",
+])
+def test_substring_scan_is_the_marker_pattern(text):
+    """may_matter reads the markers as substrings of the lowercased text (no compile at start
+    up); it must say what the case-insensitive pattern says, on any text."""
+    assert prescan.may_matter("x.yaml", text) == (prescan._MARKERS.search(text) is not None)
+
+
+def test_substring_scan_is_the_marker_pattern_on_the_corpus():
+    texts = _corpus_texts()
+    if not texts:
+        pytest.skip("no ../shared/corpus")
+    for text in texts:
+        for variant in (text, text.upper(), text.replace("_", "-"), "x: 1\n" + text[: len(text) // 3]):
+            assert prescan.may_matter("x.yaml", variant) == (prescan._MARKERS.search(variant) is not None)

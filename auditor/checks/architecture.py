@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from auditor.checks import Hit, check, hit_at
+from auditor.lazy_regex import LazyRegex
 
 # Model families whose dropout is a float attribute passed to F.dropout / SDPA, not an
 # nn.Dropout module: TRL's disable_dropout_in_model (which only sets nn.Dropout.p = 0) leaves
@@ -18,7 +19,7 @@ FUNCTIONAL_ATTENTION = frozenset({
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
     "deepseek_v2", "deepseek_v3", "gpt_oss", "phi", "phi3", "bart", "whisper", "opt", "starcoder2", "granite",
 })
-EMBEDDING_MODULES = re.compile(r"(^|\.)(embed_tokens|wte|word_embeddings|embed_in|tok_embeddings|shared|embeddings)$")
+EMBEDDING_MODULES = LazyRegex(r"(^|\.)(embed_tokens|wte|word_embeddings|embed_in|tok_embeddings|shared|embeddings)$")
 
 
 def _arch():

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 
-from auditor.setup.names import HUB_ID, LazyRegex
+from auditor.lazy_regex import LazyRegex
+from auditor.setup.names import HUB_ID
 
 _REVISION = LazyRegex(r"^[\w.-]{1,128}$")
 

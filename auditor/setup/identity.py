@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 
+from auditor.lazy_regex import LazyRegex
 from auditor.model import ModelIdentity, Source, Span
-from auditor.setup.names import LazyRegex
 
 # The driver fields naming the model, most specific first (axolotl's base_model_config names
 # the config to use when it differs from the weights in base_model).

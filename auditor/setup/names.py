@@ -19,21 +19,7 @@ import os
 import re
 from functools import cache, lru_cache
 
-
-class LazyRegex:
-    """A regex compiled on first use: compiling at import would cost every run, including
-    those that never see a model reference."""
-
-    __slots__ = ("args", "compiled")
-
-    def __init__(self, *args):
-        self.args, self.compiled = args, None
-
-    def __getattr__(self, name):
-        if self.compiled is None:
-            self.compiled = re.compile(*self.args)
-        return getattr(self.compiled, name)
-
+from auditor.lazy_regex import LazyRegex
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "model_names.json")
 CLASSES_FILE = os.path.join(os.path.dirname(DATA_FILE), "model_classes.json")

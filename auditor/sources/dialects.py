@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 
+from auditor.lazy_regex import LazyRegex
 from auditor.model import Field
 from auditor.sources import nodes
 
@@ -31,7 +32,7 @@ _TRAINERS = {
     "bco": "bco", "rm": "reward", "reward": "reward", "reward_model": "reward", "grpo": "grpo",
     "rloo": "rloo", "ppo": "ppo", "sft": "sft", "pt": "pt", "online_dpo": "online_dpo",
 }
-_TRAINER_IN_NAME = re.compile(r"(?:^|[^a-z])(dpo|kto|orpo|cpo|bco|grpo|rloo|ppo|simpo|ipo|rm|reward|sft)(?:[^a-z]|$)")
+_TRAINER_IN_NAME = LazyRegex(r"(?:^|[^a-z])(dpo|kto|orpo|cpo|bco|grpo|rloo|ppo|simpo|ipo|rm|reward|sft)(?:[^a-z]|$)")
 
 TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                              "vocab.json", "added_tokens.json", "preprocessor_config.json",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from auditor.lazy_regex import LazyRegex
 from auditor.model import Span
 from auditor.record import Record
 
@@ -161,7 +162,7 @@ def anchor_name(node, text: str) -> str:
     return m.group(1) if m else ""
 
 
-_ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
+_ANCHOR = LazyRegex(r"&([^\s,\[\]{}]+)")
 
 
 def describe(node) -> str:
@@ -185,7 +186,7 @@ def is_quoted(node) -> bool:
 
 
 _DEEP_INDENT = re.compile(rf"^[ \t-]{{{MAX_DEPTH}}}", re.M)
-_FLOW_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|(?:^|(?<=[ \t]))#[^\n]*|[\[\]{}\n]', re.S | re.M)
+_FLOW_TOKENS = LazyRegex(r'"(?:[^"\\]|\\.)*"|(?:^|(?<=[ \t]))#[^\n]*|[\[\]{}\n]', re.S | re.M)
 
 
 def _too_deep(text: str) -> Span | None:
@@ -325,7 +326,7 @@ def _libyaml_loader():
             return None
         table: dict = {}
         for tag, pattern, firsts in _YAML12_RESOLVERS:
-            compiled = re.compile(pattern, re.X)
+            compiled = LazyRegex(pattern, re.X)  # a file needs few of them
             for first in firsts:
                 table.setdefault(first, []).append((tag, compiled))
 

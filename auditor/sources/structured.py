@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 
 from auditor import dropout_keys, probability
+from auditor.lazy_regex import LazyRegex
 from auditor.model import Field, Setting, Source
 from auditor.sources import dialects, located_problem, nodes, prescan
 
@@ -15,7 +15,7 @@ DUPLICATE_KEY = "DRP402"
 
 SKIPPED = "DRP004"
 CUSTOM_CODE = "DRP003"
-_JINJA = re.compile(r"{%|{{|{#")
+_JINJA = LazyRegex(r"{%|{{|{#")
 
 
 def read(path: str, text: str) -> Source | None:
