@@ -91,26 +91,26 @@ def _tables() -> tuple | None:
     Decoding the whole file (440 KB) costs ~11 ms, a tenth of a one-recipe check that looks up
     one model type; finding its line costs a few microseconds, and only the records looked up
     are decoded (tests/test_knowledge_data.py checks every record against the full decode)."""
-    with open(DATA_FILE, encoding="utf-8") as handle:
+    with open(DATA_FILE, "rb") as handle:  # bytes: decoding all of it would cost as much again
         text = handle.read()
     spans = {}
     for table in ("model_types", "nested_configs"):
-        start = text.find(f'\n  "{table}": {{\n')
-        end = text.find("\n  }", start + 1)
+        start = text.find(f'\n  "{table}": {{\n'.encode())
+        end = text.find(b"\n  }", start + 1)
         if start < 0 or end < 0:
             return None
         spans[table] = (start, end)
     return text, spans
 
 
-def _record_text(text: str, span: tuple, model_type: str) -> str | None:
-    needle = f"\n    {json.dumps(model_type)}: "
+def _record_text(text: bytes, span: tuple, model_type: str) -> bytes | None:
+    needle = f"\n    {json.dumps(model_type)}: ".encode()
     at = text.find(needle, *span)
     if at < 0:
         return None
     start = at + len(needle)
-    line_end = text.find("\n", start)
-    return text[start:line_end].removesuffix(",")
+    line_end = text.find(b"\n", start)
+    return text[start:line_end].removesuffix(b",")
 
 
 def _record(model_type: str) -> dict | None:
