@@ -81,8 +81,10 @@ def decode(data: bytes) -> str:
     """Bytes already read (the cache hashes them first) to text, with read_text's checks."""
     if b"\x00" in data:
         raise FileProblem("file contains NUL bytes (binary file)")
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM, dropped as the utf-8-sig codec drops it
+        data = data[3:]                   # (that codec is one more module to import per run)
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FileProblem(f"file is not valid UTF-8 (byte {exc.start})") from None
     return text
