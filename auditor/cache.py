@@ -74,23 +74,29 @@ def decode(rows) -> list:
 
 # --- what the key is made of ------------------------------------------------------------
 
-def _code_fingerprint() -> bytes:
+def _code_fingerprint(here: str | None = None) -> bytes:
     """Stat signature of the package's modules: editing the checker invalidates the cache
     even when the version string did not change (development checkouts, editable installs)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    h = sha256()
-    for root, dirs, files in os.walk(here):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
+    here = here or os.path.dirname(os.path.abspath(__file__))
+    parts = []
+    directories = [here]
+    while directories:  # scandir rather than os.walk, one digest update: a third of the cost
+        directory = directories.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".py"):
                 try:
-                    st = os.stat(path)
+                    st = entry.stat()
                 except OSError:
                     continue
-                # the path below the package by slicing: os.path.relpath costs more than the stat
-                h.update(f"{path[len(here) + 1:]}:{st.st_mtime_ns}:{st.st_size};".encode())
-    return h.digest()
+                parts.append(f"{entry.path[len(here) + 1:]}:{st.st_mtime_ns}:{st.st_size};")
+            elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
+                directories.append(entry.path)
+    return sha256("".join(parts).encode()).digest()
 
 
 def salt_for(engine) -> bytes:

@@ -141,3 +141,25 @@ def test_encoding_round_trips_every_finding_field():
     (back,) = decode(encode([finding]))
     for name in Finding.__slots__:  # the fields, in order (auditor/record.py)
         assert getattr(back, name) == getattr(finding, name), name
+
+
+def test_code_fingerprint_sees_every_module_of_the_package(tmp_path):
+    """An edited module (mtime or size), in a subpackage too, changes the salt; bytecode caches
+    and other files do not."""
+    import os
+
+    from auditor.cache import _code_fingerprint
+
+    (tmp_path / "sub" / "__pycache__").mkdir(parents=True)
+    for rel in ("a.py", "sub/b.py", "sub/__pycache__/b.cpython-311.pyc", "data.json"):
+        (tmp_path / rel).write_text("x = 1\n")
+    first = _code_fingerprint(str(tmp_path))
+    for rel in ("sub/__pycache__/b.cpython-311.pyc", "data.json"):
+        (tmp_path / rel).write_text("changed\n")
+    assert _code_fingerprint(str(tmp_path)) == first
+    st = os.stat(tmp_path / "sub" / "b.py")
+    os.utime(tmp_path / "sub" / "b.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1000))
+    second = _code_fingerprint(str(tmp_path))
+    assert second != first
+    (tmp_path / "a.py").write_text("x = 22\n")
+    assert _code_fingerprint(str(tmp_path)) != second

@@ -43,8 +43,6 @@ def layerdrop_ddp(ctx, rule):
 def _layer_drop_settings(setup, fallback_type):
     """(source, setting, model type in words) for each value > 0 of a key that, for its model
     type, skips whole layers."""
-    from auditor.knowledge import layer_skipping
-
     arch_entries = {}
     for cfg in setup.of_kind("hf-config"):
         try:
@@ -58,6 +56,7 @@ def _layer_drop_settings(setup, fallback_type):
         for s in src.settings:
             if s.role not in ("layerdrop", "stochastic-depth") or not s.p or s.reason is not None or s.p >= 1:
                 continue
+            from auditor.knowledge import layer_skipping  # here: most setups have no layer drop
             model_type = arch_entries.get(id(s)) or _class_model_type(s) or (
                 fallback_type if src.kind != "hf-config" else None)
             if model_type is not None:
