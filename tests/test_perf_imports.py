@@ -126,6 +126,21 @@ def test_one_recipe_check_imports_nothing_it_does_not_use(tmp_path, fixture_tree
     assert not set(NOT_FOR_ONE_RECIPE) & added
 
 
+def test_a_script_without_markers_beside_the_recipe_is_not_parsed(tmp_path, fixture_tree):
+    """A pre-commit check of one recipe reads the files beside it; a script that cannot yield
+    a Source (no marker: sources.PYTHON_MARKERS) must not bring in the Python reader and ast."""
+    from auditor import catalogue
+
+    rules = catalogue.builtin_dir()
+    if catalogue._load_compiled(rules, catalogue.rule_names(rules)) is None:
+        pytest.skip("this checkout's compiled catalogue is stale (`pip install -e .` writes it)")
+    with open(os.path.join(fixture_tree, "util.py"), "w") as fh:
+        fh.write("import torch\n\ndef mean(xs):\n    return sum(xs) / len(xs)\n")
+    mods = _modules_after(tmp_path, "check", os.path.join(fixture_tree, "recipe.yaml"))
+    assert "auditor.engine" in mods
+    assert not {"auditor.sources.python_code", "ast"} & (mods - _interpreter_start(tmp_path))
+
+
 def test_a_python_script_still_reads_its_links(tmp_path):
     write_files(tmp_path / "proj", [("train.py", "from transformers import AutoModel\n"
                                      "m = AutoModel.from_pretrained('./model', hidden_dropout_prob=0.1)\n")])

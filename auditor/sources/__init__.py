@@ -15,6 +15,11 @@ from auditor.model import Source, Span
 STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")
 SHELL_SUFFIXES = (".sh",)  # read by auditor.sources.shell
 
+# Substrings without which a Python file yields no Source (python_code.read): what the code
+# checks and the settings reader look for. Tested here, before the reader and `ast` are imported.
+PYTHON_MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
+                  "Config(", ".train(", "no_grad", "inference_mode", "generate(")
+
 
 class SkipFile(Exception):
     """The file is not something the auditor reads (binary, not a training config...)."""
@@ -38,7 +43,10 @@ def readers() -> dict:
 
 def _python(path: str, text: str):
     """Python files are read by auditor.sources.python_code (ast, tokenize and the fact
-    extractors behind it), imported only when one is checked."""
+    extractors behind it), imported only when one is checked that can yield a Source: a
+    pre-commit check of one recipe also reads the scripts beside it."""
+    if not any(m in text for m in PYTHON_MARKERS):
+        return None
     from auditor.sources import python_code
 
     return python_code.read(path, text)

@@ -17,15 +17,15 @@ import sys
 
 from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source, Span
-from auditor.sources import located_problem
+from auditor.sources import PYTHON_MARKERS, located_problem
 from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name
 
 PARSE_ERROR = "DRP000"
 
 # A file without any of these cannot trigger a rule; skipping it before parsing keeps large
-# repositories fast (most Python files in a training repo are data or utility code).
-MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
-            "Config(", ".train(", "no_grad", "inference_mode", "generate(")
+# repositories fast (most Python files in a training repo are data or utility code). Defined
+# beside the reader table, which tests them before importing this module.
+MARKERS = PYTHON_MARKERS
 
 # Argument classes that have no dropout field: a dropout kwarg raises TypeError (facts.md
 # "Trainers"). They are not Settings: nothing reads the value.
