@@ -214,6 +214,8 @@ def _load_dir(directory: str, names: list) -> list:
         if rules is not None:
             return rules
     paths = [os.path.join(directory, name) for name in names]
+    for path in paths:  # stamp_of reads these files again in this load, as they are now
+        _STAMPS.pop(path, None)
     try:
         sig = [(name, st.st_mtime_ns, st.st_size, st.st_ino) for name, st in zip(names, map(os.stat, paths))]
     except OSError:

@@ -87,6 +87,24 @@ def test_rule_file_content_is_part_of_the_key(tmp_path):
     assert cache_mod.salt_for(engine) != salt
 
 
+def test_an_edited_user_rule_changes_the_key_in_the_same_process(tmp_path):
+    """The salt keys rule files by the stamps the catalogue read (catalogue.stamp_of, kept
+    for the run): loading a --rules directory again must see an edit made in between."""
+    import shutil
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    builtin = Engine(Options()).rules[0]
+    shutil.copy(builtin.origin, rules / "DRP999-mine.yaml")
+    path = rules / "DRP999-mine.yaml"
+    path.write_text(path.read_text().replace(f"code: {builtin.code}", "code: DRP999"))
+    salt = cache_mod.salt_for(Engine(Options(rule_dirs=(str(rules),))))
+    path.write_text(path.read_text() + "\n# edited\n")
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert cache_mod.salt_for(Engine(Options(rule_dirs=(str(rules),)))) != salt
+
+
 def test_cachedir_tag_and_gitignore_are_written(tmp_path):
     root, cdir = _tree(tmp_path), str(tmp_path / "cache")
     _run(root, cdir)
