@@ -25,7 +25,7 @@ def group(directory: str, sources: list, models: dict | None = None) -> list:
     from auditor.setup import identity
 
     artifacts = [s for s in sources if s.kind in ARTIFACT_KINDS]
-    drivers = [s for s in sources if s.kind not in ARTIFACT_KINDS and s.kind not in NOT_DRIVERS]
+    drivers = [s for s in sources if is_driver(s)]
     if not drivers:
         setups = [Setup(root=directory, driver=None, artifacts=artifacts)] if artifacts else []
     else:
@@ -33,6 +33,10 @@ def group(directory: str, sources: list, models: dict | None = None) -> list:
     for setup in setups:
         identity.attach(setup, models)
     return setups
+
+
+def is_driver(src) -> bool:
+    return src.kind not in ARTIFACT_KINDS and src.kind not in NOT_DRIVERS
 
 
 def directory_of(path: str) -> str:

@@ -13,6 +13,9 @@ from auditor.model import Source, Span
 
 # Structured formats handled by the YAML/JSON reader; code formats register their own reader.
 STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")
+# Files read into a parsed module (auditor.sources.python_facts.PyModule): the engine checks
+# them one at a time and drops each tree after its own pass (issue #17).
+CODE_SUFFIXES = (".py", ".ipynb")
 
 
 class SkipFile(Exception):

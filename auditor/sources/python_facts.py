@@ -20,6 +20,7 @@ class PyModule:
     """A parsed Python file with the helpers checks need to locate and relate nodes."""
 
     __slots__ = ("tree", "text", "_starts", "_lines", "cache")
+    releasable = True  # the engine drops it after the file's own pass (engine.release)
 
     def __init__(self, tree: ast.AST, text: str):
         self.tree = tree
