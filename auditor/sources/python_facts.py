@@ -113,46 +113,92 @@ class PyModule:
         return self.index.calls
 
 
+# Fields that never hold a node worth indexing: names and literals, and the shared singleton
+# contexts/operators (one Load() object serves every Name, so a parent map of it means nothing).
+_SKIPPED_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "name", "asname", "module", "level",
+                             "kind", "type_comment", "is_async", "conversion", "simple", "rest"})
+_CHILD_FIELDS = {ast.Constant: ()}
+
+
+def _child_fields(cls) -> tuple:
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = _CHILD_FIELDS[cls] = tuple(f for f in cls._fields if f not in _SKIPPED_FIELDS)
+    return names
+
+
 class ModuleIndex:
     """One traversal of a module, answering what every code check asks: the parent of a node,
-    the calls by name, the assignments to a name, the functions and classes by name, and the
-    order of statements. Checks query it instead of walking the tree again (issue #17 item 2)."""
+    the nodes of a type, the calls by name, the assignments to a name, the functions and
+    classes by name. Checks query it instead of walking the tree again (issue #17 item 2):
+    walking every node in Python is the main cost of the Python path after ast.parse, so it
+    happens once per file, with no generator per node."""
 
-    __slots__ = ("nodes", "parents", "calls", "calls_by_name", "assigns", "functions", "classes", "methods")
+    __slots__ = ("nodes", "parents", "by_type", "calls", "calls_by_name", "assigns", "functions", "classes",
+                 "methods")
 
     def __init__(self, tree: ast.AST):
-        self.nodes = []
-        self.parents = {}
-        self.calls = []
+        nodes = self.nodes = []     # every node but the context/operator singletons, in pre-order
+        parents = self.parents = {}
+        by_type = self.by_type = {}  # node class -> its nodes in pre-order
         self.calls_by_name = {}   # last name of the callee -> [Call]
         self.assigns = {}         # target as dotted text ("x", "self.model") -> [assigning statement]
         self.functions = {}       # module-level def name -> def
         self.classes = {}         # class name -> ClassDef (first definition)
         self.methods = {}         # class name -> {method name: def}
         stack = [tree]
+        pop, push, add, fields, node_type = stack.pop, stack.extend, nodes.append, _CHILD_FIELDS, ast.AST
         while stack:
-            node = stack.pop()
-            self.nodes.append(node)
-            children = list(ast.iter_child_nodes(node))
-            for c in children:
-                self.parents[c] = node
-            stack.extend(reversed(children))
-            if isinstance(node, ast.Call):
-                self.calls.append(node)
-                self.calls_by_name.setdefault(last_name(node.func), []).append(node)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for t in targets:
-                    for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
-                        name = dotted(leaf)
-                        if name:
-                            self.assigns.setdefault(name, []).append(node)
-            elif isinstance(node, ast.ClassDef):
-                self.classes.setdefault(node.name, node)
-                self.methods.setdefault(node.name, {
-                    m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and self.parents.get(node) is tree:
+            node = pop()
+            add(node)
+            cls = node.__class__
+            group = by_type.get(cls)
+            if group is None:
+                group = by_type[cls] = []
+            group.append(node)
+            names = fields.get(cls)
+            if names is None:
+                names = _child_fields(cls)
+            children = []
+            for name in names:
+                v = getattr(node, name, None)
+                if v.__class__ is list:
+                    for c in v:
+                        if isinstance(c, node_type):
+                            children.append(c)
+                            parents[c] = node
+                elif isinstance(v, node_type):
+                    children.append(v)
+                    parents[v] = node
+            if children:
+                children.reverse()
+                push(children)
+        self.calls = by_type.get(ast.Call, [])
+        for call in self.calls:
+            self.calls_by_name.setdefault(last_name(call.func), []).append(call)
+        for node in self.of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+                    name = dotted(leaf)
+                    if name:
+                        self.assigns.setdefault(name, []).append(node)
+        for node in by_type.get(ast.ClassDef, ()):
+            self.classes.setdefault(node.name, node)
+            self.methods.setdefault(node.name, {
+                m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
+        for node in getattr(tree, "body", ()):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions.setdefault(node.name, node)
+
+    def of(self, *types) -> list:
+        """The nodes of these exact classes, in source order (pre-order for one class; several
+        are merged by position, which is pre-order for statements)."""
+        if len(types) == 1:
+            return self.by_type.get(types[0], [])
+        found = [n for t in types for n in self.by_type.get(t, ())]
+        found.sort(key=self.order)
+        return found
 
     def order(self, node: ast.AST) -> tuple:
         """Source order of a node (statements and expressions alike)."""

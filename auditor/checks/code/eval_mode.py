@@ -43,7 +43,7 @@ def _functional_aliases(module) -> set:
     if "functional_aliases" in module.cache:
         return module.cache["functional_aliases"]
     names = module.cache["functional_aliases"] = set()
-    for node in module.nodes():
+    for node in module.index.of(ast.Import, ast.ImportFrom):
         if isinstance(node, ast.Import):
             names.update(a.asname for a in node.names if a.name == "torch.nn.functional" and a.asname)
         elif isinstance(node, ast.ImportFrom) and node.module == "torch.nn":
@@ -55,7 +55,7 @@ def _functional_imports(module) -> dict:
     if "functional_imports" in module.cache:
         return module.cache["functional_imports"]
     found = module.cache["functional_imports"] = {}
-    for node in module.nodes():
+    for node in module.index.of(ast.ImportFrom):
         if isinstance(node, ast.ImportFrom) and node.module == "torch.nn.functional":
             for a in node.names:
                 if a.name in _FUNCTIONAL:
@@ -256,7 +256,7 @@ def _cited(module, call) -> str:
 
 
 def _loops(module):
-    return [n for n in module.nodes() if isinstance(n, (ast.For, ast.While, ast.AsyncFor))]
+    return module.index.of(ast.For, ast.While, ast.AsyncFor)
 
 
 def _inside(module, node, outer) -> bool:
