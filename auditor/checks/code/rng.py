@@ -52,8 +52,9 @@ def checkpoint_without_rng_state(ctx, rule):
     module = _module(ctx)
     if module is None or not _uses_dropout(ctx.source, module):
         return
-    for node in module.index.calls:
-        if "checkpoint" in last_name(node.func):
+    idx = module.index
+    for node in idx.calls + idx.of(ast.Dict) + idx.of(ast.ClassDef):
+        if isinstance(node, ast.Call) and "checkpoint" in last_name(node.func):
             kw = kwarg(node, "preserve_rng_state")
             if kw is not None and constant(kw.value) == (True, False):
                 yield _hit(ctx, module, kw.value, "preserve_rng_state=False in a model with dropout: the recompute "
