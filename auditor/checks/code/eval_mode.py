@@ -229,6 +229,8 @@ def inference_in_train_mode(ctx, rule):
     if module is None or models.disables_dropout_itself(module):
         return
     fl = flow(module)
+    if fl.idle:
+        return  # nothing switches to train mode
     for call in module.calls():
         found = _inference_call(module, call)
         if found is None:
@@ -272,6 +274,8 @@ def eval_without_train(ctx, rule):
     if module is None:
         return
     fl = flow(module)
+    if fl.idle:
+        return  # nothing switches to eval mode
     steps = [c for c in models.training_calls(module) if last_name(c.func) != "train"]
     reported = set()
     for loop in _loops(module):
@@ -427,6 +431,8 @@ def mc_dropout_in_eval(ctx, rule):
     if module is None:
         return
     fl = flow(module)
+    if fl.idle:
+        return  # nothing switches to eval mode
     seen = set()
     for call in module.calls():
         func = call.func
