@@ -18,7 +18,7 @@ import sys
 from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source, Span
 from auditor.sources import located_problem
-from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name
+from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name, parse
 
 PARSE_ERROR = "DRP000"
 
@@ -47,7 +47,7 @@ def read(path: str, text: str) -> Source | None:
     if not any(m in text for m in MARKERS):
         return None
     try:
-        tree = ast.parse(text, filename=path)
+        tree = parse(text, path)
     except SyntaxError as exc:
         return _unparsable(path, text, exc)
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting

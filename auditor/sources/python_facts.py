@@ -9,22 +9,59 @@ every span goes through `span()`, which converts only lines that are not pure AS
 from __future__ import annotations
 
 import ast
+import gc
 import re
+from contextlib import contextmanager
 
 from auditor.model import Span
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+@contextmanager
+def gc_paused():
+    """Parsing and indexing allocate hundreds of thousands of nodes that form no reference
+    cycles; the cyclic collector, triggered every few hundred allocations, would traverse the
+    growing tree again and again (about two thirds of ast.parse's time on Transformers'
+    models/). Reference counting frees the trees, so the collector pauses meanwhile."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def parse(text: str, path: str) -> ast.AST:
+    """ast.parse with the cyclic collector paused (raises what ast.parse raises)."""
+    with gc_paused():
+        return ast.parse(text, filename=path)
+
+
 class PyModule:
     """A parsed Python file with the helpers checks need to locate and relate nodes."""
 
-    __slots__ = ("tree", "text", "_starts", "_lines", "cache")
+    __slots__ = ("tree", "text", "_table", "cache")
     releasable = True  # the engine drops it after the file's own pass (engine.release)
 
     def __init__(self, tree: ast.AST, text: str):
         self.tree = tree
         self.text = text
+        self._table = None  # (line starts, lines), built on the first location asked for
+        self.cache = {}  # per-file results shared by the checks (import aliases, call lists)
+
+    @property
+    def _lines(self) -> list:
+        return (self._table or self._line_table())[1]
+
+    @property
+    def _starts(self) -> list:
+        return (self._table or self._line_table())[0]
+
+    def _line_table(self) -> tuple:
+        """Most files yield no finding and no setting, so the table is built only when one does."""
+        text = self.text
         starts = [0]
         lines = []
         pos = 0
@@ -33,9 +70,8 @@ class PyModule:
             pos = m.end()
             starts.append(pos)
         lines.append(text[pos:])
-        self._starts = starts
-        self._lines = lines
-        self.cache = {}  # per-file results shared by the checks (import aliases, call lists)
+        self._table = (starts, lines)
+        return self._table
 
     # --- locations -------------------------------------------------------------------------
     def char_col(self, line: int, byte_col: int) -> int:
@@ -77,7 +113,8 @@ class PyModule:
         """The per-module index every code check queries (built once, in one traversal)."""
         idx = self.cache.get("index")
         if idx is None:
-            idx = self.cache["index"] = ModuleIndex(self.tree)
+            with gc_paused():
+                idx = self.cache["index"] = ModuleIndex(self.tree)
         return idx
 
     def parent(self, node: ast.AST):

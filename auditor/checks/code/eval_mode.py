@@ -226,11 +226,11 @@ def inference_in_train_mode(ctx, rule):
     evaluation with no eval() in between samples with dropout on (transformers#2627). The
     message cites the train() call that reaches the inference call."""
     src, module = python_driver(ctx)
-    if module is None or models.disables_dropout_itself(module):
+    if module is None or flow(module).idle:
+        return  # nothing switches to train mode
+    if models.disables_dropout_itself(module):
         return
     fl = flow(module)
-    if fl.idle:
-        return  # nothing switches to train mode
     for call in module.calls():
         found = _inference_call(module, call)
         if found is None:

@@ -64,25 +64,39 @@ def dropout_module_unused(ctx, rule):
     if module is None:
         return
     idx = module.index
-    loads = {n.attr for n in idx.of(ast.Attribute) if isinstance(n.ctx, ast.Load)}
-    strings = {n.value for n in idx.of(ast.Constant) if isinstance(n.value, str)}
-    for cls in idx.of(ast.ClassDef):
-        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        if "forward" not in methods or "__init__" not in methods:
-            continue
-        for node in ast.walk(methods["__init__"]):
-            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                    and last_name(node.value.func) in _DROPOUT_MODULES):
+    loads = strings = None
+    for name in sorted(_DROPOUT_MODULES):
+        for call in idx.calls_by_name.get(name, ()):
+            node = idx.parents.get(call)
+            if not (isinstance(node, ast.Assign) and node.value is call):
                 continue
-            p = arg_or_kwarg(node.value, "p", 0)
+            p = arg_or_kwarg(call, "p", 0)
             if p is not None and is_zero(p):
                 continue
-            for target in node.targets:
-                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-                        and target.value.id == "self" and target.attr not in loads and target.attr not in strings):
-                    yield _hit(ctx, module, target,
-                               f"self.{target.attr} = {last_name(node.value.func)}(...) is never used: "
-                               f"{cls.name} does not call it, so this dropout never runs", key=f"{cls.name}.{target.attr}")
+            for cls in _init_owners(module, node):
+                if loads is None:
+                    loads = {n.attr for n in idx.of(ast.Attribute) if isinstance(n.ctx, ast.Load)}
+                    strings = {n.value for n in idx.of(ast.Constant) if isinstance(n.value, str)}
+                for target in node.targets:
+                    if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                            and target.value.id == "self" and target.attr not in loads and target.attr not in strings):
+                        yield _hit(ctx, module, target,
+                                   f"self.{target.attr} = {last_name(call.func)}(...) is never used: "
+                                   f"{cls.name} does not call it, so this dropout never runs",
+                                   key=f"{cls.name}.{target.attr}")
+
+
+def _init_owners(module, node):
+    """The classes with a forward() whose __init__ (the last one defined) contains node."""
+    for fn in module.ancestors(node):
+        if not (isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name == "__init__"):
+            continue
+        cls = module.parent(fn)
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        if "forward" in methods and methods.get("__init__") is fn:
+            yield cls
 
 
 def _with_defaults(fn):
