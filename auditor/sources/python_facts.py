@@ -154,13 +154,13 @@ class PyModule:
 # contexts/operators (one Load() object serves every Name, so a parent map of it means nothing).
 _SKIPPED_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "name", "asname", "module", "level",
                              "kind", "type_comment", "is_async", "conversion", "simple", "rest"})
-_CHILD_FIELDS = {ast.Constant: ()}
+_CHILD_FIELDS = {ast.Constant: ()}  # node class -> its fields that may hold nodes, last first
 
 
 def _child_fields(cls) -> tuple:
     names = _CHILD_FIELDS.get(cls)
     if names is None:
-        names = _CHILD_FIELDS[cls] = tuple(f for f in cls._fields if f not in _SKIPPED_FIELDS)
+        names = _CHILD_FIELDS[cls] = tuple(reversed([f for f in cls._fields if f not in _SKIPPED_FIELDS]))
     return names
 
 
@@ -184,8 +184,8 @@ class ModuleIndex:
         self.classes = {}         # class name -> ClassDef (first definition)
         self.methods = {}         # class name -> {method name: def}
         stack = [tree]
-        pop, push, add, fields, node_type = stack.pop, stack.extend, nodes.append, _CHILD_FIELDS, ast.AST
-        while stack:
+        pop, push, add, fields, node_type = stack.pop, stack.append, nodes.append, _CHILD_FIELDS, ast.AST
+        while stack:  # children are pushed last first, so they come off the stack in source order
             node = pop()
             add(node)
             cls = node.__class__
@@ -196,20 +196,16 @@ class ModuleIndex:
             names = fields.get(cls)
             if names is None:
                 names = _child_fields(cls)
-            children = []
             for name in names:
                 v = getattr(node, name, None)
                 if v.__class__ is list:
-                    for c in v:
+                    for c in reversed(v):
                         if isinstance(c, node_type):
-                            children.append(c)
+                            push(c)
                             parents[c] = node
                 elif isinstance(v, node_type):
-                    children.append(v)
+                    push(v)
                     parents[v] = node
-            if children:
-                children.reverse()
-                push(children)
         self.calls = by_type.get(ast.Call, [])
         for call in self.calls:
             self.calls_by_name.setdefault(last_name(call.func), []).append(call)
