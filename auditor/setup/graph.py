@@ -1,6 +1,7 @@
 """Group a directory's sources into Setups along the links of the setup graph.
 
-`resolve.group` makes one Setup per driver from the files of one directory. The graph adds
+Each driver of a directory gets one Setup (`resolve.setup_of`, as `resolve.group` does), made
+in the driver's own pass by `setups_of` (so the engine can drop a script's tree after it). The graph adds
 what the links say: a config.json or adapter_config.json a driver names elsewhere under the
 root joins its Setup as an artifact, and a launch command (`axolotl train x.yml`) makes the
 recipe it names the driver of a Setup whose plan applies the command's overrides. Only the
@@ -80,10 +81,7 @@ def setups_of(engine, directory: str, src, artifacts: list) -> list:
     if src.kind in resolve.ARTIFACT_KINDS or src.kind == "unreadable":
         return []
     models = engine.options.models
-    own = None
-    if src.kind not in resolve.NOT_DRIVERS:
-        own = Setup(root=directory, driver=src, artifacts=list(artifacts))
-        identity.attach(own, models)
+    own = resolve.setup_of(directory, src, artifacts, models) if resolve.is_driver(src) else None
     launched = []
     for link in follow(engine, src):
         if link.kind in (L.MODEL_PATH, L.SAVED_ADAPTER):
@@ -111,9 +109,7 @@ def lone_setup(engine, directory: str, loaded: list, artifacts: list) -> list:
     adapter_config.json)."""
     if not artifacts or any(resolve.is_driver(s) for s in loaded):
         return []
-    setup = Setup(root=directory, driver=None, artifacts=list(artifacts))
-    identity.attach(setup, engine.options.models)
-    return [setup]
+    return [resolve.setup_of(directory, None, artifacts, engine.options.models)]
 
 
 def _call_kwargs_apply(src, link) -> None:
