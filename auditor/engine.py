@@ -142,33 +142,44 @@ class Engine:
     def load_directory(self, paths: list, blobs: list | None = None) -> list:
         """The Sources of one directory's files (None results, non-training files, dropped).
         blobs: the files' bytes when the caller has already read them (to hash them)."""
-        loaded = []
-        for i, path in enumerate(paths):
-            src = self.load(path, None if blobs is None else blobs[i])
-            self.files_checked += 1
-            if src is not None:
-                loaded.append(src)
-        return loaded
+        return [src for src in (self._load_counted(p, blobs, i) for i, p in enumerate(paths)) if src is not None]
+
+    def _load_counted(self, path: str, blobs, i: int):
+        self.files_checked += 1
+        return self.load(path, None if blobs is None else blobs[i])
 
     def check_directory(self, directory: str, paths: list, blobs: list | None = None) -> list:
+        """Code files are read last, one at a time, and each lets its tree go after its own
+        pass: the other files (the artifacts every driver's setup shares) are read first."""
         self.deps = set()
-        return self.check_sources(directory, self.load_directory(paths, blobs))
+        code = [i for i, p in enumerate(paths) if sources.suffix_of(p) in sources.CODE_SUFFIXES]
+        if not code:
+            return self.check_sources(directory, self.load_directory(paths, blobs))
+        is_code = set(code)
+        held = [src for src in (self._load_counted(p, blobs, i) for i, p in enumerate(paths) if i not in is_code)
+                if src is not None]
+        streamed = (self._load_counted(paths[i], blobs, i) for i in code)
+        return self.check_sources(directory, held, (src for src in streamed if src is not None))
 
-    def check_sources(self, directory: str, loaded: list) -> list:
+    def check_sources(self, directory: str, loaded: list, streamed=()) -> list:
+        """Findings of one directory. `loaded` sources are held until the end; `streamed` ones
+        (code) are checked one at a time, with the setups they drive, and then keep only
+        their facts (issue #17: a directory of many scripts never holds all their trees)."""
         from auditor.setup import graph
 
         found = []
-        grouped = graph.setups(self, directory, loaded)  # follows links first: link rules read them
+        artifacts = graph.artifacts_of(loaded)
+        done = []
+        for src in streamed:
+            found.extend(self._source_pass(src, graph.setups_of(self, directory, src, artifacts)))
+            self.release(src)
+            done.append(src)
+        grouped = [s for src in loaded for s in graph.setups_of(self, directory, src, artifacts)]
         for src in loaded:
-            ctx = Context(source=src)
-            for rule, scope, fn in self.bound:
-                if scope == "source" and (src.kind != "linker" or getattr(fn, "reads_links", False)):
-                    found.extend(_finding(rule, h) for h in fn(ctx, rule))
-        for setup in grouped:
-            ctx = Context(setup=setup, plan=graph.plan(setup))
-            for rule, scope, fn in self.bound:
-                if scope == "setup":
-                    found.extend(_finding(rule, h) for h in fn(ctx, rule))
+            found.extend(self._source_pass(src, ()))
+        found.extend(self._setup_pass(grouped))
+        loaded = loaded + done
+        found.extend(self._setup_pass(graph.lone_setup(self, directory, loaded, artifacts)))
         unique = {identity(f): f for f in found}
         from auditor import suppress
 
@@ -178,6 +189,38 @@ class Engine:
                 if hasattr(fact, "relocate"):
                     fact.relocate(reported)
         return sorted(reported, key=Finding.sort_key)
+
+    def release(self, src) -> None:
+        """What outlives a checked code file: settings, fields, links and its directives;
+        its parsed tree and its text go (a --fix run keeps the text to fingerprint it)."""
+        src.facts[:] = [f for f in src.facts if not getattr(f, "releasable", False)]
+        if src.text and not self.options.fingerprints:
+            if self.options.inline_suppressions:
+                from auditor import suppress
+
+                suppress.keep_directives(src)
+            src.text = ""
+
+    def _source_pass(self, src, setups) -> list:
+        """The source-scope rules on one file, then the setup-scope rules on the setups it makes."""
+        found = []
+        ctx = Context(source=src)
+        for rule, scope, fn in self.bound:
+            if scope == "source" and (src.kind != "linker" or getattr(fn, "reads_links", False)):
+                found.extend(_finding(rule, h) for h in fn(ctx, rule))
+        found.extend(self._setup_pass(setups))
+        return found
+
+    def _setup_pass(self, setups) -> list:
+        from auditor.setup import graph
+
+        found = []
+        for setup in setups:
+            ctx = Context(setup=setup, plan=graph.plan(setup))
+            for rule, scope, fn in self.bound:
+                if scope == "setup":
+                    found.extend(_finding(rule, h) for h in fn(ctx, rule))
+        return found
 
 
 def identity(f: Finding) -> tuple:

@@ -22,17 +22,25 @@ NOT_DRIVERS = frozenset({"unreadable", "linker"})
 def group(directory: str, sources: list, models: dict | None = None) -> list:
     """Setups for one directory: one per driver (recipe/script), sharing the artifacts, each
     with the model it trains (auditor/setup/identity.py; `models` is the user's mapping)."""
+    artifacts = [s for s in sources if s.kind in ARTIFACT_KINDS]
+    drivers = [s for s in sources if is_driver(s)]
+    if not drivers:
+        return [setup_of(directory, None, artifacts, models)] if artifacts else []
+    return [setup_of(directory, d, artifacts, models) for d in drivers]
+
+
+def setup_of(directory: str, driver, artifacts: list, models: dict | None = None) -> Setup:
+    """One driver's Setup with the directory's artifacts (its own list: the setup graph adds
+    what this driver's links reach) and the model it names."""
     from auditor.setup import identity
 
-    artifacts = [s for s in sources if s.kind in ARTIFACT_KINDS]
-    drivers = [s for s in sources if s.kind not in ARTIFACT_KINDS and s.kind not in NOT_DRIVERS]
-    if not drivers:
-        setups = [Setup(root=directory, driver=None, artifacts=artifacts)] if artifacts else []
-    else:
-        setups = [Setup(root=directory, driver=d, artifacts=artifacts) for d in drivers]
-    for setup in setups:
-        identity.attach(setup, models)
-    return setups
+    setup = Setup(root=directory, driver=driver, artifacts=list(artifacts))
+    identity.attach(setup, models)
+    return setup
+
+
+def is_driver(src) -> bool:
+    return src.kind not in ARTIFACT_KINDS and src.kind not in NOT_DRIVERS
 
 
 def directory_of(path: str) -> str:

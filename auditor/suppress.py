@@ -136,22 +136,46 @@ def apply(engine, findings: list, loaded: list) -> list:
     return findings
 
 
+class Directives:
+    """The directives of a file whose text the engine has let go after its pass (issue #17)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list):
+        self.items = items
+
+
+def keep_directives(src) -> None:
+    """Parse a source's directives now, so that its text need not be held until the end."""
+    src.facts.append(Directives(parse(src.text)))
+
+
+def _directives_of(src):
+    for fact in src.facts:
+        if isinstance(fact, Directives):
+            return fact.items
+    return parse(src.text) if src.text else None
+
+
 def _inline(engine, findings: list, loaded: list) -> list:
-    texts = {src.path: src.text for src in loaded if src.text}
+    held = {}
+    for src in loaded:
+        directives = _directives_of(src)
+        if directives is not None:
+            held[src.path] = directives
     by_path = {}
     for f in findings:
         by_path.setdefault(f.path, []).append(f)
     active = {r.code: r for r in engine.rules}
     extra = []
-    for path, text in texts.items():
-        directives = parse(text)
+    for path, directives in held.items():
         if not directives:
             continue
         _match(by_path.get(path, ()), directives)
         rule = active.get(UNUSED)
         if rule is not None:
             extra.extend(_unused(engine, rule, path, directives, active))
-    here = {os.path.normpath(p) for p in texts}
+    here = {os.path.normpath(p) for p in held}
     for path, found in by_path.items():
         if os.path.normpath(path) not in here:
             # A setup placed these on a file its links reach in another directory (DRP132 on

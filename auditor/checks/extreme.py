@@ -68,7 +68,12 @@ def fine_tunes(src) -> bool:
         from auditor.sources.python_code import get_module
 
         module = get_module(src)
-        return module is not None and any(_loads_pretrained(call) for call in module.calls())
+        if module is None:
+            return False
+        found = module.cache.get("loads-pretrained")
+        if found is None:  # asked per setting and per rule: one scan of the calls per file
+            found = module.cache["loads-pretrained"] = any(_loads_pretrained(call) for call in module.calls())
+        return found
     return False
 
 

@@ -171,7 +171,7 @@ def config_attribute_unread(ctx, rule):
     if not loaded:
         return
     builds = _builds(module)
-    for node in module.nodes():
+    for node in module.index.of(ast.Assign):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Attribute)
                 and isinstance(node.targets[0].value, ast.Name)):
             continue

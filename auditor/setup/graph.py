@@ -1,6 +1,7 @@
 """Group a directory's sources into Setups along the links of the setup graph.
 
-`resolve.group` makes one Setup per driver from the files of one directory. The graph adds
+Each driver of a directory gets one Setup (`resolve.setup_of`, as `resolve.group` does), made
+in the driver's own pass by `setups_of` (so the engine can drop a script's tree after it). The graph adds
 what the links say: a config.json or adapter_config.json a driver names elsewhere under the
 root joins its Setup as an artifact, and a launch command (`axolotl train x.yml`) makes the
 recipe it names the driver of a Setup whose plan applies the command's overrides. Only the
@@ -58,38 +59,57 @@ def _beside(engine, recipe) -> list:
 
 
 def setups(engine, directory: str, loaded: list) -> list:
-    drivers_and_artifacts = [s for s in loaded if s.kind != L.LINKER]
-    models = engine.options.models
-    result = resolve.group(directory, drivers_and_artifacts, models)
-    by_driver = {id(s.driver): s for s in result if s.driver is not None}
-    replaced = set()
-    launched = []
+    """The Setups of one directory: one per driver with its links followed, the recipes its
+    launch commands run, and one for the artifacts alone when the directory has no driver."""
+    artifacts = artifacts_of(loaded)
+    found = []
     for src in loaded:
-        if src.kind in resolve.ARTIFACT_KINDS or src.kind == "unreadable":
-            continue
-        own = by_driver.get(id(src))
-        for link in follow(engine, src):
-            if link.kind in (L.MODEL_PATH, L.SAVED_ADAPTER):
-                if own is not None:
-                    own.links.append(link)
-                    _add_artifact(own, _artifact(link))
-                    if link.kind == L.MODEL_PATH and _artifact(link) is not None:
-                        _call_kwargs_apply(src, link)
-            elif link.kind == L.LAUNCH_RECIPE and link.target_source is not None \
-                    and link.target_source.kind == "recipe":
-                launched.append(_launched(engine, directory, src, link))
-                replaced.add(id(link.target_source))
-                if own is not None and src.dialect == "shell":
-                    replaced.add(id(src))  # its flags are the overrides of the launched setup
-            elif own is not None:
+        found.extend(setups_of(engine, directory, src, artifacts))
+    found.extend(lone_setup(engine, directory, loaded, artifacts))
+    return found
+
+
+def artifacts_of(loaded: list) -> list:
+    return [s for s in loaded if s.kind in resolve.ARTIFACT_KINDS]
+
+
+def setups_of(engine, directory: str, src, artifacts: list) -> list:
+    """The Setups one source makes: its own as a driver (sharing the directory's artifacts,
+    plus what its own links reach) and one per recipe it launches. They depend on no other
+    driver, so the engine checks a script's setups in the script's own pass and then lets its
+    tree go (issue #17): a directory of many scripts never holds all their trees at once."""
+    if src.kind in resolve.ARTIFACT_KINDS or src.kind == "unreadable":
+        return []
+    models = engine.options.models
+    own = resolve.setup_of(directory, src, artifacts, models) if resolve.is_driver(src) else None
+    launched = []
+    for link in follow(engine, src):
+        if link.kind in (L.MODEL_PATH, L.SAVED_ADAPTER):
+            if own is not None:
                 own.links.append(link)
-    kept = [s for s in result if s.driver is None or id(s.driver) not in replaced]
+                _add_artifact(own, _artifact(link))
+                if link.kind == L.MODEL_PATH and _artifact(link) is not None:
+                    _call_kwargs_apply(src, link)
+        elif link.kind == L.LAUNCH_RECIPE and link.target_source is not None \
+                and link.target_source.kind == "recipe":
+            launched.append(_launched(engine, directory, src, link))
+            if own is not None and src.dialect == "shell":
+                own = None  # its flags are the overrides of the launched setup
+        elif own is not None:
+            own.links.append(link)
     for setup in launched:  # a launched recipe, or a config.json reached by a link, names the model too
         identity.attach(setup, models)
-    for setup in kept:
-        if setup.model is None:
-            identity.attach(setup, models)
-    return kept + launched
+    if own is not None and own.model is None:
+        identity.attach(own, models)
+    return ([own] if own is not None else []) + launched
+
+
+def lone_setup(engine, directory: str, loaded: list, artifacts: list) -> list:
+    """Artifacts with no driver in their directory still form one Setup (config.json beside
+    adapter_config.json)."""
+    if not artifacts or any(resolve.is_driver(s) for s in loaded):
+        return []
+    return [resolve.setup_of(directory, None, artifacts, engine.options.models)]
 
 
 def _call_kwargs_apply(src, link) -> None:

@@ -186,7 +186,7 @@ def parser_uses(module) -> list:
     local = None
     by_var: dict = {}
     uses = []
-    for node in module.nodes():
+    for node in module.index.calls_by_name.get("HfArgumentParser", ()):
         if not (isinstance(node, ast.Call) and last_name(node.func) == "HfArgumentParser"):
             continue
         if local is None:

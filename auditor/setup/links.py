@@ -273,12 +273,10 @@ def linker_source(path: str, text: str):
     if path.endswith(".py"):
         if not any(m in text for m in _PY_MARKS):
             return None
-        import ast
-
-        from auditor.sources.python_facts import PyModule
+        from auditor.sources.python_facts import PyModule, parse
 
         try:
-            tree = ast.parse(text, filename=path)
+            tree = parse(text, path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
         src = Source(path=path, kind=LINKER, dialect="python", text=text)

@@ -20,6 +20,10 @@ SHELL_SUFFIXES = (".sh",)  # read by auditor.sources.shell
 PYTHON_MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
                   "Config(", ".train(", "no_grad", "inference_mode", "generate(")
 
+# Files read into a parsed module (auditor.sources.python_facts.PyModule): the engine checks
+# them one at a time and drops each tree after its own pass (issue #17).
+CODE_SUFFIXES = (".py", ".ipynb")
+
 
 class SkipFile(Exception):
     """The file is not something the auditor reads (binary, not a training config...)."""

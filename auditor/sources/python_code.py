@@ -18,7 +18,7 @@ import sys
 from auditor import dropout_keys, probability
 from auditor.model import Field, Setting, Source, Span
 from auditor.sources import PYTHON_MARKERS, located_problem
-from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name
+from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name, parse
 
 PARSE_ERROR = "DRP000"
 
@@ -47,7 +47,7 @@ def read(path: str, text: str) -> Source | None:
     if not any(m in text for m in MARKERS):
         return None
     try:
-        tree = ast.parse(text, filename=path)
+        tree = parse(text, path)
     except SyntaxError as exc:
         return _unparsable(path, text, exc)
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
@@ -93,16 +93,23 @@ def get_module(source) -> PyModule | None:
 
 def _collect(src: Source, module: PyModule) -> None:
     fields = src.fields
-    for node in module.nodes():
+    idx = module.index
+    unsloth = [n for n in idx.of(ast.Name) if n.id in _UNSLOTH]
+    dataclasses = [c for c in idx.of(ast.ClassDef) if _is_dataclass(c)]
+    # calls alone, or (rarely) every node in order when dataclasses or unsloth names add facts too
+    for node in idx.nodes if unsloth or dataclasses else idx.calls:
         if isinstance(node, ast.Call):
             _from_call(src, module, node)
         elif isinstance(node, ast.ClassDef) and _is_dataclass(node):
             _from_dataclass(src, module, node)
-        elif isinstance(node, ast.Name) and node.id in ("FastLanguageModel", "FastModel", "FastVisionModel"):
+        elif isinstance(node, ast.Name) and node.id in _UNSLOTH:
             if "unsloth" not in fields:
                 fields["unsloth"] = Field(True, module.span(node))
     _order_references(src)
     src.settings.sort(key=lambda s: s.value_span.start)
+
+
+_UNSLOTH = frozenset({"FastLanguageModel", "FastModel", "FastVisionModel"})
 
 
 def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
@@ -184,7 +191,7 @@ def _string_of(module: PyModule, node: ast.AST) -> str | None:
     if not isinstance(node, ast.Name):
         return None
     values = set()
-    for other in module.nodes():
+    for other in module.index.of(ast.Assign, ast.AnnAssign):
         if isinstance(other, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in other.targets):
             ok, value = constant(other.value)
             values.add(value if ok and isinstance(value, str) else None)

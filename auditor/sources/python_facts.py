@@ -9,21 +9,59 @@ every span goes through `span()`, which converts only lines that are not pure AS
 from __future__ import annotations
 
 import ast
+import gc
 import re
+from contextlib import contextmanager
 
 from auditor.model import Span
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+@contextmanager
+def gc_paused():
+    """Parsing and indexing allocate hundreds of thousands of nodes that form no reference
+    cycles; the cyclic collector, triggered every few hundred allocations, would traverse the
+    growing tree again and again (about two thirds of ast.parse's time on Transformers'
+    models/). Reference counting frees the trees, so the collector pauses meanwhile."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def parse(text: str, path: str) -> ast.AST:
+    """ast.parse with the cyclic collector paused (raises what ast.parse raises)."""
+    with gc_paused():
+        return ast.parse(text, filename=path)
+
+
 class PyModule:
     """A parsed Python file with the helpers checks need to locate and relate nodes."""
 
-    __slots__ = ("tree", "text", "_starts", "_lines", "cache")
+    __slots__ = ("tree", "text", "_table", "cache")
+    releasable = True  # the engine drops it after the file's own pass (engine.release)
 
     def __init__(self, tree: ast.AST, text: str):
         self.tree = tree
         self.text = text
+        self._table = None  # (line starts, lines), built on the first location asked for
+        self.cache = {}  # per-file results shared by the checks (import aliases, call lists)
+
+    @property
+    def _lines(self) -> list:
+        return (self._table or self._line_table())[1]
+
+    @property
+    def _starts(self) -> list:
+        return (self._table or self._line_table())[0]
+
+    def _line_table(self) -> tuple:
+        """Most files yield no finding and no setting, so the table is built only when one does."""
+        text = self.text
         starts = [0]
         lines = []
         pos = 0
@@ -32,9 +70,8 @@ class PyModule:
             pos = m.end()
             starts.append(pos)
         lines.append(text[pos:])
-        self._starts = starts
-        self._lines = lines
-        self.cache = {}  # per-file results shared by the checks (import aliases, call lists)
+        self._table = (starts, lines)
+        return self._table
 
     # --- locations -------------------------------------------------------------------------
     def char_col(self, line: int, byte_col: int) -> int:
@@ -76,7 +113,8 @@ class PyModule:
         """The per-module index every code check queries (built once, in one traversal)."""
         idx = self.cache.get("index")
         if idx is None:
-            idx = self.cache["index"] = ModuleIndex(self.tree)
+            with gc_paused():
+                idx = self.cache["index"] = ModuleIndex(self.tree)
         return idx
 
     def parent(self, node: ast.AST):
@@ -112,46 +150,88 @@ class PyModule:
         return self.index.calls
 
 
+# Fields that never hold a node worth indexing: names and literals, and the shared singleton
+# contexts/operators (one Load() object serves every Name, so a parent map of it means nothing).
+_SKIPPED_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "name", "asname", "module", "level",
+                             "kind", "type_comment", "is_async", "conversion", "simple", "rest"})
+_CHILD_FIELDS = {ast.Constant: ()}  # node class -> its fields that may hold nodes, last first
+
+
+def _child_fields(cls) -> tuple:
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = _CHILD_FIELDS[cls] = tuple(reversed([f for f in cls._fields if f not in _SKIPPED_FIELDS]))
+    return names
+
+
 class ModuleIndex:
     """One traversal of a module, answering what every code check asks: the parent of a node,
-    the calls by name, the assignments to a name, the functions and classes by name, and the
-    order of statements. Checks query it instead of walking the tree again (issue #17 item 2)."""
+    the nodes of a type, the calls by name, the assignments to a name, the functions and
+    classes by name. Checks query it instead of walking the tree again (issue #17 item 2):
+    walking every node in Python is the main cost of the Python path after ast.parse, so it
+    happens once per file, with no generator per node."""
 
-    __slots__ = ("nodes", "parents", "calls", "calls_by_name", "assigns", "functions", "classes", "methods")
+    __slots__ = ("nodes", "parents", "by_type", "calls", "calls_by_name", "assigns", "functions", "classes",
+                 "methods")
 
     def __init__(self, tree: ast.AST):
-        self.nodes = []
-        self.parents = {}
-        self.calls = []
+        nodes = self.nodes = []     # every node but the context/operator singletons, in pre-order
+        parents = self.parents = {}
+        by_type = self.by_type = {}  # node class -> its nodes in pre-order
         self.calls_by_name = {}   # last name of the callee -> [Call]
         self.assigns = {}         # target as dotted text ("x", "self.model") -> [assigning statement]
         self.functions = {}       # module-level def name -> def
         self.classes = {}         # class name -> ClassDef (first definition)
         self.methods = {}         # class name -> {method name: def}
         stack = [tree]
-        while stack:
-            node = stack.pop()
-            self.nodes.append(node)
-            children = list(ast.iter_child_nodes(node))
-            for c in children:
-                self.parents[c] = node
-            stack.extend(reversed(children))
-            if isinstance(node, ast.Call):
-                self.calls.append(node)
-                self.calls_by_name.setdefault(last_name(node.func), []).append(node)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for t in targets:
-                    for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
-                        name = dotted(leaf)
-                        if name:
-                            self.assigns.setdefault(name, []).append(node)
-            elif isinstance(node, ast.ClassDef):
-                self.classes.setdefault(node.name, node)
-                self.methods.setdefault(node.name, {
-                    m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and self.parents.get(node) is tree:
+        pop, push, add, fields, node_type = stack.pop, stack.append, nodes.append, _CHILD_FIELDS, ast.AST
+        while stack:  # children are pushed last first, so they come off the stack in source order
+            node = pop()
+            add(node)
+            cls = node.__class__
+            group = by_type.get(cls)
+            if group is None:
+                group = by_type[cls] = []
+            group.append(node)
+            names = fields.get(cls)
+            if names is None:
+                names = _child_fields(cls)
+            for name in names:
+                v = getattr(node, name, None)
+                if v.__class__ is list:
+                    for c in reversed(v):
+                        if isinstance(c, node_type):
+                            push(c)
+                            parents[c] = node
+                elif isinstance(v, node_type):
+                    push(v)
+                    parents[v] = node
+        self.calls = by_type.get(ast.Call, [])
+        for call in self.calls:
+            self.calls_by_name.setdefault(last_name(call.func), []).append(call)
+        for node in self.of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+                    name = dotted(leaf)
+                    if name:
+                        self.assigns.setdefault(name, []).append(node)
+        for node in by_type.get(ast.ClassDef, ()):
+            self.classes.setdefault(node.name, node)
+            self.methods.setdefault(node.name, {
+                m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
+        for node in getattr(tree, "body", ()):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions.setdefault(node.name, node)
+
+    def of(self, *types) -> list:
+        """The nodes of these exact classes, in source order (pre-order for one class; several
+        are merged by position, which is pre-order for statements)."""
+        if len(types) == 1:
+            return self.by_type.get(types[0], [])
+        found = [n for t in types for n in self.by_type.get(t, ())]
+        found.sort(key=self.order)
+        return found
 
     def order(self, node: ast.AST) -> tuple:
         """Source order of a node (statements and expressions alike)."""

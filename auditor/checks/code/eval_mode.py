@@ -43,7 +43,7 @@ def _functional_aliases(module) -> set:
     if "functional_aliases" in module.cache:
         return module.cache["functional_aliases"]
     names = module.cache["functional_aliases"] = set()
-    for node in module.nodes():
+    for node in module.index.of(ast.Import, ast.ImportFrom):
         if isinstance(node, ast.Import):
             names.update(a.asname for a in node.names if a.name == "torch.nn.functional" and a.asname)
         elif isinstance(node, ast.ImportFrom) and node.module == "torch.nn":
@@ -55,7 +55,7 @@ def _functional_imports(module) -> dict:
     if "functional_imports" in module.cache:
         return module.cache["functional_imports"]
     found = module.cache["functional_imports"] = {}
-    for node in module.nodes():
+    for node in module.index.of(ast.ImportFrom):
         if isinstance(node, ast.ImportFrom) and node.module == "torch.nn.functional":
             for a in node.names:
                 if a.name in _FUNCTIONAL:
@@ -226,7 +226,9 @@ def inference_in_train_mode(ctx, rule):
     evaluation with no eval() in between samples with dropout on (transformers#2627). The
     message cites the train() call that reaches the inference call."""
     src, module = python_driver(ctx)
-    if module is None or models.disables_dropout_itself(module):
+    if module is None or flow(module).idle:
+        return  # nothing switches to train mode
+    if models.disables_dropout_itself(module):
         return
     fl = flow(module)
     for call in module.calls():
@@ -256,7 +258,7 @@ def _cited(module, call) -> str:
 
 
 def _loops(module):
-    return [n for n in module.nodes() if isinstance(n, (ast.For, ast.While, ast.AsyncFor))]
+    return module.index.of(ast.For, ast.While, ast.AsyncFor)
 
 
 def _inside(module, node, outer) -> bool:
@@ -272,6 +274,8 @@ def eval_without_train(ctx, rule):
     if module is None:
         return
     fl = flow(module)
+    if fl.idle:
+        return  # nothing switches to eval mode
     steps = [c for c in models.training_calls(module) if last_name(c.func) != "train"]
     reported = set()
     for loop in _loops(module):
@@ -427,6 +431,8 @@ def mc_dropout_in_eval(ctx, rule):
     if module is None:
         return
     fl = flow(module)
+    if fl.idle:
+        return  # nothing switches to eval mode
     seen = set()
     for call in module.calls():
         func = call.func

@@ -84,6 +84,7 @@ class Flow:
         self.module = module
         self.index = module.index
         self.at = {}          # call node -> {key: frozenset of (mode, node)}
+        self.idle = False     # no switching call in the module: every state is empty
         self._summaries = {}
         self._depth = 0
         self._loops = []
@@ -309,8 +310,14 @@ def _join_all(states):
 
 
 def flow(module) -> Flow:
-    """The module's flow, computed once and shared by the checks."""
+    """The module's flow, computed once and shared by the checks. Every mode in it comes from
+    a switching call (`toggle`), so a module without one (most model code) is not interpreted:
+    no call can be in a known mode there, and `idle` lets a check stop early."""
     f = module.cache.get("mode-flow")
     if f is None:
-        f = module.cache["mode-flow"] = Flow(module).run_all()
+        f = module.cache["mode-flow"] = Flow(module)
+        if any(toggle(call) is not None for call in module.calls()):
+            f.run_all()
+        else:
+            f.idle = True
     return f

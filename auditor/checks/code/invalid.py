@@ -23,7 +23,7 @@ def trainer_args_dropout_kwarg(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    local = {n.name for n in module.nodes() if isinstance(n, ast.ClassDef)}
+    local = {n.name for n in module.index.of(ast.ClassDef)}
     for call in module.calls():
         name = last_name(call.func)
         if name not in TRAINING_ARGS or name in local:

@@ -135,8 +135,8 @@ def is_frozen(module, key: str) -> bool:
             arg = arg_or_kwarg(call, "requires_grad", 0)
             if arg is not None and constant(arg) == (True, False):
                 return True
-    for node in module.index.nodes:
-        if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and last_name(node.iter.func) == "parameters" \
+    for node in module.index.of(ast.For):
+        if isinstance(node.iter, ast.Call) and last_name(node.iter.func) == "parameters" \
                 and isinstance(node.iter.func, ast.Attribute) and receiver_key(node.iter.func.value) == key:
             for n in ast.walk(node):
                 if isinstance(n, ast.Assign) and any(last_name(t) == "requires_grad" for t in n.targets) \
@@ -358,4 +358,4 @@ def disables_dropout_itself(module) -> bool:
     """Code that switches dropout off by its own config (an RL trainer's disable_dropout): its
     rollouts run in train mode by design, with no dropout left to switch."""
     return bool(module.index.calls_by_name.get("disable_dropout_in_model")) or any(
-        isinstance(n, ast.Attribute) and n.attr == "disable_dropout" for n in module.index.nodes)
+        n.attr == "disable_dropout" for n in module.index.of(ast.Attribute))

@@ -63,32 +63,40 @@ def dropout_module_unused(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    loads = set()
-    strings = set()
-    for node in module.nodes():
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
-            loads.add(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            strings.add(node.value)
-    for cls in module.nodes():
+    idx = module.index
+    loads = strings = None
+    for name in sorted(_DROPOUT_MODULES):
+        for call in idx.calls_by_name.get(name, ()):
+            node = idx.parents.get(call)
+            if not (isinstance(node, ast.Assign) and node.value is call):
+                continue
+            p = arg_or_kwarg(call, "p", 0)
+            if p is not None and is_zero(p):
+                continue
+            for cls in _init_owners(module, node):
+                if loads is None:
+                    loads = {n.attr for n in idx.of(ast.Attribute) if isinstance(n.ctx, ast.Load)}
+                    strings = {n.value for n in idx.of(ast.Constant) if isinstance(n.value, str)}
+                for target in node.targets:
+                    if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                            and target.value.id == "self" and target.attr not in loads and target.attr not in strings):
+                        yield _hit(ctx, module, target,
+                                   f"self.{target.attr} = {last_name(call.func)}(...) is never used: "
+                                   f"{cls.name} does not call it, so this dropout never runs",
+                                   key=f"{cls.name}.{target.attr}")
+
+
+def _init_owners(module, node):
+    """The classes with a forward() whose __init__ (the last one defined) contains node."""
+    for fn in module.ancestors(node):
+        if not (isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name == "__init__"):
+            continue
+        cls = module.parent(fn)
         if not isinstance(cls, ast.ClassDef):
             continue
         methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        if "forward" not in methods or "__init__" not in methods:
-            continue
-        for node in ast.walk(methods["__init__"]):
-            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                    and last_name(node.value.func) in _DROPOUT_MODULES):
-                continue
-            p = arg_or_kwarg(node.value, "p", 0)
-            if p is not None and is_zero(p):
-                continue
-            for target in node.targets:
-                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-                        and target.value.id == "self" and target.attr not in loads and target.attr not in strings):
-                    yield _hit(ctx, module, target,
-                               f"self.{target.attr} = {last_name(node.value.func)}(...) is never used: "
-                               f"{cls.name} does not call it, so this dropout never runs", key=f"{cls.name}.{target.attr}")
+        if "forward" in methods and methods.get("__init__") is fn:
+            yield cls
 
 
 def _with_defaults(fn):
@@ -129,9 +137,7 @@ def dropout_parameter_unused(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for fn in module.nodes():
-        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
+    for fn in module.index.of(ast.FunctionDef, ast.AsyncFunctionDef):
         parent = module.parent(fn)
         if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
             continue  # other methods often keep a parameter to honour an interface
@@ -204,7 +210,8 @@ def dropout_set_after_build(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for node in module.nodes():
+    idx = module.index
+    for node in idx.of(ast.Assign, ast.AugAssign, ast.AnnAssign) + idx.calls_by_name.get("setattr", []):
         found = None
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -258,7 +265,7 @@ def dropout_result_discarded(ctx, rule):
         return
     from auditor.checks.code.eval_mode import _functional_name
 
-    for stmt in module.nodes():
+    for stmt in module.index.of(ast.Expr):
         if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
             continue
         call = stmt.value
@@ -324,10 +331,9 @@ def dropout_flag_unread(ctx, rule):
             flags.append((option[0], option[1], dest))
     if not flags or not _namespace_stays_local(module):
         return
-    attrs = {n.attr for n in module.nodes() if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)}
+    attrs = {n.attr for n in module.index.of(ast.Attribute) if isinstance(n.ctx, ast.Load)}
     declared = {id(n) for c in module.index.calls_by_name.get("add_argument", ()) for n in ast.walk(c)}
-    strings = {n.value for n in module.nodes()
-               if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in declared}
+    strings = {n.value for n in module.index.of(ast.Constant) if isinstance(n.value, str) and id(n) not in declared}
     for node, flag, dest in flags:
         if dest in attrs or dest in strings:
             continue  # read as args.<dest>, or by name (getattr(args, "<dest>"), a dict key)
@@ -350,7 +356,7 @@ def _namespace_stays_local(module) -> bool:
             names.add(stmt.targets[0].id)
     if not names:
         return False
-    functions = {fn.name: fn for fn in module.nodes() if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions = {fn.name: fn for fn in module.index.of(ast.FunctionDef, ast.AsyncFunctionDef)}
     changed = True
     while changed:  # parameters of local functions that receive the namespace
         changed = False
@@ -363,8 +369,8 @@ def _namespace_stays_local(module) -> bool:
                 if isinstance(a, ast.Name) and a.id in names and i < len(params) and params[i] not in names:
                     names.add(params[i])
                     changed = True
-    for node in module.nodes():
-        if isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load):
+    for node in module.index.of(ast.Name):
+        if node.id in names and isinstance(node.ctx, ast.Load):
             parent = module.parent(node)
             if isinstance(parent, ast.Attribute):
                 continue

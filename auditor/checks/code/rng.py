@@ -52,7 +52,8 @@ def checkpoint_without_rng_state(ctx, rule):
     module = _module(ctx)
     if module is None or not _uses_dropout(ctx.source, module):
         return
-    for node in module.nodes():
+    idx = module.index
+    for node in idx.calls + idx.of(ast.Dict) + idx.of(ast.ClassDef):
         if isinstance(node, ast.Call) and "checkpoint" in last_name(node.func):
             kw = kwarg(node, "preserve_rng_state")
             if kw is not None and constant(kw.value) == (True, False):
