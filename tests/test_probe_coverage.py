@@ -130,6 +130,53 @@ def test_text_only_class_of_a_composite_type_gets_the_text_config():
     assert _config_for_class(transformers.LlavaForConditionalGeneration, llava) is llava
 
 
+def small_config(model_type: str, keep_head_dim: bool = False) -> dict:
+    """The dict the probe's builder hands to the config class (scaled, then completed)."""
+    from auditor.probe.build import _fill_rope_sections
+
+    cls = CONFIG_MAPPING[model_type]
+    d = scale_config_dict(cls().to_dict(), keep_head_dim=keep_head_dim)
+    _fill_rope_sections(d, cls)
+    return d
+
+
+def rotary_half(d: dict) -> int:
+    head = d.get("head_dim") or d["hidden_size"] // d["num_attention_heads"]
+    factor = d["rope_parameters"].get("partial_rotary_factor") or 1.0
+    return int(head * factor) // 2
+
+
+def test_mrope_sections_missing_from_the_config_are_filled_to_fit_the_head():
+    """glm4v, glm46v, glm4v_moe (the modeling default [8, 12, 12]) and hunyuan_vl (None) could not
+    run: the sections must add up to half the scaled rotary dims."""
+    for model_type in ("glm4v", "glm46v", "glm4v_moe", "hunyuan_vl"):
+        for keep in (False, True):
+            text = small_config(model_type, keep)["text_config"]
+            sections = text["rope_parameters"]["mrope_section"]
+            assert len(sections) == 3 and min(sections) >= 1, model_type
+            assert sum(sections) == rotary_half(text), (model_type, keep)
+    qwen = small_config("qwen2_vl")["text_config"]  # written sections are scaled, never replaced
+    assert sum(qwen["rope_parameters"]["mrope_section"]) == rotary_half(qwen)
+    written = {"model_type": "qwen2_vl_text", "hidden_size": 1024, "num_attention_heads": 8,
+               "rope_parameters": {"rope_type": "default", "mrope_section": [16, 24, 24]}}
+    from auditor.probe.shrink import fill_rope_sections
+    fill_rope_sections(written)
+    assert written["rope_parameters"]["mrope_section"] == [16, 24, 24]
+    llama = small_config("llama")  # a config class without multimodal RoPE gets no sections
+    assert "mrope_section" not in (llama.get("rope_parameters") or {})
+
+
+def test_glm4v_moe_builds_and_runs_a_forward():
+    import torch
+
+    from auditor.probe.build import build_hf
+
+    model, arch = build_hf({"model_type": "glm4v_moe", "architectures": ["Glm4vMoeForConditionalGeneration"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert arch == "Glm4vMoeForConditionalGeneration"
+    assert sum(p.numel() for p in model.parameters()) < 20_000_000  # tiny next to 106B
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

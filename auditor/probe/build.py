@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from auditor.probe.shrink import scale_config_dict  # noqa: F401  (the one scaler; re-exported)
+from auditor.probe.shrink import fill_rope_sections, scale_config_dict  # noqa: F401  (the one scaler; re-exported)
 
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
 SEQ_LEN = 32
@@ -192,8 +192,9 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
         # scale the complete dict (defaults included), not only the keys the file spells out
         full = obj.to_dict()
         full.setdefault("model_type", cfg.get("model_type"))
-        obj, _ = _config_object(scale_config_dict(full, keep_head_dim=keep_head_dim), trust_remote_code,
-                                config_dir)
+        small = scale_config_dict(full, keep_head_dim=keep_head_dim)
+        _fill_rope_sections(small, type(obj))
+        obj, _ = _config_object(small, trust_remote_code, config_dir)
     attn = attn_override or attn
     cls, arch = _model_class(obj, trust_remote_code)
     obj = _config_for_class(cls, obj)
@@ -217,6 +218,23 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     if ad is not None:
         model = _add_adapter(model, ad)
     return model, arch
+
+
+def _fill_rope_sections(d: dict, config_cls) -> None:
+    """Fill `mrope_section` wherever the config class (or a sub-config class) declares it a key of
+    its RoPE (`ignore_keys_at_rope_validation`); see shrink.fill_rope_sections."""
+    if "mrope_section" in (getattr(config_cls, "ignore_keys_at_rope_validation", None) or ()):
+        fill_rope_sections(d)
+    import transformers
+
+    for key, sub_cls in (getattr(config_cls, "sub_configs", None) or {}).items():
+        sub = d.get(key)
+        if not isinstance(sub, dict):
+            continue
+        if sub.get("model_type") in transformers.CONFIG_MAPPING:  # AutoConfig slots (glm46v)
+            sub_cls = transformers.CONFIG_MAPPING[sub["model_type"]]
+        if isinstance(sub_cls, type):
+            _fill_rope_sections(sub, sub_cls)
 
 
 def _add_adapter(model, adapter: dict):

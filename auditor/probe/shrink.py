@@ -239,6 +239,30 @@ def _scale_rope_sections(d: dict, per_head: int) -> None:
             rope["mrope_section"] = new
 
 
+def fill_rope_sections(d: dict) -> None:
+    """Give a multimodal-RoPE config that names no `mrope_section` one that fits its scaled head.
+
+    The modeling code of Qwen2-VL, GLM-4V and their kin falls back to a hard-coded split sized
+    for the full head ([8, 12, 12] for GLM-4V) or to None (HunYuan-VL), so a default config
+    cannot run even its own full-size model, let alone a scaled one. Three sections that add up
+    to half the rotary dims are what a real checkpoint writes. The caller decides that the config
+    class takes the key (its rope validation ignores `mrope_section`); only a missing or None
+    value is filled."""
+    rope = d.get("rope_parameters")
+    if not isinstance(rope, dict) or rope.get("mrope_section") is not None:
+        return
+    head_dim = d.get("head_dim")
+    if not is_int(head_dim):
+        width, heads = d.get("hidden_size"), d.get("num_attention_heads")
+        head_dim = width // heads if is_int(width) and is_int(heads) and heads else None
+    factor = rope.get("partial_rotary_factor", d.get("partial_rotary_factor"))
+    factor = factor if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0 else 1.0
+    half = int(head_dim * factor) // 2 if head_dim else 0
+    if half < 3:
+        return
+    rope["mrope_section"] = [half - 2 * (half // 3), half // 3, half // 3]
+
+
 NOT_A_WIDTH = re.compile(r"(image|patch|position|window|vocab|chunk|frame|sample|length|token|layers?)")
 
 
