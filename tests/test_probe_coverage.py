@@ -177,6 +177,30 @@ def test_glm4v_moe_builds_and_runs_a_forward():
     assert sum(p.numel() for p in model.parameters()) < 20_000_000  # tiny next to 106B
 
 
+def test_blip_family_gets_text_qformer_ids_and_placeholders_for_its_image():
+    """blip-2 / instructblip / instructblipvideo: pixel_values is their main input, but the forward
+    also requires input_ids (and qformer_input_ids), and finds the image by a placeholder id their
+    defaults leave None; the video model takes (batch, 4 frames, C, H, W)."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch, loss_of
+
+    assert small_config("blip-2")["image_token_index"] < small_config("blip-2")["text_config"]["vocab_size"]
+    for model_type, arch, frames in (("instructblip", "InstructBlipForConditionalGeneration", None),
+                                     ("instructblipvideo", "InstructBlipVideoForConditionalGeneration", 4)):
+        model, arch = build_hf({"model_type": model_type, "architectures": [arch]}, None, full_size=False,
+                               seed=0, device="cpu", dtype=torch.float32)
+        batch = hf_batch(model, arch, 0, "cpu")
+        assert {"pixel_values", "input_ids", "qformer_input_ids", "labels"} <= set(batch), model_type
+        assert batch["qformer_input_ids"].max() < model.config.qformer_config.vocab_size
+        token = model.config.image_token_id if frames is None else model.config.video_token_id
+        placeholders = (batch["input_ids"] == token).sum(dim=1)
+        assert (placeholders == model.config.num_query_tokens * (frames or 1)).all(), model_type
+        assert batch["pixel_values"].dim() == (5 if frames else 4)
+        model.train()
+        assert torch.isfinite(loss_of(model(**batch)))
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

@@ -295,15 +295,27 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     params = _forward_params(model)
     kw: dict = {}
     ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
-    if main == "input_ids" or "input_ids" in params and main not in ("pixel_values", "input_values",
-                                                                     "input_features"):
+    required = _required_params(model)
+    if main == "input_ids" or "input_ids" in params and (
+            main not in ("pixel_values", "input_values", "input_features") or "input_ids" in required
+            or main == "pixel_values" and text is not config):  # BLIP-2 / InstructBLIP: image plus text
         kw["input_ids"] = ids
         if "attention_mask" in params:
             kw["attention_mask"] = torch.ones_like(ids)
+    for name in sorted(required):  # a tower's own token ids (InstructBLIP's qformer_input_ids)
+        if name.endswith("_input_ids") and name != "decoder_input_ids":
+            own = getattr(config, name[: -len("input_ids")] + "config", None)
+            own_vocab = int(getattr(own, "vocab_size", None) or vocab)
+            kw[name] = torch.randint(min(3, own_vocab - 1), own_vocab, (batch, seq), generator=g)
+            mask = name[: -len("input_ids")] + "attention_mask"
+            if mask in params:
+                kw[mask] = torch.ones_like(kw[name])
     text_only = getattr(model, "_probe_text_only", False)
     if main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
                                   and not text_only):
         kw["pixel_values"] = _pixels(_vision(config) or config, batch, g)
+        if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
+            kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
     if main == "input_values":
         kw["input_values"] = torch.randn(batch, 4000, generator=g)
     if main == "input_features":
@@ -314,7 +326,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     if labels is not None and "labels" in params:
         kw["labels"] = labels
     if "pixel_values" in kw and "input_ids" in kw:
-        _add_image_tokens(model, kw)
+        _add_image_tokens(model, kw, "pixel_values" in required)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
 
@@ -325,6 +337,18 @@ def _forward_params(model) -> set:
         return set(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
         return {"input_ids", "attention_mask", "labels"}
+
+
+def _required_params(model) -> set:
+    """Forward parameters without a default: inputs the model cannot run without."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def _text_config(config):
@@ -376,19 +400,19 @@ def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
     return ids.clone() if "decoder_input_ids" not in kw else kw["decoder_input_ids"].clone()
 
 
-def _add_image_tokens(model, kw: dict) -> None:
+def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
     """Multimodal decoders match one placeholder token per image feature: ask the model how many
     features the synthetic image makes, and write that many placeholders into the text. When it
-    cannot say, the probe runs the text path only (the language model's dropout still runs)."""
+    cannot say, the probe runs the text path only (the language model's dropout still runs),
+    unless the forward cannot run without the image (BLIP, BLIP-2 with no placeholder token:
+    the image features are prepended to the text, so the text stays as it is)."""
     config = model.config
-    token = next((getattr(config, n) for n in ("image_token_id", "image_token_index")
+    kind, getter = _features_getter(model)
+    token = next((getattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index")
                   if isinstance(getattr(config, n, None), int)), None)
-    getter = getattr(model, "get_image_features", None)
-    if getter is None and hasattr(model, "model"):
-        getter = getattr(model.model, "get_image_features", None)
     try:
         with torch.no_grad():
-            out = getter(pixel_values=kw["pixel_values"])
+            out = getter(**_accepted(getter, kw, "pixel_values"))
         feats = getattr(out, "pooler_output", None)
         feats = out if feats is None else feats
         if isinstance(feats, (list, tuple)):
@@ -400,7 +424,8 @@ def _add_image_tokens(model, kw: dict) -> None:
     except Exception:  # noqa: BLE001  no way to count image tokens: text only
         per_image = None
     if token is None or per_image is None or per_image <= 0 or per_image > 4096:
-        kw.pop("pixel_values")
+        if not image_required:
+            kw.pop("pixel_values")
         return
     ids = kw["input_ids"]
     batch, seq = ids.shape
@@ -412,6 +437,34 @@ def _add_image_tokens(model, kw: dict) -> None:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     if "labels" in kw:
         kw["labels"] = kw["input_ids"].clone()
+
+
+VIDEO_FRAMES = 4
+
+
+def _features_getter(model):
+    """("image", get_image_features), or ("video", get_video_features) for a model that takes
+    only video (InstructBLIP-Video), or ("image", None)."""
+    for kind in ("image", "video"):
+        for owner in (model, getattr(model, "model", None)):
+            getter = getattr(owner, f"get_{kind}_features", None) if owner is not None else None
+            if callable(getter):
+                return kind, getter
+    return "image", None
+
+
+def _accepted(fn, kw: dict, first: str) -> dict:
+    """`first` plus the other inputs of the batch that `fn` names (InstructBLIP's image features
+    need its qformer_input_ids)."""
+    import inspect
+
+    try:
+        names = set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = set()
+    return {first: kw[first], **{k: v for k, v in kw.items()
+                                 if k in names and k != first and k.endswith(("_input_ids", "_attention_mask"))
+                                 and not k.startswith("decoder_")}}
 
 
 def refusal(model_type: str, exc: BaseException) -> str | None:

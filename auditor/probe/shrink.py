@@ -217,7 +217,22 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
+        _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id")
+
+
+def _set_unset_placeholders(d: dict, vocab) -> None:
+    """BLIP-2 and InstructBLIP(-Video) defaults leave the image placeholder id None, yet their
+    forward finds the image positions by that id (`input_ids == config.image_token_id`), so a
+    default config cannot run; released checkpoints name one. Give a key present as None an id
+    near the top of the scaled vocabulary, as the written ids get."""
+    vocab = vocab if is_int(vocab) and vocab > 32 else VOCAB
+    for key in PLACEHOLDERS:
+        if key in d and d[key] is None:
+            d[key] = vocab - 1 - (sum(map(ord, key)) % 16)
 
 
 def _scale_rope_sections(d: dict, per_head: int) -> None:
