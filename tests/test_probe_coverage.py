@@ -224,6 +224,22 @@ def test_sub_config_is_refused_in_one_line_naming_its_parent(tmp_path):
     assert "Traceback" not in res.output
 
 
+def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_path):
+    """lfm2_moe's default has layer_types None, granite4_vision's deepstack_layer_map None: their
+    models cannot be built from the default (TypeError on None). The refusal names the key the
+    failing line read, found in the traceback, not "'NoneType' object is not subscriptable"."""
+    path = write_config(tmp_path, "lfm2_moe", architectures=["Lfm2MoeForCausalLM"])
+    with pytest.raises(CannotProbe) as caught:
+        execute(ProbeRequest(path=path, steps=1, device="cpu", light=True))
+    message = str(caught.value)
+    assert message.startswith("cannot probe lfm2_moe: its config leaves layer_types unset (None)")
+    assert "write layer_types in config.json" in message and "\n" not in message
+    from auditor.probe.build import unset_key
+
+    assert unset_key(TypeError("'NoneType' object is not subscriptable")) is None  # no traceback, no claim
+    assert unset_key(ValueError("x")) is None
+
+
 def test_error_inside_a_forward_is_a_finding_not_a_traceback(tmp_path, monkeypatch):
     """Errors raised by Transformers during the probe's forwards are caught at its boundary."""
     from auditor.probe import runner

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import linecache
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -469,9 +471,10 @@ def _accepted(fn, kw: dict, first: str) -> dict:
 
 def refusal(model_type: str, exc: BaseException) -> str | None:
     """One line for a config no model class takes on its own (a sub-config such as a vision
-    tower): name the model types that embed it, instead of Transformers' list of every type."""
+    tower): name the model types that embed it, instead of Transformers' list of every type.
+    Or for a config that leaves a key None that its model needs (see `unset_key`)."""
     if "Unrecognized configuration class" not in str(exc) and "Model type should be one of" not in str(exc):
-        return None
+        return unset_key(exc)
     from auditor.knowledge import architectures
 
     parents = sorted(t for t in architectures.model_types()
@@ -480,6 +483,36 @@ def refusal(model_type: str, exc: BaseException) -> str | None:
         return f"no model class takes a {model_type} config on its own"
     shown = ", ".join(parents[:3]) + (f" (+{len(parents) - 3})" if len(parents) > 3 else "")
     return f"{model_type} is a sub-config with no model class of its own; probe its parent ({shown})"
+
+
+CONFIG_READ = re.compile(r"\bconfig\.(\w+)")
+
+
+def unset_key(exc: BaseException) -> str | None:
+    """A TypeError on None inside the modeling code, at a line that reads `config.<key>` where
+    that key is None in the config object of the failing frame: the config leaves a key unset
+    that this model needs (lfm2_moe's layer_types, granite4_vision's deepstack_layer_map). Found
+    in the traceback, so the key named is the one the model read, never a guess."""
+    if not isinstance(exc, TypeError) or "NoneType" not in str(exc):
+        return None
+    tb, frames = exc.__traceback__, []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    for tb in reversed(frames):
+        code = tb.tb_frame.f_code
+        if f"{os.sep}transformers{os.sep}models{os.sep}" not in code.co_filename:
+            continue
+        text = linecache.getline(code.co_filename, tb.tb_lineno)
+        local = tb.tb_frame.f_locals
+        owner = local.get("config") or getattr(local.get("self"), "config", None)
+        unset = [k for k in CONFIG_READ.findall(text) if owner is not None
+                 and k in getattr(owner, "__dict__", {}) and getattr(owner, k) is None]
+        if unset:
+            where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}"
+            return (f"its config leaves {unset[0]} unset (None) and {type(owner).__name__}'s model reads it "
+                    f"({where}); write {unset[0]} in config.json")
+    return None
 
 
 # --- user factories -------------------------------------------------------------------
