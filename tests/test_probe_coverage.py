@@ -99,6 +99,23 @@ def test_sizes_validated_against_a_hidden_size_scale_with_it():
     assert out["hidden_size"] == 64 and out["max_window_size"] == 1024
 
 
+def test_validated_mamba_width_and_layer_split_are_kept():
+    """falcon_h1: mamba_d_ssm must equal mamba_n_heads x mamba_d_head (it was left at 1024);
+    dory: n_input + n_recurrent + n_output layers must equal the layer count, and its config.json
+    counts attention and MLP blocks as two layers each (every count even)."""
+    falcon = scaled("falcon_h1")
+    assert falcon["mamba_d_ssm"] == falcon["mamba_n_heads"] * falcon["mamba_d_head"] < 1024
+    CONFIG_MAPPING["falcon_h1"](**{k: v for k, v in falcon.items() if k != "model_type"})
+    dory = scaled("dory")
+    parts = [dory[k] for k in ("n_input_layers", "n_recurrent_layers", "n_output_layers")]
+    assert sum(parts) == dory["num_hidden_layers"] < 72 and min(parts) >= 2
+    assert all(p % 2 == 0 for p in parts) and "full_attention" in dory["layer_types"]
+    built = CONFIG_MAPPING["dory"](**{k: v for k, v in dory.items() if k != "model_type"})
+    assert set(built.layer_types) == {"sliding_attention", "full_attention"}
+    odd = scale_config_dict({"model_type": "x", "num_hidden_layers": 30, "n_a_layers": 3, "n_b_layers": 27})
+    assert odd["n_a_layers"] + odd["n_b_layers"] == odd["num_hidden_layers"] and odd["n_a_layers"] >= 1
+
+
 def test_unset_head_dim_and_kv_heads_are_derived_as_the_config_classes_do():
     """hunyuan_v1_dense / ministral defaults hold head_dim None, nemotron num_key_value_heads None:
     their models could not be built (TypeError) until filled as LlamaConfig fills them."""

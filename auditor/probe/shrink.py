@@ -39,7 +39,7 @@ WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermedi
               "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "moe_intermediate_size", "ffn_hidden_size",
               "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
               "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
-              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim")
+              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm")
 HEAD_COUNT = re.compile(r"^(num_(key_value_|kv_|attention_|query_)?heads|n_head|n_heads|num_attention_heads|"
                         r"(encoder|decoder)_attention_heads|mamba_n_heads|n_mamba_heads|"
                         r"linear_num_(key_|value_)?heads|num_key_value_heads|multi_query_group_num|n_kv_heads)$")
@@ -124,6 +124,30 @@ def layers_needed(d: dict, layers: int) -> int:
     return min(layers, min(need, MAX_LAYERS))
 
 
+SPLIT_KEY = re.compile(r"^(n|num)_\w+_layers$")
+
+
+def _layer_split(d: dict, layers: int) -> list[str]:
+    """Counts that divide the layer stack into consecutive parts (Dory: n_input_layers +
+    n_recurrent_layers + n_output_layers == num_hidden_layers, which its config validates)."""
+    keys = [k for k, v in d.items() if SPLIT_KEY.match(k) and k not in LAYER_KEYS
+            and k != "num_kv_shared_layers" and is_int(v) and v > 0]
+    return keys if len(keys) >= 2 and sum(d[k] for k in keys) == layers else []
+
+
+def _rescale_split(d: dict, keys: list[str], total: int, unit: int) -> None:
+    """Every part keeps at least one layer; the parts still add up to the new total. Parts that
+    were all even stay even (unit 2): Dory's config.json counts an attention block and its MLP
+    block as two layers and halves every count on loading."""
+    if not keys:
+        return
+    before, units = sum(d[k] for k in keys), total // unit
+    new = {k: max(1, d[k] * units // before) for k in keys}
+    biggest = max(keys, key=lambda k: d[k])
+    new[biggest] += units - sum(new.values())
+    d.update({k: v * unit for k, v in new.items()})
+
+
 def _with_shared_tail(d: dict, keep: int) -> int:
     """Layers that reuse an earlier layer's KV cache (Gemma 3n's num_kv_shared_layers) sit at
     the end and need a layer of every kind before them: keep the prefix twice, the second copy
@@ -186,6 +210,11 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     layers = layer_count(d)
     if layers:
         keep = layers_needed(d, layers)
+        split = _layer_split(d, layers)
+        unit = 2 if split and all(d[k] % 2 == 0 for k in split) else 1
+        keep = min(layers, max(keep, unit * len(split)))
+        keep += keep % unit
+        _rescale_split(d, split, _with_shared_tail(d, keep), unit)
         for key in LAYER_KEYS:
             if is_int(d.get(key)):
                 before = d[key]
