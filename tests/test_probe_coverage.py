@@ -116,6 +116,17 @@ def test_validated_mamba_width_and_layer_split_are_kept():
     assert odd["n_a_layers"] + odd["n_b_layers"] == odd["num_hidden_layers"] and odd["n_a_layers"] >= 1
 
 
+def test_mamba2_groups_divide_the_scaled_ssm_heads():
+    """mamba2: n_groups 8 was kept while num_heads became 4 (repeat_interleave by 0)."""
+    for model_type, heads_key, dim_key, groups_key in (("mamba2", "num_heads", "head_dim", "n_groups"),
+                                                       ("nemotron_h", "mamba_num_heads", "mamba_head_dim", "n_groups"),
+                                                       ("bamba", "mamba_n_heads", "mamba_d_head", "mamba_n_groups")):
+        d = scaled(model_type)
+        assert d[heads_key] % d[groups_key] == 0 and d[heads_key] < 128, model_type
+        expand = d.get("expand") or d.get("mamba_expand") or 2
+        assert d[heads_key] * d[dim_key] == expand * d["hidden_size"], model_type
+
+
 def test_unset_head_dim_and_kv_heads_are_derived_as_the_config_classes_do():
     """hunyuan_v1_dense / ministral defaults hold head_dim None, nemotron num_key_value_heads None:
     their models could not be built (TypeError) until filled as LlamaConfig fills them."""

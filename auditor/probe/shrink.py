@@ -20,6 +20,7 @@ Sub-configs (text, vision, audio, encoder, decoder) are scaled the same way, rec
 from __future__ import annotations
 
 import copy
+import math
 import re
 
 TARGET_WIDTH = 64
@@ -41,7 +42,7 @@ WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermedi
               "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
               "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm")
 HEAD_COUNT = re.compile(r"^(num_(key_value_|kv_|attention_|query_)?heads|n_head|n_heads|num_attention_heads|"
-                        r"(encoder|decoder)_attention_heads|mamba_n_heads|n_mamba_heads|"
+                        r"(encoder|decoder)_attention_heads|mamba_n_heads|mamba_num_heads|n_mamba_heads|"
                         r"linear_num_(key_|value_)?heads|num_key_value_heads|multi_query_group_num|n_kv_heads)$")
 PER_HEAD = re.compile(r"^(head_dim|d_kv|kv_channels|rotary_dim|mamba_d_head|mamba_headdim|attention_head_dim|"
                       r"qk_rope_head_dim|qk_nope_head_dim|v_head_dim|qk_head_dim|linear_(key_|value_)?head_dim|"
@@ -202,6 +203,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     per_head = max(1, width // heads)
     _scale_dims(d, width, heads, per_head, widths)
     _derive_unset_heads(d)
+    _fit_ssm_groups(d)
     for key, value in d.items():  # per-layer overrides ({"02": {"num_attention_heads": 64}})
         if key.startswith("per_layer") and isinstance(value, dict):
             for override in value.values():
@@ -323,6 +325,19 @@ def _scale_dims(d: dict, width: int, heads: int, per_head: int, widths: set[int]
             d[key] = scaled(value, heads)
         elif PER_HEAD.match(key):
             d[key] = _even(scaled(value, per_head)) if value > 1 else value
+
+
+SSM_GROUPS = ("n_groups", "mamba_n_groups")
+SSM_HEADS = ("num_heads", "mamba_n_heads", "mamba_num_heads")
+
+
+def _fit_ssm_groups(d: dict) -> None:
+    """Mamba-2 repeats its B/C groups over the SSM heads (num_heads // n_groups): the groups must
+    still divide the scaled head count (mamba2: 8 groups were left for 4 heads, 0 repeats)."""
+    heads = next((d[k] for k in SSM_HEADS if is_int(d.get(k)) and d[k] > 0), None)
+    for key in SSM_GROUPS:
+        if heads and is_int(d.get(key)) and d[key] > 0 and heads % d[key]:
+            d[key] = math.gcd(d[key], heads)
 
 
 def _mirrors_width(key: str, value: int, hidden: set[int]) -> bool:
