@@ -127,6 +127,24 @@ def test_mamba2_groups_divide_the_scaled_ssm_heads():
         assert d[heads_key] * d[dim_key] == expand * d["hidden_size"], model_type
 
 
+def test_every_vocabulary_is_scaled_and_unsynthesizable_labels_are_left_out():
+    """marian: decoder_vocab_size (58101) was left beside a 512 vocab_size (view(-1, 512) failed);
+    musicgen wants labels (batch, seq, codebooks) and GIT labels for the text after the image:
+    such heads are driven without labels, and the probe's description says so."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch
+
+    marian = scaled("marian")
+    assert marian["decoder_vocab_size"] == marian["vocab_size"] == 512
+    model, arch = build_hf({"model_type": "musicgen", "architectures": ["MusicgenForCausalLM"]}, None,
+                           full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert model._probe_no_labels and "labels" not in hf_batch(model, arch, 0, "cpu")
+    llama, arch = build_hf({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}, None,
+                           full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert not llama._probe_no_labels and "labels" in hf_batch(llama, arch, 0, "cpu")
+
+
 def test_unset_head_dim_and_kv_heads_are_derived_as_the_config_classes_do():
     """hunyuan_v1_dense / ministral defaults hold head_dim None, nemotron num_key_value_heads None:
     their models could not be built (TypeError) until filled as LlamaConfig fills them."""

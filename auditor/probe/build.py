@@ -148,29 +148,32 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
     if "scaling" in choice:
         model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
                                   config_dir, overrides, attn_override)
-        model._probe_text_only = choice["text_only"]
+        model._probe_text_only, model._probe_no_labels = choice["text_only"], choice.get("no_labels", False)
         return model, arch
     first: Exception | None = None
-    for keep_head_dim, text_only in SCALINGS:
+    for keep_head_dim, text_only, no_labels in SCALINGS:
         try:
             model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
                                       config_dir, overrides, attn_override)
-            model._probe_text_only = text_only
+            model._probe_text_only, model._probe_no_labels = text_only, no_labels
             _trial_forward(model, arch, seed, device)
         except BuildError:
             raise
         except Exception as exc:  # noqa: BLE001  try the next layout; the first error is the one to report
             first = first or exc
             continue
-        choice.update(scaling=keep_head_dim, text_only=text_only)
+        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels)
         return model, arch
     raise first
 
 
-# Layouts tried in order: (keep per-head sizes, text only). Scaling per-head sizes keeps models
-# tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal model whose
-# image inputs cannot be synthesized still runs its language model (and its dropout) on text.
-SCALINGS = ((False, False), (True, False), (False, True), (True, True))
+# Layouts tried in order: (keep per-head sizes, text only, no labels). Scaling per-head sizes
+# keeps models tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal
+# model whose image inputs cannot be synthesized still runs its language model (and its dropout)
+# on text; a head whose labels have a layout of their own (MusicGen's (batch, seq, codebooks),
+# GIT's text after the image) runs without labels, its loss taken from the output.
+SCALINGS = ((False, False, False), (True, False, False), (False, True, False), (True, True, False),
+            (False, False, True), (True, False, True))
 
 
 def _trial_forward(model, arch: str, seed: int, device) -> None:
@@ -324,7 +327,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["input_features"] = _features(config, batch, g)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
         kw["decoder_input_ids"] = ids[:, : seq // 2].clone()
-    labels = _labels(arch, config, kw, ids, batch, seq, g)
+    labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
     if labels is not None and "labels" in params:
         kw["labels"] = labels
     if "pixel_values" in kw and "input_ids" in kw:

@@ -388,8 +388,8 @@ def _scale_experts(d: dict) -> None:
 
 
 def _scale_vocab(d: dict, vocab: int | None = None) -> None:
-    for key, value in list(d.items()):  # vocab_size and its per-layer tables (Gemma 3n/4)
-        if key.startswith("vocab_size") and is_int(value) and value > VOCAB:
+    for key, value in list(d.items()):  # vocab_size, per-layer tables (Gemma 3n/4), Marian's decoder_vocab_size
+        if (key.startswith("vocab_size") or key.endswith("_vocab_size")) and is_int(value) and value > VOCAB:
             d[key] = VOCAB
     if not is_int(vocab):
         vocab = d["vocab_size"] if is_int(d.get("vocab_size")) else VOCAB
