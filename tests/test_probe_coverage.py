@@ -280,8 +280,14 @@ def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_
     message = str(caught.value)
     assert message.startswith("cannot probe lfm2_moe: its config leaves layer_types unset (None)")
     assert "write layer_types in config.json" in message and "\n" not in message
-    from auditor.probe.build import unset_key
+    import torch
 
+    from auditor.probe.build import build_hf, unset_key
+
+    with pytest.raises(TypeError) as built:  # read through self.num_experts = config.num_local_experts
+        build_hf({"model_type": "dots1", "architectures": ["Dots1ForCausalLM"]}, None, full_size=False, seed=0,
+                 device="cpu", dtype=torch.float32)
+    assert unset_key(built.value).startswith("its config leaves n_routed_experts unset (None)")
     assert unset_key(TypeError("'NoneType' object is not subscriptable")) is None  # no traceback, no claim
     assert unset_key(ValueError("x")) is None
 

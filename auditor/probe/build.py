@@ -489,14 +489,16 @@ def refusal(model_type: str, exc: BaseException) -> str | None:
 
 
 CONFIG_READ = re.compile(r"\bconfig\.(\w+)")
+SELF_READ = re.compile(r"\bself\.(\w+)")
 
 
 def unset_key(exc: BaseException) -> str | None:
-    """A TypeError on None inside the modeling code, at a line that reads `config.<key>` where
-    that key is None in the config object of the failing frame: the config leaves a key unset
-    that this model needs (lfm2_moe's layer_types, granite4_vision's deepstack_layer_map). Found
-    in the traceback, so the key named is the one the model read, never a guess."""
-    if not isinstance(exc, TypeError) or "NoneType" not in str(exc):
+    """A TypeError inside the modeling code at a line that reads `config.<key>` (directly, or
+    through `self.<attr>` copied from it earlier in the same function) where that key is None in
+    the config object of the failing frame: the config leaves a key unset that this model needs
+    (lfm2_moe's layer_types, granite4_vision's deepstack_layer_map, dots1's n_routed_experts).
+    Found in the traceback, so the key named is the one the model read, never a guess."""
+    if not isinstance(exc, TypeError):
         return None
     tb, frames = exc.__traceback__, []
     while tb is not None:
@@ -506,15 +508,33 @@ def unset_key(exc: BaseException) -> str | None:
         code = tb.tb_frame.f_code
         if f"{os.sep}transformers{os.sep}models{os.sep}" not in code.co_filename:
             continue
-        text = linecache.getline(code.co_filename, tb.tb_lineno)
         local = tb.tb_frame.f_locals
         owner = local.get("config") or getattr(local.get("self"), "config", None)
-        unset = [k for k in CONFIG_READ.findall(text) if owner is not None
-                 and k in getattr(owner, "__dict__", {}) and getattr(owner, k) is None]
-        if unset:
+        if owner is None:
+            continue
+        key = _unset_read(code, tb.tb_lineno, owner, local.get("self"))
+        if key:
             where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}"
-            return (f"its config leaves {unset[0]} unset (None) and {type(owner).__name__}'s model reads it "
-                    f"({where}); write {unset[0]} in config.json")
+            return (f"its config leaves {key} unset (None) and {type(owner).__name__}'s model reads it "
+                    f"({where}); write {key} in config.json")
+    return None
+
+
+def _unset_read(code, lineno: int, owner, this) -> str | None:
+    text = linecache.getline(code.co_filename, lineno)
+    keys = CONFIG_READ.findall(text)
+    if this is not None:  # `self.num_experts = config.num_local_experts` earlier in this function
+        body = "".join(linecache.getline(code.co_filename, n) for n in range(code.co_firstlineno, lineno))
+        for attr in SELF_READ.findall(text):
+            if getattr(this, attr, 0) is None:
+                keys += re.findall(rf"self\.{attr}\s*=\s*config\.(\w+)\s*$", body, re.M)
+    aliases = getattr(owner, "attribute_map", None) or {}
+    for key in keys:
+        try:
+            if hasattr(owner, key) and getattr(owner, key) is None:
+                return aliases.get(key, key)
+        except Exception:  # noqa: BLE001  a config property that raises says nothing either way
+            continue
     return None
 
 
