@@ -498,7 +498,7 @@ def unset_key(exc: BaseException) -> str | None:
     the config object of the failing frame: the config leaves a key unset that this model needs
     (lfm2_moe's layer_types, granite4_vision's deepstack_layer_map, dots1's n_routed_experts).
     Found in the traceback, so the key named is the one the model read, never a guess."""
-    if not isinstance(exc, TypeError):
+    if not isinstance(exc, (TypeError, KeyError)):
         return None
     tb, frames = exc.__traceback__, []
     while tb is not None:
@@ -512,26 +512,29 @@ def unset_key(exc: BaseException) -> str | None:
         owner = local.get("config") or getattr(local.get("self"), "config", None)
         if owner is None:
             continue
-        key = _unset_read(code, tb.tb_lineno, owner, local.get("self"))
+        empty = isinstance(exc, KeyError)  # cohere_compass_text: rope_parameters {} indexed by layer type
+        key = _unset_read(code, tb.tb_lineno, owner, local.get("self"), empty)
         if key:
             where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}"
-            return (f"its config leaves {key} unset (None) and {type(owner).__name__}'s model reads it "
+            state = "empty" if empty else "unset (None)"
+            return (f"its config leaves {key} {state} and {type(owner).__name__}'s model reads it "
                     f"({where}); write {key} in config.json")
     return None
 
 
-def _unset_read(code, lineno: int, owner, this) -> str | None:
+def _unset_read(code, lineno: int, owner, this, empty: bool = False) -> str | None:
     text = linecache.getline(code.co_filename, lineno)
     keys = CONFIG_READ.findall(text)
     if this is not None:  # `self.num_experts = config.num_local_experts` earlier in this function
         body = "".join(linecache.getline(code.co_filename, n) for n in range(code.co_firstlineno, lineno))
         for attr in SELF_READ.findall(text):
-            if getattr(this, attr, 0) is None:
+            if getattr(this, attr, 0) is None and not empty:
                 keys += re.findall(rf"self\.{attr}\s*=\s*config\.(\w+)\s*$", body, re.M)
     aliases = getattr(owner, "attribute_map", None) or {}
     for key in keys:
         try:
-            if hasattr(owner, key) and getattr(owner, key) is None:
+            value = getattr(owner, key) if hasattr(owner, key) else 0
+            if (value == {} or value == []) if empty else value is None:
                 return aliases.get(key, key)
         except Exception:  # noqa: BLE001  a config property that raises says nothing either way
             continue

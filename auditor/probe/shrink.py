@@ -295,8 +295,8 @@ def fill_rope_sections(d: dict) -> None:
     class takes the key (its rope validation ignores `mrope_section`); only a missing or None
     value is filled."""
     rope = d.get("rope_parameters")
-    if not isinstance(rope, dict) or rope.get("mrope_section") is not None:
-        return
+    if not isinstance(rope, dict) or "rope_type" not in rope or rope.get("mrope_section") is not None:
+        return  # (per-layer-type RoPE dicts, and an empty one, are not one RoPE to complete)
     head_dim = d.get("head_dim")
     if not is_int(head_dim):
         width, heads = d.get("hidden_size"), d.get("num_attention_heads")
