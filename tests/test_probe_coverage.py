@@ -296,6 +296,22 @@ def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_
     assert unset_key(ValueError("x")) is None
 
 
+def test_missing_package_and_failed_validation_are_refused_in_one_line():
+    """gemma3n / fast_vlm need PIL (not in the test extras): one line naming the package, not
+    Transformers' install paragraph. gemma4_assistant's default fails its own validator."""
+    from auditor.probe.build import missing_package, refusal
+
+    pil = ImportError("\nTimmWrapperModel requires the PIL library but it was not found in your environment. "
+                      "You can install it with pip:\n`pip install pillow`.\n")
+    assert missing_package("Gemma3nForConditionalGeneration", pil) == \
+        "Gemma3nForConditionalGeneration needs the PIL package, which is not installed here"
+    assert "\n" not in missing_package("X", ImportError("no module named\nfoo"))
+    with pytest.raises(Exception) as caught:
+        CONFIG_MAPPING["gemma4_assistant"]()
+    assert refusal("gemma4_assistant", caught.value) == \
+        "its config fails its own class's validation: hidden_size_per_layer_input must be 0, got 256"
+
+
 def test_error_inside_a_forward_is_a_finding_not_a_traceback(tmp_path, monkeypatch):
     """Errors raised by Transformers during the probe's forwards are caught at its boundary."""
     from auditor.probe import runner

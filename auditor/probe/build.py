@@ -218,7 +218,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
             else:
                 model = cls._from_config(obj, dtype=dtype, **kwargs)
     except ImportError as exc:
-        raise BuildError(f"could not build {arch} from the config: {exc}") from None
+        raise BuildError(missing_package(arch, exc)) from None
     model.to(device=device, dtype=dtype)
     if ad is not None:
         model = _add_adapter(model, ad)
@@ -240,6 +240,15 @@ def _fill_rope_sections(d: dict, config_cls) -> None:
             sub_cls = transformers.CONFIG_MAPPING[sub["model_type"]]
         if isinstance(sub_cls, type):
             _fill_rope_sections(sub, sub_cls)
+
+
+def missing_package(arch: str, exc: ImportError) -> str:
+    """One line naming the package a model class needs (Gemma 3n's and FastVLM's timm tower
+    need PIL), instead of Transformers' paragraph of install advice."""
+    found = re.search(r"requires the (\S+) library", str(exc))
+    if found:
+        return f"{arch} needs the {found.group(1)} package, which is not installed here"
+    return f"could not build {arch} from the config: {' '.join(str(exc).split())}"
 
 
 def _add_adapter(model, adapter: dict):
@@ -476,6 +485,8 @@ def refusal(model_type: str, exc: BaseException) -> str | None:
     """One line for a config no model class takes on its own (a sub-config such as a vision
     tower): name the model types that embed it, instead of Transformers' list of every type.
     Or for a config that leaves a key None that its model needs (see `unset_key`)."""
+    if "ValidationError" in type(exc).__name__ and exc.__cause__ is not None:  # huggingface_hub @strict
+        return f"its config fails its own class's validation: {' '.join(str(exc.__cause__).split())}"
     if "Unrecognized configuration class" not in str(exc) and "Model type should be one of" not in str(exc):
         return unset_key(exc)
     from auditor.knowledge import architectures
