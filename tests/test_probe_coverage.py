@@ -292,6 +292,10 @@ def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_
         build_hf({"model_type": "cohere_compass_text", "architectures": ["CohereCompassForCausalLM"]}, None,
                  full_size=False, seed=0, device="cpu", dtype=torch.float32)
     assert unset_key(built.value).startswith("its config leaves rope_parameters empty")
+    with pytest.raises(AttributeError) as built:  # vocabulary_map None, read as vocab_map.get(...)
+        build_hf({"model_type": "chameleon", "architectures": ["ChameleonForConditionalGeneration"]}, None,
+                 full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert unset_key(built.value).startswith("its config leaves vocabulary_map unset (None)")
     assert unset_key(TypeError("'NoneType' object is not subscriptable")) is None  # no traceback, no claim
     assert unset_key(ValueError("x")) is None
 

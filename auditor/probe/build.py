@@ -509,7 +509,8 @@ def unset_key(exc: BaseException) -> str | None:
     the config object of the failing frame: the config leaves a key unset that this model needs
     (lfm2_moe's layer_types, granite4_vision's deepstack_layer_map, dots1's n_routed_experts).
     Found in the traceback, so the key named is the one the model read, never a guess."""
-    if not isinstance(exc, (TypeError, KeyError)):
+    none_attr = isinstance(exc, AttributeError) and str(exc).startswith("'NoneType' object")
+    if not isinstance(exc, (TypeError, KeyError)) and not none_attr:
         return None
     tb, frames = exc.__traceback__, []
     while tb is not None:
