@@ -247,6 +247,19 @@ def test_blip_family_gets_text_qformer_ids_and_placeholders_for_its_image():
         assert torch.isfinite(loss_of(model(**batch)))
 
 
+def test_audio_features_follow_the_encoder_config():
+    """canary / cohere_asr keep num_mel_bins (128) in encoder_config and their conformer takes
+    (batch, frames, bins); the fallback of 80 features failed (mat1 32x2560 and 4096x64)."""
+    import torch
+
+    from auditor.probe.build import _features
+
+    canary = CONFIG_MAPPING["canary"]()
+    assert _features(canary, 2, torch.Generator().manual_seed(0)).shape == (2, 64, 128)
+    whisper = CONFIG_MAPPING["whisper"](max_source_positions=32)  # top level: (batch, bins, 2 x positions)
+    assert _features(whisper, 2, torch.Generator().manual_seed(0)).shape == (2, 80, 64)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

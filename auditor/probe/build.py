@@ -389,9 +389,20 @@ def _pixels(config, batch: int, g) -> torch.Tensor:
     return torch.randn(batch, channels, height, width, generator=g)
 
 
+AUDIO_SUB_CONFIGS = ("encoder_config", "audio_config", "speech_config", "encoder")
+
+
 def _features(config, batch: int, g) -> torch.Tensor:
     """Audio features. Whisper-like encoders take (batch, mel bins, 2 x max_source_positions
-    frames); feature-projection encoders (Wav2Vec2-BERT, Speech2Text) take (batch, frames, dim)."""
+    frames); feature-projection encoders (Wav2Vec2-BERT, Speech2Text) take (batch, frames, dim).
+    An encoder-decoder's audio settings may sit in its encoder config; a conformer there that
+    subsamples time by convolution (Canary, Cohere ASR) takes (batch, frames, mel bins)."""
+    if not getattr(config, "num_mel_bins", None):
+        sub = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS
+                    if getattr(getattr(config, n, None), "num_mel_bins", None)), None)
+        if sub is not None and getattr(sub, "subsampling_factor", None):
+            return torch.randn(batch, 64, int(sub.num_mel_bins), generator=g)
+        config = sub or config
     bins = getattr(config, "num_mel_bins", None)
     if bins:
         positions = getattr(config, "max_source_positions", None)
