@@ -93,6 +93,8 @@ def test_sizes_validated_against_a_hidden_size_scale_with_it():
     assert vision["adapter_out_dim"] == audio["adapter_out_dim"] == text["hidden_size"]
     assert audio["adapter_input_size"] == audio["hidden_size"]
     CONFIG_MAPPING["dots3_note"](**{k: v for k, v in d.items() if k != "model_type"})
+    codec = scaled("kyutai_speech_to_text")["codec_config"]  # depthwise groups = channels
+    assert codec["upsample_groups"] == codec["hidden_size"] < 512
     # what is not a width keeps its value even when it happens to equal one
     cfg = {"model_type": "x", "hidden_size": 1024, "image_size": 1024, "max_window_size": 1024}
     out = scale_config_dict(cfg)

@@ -344,6 +344,8 @@ def _mirrors_width(key: str, value: int, hidden: set[int]) -> bool:
     """A size a config validates against a hidden size of its tree (dots3's adapter_in_dim must
     equal the vision width, adapter_out_dim the text width): any *_dim / *_size key holding
     exactly one of those hidden sizes is that width under another name."""
+    if value in hidden and key.endswith("_groups"):  # depthwise conv groups = channels (Mimi's upsample_groups)
+        return True
     return value in hidden and key.endswith(("_dim", "_size")) and not NOT_A_WIDTH.search(key)
 
 
