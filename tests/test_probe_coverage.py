@@ -258,6 +258,12 @@ def test_audio_features_follow_the_encoder_config():
 
     canary = CONFIG_MAPPING["canary"]()
     assert _features(canary, 2, torch.Generator().manual_seed(0)).shape == (2, 64, 128)
+    from auditor.probe.build import build_hf, hf_batch
+
+    model, arch = build_hf({"model_type": "speech-encoder-decoder", "architectures": ["SpeechEncoderDecoderModel"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert model.main_input_name == "inputs"  # its encoder's input: wav2vec2's input_values
+    assert {"input_values", "decoder_input_ids"} <= set(hf_batch(model, arch, 0, "cpu"))
     whisper = CONFIG_MAPPING["whisper"](max_source_positions=32)  # top level: (batch, bins, 2 x positions)
     assert _features(whisper, 2, torch.Generator().manual_seed(0)).shape == (2, 80, 64)
 

@@ -306,6 +306,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     vocab = int(getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 512)
     g = torch.Generator().manual_seed(seed + 1)
     main = getattr(model, "main_input_name", "input_ids")
+    if main == "inputs":  # SpeechEncoderDecoderModel: whatever its encoder takes
+        encoder = model.get_encoder() if callable(getattr(model, "get_encoder", None)) else None
+        main = getattr(encoder, "main_input_name", main)
     params = _forward_params(model)
     kw: dict = {}
     ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
