@@ -334,7 +334,7 @@ def test_missing_package_and_failed_validation_are_refused_in_one_line():
     with pytest.raises(Exception) as caught:
         CONFIG_MAPPING["gemma4_assistant"]()
     assert refusal("gemma4_assistant", caught.value) == \
-        "its config fails its own class's validation: hidden_size_per_layer_input must be 0, got 256"
+        "config validation failed: hidden_size_per_layer_input must be 0, got 256"
 
 
 def test_error_inside_a_forward_is_a_finding_not_a_traceback(tmp_path, monkeypatch):

@@ -500,7 +500,7 @@ def refusal(model_type: str, exc: BaseException) -> str | None:
     tower): name the model types that embed it, instead of Transformers' list of every type.
     Or for a config that leaves a key None that its model needs (see `unset_key`)."""
     if "ValidationError" in type(exc).__name__ and exc.__cause__ is not None:  # huggingface_hub @strict
-        return f"its config fails its own class's validation: {' '.join(str(exc.__cause__).split())}"
+        return f"config validation failed: {' '.join(str(exc.__cause__).split())}"
     if "Unrecognized configuration class" not in str(exc) and "Model type should be one of" not in str(exc):
         return unset_key(exc)
     from auditor.knowledge import architectures
