@@ -268,6 +268,19 @@ def test_audio_features_follow_the_encoder_config():
     assert _features(whisper, 2, torch.Generator().manual_seed(0)).shape == (2, 80, 64)
 
 
+def test_vision_encoder_decoder_pixels_follow_the_encoder_image_size():
+    """vision-encoder-decoder: the image size sits in the (scaled) encoder config; 224 x 224
+    pixels were given to a 64 x 64 encoder."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch
+
+    model, arch = build_hf({"model_type": "vision-encoder-decoder", "architectures": ["VisionEncoderDecoderModel"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    size = model.config.encoder.image_size
+    assert hf_batch(model, arch, 0, "cpu")["pixel_values"].shape[-2:] == (size, size) and size < 224
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

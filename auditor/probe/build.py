@@ -330,7 +330,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     text_only = getattr(model, "_probe_text_only", False)
     if main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
                                   and not text_only):
-        kw["pixel_values"] = _pixels(_vision(config) or config, batch, g)
+        kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
     if main == "input_values":
@@ -378,6 +378,12 @@ def _text_config(config):
 
 def _vision(config):
     return getattr(config, "vision_config", None)
+
+
+def _image_encoder(config):
+    """VisionEncoderDecoder keeps the image size in its encoder config (scaled with it)."""
+    encoder = getattr(config, "encoder", None)
+    return encoder if getattr(encoder, "image_size", None) else None
 
 
 def _pixels(config, batch: int, g) -> torch.Tensor:
