@@ -101,6 +101,15 @@ def test_sizes_validated_against_a_hidden_size_scale_with_it():
     assert out["hidden_size"] == 64 and out["max_window_size"] == 1024
 
 
+def test_a_sub_config_without_a_width_does_not_pin_the_tree_at_full_size():
+    """granite_speech: its encoder config names no hidden_size, which made the whole tree's
+    width divisor 1 and left the 4096-wide text model at full size (483M parameters)."""
+    d = scaled("granite_speech")
+    assert d["text_config"]["hidden_size"] <= 512 and d["projector_config"]["hidden_size"] < 768
+    assert scale_config_dict({"model_type": "x", "sub": {"model_type": "y", "hidden_dim": 32}})["sub"] == \
+        {"model_type": "y", "hidden_dim": 32, "use_cache": False}
+
+
 def test_validated_mamba_width_and_layer_split_are_kept():
     """falcon_h1: mamba_d_ssm must equal mamba_n_heads x mamba_d_head (it was left at 1024);
     dory: n_input + n_recurrent + n_output layers must equal the layer count, and its config.json
@@ -343,7 +352,9 @@ def test_missing_package_and_failed_validation_are_refused_in_one_line():
                       "You can install it with pip:\n`pip install pillow`.\n")
     assert missing_package("Gemma3nForConditionalGeneration", pil) == \
         "Gemma3nForConditionalGeneration needs the PIL package, which is not installed here"
-    assert "\n" not in missing_package("X", ImportError("no module named\nfoo"))
+    assert "\n" not in missing_package("X", ImportError("no module\nfoo"))
+    assert missing_package("InklingForConditionalGeneration", ModuleNotFoundError("No module named 'scipy'")) == \
+        "InklingForConditionalGeneration needs the scipy package, which is not installed here"
     with pytest.raises(Exception) as caught:
         CONFIG_MAPPING["gemma4_assistant"]()
     assert refusal("gemma4_assistant", caught.value) == \

@@ -245,7 +245,7 @@ def _fill_rope_sections(d: dict, config_cls) -> None:
 def missing_package(arch: str, exc: ImportError) -> str:
     """One line naming the package a model class needs (Gemma 3n's and FastVLM's timm tower
     need PIL), instead of Transformers' paragraph of install advice."""
-    found = re.search(r"requires the (\S+) library", str(exc))
+    found = re.search(r"requires the (\S+) library", str(exc)) or re.search(r"No module named '([\w.]+)'", str(exc))
     if found:
         return f"{arch} needs the {found.group(1)} package, which is not installed here"
     return f"could not build {arch} from the config: {' '.join(str(exc).split())}"

@@ -83,10 +83,18 @@ def width_divisor(d: dict) -> int:
     """One power of two for the widths of the config and all its sub-configs: a vision tower's
     projection must keep matching the text model's hidden size, so every config of the tree is
     scaled by the same factor (the smallest any of them allows)."""
+    return _tree_divisor(d) or 1
+
+
+def _tree_divisor(d: dict) -> int | None:
+    """None for a config (and sub-configs) naming no width: it must not pin the whole tree at 1
+    (Granite Speech's encoder config names only hidden_dim, which left its 4096-wide text model
+    at full size: 483M parameters)."""
     own = [d[k] for k in ("hidden_size", "d_model", "n_embd", "dim", "embed_dim") if is_int(d.get(k))]
     divs = [pow2_factor(own[0], TARGET_WIDTH)] if own else []
-    divs += [width_divisor(v) for k, v in d.items() if isinstance(v, dict) and _is_sub_config(k, v)]
-    return min(divs) if divs else 1
+    divs += [v for v in (_tree_divisor(v) for k, v in d.items() if isinstance(v, dict) and _is_sub_config(k, v))
+             if v is not None]
+    return min(divs) if divs else None
 
 
 def _is_sub_config(key: str, value: dict) -> bool:
