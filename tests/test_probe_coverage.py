@@ -93,10 +93,67 @@ def test_sizes_validated_against_a_hidden_size_scale_with_it():
     assert vision["adapter_out_dim"] == audio["adapter_out_dim"] == text["hidden_size"]
     assert audio["adapter_input_size"] == audio["hidden_size"]
     CONFIG_MAPPING["dots3_note"](**{k: v for k, v in d.items() if k != "model_type"})
+    codec = scaled("kyutai_speech_to_text")["codec_config"]  # depthwise groups = channels
+    assert codec["upsample_groups"] == codec["hidden_size"] < 512
     # what is not a width keeps its value even when it happens to equal one
     cfg = {"model_type": "x", "hidden_size": 1024, "image_size": 1024, "max_window_size": 1024}
     out = scale_config_dict(cfg)
     assert out["hidden_size"] == 64 and out["max_window_size"] == 1024
+
+
+def test_a_sub_config_without_a_width_does_not_pin_the_tree_at_full_size():
+    """granite_speech: its encoder config names no hidden_size, which made the whole tree's
+    width divisor 1 and left the 4096-wide text model at full size (483M parameters)."""
+    d = scaled("granite_speech")
+    assert d["text_config"]["hidden_size"] <= 512 and d["projector_config"]["hidden_size"] < 768
+    assert scale_config_dict({"model_type": "x", "sub": {"model_type": "y", "hidden_dim": 32}})["sub"] == \
+        {"model_type": "y", "hidden_dim": 32, "use_cache": False}
+
+
+def test_validated_mamba_width_and_layer_split_are_kept():
+    """falcon_h1: mamba_d_ssm must equal mamba_n_heads x mamba_d_head (it was left at 1024);
+    dory: n_input + n_recurrent + n_output layers must equal the layer count, and its config.json
+    counts attention and MLP blocks as two layers each (every count even)."""
+    falcon = scaled("falcon_h1")
+    assert falcon["mamba_d_ssm"] == falcon["mamba_n_heads"] * falcon["mamba_d_head"] < 1024
+    CONFIG_MAPPING["falcon_h1"](**{k: v for k, v in falcon.items() if k != "model_type"})
+    dory = scaled("dory")
+    parts = [dory[k] for k in ("n_input_layers", "n_recurrent_layers", "n_output_layers")]
+    assert sum(parts) == dory["num_hidden_layers"] < 72 and min(parts) >= 2
+    assert all(p % 2 == 0 for p in parts) and "full_attention" in dory["layer_types"]
+    built = CONFIG_MAPPING["dory"](**{k: v for k, v in dory.items() if k != "model_type"})
+    assert set(built.layer_types) == {"sliding_attention", "full_attention"}
+    odd = scale_config_dict({"model_type": "x", "num_hidden_layers": 30, "n_a_layers": 3, "n_b_layers": 27})
+    assert odd["n_a_layers"] + odd["n_b_layers"] == odd["num_hidden_layers"] and odd["n_a_layers"] >= 1
+
+
+def test_mamba2_groups_divide_the_scaled_ssm_heads():
+    """mamba2: n_groups 8 was kept while num_heads became 4 (repeat_interleave by 0)."""
+    for model_type, heads_key, dim_key, groups_key in (("mamba2", "num_heads", "head_dim", "n_groups"),
+                                                       ("nemotron_h", "mamba_num_heads", "mamba_head_dim", "n_groups"),
+                                                       ("bamba", "mamba_n_heads", "mamba_d_head", "mamba_n_groups")):
+        d = scaled(model_type)
+        assert d[heads_key] % d[groups_key] == 0 and d[heads_key] < 128, model_type
+        expand = d.get("expand") or d.get("mamba_expand") or 2
+        assert d[heads_key] * d[dim_key] == expand * d["hidden_size"], model_type
+
+
+def test_every_vocabulary_is_scaled_and_unsynthesizable_labels_are_left_out():
+    """marian: decoder_vocab_size (58101) was left beside a 512 vocab_size (view(-1, 512) failed);
+    musicgen wants labels (batch, seq, codebooks) and GIT labels for the text after the image:
+    such heads are driven without labels, and the probe's description says so."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch
+
+    marian = scaled("marian")
+    assert marian["decoder_vocab_size"] == marian["vocab_size"] == 512
+    model, arch = build_hf({"model_type": "musicgen", "architectures": ["MusicgenForCausalLM"]}, None,
+                           full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert model._probe_no_labels and "labels" not in hf_batch(model, arch, 0, "cpu")
+    llama, arch = build_hf({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}, None,
+                           full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert not llama._probe_no_labels and "labels" in hf_batch(llama, arch, 0, "cpu")
 
 
 def test_unset_head_dim_and_kv_heads_are_derived_as_the_config_classes_do():
@@ -130,6 +187,109 @@ def test_text_only_class_of_a_composite_type_gets_the_text_config():
     assert _config_for_class(transformers.LlavaForConditionalGeneration, llava) is llava
 
 
+def small_config(model_type: str, keep_head_dim: bool = False) -> dict:
+    """The dict the probe's builder hands to the config class (scaled, then completed)."""
+    from auditor.probe.build import _fill_rope_sections
+
+    cls = CONFIG_MAPPING[model_type]
+    d = scale_config_dict(cls().to_dict(), keep_head_dim=keep_head_dim)
+    _fill_rope_sections(d, cls)
+    return d
+
+
+def rotary_half(d: dict) -> int:
+    head = d.get("head_dim") or d["hidden_size"] // d["num_attention_heads"]
+    factor = d["rope_parameters"].get("partial_rotary_factor") or 1.0
+    return int(head * factor) // 2
+
+
+def test_mrope_sections_missing_from_the_config_are_filled_to_fit_the_head():
+    """glm4v, glm46v, glm4v_moe (the modeling default [8, 12, 12]) and hunyuan_vl (None) could not
+    run: the sections must add up to half the scaled rotary dims."""
+    for model_type in ("glm4v", "glm46v", "glm4v_moe", "hunyuan_vl"):
+        for keep in (False, True):
+            text = small_config(model_type, keep)["text_config"]
+            sections = text["rope_parameters"]["mrope_section"]
+            assert len(sections) == 3 and min(sections) >= 1, model_type
+            assert sum(sections) == rotary_half(text), (model_type, keep)
+    qwen = small_config("qwen2_vl")["text_config"]  # written sections are scaled, never replaced
+    assert sum(qwen["rope_parameters"]["mrope_section"]) == rotary_half(qwen)
+    written = {"model_type": "qwen2_vl_text", "hidden_size": 1024, "num_attention_heads": 8,
+               "rope_parameters": {"rope_type": "default", "mrope_section": [16, 24, 24]}}
+    from auditor.probe.shrink import fill_rope_sections
+    fill_rope_sections(written)
+    assert written["rope_parameters"]["mrope_section"] == [16, 24, 24]
+    llama = small_config("llama")  # a config class without multimodal RoPE gets no sections
+    assert "mrope_section" not in (llama.get("rope_parameters") or {})
+
+
+def test_glm4v_moe_builds_and_runs_a_forward():
+    import torch
+
+    from auditor.probe.build import build_hf
+
+    model, arch = build_hf({"model_type": "glm4v_moe", "architectures": ["Glm4vMoeForConditionalGeneration"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert arch == "Glm4vMoeForConditionalGeneration"
+    assert sum(p.numel() for p in model.parameters()) < 20_000_000  # tiny next to 106B
+
+
+def test_blip_family_gets_text_qformer_ids_and_placeholders_for_its_image():
+    """blip-2 / instructblip / instructblipvideo: pixel_values is their main input, but the forward
+    also requires input_ids (and qformer_input_ids), and finds the image by a placeholder id their
+    defaults leave None; the video model takes (batch, 4 frames, C, H, W)."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch, loss_of
+
+    assert small_config("blip-2")["image_token_index"] < small_config("blip-2")["text_config"]["vocab_size"]
+    for model_type, arch, frames in (("instructblip", "InstructBlipForConditionalGeneration", None),
+                                     ("instructblipvideo", "InstructBlipVideoForConditionalGeneration", 4)):
+        model, arch = build_hf({"model_type": model_type, "architectures": [arch]}, None, full_size=False,
+                               seed=0, device="cpu", dtype=torch.float32)
+        batch = hf_batch(model, arch, 0, "cpu")
+        assert {"pixel_values", "input_ids", "qformer_input_ids", "labels"} <= set(batch), model_type
+        assert batch["qformer_input_ids"].max() < model.config.qformer_config.vocab_size
+        token = model.config.image_token_id if frames is None else model.config.video_token_id
+        placeholders = (batch["input_ids"] == token).sum(dim=1)
+        assert (placeholders == model.config.num_query_tokens * (frames or 1)).all(), model_type
+        assert batch["pixel_values"].dim() == (5 if frames else 4)
+        model.train()
+        assert torch.isfinite(loss_of(model(**batch)))
+
+
+def test_audio_features_follow_the_encoder_config():
+    """canary / cohere_asr keep num_mel_bins (128) in encoder_config and their conformer takes
+    (batch, frames, bins); the fallback of 80 features failed (mat1 32x2560 and 4096x64)."""
+    import torch
+
+    from auditor.probe.build import _features
+
+    canary = CONFIG_MAPPING["canary"]()
+    assert _features(canary, 2, torch.Generator().manual_seed(0)).shape == (2, 64, 128)
+    from auditor.probe.build import build_hf, hf_batch
+
+    model, arch = build_hf({"model_type": "speech-encoder-decoder", "architectures": ["SpeechEncoderDecoderModel"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert model.main_input_name == "inputs"  # its encoder's input: wav2vec2's input_values
+    assert {"input_values", "decoder_input_ids"} <= set(hf_batch(model, arch, 0, "cpu"))
+    whisper = CONFIG_MAPPING["whisper"](max_source_positions=32)  # top level: (batch, bins, 2 x positions)
+    assert _features(whisper, 2, torch.Generator().manual_seed(0)).shape == (2, 80, 64)
+
+
+def test_vision_encoder_decoder_pixels_follow_the_encoder_image_size():
+    """vision-encoder-decoder: the image size sits in the (scaled) encoder config; 224 x 224
+    pixels were given to a 64 x 64 encoder."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch
+
+    model, arch = build_hf({"model_type": "vision-encoder-decoder", "architectures": ["VisionEncoderDecoderModel"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    size = model.config.encoder.image_size
+    assert hf_batch(model, arch, 0, "cpu")["pixel_values"].shape[-2:] == (size, size) and size < 224
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):
@@ -151,6 +311,54 @@ def test_sub_config_is_refused_in_one_line_naming_its_parent(tmp_path):
         else json.loads(res.output)
     assert finding["code"] == "DRP811" and finding["line"] == 2
     assert "Traceback" not in res.output
+
+
+def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_path):
+    """lfm2_moe's default has layer_types None, granite4_vision's deepstack_layer_map None: their
+    models cannot be built from the default (TypeError on None). The refusal names the key the
+    failing line read, found in the traceback, not "'NoneType' object is not subscriptable"."""
+    path = write_config(tmp_path, "lfm2_moe", architectures=["Lfm2MoeForCausalLM"])
+    with pytest.raises(CannotProbe) as caught:
+        execute(ProbeRequest(path=path, steps=1, device="cpu", light=True))
+    message = str(caught.value)
+    assert message.startswith("cannot probe lfm2_moe: its config leaves layer_types unset (None)")
+    assert "write layer_types in config.json" in message and "\n" not in message
+    import torch
+
+    from auditor.probe.build import build_hf, unset_key
+
+    with pytest.raises(TypeError) as built:  # read through self.num_experts = config.num_local_experts
+        build_hf({"model_type": "dots1", "architectures": ["Dots1ForCausalLM"]}, None, full_size=False, seed=0,
+                 device="cpu", dtype=torch.float32)
+    assert unset_key(built.value).startswith("its config leaves n_routed_experts unset (None)")
+    with pytest.raises(KeyError) as built:  # rope_parameters {} indexed by layer type
+        build_hf({"model_type": "cohere_compass_text", "architectures": ["CohereCompassForCausalLM"]}, None,
+                 full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert unset_key(built.value).startswith("its config leaves rope_parameters empty")
+    with pytest.raises(AttributeError) as built:  # vocabulary_map None, read as vocab_map.get(...)
+        build_hf({"model_type": "chameleon", "architectures": ["ChameleonForConditionalGeneration"]}, None,
+                 full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert unset_key(built.value).startswith("its config leaves vocabulary_map unset (None)")
+    assert unset_key(TypeError("'NoneType' object is not subscriptable")) is None  # no traceback, no claim
+    assert unset_key(ValueError("x")) is None
+
+
+def test_missing_package_and_failed_validation_are_refused_in_one_line():
+    """gemma3n / fast_vlm need PIL (not in the test extras): one line naming the package, not
+    Transformers' install paragraph. gemma4_assistant's default fails its own validator."""
+    from auditor.probe.build import missing_package, refusal
+
+    pil = ImportError("\nTimmWrapperModel requires the PIL library but it was not found in your environment. "
+                      "You can install it with pip:\n`pip install pillow`.\n")
+    assert missing_package("Gemma3nForConditionalGeneration", pil) == \
+        "Gemma3nForConditionalGeneration needs the PIL package, which is not installed here"
+    assert "\n" not in missing_package("X", ImportError("no module\nfoo"))
+    assert missing_package("InklingForConditionalGeneration", ModuleNotFoundError("No module named 'scipy'")) == \
+        "InklingForConditionalGeneration needs the scipy package, which is not installed here"
+    with pytest.raises(Exception) as caught:
+        CONFIG_MAPPING["gemma4_assistant"]()
+    assert refusal("gemma4_assistant", caught.value) == \
+        "config validation failed: hidden_size_per_layer_input must be 0, got 256"
 
 
 def test_error_inside_a_forward_is_a_finding_not_a_traceback(tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import linecache
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from auditor.probe.shrink import scale_config_dict  # noqa: F401  (the one scaler; re-exported)
+from auditor.probe.shrink import fill_rope_sections, scale_config_dict  # noqa: F401  (the one scaler; re-exported)
 
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
 SEQ_LEN = 32
@@ -146,29 +148,32 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
     if "scaling" in choice:
         model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
                                   config_dir, overrides, attn_override)
-        model._probe_text_only = choice["text_only"]
+        model._probe_text_only, model._probe_no_labels = choice["text_only"], choice.get("no_labels", False)
         return model, arch
     first: Exception | None = None
-    for keep_head_dim, text_only in SCALINGS:
+    for keep_head_dim, text_only, no_labels in SCALINGS:
         try:
             model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
                                       config_dir, overrides, attn_override)
-            model._probe_text_only = text_only
+            model._probe_text_only, model._probe_no_labels = text_only, no_labels
             _trial_forward(model, arch, seed, device)
         except BuildError:
             raise
         except Exception as exc:  # noqa: BLE001  try the next layout; the first error is the one to report
             first = first or exc
             continue
-        choice.update(scaling=keep_head_dim, text_only=text_only)
+        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels)
         return model, arch
     raise first
 
 
-# Layouts tried in order: (keep per-head sizes, text only). Scaling per-head sizes keeps models
-# tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal model whose
-# image inputs cannot be synthesized still runs its language model (and its dropout) on text.
-SCALINGS = ((False, False), (True, False), (False, True), (True, True))
+# Layouts tried in order: (keep per-head sizes, text only, no labels). Scaling per-head sizes
+# keeps models tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal
+# model whose image inputs cannot be synthesized still runs its language model (and its dropout)
+# on text; a head whose labels have a layout of their own (MusicGen's (batch, seq, codebooks),
+# GIT's text after the image) runs without labels, its loss taken from the output.
+SCALINGS = ((False, False, False), (True, False, False), (False, True, False), (True, True, False),
+            (False, False, True), (True, False, True))
 
 
 def _trial_forward(model, arch: str, seed: int, device) -> None:
@@ -192,8 +197,9 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
         # scale the complete dict (defaults included), not only the keys the file spells out
         full = obj.to_dict()
         full.setdefault("model_type", cfg.get("model_type"))
-        obj, _ = _config_object(scale_config_dict(full, keep_head_dim=keep_head_dim), trust_remote_code,
-                                config_dir)
+        small = scale_config_dict(full, keep_head_dim=keep_head_dim)
+        _fill_rope_sections(small, type(obj))
+        obj, _ = _config_object(small, trust_remote_code, config_dir)
     attn = attn_override or attn
     cls, arch = _model_class(obj, trust_remote_code)
     obj = _config_for_class(cls, obj)
@@ -212,11 +218,37 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
             else:
                 model = cls._from_config(obj, dtype=dtype, **kwargs)
     except ImportError as exc:
-        raise BuildError(f"could not build {arch} from the config: {exc}") from None
+        raise BuildError(missing_package(arch, exc)) from None
     model.to(device=device, dtype=dtype)
     if ad is not None:
         model = _add_adapter(model, ad)
     return model, arch
+
+
+def _fill_rope_sections(d: dict, config_cls) -> None:
+    """Fill `mrope_section` wherever the config class (or a sub-config class) declares it a key of
+    its RoPE (`ignore_keys_at_rope_validation`); see shrink.fill_rope_sections."""
+    if "mrope_section" in (getattr(config_cls, "ignore_keys_at_rope_validation", None) or ()):
+        fill_rope_sections(d)
+    import transformers
+
+    for key, sub_cls in (getattr(config_cls, "sub_configs", None) or {}).items():
+        sub = d.get(key)
+        if not isinstance(sub, dict):
+            continue
+        if sub.get("model_type") in transformers.CONFIG_MAPPING:  # AutoConfig slots (glm46v)
+            sub_cls = transformers.CONFIG_MAPPING[sub["model_type"]]
+        if isinstance(sub_cls, type):
+            _fill_rope_sections(sub, sub_cls)
+
+
+def missing_package(arch: str, exc: ImportError) -> str:
+    """One line naming the package a model class needs (Gemma 3n's and FastVLM's timm tower
+    need PIL), instead of Transformers' paragraph of install advice."""
+    found = re.search(r"requires the (\S+) library", str(exc)) or re.search(r"No module named '([\w.]+)'", str(exc))
+    if found:
+        return f"{arch} needs the {found.group(1)} package, which is not installed here"
+    return f"could not build {arch} from the config: {' '.join(str(exc).split())}"
 
 
 def _add_adapter(model, adapter: dict):
@@ -274,29 +306,44 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     vocab = int(getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 512)
     g = torch.Generator().manual_seed(seed + 1)
     main = getattr(model, "main_input_name", "input_ids")
+    if main == "inputs":  # SpeechEncoderDecoderModel: whatever its encoder takes
+        encoder = model.get_encoder() if callable(getattr(model, "get_encoder", None)) else None
+        main = getattr(encoder, "main_input_name", main)
     params = _forward_params(model)
     kw: dict = {}
     ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
-    if main == "input_ids" or "input_ids" in params and main not in ("pixel_values", "input_values",
-                                                                     "input_features"):
+    required = _required_params(model)
+    if main == "input_ids" or "input_ids" in params and (
+            main not in ("pixel_values", "input_values", "input_features") or "input_ids" in required
+            or main == "pixel_values" and text is not config):  # BLIP-2 / InstructBLIP: image plus text
         kw["input_ids"] = ids
         if "attention_mask" in params:
             kw["attention_mask"] = torch.ones_like(ids)
+    for name in sorted(required):  # a tower's own token ids (InstructBLIP's qformer_input_ids)
+        if name.endswith("_input_ids") and name != "decoder_input_ids":
+            own = getattr(config, name[: -len("input_ids")] + "config", None)
+            own_vocab = int(getattr(own, "vocab_size", None) or vocab)
+            kw[name] = torch.randint(min(3, own_vocab - 1), own_vocab, (batch, seq), generator=g)
+            mask = name[: -len("input_ids")] + "attention_mask"
+            if mask in params:
+                kw[mask] = torch.ones_like(kw[name])
     text_only = getattr(model, "_probe_text_only", False)
     if main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
                                   and not text_only):
-        kw["pixel_values"] = _pixels(_vision(config) or config, batch, g)
+        kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
+        if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
+            kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
     if main == "input_values":
         kw["input_values"] = torch.randn(batch, 4000, generator=g)
     if main == "input_features":
         kw["input_features"] = _features(config, batch, g)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
         kw["decoder_input_ids"] = ids[:, : seq // 2].clone()
-    labels = _labels(arch, config, kw, ids, batch, seq, g)
+    labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
     if labels is not None and "labels" in params:
         kw["labels"] = labels
     if "pixel_values" in kw and "input_ids" in kw:
-        _add_image_tokens(model, kw)
+        _add_image_tokens(model, kw, "pixel_values" in required)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
 
@@ -307,6 +354,18 @@ def _forward_params(model) -> set:
         return set(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
         return {"input_ids", "attention_mask", "labels"}
+
+
+def _required_params(model) -> set:
+    """Forward parameters without a default: inputs the model cannot run without."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def _text_config(config):
@@ -321,6 +380,12 @@ def _vision(config):
     return getattr(config, "vision_config", None)
 
 
+def _image_encoder(config):
+    """VisionEncoderDecoder keeps the image size in its encoder config (scaled with it)."""
+    encoder = getattr(config, "encoder", None)
+    return encoder if getattr(encoder, "image_size", None) else None
+
+
 def _pixels(config, batch: int, g) -> torch.Tensor:
     size = getattr(config, "image_size", None) or 224
     if isinstance(size, dict):
@@ -333,9 +398,20 @@ def _pixels(config, batch: int, g) -> torch.Tensor:
     return torch.randn(batch, channels, height, width, generator=g)
 
 
+AUDIO_SUB_CONFIGS = ("encoder_config", "audio_config", "speech_config", "encoder")
+
+
 def _features(config, batch: int, g) -> torch.Tensor:
     """Audio features. Whisper-like encoders take (batch, mel bins, 2 x max_source_positions
-    frames); feature-projection encoders (Wav2Vec2-BERT, Speech2Text) take (batch, frames, dim)."""
+    frames); feature-projection encoders (Wav2Vec2-BERT, Speech2Text) take (batch, frames, dim).
+    An encoder-decoder's audio settings may sit in its encoder config; a conformer there that
+    subsamples time by convolution (Canary, Cohere ASR) takes (batch, frames, mel bins)."""
+    if not getattr(config, "num_mel_bins", None):
+        sub = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS
+                    if getattr(getattr(config, n, None), "num_mel_bins", None)), None)
+        if sub is not None and getattr(sub, "subsampling_factor", None):
+            return torch.randn(batch, 64, int(sub.num_mel_bins), generator=g)
+        config = sub or config
     bins = getattr(config, "num_mel_bins", None)
     if bins:
         positions = getattr(config, "max_source_positions", None)
@@ -358,19 +434,19 @@ def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
     return ids.clone() if "decoder_input_ids" not in kw else kw["decoder_input_ids"].clone()
 
 
-def _add_image_tokens(model, kw: dict) -> None:
+def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
     """Multimodal decoders match one placeholder token per image feature: ask the model how many
     features the synthetic image makes, and write that many placeholders into the text. When it
-    cannot say, the probe runs the text path only (the language model's dropout still runs)."""
+    cannot say, the probe runs the text path only (the language model's dropout still runs),
+    unless the forward cannot run without the image (BLIP, BLIP-2 with no placeholder token:
+    the image features are prepended to the text, so the text stays as it is)."""
     config = model.config
-    token = next((getattr(config, n) for n in ("image_token_id", "image_token_index")
+    kind, getter = _features_getter(model)
+    token = next((getattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index")
                   if isinstance(getattr(config, n, None), int)), None)
-    getter = getattr(model, "get_image_features", None)
-    if getter is None and hasattr(model, "model"):
-        getter = getattr(model.model, "get_image_features", None)
     try:
         with torch.no_grad():
-            out = getter(pixel_values=kw["pixel_values"])
+            out = getter(**_accepted(getter, kw, "pixel_values"))
         feats = getattr(out, "pooler_output", None)
         feats = out if feats is None else feats
         if isinstance(feats, (list, tuple)):
@@ -382,7 +458,8 @@ def _add_image_tokens(model, kw: dict) -> None:
     except Exception:  # noqa: BLE001  no way to count image tokens: text only
         per_image = None
     if token is None or per_image is None or per_image <= 0 or per_image > 4096:
-        kw.pop("pixel_values")
+        if not image_required:
+            kw.pop("pixel_values")
         return
     ids = kw["input_ids"]
     batch, seq = ids.shape
@@ -396,11 +473,42 @@ def _add_image_tokens(model, kw: dict) -> None:
         kw["labels"] = kw["input_ids"].clone()
 
 
+VIDEO_FRAMES = 4
+
+
+def _features_getter(model):
+    """("image", get_image_features), or ("video", get_video_features) for a model that takes
+    only video (InstructBLIP-Video), or ("image", None)."""
+    for kind in ("image", "video"):
+        for owner in (model, getattr(model, "model", None)):
+            getter = getattr(owner, f"get_{kind}_features", None) if owner is not None else None
+            if callable(getter):
+                return kind, getter
+    return "image", None
+
+
+def _accepted(fn, kw: dict, first: str) -> dict:
+    """`first` plus the other inputs of the batch that `fn` names (InstructBLIP's image features
+    need its qformer_input_ids)."""
+    import inspect
+
+    try:
+        names = set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = set()
+    return {first: kw[first], **{k: v for k, v in kw.items()
+                                 if k in names and k != first and k.endswith(("_input_ids", "_attention_mask"))
+                                 and not k.startswith("decoder_")}}
+
+
 def refusal(model_type: str, exc: BaseException) -> str | None:
     """One line for a config no model class takes on its own (a sub-config such as a vision
-    tower): name the model types that embed it, instead of Transformers' list of every type."""
+    tower): name the model types that embed it, instead of Transformers' list of every type.
+    Or for a config that leaves a key None that its model needs (see `unset_key`)."""
+    if "ValidationError" in type(exc).__name__ and exc.__cause__ is not None:  # huggingface_hub @strict
+        return f"config validation failed: {' '.join(str(exc.__cause__).split())}"
     if "Unrecognized configuration class" not in str(exc) and "Model type should be one of" not in str(exc):
-        return None
+        return unset_key(exc)
     from auditor.knowledge import architectures
 
     parents = sorted(t for t in architectures.model_types()
@@ -409,6 +517,60 @@ def refusal(model_type: str, exc: BaseException) -> str | None:
         return f"no model class takes a {model_type} config on its own"
     shown = ", ".join(parents[:3]) + (f" (+{len(parents) - 3})" if len(parents) > 3 else "")
     return f"{model_type} is a sub-config with no model class of its own; probe its parent ({shown})"
+
+
+CONFIG_READ = re.compile(r"\bconfig\.(\w+)")
+SELF_READ = re.compile(r"\bself\.(\w+)")
+
+
+def unset_key(exc: BaseException) -> str | None:
+    """A TypeError inside the modeling code at a line that reads `config.<key>` (directly, or
+    through `self.<attr>` copied from it earlier in the same function) where that key is None in
+    the config object of the failing frame: the config leaves a key unset that this model needs
+    (lfm2_moe's layer_types, granite4_vision's deepstack_layer_map, dots1's n_routed_experts).
+    Found in the traceback, so the key named is the one the model read, never a guess."""
+    none_attr = isinstance(exc, AttributeError) and str(exc).startswith("'NoneType' object")
+    if not isinstance(exc, (TypeError, KeyError)) and not none_attr:
+        return None
+    tb, frames = exc.__traceback__, []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    for tb in reversed(frames):
+        code = tb.tb_frame.f_code
+        if f"{os.sep}transformers{os.sep}models{os.sep}" not in code.co_filename:
+            continue
+        local = tb.tb_frame.f_locals
+        owner = local.get("config") or getattr(local.get("self"), "config", None)
+        if owner is None:
+            continue
+        empty = isinstance(exc, KeyError)  # cohere_compass_text: rope_parameters {} indexed by layer type
+        key = _unset_read(code, tb.tb_lineno, owner, local.get("self"), empty)
+        if key:
+            where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}"
+            state = "empty" if empty else "unset (None)"
+            return (f"its config leaves {key} {state} and {type(owner).__name__}'s model reads it "
+                    f"({where}); write {key} in config.json")
+    return None
+
+
+def _unset_read(code, lineno: int, owner, this, empty: bool = False) -> str | None:
+    text = linecache.getline(code.co_filename, lineno)
+    keys = CONFIG_READ.findall(text)
+    if this is not None:  # `self.num_experts = config.num_local_experts` earlier in this function
+        body = "".join(linecache.getline(code.co_filename, n) for n in range(code.co_firstlineno, lineno))
+        for attr in SELF_READ.findall(text):
+            if getattr(this, attr, 0) is None and not empty:
+                keys += re.findall(rf"self\.{attr}\s*=\s*config\.(\w+)\s*$", body, re.M)
+    aliases = getattr(owner, "attribute_map", None) or {}
+    for key in keys:
+        try:
+            value = getattr(owner, key) if hasattr(owner, key) else 0
+            if (value == {} or value == []) if empty else value is None:
+                return aliases.get(key, key)
+        except Exception:  # noqa: BLE001  a config property that raises says nothing either way
+            continue
+    return None
 
 
 # --- user factories -------------------------------------------------------------------

@@ -142,6 +142,8 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
     desc = f"{arch} ({'full size' if opts.full_size else 'scaled down'}, {size / 1e6:.2f}M parameters"
     if getattr(model, "_probe_text_only", False):
         desc += ", text inputs only: no image input could be synthesized"
+    if getattr(model, "_probe_no_labels", False):
+        desc += ", no labels: the loss is taken from the output"
     desc += ", with adapter)" if target.adapter is not None else ")"
     if target.config_origin:
         desc += f"; config: {target.config_origin}"

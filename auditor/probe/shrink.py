@@ -20,6 +20,7 @@ Sub-configs (text, vision, audio, encoder, decoder) are scaled the same way, rec
 from __future__ import annotations
 
 import copy
+import math
 import re
 
 TARGET_WIDTH = 64
@@ -39,9 +40,9 @@ WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermedi
               "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "moe_intermediate_size", "ffn_hidden_size",
               "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
               "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
-              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim")
+              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm")
 HEAD_COUNT = re.compile(r"^(num_(key_value_|kv_|attention_|query_)?heads|n_head|n_heads|num_attention_heads|"
-                        r"(encoder|decoder)_attention_heads|mamba_n_heads|n_mamba_heads|"
+                        r"(encoder|decoder)_attention_heads|mamba_n_heads|mamba_num_heads|n_mamba_heads|"
                         r"linear_num_(key_|value_)?heads|num_key_value_heads|multi_query_group_num|n_kv_heads)$")
 PER_HEAD = re.compile(r"^(head_dim|d_kv|kv_channels|rotary_dim|mamba_d_head|mamba_headdim|attention_head_dim|"
                       r"qk_rope_head_dim|qk_nope_head_dim|v_head_dim|qk_head_dim|linear_(key_|value_)?head_dim|"
@@ -82,10 +83,18 @@ def width_divisor(d: dict) -> int:
     """One power of two for the widths of the config and all its sub-configs: a vision tower's
     projection must keep matching the text model's hidden size, so every config of the tree is
     scaled by the same factor (the smallest any of them allows)."""
+    return _tree_divisor(d) or 1
+
+
+def _tree_divisor(d: dict) -> int | None:
+    """None for a config (and sub-configs) naming no width: it must not pin the whole tree at 1
+    (Granite Speech's encoder config names only hidden_dim, which left its 4096-wide text model
+    at full size: 483M parameters)."""
     own = [d[k] for k in ("hidden_size", "d_model", "n_embd", "dim", "embed_dim") if is_int(d.get(k))]
     divs = [pow2_factor(own[0], TARGET_WIDTH)] if own else []
-    divs += [width_divisor(v) for k, v in d.items() if isinstance(v, dict) and _is_sub_config(k, v)]
-    return min(divs) if divs else 1
+    divs += [v for v in (_tree_divisor(v) for k, v in d.items() if isinstance(v, dict) and _is_sub_config(k, v))
+             if v is not None]
+    return min(divs) if divs else None
 
 
 def _is_sub_config(key: str, value: dict) -> bool:
@@ -122,6 +131,30 @@ def layers_needed(d: dict, layers: int) -> int:
                 and isinstance(value, list) and value and all(is_int(v) for v in value):
             need = max(need, min(value) + 2)
     return min(layers, min(need, MAX_LAYERS))
+
+
+SPLIT_KEY = re.compile(r"^(n|num)_\w+_layers$")
+
+
+def _layer_split(d: dict, layers: int) -> list[str]:
+    """Counts that divide the layer stack into consecutive parts (Dory: n_input_layers +
+    n_recurrent_layers + n_output_layers == num_hidden_layers, which its config validates)."""
+    keys = [k for k, v in d.items() if SPLIT_KEY.match(k) and k not in LAYER_KEYS
+            and k != "num_kv_shared_layers" and is_int(v) and v > 0]
+    return keys if len(keys) >= 2 and sum(d[k] for k in keys) == layers else []
+
+
+def _rescale_split(d: dict, keys: list[str], total: int, unit: int) -> None:
+    """Every part keeps at least one layer; the parts still add up to the new total. Parts that
+    were all even stay even (unit 2): Dory's config.json counts an attention block and its MLP
+    block as two layers and halves every count on loading."""
+    if not keys:
+        return
+    before, units = sum(d[k] for k in keys), total // unit
+    new = {k: max(1, d[k] * units // before) for k in keys}
+    biggest = max(keys, key=lambda k: d[k])
+    new[biggest] += units - sum(new.values())
+    d.update({k: v * unit for k, v in new.items()})
 
 
 def _with_shared_tail(d: dict, keep: int) -> int:
@@ -178,6 +211,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     per_head = max(1, width // heads)
     _scale_dims(d, width, heads, per_head, widths)
     _derive_unset_heads(d)
+    _fit_ssm_groups(d)
     for key, value in d.items():  # per-layer overrides ({"02": {"num_attention_heads": 64}})
         if key.startswith("per_layer") and isinstance(value, dict):
             for override in value.values():
@@ -186,6 +220,11 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     layers = layer_count(d)
     if layers:
         keep = layers_needed(d, layers)
+        split = _layer_split(d, layers)
+        unit = 2 if split and all(d[k] % 2 == 0 for k in split) else 1
+        keep = min(layers, max(keep, unit * len(split)))
+        keep += keep % unit
+        _rescale_split(d, split, _with_shared_tail(d, keep), unit)
         for key in LAYER_KEYS:
             if is_int(d.get(key)):
                 before = d[key]
@@ -217,7 +256,22 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
+        _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id")
+
+
+def _set_unset_placeholders(d: dict, vocab) -> None:
+    """BLIP-2 and InstructBLIP(-Video) defaults leave the image placeholder id None, yet their
+    forward finds the image positions by that id (`input_ids == config.image_token_id`), so a
+    default config cannot run; released checkpoints name one. Give a key present as None an id
+    near the top of the scaled vocabulary, as the written ids get."""
+    vocab = vocab if is_int(vocab) and vocab > 32 else VOCAB
+    for key in PLACEHOLDERS:
+        if key in d and d[key] is None:
+            d[key] = vocab - 1 - (sum(map(ord, key)) % 16)
 
 
 def _scale_rope_sections(d: dict, per_head: int) -> None:
@@ -239,6 +293,30 @@ def _scale_rope_sections(d: dict, per_head: int) -> None:
             rope["mrope_section"] = new
 
 
+def fill_rope_sections(d: dict) -> None:
+    """Give a multimodal-RoPE config that names no `mrope_section` one that fits its scaled head.
+
+    The modeling code of Qwen2-VL, GLM-4V and their kin falls back to a hard-coded split sized
+    for the full head ([8, 12, 12] for GLM-4V) or to None (HunYuan-VL), so a default config
+    cannot run even its own full-size model, let alone a scaled one. Three sections that add up
+    to half the rotary dims are what a real checkpoint writes. The caller decides that the config
+    class takes the key (its rope validation ignores `mrope_section`); only a missing or None
+    value is filled."""
+    rope = d.get("rope_parameters")
+    if not isinstance(rope, dict) or "rope_type" not in rope or rope.get("mrope_section") is not None:
+        return  # (per-layer-type RoPE dicts, and an empty one, are not one RoPE to complete)
+    head_dim = d.get("head_dim")
+    if not is_int(head_dim):
+        width, heads = d.get("hidden_size"), d.get("num_attention_heads")
+        head_dim = width // heads if is_int(width) and is_int(heads) and heads else None
+    factor = rope.get("partial_rotary_factor", d.get("partial_rotary_factor"))
+    factor = factor if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0 else 1.0
+    half = int(head_dim * factor) // 2 if head_dim else 0
+    if half < 3:
+        return
+    rope["mrope_section"] = [half - 2 * (half // 3), half // 3, half // 3]
+
+
 NOT_A_WIDTH = re.compile(r"(image|patch|position|window|vocab|chunk|frame|sample|length|token|layers?)")
 
 
@@ -257,10 +335,25 @@ def _scale_dims(d: dict, width: int, heads: int, per_head: int, widths: set[int]
             d[key] = _even(scaled(value, per_head)) if value > 1 else value
 
 
+SSM_GROUPS = ("n_groups", "mamba_n_groups")
+SSM_HEADS = ("num_heads", "mamba_n_heads", "mamba_num_heads")
+
+
+def _fit_ssm_groups(d: dict) -> None:
+    """Mamba-2 repeats its B/C groups over the SSM heads (num_heads // n_groups): the groups must
+    still divide the scaled head count (mamba2: 8 groups were left for 4 heads, 0 repeats)."""
+    heads = next((d[k] for k in SSM_HEADS if is_int(d.get(k)) and d[k] > 0), None)
+    for key in SSM_GROUPS:
+        if heads and is_int(d.get(key)) and d[key] > 0 and heads % d[key]:
+            d[key] = math.gcd(d[key], heads)
+
+
 def _mirrors_width(key: str, value: int, hidden: set[int]) -> bool:
     """A size a config validates against a hidden size of its tree (dots3's adapter_in_dim must
     equal the vision width, adapter_out_dim the text width): any *_dim / *_size key holding
     exactly one of those hidden sizes is that width under another name."""
+    if value in hidden and key.endswith("_groups"):  # depthwise conv groups = channels (Mimi's upsample_groups)
+        return True
     return value in hidden and key.endswith(("_dim", "_size")) and not NOT_A_WIDTH.search(key)
 
 
@@ -305,8 +398,8 @@ def _scale_experts(d: dict) -> None:
 
 
 def _scale_vocab(d: dict, vocab: int | None = None) -> None:
-    for key, value in list(d.items()):  # vocab_size and its per-layer tables (Gemma 3n/4)
-        if key.startswith("vocab_size") and is_int(value) and value > VOCAB:
+    for key, value in list(d.items()):  # vocab_size, per-layer tables (Gemma 3n/4), Marian's decoder_vocab_size
+        if (key.startswith("vocab_size") or key.endswith("_vocab_size")) and is_int(value) and value > VOCAB:
             d[key] = VOCAB
     if not is_int(vocab):
         vocab = d["vocab_size"] if is_int(d.get("vocab_size")) else VOCAB
