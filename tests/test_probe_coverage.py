@@ -234,6 +234,20 @@ def test_glm4v_moe_builds_and_runs_a_forward():
     assert sum(p.numel() for p in model.parameters()) < 20_000_000  # tiny next to 106B
 
 
+def test_language_adapters_get_language_ids():
+    """X-MOD routes each row through one language adapter and raises without a language: the
+    batch names one for every row, as its forward's `lang_ids` takes them."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch, loss_of
+
+    model, arch = build_hf({"model_type": "xmod", "architectures": ["XmodForCausalLM"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    batch = hf_batch(model, arch, 0, "cpu")
+    assert batch["lang_ids"].shape == (batch["input_ids"].shape[0],)
+    assert torch.isfinite(loss_of(model(**batch)))
+
+
 def test_blip_family_gets_text_qformer_ids_and_placeholders_for_its_image():
     """blip-2 / instructblip / instructblipvideo: pixel_values is their main input, but the forward
     also requires input_ids (and qformer_input_ids), and finds the image by a placeholder id their

@@ -337,6 +337,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["input_values"] = torch.randn(batch, 4000, generator=g)
     if main == "input_features":
         kw["input_features"] = _features(config, batch, g)
+    if "lang_ids" in params and getattr(config, "languages", None):  # X-MOD: one language adapter per row
+        kw["lang_ids"] = torch.zeros(batch, dtype=torch.long)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
         kw["decoder_input_ids"] = ids[:, : seq // 2].clone()
     labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
