@@ -234,6 +234,22 @@ def test_glm4v_moe_builds_and_runs_a_forward():
     assert sum(p.numel() for p in model.parameters()) < 20_000_000  # tiny next to 106B
 
 
+def test_layers_whose_weights_are_tied_across_the_stack_keep_two():
+    """Zamba ties every hybrid layer's shared transformer to the first one's and raises when a
+    scaled stack keeps a single hybrid layer; the scaled stack keeps two, and the model builds."""
+    import torch
+
+    from auditor.probe.build import build_hf
+
+    config = CONFIG_MAPPING["zamba"]().to_dict()
+    config["model_type"] = "zamba"
+    small = scale_config_dict(config)
+    assert small["layers_block_type"].count("hybrid") == 2
+    model, arch = build_hf({"model_type": "zamba", "architectures": ["ZambaForCausalLM"]},
+                           None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert arch == "ZambaForCausalLM"
+
+
 def test_language_adapters_get_language_ids():
     """X-MOD routes each row through one language adapter and raises without a language: the
     batch names one for every row, as its forward's `lang_ids` takes them."""

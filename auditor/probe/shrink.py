@@ -109,15 +109,27 @@ def layer_count(d: dict) -> int | None:
     return next((d[k] for k in LAYER_KEYS if is_int(d.get(k))), None)
 
 
+# Layer kinds whose weights the modeling code ties across all their occurrences, so a scaled
+# model needs two of them: Zamba ties every hybrid layer's shared transformer to the first one's
+# through a `_tied_weights_keys` pattern that must match another layer (modeling_zamba.py), and
+# raises when only one hybrid layer is left.
+TIED_ACROSS_LAYERS = {"zamba": "hybrid"}
+
+
 def layers_needed(d: dict, layers: int) -> int:
     """Layers in the shortest prefix that keeps one of every layer kind the config names."""
     need = 2
+    tied = TIED_ACROSS_LAYERS.get(d.get("model_type"))
     for key, value in d.items():
         if isinstance(value, (list, str)) and len(value) == layers and layers > 2 and _is_pattern(key, value):
             firsts: dict = {}
             for i, item in enumerate(value):
                 firsts.setdefault(repr(item), i)
             need = max(need, max(firsts.values()) + 1)
+            if tied is not None and isinstance(value, list):
+                seen = [i for i, item in enumerate(value) if item == tied]
+                if len(seen) > 1:
+                    need = max(need, seen[1] + 1)
         elif key.endswith("_offset") and is_int(value):
             period = d.get(key[: -len("_offset")] + "_period")
             if is_int(period) and period > 0:
