@@ -250,6 +250,18 @@ def test_layers_whose_weights_are_tied_across_the_stack_keep_two():
     assert arch == "ZambaForCausalLM"
 
 
+def test_hash_embedding_tables_are_scaled_like_a_vocabulary():
+    """BLT's hash embeddings had 500,002 rows per byte-group size (387M parameters scaled down,
+    a timeout); its ids are taken modulo the table size, so the table is capped like a vocabulary."""
+    config = CONFIG_MAPPING["blt"]().to_dict()
+    config["model_type"] = "blt"
+    small = scale_config_dict(config)
+    from auditor.probe.shrink import VOCAB
+
+    assert config["encoder_hash_byte_group_vocab"] == 500_002
+    assert small["encoder_hash_byte_group_vocab"] <= VOCAB
+
+
 def test_language_adapters_get_language_ids():
     """X-MOD routes each row through one language adapter and raises without a language: the
     batch names one for every row, as its forward's `lang_ids` takes them."""

@@ -413,6 +413,10 @@ def _scale_vocab(d: dict, vocab: int | None = None) -> None:
     for key, value in list(d.items()):  # vocab_size, per-layer tables (Gemma 3n/4), Marian's decoder_vocab_size
         if (key.startswith("vocab_size") or key.endswith("_vocab_size")) and is_int(value) and value > VOCAB:
             d[key] = VOCAB
+        # a hash-embedding table (BLT's encoder_hash_byte_group_vocab, 500,002 rows per hash
+        # function): ids are taken modulo its size, so any size is valid
+        elif "hash" in key and key.endswith("_vocab") and is_int(value) and value > VOCAB:
+            d[key] = VOCAB
     if not is_int(vocab):
         vocab = d["vocab_size"] if is_int(d.get("vocab_size")) else VOCAB
     for i, key in enumerate(TOKEN_ID_KEYS):
