@@ -63,6 +63,16 @@ def _functional_imports(module) -> dict:
     return found
 
 
+def _rate_from_caller(module, call, p) -> bool:
+    """A free function whose rate is its own parameter (an eager drop-in for flash-attn's
+    `dropout_p`) makes the rate the gate: its callers pass `p if self.training else 0.0`, and
+    there is no `self.training` to pass here (xtuner's eager_attention)."""
+    if not isinstance(p, ast.Name) or module.enclosing_method(call) is not None:
+        return False
+    fn = module.enclosing_function(call)
+    return fn is not None and p.id in {a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs}
+
+
 def _self_name(fn) -> str | None:
     args = fn.args.posonlyargs + fn.args.args
     return args[0].arg if args else None
@@ -86,7 +96,7 @@ def functional_dropout_training(ctx, rule):
         training = arg_or_kwarg(call, "training", 2)
         if training is not None:
             ok, value = constant(training)
-            if ok and value is True:
+            if ok and value is True and not _rate_from_caller(module, call, p):
                 yield _hit(ctx, module, training,
                            f"{dotted(call.func) or name}(..., training=True) drops in eval mode too; pass training=self.training "
                            "(suppress it if inference-time dropout is intended)",
