@@ -332,6 +332,61 @@ def test_vision_encoder_decoder_pixels_follow_the_encoder_image_size():
     assert hf_batch(model, arch, 0, "cpu")["pixel_values"].shape[-2:] == (size, size) and size < 224
 
 
+def built(model_type: str, arch: str):
+    """A scaled model of the type's default config and the probe's batch for it."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch
+
+    model, arch = build_hf({"model_type": model_type, "architectures": [arch]}, None, full_size=False,
+                           seed=0, device="cpu", dtype=torch.float32)
+    return model, hf_batch(model, arch, 0, "cpu")
+
+
+def trains(model, batch) -> bool:
+    import torch
+
+    from auditor.probe.build import loss_of
+
+    model.train()
+    return bool(torch.isfinite(loss_of(model(**batch))))
+
+
+def test_pix2struct_gets_flattened_patches_with_row_and_column_ids():
+    """pix2struct's main input is `flattened_patches` (its processor's output); it raised
+    "You have to specify flattened_patches"."""
+    model, batch = built("pix2struct", "Pix2StructForConditionalGeneration")
+    patches = batch["flattened_patches"]
+    vision = model.config.vision_config
+    assert patches.shape[-1] == 2 + vision.patch_embed_hidden_size
+    rows, cols = patches[..., 0], patches[..., 1]
+    assert rows.min() >= 1 and cols.min() >= 1 and max(rows.max(), cols.max()) < vision.seq_len
+    assert len({(int(r), int(c)) for r, c in zip(rows[0], cols[0])}) == patches.shape[1]  # one per patch
+    assert trains(model, batch)
+
+
+def test_udop_gets_normalized_token_boxes():
+    """UDOP's horizontal and vertical attention biases need a box per token ("Bbox is required for
+    horizontal relative position bias"); LayoutLM, which defaults its boxes, gets none."""
+    from auditor.probe.build import _needs_boxes
+
+    model, batch = built("udop", "UdopForConditionalGeneration")
+    boxes = batch["bbox"]
+    assert boxes.shape == (*batch["input_ids"].shape, 4)
+    assert boxes.min() >= 0 and boxes.max() <= 1
+    assert (boxes[..., 0] <= boxes[..., 2]).all() and (boxes[..., 1] <= boxes[..., 3]).all()
+    assert trains(model, batch)
+    assert not _needs_boxes(CONFIG_MAPPING["layoutlmv3"]())
+
+
+def test_an_encoder_decoders_image_is_kept_without_placeholders():
+    """pp_formulanet encodes the image and decodes text: its pixels were dropped for want of image
+    placeholders in the text ("You must specify exactly one of encoder_outputs or pixel_values")."""
+    model, batch = built("pp_formulanet", "PPFormulaNetForConditionalGeneration")
+    assert batch["pixel_values"].shape[-1] == model.config.vision_config.image_size
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

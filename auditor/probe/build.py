@@ -333,10 +333,14 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
+    if main == "flattened_patches":
+        kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
     if main == "input_values":
         kw["input_values"] = torch.randn(batch, 4000, generator=g)
     if main == "input_features":
         kw["input_features"] = _features(config, batch, g)
+    if "bbox" in params and _needs_boxes(config):
+        kw["bbox"] = _token_boxes(batch, seq, g)
     if "lang_ids" in params and getattr(config, "languages", None):  # X-MOD: one language adapter per row
         kw["lang_ids"] = torch.zeros(batch, dtype=torch.long)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
@@ -344,7 +348,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
     if labels is not None and "labels" in params:
         kw["labels"] = labels
-    if "pixel_values" in kw and "input_ids" in kw:
+    encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)
+    if "pixel_values" in kw and "input_ids" in kw and not encoded_image:  # (an encoder's image has no placeholders)
         _add_image_tokens(model, kw, "pixel_values" in required)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
@@ -398,6 +403,36 @@ def _pixels(config, batch: int, g) -> torch.Tensor:
         height = width = int(size)
     channels = int(getattr(config, "num_channels", None) or 3)
     return torch.randn(batch, channels, height, width, generator=g)
+
+
+def _needs_boxes(config) -> bool:
+    """UDOP's encoder biases attention by the horizontal and vertical distance between the tokens'
+    boxes, and raises without them (its relative_bias_args name those kinds). LayoutLM-style models
+    fill in zero boxes themselves, so they get none here."""
+    kinds = {a.get("type") for a in getattr(config, "relative_bias_args", None) or () if isinstance(a, dict)}
+    return bool(kinds & {"horizontal", "vertical"})
+
+
+def _token_boxes(batch: int, seq: int, g) -> torch.Tensor:
+    """One box per token, (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1, normalized to [0, 1] as
+    UDOP's embeddings take them (they clip to [0, 1] and scale by max_2d_position_embeddings)."""
+    low = torch.rand(batch, seq, 2, generator=g) * 0.5
+    high = low + torch.rand(batch, seq, 2, generator=g) * 0.5
+    return torch.cat([low, high], dim=-1)
+
+
+PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
+
+
+def _flattened_patches(config, batch: int, g) -> torch.Tensor:
+    """Pix2Struct's image as its processor hands it over: (batch, patches, 2 + patch pixels), each
+    patch a row id and a column id (from 1; 0 marks padding and is masked out) followed by its
+    `patch_embed_hidden_size` pixel values (16 x 16 x 3 in the default)."""
+    depth = int(getattr(config, "patch_embed_hidden_size", None) or 768)
+    rows = torch.arange(1, PATCH_GRID + 1, dtype=torch.float).repeat_interleave(PATCH_GRID)
+    cols = torch.arange(1, PATCH_GRID + 1, dtype=torch.float).repeat(PATCH_GRID)
+    ids = torch.stack([rows, cols], dim=-1).expand(batch, -1, -1)
+    return torch.cat([ids, torch.randn(batch, PATCH_GRID * PATCH_GRID, depth, generator=g)], dim=-1)
 
 
 AUDIO_SUB_CONFIGS = ("encoder_config", "audio_config", "speech_config", "encoder")
