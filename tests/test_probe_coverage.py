@@ -387,6 +387,15 @@ def test_an_encoder_decoders_image_is_kept_without_placeholders():
     assert trains(model, batch)
 
 
+def test_idefics_gets_one_image_seen_by_every_token():
+    """IDEFICS cross-attends to images and cannot run text-only ("Exactly 1 of pixel_values,
+    image_encoder_embeddings or perceiver_embeddings has to be not-None")."""
+    model, batch = built("idefics", "IdeficsForVisionText2Text")
+    assert batch["pixel_values"].shape[:2] == (batch["input_ids"].shape[0], 1)
+    assert batch["image_attention_mask"].shape == (*batch["input_ids"].shape, 1)
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

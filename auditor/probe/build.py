@@ -333,6 +333,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
+        if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
+            _cross_attended_image(kw)
     if main == "flattened_patches":
         kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
     if main == "input_values":
@@ -349,7 +351,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     if labels is not None and "labels" in params:
         kw["labels"] = labels
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)
-    if "pixel_values" in kw and "input_ids" in kw and not encoded_image:  # (an encoder's image has no placeholders)
+    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and "image_attention_mask" not in kw:  # (an encoder's image has no placeholders)
         _add_image_tokens(model, kw, "pixel_values" in required)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
@@ -511,6 +513,15 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
 
 
 VIDEO_FRAMES = 4
+
+
+def _cross_attended_image(kw: dict) -> None:
+    """IDEFICS reads images through gated cross-attention, not placeholders: its forward takes
+    (batch, images, C, H, W) pixels and an `image_attention_mask` of (batch, text length, images)
+    saying which tokens see which image, and runs only with an image. One image, seen by every
+    token."""
+    kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)
+    kw["image_attention_mask"] = torch.ones(*kw["input_ids"].shape, 1, dtype=torch.long)
 
 
 def _features_getter(model):
