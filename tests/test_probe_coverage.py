@@ -396,6 +396,28 @@ def test_idefics_gets_one_image_seen_by_every_token():
     assert trains(model, batch)
 
 
+def test_pi0_gets_state_actions_and_a_camera_image_with_its_placeholders():
+    """PI0's main input is a robot `state` ("missing 1 required positional argument: 'state'");
+    its loss needs target actions, its VLM prefix an image per camera. Noise and timestep are given,
+    so two train-mode forwards of one seed differ by dropout alone."""
+    import torch
+
+    model, batch = built("pi0", "PI0ForConditionalGeneration")
+    config = model.config
+    rows = batch["state"].shape[0]
+    assert batch["state"].shape == (rows, config.max_state_dim)
+    assert batch["actions"].shape == batch["noise"].shape == (rows, config.chunk_size, config.max_action_dim)
+    assert ((batch["timestep"] > 0) & (batch["timestep"] < 1)).all()
+    assert batch["pixel_values"].shape[:2] == batch["pixel_attention_mask"].shape == (rows, 1)
+    placeholders = (batch["input_ids"] == config.vlm_config.image_token_id).sum(dim=1)
+    features = model.model.vlm.get_image_features(batch["pixel_values"].flatten(0, 1)).pooler_output
+    assert (placeholders == features.shape[1]).all()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, model(**batch).logits)
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

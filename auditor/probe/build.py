@@ -311,6 +311,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         main = getattr(encoder, "main_input_name", main)
     params = _forward_params(model)
     kw: dict = {}
+    placed = False  # the image's place in the text is already given (no placeholders to count)
     ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
     required = _required_params(model)
     if main == "input_ids" or "input_ids" in params and (
@@ -334,7 +335,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
         if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
-            _cross_attended_image(kw)
+            placed = _cross_attended_image(kw)
+    if main == "state" and _acts(config):
+        placed = _policy_inputs(model, kw, batch, g)
     if main == "flattened_patches":
         kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
     if main == "input_values":
@@ -351,7 +354,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     if labels is not None and "labels" in params:
         kw["labels"] = labels
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)
-    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and "image_attention_mask" not in kw:  # (an encoder's image has no placeholders)
+    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:  # (an encoder's image has no placeholders)
         _add_image_tokens(model, kw, "pixel_values" in required)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
@@ -421,6 +424,38 @@ def _token_boxes(batch: int, seq: int, g) -> torch.Tensor:
     low = torch.rand(batch, seq, 2, generator=g) * 0.5
     high = low + torch.rand(batch, seq, 2, generator=g) * 0.5
     return torch.cat([low, high], dim=-1)
+
+
+def _acts(config) -> bool:
+    return all(isinstance(getattr(config, k, None), int) for k in ("max_state_dim", "max_action_dim", "chunk_size"))
+
+
+def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
+    """PI0 (a robot policy) trains on a robot state, a chunk of `chunk_size` target actions and
+    their noised copy at a flow-matching timestep, conditioned on camera images and text: its
+    forward needs `state`, and its VLM prefix needs pixels (batch, cameras, C, H, W) with a
+    camera mask and one image placeholder per image feature. Noise and timestep are given, not
+    drawn inside the forward, so that only dropout varies between two runs of one seed. One camera."""
+    config = model.config
+    actions = (batch, config.chunk_size, config.max_action_dim)
+    kw["state"] = torch.randn(batch, config.max_state_dim, generator=g)
+    kw["noise"] = torch.randn(*actions, generator=g)
+    kw["actions"] = torch.randn(*actions, generator=g)
+    kw["timestep"] = 0.001 + 0.998 * torch.rand(batch, generator=g)
+    vlm = getattr(config, "vlm_config", None)
+    owner = getattr(getattr(model, "model", None), "vlm", None)
+    token = getattr(vlm, "image_token_id", None)
+    if vlm is None or owner is None or not isinstance(token, int) or "input_ids" not in kw:
+        return False
+    pixels = _pixels(_vision(vlm) or vlm, batch, g)
+    with torch.no_grad():
+        per_image = owner.get_image_features(pixels).pooler_output.shape[1]
+    ids = kw["input_ids"].masked_fill(kw["input_ids"] == token, min(3, token - 1))
+    kw["input_ids"] = torch.cat([torch.full((batch, per_image), token, dtype=ids.dtype), ids], dim=1)
+    kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+    kw["pixel_values"] = pixels.unsqueeze(1)
+    kw["pixel_attention_mask"] = torch.ones(batch, 1, dtype=torch.bool)
+    return True
 
 
 PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
@@ -515,13 +550,14 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
 VIDEO_FRAMES = 4
 
 
-def _cross_attended_image(kw: dict) -> None:
+def _cross_attended_image(kw: dict) -> bool:
     """IDEFICS reads images through gated cross-attention, not placeholders: its forward takes
     (batch, images, C, H, W) pixels and an `image_attention_mask` of (batch, text length, images)
     saying which tokens see which image, and runs only with an image. One image, seen by every
     token."""
     kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)
     kw["image_attention_mask"] = torch.ones(*kw["input_ids"].shape, 1, dtype=torch.long)
+    return True
 
 
 def _features_getter(model):
