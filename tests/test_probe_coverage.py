@@ -418,6 +418,21 @@ def test_pi0_gets_state_actions_and_a_camera_image_with_its_placeholders():
     assert trains(model, batch)
 
 
+def test_kosmos2_marks_its_image_positions_by_mask():
+    """Kosmos-2 needs its image (pixel_values is its main input) and has no placeholder id: the
+    features replace the positions `image_embeds_position_mask` marks. Without it the image was
+    dropped, every scaling layout failed in turn, and the probe timed out (150 s)."""
+    import torch
+
+    model, batch = built("kosmos-2", "Kosmos2ForConditionalGeneration")
+    mask = batch["image_embeds_position_mask"]
+    assert mask.shape == batch["input_ids"].shape and "pixel_values" in batch
+    with torch.no_grad():
+        features = model.get_image_features(batch["pixel_values"]).pooler_output
+    assert (mask.sum(dim=1) == features.shape[1]).all() and mask[:, 0].eq(0).all()
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

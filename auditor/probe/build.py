@@ -513,8 +513,10 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
     features the synthetic image makes, and write that many placeholders into the text. When it
     cannot say, the probe runs the text path only (the language model's dropout still runs),
     unless the forward cannot run without the image (BLIP, BLIP-2 with no placeholder token:
-    the image features are prepended to the text, so the text stays as it is)."""
+    the image features are prepended to the text, so the text stays as it is). Kosmos-2 has no
+    placeholder id: its `image_embeds_position_mask` marks the positions the features replace."""
     config = model.config
+    by_mask = "image_embeds_position_mask" in _forward_params(model)
     kind, getter = _features_getter(model)
     token = next((getattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index")
                   if isinstance(getattr(config, n, None), int)), None)
@@ -531,16 +533,19 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         per_image = rows // kw["pixel_values"].shape[0]
     except Exception:  # noqa: BLE001  no way to count image tokens: text only
         per_image = None
-    if token is None or per_image is None or per_image <= 0 or per_image > 4096:
+    if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
             kw.pop("pixel_values")
         return
     ids = kw["input_ids"]
     batch, seq = ids.shape
     vocab = int(getattr(_text_config(config), "vocab_size", 512) or 512)
-    text = ids.masked_fill(ids == token, min(3, vocab - 1))
-    image = torch.full((batch, per_image), token, dtype=ids.dtype)
+    text = ids.masked_fill(ids == token, min(3, vocab - 1)) if token is not None else ids
+    image = torch.full((batch, per_image), min(3, vocab - 1) if token is None else token, dtype=ids.dtype)
     kw["input_ids"] = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
+    if by_mask:
+        kw["image_embeds_position_mask"] = torch.cat(
+            [torch.zeros(batch, 1), torch.ones(batch, per_image), torch.zeros(batch, seq - 1)], dim=1).long()
     if "attention_mask" in kw:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     if "labels" in kw:
