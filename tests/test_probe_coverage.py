@@ -223,6 +223,19 @@ def test_mrope_sections_missing_from_the_config_are_filled_to_fit_the_head():
     assert "mrope_section" not in (llama.get("rope_parameters") or {})
 
 
+def test_ernie_vl_sections_keep_height_and_width_equal_in_its_order():
+    """Ernie 4.5 VL orders its sections (height, width, time) and stacks height with width, so the
+    filled [6, 5, 5] failed ("stack expects each tensor to be equal size ... [4, 32, 6] ... [4, 32, 5]")."""
+    for keep in (False, True):
+        text = small_config("ernie4_5_vl_moe", keep)["text_config"]
+        height, width, time = text["rope_parameters"]["mrope_section"]
+        assert height == width and height + width + time == rotary_half(text)
+    qwen = small_config("glm4v")["text_config"]["rope_parameters"]["mrope_section"]  # (time, height, width)
+    assert qwen[1] == qwen[2]
+    model, batch = built("ernie4_5_vl_moe", "Ernie4_5_VLMoeForConditionalGeneration")
+    assert trains(model, batch)
+
+
 def test_glm4v_moe_builds_and_runs_a_forward():
     import torch
 

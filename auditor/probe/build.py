@@ -225,11 +225,24 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     return model, arch
 
 
+# Config classes whose sections run (height, width, time) instead of Qwen2-VL's (time, height,
+# width). Ernie 4.5 VL interleaves the height and width frequencies pairwise, so those two must
+# be equal (modeling_ernie4_5_vl_moe.py, `recomposition_frequencies`; its fallback is [22, 22, 20]).
+HEIGHT_WIDTH_TIME_SECTIONS = frozenset({"ernie4_5_vl_moe_text"})
+
+
 def _fill_rope_sections(d: dict, config_cls) -> None:
     """Fill `mrope_section` wherever the config class (or a sub-config class) declares it a key of
-    its RoPE (`ignore_keys_at_rope_validation`); see shrink.fill_rope_sections."""
+    its RoPE (`ignore_keys_at_rope_validation`); see shrink.fill_rope_sections, which writes
+    (time, height, width) with height == width; reordered for the classes above."""
     if "mrope_section" in (getattr(config_cls, "ignore_keys_at_rope_validation", None) or ()):
+        rope = d.get("rope_parameters")
+        written = isinstance(rope, dict) and rope.get("mrope_section") is not None
         fill_rope_sections(d)
+        if not written and getattr(config_cls, "model_type", None) in HEIGHT_WIDTH_TIME_SECTIONS \
+                and isinstance(rope, dict) and rope.get("mrope_section"):
+            time, height, width = rope["mrope_section"]
+            rope["mrope_section"] = [height, width, time]
     import transformers
 
     for key, sub_cls in (getattr(config_cls, "sub_configs", None) or {}).items():
