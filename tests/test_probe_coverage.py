@@ -446,6 +446,29 @@ def test_kosmos2_marks_its_image_positions_by_mask():
     assert trains(model, batch)
 
 
+def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
+    """Llama 4's image-text class reads `image_outputs` from its language model's output, which
+    has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs
+    the forward's tuple path, same computation, loss first."""
+    import torch
+
+    model, batch = built("llama4", "Llama4ForConditionalGeneration")
+    assert model._probe_tuple_output and model.config.return_dict is False
+    model.train()
+    out = model(**batch)
+    assert isinstance(out, tuple) and out[0].dim() == 0 and torch.isfinite(out[0])
+
+
+def test_a_transformers_tuple_gives_its_leading_loss_and_compares_its_logits():
+    import torch
+
+    from auditor.probe.build import first_tensor, loss_of
+
+    loss, logits = torch.tensor(2.5), torch.randn(2, 3, 5)
+    assert loss_of((loss, logits)) is loss and first_tensor((loss, logits)) is logits
+    assert first_tensor((logits,)) is logits and torch.equal(loss_of((logits,)), logits.pow(2).mean())
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

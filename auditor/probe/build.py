@@ -149,6 +149,8 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
         model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
                                   config_dir, overrides, attn_override)
         model._probe_text_only, model._probe_no_labels = choice["text_only"], choice.get("no_labels", False)
+        if choice.get("tuple_output"):
+            _return_tuples(model)
         return model, arch
     first: Exception | None = None
     for keep_head_dim, text_only, no_labels in SCALINGS:
@@ -156,13 +158,14 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
             model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
                                       config_dir, overrides, attn_override)
             model._probe_text_only, model._probe_no_labels = text_only, no_labels
-            _trial_forward(model, arch, seed, device)
+            _trial_forward_or_tuple(model, arch, seed, device)
         except BuildError:
             raise
         except Exception as exc:  # noqa: BLE001  try the next layout; the first error is the one to report
             first = first or exc
             continue
-        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels)
+        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels,
+                      tuple_output=getattr(model, "_probe_tuple_output", False))
         return model, arch
     raise first
 
@@ -184,6 +187,32 @@ def _trial_forward(model, arch: str, seed: int, device) -> None:
             loss_of(model(**hf_batch(model, arch, seed, device)))
     finally:
         model.train(was_training)
+
+
+OUTPUT_CLASS_ERROR = re.compile(r"'\w*Output\w*' object has no attribute")
+
+
+def _trial_forward_or_tuple(model, arch: str, seed: int, device) -> None:
+    """A forward that fails while assembling its output object (Llama 4's image-text class reads
+    `image_outputs` from its language model's output, which has none, so in Transformers 5.24 it
+    cannot return a dict at all) runs through the forward's tuple path: the same computation,
+    returned as Transformers' tuple, (loss, logits, ...) (see `loss_of`)."""
+    try:
+        _trial_forward(model, arch, seed, device)
+    except AttributeError as exc:
+        if not OUTPUT_CLASS_ERROR.search(str(exc)) or "return_dict" not in _forward_params(model):
+            raise
+        _return_tuples(model)
+        _trial_forward(model, arch, seed, device)
+
+
+def _return_tuples(model) -> None:
+    """The body of such a forward takes its tuple path when the config says `return_dict=False`
+    (Transformers' output-capturing wrapper takes a `return_dict` argument away from the body);
+    the call then passes `return_dict=True` (see `hf_batch`), or the wrapper would convert the
+    body's tuple a second time (AttributeError: 'tuple' object has no attribute 'to_tuple')."""
+    model.config.return_dict = False
+    model._probe_tuple_output = True
 
 
 def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code, config_dir,
@@ -279,7 +308,8 @@ def _add_adapter(model, adapter: dict):
 
 
 def first_tensor(output) -> torch.Tensor:
-    """The tensor to compare between runs: logits when present, else the first tensor."""
+    """The tensor to compare between runs: logits when present, else the first tensor (past the
+    loss that leads a Transformers tuple, `(loss,) + output`)."""
     if torch.is_tensor(output):
         return output
     for name in ("logits", "last_hidden_state", "prediction_logits"):
@@ -291,7 +321,7 @@ def first_tensor(output) -> torch.Tensor:
             if torch.is_tensor(v):
                 return v
     if isinstance(output, (tuple, list)):
-        for v in output:
+        for v in output[1:] if len(output) > 1 and _leading_loss(output) is not None else output:
             t = first_tensor(v) if not torch.is_tensor(v) else v
             if torch.is_tensor(t):
                 return t
@@ -307,7 +337,16 @@ def loss_of(output) -> torch.Tensor:
         loss = output.get("loss")
     if torch.is_tensor(loss):
         return loss
-    return first_tensor(output).float().pow(2).mean()
+    loss = _leading_loss(output)
+    return loss if loss is not None else first_tensor(output).float().pow(2).mean()
+
+
+def _leading_loss(output) -> torch.Tensor | None:
+    """With `return_dict=False` a Transformers model given labels returns `(loss,) + output`: a
+    tuple whose first item is a 0-dim tensor."""
+    if isinstance(output, tuple) and output and torch.is_tensor(output[0]) and output[0].dim() == 0:
+        return output[0]
+    return None
 
 
 def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int = SEQ_LEN) -> dict:
@@ -366,6 +405,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
     if labels is not None and "labels" in params:
         kw["labels"] = labels
+    if getattr(model, "_probe_tuple_output", False):  # see _return_tuples
+        kw["return_dict"] = True
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)
     if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:  # (an encoder's image has no placeholders)
         _add_image_tokens(model, kw, "pixel_values" in required)
