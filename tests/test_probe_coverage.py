@@ -469,6 +469,19 @@ def test_a_transformers_tuple_gives_its_leading_loss_and_compares_its_logits():
     assert first_tensor((logits,)) is logits and torch.equal(loss_of((logits,)), logits.pow(2).mean())
 
 
+def test_kyutai_ids_carry_a_text_token_and_one_code_per_codebook():
+    """Kyutai speech-to-text embeds (batch, seq, 1 + codebooks) ids ("The size of tensor a (32)
+    must match the size of tensor b (33)"); its labels stay the text column."""
+    model, batch = built("kyutai_speech_to_text", "KyutaiSpeechToTextForConditionalGeneration")
+    config = model.config
+    ids = batch["input_ids"]
+    assert ids.shape[-1] == 1 + config.num_codebooks and batch["labels"].shape == ids.shape[:2]
+    assert (batch["labels"] == ids[..., 0]).all()
+    codes = ids[..., 1:]
+    assert codes.max() < config.codebook_vocab_size and not (codes == config.audio_pad_token_id).any()
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

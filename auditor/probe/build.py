@@ -372,6 +372,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["input_ids"] = ids
         if "attention_mask" in params:
             kw["attention_mask"] = torch.ones_like(ids)
+    streams = _code_streams(model)
+    if streams and "input_ids" in kw:
+        kw["input_ids"] = _with_code_streams(ids, streams, getattr(config, "audio_pad_token_id", None), g)
     for name in sorted(required):  # a tower's own token ids (InstructBLIP's qformer_input_ids)
         if name.endswith("_input_ids") and name != "decoder_input_ids":
             own = getattr(config, name[: -len("input_ids")] + "config", None)
@@ -462,6 +465,29 @@ def _pixels(config, batch: int, g) -> torch.Tensor:
         height = width = int(size)
     channels = int(getattr(config, "num_channels", None) or 3)
     return torch.randn(batch, channels, height, width, generator=g)
+
+
+def _code_streams(model) -> tuple[int, int] | None:
+    """(codebooks, codebook vocabulary) of a model whose input ids carry, per time step, a text
+    token and one audio code per codebook: Kyutai speech-to-text embeds (batch, seq, 1 + codebooks)
+    ids through an `audio_tokens_offsets` buffer that starts with the text column's 0."""
+    config = getattr(model, "config", None)
+    books, book_vocab = getattr(config, "num_codebooks", None), getattr(config, "codebook_vocab_size", None)
+    if not isinstance(books, int) or not isinstance(book_vocab, int):
+        return None
+    for _name, buf in model.named_buffers():
+        if _name.endswith("audio_tokens_offsets") and buf.dim() == 1 and len(buf) == books + 1 and buf[0] == 0:
+            return books, book_vocab
+    return None
+
+
+def _with_code_streams(ids, streams: tuple[int, int], pad, g) -> torch.Tensor:
+    """Codes never equal the audio pad id, which the embedding leaves unshifted (as padding)."""
+    books, book_vocab = streams
+    codes = torch.randint(0, book_vocab, (*ids.shape, books), generator=g)
+    if isinstance(pad, int):
+        codes = codes.masked_fill(codes == pad, 0 if pad else 1)
+    return torch.cat([ids.unsqueeze(-1), codes], dim=-1)
 
 
 def _needs_boxes(config) -> bool:
