@@ -482,6 +482,18 @@ def test_kyutai_ids_carry_a_text_token_and_one_code_per_codebook():
     assert trains(model, batch)
 
 
+def test_voxtral_realtime_gets_one_audio_embedding_per_token():
+    """Voxtral Realtime adds audio embeddings to the text's position by position and raised
+    without audio ("You must specify exactly one of input_features or encoder_inputs_embeds")."""
+    import torch
+
+    model, batch = built("voxtral_realtime", "VoxtralRealtimeForConditionalGeneration")
+    with torch.no_grad():
+        audio = model.get_audio_features(input_features=batch["input_features"]).pooler_output
+    assert audio.shape[:2] == batch["input_ids"].shape
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

@@ -399,6 +399,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["input_values"] = torch.randn(batch, 4000, generator=g)
     if main == "input_features":
         kw["input_features"] = _features(config, batch, g)
+    per_token = getattr(config, "audio_length_per_tok", None)
+    if main == "input_ids" and "input_features" in params and isinstance(per_token, int) and per_token > 0:
+        kw["input_features"] = _streamed_features(config, seq * per_token, batch, g)
     if "bbox" in params and _needs_boxes(config):
         kw["bbox"] = _token_boxes(batch, seq, g)
     if "lang_ids" in params and getattr(config, "languages", None):  # X-MOD: one language adapter per row
@@ -575,6 +578,16 @@ def _features(config, batch: int, g) -> torch.Tensor:
         per_channel * int(getattr(config, "input_channels", 1) or 1) if per_channel else None) \
         or getattr(config, "feature_size", None) or 80
     return torch.randn(batch, 64, int(dim), generator=g)
+
+
+def _streamed_features(config, frames: int, batch: int, g) -> torch.Tensor:
+    """Voxtral Realtime adds its audio embeddings to the text embeddings position by position,
+    one text token per `audio_length_per_tok` mel frames, and raises without audio ("You must
+    specify exactly one of input_features or encoder_inputs_embeds"): (batch, mel bins, frames)
+    that make exactly one audio embedding per token."""
+    audio = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS if getattr(getattr(config, n, None), "num_mel_bins", None)),
+                 config)
+    return torch.randn(batch, int(getattr(audio, "num_mel_bins", None) or 128), frames, generator=g)
 
 
 def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
