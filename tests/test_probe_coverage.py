@@ -494,6 +494,19 @@ def test_voxtral_realtime_gets_one_audio_embedding_per_token():
     assert trains(model, batch)
 
 
+def test_dia_gets_byte_ids_and_audio_codes_per_channel():
+    """Dia's encoder takes bytes (vocabulary 256; the decoder's 1028 went out of range: "index out
+    of range in self"), its decoder (batch, length, channels) codes, its loss one row per channel."""
+    model, batch = built("dia", "DiaForConditionalGeneration")
+    config = model.config
+    channels = config.decoder_config.num_channels
+    assert batch["input_ids"].max() < config.encoder_config.vocab_size
+    rows, length, width = batch["decoder_input_ids"].shape
+    assert width == channels and batch["labels"].shape == (rows * channels, length)
+    assert (batch["labels"][1] == batch["decoder_input_ids"][0, :, 1]).all()  # row b * channels + c
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

@@ -408,6 +408,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["lang_ids"] = torch.zeros(batch, dtype=torch.long)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
         kw["decoder_input_ids"] = ids[:, : seq // 2].clone()
+        _own_encoder_and_channel_ids(model, kw, vocab, batch, seq, g)
     labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
     if labels is not None and "labels" in params:
         kw["labels"] = labels
@@ -491,6 +492,22 @@ def _with_code_streams(ids, streams: tuple[int, int], pad, g) -> torch.Tensor:
     if isinstance(pad, int):
         codes = codes.masked_fill(codes == pad, 0 if pad else 1)
     return torch.cat([ids.unsqueeze(-1), codes], dim=-1)
+
+
+def _own_encoder_and_channel_ids(model, kw: dict, vocab: int, batch: int, seq: int, g) -> None:
+    """Dia encodes text bytes (an encoder vocabulary of 256, not the decoder's) and decodes audio
+    codes in `num_channels` channels, embedded through per-channel `offsets`: its decoder ids are
+    (batch, length, channels) and its labels (batch x channels, length), as its logits are. (The
+    (batch x channels, length) form of the ids, which it also documents, fails in its embedding:
+    "view size is not compatible with input tensor's size and stride".)"""
+    config = model.config
+    encoder_vocab = getattr(getattr(config, "encoder_config", None), "vocab_size", None)
+    if "input_ids" in kw and isinstance(encoder_vocab, int) and 1 < encoder_vocab < vocab:
+        kw["input_ids"] = torch.randint(min(3, encoder_vocab - 1), encoder_vocab, (batch, seq), generator=g)
+    channels = getattr(getattr(config, "decoder_config", None), "num_channels", None)
+    if isinstance(channels, int) and channels > 1 and any(
+            n.endswith("embeddings.offsets") and b.dim() == 1 and len(b) == channels for n, b in model.named_buffers()):
+        kw["decoder_input_ids"] = torch.randint(min(3, vocab - 1), vocab, (batch, seq // 2, channels), generator=g)
 
 
 def _needs_boxes(config) -> bool:
@@ -598,7 +615,10 @@ def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
         return torch.randint(0, num_labels, (batch, seq), generator=g)
     if arch == "base model" or "input_ids" not in kw and not getattr(config, "is_encoder_decoder", False):
         return None
-    return ids.clone() if "decoder_input_ids" not in kw else kw["decoder_input_ids"].clone()
+    if "decoder_input_ids" not in kw:
+        return ids.clone()
+    decoder = kw["decoder_input_ids"]  # per channel (Dia): one row of labels per batch row and channel
+    return decoder.transpose(1, 2).reshape(-1, decoder.shape[1]) if decoder.dim() == 3 else decoder.clone()
 
 
 def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
