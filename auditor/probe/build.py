@@ -391,7 +391,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
         if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
             placed = _cross_attended_image(kw)
-    if main == "state" and _acts(config):
+    if main == "state" and _is_policy(config):
         placed = _policy_inputs(model, kw, batch, g)
     if main == "flattened_patches":
         kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
@@ -414,8 +414,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["labels"] = labels
     if getattr(model, "_probe_tuple_output", False):  # see _return_tuples
         kw["return_dict"] = True
-    encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)
-    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:  # (an encoder's image has no placeholders)
+    encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
+    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
@@ -526,7 +526,7 @@ def _token_boxes(batch: int, seq: int, g) -> torch.Tensor:
     return torch.cat([low, high], dim=-1)
 
 
-def _acts(config) -> bool:
+def _is_policy(config) -> bool:
     return all(isinstance(getattr(config, k, None), int) for k in ("max_state_dim", "max_action_dim", "chunk_size"))
 
 
@@ -550,7 +550,8 @@ def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
     pixels = _pixels(_vision(vlm) or vlm, batch, g)
     with torch.no_grad():
         per_image = owner.get_image_features(pixels).pooler_output.shape[1]
-    ids = kw["input_ids"].masked_fill(kw["input_ids"] == token, min(3, token - 1))
+    vocab = int(getattr(_text_config(vlm), "vocab_size", None) or 512)
+    ids = kw["input_ids"].masked_fill(kw["input_ids"] == token, min(3, vocab - 1))
     kw["input_ids"] = torch.cat([torch.full((batch, per_image), token, dtype=ids.dtype), ids], dim=1)
     kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     kw["pixel_values"] = pixels.unsqueeze(1)
