@@ -507,6 +507,20 @@ def test_dia_gets_byte_ids_and_audio_codes_per_channel():
     assert trains(model, batch)
 
 
+def test_gemma4_assistant_gets_its_backbones_states():
+    """The Gemma 4 assistant drafts from its backbone's embeddings and keys/values ("inputs_embeds
+    and shared_kv_states cannot be None"); each attention kind's states fit its own layers."""
+    model, batch = built("gemma4_unified_assistant", "Gemma4UnifiedAssistantForCausalLM")
+    text = model.config.get_text_config()
+    assert batch["inputs_embeds"].shape[-1] == 2 * model.config.backbone_hidden_size
+    assert set(batch["shared_kv_states"]) == set(text.layer_types)
+    for layer, kind in zip(text.per_layer_config, text.layer_types):
+        keys, values = batch["shared_kv_states"][kind]
+        assert keys.shape == values.shape
+        assert keys.shape[1] == layer.num_key_value_heads and keys.shape[-1] == layer.head_dim
+    assert trains(model, batch)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

@@ -402,6 +402,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     per_token = getattr(config, "audio_length_per_tok", None)
     if main == "input_ids" and "input_features" in params and isinstance(per_token, int) and per_token > 0:
         kw["input_features"] = _streamed_features(config, seq * per_token, batch, g)
+    if "shared_kv_states" in params and isinstance(getattr(config, "backbone_hidden_size", None), int):
+        _backbone_states(model, kw, batch, seq, g)
     if "bbox" in params and _needs_boxes(config):
         kw["bbox"] = _token_boxes(batch, seq, g)
     if "lang_ids" in params and getattr(config, "languages", None):  # X-MOD: one language adapter per row
@@ -417,7 +419,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
     if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
+    return {k: _to(v, device) for k, v in kw.items()}
 
 
 def _forward_params(model) -> set:
@@ -508,6 +510,25 @@ def _own_encoder_and_channel_ids(model, kw: dict, vocab: int, batch: int, seq: i
     if isinstance(channels, int) and channels > 1 and any(
             n.endswith("embeddings.offsets") and b.dim() == 1 and len(b) == channels for n, b in model.named_buffers()):
         kw["decoder_input_ids"] = torch.randint(min(3, vocab - 1), vocab, (batch, seq // 2, channels), generator=g)
+
+
+def _backbone_states(model, kw: dict, batch: int, seq: int, g) -> None:
+    """Gemma 4's assistant drafts tokens from its backbone's states and raises without them
+    ("inputs_embeds and shared_kv_states cannot be None"): `inputs_embeds` of 2 x
+    backbone_hidden_size per position, and the backbone's keys and values for each attention kind,
+    (batch, kv heads, length, head dim) as the assistant's own layers of that kind take them."""
+    config = model.config
+    text = _text_config(config)
+    per_layer, kinds = getattr(text, "per_layer_config", None), getattr(text, "layer_types", None)
+    if not per_layer or not kinds:
+        return
+    states = {}
+    for layer, kind in zip(per_layer, kinds):
+        if kind not in states:
+            shape = (batch, int(layer.num_key_value_heads), seq, int(layer.head_dim))
+            states[kind] = (torch.randn(*shape, generator=g), torch.randn(*shape, generator=g))
+    kw["inputs_embeds"] = torch.randn(batch, seq, 2 * config.backbone_hidden_size, generator=g)
+    kw["shared_kv_states"] = states
 
 
 def _needs_boxes(config) -> bool:
