@@ -223,6 +223,19 @@ def test_mrope_sections_missing_from_the_config_are_filled_to_fit_the_head():
     assert "mrope_section" not in (llama.get("rope_parameters") or {})
 
 
+def test_ernie_vl_sections_keep_height_and_width_equal_in_its_order():
+    """Ernie 4.5 VL orders its sections (height, width, time) and stacks height with width, so the
+    filled [6, 5, 5] failed ("stack expects each tensor to be equal size ... [4, 32, 6] ... [4, 32, 5]")."""
+    for keep in (False, True):
+        text = small_config("ernie4_5_vl_moe", keep)["text_config"]
+        height, width, time = text["rope_parameters"]["mrope_section"]
+        assert height == width and height + width + time == rotary_half(text)
+    qwen = small_config("glm4v")["text_config"]["rope_parameters"]["mrope_section"]  # (time, height, width)
+    assert qwen[1] == qwen[2]
+    model, batch = built("ernie4_5_vl_moe", "Ernie4_5_VLMoeForConditionalGeneration")
+    assert trains(model, batch)
+
+
 def test_glm4v_moe_builds_and_runs_a_forward():
     import torch
 
@@ -330,6 +343,182 @@ def test_vision_encoder_decoder_pixels_follow_the_encoder_image_size():
                            None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
     size = model.config.encoder.image_size
     assert hf_batch(model, arch, 0, "cpu")["pixel_values"].shape[-2:] == (size, size) and size < 224
+
+
+def built(model_type: str, arch: str):
+    """A scaled model of the type's default config and the probe's batch for it."""
+    import torch
+
+    from auditor.probe.build import build_hf, hf_batch
+
+    model, arch = build_hf({"model_type": model_type, "architectures": [arch]}, None, full_size=False,
+                           seed=0, device="cpu", dtype=torch.float32)
+    return model, hf_batch(model, arch, 0, "cpu")
+
+
+def trains(model, batch) -> bool:
+    import torch
+
+    from auditor.probe.build import loss_of
+
+    model.train()
+    return bool(torch.isfinite(loss_of(model(**batch))))
+
+
+def test_pix2struct_gets_flattened_patches_with_row_and_column_ids():
+    """pix2struct's main input is `flattened_patches` (its processor's output); it raised
+    "You have to specify flattened_patches"."""
+    model, batch = built("pix2struct", "Pix2StructForConditionalGeneration")
+    patches = batch["flattened_patches"]
+    vision = model.config.vision_config
+    assert patches.shape[-1] == 2 + vision.patch_embed_hidden_size
+    rows, cols = patches[..., 0], patches[..., 1]
+    assert rows.min() >= 1 and cols.min() >= 1 and max(rows.max(), cols.max()) < vision.seq_len
+    assert len({(int(r), int(c)) for r, c in zip(rows[0], cols[0])}) == patches.shape[1]  # one per patch
+    assert trains(model, batch)
+
+
+def test_udop_gets_normalized_token_boxes():
+    """UDOP's horizontal and vertical attention biases need a box per token ("Bbox is required for
+    horizontal relative position bias"); LayoutLM, which defaults its boxes, gets none."""
+    from auditor.probe.build import _needs_boxes
+
+    model, batch = built("udop", "UdopForConditionalGeneration")
+    boxes = batch["bbox"]
+    assert boxes.shape == (*batch["input_ids"].shape, 4)
+    assert boxes.min() >= 0 and boxes.max() <= 1
+    assert (boxes[..., 0] <= boxes[..., 2]).all() and (boxes[..., 1] <= boxes[..., 3]).all()
+    assert trains(model, batch)
+    assert not _needs_boxes(CONFIG_MAPPING["layoutlmv3"]())
+
+
+def test_an_encoder_decoders_image_is_kept_without_placeholders():
+    """pp_formulanet encodes the image and decodes text: its pixels were dropped for want of image
+    placeholders in the text ("You must specify exactly one of encoder_outputs or pixel_values")."""
+    model, batch = built("pp_formulanet", "PPFormulaNetForConditionalGeneration")
+    assert batch["pixel_values"].shape[-1] == model.config.vision_config.image_size
+    assert trains(model, batch)
+
+
+def test_idefics_gets_one_image_seen_by_every_token():
+    """IDEFICS cross-attends to images and cannot run text-only ("Exactly 1 of pixel_values,
+    image_encoder_embeddings or perceiver_embeddings has to be not-None")."""
+    model, batch = built("idefics", "IdeficsForVisionText2Text")
+    assert batch["pixel_values"].shape[:2] == (batch["input_ids"].shape[0], 1)
+    assert batch["image_attention_mask"].shape == (*batch["input_ids"].shape, 1)
+    assert trains(model, batch)
+
+
+def test_pi0_gets_state_actions_and_a_camera_image_with_its_placeholders():
+    """PI0's main input is a robot `state` ("missing 1 required positional argument: 'state'");
+    its loss needs target actions, its VLM prefix an image per camera. Noise and timestep are given,
+    so two train-mode forwards of one seed differ by dropout alone."""
+    import torch
+
+    model, batch = built("pi0", "PI0ForConditionalGeneration")
+    config = model.config
+    rows = batch["state"].shape[0]
+    assert batch["state"].shape == (rows, config.max_state_dim)
+    assert batch["actions"].shape == batch["noise"].shape == (rows, config.chunk_size, config.max_action_dim)
+    assert ((batch["timestep"] > 0) & (batch["timestep"] < 1)).all()
+    assert batch["pixel_values"].shape[:2] == batch["pixel_attention_mask"].shape == (rows, 1)
+    placeholders = (batch["input_ids"] == config.vlm_config.image_token_id).sum(dim=1)
+    features = model.model.vlm.get_image_features(batch["pixel_values"].flatten(0, 1)).pooler_output
+    assert (placeholders == features.shape[1]).all()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, model(**batch).logits)
+    assert trains(model, batch)
+
+
+def test_kosmos2_marks_its_image_positions_by_mask():
+    """Kosmos-2 needs its image (pixel_values is its main input) and has no placeholder id: the
+    features replace the positions `image_embeds_position_mask` marks. Without it the image was
+    dropped, every scaling layout failed in turn, and the probe timed out (150 s)."""
+    import torch
+
+    model, batch = built("kosmos-2", "Kosmos2ForConditionalGeneration")
+    mask = batch["image_embeds_position_mask"]
+    assert mask.shape == batch["input_ids"].shape and "pixel_values" in batch
+    with torch.no_grad():
+        features = model.get_image_features(batch["pixel_values"]).pooler_output
+    assert (mask.sum(dim=1) == features.shape[1]).all() and mask[:, 0].eq(0).all()
+    assert trains(model, batch)
+
+
+def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
+    """Llama 4's image-text class reads `image_outputs` from its language model's output, which
+    has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs
+    the forward's tuple path, same computation, loss first."""
+    import torch
+
+    model, batch = built("llama4", "Llama4ForConditionalGeneration")
+    assert model._probe_tuple_output and model.config.return_dict is False
+    model.train()
+    out = model(**batch)
+    assert isinstance(out, tuple) and out[0].dim() == 0 and torch.isfinite(out[0])
+
+
+def test_a_transformers_tuple_gives_its_leading_loss_and_compares_its_logits():
+    import torch
+
+    from auditor.probe.build import first_tensor, loss_of
+
+    loss, logits = torch.tensor(2.5), torch.randn(2, 3, 5)
+    assert loss_of((loss, logits)) is loss and first_tensor((loss, logits)) is logits
+    assert first_tensor((logits,)) is logits and torch.equal(loss_of((logits,)), logits.pow(2).mean())
+
+
+def test_kyutai_ids_carry_a_text_token_and_one_code_per_codebook():
+    """Kyutai speech-to-text embeds (batch, seq, 1 + codebooks) ids ("The size of tensor a (32)
+    must match the size of tensor b (33)"); its labels stay the text column."""
+    model, batch = built("kyutai_speech_to_text", "KyutaiSpeechToTextForConditionalGeneration")
+    config = model.config
+    ids = batch["input_ids"]
+    assert ids.shape[-1] == 1 + config.num_codebooks and batch["labels"].shape == ids.shape[:2]
+    assert (batch["labels"] == ids[..., 0]).all()
+    codes = ids[..., 1:]
+    assert codes.max() < config.codebook_vocab_size and not (codes == config.audio_pad_token_id).any()
+    assert trains(model, batch)
+
+
+def test_voxtral_realtime_gets_one_audio_embedding_per_token():
+    """Voxtral Realtime adds audio embeddings to the text's position by position and raised
+    without audio ("You must specify exactly one of input_features or encoder_inputs_embeds")."""
+    import torch
+
+    model, batch = built("voxtral_realtime", "VoxtralRealtimeForConditionalGeneration")
+    with torch.no_grad():
+        audio = model.get_audio_features(input_features=batch["input_features"]).pooler_output
+    assert audio.shape[:2] == batch["input_ids"].shape
+    assert trains(model, batch)
+
+
+def test_dia_gets_byte_ids_and_audio_codes_per_channel():
+    """Dia's encoder takes bytes (vocabulary 256; the decoder's 1028 went out of range: "index out
+    of range in self"), its decoder (batch, length, channels) codes, its loss one row per channel."""
+    model, batch = built("dia", "DiaForConditionalGeneration")
+    config = model.config
+    channels = config.decoder_config.num_channels
+    assert batch["input_ids"].max() < config.encoder_config.vocab_size
+    rows, length, width = batch["decoder_input_ids"].shape
+    assert width == channels and batch["labels"].shape == (rows * channels, length)
+    assert (batch["labels"][1] == batch["decoder_input_ids"][0, :, 1]).all()  # row b * channels + c
+    assert trains(model, batch)
+
+
+def test_gemma4_assistant_gets_its_backbones_states():
+    """The Gemma 4 assistant drafts from its backbone's embeddings and keys/values ("inputs_embeds
+    and shared_kv_states cannot be None"); each attention kind's states fit its own layers."""
+    model, batch = built("gemma4_unified_assistant", "Gemma4UnifiedAssistantForCausalLM")
+    text = model.config.get_text_config()
+    assert batch["inputs_embeds"].shape[-1] == 2 * model.config.backbone_hidden_size
+    assert set(batch["shared_kv_states"]) == set(text.layer_types)
+    for layer, kind in zip(text.per_layer_config, text.layer_types):
+        keys, values = batch["shared_kv_states"][kind]
+        assert keys.shape == values.shape
+        assert keys.shape[1] == layer.num_key_value_heads and keys.shape[-1] == layer.head_dim
+    assert trains(model, batch)
 
 
 # ------------------------------------------------------------------ refusals: one line, exit 2

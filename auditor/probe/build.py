@@ -149,6 +149,8 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
         model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
                                   config_dir, overrides, attn_override)
         model._probe_text_only, model._probe_no_labels = choice["text_only"], choice.get("no_labels", False)
+        if choice.get("tuple_output"):
+            _return_tuples(model)
         return model, arch
     first: Exception | None = None
     for keep_head_dim, text_only, no_labels in SCALINGS:
@@ -156,13 +158,14 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
             model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
                                       config_dir, overrides, attn_override)
             model._probe_text_only, model._probe_no_labels = text_only, no_labels
-            _trial_forward(model, arch, seed, device)
+            _trial_forward_or_tuple(model, arch, seed, device)
         except BuildError:
             raise
         except Exception as exc:  # noqa: BLE001  try the next layout; the first error is the one to report
             first = first or exc
             continue
-        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels)
+        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels,
+                      tuple_output=getattr(model, "_probe_tuple_output", False))
         return model, arch
     raise first
 
@@ -184,6 +187,32 @@ def _trial_forward(model, arch: str, seed: int, device) -> None:
             loss_of(model(**hf_batch(model, arch, seed, device)))
     finally:
         model.train(was_training)
+
+
+OUTPUT_CLASS_ERROR = re.compile(r"'\w*Output\w*' object has no attribute")
+
+
+def _trial_forward_or_tuple(model, arch: str, seed: int, device) -> None:
+    """A forward that fails while assembling its output object (Llama 4's image-text class reads
+    `image_outputs` from its language model's output, which has none, so in Transformers 5.24 it
+    cannot return a dict at all) runs through the forward's tuple path: the same computation,
+    returned as Transformers' tuple, (loss, logits, ...) (see `loss_of`)."""
+    try:
+        _trial_forward(model, arch, seed, device)
+    except AttributeError as exc:
+        if not OUTPUT_CLASS_ERROR.search(str(exc)) or "return_dict" not in _forward_params(model):
+            raise
+        _return_tuples(model)
+        _trial_forward(model, arch, seed, device)
+
+
+def _return_tuples(model) -> None:
+    """The body of such a forward takes its tuple path when the config says `return_dict=False`
+    (Transformers' output-capturing wrapper takes a `return_dict` argument away from the body);
+    the call then passes `return_dict=True` (see `hf_batch`), or the wrapper would convert the
+    body's tuple a second time (AttributeError: 'tuple' object has no attribute 'to_tuple')."""
+    model.config.return_dict = False
+    model._probe_tuple_output = True
 
 
 def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code, config_dir,
@@ -225,11 +254,24 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     return model, arch
 
 
+# Config classes whose sections run (height, width, time) instead of Qwen2-VL's (time, height,
+# width). Ernie 4.5 VL interleaves the height and width frequencies pairwise, so those two must
+# be equal (modeling_ernie4_5_vl_moe.py, `recomposition_frequencies`; its fallback is [22, 22, 20]).
+HEIGHT_WIDTH_TIME_SECTIONS = frozenset({"ernie4_5_vl_moe_text"})
+
+
 def _fill_rope_sections(d: dict, config_cls) -> None:
     """Fill `mrope_section` wherever the config class (or a sub-config class) declares it a key of
-    its RoPE (`ignore_keys_at_rope_validation`); see shrink.fill_rope_sections."""
+    its RoPE (`ignore_keys_at_rope_validation`); see shrink.fill_rope_sections, which writes
+    (time, height, width) with height == width; reordered for the classes above."""
     if "mrope_section" in (getattr(config_cls, "ignore_keys_at_rope_validation", None) or ()):
+        rope = d.get("rope_parameters")
+        written = isinstance(rope, dict) and rope.get("mrope_section") is not None
         fill_rope_sections(d)
+        if not written and getattr(config_cls, "model_type", None) in HEIGHT_WIDTH_TIME_SECTIONS \
+                and isinstance(rope, dict) and rope.get("mrope_section"):
+            time, height, width = rope["mrope_section"]
+            rope["mrope_section"] = [height, width, time]
     import transformers
 
     for key, sub_cls in (getattr(config_cls, "sub_configs", None) or {}).items():
@@ -266,7 +308,8 @@ def _add_adapter(model, adapter: dict):
 
 
 def first_tensor(output) -> torch.Tensor:
-    """The tensor to compare between runs: logits when present, else the first tensor."""
+    """The tensor to compare between runs: logits when present, else the first tensor (past the
+    loss that leads a Transformers tuple, `(loss,) + output`)."""
     if torch.is_tensor(output):
         return output
     for name in ("logits", "last_hidden_state", "prediction_logits"):
@@ -278,7 +321,7 @@ def first_tensor(output) -> torch.Tensor:
             if torch.is_tensor(v):
                 return v
     if isinstance(output, (tuple, list)):
-        for v in output:
+        for v in output[1:] if len(output) > 1 and _leading_loss(output) is not None else output:
             t = first_tensor(v) if not torch.is_tensor(v) else v
             if torch.is_tensor(t):
                 return t
@@ -294,7 +337,16 @@ def loss_of(output) -> torch.Tensor:
         loss = output.get("loss")
     if torch.is_tensor(loss):
         return loss
-    return first_tensor(output).float().pow(2).mean()
+    loss = _leading_loss(output)
+    return loss if loss is not None else first_tensor(output).float().pow(2).mean()
+
+
+def _leading_loss(output) -> torch.Tensor | None:
+    """With `return_dict=False` a Transformers model given labels returns `(loss,) + output`: a
+    tuple whose first item is a 0-dim tensor."""
+    if isinstance(output, tuple) and output and torch.is_tensor(output[0]) and output[0].dim() == 0:
+        return output[0]
+    return None
 
 
 def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int = SEQ_LEN) -> dict:
@@ -311,6 +363,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         main = getattr(encoder, "main_input_name", main)
     params = _forward_params(model)
     kw: dict = {}
+    placed = False  # the image's place in the text is already given (no placeholders to count)
     ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
     required = _required_params(model)
     if main == "input_ids" or "input_ids" in params and (
@@ -319,6 +372,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["input_ids"] = ids
         if "attention_mask" in params:
             kw["attention_mask"] = torch.ones_like(ids)
+    streams = _code_streams(model)
+    if streams and "input_ids" in kw:
+        kw["input_ids"] = _with_code_streams(ids, streams, getattr(config, "audio_pad_token_id", None), g)
     for name in sorted(required):  # a tower's own token ids (InstructBLIP's qformer_input_ids)
         if name.endswith("_input_ids") and name != "decoder_input_ids":
             own = getattr(config, name[: -len("input_ids")] + "config", None)
@@ -333,20 +389,37 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
+        if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
+            placed = _cross_attended_image(kw)
+    if main == "state" and _is_policy(config):
+        placed = _policy_inputs(model, kw, batch, g)
+    if main == "flattened_patches":
+        kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
     if main == "input_values":
         kw["input_values"] = torch.randn(batch, 4000, generator=g)
     if main == "input_features":
         kw["input_features"] = _features(config, batch, g)
+    per_token = getattr(config, "audio_length_per_tok", None)
+    if main == "input_ids" and "input_features" in params and isinstance(per_token, int) and per_token > 0:
+        kw["input_features"] = _streamed_features(config, seq * per_token, batch, g)
+    if "shared_kv_states" in params and isinstance(getattr(config, "backbone_hidden_size", None), int):
+        _backbone_states(model, kw, batch, seq, g)
+    if "bbox" in params and _needs_boxes(config):
+        kw["bbox"] = _token_boxes(batch, seq, g)
     if "lang_ids" in params and getattr(config, "languages", None):  # X-MOD: one language adapter per row
         kw["lang_ids"] = torch.zeros(batch, dtype=torch.long)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
         kw["decoder_input_ids"] = ids[:, : seq // 2].clone()
+        _own_encoder_and_channel_ids(model, kw, vocab, batch, seq, g)
     labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
     if labels is not None and "labels" in params:
         kw["labels"] = labels
-    if "pixel_values" in kw and "input_ids" in kw:
+    if getattr(model, "_probe_tuple_output", False):  # see _return_tuples
+        kw["return_dict"] = True
+    encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
+    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
+    return {k: _to(v, device) for k, v in kw.items()}
 
 
 def _forward_params(model) -> set:
@@ -400,6 +473,127 @@ def _pixels(config, batch: int, g) -> torch.Tensor:
     return torch.randn(batch, channels, height, width, generator=g)
 
 
+def _code_streams(model) -> tuple[int, int] | None:
+    """(codebooks, codebook vocabulary) of a model whose input ids carry, per time step, a text
+    token and one audio code per codebook: Kyutai speech-to-text embeds (batch, seq, 1 + codebooks)
+    ids through an `audio_tokens_offsets` buffer that starts with the text column's 0."""
+    config = getattr(model, "config", None)
+    books, book_vocab = getattr(config, "num_codebooks", None), getattr(config, "codebook_vocab_size", None)
+    if not isinstance(books, int) or not isinstance(book_vocab, int):
+        return None
+    for _name, buf in model.named_buffers():
+        if _name.endswith("audio_tokens_offsets") and buf.dim() == 1 and len(buf) == books + 1 and buf[0] == 0:
+            return books, book_vocab
+    return None
+
+
+def _with_code_streams(ids, streams: tuple[int, int], pad, g) -> torch.Tensor:
+    """Codes never equal the audio pad id, which the embedding leaves unshifted (as padding)."""
+    books, book_vocab = streams
+    codes = torch.randint(0, book_vocab, (*ids.shape, books), generator=g)
+    if isinstance(pad, int):
+        codes = codes.masked_fill(codes == pad, 0 if pad else 1)
+    return torch.cat([ids.unsqueeze(-1), codes], dim=-1)
+
+
+def _own_encoder_and_channel_ids(model, kw: dict, vocab: int, batch: int, seq: int, g) -> None:
+    """Dia encodes text bytes (an encoder vocabulary of 256, not the decoder's) and decodes audio
+    codes in `num_channels` channels, embedded through per-channel `offsets`: its decoder ids are
+    (batch, length, channels) and its labels (batch x channels, length), as its logits are. (The
+    (batch x channels, length) form of the ids, which it also documents, fails in its embedding:
+    "view size is not compatible with input tensor's size and stride".)"""
+    config = model.config
+    encoder_vocab = getattr(getattr(config, "encoder_config", None), "vocab_size", None)
+    if "input_ids" in kw and isinstance(encoder_vocab, int) and 1 < encoder_vocab < vocab:
+        kw["input_ids"] = torch.randint(min(3, encoder_vocab - 1), encoder_vocab, (batch, seq), generator=g)
+    channels = getattr(getattr(config, "decoder_config", None), "num_channels", None)
+    if isinstance(channels, int) and channels > 1 and any(
+            n.endswith("embeddings.offsets") and b.dim() == 1 and len(b) == channels for n, b in model.named_buffers()):
+        kw["decoder_input_ids"] = torch.randint(min(3, vocab - 1), vocab, (batch, seq // 2, channels), generator=g)
+
+
+def _backbone_states(model, kw: dict, batch: int, seq: int, g) -> None:
+    """Gemma 4's assistant drafts tokens from its backbone's states and raises without them
+    ("inputs_embeds and shared_kv_states cannot be None"): `inputs_embeds` of 2 x
+    backbone_hidden_size per position, and the backbone's keys and values for each attention kind,
+    (batch, kv heads, length, head dim) as the assistant's own layers of that kind take them."""
+    config = model.config
+    text = _text_config(config)
+    per_layer, kinds = getattr(text, "per_layer_config", None), getattr(text, "layer_types", None)
+    if not per_layer or not kinds:
+        return
+    states = {}
+    for layer, kind in zip(per_layer, kinds):
+        if kind not in states:
+            shape = (batch, int(layer.num_key_value_heads), seq, int(layer.head_dim))
+            states[kind] = (torch.randn(*shape, generator=g), torch.randn(*shape, generator=g))
+    kw["inputs_embeds"] = torch.randn(batch, seq, 2 * config.backbone_hidden_size, generator=g)
+    kw["shared_kv_states"] = states
+
+
+def _needs_boxes(config) -> bool:
+    """UDOP's encoder biases attention by the horizontal and vertical distance between the tokens'
+    boxes, and raises without them (its relative_bias_args name those kinds). LayoutLM-style models
+    fill in zero boxes themselves, so they get none here."""
+    kinds = {a.get("type") for a in getattr(config, "relative_bias_args", None) or () if isinstance(a, dict)}
+    return bool(kinds & {"horizontal", "vertical"})
+
+
+def _token_boxes(batch: int, seq: int, g) -> torch.Tensor:
+    """One box per token, (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1, normalized to [0, 1] as
+    UDOP's embeddings take them (they clip to [0, 1] and scale by max_2d_position_embeddings)."""
+    low = torch.rand(batch, seq, 2, generator=g) * 0.5
+    high = low + torch.rand(batch, seq, 2, generator=g) * 0.5
+    return torch.cat([low, high], dim=-1)
+
+
+def _is_policy(config) -> bool:
+    return all(isinstance(getattr(config, k, None), int) for k in ("max_state_dim", "max_action_dim", "chunk_size"))
+
+
+def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
+    """PI0 (a robot policy) trains on a robot state, a chunk of `chunk_size` target actions and
+    their noised copy at a flow-matching timestep, conditioned on camera images and text: its
+    forward needs `state`, and its VLM prefix needs pixels (batch, cameras, C, H, W) with a
+    camera mask and one image placeholder per image feature. Noise and timestep are given, not
+    drawn inside the forward, so that only dropout varies between two runs of one seed. One camera."""
+    config = model.config
+    actions = (batch, config.chunk_size, config.max_action_dim)
+    kw["state"] = torch.randn(batch, config.max_state_dim, generator=g)
+    kw["noise"] = torch.randn(*actions, generator=g)
+    kw["actions"] = torch.randn(*actions, generator=g)
+    kw["timestep"] = 0.001 + 0.998 * torch.rand(batch, generator=g)
+    vlm = getattr(config, "vlm_config", None)
+    owner = getattr(getattr(model, "model", None), "vlm", None)
+    token = getattr(vlm, "image_token_id", None)
+    if vlm is None or owner is None or not isinstance(token, int) or "input_ids" not in kw:
+        return False
+    pixels = _pixels(_vision(vlm) or vlm, batch, g)
+    with torch.no_grad():
+        per_image = owner.get_image_features(pixels).pooler_output.shape[1]
+    vocab = int(getattr(_text_config(vlm), "vocab_size", None) or 512)
+    ids = kw["input_ids"].masked_fill(kw["input_ids"] == token, min(3, vocab - 1))
+    kw["input_ids"] = torch.cat([torch.full((batch, per_image), token, dtype=ids.dtype), ids], dim=1)
+    kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+    kw["pixel_values"] = pixels.unsqueeze(1)
+    kw["pixel_attention_mask"] = torch.ones(batch, 1, dtype=torch.bool)
+    return True
+
+
+PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
+
+
+def _flattened_patches(config, batch: int, g) -> torch.Tensor:
+    """Pix2Struct's image as its processor hands it over: (batch, patches, 2 + patch pixels), each
+    patch a row id and a column id (from 1; 0 marks padding and is masked out) followed by its
+    `patch_embed_hidden_size` pixel values (16 x 16 x 3 in the default)."""
+    depth = int(getattr(config, "patch_embed_hidden_size", None) or 768)
+    rows = torch.arange(1, PATCH_GRID + 1, dtype=torch.float).repeat_interleave(PATCH_GRID)
+    cols = torch.arange(1, PATCH_GRID + 1, dtype=torch.float).repeat(PATCH_GRID)
+    ids = torch.stack([rows, cols], dim=-1).expand(batch, -1, -1)
+    return torch.cat([ids, torch.randn(batch, PATCH_GRID * PATCH_GRID, depth, generator=g)], dim=-1)
+
+
 AUDIO_SUB_CONFIGS = ("encoder_config", "audio_config", "speech_config", "encoder")
 
 
@@ -425,6 +619,16 @@ def _features(config, batch: int, g) -> torch.Tensor:
     return torch.randn(batch, 64, int(dim), generator=g)
 
 
+def _streamed_features(config, frames: int, batch: int, g) -> torch.Tensor:
+    """Voxtral Realtime adds its audio embeddings to the text embeddings position by position,
+    one text token per `audio_length_per_tok` mel frames, and raises without audio ("You must
+    specify exactly one of input_features or encoder_inputs_embeds"): (batch, mel bins, frames)
+    that make exactly one audio embedding per token."""
+    audio = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS if getattr(getattr(config, n, None), "num_mel_bins", None)),
+                 config)
+    return torch.randn(batch, int(getattr(audio, "num_mel_bins", None) or 128), frames, generator=g)
+
+
 def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
     num_labels = int(getattr(config, "num_labels", 2) or 2)
     if arch.endswith("ForSequenceClassification") or arch.endswith("ForImageClassification"):
@@ -433,7 +637,10 @@ def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
         return torch.randint(0, num_labels, (batch, seq), generator=g)
     if arch == "base model" or "input_ids" not in kw and not getattr(config, "is_encoder_decoder", False):
         return None
-    return ids.clone() if "decoder_input_ids" not in kw else kw["decoder_input_ids"].clone()
+    if "decoder_input_ids" not in kw:
+        return ids.clone()
+    decoder = kw["decoder_input_ids"]  # per channel (Dia): one row of labels per batch row and channel
+    return decoder.transpose(1, 2).reshape(-1, decoder.shape[1]) if decoder.dim() == 3 else decoder.clone()
 
 
 def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
@@ -441,8 +648,10 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
     features the synthetic image makes, and write that many placeholders into the text. When it
     cannot say, the probe runs the text path only (the language model's dropout still runs),
     unless the forward cannot run without the image (BLIP, BLIP-2 with no placeholder token:
-    the image features are prepended to the text, so the text stays as it is)."""
+    the image features are prepended to the text, so the text stays as it is). Kosmos-2 has no
+    placeholder id: its `image_embeds_position_mask` marks the positions the features replace."""
     config = model.config
+    by_mask = "image_embeds_position_mask" in _forward_params(model)
     kind, getter = _features_getter(model)
     token = next((getattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index")
                   if isinstance(getattr(config, n, None), int)), None)
@@ -459,16 +668,19 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         per_image = rows // kw["pixel_values"].shape[0]
     except Exception:  # noqa: BLE001  no way to count image tokens: text only
         per_image = None
-    if token is None or per_image is None or per_image <= 0 or per_image > 4096:
+    if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
             kw.pop("pixel_values")
         return
     ids = kw["input_ids"]
     batch, seq = ids.shape
     vocab = int(getattr(_text_config(config), "vocab_size", 512) or 512)
-    text = ids.masked_fill(ids == token, min(3, vocab - 1))
-    image = torch.full((batch, per_image), token, dtype=ids.dtype)
+    text = ids.masked_fill(ids == token, min(3, vocab - 1)) if token is not None else ids
+    image = torch.full((batch, per_image), min(3, vocab - 1) if token is None else token, dtype=ids.dtype)
     kw["input_ids"] = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
+    if by_mask:
+        kw["image_embeds_position_mask"] = torch.cat(
+            [torch.zeros(batch, 1), torch.ones(batch, per_image), torch.zeros(batch, seq - 1)], dim=1).long()
     if "attention_mask" in kw:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     if "labels" in kw:
@@ -476,6 +688,16 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
 
 
 VIDEO_FRAMES = 4
+
+
+def _cross_attended_image(kw: dict) -> bool:
+    """IDEFICS reads images through gated cross-attention, not placeholders: its forward takes
+    (batch, images, C, H, W) pixels and an `image_attention_mask` of (batch, text length, images)
+    saying which tokens see which image, and runs only with an image. One image, seen by every
+    token."""
+    kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)
+    kw["image_attention_mask"] = torch.ones(*kw["input_ids"].shape, 1, dtype=torch.long)
+    return True
 
 
 def _features_getter(model):
