@@ -332,6 +332,70 @@ def test_vision_encoder_decoder_pixels_follow_the_encoder_image_size():
     assert hf_batch(model, arch, 0, "cpu")["pixel_values"].shape[-2:] == (size, size) and size < 224
 
 
+def test_feature_layer_indices_survive_the_layer_cut():
+    """Molmo2's adapter takes vision layers [24, 18] of 25; scaled to 2 layers its own validator
+    rejected them. Indices beyond the scaled stack keep their distance from the last layer,
+    clamped into it; indices the stack still holds are kept; the config class accepts the result."""
+    small = scaled_with_type("molmo2")
+    layers = small["vision_config"]["num_hidden_layers"]
+    assert small["adapter_config"]["vision_feature_layer"] == [layers - 1, 0]
+    CONFIG_MAPPING["molmo2"].from_dict({k: v for k, v in small.items() if k != "model_type"})  # validates
+    vip = scaled_with_type("vipllava")  # [-2, -5, -8, -11, 6] of 24 layers
+    assert all(-vip["vision_config"]["num_hidden_layers"] <= i < vip["vision_config"]["num_hidden_layers"]
+               for i in vip["vision_feature_layer"])
+    assert len(vip["vision_feature_layer"]) == 5
+    assert scaled_with_type("llava")["vision_feature_layer"] == -2  # in range: kept
+
+
+def scaled_with_type(model_type: str) -> dict:
+    config = CONFIG_MAPPING[model_type]().to_dict()
+    config["model_type"] = model_type
+    return scale_config_dict(config)
+
+
+def build_default(model_type: str, arch: str):
+    import torch
+
+    from auditor.probe.build import build_hf
+
+    return build_hf({"model_type": model_type, "architectures": [arch]}, None, full_size=False, seed=0,
+                    device="cpu", dtype=torch.float32)
+
+
+def test_keys_a_default_leaves_out_are_completed_as_transformers_documents_them():
+    """dbrx (its attention reads `attn_config.rope_theta`, which the default lacks, and clamps
+    with `clip_qkv` None), the Qwen omni thinkers (`vision_start_token_id`, declared only by their
+    talker configs) and step3p7 (a sliding mask built with no window while no layer slides) could
+    not build or run their own default config. Each completion is named in the probe's report."""
+    model, _ = build_default("dbrx", "DbrxForCausalLM")
+    assert model.config.attn_config.rope_theta == model.config.rope_parameters["rope_theta"]
+    assert model.config.attn_config.clip_qkv == float("inf")
+    assert any(line.startswith("attn_config.rope_theta = ") for line in model._probe_completed)
+    model, _ = build_default("qwen2_5_omni_thinker", "Qwen2_5OmniThinkerForConditionalGeneration")
+    assert model._probe_completed == [
+        "vision_start_token_id = 151652 (the default Qwen2_5OmniTalkerConfig declares)"]
+    model, _ = build_default("step3p7", "Step3p7ForConditionalGeneration")
+    text = model.config.text_config
+    assert "sliding_attention" not in text.layer_types and text.sliding_window == text.max_position_embeddings
+
+
+def test_completion_never_changes_a_written_key_nor_invents_a_used_window():
+    from transformers import DbrxConfig, Step3p7Config
+
+    from auditor.probe import complete
+
+    written = DbrxConfig(attn_config={"clip_qkv": 8, "rope_theta": 5e5})
+    full = written.to_dict()
+    assert complete.complete(full, written, {("DbrxAttentionConfig", "clip_qkv"),
+                                             ("DbrxAttentionConfig", "rope_theta")}) == []
+    assert full["attn_config"]["clip_qkv"] == 8
+    sliding = Step3p7Config(text_config={"layer_types": ["sliding_attention", "full_attention"],
+                                         "num_hidden_layers": 2})
+    full = sliding.to_dict()
+    assert complete.complete(full, sliding, {("Step3p7TextConfig", "sliding_window")}) == []
+    assert full["text_config"]["sliding_window"] is None
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):

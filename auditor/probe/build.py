@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from auditor.probe import complete
 from auditor.probe.shrink import fill_rope_sections, scale_config_dict  # noqa: F401  (the one scaler; re-exported)
 
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
@@ -147,26 +148,33 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                            overrides, attn_override)
     if "scaling" in choice:
         model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
-                                  config_dir, overrides, attn_override)
+                                  config_dir, overrides, attn_override, choice.get("fills", ()))
         model._probe_text_only, model._probe_no_labels = choice["text_only"], choice.get("no_labels", False)
         return model, arch
     first: Exception | None = None
+    fills: set = set()  # keys the default leaves out that its model reads (see probe/complete.py)
     for keep_head_dim, text_only, no_labels in SCALINGS:
-        try:
-            model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
-                                      config_dir, overrides, attn_override)
-            model._probe_text_only, model._probe_no_labels = text_only, no_labels
-            _trial_forward(model, arch, seed, device)
-        except BuildError:
-            raise
-        except Exception as exc:  # noqa: BLE001  try the next layout; the first error is the one to report
-            first = first or exc
-            continue
-        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels)
-        return model, arch
+        while True:
+            try:
+                model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
+                                          config_dir, overrides, attn_override, fills)
+                model._probe_text_only, model._probe_no_labels = text_only, no_labels
+                _trial_forward(model, arch, seed, device)
+            except BuildError:
+                raise
+            except Exception as exc:  # noqa: BLE001  complete the config, else try the next layout
+                need = complete.wanted(exc)
+                if need is not None and need not in fills and len(fills) < MAX_COMPLETIONS:
+                    fills.add(need)
+                    continue
+                first = first or exc  # the first layout's error is the one to report
+                break
+            choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills))
+            return model, arch
     raise first
 
 
+MAX_COMPLETIONS = 4
 # Layouts tried in order: (keep per-head sizes, text only, no labels). Scaling per-head sizes
 # keeps models tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal
 # model whose image inputs cannot be synthesized still runs its language model (and its dropout)
@@ -187,16 +195,18 @@ def _trial_forward(model, arch: str, seed: int, device) -> None:
 
 
 def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code, config_dir,
-                overrides, attn_override):
+                overrides, attn_override, fills=()):
     cfg = copy.deepcopy(config)
     ad = copy.deepcopy(adapter) if adapter else None
     for (which, key_path), value in (overrides or {}).items():
         _set_nested(cfg if which == "config" else ad, key_path, value)
     obj, attn = _config_object(cfg, trust_remote_code, config_dir)
+    completed: list[str] = []
     if keep_head_dim is not None:
         # scale the complete dict (defaults included), not only the keys the file spells out
         full = obj.to_dict()
         full.setdefault("model_type", cfg.get("model_type"))
+        completed = complete.complete(full, obj, set(fills)) if fills else []
         small = scale_config_dict(full, keep_head_dim=keep_head_dim)
         _fill_rope_sections(small, type(obj))
         obj, _ = _config_object(small, trust_remote_code, config_dir)
@@ -220,6 +230,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     except ImportError as exc:
         raise BuildError(missing_package(arch, exc)) from None
     model.to(device=device, dtype=dtype)
+    model._probe_completed = completed
     if ad is not None:
         model = _add_adapter(model, ad)
     return model, arch

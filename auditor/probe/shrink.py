@@ -265,11 +265,50 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     for key, value in list(d.items()):
         if isinstance(value, dict) and _is_sub_config(key, value):
             d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim, widths)
+    _fit_feature_layers(cfg, d)
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
         _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+FEATURE_LAYER = re.compile(r"^(vision_)?feature_layers?$")
+
+
+def _fit_feature_layers(before: dict, after: dict) -> None:
+    """Indices of the vision layers whose features the model takes (`vision_feature_layer`,
+    `feature_layer`) must survive the layer cut: Molmo2's adapter takes layers [24, 18] of 25,
+    and its config rejects them once the tower has 2. An index the scaled stack still holds is
+    kept; one beyond it keeps its distance from the last layer, clamped into the stack (24 of 25
+    stays the last layer, 18 becomes the first), so a model still taking several layers' features
+    takes the same number. The indices sit in the config that owns them (Phi-4's vision config)
+    or beside its vision config (LLaVA's top level, Molmo2's adapter config)."""
+    vision_before, vision_after = before.get("vision_config"), after.get("vision_config")
+    vision = (layer_count(vision_before), layer_count(vision_after)) \
+        if isinstance(vision_before, dict) and isinstance(vision_after, dict) else (None, None)
+    own = (layer_count(before), layer_count(after))
+    holders = [(after, own if own[0] else vision)]
+    holders += [(value, vision) for key, value in after.items() if isinstance(value, dict)
+                and key != "vision_config" and _is_sub_config(key, value) and layer_count(value) is None]
+    for holder, (n, m) in holders:
+        if not (is_int(n) and is_int(m)) or m >= n:
+            continue
+        for key, value in list(holder.items()):
+            if not FEATURE_LAYER.match(key):
+                continue
+            if is_int(value):
+                holder[key] = _fit_layer_index(value, n, m)
+            elif isinstance(value, list) and value and all(is_int(v) for v in value):
+                holder[key] = [_fit_layer_index(v, n, m) for v in value]
+
+
+def _fit_layer_index(index: int, before: int, after: int) -> int:
+    if -after <= index < after:
+        return index
+    if index < 0:
+        return -after
+    return max(0, after - 1 - (before - 1 - index))
 
 
 PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id")
