@@ -347,6 +347,23 @@ def test_feature_layer_indices_survive_the_layer_cut():
     assert scaled_with_type("llava")["vision_feature_layer"] == -2  # in range: kept
 
 
+def test_molmo2_trains_with_its_modality_ids():
+    """Molmo2's forward requires `mm_token_type_ids` in training (0 text, 1 image, as its processor
+    writes them); the probe's steps raised without them once its feature layers fit the tower."""
+    import torch
+
+    from auditor.probe.build import hf_batch, loss_of
+
+    model, arch = build_default("molmo2", "Molmo2ForConditionalGeneration")
+    batch = hf_batch(model, arch, 0, "cpu")
+    types = batch["mm_token_type_ids"]
+    assert types.shape == batch["input_ids"].shape
+    assert "pixel_values" in batch and types.any()
+    assert torch.equal(types.bool(), batch["input_ids"] == model.config.image_token_id)
+    model.train()
+    assert torch.isfinite(loss_of(model(**batch)))
+
+
 def scaled_with_type(model_type: str) -> dict:
     config = CONFIG_MAPPING[model_type]().to_dict()
     config["model_type"] = model_type

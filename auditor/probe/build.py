@@ -357,6 +357,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["labels"] = labels
     if "pixel_values" in kw and "input_ids" in kw:
         _add_image_tokens(model, kw, "pixel_values" in required)
+    if "mm_token_type_ids" in params and "input_ids" in kw:
+        kw["mm_token_type_ids"] = _modality_types(config, kw)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
 
@@ -484,6 +486,17 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     if "labels" in kw:
         kw["labels"] = kw["input_ids"].clone()
+
+
+def _modality_types(config, kw: dict) -> torch.Tensor:
+    """The per-token modality that Molmo2's forward requires in training (its processor writes it:
+    0 for text, 1 for image tokens): 1 at the image placeholders written into the text, if any."""
+    ids = kw["input_ids"]
+    token = next((getattr(config, n) for n in ("image_token_id", "image_token_index")
+                  if isinstance(getattr(config, n, None), int)), None)
+    if token is None or "pixel_values" not in kw:
+        return torch.zeros_like(ids)
+    return (ids == token).long()
 
 
 VIDEO_FRAMES = 4
