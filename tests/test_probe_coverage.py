@@ -349,7 +349,8 @@ def test_feature_layer_indices_survive_the_layer_cut():
 
 def test_molmo2_trains_with_its_modality_ids():
     """Molmo2's forward requires `mm_token_type_ids` in training (0 text, 1 image, as its processor
-    writes them); the probe's steps raised without them once its feature layers fit the tower."""
+    writes them); the probe's steps raised without them once its feature layers fit the tower.
+    Its batch is text only (the image features need `image_token_pooling`), so every id is 0."""
     import torch
 
     from auditor.probe.build import hf_batch, loss_of
@@ -358,8 +359,13 @@ def test_molmo2_trains_with_its_modality_ids():
     batch = hf_batch(model, arch, 0, "cpu")
     types = batch["mm_token_type_ids"]
     assert types.shape == batch["input_ids"].shape
-    assert "pixel_values" in batch and types.any()
-    assert torch.equal(types.bool(), batch["input_ids"] == model.config.image_token_id)
+    assert "pixel_values" not in batch and not types.any()  # its images need image_token_pooling: text only
+    from types import SimpleNamespace
+
+    from auditor.probe.build import _modality_types
+    ids = torch.tensor([[5, 7, 7, 9]])
+    with_image = _modality_types(SimpleNamespace(image_token_id=7), {"input_ids": ids, "pixel_values": 0})
+    assert with_image.tolist() == [[0, 1, 1, 0]]
     model.train()
     assert torch.isfinite(loss_of(model(**batch)))
 
