@@ -370,6 +370,19 @@ def test_molmo2_trains_with_its_modality_ids():
     assert torch.isfinite(loss_of(model(**batch)))
 
 
+def test_codebook_token_ranges_are_laid_out_again_in_the_scaled_vocabulary():
+    """Apertus 1.5 keeps its image and audio codebooks as token ranges of the text vocabulary, which
+    its config validates; scaling the vocabulary to 512 left the ranges at 131,272 .. 266,440.
+    The ranges keep their order and adjacency, sized to the scaled codebooks, inside the vocabulary."""
+    small = scaled_with_type("apertus1p5")
+    image, audio = small["vision_config"]["codebook_size"], small["audio_config"]["codebook_size"]
+    assert image < 131072 and audio < 4096
+    assert small["image_token_offset"] + image == small["audio_token_offset"]
+    assert small["audio_token_offset"] + audio <= small["text_config"]["vocab_size"] < 1024
+    assert max(small["image_token_id"], small["audio_token_id"]) < small["image_token_offset"]  # text part
+    CONFIG_MAPPING["apertus1p5"].from_dict({k: v for k, v in small.items() if k != "model_type"})  # validates
+
+
 def scaled_with_type(model_type: str) -> dict:
     config = CONFIG_MAPPING[model_type]().to_dict()
     config["model_type"] = model_type

@@ -266,6 +266,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
         if isinstance(value, dict) and _is_sub_config(key, value):
             d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim, widths)
     _fit_feature_layers(cfg, d)
+    _scale_token_ranges(cfg, d)
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
@@ -309,6 +310,47 @@ def _fit_layer_index(index: int, before: int, after: int) -> int:
     if index < 0:
         return -after
     return max(0, after - 1 - (before - 1 - index))
+
+
+TOKEN_OFFSET = re.compile(r"^(\w+)_token_offset$")
+CODEBOOK = 64
+RANGE_OWNERS = {"image": "vision_config"}  # whose codebook a `<kind>_token_offset` range holds
+
+
+def _scale_token_ranges(before: dict, after: dict) -> None:
+    """A vocabulary that holds media codebooks as token ranges (Apertus 1.5: text, then the
+    131,072 image codes from `image_token_offset`, then the 4,096 audio codes from
+    `audio_token_offset`, all inside `text_config.vocab_size`, which its config validates) is laid
+    out again at the scaled size: the text part keeps the scaled vocabulary's size, each codebook
+    shrinks to CODEBOOK codes, the ranges keep their order and adjacency, and the vocabulary ends
+    where it ended relative to the last range. Nothing changes unless every range's codebook is known."""
+    text_before, text_after = before.get("text_config"), after.get("text_config")
+    if not (isinstance(text_before, dict) and isinstance(text_after, dict) and is_int(text_before.get("vocab_size"))):
+        return
+    ranges = []
+    for key, offset in before.items():
+        kind = TOKEN_OFFSET.match(key)
+        if not kind or not is_int(offset):
+            continue
+        owner = RANGE_OWNERS.get(kind.group(1), f"{kind.group(1)}_config")
+        book = (before.get(owner) or {}).get("codebook_size") if isinstance(before.get(owner), dict) else None
+        if not is_int(book) or not isinstance(after.get(owner), dict):
+            return
+        ranges.append((offset, book, key, owner))
+    if not ranges:
+        return
+    old = new = 0
+    for offset, book, key, owner in sorted(ranges):
+        if offset < old:
+            return  # overlapping ranges: not a layout to redo
+        new += min(offset - old, VOCAB if old == 0 else CODEBOOK)
+        after[key], old = new, offset + book
+        after[owner]["codebook_size"] = min(book, CODEBOOK)
+        new += after[owner]["codebook_size"]
+    vocab = text_before["vocab_size"]
+    if vocab < old:
+        return
+    text_after["vocab_size"] = new + min(vocab - old, CODEBOOK)
 
 
 PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id")
