@@ -362,7 +362,12 @@ def test_molmo2_trains_with_its_modality_ids():
     assert "pixel_values" not in batch and not types.any()  # its images need image_token_pooling: text only
     from types import SimpleNamespace
 
-    from auditor.probe.build import _modality_types
+    import transformers.models.qwen2_vl.modeling_qwen2_vl as qwen2_vl  # takes them, does not require them
+
+    from auditor.probe.build import _modality_types, _required_in_training
+    assert _required_in_training(model) == {"mm_token_type_ids"}
+    assert _required_in_training(qwen2_vl.Qwen2VLForConditionalGeneration.__new__(
+        qwen2_vl.Qwen2VLForConditionalGeneration)) == set()
     ids = torch.tensor([[5, 7, 7, 9]])
     with_image = _modality_types(SimpleNamespace(image_token_id=7), {"input_ids": ids, "pixel_values": 0})
     assert with_image.tolist() == [[0, 1, 1, 0]]
@@ -413,6 +418,8 @@ def test_keys_a_default_leaves_out_are_completed_as_transformers_documents_them(
     model, _ = build_default("step3p7", "Step3p7ForConditionalGeneration")
     text = model.config.text_config
     assert "sliding_attention" not in text.layer_types and text.sliding_window == text.max_position_embeddings
+    model, _ = build_default("llama", "LlamaForCausalLM")  # a config that runs is never completed
+    assert model._probe_completed == []
 
 
 def test_completion_never_changes_a_written_key_nor_invents_a_used_window():

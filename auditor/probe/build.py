@@ -10,6 +10,7 @@ output from it, so the checks need not know where the model came from.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import linecache
 import os
@@ -153,28 +154,35 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
         return model, arch
     first: Exception | None = None
     fills: set = set()  # keys the default leaves out that its model reads (see probe/complete.py)
-    for keep_head_dim, text_only, no_labels in SCALINGS:
-        while True:
-            try:
-                model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
-                                          config_dir, overrides, attn_override, fills)
-                model._probe_text_only, model._probe_no_labels = text_only, no_labels
-                _trial_forward(model, arch, seed, device)
-            except BuildError:
-                raise
-            except Exception as exc:  # noqa: BLE001  complete the config, else try the next layout
-                need = complete.wanted(exc)
-                if need is not None and need not in fills and len(fills) < MAX_COMPLETIONS:
-                    fills.add(need)
-                    continue
-                first = first or exc  # the first layout's error is the one to report
-                break
-            choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills))
-            return model, arch
+    needed = False
+    for completing in (False, True):  # completions only where no layout runs without them
+        if completing and not needed:
+            break
+        first = None if completing else first  # after completions, report what still fails
+        for keep_head_dim, text_only, no_labels in SCALINGS:
+            while True:
+                try:
+                    model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype,
+                                              trust_remote_code, config_dir, overrides, attn_override, fills)
+                    model._probe_text_only, model._probe_no_labels = text_only, no_labels
+                    _trial_forward(model, arch, seed, device)
+                except BuildError:
+                    raise
+                except Exception as exc:  # noqa: BLE001  complete the config, else try the next layout
+                    need = complete.wanted(exc)
+                    needed = needed or need is not None
+                    if completing and need is not None and need not in fills and len(fills) < MAX_COMPLETIONS:
+                        fills.add(need)
+                        continue
+                    first = first or exc  # the first layout's error is the one to report
+                    break
+                choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills))
+                return model, arch
     raise first
 
 
-MAX_COMPLETIONS = 4
+MAX_COMPLETIONS = 4  # keys completed for one config at most (each costs a rebuild)
+
 # Layouts tried in order: (keep per-head sizes, text only, no labels). Scaling per-head sizes
 # keeps models tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal
 # model whose image inputs cannot be synthesized still runs its language model (and its dropout)
@@ -357,7 +365,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["labels"] = labels
     if "pixel_values" in kw and "input_ids" in kw:
         _add_image_tokens(model, kw, "pixel_values" in required)
-    if "mm_token_type_ids" in params and "input_ids" in kw:
+    if "mm_token_type_ids" in params and "input_ids" in kw and "mm_token_type_ids" in _required_in_training(model):
         kw["mm_token_type_ids"] = _modality_types(config, kw)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
@@ -486,6 +494,30 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     if "labels" in kw:
         kw["labels"] = kw["input_ids"].clone()
+
+
+TRAINING_INPUT = re.compile(r"`(\w+)` is required as a model input when training")
+
+
+def _required_in_training(model) -> set:
+    """Inputs the forward takes as optional but raises without in training (Molmo2's
+    `mm_token_type_ids`), as its modeling module says; other models are given none of them, as
+    their processors give none by default."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    module = sys.modules.get(type(base).__module__)
+    path = getattr(module, "__file__", None)
+    if not path or f"{os.sep}transformers{os.sep}" not in path:
+        return set()
+    return _training_inputs_named_in(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _training_inputs_named_in(path: str) -> frozenset:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return frozenset(TRAINING_INPUT.findall(fh.read()))
+    except OSError:
+        return frozenset()
 
 
 def _modality_types(config, kw: dict) -> torch.Tensor:
