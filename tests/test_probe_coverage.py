@@ -386,6 +386,9 @@ def test_codebook_token_ranges_are_laid_out_again_in_the_scaled_vocabulary():
     assert small["audio_token_offset"] + audio <= small["text_config"]["vocab_size"] < 1024
     assert max(small["image_token_id"], small["audio_token_id"]) < small["image_token_offset"]  # text part
     CONFIG_MAPPING["apertus1p5"].from_dict({k: v for k, v in small.items() if k != "model_type"})  # validates
+    # its VQ image tokenizer's conv channels are widths too (184M parameters of 216M were left there)
+    vision = small["vision_config"]
+    assert vision["base_channels"] == vision["latent_channels"] == vision["embed_dim"] < 256
 
 
 def scaled_with_type(model_type: str) -> dict:

@@ -40,7 +40,8 @@ WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermedi
               "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "moe_intermediate_size", "ffn_hidden_size",
               "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
               "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
-              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm")
+              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm",
+              "base_channels", "latent_channels")
 HEAD_COUNT = re.compile(r"^(num_(key_value_|kv_|attention_|query_)?heads|n_head|n_heads|num_attention_heads|"
                         r"(encoder|decoder)_attention_heads|mamba_n_heads|mamba_num_heads|n_mamba_heads|"
                         r"linear_num_(key_|value_)?heads|num_key_value_heads|multi_query_group_num|n_kv_heads)$")
