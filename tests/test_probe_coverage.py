@@ -421,6 +421,8 @@ def test_keys_a_default_leaves_out_are_completed_as_transformers_documents_them(
     model, _ = build_default("step3p7", "Step3p7ForConditionalGeneration")
     text = model.config.text_config
     assert "sliding_attention" not in text.layer_types and text.sliding_window == text.max_position_embeddings
+    model, _ = build_default("moonshine_streaming", "MoonshineStreamingForConditionalGeneration")
+    assert model.config.num_key_value_heads == model.config.num_attention_heads
     model, _ = build_default("llama", "LlamaForCausalLM")  # a config that runs is never completed
     assert model._probe_completed == []
 
@@ -440,6 +442,9 @@ def test_completion_never_changes_a_written_key_nor_invents_a_used_window():
     full = sliding.to_dict()
     assert complete.complete(full, sliding, {("Step3p7TextConfig", "sliding_window")}) == []
     assert full["text_config"]["sliding_window"] is None
+    # another sub-model's default is taken for a token id only, never for a size
+    attn = written.attn_config
+    assert complete.value_for(attn, "hidden_size", [written, attn]) is None  # DbrxFFNConfig declares 6144
 
 
 # ------------------------------------------------------------------ refusals: one line, exit 2

@@ -8,9 +8,11 @@ not compute with differently from a real checkpoint, or one no layer uses:
 - `rope_theta` missing from a sub-config (DBRX's attention config): the RoPE base the config
   tree's `rope_parameters` already holds, the one the rotary embedding computes with (DBRX's
   attention only stores its copy);
-- a key another config class of the same model declares with a default (Qwen2.5-Omni's and
-  Qwen3-Omni's thinker configs lack `vision_start_token_id`; their talker configs, which share
-  the thinker's vocabulary, declare it): that documented default;
+- a token id another config class of the same model declares with a default (Qwen2.5-Omni's
+  and Qwen3-Omni's thinker configs lack `vision_start_token_id`; their talker configs, which
+  share the thinker's vocabulary, declare it): that documented default;
+- `num_key_value_heads` missing (Moonshine Streaming's decoder config): as many as query heads,
+  which is what config classes derive when it is unset;
 - `sliding_window` unset while no layer of `layer_types` is a sliding one (Step3p7 builds the
   sliding mask unconditionally): a window as long as the context, which no layer reads;
 - a clamp bound left None, which its config documents as "if set, clip" (DBRX's `clip_qkv`,
@@ -126,13 +128,18 @@ def value_for(config, key: str, ancestors: list) -> tuple[object, str] | None:
         if isinstance(types, list) and not any("sliding" in str(t) for t in types) and isinstance(length, int):
             return length, "no layer of layer_types is a sliding one: a window as long as the context"
         return None
+    if key == "num_key_value_heads" and isinstance(getattr(config, "num_attention_heads", None), int):
+        return config.num_attention_heads, "as many as query heads, as config classes derive it when unset"
     if "clip" in key and "if set, clip" in " ".join((type(config).__doc__ or "").lower().split()):
         return float("inf"), "None means no clipping; an infinite bound clips nothing"
-    return _sibling_default(type(config), key)
+    if key.endswith(("_token_id", "_token_index")):
+        return _sibling_default(type(config), key)
+    return None
 
 
 def _sibling_default(cls, key: str) -> tuple[object, str] | None:
-    """The default another config class of the same model declares for `key`, when they agree."""
+    """The default another config class of the same model declares for `key`, when they agree.
+    Only for token ids: the sub-models of one model share its vocabulary, not their sizes."""
     from transformers import PreTrainedConfig
 
     declared = {}
