@@ -389,6 +389,8 @@ def test_codebook_token_ranges_are_laid_out_again_in_the_scaled_vocabulary():
     # its VQ image tokenizer's conv channels are widths too (184M parameters of 216M were left there)
     vision = small["vision_config"]
     assert vision["base_channels"] == vision["latent_channels"] == vision["embed_dim"] < 256
+    emu3 = scaled_with_type("emu3")["vq_config"]  # GroupNorm(32 groups) in its encoder: never below 32
+    assert emu3["base_channels"] == 32 and emu3["latent_channels"] == 4
 
 
 def scaled_with_type(model_type: str) -> dict:

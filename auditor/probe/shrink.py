@@ -40,8 +40,11 @@ WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermedi
               "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "moe_intermediate_size", "ffn_hidden_size",
               "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
               "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
-              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm",
-              "base_channels", "latent_channels")
+              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm")
+# Conv channels of a VQ image tokenizer (Apertus 1.5, Emu3, Chameleon): widths too, but their
+# encoders hard-code GroupNorm(32 groups), so they never go below 32 (nor below what was written).
+CHANNEL_KEYS = ("base_channels", "latent_channels")
+CHANNEL_FLOOR = 32
 HEAD_COUNT = re.compile(r"^(num_(key_value_|kv_|attention_|query_)?heads|n_head|n_heads|num_attention_heads|"
                         r"(encoder|decoder)_attention_heads|mamba_n_heads|mamba_num_heads|n_mamba_heads|"
                         r"linear_num_(key_|value_)?heads|num_key_value_heads|multi_query_group_num|n_kv_heads)$")
@@ -421,7 +424,9 @@ def _scale_dims(d: dict, width: int, heads: int, per_head: int, widths: set[int]
             d[key] = [scaled(v, width) if v > 0 else v for v in value]  # per layer (Gemma 3n FFN)
         if not is_int(value) or value <= 0:
             continue
-        if key in WIDTH_KEYS or key.startswith("hidden_size_") or _mirrors_width(key, value, hidden):
+        if key in CHANNEL_KEYS:
+            d[key] = max(scaled(value, width), min(value, CHANNEL_FLOOR))
+        elif key in WIDTH_KEYS or key.startswith("hidden_size_") or _mirrors_width(key, value, hidden):
             d[key] = scaled(value, width)
         elif HEAD_COUNT.match(key):
             d[key] = scaled(value, heads)
