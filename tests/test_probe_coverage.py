@@ -502,6 +502,27 @@ def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_
     assert unset_key(ValueError("x")) is None
 
 
+def test_a_default_that_fails_at_full_size_too_is_refused_with_the_full_size_numbers(tmp_path):
+    """aya_vision's default vision tower (width 1152, 14 heads) cannot be built at full size; the
+    refusal quoted the scaled numbers (72 and 7), which blamed the scaler. A module that fails only
+    once scaled keeps the scaled failure."""
+    path = write_config(tmp_path, "aya_vision", architectures=["AyaVisionForConditionalGeneration"])
+    with pytest.raises(CannotProbe) as caught:
+        execute(ProbeRequest(path=path, steps=1, device="cpu", light=True))
+    message = str(caught.value)
+    assert "cannot build its own model at full size either" in message
+    assert "`embed_dim`: 1152 and `num_heads`: 14" in message and "\n" not in message
+    from transformers import SiglipVisionConfig
+    from transformers.models.siglip.modeling_siglip import SiglipAttention
+
+    from auditor.probe.fullsize import same_failure
+
+    with pytest.raises(ValueError) as scaled_only:
+        SiglipAttention(SiglipVisionConfig(hidden_size=72, num_attention_heads=7))
+    assert same_failure(scaled_only.value, SiglipVisionConfig(hidden_size=1152, num_attention_heads=16)) is None
+    assert same_failure(scaled_only.value, SiglipVisionConfig(hidden_size=1152, num_attention_heads=14))
+
+
 def test_missing_package_and_failed_validation_are_refused_in_one_line():
     """gemma3n / fast_vlm need PIL (not in the test extras): one line naming the package, not
     Transformers' install paragraph. gemma4_assistant's default fails its own validator."""

@@ -577,6 +577,20 @@ def refusal(model_type: str, exc: BaseException) -> str | None:
     return f"{model_type} is a sub-config with no model class of its own; probe its parent ({shown})"
 
 
+def full_size_refusal(exc: BaseException, config: dict, trust_remote_code: bool = False,
+                      config_dir: str = ".") -> str | None:
+    """For a module that rejects the scaled config and the full-size one alike (see
+    probe/fullsize.py): the refusal quotes the full-size failure."""
+    from auditor.probe import fullsize
+
+    try:
+        obj, _ = _config_object(copy.deepcopy(config), trust_remote_code, config_dir)
+        found = fullsize.same_failure(exc, obj)
+    except Exception:  # noqa: BLE001  no second opinion: the scaled failure is reported as it is
+        return None
+    return f"its config cannot build its own model at full size either: {found}" if found else None
+
+
 CONFIG_READ = re.compile(r"\bconfig\.(\w+)")
 SELF_READ = re.compile(r"\bself\.(\w+)")
 
