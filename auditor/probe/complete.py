@@ -2,8 +2,9 @@
 Transformers documents them, so that a default config can be probed at all.
 
 Found only from a failure (an attribute the model reads is missing, a mask needs a window), never
-added up front: a config that builds is never touched. Each completion is a value the model does
-not compute with differently from a real checkpoint, or one no layer uses:
+added up front, and used only when no scaled layout builds and runs without it (build_hf): a
+config that builds is never touched. Each completion is a value the model does not compute with
+differently from a real checkpoint, or one no layer uses:
 
 - `rope_theta` missing from a sub-config (DBRX's attention config): the RoPE base the config
   tree's `rope_parameters` already holds, the one the rotary embedding computes with (DBRX's
