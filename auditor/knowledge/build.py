@@ -552,7 +552,7 @@ def train_mode_experiment(model_type: str, label: str, class_names: list[str]) -
     from auditor.probe.keymap import site_rates
 
     path = tuple(label.split("."))
-    tried, problems = [], []
+    tried, problems, idle_parts = [], [], []
     for cls_name in class_names[:2]:
         config = {"model_type": model_type, "architectures": [cls_name]}
         choice: dict = {}
@@ -577,13 +577,15 @@ def train_mode_experiment(model_type: str, label: str, class_names: list[str]) -
             what = "dropout sites" if sites_differ else "the train-mode output"
             return "read", f"read by {cls_name}: {what} change with the key at 0 vs {EXPERIMENT_RATE}"
         if idle:
-            problems.append(f"{cls_name}: the modules holding it ({short_list(idle)}) did not run on the "
-                            "experiment's inputs")
+            idle_parts.append(f"{cls_name}: {short_list(idle)}")
             continue
         tried.append(cls_name)
     if tried:
         return "unread", (f"train-mode experiment: {', '.join(tried)} give bitwise-identical outputs and the "
                           f"same sites with the key at 0 and {EXPERIMENT_RATE}")
+    if idle_parts:
+        return "unknown", ("no evidence: the modules that hold it did not run on the train-mode experiment's "
+                           "inputs (" + "; ".join(idle_parts + problems) + ")")
     return "unknown", "could not build and run a small model to test it (" + "; ".join(problems) + ")"
 
 
