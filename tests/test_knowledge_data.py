@@ -373,3 +373,46 @@ def test_every_unread_verdict_rests_on_the_train_mode_experiment():
             for name, k in arch.lookup(model_type).keys.items():
                 if k.read == "unread":
                     assert "train-mode experiment" in k.note, (model_type, name, k.note)
+
+
+def test_a_part_of_the_model_the_experiment_never_ran_is_no_evidence():
+    """Qwen2.5-Omni's audio tower gets no audio from the experiment's batch: bitwise-identical
+    outputs with its dropout at 0 and 0.9 said "unread" for keys its audio tower reads. A rate held
+    in a module that never ran makes the experiment no evidence ("unknown"); a Dropout that did not
+    run inside a module that did (Falcon's alibi-only attention dropout) still is."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from auditor.knowledge.build import EXPERIMENT_RATE, idle_holders, modules_run
+
+    class Tower(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(EXPERIMENT_RATE)
+
+        def forward(self, x):
+            return self.drop(x)
+
+    class Attention(nn.Module):  # stores its dropout, never calls it
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Dropout(EXPERIMENT_RATE)
+
+        def forward(self, x):
+            return x * 2
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.audio_tower, self.attn = Tower(), Attention()
+
+        def forward(self, x, audio=None):
+            return self.attn(x) + (self.audio_tower(audio) if audio is not None else 0)
+
+    model = Model().train()
+    with modules_run(model) as ran:
+        model(torch.ones(2))
+    assert idle_holders(model, ran) == ["audio_tower"]
+    with modules_run(model) as ran:
+        model(torch.ones(2), audio=torch.ones(2))
+    assert idle_holders(model, ran) == []

@@ -521,6 +521,123 @@ def test_gemma4_assistant_gets_its_backbones_states():
     assert trains(model, batch)
 
 
+def test_feature_layer_indices_survive_the_layer_cut():
+    """Molmo2's adapter takes vision layers [24, 18] of 25; scaled to 2 layers its own validator
+    rejected them. Indices beyond the scaled stack keep their distance from the last layer,
+    clamped into it; indices the stack still holds are kept; the config class accepts the result."""
+    small = scaled_with_type("molmo2")
+    layers = small["vision_config"]["num_hidden_layers"]
+    assert small["adapter_config"]["vision_feature_layer"] == [layers - 1, 0]
+    CONFIG_MAPPING["molmo2"].from_dict({k: v for k, v in small.items() if k != "model_type"})  # validates
+    vip = scaled_with_type("vipllava")  # [-2, -5, -8, -11, 6] of 24 layers
+    assert all(-vip["vision_config"]["num_hidden_layers"] <= i < vip["vision_config"]["num_hidden_layers"]
+               for i in vip["vision_feature_layer"])
+    assert len(vip["vision_feature_layer"]) == 5
+    assert scaled_with_type("llava")["vision_feature_layer"] == -2  # in range: kept
+
+
+def test_molmo2_trains_with_its_modality_ids():
+    """Molmo2's forward requires `mm_token_type_ids` in training (0 text, 1 image, as its processor
+    writes them); the probe's steps raised without them once its feature layers fit the tower.
+    Its batch is text only (the image features need `image_token_pooling`), so every id is 0."""
+    import torch
+
+    from auditor.probe.build import hf_batch, loss_of
+
+    model, arch = build_default("molmo2", "Molmo2ForConditionalGeneration")
+    batch = hf_batch(model, arch, 0, "cpu")
+    types = batch["mm_token_type_ids"]
+    assert types.shape == batch["input_ids"].shape
+    assert "pixel_values" not in batch and not types.any()  # its images need image_token_pooling: text only
+    from types import SimpleNamespace
+
+    import transformers.models.qwen2_vl.modeling_qwen2_vl as qwen2_vl  # takes them, does not require them
+
+    from auditor.probe.build import _modality_types, _required_in_training
+    assert _required_in_training(model) == {"mm_token_type_ids"}
+    assert _required_in_training(qwen2_vl.Qwen2VLForConditionalGeneration.__new__(
+        qwen2_vl.Qwen2VLForConditionalGeneration)) == set()
+    ids = torch.tensor([[5, 7, 7, 9]])
+    with_image = _modality_types(SimpleNamespace(image_token_id=7), {"input_ids": ids, "pixel_values": 0})
+    assert with_image.tolist() == [[0, 1, 1, 0]]
+    model.train()
+    assert torch.isfinite(loss_of(model(**batch)))
+
+
+def test_codebook_token_ranges_are_laid_out_again_in_the_scaled_vocabulary():
+    """Apertus 1.5 keeps its image and audio codebooks as token ranges of the text vocabulary, which
+    its config validates; scaling the vocabulary to 512 left the ranges at 131,272 .. 266,440.
+    The ranges keep their order and adjacency, sized to the scaled codebooks, inside the vocabulary."""
+    small = scaled_with_type("apertus1p5")
+    image, audio = small["vision_config"]["codebook_size"], small["audio_config"]["codebook_size"]
+    assert image < 131072 and audio < 4096
+    assert small["image_token_offset"] + image == small["audio_token_offset"]
+    assert small["audio_token_offset"] + audio <= small["text_config"]["vocab_size"] < 1024
+    assert max(small["image_token_id"], small["audio_token_id"]) < small["image_token_offset"]  # text part
+    CONFIG_MAPPING["apertus1p5"].from_dict({k: v for k, v in small.items() if k != "model_type"})  # validates
+    # its VQ image tokenizer's conv channels are widths too (184M parameters of 216M were left there)
+    vision = small["vision_config"]
+    assert vision["base_channels"] == vision["latent_channels"] == vision["embed_dim"] < 256
+    emu3 = scaled_with_type("emu3")["vq_config"]  # GroupNorm(32 groups) in its encoder: never below 32
+    assert emu3["base_channels"] == 32 and emu3["latent_channels"] == 4
+
+
+def scaled_with_type(model_type: str) -> dict:
+    config = CONFIG_MAPPING[model_type]().to_dict()
+    config["model_type"] = model_type
+    return scale_config_dict(config)
+
+
+def build_default(model_type: str, arch: str):
+    import torch
+
+    from auditor.probe.build import build_hf
+
+    return build_hf({"model_type": model_type, "architectures": [arch]}, None, full_size=False, seed=0,
+                    device="cpu", dtype=torch.float32)
+
+
+def test_keys_a_default_leaves_out_are_completed_as_transformers_documents_them():
+    """dbrx (its attention reads `attn_config.rope_theta`, which the default lacks, and clamps
+    with `clip_qkv` None), the Qwen omni thinkers (`vision_start_token_id`, declared only by their
+    talker configs) and step3p7 (a sliding mask built with no window while no layer slides) could
+    not build or run their own default config. Each completion is named in the probe's report."""
+    model, _ = build_default("dbrx", "DbrxForCausalLM")
+    assert model.config.attn_config.rope_theta == model.config.rope_parameters["rope_theta"]
+    assert model.config.attn_config.clip_qkv == float("inf")
+    assert any(line.startswith("attn_config.rope_theta = ") for line in model._probe_completed)
+    model, _ = build_default("qwen2_5_omni_thinker", "Qwen2_5OmniThinkerForConditionalGeneration")
+    assert model._probe_completed == [
+        "vision_start_token_id = 151652 (the default Qwen2_5OmniTalkerConfig declares)"]
+    model, _ = build_default("step3p7", "Step3p7ForConditionalGeneration")
+    text = model.config.text_config
+    assert "sliding_attention" not in text.layer_types and text.sliding_window == text.max_position_embeddings
+    model, _ = build_default("moonshine_streaming", "MoonshineStreamingForConditionalGeneration")
+    assert model.config.num_key_value_heads == model.config.num_attention_heads
+    model, _ = build_default("llama", "LlamaForCausalLM")  # a config that runs is never completed
+    assert model._probe_completed == []
+
+
+def test_completion_never_changes_a_written_key_nor_invents_a_used_window():
+    from transformers import DbrxConfig, Step3p7Config
+
+    from auditor.probe import complete
+
+    written = DbrxConfig(attn_config={"clip_qkv": 8, "rope_theta": 5e5})
+    full = written.to_dict()
+    assert complete.complete(full, written, {("DbrxAttentionConfig", "clip_qkv"),
+                                             ("DbrxAttentionConfig", "rope_theta")}) == []
+    assert full["attn_config"]["clip_qkv"] == 8
+    sliding = Step3p7Config(text_config={"layer_types": ["sliding_attention", "full_attention"],
+                                         "num_hidden_layers": 2})
+    full = sliding.to_dict()
+    assert complete.complete(full, sliding, {("Step3p7TextConfig", "sliding_window")}) == []
+    assert full["text_config"]["sliding_window"] is None
+    # another sub-model's default is taken for a token id only, never for a size
+    attn = written.attn_config
+    assert complete.value_for(attn, "hidden_size", [written, attn]) is None  # DbrxFFNConfig declares 6144
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 def write_config(tmp_path, model_type, **extra):
@@ -572,6 +689,27 @@ def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_
     assert unset_key(built.value).startswith("its config leaves vocabulary_map unset (None)")
     assert unset_key(TypeError("'NoneType' object is not subscriptable")) is None  # no traceback, no claim
     assert unset_key(ValueError("x")) is None
+
+
+def test_a_default_that_fails_at_full_size_too_is_refused_with_the_full_size_numbers(tmp_path):
+    """aya_vision's default vision tower (width 1152, 14 heads) cannot be built at full size; the
+    refusal quoted the scaled numbers (72 and 7), which blamed the scaler. A module that fails only
+    once scaled keeps the scaled failure."""
+    path = write_config(tmp_path, "aya_vision", architectures=["AyaVisionForConditionalGeneration"])
+    with pytest.raises(CannotProbe) as caught:
+        execute(ProbeRequest(path=path, steps=1, device="cpu", light=True))
+    message = str(caught.value)
+    assert "cannot build its own model at full size either" in message
+    assert "`embed_dim`: 1152 and `num_heads`: 14" in message and "\n" not in message
+    from transformers import SiglipVisionConfig
+    from transformers.models.siglip.modeling_siglip import SiglipAttention
+
+    from auditor.probe.fullsize import same_failure
+
+    with pytest.raises(ValueError) as scaled_only:
+        SiglipAttention(SiglipVisionConfig(hidden_size=72, num_attention_heads=7))
+    assert same_failure(scaled_only.value, SiglipVisionConfig(hidden_size=1152, num_attention_heads=16)) is None
+    assert same_failure(scaled_only.value, SiglipVisionConfig(hidden_size=1152, num_attention_heads=14))
 
 
 def test_missing_package_and_failed_validation_are_refused_in_one_line():

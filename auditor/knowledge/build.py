@@ -552,7 +552,7 @@ def train_mode_experiment(model_type: str, label: str, class_names: list[str]) -
     from auditor.probe.keymap import site_rates
 
     path = tuple(label.split("."))
-    tried, problems = [], []
+    tried, problems, idle_parts = [], [], []
     for cls_name in class_names[:2]:
         config = {"model_type": model_type, "architectures": [cls_name]}
         choice: dict = {}
@@ -563,8 +563,10 @@ def train_mode_experiment(model_type: str, label: str, class_names: list[str]) -
                     model, arch = build_hf(config, None, full_size=False, seed=0, device="cpu",
                                            dtype=torch.float32, overrides={("config", path): value}, choice=choice)
                     batch = hf_batch(model, arch, 0, "cpu")
-                    runs.append(site_rates(model, lambda m, b=batch: first_tensor(m(**b)).detach(), 0,
-                                           EXPERIMENT_FORWARDS))
+                    with modules_run(model) as ran:
+                        runs.append(site_rates(model, lambda m, b=batch: first_tensor(m(**b)).detach(), 0,
+                                               EXPERIMENT_FORWARDS))
+                idle = idle_holders(model, ran)
         except Exception as exc:  # noqa: BLE001  (ClassTimeout included) no evidence either way
             problems.append(f"{cls_name}: {type(exc).__name__}")
             continue
@@ -574,11 +576,50 @@ def train_mode_experiment(model_type: str, label: str, class_names: list[str]) -
         if sites_differ or outputs_differ:
             what = "dropout sites" if sites_differ else "the train-mode output"
             return "read", f"read by {cls_name}: {what} change with the key at 0 vs {EXPERIMENT_RATE}"
+        if idle:
+            idle_parts.append(f"{cls_name}: {short_list(idle)}")
+            continue
         tried.append(cls_name)
     if tried:
         return "unread", (f"train-mode experiment: {', '.join(tried)} give bitwise-identical outputs and the "
                           f"same sites with the key at 0 and {EXPERIMENT_RATE}")
+    if idle_parts:
+        return "unknown", ("no evidence: the modules that hold it did not run on the train-mode experiment's "
+                           "inputs (" + "; ".join(idle_parts + problems) + ")")
     return "unknown", "could not build and run a small model to test it (" + "; ".join(problems) + ")"
+
+
+@contextlib.contextmanager
+def modules_run(model):
+    """The names of the modules that ran while the block ran."""
+    ran: set = set()
+    handles = [m.register_forward_pre_hook(lambda mod, args, n=name: ran.add(n)) for name, m in model.named_modules()]
+    try:
+        yield ran
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def idle_holders(model, ran: set) -> list[str]:
+    """Where the key's rate sits (a Dropout at the experiment's rate, or a module attribute equal to
+    it) in a part of the model that never ran on the experiment's inputs: Qwen2.5-Omni's audio
+    tower gets no audio from the probe's batch, so identical outputs there say nothing about the
+    key. A Dropout that did not run inside a module that did (Falcon's attention dropout, used
+    only with alibi) is still evidence: that module ran without it."""
+    from torch import nn
+
+    idle = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Dropout) and module.p == EXPERIMENT_RATE:
+            owner = name.rpartition(".")[0]
+        elif any(isinstance(v, float) and v == EXPERIMENT_RATE for v in vars(module).values()):
+            owner = name
+        else:
+            continue
+        if owner and owner not in ran:
+            idle.append(owner)
+    return idle
 
 
 def short_list(names: list[str]) -> str:

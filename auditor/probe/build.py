@@ -10,6 +10,7 @@ output from it, so the checks need not know where the model came from.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import linecache
 import os
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from auditor.probe import complete
 from auditor.probe.shrink import fill_rope_sections, scale_config_dict  # noqa: F401  (the one scaler; re-exported)
 
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
@@ -147,28 +149,42 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                            overrides, attn_override)
     if "scaling" in choice:
         model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
-                                  config_dir, overrides, attn_override)
+                                  config_dir, overrides, attn_override, choice.get("fills", ()))
         model._probe_text_only, model._probe_no_labels = choice["text_only"], choice.get("no_labels", False)
         if choice.get("tuple_output"):
             _return_tuples(model)
         return model, arch
     first: Exception | None = None
-    for keep_head_dim, text_only, no_labels in SCALINGS:
-        try:
-            model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code,
-                                      config_dir, overrides, attn_override)
-            model._probe_text_only, model._probe_no_labels = text_only, no_labels
-            _trial_forward_or_tuple(model, arch, seed, device)
-        except BuildError:
-            raise
-        except Exception as exc:  # noqa: BLE001  try the next layout; the first error is the one to report
-            first = first or exc
-            continue
-        choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels,
-                      tuple_output=getattr(model, "_probe_tuple_output", False))
-        return model, arch
+    fills: set = set()  # keys the default leaves out that its model reads (see probe/complete.py)
+    needed = False
+    for completing in (False, True):  # completions only where no layout runs without them
+        if completing and not needed:
+            break
+        first = None if completing else first  # after completions, report what still fails
+        for keep_head_dim, text_only, no_labels in SCALINGS:
+            while True:
+                try:
+                    model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype,
+                                              trust_remote_code, config_dir, overrides, attn_override, fills)
+                    model._probe_text_only, model._probe_no_labels = text_only, no_labels
+                    _trial_forward_or_tuple(model, arch, seed, device)
+                except BuildError:
+                    raise
+                except Exception as exc:  # noqa: BLE001  complete the config, else try the next layout
+                    need = complete.wanted(exc)
+                    needed = needed or need is not None
+                    if completing and need is not None and need not in fills and len(fills) < MAX_COMPLETIONS:
+                        fills.add(need)
+                        continue
+                    first = first or exc  # the first layout's error is the one to report
+                    break
+                choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills),
+                              tuple_output=getattr(model, "_probe_tuple_output", False))
+                return model, arch
     raise first
 
+
+MAX_COMPLETIONS = 4  # keys completed for one config at most (each costs a rebuild)
 
 # Layouts tried in order: (keep per-head sizes, text only, no labels). Scaling per-head sizes
 # keeps models tiny; modeling code that hard-codes per-head splits needs them kept; a multimodal
@@ -216,16 +232,18 @@ def _return_tuples(model) -> None:
 
 
 def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remote_code, config_dir,
-                overrides, attn_override):
+                overrides, attn_override, fills=()):
     cfg = copy.deepcopy(config)
     ad = copy.deepcopy(adapter) if adapter else None
     for (which, key_path), value in (overrides or {}).items():
         _set_nested(cfg if which == "config" else ad, key_path, value)
     obj, attn = _config_object(cfg, trust_remote_code, config_dir)
+    completed: list[str] = []
     if keep_head_dim is not None:
         # scale the complete dict (defaults included), not only the keys the file spells out
         full = obj.to_dict()
         full.setdefault("model_type", cfg.get("model_type"))
+        completed = complete.complete(full, obj, set(fills)) if fills else []
         small = scale_config_dict(full, keep_head_dim=keep_head_dim)
         _fill_rope_sections(small, type(obj))
         obj, _ = _config_object(small, trust_remote_code, config_dir)
@@ -249,6 +267,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     except ImportError as exc:
         raise BuildError(missing_package(arch, exc)) from None
     model.to(device=device, dtype=dtype)
+    model._probe_completed = completed
     if ad is not None:
         model = _add_adapter(model, ad)
     return model, arch
@@ -419,6 +438,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
     if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
+    if "mm_token_type_ids" in params and "input_ids" in kw and "mm_token_type_ids" in _required_in_training(model):
+        kw["mm_token_type_ids"] = _modality_types(config, kw)
     return {k: _to(v, device) for k, v in kw.items()}
 
 
@@ -687,6 +708,41 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         kw["labels"] = kw["input_ids"].clone()
 
 
+TRAINING_INPUT = re.compile(r"`(\w+)` is required as a model input when training")
+
+
+def _required_in_training(model) -> set:
+    """Inputs the forward takes as optional but raises without in training (Molmo2's
+    `mm_token_type_ids`), as its modeling module says; other models are given none of them, as
+    their processors give none by default."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    module = sys.modules.get(type(base).__module__)
+    path = getattr(module, "__file__", None)
+    if not path or f"{os.sep}transformers{os.sep}" not in path:
+        return set()
+    return _training_inputs_named_in(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _training_inputs_named_in(path: str) -> frozenset:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return frozenset(TRAINING_INPUT.findall(fh.read()))
+    except OSError:
+        return frozenset()
+
+
+def _modality_types(config, kw: dict) -> torch.Tensor:
+    """The per-token modality that Molmo2's forward requires in training (its processor writes it:
+    0 for text, 1 for image tokens): 1 at the image placeholders written into the text, if any."""
+    ids = kw["input_ids"]
+    token = next((getattr(config, n) for n in ("image_token_id", "image_token_index")
+                  if isinstance(getattr(config, n, None), int)), None)
+    if token is None or "pixel_values" not in kw:
+        return torch.zeros_like(ids)
+    return (ids == token).long()
+
+
 VIDEO_FRAMES = 4
 
 
@@ -741,6 +797,20 @@ def refusal(model_type: str, exc: BaseException) -> str | None:
         return f"no model class takes a {model_type} config on its own"
     shown = ", ".join(parents[:3]) + (f" (+{len(parents) - 3})" if len(parents) > 3 else "")
     return f"{model_type} is a sub-config with no model class of its own; probe its parent ({shown})"
+
+
+def full_size_refusal(exc: BaseException, config: dict, trust_remote_code: bool = False,
+                      config_dir: str = ".") -> str | None:
+    """For a module that rejects the scaled config and the full-size one alike (see
+    probe/fullsize.py): the refusal quotes the full-size failure."""
+    from auditor.probe import fullsize
+
+    try:
+        obj, _ = _config_object(copy.deepcopy(config), trust_remote_code, config_dir)
+        found = fullsize.same_failure(exc, obj)
+    except Exception:  # noqa: BLE001  no second opinion: the scaled failure is reported as it is
+        return None
+    return f"its config cannot build its own model at full size either: {found}" if found else None
 
 
 CONFIG_READ = re.compile(r"\bconfig\.(\w+)")

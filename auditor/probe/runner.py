@@ -144,6 +144,9 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
         desc += ", text inputs only: no image input could be synthesized"
     if getattr(model, "_probe_no_labels", False):
         desc += ", no labels: the loss is taken from the output"
+    if getattr(model, "_probe_completed", None):
+        desc += ", keys the config leaves out completed as Transformers documents them: " + \
+            "; ".join(model._probe_completed)
     desc += ", with adapter)" if target.adapter is not None else ")"
     if target.config_origin:
         desc += f"; config: {target.config_origin}"

@@ -7,6 +7,7 @@ model that cannot be built.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -78,10 +79,12 @@ def execute(req: ProbeRequest):
     except Exception as exc:  # noqa: BLE001  the probe's boundary: see the docstring
         if target is None:  # the user's own factory: name it, with its error in one line
             raise CannotProbe(f"factory {req.factory}", one_line(exc), req.factory.rpartition(":")[0]) from None
-        from auditor.probe.build import refusal
+        from auditor.probe.build import full_size_refusal, refusal
 
         model_type = str(target.config.get("model_type"))
-        reason = refusal(model_type, exc) or one_line(exc)
+        reason = refusal(model_type, exc) or full_size_refusal(
+            exc, target.config, req.trust_remote_code, os.path.dirname(os.path.abspath(target.config_path))) \
+            or one_line(exc)
         raise CannotProbe(model_type, reason, target.config_path, target.model_type_span) from None
 
 

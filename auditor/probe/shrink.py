@@ -41,6 +41,10 @@ WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermedi
               "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
               "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
               "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm")
+# Conv channels of a VQ image tokenizer (Apertus 1.5, Emu3, Chameleon): widths too, but their
+# encoders hard-code GroupNorm(32 groups), so they never go below 32 (nor below what was written).
+CHANNEL_KEYS = ("base_channels", "latent_channels")
+CHANNEL_FLOOR = 32
 HEAD_COUNT = re.compile(r"^(num_(key_value_|kv_|attention_|query_)?heads|n_head|n_heads|num_attention_heads|"
                         r"(encoder|decoder)_attention_heads|mamba_n_heads|mamba_num_heads|n_mamba_heads|"
                         r"linear_num_(key_|value_)?heads|num_key_value_heads|multi_query_group_num|n_kv_heads)$")
@@ -265,11 +269,92 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     for key, value in list(d.items()):
         if isinstance(value, dict) and _is_sub_config(key, value):
             d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim, widths)
+    _fit_feature_layers(cfg, d)
+    _scale_token_ranges(cfg, d)
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
         _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+FEATURE_LAYER = re.compile(r"^(vision_)?feature_layers?$")
+
+
+def _fit_feature_layers(before: dict, after: dict) -> None:
+    """Indices of the vision layers whose features the model takes (`vision_feature_layer`,
+    `feature_layer`) must survive the layer cut: Molmo2's adapter takes layers [24, 18] of 25,
+    and its config rejects them once the tower has 2. An index the scaled stack still holds is
+    kept; one beyond it keeps its distance from the last layer, clamped into the stack (24 of 25
+    stays the last layer, 18 becomes the first), so a model still taking several layers' features
+    takes the same number. The indices sit in the config that owns them (Phi-4's vision config)
+    or beside its vision config (LLaVA's top level, Molmo2's adapter config)."""
+    vision_before, vision_after = before.get("vision_config"), after.get("vision_config")
+    vision = (layer_count(vision_before), layer_count(vision_after)) \
+        if isinstance(vision_before, dict) and isinstance(vision_after, dict) else (None, None)
+    own = (layer_count(before), layer_count(after))
+    holders = [(after, own if own[0] else vision)]
+    holders += [(value, vision) for key, value in after.items() if isinstance(value, dict)
+                and key != "vision_config" and _is_sub_config(key, value) and layer_count(value) is None]
+    for holder, (n, m) in holders:
+        if not (is_int(n) and is_int(m)) or m >= n:
+            continue
+        for key, value in list(holder.items()):
+            if not FEATURE_LAYER.match(key):
+                continue
+            if is_int(value):
+                holder[key] = _fit_layer_index(value, n, m)
+            elif isinstance(value, list) and value and all(is_int(v) for v in value):
+                holder[key] = [_fit_layer_index(v, n, m) for v in value]
+
+
+def _fit_layer_index(index: int, before: int, after: int) -> int:
+    if -after <= index < after:
+        return index
+    if index < 0:
+        return -after
+    return max(0, after - 1 - (before - 1 - index))
+
+
+TOKEN_OFFSET = re.compile(r"^(\w+)_token_offset$")
+CODEBOOK = 64
+RANGE_OWNERS = {"image": "vision_config"}  # whose codebook a `<kind>_token_offset` range holds
+
+
+def _scale_token_ranges(before: dict, after: dict) -> None:
+    """A vocabulary that holds media codebooks as token ranges (Apertus 1.5: text, then the
+    131,072 image codes from `image_token_offset`, then the 4,096 audio codes from
+    `audio_token_offset`, all inside `text_config.vocab_size`, which its config validates) is laid
+    out again at the scaled size: the text part keeps the scaled vocabulary's size, each codebook
+    shrinks to CODEBOOK codes, the ranges keep their order and adjacency, and the vocabulary ends
+    where it ended relative to the last range. Nothing changes unless every range's codebook is known."""
+    text_before, text_after = before.get("text_config"), after.get("text_config")
+    if not (isinstance(text_before, dict) and isinstance(text_after, dict) and is_int(text_before.get("vocab_size"))):
+        return
+    ranges = []
+    for key, offset in before.items():
+        kind = TOKEN_OFFSET.match(key)
+        if not kind or not is_int(offset):
+            continue
+        owner = RANGE_OWNERS.get(kind.group(1), f"{kind.group(1)}_config")
+        book = (before.get(owner) or {}).get("codebook_size") if isinstance(before.get(owner), dict) else None
+        if not is_int(book) or not isinstance(after.get(owner), dict):
+            return
+        ranges.append((offset, book, key, owner))
+    if not ranges:
+        return
+    old = new = 0
+    for offset, book, key, owner in sorted(ranges):
+        if offset < old:
+            return  # overlapping ranges: not a layout to redo
+        new += min(offset - old, VOCAB if old == 0 else CODEBOOK)
+        after[key], old = new, offset + book
+        after[owner]["codebook_size"] = min(book, CODEBOOK)
+        new += after[owner]["codebook_size"]
+    vocab = text_before["vocab_size"]
+    if vocab < old:
+        return
+    text_after["vocab_size"] = new + min(vocab - old, CODEBOOK)
 
 
 PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id")
@@ -339,7 +424,9 @@ def _scale_dims(d: dict, width: int, heads: int, per_head: int, widths: set[int]
             d[key] = [scaled(v, width) if v > 0 else v for v in value]  # per layer (Gemma 3n FFN)
         if not is_int(value) or value <= 0:
             continue
-        if key in WIDTH_KEYS or key.startswith("hidden_size_") or _mirrors_width(key, value, hidden):
+        if key in CHANNEL_KEYS:
+            d[key] = max(scaled(value, width), min(value, CHANNEL_FLOOR))
+        elif key in WIDTH_KEYS or key.startswith("hidden_size_") or _mirrors_width(key, value, hidden):
             d[key] = scaled(value, width)
         elif HEAD_COUNT.match(key):
             d[key] = scaled(value, heads)

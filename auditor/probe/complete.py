@@ -1,0 +1,156 @@
+"""Keys a default config leaves out although its own model reads them, completed the way
+Transformers documents them, so that a default config can be probed at all.
+
+Found only from a failure (an attribute the model reads is missing, a mask needs a window), never
+added up front, and used only when no scaled layout builds and runs without it (build_hf): a
+config that builds is never touched. Each completion is a value the model does not compute with
+differently from a real checkpoint, or one no layer uses:
+
+- `rope_theta` missing from a sub-config (DBRX's attention config): the RoPE base the config
+  tree's `rope_parameters` already holds, the one the rotary embedding computes with (DBRX's
+  attention only stores its copy);
+- a token id another config class of the same model declares with a default (Qwen2.5-Omni's
+  and Qwen3-Omni's thinker configs lack `vision_start_token_id`; their talker configs, which
+  share the thinker's vocabulary, declare it): that documented default;
+- `num_key_value_heads` missing (Moonshine Streaming's decoder config): as many as query heads,
+  which is what config classes derive when it is unset;
+- `sliding_window` unset while no layer of `layer_types` is a sliding one (Step3p7 builds the
+  sliding mask unconditionally): a window as long as the context, which no layer reads;
+- a clamp bound left None, which its config documents as "if set, clip" (DBRX's `clip_qkv`,
+  passed to `torch.clamp` as both bounds): an infinite bound, which clips nothing.
+
+The probe's report names every completion. A key the user wrote is never changed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+MISSING = re.compile(r"^'(\w+Config)' object has no attribute '(\w+)'$")
+NO_WINDOW = "Could not find a `sliding_window` argument in the config"
+NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
+
+
+def wanted(exc: BaseException) -> tuple[str, str] | None:
+    """(config class name, key) that the failure shows missing, or None."""
+    if isinstance(exc, AttributeError):
+        found = MISSING.match(str(exc))
+        return (found.group(1), found.group(2)) if found else None
+    if isinstance(exc, ValueError) and str(exc).startswith(NO_WINDOW):
+        owner = _frame_config(exc)
+        return (type(owner).__name__, "sliding_window") if owner is not None else None
+    if isinstance(exc, RuntimeError) and str(exc).startswith(NO_BOUND):
+        return _unset_bound(exc)
+    return None
+
+
+def _unset_bound(exc: BaseException) -> tuple[str, str] | None:
+    """The config key behind the None bound of a failing clamp: the failing line reads
+    `self.<attr>`, which the module's own code copies from `<some config>.<key>`."""
+    import inspect
+    import linecache
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    frame = tb.tb_frame
+    this, line = frame.f_locals.get("self"), linecache.getline(frame.f_code.co_filename, tb.tb_lineno)
+    config = getattr(this, "config", None)
+    if this is None or config is None:
+        return None
+    try:
+        source = inspect.getsource(type(this))
+    except (OSError, TypeError):
+        return None
+    for attr in re.findall(r"\bself\.(\w+)", line):
+        copied = re.search(rf"self\.{attr}\s*=\s*\w*config\.(\w+)\s*$", source, re.M)
+        if getattr(this, attr, 0) is not None or not copied:
+            continue
+        for _, sub in config_tree(config):
+            if copied.group(1) in vars(sub) and getattr(sub, copied.group(1)) is None:
+                return type(sub).__name__, copied.group(1)
+    return None
+
+
+def _frame_config(exc: BaseException):
+    tb, config = exc.__traceback__, None
+    while tb is not None:  # the innermost frame holding a `config` (the mask function's)
+        config = tb.tb_frame.f_locals.get("config", config)
+        tb = tb.tb_next
+    return config
+
+
+def config_tree(obj, path: tuple = ()):
+    """(path of keys, config object) for a config and every sub-config in it."""
+    from transformers import PreTrainedConfig
+
+    yield path, obj
+    for key, value in vars(obj).items():
+        if isinstance(value, PreTrainedConfig):
+            yield from config_tree(value, path + (key,))
+
+
+def complete(full: dict, obj, fills: set) -> list[str]:
+    """Write into `full` (the dict of config `obj`) a value for every (class name, key) in
+    `fills` that the config leaves out; return what was written, one line each."""
+    done = []
+    chain = list(config_tree(obj))
+    for path, sub in chain:
+        for cls_name, key in sorted(fills):
+            if type(sub).__name__ != cls_name or getattr(sub, key, None) is not None:
+                continue
+            ancestors = [o for p, o in chain if path[: len(p)] == p]
+            found = value_for(sub, key, ancestors)
+            if found is None:
+                continue
+            value, source = found
+            target = full
+            for k in path:
+                target = target[k]
+            target[key] = value
+            done.append(f"{'.'.join(path + (key,))} = {value!r} ({source})")
+    return done
+
+
+def value_for(config, key: str, ancestors: list) -> tuple[object, str] | None:
+    """The documented value of a key `config` lacks, with where it comes from; None if none."""
+    if key == "rope_theta":
+        for owner in reversed(ancestors):
+            rope = getattr(owner, "rope_parameters", None)
+            if isinstance(rope, dict) and isinstance(rope.get("rope_theta"), (int, float)):
+                return rope["rope_theta"], f"the RoPE base of {type(owner).__name__}.rope_parameters"
+        return None
+    if key == "sliding_window":
+        types = getattr(config, "layer_types", None)
+        length = getattr(config, "max_position_embeddings", None)
+        if isinstance(types, list) and not any("sliding" in str(t) for t in types) and isinstance(length, int):
+            return length, "no layer of layer_types is a sliding one: a window as long as the context"
+        return None
+    if key == "num_key_value_heads" and isinstance(getattr(config, "num_attention_heads", None), int):
+        return config.num_attention_heads, "as many as query heads, as config classes derive it when unset"
+    if "clip" in key and "if set, clip" in " ".join((type(config).__doc__ or "").lower().split()):
+        return float("inf"), "None means no clipping; an infinite bound clips nothing"
+    if key.endswith(("_token_id", "_token_index")):
+        return _sibling_default(type(config), key)
+    return None
+
+
+def _sibling_default(cls, key: str) -> tuple[object, str] | None:
+    """The default another config class of the same model declares for `key`, when they agree.
+    Only for token ids: the sub-models of one model share its vocabulary, not their sizes."""
+    from transformers import PreTrainedConfig
+
+    declared = {}
+    for name, other in vars(sys.modules[cls.__module__]).items():
+        if other is cls or not (isinstance(other, type) and issubclass(other, PreTrainedConfig)):
+            continue
+        field = (getattr(other, "__dataclass_fields__", None) or {}).get(key)
+        default = getattr(field, "default", None)
+        if isinstance(default, (int, float, str)) and not isinstance(default, bool):
+            declared[name] = default
+    if len(set(declared.values())) != 1:
+        return None
+    return next(iter(declared.values())), f"the default {', '.join(sorted(declared))} declares"
