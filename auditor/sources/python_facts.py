@@ -73,6 +73,12 @@ class PyModule:
         self._table = (starts, lines)
         return self._table
 
+    def release(self) -> None:
+        """Drop the per-file results: some hold the module itself (the mode flow does), and
+        without that cycle the tree is freed by reference counting when the engine lets go
+        of it, with no collector pass over its nodes (engine._collector_paused)."""
+        self.cache.clear()
+
     # --- locations -------------------------------------------------------------------------
     def char_col(self, line: int, byte_col: int) -> int:
         """ast's byte column on a 1-based line, as a 0-based character column."""
