@@ -72,7 +72,9 @@ def fine_tunes(src) -> bool:
             return False
         found = module.cache.get("loads-pretrained")
         if found is None:  # asked per setting and per rule: one scan of the calls per file
-            found = module.cache["loads-pretrained"] = any(_loads_pretrained(call) for call in module.calls())
+            idx = module.index
+            found = module.cache["loads-pretrained"] = any(name in idx.calls_by_name for name in _PRETRAINED_CALLS) \
+                or any(_loads_pretrained(call) for call in idx.calls if call.keywords)
         return found
     return False
 

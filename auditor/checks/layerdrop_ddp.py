@@ -111,15 +111,15 @@ def _from_trainer_fields(src):
 
 def _from_code(src):
     from auditor.sources.python_code import TRAINING_ARGS, get_module
-    from auditor.sources.python_facts import kwarg, last_name
+    from auditor.sources.python_facts import kwarg
 
     module = get_module(src)
     if module is None:
         return
     checkpointing_call = trainer = None
     explicit = False
-    for call in module.calls():
-        name = last_name(call.func)
+    idx = module.index
+    for call, name in zip(idx.calls, idx.call_names):
         if name in _DDP_CLASSES or name == "DistributedDataParallelKwargs":
             kw = kwarg(call, "find_unused_parameters")
             value = _literal(kw)

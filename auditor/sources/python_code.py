@@ -12,6 +12,7 @@ selects.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 
@@ -94,12 +95,19 @@ def get_module(source) -> PyModule | None:
 def _collect(src: Source, module: PyModule) -> None:
     fields = src.fields
     idx = module.index
-    unsloth = [n for n in idx.of(ast.Name) if n.id in _UNSLOTH]
-    dataclasses = [c for c in idx.of(ast.ClassDef) if _is_dataclass(c)]
-    # calls alone, or (rarely) every node in order when dataclasses or unsloth names add facts too
-    for node in idx.nodes if unsloth or dataclasses else idx.calls:
+    unsloth = any(name in module.text for name in _UNSLOTH)  # a Name node spells its id in the text
+    dataclasses = any(_is_dataclass(c) for c in idx.of(ast.ClassDef))
+    # calls alone, or the calls, classes (and names) in tree order when dataclasses or unsloth
+    # names add facts too: the first of them decides a field, and references keep their order
+    if unsloth or dataclasses:
+        kinds = (ast.Call, ast.ClassDef, ast.Name) if unsloth else (ast.Call, ast.ClassDef)
+        nodes = [n for n in idx.nodes if n.__class__ in kinds]
+    else:
+        nodes = idx.calls
+    for node in nodes:
         if isinstance(node, ast.Call):
-            _from_call(src, module, node)
+            if _may_add(node, last_name(node.func)):
+                _from_call(src, module, node)
         elif isinstance(node, ast.ClassDef) and _is_dataclass(node):
             _from_dataclass(src, module, node)
         elif isinstance(node, ast.Name) and node.id in _UNSLOTH:
@@ -110,6 +118,20 @@ def _collect(src: Source, module: PyModule) -> None:
 
 
 _UNSLOTH = frozenset({"FastLanguageModel", "FastModel", "FastVisionModel"})
+
+
+def _may_add(call: ast.Call, name: str) -> bool:
+    """Whether _from_call can take anything from this call: most calls of model code are
+    none of the callees it knows and pass no disable_dropout."""
+    return bool(name) and (_known_callee(name) or any(kw.arg == "disable_dropout" for kw in call.keywords))
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_callee(name: str) -> bool:
+    """A callee _from_call reads by its name (a PEFT config, a trainer or its config, a model
+    or config load, argparse), decided once per name."""
+    return bool(_PEFT_CONFIG.search(name) or _TRAINER_NAME.match(name) or name.endswith("Config")
+                or name in _SETTING_METHODS or name in ("add_argument", "get_peft_model", "from_pretrained"))
 
 
 def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:

@@ -177,8 +177,8 @@ class ModuleIndex:
     walking every node in Python is the main cost of the Python path after ast.parse, so it
     happens once per file, with no generator per node."""
 
-    __slots__ = ("nodes", "parents", "by_type", "calls", "calls_by_name", "assigns", "functions", "classes",
-                 "methods")
+    __slots__ = ("nodes", "parents", "by_type", "calls", "call_names", "calls_by_name", "assigns", "functions",
+                 "classes", "methods")
 
     def __init__(self, tree: ast.AST):
         nodes = self.nodes = []     # every node but the context/operator singletons, in pre-order
@@ -213,8 +213,14 @@ class ModuleIndex:
                     push(v)
                     parents[v] = node
         self.calls = by_type.get(ast.Call, [])
-        for call in self.calls:
-            self.calls_by_name.setdefault(last_name(call.func), []).append(call)
+        self.call_names = [last_name(call.func) for call in self.calls]  # beside calls, same order
+        by_name = self.calls_by_name
+        for call, name in zip(self.calls, self.call_names):
+            group = by_name.get(name)
+            if group is None:
+                by_name[name] = [call]
+            else:
+                group.append(call)
         for node in self.of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
@@ -238,6 +244,11 @@ class ModuleIndex:
         found = [n for t in types for n in self.by_type.get(t, ())]
         found.sort(key=self.order)
         return found
+
+    def calls_named(self, names) -> list:
+        """The calls whose callee's last name is in `names`, in source (pre-)order: most checks
+        care about a few callees, and a module has thousands of calls."""
+        return [call for call, name in zip(self.calls, self.call_names) if name in names]
 
     def order(self, node: ast.AST) -> tuple:
         """Source order of a node (statements and expressions alike)."""

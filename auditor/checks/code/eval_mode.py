@@ -147,10 +147,8 @@ def attention_dropout_ungated(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
-        spec = _ATTENTION.get(last_name(call.func))
-        if spec is None:
-            continue
+    for call in module.index.calls_named(_ATTENTION):
+        spec = _ATTENTION[last_name(call.func)]
         expr = arg_or_kwarg(call, *spec)
         if expr is None or _gated(module, call, expr):
             continue

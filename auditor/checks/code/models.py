@@ -330,6 +330,9 @@ def zero_rate(module, node) -> bool:
 
 # --- does the file train? ----------------------------------------------------------------------
 
+_TRAINING_CALLEES = frozenset({"backward", "step", "train"})
+
+
 def training_calls(module) -> list:
     """Calls that show training: loss.backward(), optimizer.step(), accelerator.backward(loss),
     trainer.train()."""
@@ -337,7 +340,7 @@ def training_calls(module) -> list:
     if cached is not None:
         return cached
     found = []
-    for call in module.index.calls:
+    for call in module.index.calls_named(_TRAINING_CALLEES):
         func = call.func
         if not isinstance(func, ast.Attribute):
             continue

@@ -36,9 +36,9 @@ def rnn_dropout_single_layer(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
+    for call in module.index.calls_named(_RNNS):
         name = last_name(call.func)
-        if name not in _RNNS or dotted(call.func).split(".")[0] not in ("nn", "torch", name):
+        if dotted(call.func).split(".")[0] not in ("nn", "torch", name):
             continue
         if any(kw.arg is None for kw in call.keywords):
             continue
@@ -389,9 +389,9 @@ def attention_path_without_dropout(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
-        spec = _ATTENTION.get(last_name(call.func))
-        if spec is None or has_star_args(call):
+    for call in module.index.calls_named(_ATTENTION):
+        spec = _ATTENTION[last_name(call.func)]
+        if has_star_args(call):
             continue
         p = arg_or_kwarg(call, *spec)
         if p is not None and not models.zero_rate(module, p):
