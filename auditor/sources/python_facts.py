@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import operator
 import re
 from contextlib import contextmanager
 
@@ -163,6 +164,10 @@ _SKIPPED_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "name", "a
 _CHILD_FIELDS = {ast.Constant: ()}  # node class -> its fields that may hold nodes, last first
 
 
+_LOCATED = (ast.stmt, ast.expr)
+_POSITION = operator.attrgetter("lineno", "col_offset")
+
+
 def _child_fields(cls) -> tuple:
     names = _CHILD_FIELDS.get(cls)
     if names is None:
@@ -178,7 +183,7 @@ class ModuleIndex:
     happens once per file, with no generator per node."""
 
     __slots__ = ("nodes", "parents", "by_type", "calls", "call_names", "calls_by_name", "assigns", "functions",
-                 "classes", "methods")
+                 "classes", "_methods")
 
     def __init__(self, tree: ast.AST):
         nodes = self.nodes = []     # every node but the context/operator singletons, in pre-order
@@ -188,7 +193,7 @@ class ModuleIndex:
         self.assigns = {}         # target as dotted text ("x", "self.model") -> [assigning statement]
         self.functions = {}       # module-level def name -> def
         self.classes = {}         # class name -> ClassDef (first definition)
-        self.methods = {}         # class name -> {method name: def}
+        self._methods = None      # class name -> {method name: def}, built when asked (the mode flow)
         stack = [tree]
         pop, push, add, fields, node_type = stack.pop, stack.append, nodes.append, _CHILD_FIELDS, ast.AST
         while stack:  # children are pushed last first, so they come off the stack in source order
@@ -212,10 +217,15 @@ class ModuleIndex:
                 elif isinstance(v, node_type):
                     push(v)
                     parents[v] = node
-        self.calls = by_type.get(ast.Call, [])
-        self.call_names = [last_name(call.func) for call in self.calls]  # beside calls, same order
+        calls = self.calls = by_type.get(ast.Call, [])
+        call_names = self.call_names = []  # last_name of each callee, beside calls
         by_name = self.calls_by_name
-        for call, name in zip(self.calls, self.call_names):
+        attribute, name_node = ast.Attribute, ast.Name
+        for call in calls:
+            func = call.func
+            kind = func.__class__
+            name = func.attr if kind is attribute else func.id if kind is name_node else ""
+            call_names.append(name)
             group = by_name.get(name)
             if group is None:
                 by_name[name] = [call]
@@ -230,19 +240,31 @@ class ModuleIndex:
                         self.assigns.setdefault(name, []).append(node)
         for node in by_type.get(ast.ClassDef, ()):
             self.classes.setdefault(node.name, node)
-            self.methods.setdefault(node.name, {
-                m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
         for node in getattr(tree, "body", ()):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions.setdefault(node.name, node)
+
+    @property
+    def methods(self) -> dict:
+        """class name -> {method name: def} of its first definition's body."""
+        if self._methods is None:
+            self._methods = {}
+            for node in self.by_type.get(ast.ClassDef, ()):
+                self._methods.setdefault(node.name, {
+                    m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
+        return self._methods
 
     def of(self, *types) -> list:
         """The nodes of these exact classes, in source order (pre-order for one class; several
         are merged by position, which is pre-order for statements)."""
         if len(types) == 1:
             return self.by_type.get(types[0], [])
-        found = [n for t in types for n in self.by_type.get(t, ())]
-        found.sort(key=self.order)
+        groups = [group for group in map(self.by_type.get, types) if group]
+        if len(groups) < 2:
+            return list(groups[0]) if groups else []
+        found = [n for group in groups for n in group]
+        # statements and expressions always carry both positions: the same key, read in C
+        found.sort(key=_POSITION if all(issubclass(t, _LOCATED) for t in types) else self.order)
         return found
 
     def calls_named(self, names) -> list:

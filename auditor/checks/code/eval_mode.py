@@ -39,6 +39,12 @@ def _functional_name(module, call) -> str | None:
     return None
 
 
+def _functional_callees(module) -> set:
+    """The callee names _functional_name can accept: F.<name>, or a name imported from
+    torch.nn.functional (under any alias)."""
+    return set(_FUNCTIONAL) | set(_functional_imports(module))
+
+
 def _functional_aliases(module) -> set:
     if "functional_aliases" in module.cache:
         return module.cache["functional_aliases"]
@@ -76,7 +82,7 @@ def functional_dropout_training(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
+    for call in module.index.calls_named(_functional_callees(module)):
         name = _functional_name(module, call)
         if name is None or has_star_args(call):
             continue

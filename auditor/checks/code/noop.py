@@ -118,10 +118,6 @@ def _is_stub(fn) -> bool:
                for s in body)
 
 
-def _reads(node, name) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(node))
-
-
 # Decorators that bind a function to a signature it must take whole: abstract interfaces, and
 # torch.library fake/meta kernels, which receive every argument of the op (xtuner's shape
 # functions take dropout_p and rightly ignore it).
@@ -148,11 +144,12 @@ def dropout_parameter_unused(ctx, rule):
             continue
         if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in _SIGNATURE_BOUND for d in fn.decorator_list):
             continue
-        if any(isinstance(n, ast.Call) and last_name(n.func) in ("locals", "vars") for n in ast.walk(fn)):
+        if any(_inside(module, call, fn) for call in module.index.calls_named(("locals", "vars"))):
             continue
         for arg in params:
             name = arg.arg
-            if not any(_reads(stmt, name) for stmt in fn.body):
+            first_read = _first_reading_statement(module, fn, name)
+            if first_read is None:
                 literal = _literal_passed(fn, name)
                 extra = ""
                 if literal is not None:
@@ -161,7 +158,7 @@ def dropout_parameter_unused(ctx, rule):
                 yield _hit(ctx, module, arg, f"parameter {name} of {fn.name}() is never used{extra}",
                            key=f"{fn.name}.{name}")
                 continue
-            shadow = _shadowed(fn, name)
+            shadow = _shadowed(fn, name, first_read)
             if shadow is not None:
                 yield _hit(ctx, module, shadow,
                            f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
@@ -177,16 +174,47 @@ def _literal_passed(fn, name):
     return None
 
 
-def _shadowed(fn, name):
-    for stmt in fn.body:
+def _shadowed(fn, name, first_read: int):
+    """The literal `name = <literal>` assigned before fn.body[first_read], the first
+    statement that reads name, else None."""
+    for i, stmt in enumerate(fn.body):
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 ok, _ = constant(stmt.value) if stmt.value is not None else (False, None)
                 return stmt.value if ok else None
-        if _reads(stmt, name):
+        if i == first_read:
             return None
     return None
+
+
+def _inside(module, node, fn) -> bool:
+    return any(a is fn for a in module.ancestors(node))
+
+
+def _first_reading_statement(module, fn, name):
+    """The position in fn.body of the first statement that reads `name` (a Name load anywhere
+    under it, nested functions included), else None. Found from the module's loads of that
+    name, each walked up to fn, instead of walking the whole body once per parameter."""
+    loads = module.cache.get("name-loads")
+    if loads is None:
+        loads = module.cache["name-loads"] = {}
+        for n in module.index.of(ast.Name):
+            if n.ctx.__class__ is ast.Load:
+                loads.setdefault(n.id, []).append(n)
+    first = None
+    parents = module.index.parents
+    for n in loads.get(name, ()):
+        child, node = n, parents.get(n)
+        while node is not None and node is not fn:
+            child, node = node, parents.get(node)
+        if node is None:
+            continue
+        for i, stmt in enumerate(fn.body):
+            if stmt is child and (first is None or i < first):
+                first = i
+                break
+    return first
 
 
 def _config_target(node):
