@@ -196,15 +196,14 @@ def _first_reading_statement(module, fn, name):
     """The position in fn.body of the first statement that reads `name` (a Name load anywhere
     under it, nested functions included), else None. Found from the module's loads of that
     name, each walked up to fn, instead of walking the whole body once per parameter."""
-    loads = module.cache.get("name-loads")
-    if loads is None:
-        loads = module.cache["name-loads"] = {}
-        for n in module.index.of(ast.Name):
-            if n.ctx.__class__ is ast.Load:
-                loads.setdefault(n.id, []).append(n)
+    loads = module.cache.get(("name-loads", name))
+    if loads is None:  # few parameters qualify: the loads of each name are gathered when asked
+        load = ast.Load
+        loads = module.cache[("name-loads", name)] = [
+            n for n in module.index.of(ast.Name) if n.id == name and n.ctx.__class__ is load]
     first = None
     parents = module.index.parents
-    for n in loads.get(name, ()):
+    for n in loads:
         child, node = n, parents.get(n)
         while node is not None and node is not fn:
             child, node = node, parents.get(node)
@@ -239,7 +238,7 @@ def dropout_set_after_build(ctx, rule):
     if module is None:
         return
     idx = module.index
-    for node in idx.of(ast.Assign, ast.AugAssign, ast.AnnAssign) + idx.calls_by_name.get("setattr", []):
+    for node in _config_writes(idx) + idx.calls_by_name.get("setattr", []):
         found = None
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -263,6 +262,21 @@ def dropout_set_after_build(ctx, rule):
                        f"{name}.config.{key} is set after {name} was built: its layers read the value at "
                        f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
                        key=f"{name}.config.{key}")
+
+
+def _config_writes(idx) -> list:
+    """The assignments that may write `<x>.config.<rate>`, in source order: found from the
+    attributes stored to (a `.config.<rate>` target is one) rather than by looking at every
+    assignment of the module."""
+    store, attribute = ast.Store, ast.Attribute
+    found = {}
+    for node in idx.of(attribute):
+        if (node.ctx.__class__ is store and node.value.__class__ is attribute and node.value.attr == "config"
+                and dropout_keys.is_rate_key(node.attr)):
+            stmt = idx.parents.get(node)
+            if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                found[id(stmt)] = stmt
+    return sorted(found.values(), key=idx.order)
 
 
 def _rebuilt_after(module, stmt, owner) -> bool:
