@@ -26,6 +26,8 @@ def too_high(ctx, rule):
     the role limit. Values >= 1 are left to the range rule, so one mistake gives one finding."""
     limits = rule.params.get("max", {})
     src = ctx.source
+    if not src.settings:
+        return  # nothing to judge, so no need to ask whether the file fine-tunes
     if (rule.params.get("setup", "fine-tune") == "fine-tune") != fine_tunes(src):
         return
     margin = float(rule.params.get("above_default", 0.1))

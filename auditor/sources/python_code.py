@@ -99,15 +99,16 @@ def _collect(src: Source, module: PyModule) -> None:
     dataclasses = any(_is_dataclass(c) for c in idx.of(ast.ClassDef))
     # calls alone, or the calls, classes (and names) in tree order when dataclasses or unsloth
     # names add facts too: the first of them decides a field, and references keep their order
+    readable = _readable_calls(idx)
     if unsloth or dataclasses:
-        kinds = (ast.Call, ast.ClassDef, ast.Name) if unsloth else (ast.Call, ast.ClassDef)
-        nodes = [n for n in idx.nodes if n.__class__ in kinds]
+        kinds = (ast.ClassDef, ast.Name) if unsloth else (ast.ClassDef,)
+        wanted = {id(call) for call in readable}
+        nodes = [n for n in idx.nodes if id(n) in wanted or n.__class__ in kinds]
     else:
-        nodes = idx.calls
+        nodes = readable
     for node in nodes:
         if isinstance(node, ast.Call):
-            if _may_add(node, last_name(node.func)):
-                _from_call(src, module, node)
+            _from_call(src, module, node)
         elif isinstance(node, ast.ClassDef) and _is_dataclass(node):
             _from_dataclass(src, module, node)
         elif isinstance(node, ast.Name) and node.id in _UNSLOTH:
@@ -120,10 +121,12 @@ def _collect(src: Source, module: PyModule) -> None:
 _UNSLOTH = frozenset({"FastLanguageModel", "FastModel", "FastVisionModel"})
 
 
-def _may_add(call: ast.Call, name: str) -> bool:
-    """Whether _from_call can take anything from this call: most calls of model code are
-    none of the callees it knows and pass no disable_dropout."""
-    return bool(name) and (_known_callee(name) or any(kw.arg == "disable_dropout" for kw in call.keywords))
+def _readable_calls(idx) -> list:
+    """The calls _from_call can take anything from, in tree order: most calls of model code
+    are none of the callees it knows and pass no disable_dropout."""
+    known = {name for name in idx.calls_by_name if name and _known_callee(name)}
+    switches = {id(idx.parents.get(kw)) for kw in idx.of(ast.keyword) if kw.arg == "disable_dropout"}
+    return [call for call, name in zip(idx.calls, idx.call_names) if name in known or (name and id(call) in switches)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -213,7 +216,7 @@ def _string_of(module: PyModule, node: ast.AST) -> str | None:
     if not isinstance(node, ast.Name):
         return None
     values = set()
-    for other in module.index.of(ast.Assign, ast.AnnAssign):
+    for other in module.index.assigns.get(node.id, ()):  # every assignment to the name, and more
         if isinstance(other, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in other.targets):
             ok, value = constant(other.value)
             values.add(value if ok and isinstance(value, str) else None)

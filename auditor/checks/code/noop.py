@@ -133,7 +133,13 @@ def dropout_parameter_unused(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for fn in module.index.of(ast.FunctionDef, ast.AsyncFunctionDef):
+    idx = module.index
+    named = {id(idx.parents.get(idx.parents.get(a))) for a in idx.of(ast.arg) if dropout_param(a.arg)}
+    if not named:
+        return  # no function has a parameter named like a rate
+    for fn in idx.of(ast.FunctionDef, ast.AsyncFunctionDef):
+        if id(fn) not in named:
+            continue
         parent = module.parent(fn)
         if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
             continue  # other methods often keep a parameter to honour an interface
