@@ -175,3 +175,19 @@ def test_setups_do_not_share_linked_artifacts(tmp_path):
     by_driver = {os.path.basename(s.driver.path): [os.path.basename(x.path) for x in s.artifacts]
                  for s in graph.setups(engine, str(tmp_path), loaded)}
     assert by_driver == {"a.py": ["config.json"], "b.py": []}
+
+
+def test_line_table_is_the_same_with_and_without_carriage_returns():
+    """The line table splits on \\n alone when the text has no \\r (issue 17: no Python step
+    per line); line starts, lines and character offsets must match the general \\r\\n|\\r|\\n
+    split on the same text."""
+    texts = ["", "\n", "a", "a\n", "\n\n", "x = 1\ny = 'é'\n\nz = 3", "é\nü"]
+    for text in texts:
+        fast = PyModule(None, text)
+        general = PyModule(None, text.replace("\n", "\r\n"))
+        fast_starts, fast_lines = fast._line_table()
+        general_starts, general_lines = general._line_table()
+        assert fast_lines == general_lines
+        assert fast_starts == [s - i for i, s in enumerate(general_starts)]  # one character less per line end
+        assert [fast.line_text(n) for n in range(len(fast_lines) + 2)] == \
+            [general.line_text(n) for n in range(len(general_lines) + 2)]

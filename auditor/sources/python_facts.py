@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import itertools
 import operator
 import re
 from contextlib import contextmanager
@@ -63,6 +64,11 @@ class PyModule:
     def _line_table(self) -> tuple:
         """Most files yield no finding and no setting, so the table is built only when one does."""
         text = self.text
+        if "\r" not in text:  # the usual case, without a Python step per line
+            lines = text.split("\n")
+            starts = list(map(operator.add, itertools.accumulate(map(len, lines), initial=0), range(len(lines))))
+            self._table = (starts, lines)
+            return self._table
         starts = [0]
         lines = []
         pos = 0
@@ -284,6 +290,27 @@ class ModuleIndex:
 
 
 # --- small helpers over ast nodes ----------------------------------------------------------
+
+def walk(root: ast.AST):
+    """Every node under root (root included), like ast.walk but in pre-order and with one
+    stack instead of a generator per node, skipping the context/operator singletons."""
+    stack = [root]
+    pop, push, fields, node_type = stack.pop, stack.append, _CHILD_FIELDS, ast.AST
+    while stack:
+        node = pop()
+        yield node
+        names = fields.get(node.__class__)
+        if names is None:
+            names = _child_fields(node.__class__)
+        for name in names:
+            v = getattr(node, name, None)
+            if v.__class__ is list:
+                for c in reversed(v):
+                    if isinstance(c, node_type):
+                        push(c)
+            elif isinstance(v, node_type):
+                push(v)
+
 
 def dotted(node: ast.AST) -> str:
     """`torch.nn.functional.dropout` for an attribute chain, '' for anything else."""

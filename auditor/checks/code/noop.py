@@ -26,6 +26,7 @@ from auditor.sources.python_facts import (
     is_zero,
     kwarg,
     last_name,
+    walk,
 )
 
 
@@ -152,9 +153,10 @@ def dropout_parameter_unused(ctx, rule):
             continue
         if any(_inside(module, call, fn) for call in module.index.calls_named(("locals", "vars"))):
             continue
+        reads = _first_reads(fn, {arg.arg for arg in params})
         for arg in params:
             name = arg.arg
-            first_read = _first_reading_statement(module, fn, name)
+            first_read = reads.get(name)
             if first_read is None:
                 literal = _literal_passed(fn, name)
                 extra = ""
@@ -198,28 +200,19 @@ def _inside(module, node, fn) -> bool:
     return any(a is fn for a in module.ancestors(node))
 
 
-def _first_reading_statement(module, fn, name):
-    """The position in fn.body of the first statement that reads `name` (a Name load anywhere
-    under it, nested functions included), else None. Found from the module's loads of that
-    name, each walked up to fn, instead of walking the whole body once per parameter."""
-    loads = module.cache.get(("name-loads", name))
-    if loads is None:  # few parameters qualify: the loads of each name are gathered when asked
-        load = ast.Load
-        loads = module.cache[("name-loads", name)] = [
-            n for n in module.index.of(ast.Name) if n.id == name and n.ctx.__class__ is load]
-    first = None
-    parents = module.index.parents
-    for n in loads:
-        child, node = n, parents.get(n)
-        while node is not None and node is not fn:
-            child, node = node, parents.get(node)
-        if node is None:
-            continue
-        for i, stmt in enumerate(fn.body):
-            if stmt is child and (first is None or i < first):
-                first = i
-                break
-    return first
+def _first_reads(fn, names: set) -> dict:
+    """name -> the position in fn.body of the first statement that reads it (a Name load
+    anywhere under it, nested functions included), for the names that are read: one walk of
+    the body for all of a function's parameters."""
+    found = {}
+    load = ast.Load
+    for i, stmt in enumerate(fn.body):
+        for node in walk(stmt):
+            if node.__class__ is ast.Name and node.id in names and node.id not in found and node.ctx.__class__ is load:
+                found[node.id] = i
+        if len(found) == len(names):
+            break
+    return found
 
 
 def _config_target(node):
