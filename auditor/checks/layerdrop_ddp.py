@@ -111,7 +111,7 @@ def _from_trainer_fields(src):
 
 def _from_code(src):
     from auditor.sources.python_code import TRAINING_ARGS, get_module
-    from auditor.sources.python_facts import kwarg
+    from auditor.sources.python_facts import kwarg, last_name
 
     module = get_module(src)
     if module is None:
@@ -119,7 +119,10 @@ def _from_code(src):
     checkpointing_call = trainer = None
     explicit = False
     idx = module.index
-    for call, name in zip(idx.calls, idx.call_names):
+    read = {name for name in idx.calls_by_name if name in _DDP_CLASSES or name in TRAINING_ARGS or name.endswith("Trainer")
+            or name in ("DistributedDataParallelKwargs", "gradient_checkpointing_enable")}
+    for call in idx.calls_named(read) if read else ():
+        name = last_name(call.func)
         if name in _DDP_CLASSES or name == "DistributedDataParallelKwargs":
             kw = kwarg(call, "find_unused_parameters")
             value = _literal(kw)

@@ -102,8 +102,8 @@ def _collect(src: Source, module: PyModule) -> None:
     readable = _readable_calls(idx)
     if unsloth or dataclasses:
         kinds = (ast.ClassDef, ast.Name) if unsloth else (ast.ClassDef,)
-        wanted = {id(call) for call in readable}
-        nodes = [n for n in idx.nodes if id(n) in wanted or n.__class__ in kinds]
+        wanted, call = {id(c) for c in readable}, ast.Call
+        nodes = [n for n in idx.nodes if (kind := n.__class__) in kinds or (kind is call and id(n) in wanted)]
     else:
         nodes = readable
     for node in nodes:

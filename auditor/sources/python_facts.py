@@ -188,7 +188,7 @@ class ModuleIndex:
     walking every node in Python is the main cost of the Python path after ast.parse, so it
     happens once per file, with no generator per node."""
 
-    __slots__ = ("nodes", "parents", "by_type", "calls", "call_names", "calls_by_name", "assigns", "functions",
+    __slots__ = ("nodes", "parents", "by_type", "calls", "call_names", "calls_by_name", "_assigns", "functions",
                  "classes", "_methods")
 
     def __init__(self, tree: ast.AST):
@@ -196,7 +196,7 @@ class ModuleIndex:
         parents = self.parents = {}
         by_type = self.by_type = {}  # node class -> its nodes in pre-order
         self.calls_by_name = {}   # last name of the callee -> [Call]
-        self.assigns = {}         # target as dotted text ("x", "self.model") -> [assigning statement]
+        self._assigns = None      # target as dotted text ("x", "self.model") -> [assigning statement]
         self.functions = {}       # module-level def name -> def
         self.classes = {}         # class name -> ClassDef (first definition)
         self._methods = None      # class name -> {method name: def}, built when asked (the mode flow)
@@ -237,18 +237,31 @@ class ModuleIndex:
                 by_name[name] = [call]
             else:
                 group.append(call)
-        for node in self.of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
-                    name = dotted(leaf)
-                    if name:
-                        self.assigns.setdefault(name, []).append(node)
         for node in by_type.get(ast.ClassDef, ()):
             self.classes.setdefault(node.name, node)
         for node in getattr(tree, "body", ()):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions.setdefault(node.name, node)
+
+    @property
+    def assigns(self) -> dict:
+        """target as dotted text ("x", "self.model") -> [assigning statement], in source order;
+        built when a check first asks."""
+        if self._assigns is None:
+            assigns = self._assigns = {}
+            name_node = ast.Name
+            for node in self.of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+                        name = leaf.id if leaf.__class__ is name_node else dotted(leaf)
+                        if name:
+                            group = assigns.get(name)
+                            if group is None:
+                                assigns[name] = [node]
+                            else:
+                                group.append(node)
+        return self._assigns
 
     @property
     def methods(self) -> dict:
