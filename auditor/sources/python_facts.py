@@ -249,18 +249,13 @@ class ModuleIndex:
         built when a check first asks."""
         if self._assigns is None:
             assigns = self._assigns = {}
-            name_node = ast.Name
-            for node in self.of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for t in targets:
-                    for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
-                        name = leaf.id if leaf.__class__ is name_node else dotted(leaf)
-                        if name:
-                            group = assigns.get(name)
-                            if group is None:
-                                assigns[name] = [node]
-                            else:
-                                group.append(node)
+            for node in self.of(*ASSIGNMENTS):
+                for name in target_names(node):
+                    group = assigns.get(name)
+                    if group is None:
+                        assigns[name] = [node]
+                    else:
+                        group.append(node)
         return self._assigns
 
     @property
@@ -303,6 +298,21 @@ class ModuleIndex:
 
 
 # --- small helpers over ast nodes ----------------------------------------------------------
+
+ASSIGNMENTS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)
+
+
+def target_names(stmt) -> list:
+    """The dotted names an assignment binds (`x`, `self.model`; each element of a tuple or
+    list target), the keys of ModuleIndex.assigns."""
+    names = []
+    for t in stmt.targets if stmt.__class__ is ast.Assign else (stmt.target,):
+        for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else (t,)):
+            name = leaf.id if leaf.__class__ is ast.Name else dotted(leaf)
+            if name:
+                names.append(name)
+    return names
+
 
 def walk(root: ast.AST):
     """Every node under root (root included), like ast.walk but in pre-order and with one

@@ -19,6 +19,7 @@ from auditor.checks.code.common import (
 )
 from auditor.checks.code.flow import receiver_key
 from auditor.sources.python_facts import (
+    ASSIGNMENTS,
     arg_or_kwarg,
     constant,
     dotted,
@@ -26,6 +27,7 @@ from auditor.sources.python_facts import (
     is_zero,
     kwarg,
     last_name,
+    target_names,
     walk,
 )
 
@@ -328,6 +330,24 @@ def dropout_result_discarded(ctx, rule):
                    "line does nothing; assign it (x = ...)", key=what)
 
 
+def _dropout_assignments(module) -> dict:
+    """The part of ModuleIndex.assigns whose statements assign a dropout module call
+    (`self.drop = nn.Dropout(p)`), in the same order: the only statements the callers judge,
+    found from the dropout calls instead of every assignment of the module."""
+    found = module.cache.get("dropout-assignments")
+    if found is None:
+        found = module.cache["dropout-assignments"] = {}
+        idx = module.index
+        for call in idx.calls_named(_DROPOUT_MODULES):
+            stmt = idx.parents.get(call)
+            if stmt.__class__ in ASSIGNMENTS and stmt.value is call:
+                for name in target_names(stmt):
+                    found.setdefault(name, []).append(stmt)
+        for group in found.values():
+            group.sort(key=idx.order)
+    return found
+
+
 def _dropout_module_call(module, call) -> str:
     """`self.drop(x)` where self.drop is an nn.Dropout built in the class, or `nn.Dropout(p)(x)`."""
     func = call.func
@@ -335,7 +355,7 @@ def _dropout_module_call(module, call) -> str:
         return f"{last_name(func.func)}(...)(...)"
     if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
         return ""
-    for stmt in module.index.assigns.get(f"self.{func.attr}", ()):
+    for stmt in _dropout_assignments(module).get(f"self.{func.attr}", ()):
         value = getattr(stmt, "value", None)
         if isinstance(value, ast.Call) and last_name(value.func) in _DROPOUT_MODULES:
             inplace = arg_or_kwarg(value, "inplace", 1)
@@ -493,7 +513,7 @@ def _inplace_dropout_module(module, call) -> bool:
     if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
         return False
     return any(isinstance(getattr(s, "value", None), ast.Call) and last_name(s.value.func) in _DROPOUT_MODULES
-               for s in module.index.assigns.get(f"self.{func.attr}", ()))
+               for s in _dropout_assignments(module).get(f"self.{func.attr}", ()))
 
 
 def _describe(module, call) -> str:
