@@ -314,14 +314,17 @@ def target_names(stmt) -> list:
     return names
 
 
-def walk(root: ast.AST):
+def walk(root: ast.AST, prune: tuple = ()):
     """Every node under root (root included), like ast.walk but in pre-order and with one
-    stack instead of a generator per node, skipping the context/operator singletons."""
+    stack instead of a generator per node, skipping the context/operator singletons. Nodes
+    of a `prune` class below root are yielded but not entered."""
     stack = [root]
     pop, push, fields, node_type = stack.pop, stack.append, _CHILD_FIELDS, ast.AST
     while stack:
         node = pop()
         yield node
+        if node.__class__ in prune and node is not root:
+            continue
         names = fields.get(node.__class__)
         if names is None:
             names = _child_fields(node.__class__)
