@@ -477,7 +477,8 @@ def main(argv=None) -> int:
             scaling(work, args.corpus, sizes, lambda n: 3 if n <= 1000 else (2 if n <= 10_000 else 1),
                     t0 + args.deadline - (60 if "probe" in only else 0), args.parallel_only)
         if "python" in only:
-            python_trees(work, 1, sizes=tuple(int(x) for x in args.python_sizes.split(",")))
+            # one repetition unless --reps asks for more (each is ~2 minutes on 2 cores)
+            python_trees(work, args.reps or 1, sizes=tuple(int(x) for x in args.python_sizes.split(",")))
         if "probe" in only:
             probe_run(work, 1 if args.quick else 3)
     finally:

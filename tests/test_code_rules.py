@@ -174,6 +174,64 @@ def test_config_after_build_via_setattr_and_self(tmp_path):
     assert got == [("DRP523", 3)]
 
 
+def test_config_after_build_every_assignment_form(tmp_path):
+    """DRP523 finds its assignments from the stored `.config.<rate>` attributes (issue 17):
+    plain, augmented, annotated and chained targets, an owner behind a subscript, and writes
+    in functions and loops all still count; a tuple target never did."""
+    got = _codes(tmp_path, '''
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("gpt2")
+        model.config.attn_pdrop = 0.0
+        model.config.resid_pdrop += 0.1
+        model.config.embd_pdrop: float = 0.2
+        a = model.config.summary_first_dropout = 0.3
+        (model.config.attn_pdrop, b) = (0.1, 2)
+        holder.models[0].model.config.hidden_dropout = 0.1
+        setattr(model.config, "attention_dropout", 0.1)
+        def f(net):
+            net.config.dropout = 0.5
+            for x in y:
+                encoder.config.dropout_rate = 0.1
+    ''', select=["DRP523"])
+    assert got == [("DRP523", n) for n in (4, 5, 6, 7, 9, 10, 12, 14)]
+
+
+def test_dropout_parameter_reads_in_every_position(tmp_path):
+    """DRP522 finds a parameter's first reading statement from the module's loads of that
+    name (issue 17): reads in nested functions, decorators of nested functions and lambdas
+    count, an overwrite before the first read is reported, `locals()` silences the function."""
+    got = _codes(tmp_path, '''
+        import torch.nn as nn
+        class A(nn.Module):
+            def __init__(self, dropout=0.1, attn_drop=0.0, drop_path=0.1, proj_drop=0.2, p_drop=0.3):
+                super().__init__()
+                def inner():
+                    return dropout
+                @deco(attn_drop)
+                def g():
+                    pass
+                drop_path = 0.0
+                self.x = drop_path
+                proj_drop = proj_drop * 2
+                self.y = lambda: p_drop
+            def forward(self, x):
+                return x
+        def build(hidden_dropout=0.1, attention_dropout=0.1, resid_dropout=0.0):
+            attention_dropout = 0.0
+            if resid_dropout:
+                pass
+            return Block(hidden_dropout=0.5)
+        def other(dropout_rate=0.1):
+            x = 1
+            y = 2
+            dropout_rate = 0.5
+            return dropout_rate
+        def viaself(self, embd_dropout=0.1):
+            return locals()
+    ''', name="model.py", select=["DRP522"])
+    assert got == [("DRP522", 11), ("DRP522", 17), ("DRP522", 17), ("DRP522", 25)]
+
+
 def test_local_training_arguments_class_is_not_checked(tmp_path):
     assert _codes(tmp_path, '''
         import transformers

@@ -101,6 +101,39 @@ def test_one_tree_at_a_time(tmp_path, monkeypatch):
     assert sorted(f.code for f in found) == ["DRP521"] * 5  # each file's own finding survives the release
 
 
+def test_released_tree_is_freed_without_the_collector(tmp_path, monkeypatch):
+    """The engine keeps the cyclic collector off during a code file's pass and relies on
+    reference counting to free its tree at the release: nothing the checks cache may hold the
+    module in a cycle (the mode flow of a module with train()/eval() did), or every tree of a
+    run would wait for a collection that walks all of it."""
+    import gc
+    import weakref
+
+    from auditor.sources import python_code
+
+    text = _MODEL.format(n=0) + textwrap.indent(
+        "model = Block0()\nmodel.eval()\nmodel.train()\nwith torch.no_grad():\n    model(1)\n", "    ")
+    paths = [_write(tmp_path, "a.py", text)]
+    trees = []
+    read = python_code.read
+
+    def reading(path, text):
+        src = read(path, text)
+        trees.append(weakref.ref(src.facts[0].tree))
+        return src
+
+    monkeypatch.setattr(python_code, "read", reading)
+    engine = Engine(Options(root=str(tmp_path)))
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        engine.check_directory(str(tmp_path), paths)
+        assert len(trees) == 1 and trees[0]() is None
+    finally:
+        if was:
+            gc.enable()
+
+
 def test_released_file_keeps_its_directives(tmp_path):
     """A suppression comment in a code file still hides its finding, and an unused one is still
     reported, after the file's text has been let go."""
@@ -142,3 +175,19 @@ def test_setups_do_not_share_linked_artifacts(tmp_path):
     by_driver = {os.path.basename(s.driver.path): [os.path.basename(x.path) for x in s.artifacts]
                  for s in graph.setups(engine, str(tmp_path), loaded)}
     assert by_driver == {"a.py": ["config.json"], "b.py": []}
+
+
+def test_line_table_is_the_same_with_and_without_carriage_returns():
+    """The line table splits on \\n alone when the text has no \\r (issue 17: no Python step
+    per line); line starts, lines and character offsets must match the general \\r\\n|\\r|\\n
+    split on the same text."""
+    texts = ["", "\n", "a", "a\n", "\n\n", "x = 1\ny = 'é'\n\nz = 3", "é\nü"]
+    for text in texts:
+        fast = PyModule(None, text)
+        general = PyModule(None, text.replace("\n", "\r\n"))
+        fast_starts, fast_lines = fast._line_table()
+        general_starts, general_lines = general._line_table()
+        assert fast_lines == general_lines
+        assert fast_starts == [s - i for i, s in enumerate(general_starts)]  # one character less per line end
+        assert [fast.line_text(n) for n in range(len(fast_lines) + 2)] == \
+            [general.line_text(n) for n in range(len(general_lines) + 2)]

@@ -26,6 +26,8 @@ def too_high(ctx, rule):
     the role limit. Values >= 1 are left to the range rule, so one mistake gives one finding."""
     limits = rule.params.get("max", {})
     src = ctx.source
+    if not src.settings:
+        return  # nothing to judge, so no need to ask whether the file fine-tunes
     if (rule.params.get("setup", "fine-tune") == "fine-tune") != fine_tunes(src):
         return
     margin = float(rule.params.get("above_default", 0.1))
@@ -72,7 +74,9 @@ def fine_tunes(src) -> bool:
             return False
         found = module.cache.get("loads-pretrained")
         if found is None:  # asked per setting and per rule: one scan of the calls per file
-            found = module.cache["loads-pretrained"] = any(_loads_pretrained(call) for call in module.calls())
+            idx = module.index
+            found = module.cache["loads-pretrained"] = any(name in idx.calls_by_name for name in _PRETRAINED_CALLS) \
+                or any(_loads_pretrained(call) for call in idx.calls if call.keywords)
         return found
     return False
 

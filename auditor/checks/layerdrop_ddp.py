@@ -118,7 +118,10 @@ def _from_code(src):
         return
     checkpointing_call = trainer = None
     explicit = False
-    for call in module.calls():
+    idx = module.index
+    read = {name for name in idx.calls_by_name if name in _DDP_CLASSES or name in TRAINING_ARGS or name.endswith("Trainer")
+            or name in ("DistributedDataParallelKwargs", "gradient_checkpointing_enable")}
+    for call in idx.calls_named(read) if read else ():
         name = last_name(call.func)
         if name in _DDP_CLASSES or name == "DistributedDataParallelKwargs":
             kw = kwarg(call, "find_unused_parameters")

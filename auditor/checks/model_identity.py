@@ -71,8 +71,8 @@ def _loads(setup, module):
     from auditor.sources.python_code import _string_of
     from auditor.sources.python_facts import kwarg, last_name
 
-    for call in module.calls():
-        if last_name(call.func) != "from_pretrained" or not isinstance(call.func, ast.Attribute):
+    for call in module.index.calls_by_name.get("from_pretrained", ()):
+        if not isinstance(call.func, ast.Attribute):
             continue
         kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
         node = kw.value if kw is not None else (call.args[0] if call.args else None)

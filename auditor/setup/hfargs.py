@@ -207,6 +207,8 @@ def parser_uses(module) -> list:
         parent = module.parent(node)
         if isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name):
             by_var[parent.targets[0].id] = use
+    if not uses:
+        return uses
     for node in module.calls():
         func = node.func
         if not isinstance(func, ast.Attribute):

@@ -15,6 +15,7 @@ from auditor.sources.python_facts import constant, dotted, kwarg, last_name
 
 _MODEL_CALLS = frozenset({"from_pretrained", "from_config"})
 _SAVE_CALLS = frozenset({"save_pretrained", "save_model"})
+_LINK_CALLS = _MODEL_CALLS | _SAVE_CALLS
 
 
 def _literal_path(node, module) -> tuple:
@@ -50,7 +51,7 @@ def from_python(src, module, root: str) -> list:
     from auditor.setup import hfargs
 
     out = []
-    for call in module.calls():
+    for call in module.index.calls_named(_LINK_CALLS):
         name = last_name(call.func)
         if name in _MODEL_CALLS:
             node = _path_argument(call, "pretrained_model_name_or_path", "config")

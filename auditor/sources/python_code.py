@@ -12,6 +12,7 @@ selects.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 
@@ -94,10 +95,18 @@ def get_module(source) -> PyModule | None:
 def _collect(src: Source, module: PyModule) -> None:
     fields = src.fields
     idx = module.index
-    unsloth = [n for n in idx.of(ast.Name) if n.id in _UNSLOTH]
-    dataclasses = [c for c in idx.of(ast.ClassDef) if _is_dataclass(c)]
-    # calls alone, or (rarely) every node in order when dataclasses or unsloth names add facts too
-    for node in idx.nodes if unsloth or dataclasses else idx.calls:
+    unsloth = any(name in module.text for name in _UNSLOTH)  # a Name node spells its id in the text
+    dataclasses = any(_is_dataclass(c) for c in idx.of(ast.ClassDef))
+    # calls alone, or the calls, classes (and names) in tree order when dataclasses or unsloth
+    # names add facts too: the first of them decides a field, and references keep their order
+    readable = _readable_calls(idx)
+    if unsloth or dataclasses:
+        kinds = (ast.ClassDef, ast.Name) if unsloth else (ast.ClassDef,)
+        wanted, call = {id(c) for c in readable}, ast.Call
+        nodes = [n for n in idx.nodes if (kind := n.__class__) in kinds or (kind is call and id(n) in wanted)]
+    else:
+        nodes = readable
+    for node in nodes:
         if isinstance(node, ast.Call):
             _from_call(src, module, node)
         elif isinstance(node, ast.ClassDef) and _is_dataclass(node):
@@ -110,6 +119,22 @@ def _collect(src: Source, module: PyModule) -> None:
 
 
 _UNSLOTH = frozenset({"FastLanguageModel", "FastModel", "FastVisionModel"})
+
+
+def _readable_calls(idx) -> list:
+    """The calls _from_call can take anything from, in tree order: most calls of model code
+    are none of the callees it knows and pass no disable_dropout."""
+    known = {name for name in idx.calls_by_name if name and _known_callee(name)}
+    switches = {id(idx.parents.get(kw)) for kw in idx.of(ast.keyword) if kw.arg == "disable_dropout"}
+    return [call for call, name in zip(idx.calls, idx.call_names) if name in known or (name and id(call) in switches)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_callee(name: str) -> bool:
+    """A callee _from_call reads by its name (a PEFT config, a trainer or its config, a model
+    or config load, argparse), decided once per name."""
+    return bool(_PEFT_CONFIG.search(name) or _TRAINER_NAME.match(name) or name.endswith("Config")
+                or name in _SETTING_METHODS or name in ("add_argument", "get_peft_model", "from_pretrained"))
 
 
 def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
@@ -191,7 +216,7 @@ def _string_of(module: PyModule, node: ast.AST) -> str | None:
     if not isinstance(node, ast.Name):
         return None
     values = set()
-    for other in module.index.of(ast.Assign, ast.AnnAssign):
+    for other in module.index.assigns.get(node.id, ()):  # every assignment to the name, and more
         if isinstance(other, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in other.targets):
             ok, value = constant(other.value)
             values.add(value if ok and isinstance(value, str) else None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import gc
+import itertools
+import operator
 import re
 from contextlib import contextmanager
 
@@ -62,6 +64,11 @@ class PyModule:
     def _line_table(self) -> tuple:
         """Most files yield no finding and no setting, so the table is built only when one does."""
         text = self.text
+        if "\r" not in text:  # the usual case, without a Python step per line
+            lines = text.split("\n")
+            starts = list(map(operator.add, itertools.accumulate(map(len, lines), initial=0), range(len(lines))))
+            self._table = (starts, lines)
+            return self._table
         starts = [0]
         lines = []
         pos = 0
@@ -72,6 +79,12 @@ class PyModule:
         lines.append(text[pos:])
         self._table = (starts, lines)
         return self._table
+
+    def release(self) -> None:
+        """Drop the per-file results: some hold the module itself (the mode flow does), and
+        without that cycle the tree is freed by reference counting when the engine lets go
+        of it, with no collector pass over its nodes (engine._collector_paused)."""
+        self.cache.clear()
 
     # --- locations -------------------------------------------------------------------------
     def char_col(self, line: int, byte_col: int) -> int:
@@ -157,6 +170,10 @@ _SKIPPED_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "name", "a
 _CHILD_FIELDS = {ast.Constant: ()}  # node class -> its fields that may hold nodes, last first
 
 
+_LOCATED = (ast.stmt, ast.expr)
+_POSITION = operator.attrgetter("lineno", "col_offset")
+
+
 def _child_fields(cls) -> tuple:
     names = _CHILD_FIELDS.get(cls)
     if names is None:
@@ -171,18 +188,18 @@ class ModuleIndex:
     walking every node in Python is the main cost of the Python path after ast.parse, so it
     happens once per file, with no generator per node."""
 
-    __slots__ = ("nodes", "parents", "by_type", "calls", "calls_by_name", "assigns", "functions", "classes",
-                 "methods")
+    __slots__ = ("nodes", "parents", "by_type", "calls", "call_names", "calls_by_name", "_assigns", "functions",
+                 "classes", "_methods")
 
     def __init__(self, tree: ast.AST):
         nodes = self.nodes = []     # every node but the context/operator singletons, in pre-order
         parents = self.parents = {}
         by_type = self.by_type = {}  # node class -> its nodes in pre-order
         self.calls_by_name = {}   # last name of the callee -> [Call]
-        self.assigns = {}         # target as dotted text ("x", "self.model") -> [assigning statement]
+        self._assigns = None      # target as dotted text ("x", "self.model") -> [assigning statement]
         self.functions = {}       # module-level def name -> def
         self.classes = {}         # class name -> ClassDef (first definition)
-        self.methods = {}         # class name -> {method name: def}
+        self._methods = None      # class name -> {method name: def}, built when asked (the mode flow)
         stack = [tree]
         pop, push, add, fields, node_type = stack.pop, stack.append, nodes.append, _CHILD_FIELDS, ast.AST
         while stack:  # children are pushed last first, so they come off the stack in source order
@@ -206,32 +223,68 @@ class ModuleIndex:
                 elif isinstance(v, node_type):
                     push(v)
                     parents[v] = node
-        self.calls = by_type.get(ast.Call, [])
-        for call in self.calls:
-            self.calls_by_name.setdefault(last_name(call.func), []).append(call)
-        for node in self.of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
-                    name = dotted(leaf)
-                    if name:
-                        self.assigns.setdefault(name, []).append(node)
+        calls = self.calls = by_type.get(ast.Call, [])
+        call_names = self.call_names = []  # last_name of each callee, beside calls
+        by_name = self.calls_by_name
+        attribute, name_node = ast.Attribute, ast.Name
+        for call in calls:
+            func = call.func
+            kind = func.__class__
+            name = func.attr if kind is attribute else func.id if kind is name_node else ""
+            call_names.append(name)
+            group = by_name.get(name)
+            if group is None:
+                by_name[name] = [call]
+            else:
+                group.append(call)
         for node in by_type.get(ast.ClassDef, ()):
             self.classes.setdefault(node.name, node)
-            self.methods.setdefault(node.name, {
-                m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
         for node in getattr(tree, "body", ()):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions.setdefault(node.name, node)
+
+    @property
+    def assigns(self) -> dict:
+        """target as dotted text ("x", "self.model") -> [assigning statement], in source order;
+        built when a check first asks."""
+        if self._assigns is None:
+            assigns = self._assigns = {}
+            for node in self.of(*ASSIGNMENTS):
+                for name in target_names(node):
+                    group = assigns.get(name)
+                    if group is None:
+                        assigns[name] = [node]
+                    else:
+                        group.append(node)
+        return self._assigns
+
+    @property
+    def methods(self) -> dict:
+        """class name -> {method name: def} of its first definition's body."""
+        if self._methods is None:
+            self._methods = {}
+            for node in self.by_type.get(ast.ClassDef, ()):
+                self._methods.setdefault(node.name, {
+                    m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
+        return self._methods
 
     def of(self, *types) -> list:
         """The nodes of these exact classes, in source order (pre-order for one class; several
         are merged by position, which is pre-order for statements)."""
         if len(types) == 1:
             return self.by_type.get(types[0], [])
-        found = [n for t in types for n in self.by_type.get(t, ())]
-        found.sort(key=self.order)
+        groups = [group for group in map(self.by_type.get, types) if group]
+        if len(groups) < 2:
+            return list(groups[0]) if groups else []
+        found = [n for group in groups for n in group]
+        # statements and expressions always carry both positions: the same key, read in C
+        found.sort(key=_POSITION if all(issubclass(t, _LOCATED) for t in types) else self.order)
         return found
+
+    def calls_named(self, names) -> list:
+        """The calls whose callee's last name is in `names`, in source (pre-)order: most checks
+        care about a few callees, and a module has thousands of calls."""
+        return [call for call, name in zip(self.calls, self.call_names) if name in names]
 
     def order(self, node: ast.AST) -> tuple:
         """Source order of a node (statements and expressions alike)."""
@@ -245,6 +298,45 @@ class ModuleIndex:
 
 
 # --- small helpers over ast nodes ----------------------------------------------------------
+
+ASSIGNMENTS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)
+
+
+def target_names(stmt) -> list:
+    """The dotted names an assignment binds (`x`, `self.model`; each element of a tuple or
+    list target), the keys of ModuleIndex.assigns."""
+    names = []
+    for t in stmt.targets if stmt.__class__ is ast.Assign else (stmt.target,):
+        for leaf in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else (t,)):
+            name = leaf.id if leaf.__class__ is ast.Name else dotted(leaf)
+            if name:
+                names.append(name)
+    return names
+
+
+def walk(root: ast.AST, prune: tuple = ()):
+    """Every node under root (root included), like ast.walk but in pre-order and with one
+    stack instead of a generator per node, skipping the context/operator singletons. Nodes
+    of a `prune` class below root are yielded but not entered."""
+    stack = [root]
+    pop, push, fields, node_type = stack.pop, stack.append, _CHILD_FIELDS, ast.AST
+    while stack:
+        node = pop()
+        yield node
+        if node.__class__ in prune and node is not root:
+            continue
+        names = fields.get(node.__class__)
+        if names is None:
+            names = _child_fields(node.__class__)
+        for name in names:
+            v = getattr(node, name, None)
+            if v.__class__ is list:
+                for c in reversed(v):
+                    if isinstance(c, node_type):
+                        push(c)
+            elif isinstance(v, node_type):
+                push(v)
+
 
 def dotted(node: ast.AST) -> str:
     """`torch.nn.functional.dropout` for an attribute chain, '' for anything else."""

@@ -4,6 +4,7 @@ names that identify dropout calls, attention kernels, models and seeding."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 from auditor.checks import Hit
@@ -40,6 +41,7 @@ _DROP_PARAM = re.compile(r"(?:drop|p_drop|dropatt|(?:attn|proj|resid|embd|emb|ml
                          r"feat|token|layer)_drop|drop_(?:path|block|connect)(?:_rate|_prob)?|drop_rate|drop_prob)")
 
 
+@functools.lru_cache(maxsize=4096)
 def dropout_param(name: str) -> bool:
     """A parameter name that carries a dropout rate in model code."""
     from auditor import dropout_keys

@@ -39,6 +39,12 @@ def _functional_name(module, call) -> str | None:
     return None
 
 
+def _functional_callees(module) -> set:
+    """The callee names _functional_name can accept: F.<name>, or a name imported from
+    torch.nn.functional (under any alias)."""
+    return set(_FUNCTIONAL) | set(_functional_imports(module))
+
+
 def _functional_aliases(module) -> set:
     if "functional_aliases" in module.cache:
         return module.cache["functional_aliases"]
@@ -86,7 +92,7 @@ def functional_dropout_training(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
+    for call in module.index.calls_named(_functional_callees(module)):
         name = _functional_name(module, call)
         if name is None or has_star_args(call):
             continue
@@ -157,10 +163,8 @@ def attention_dropout_ungated(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
-        spec = _ATTENTION.get(last_name(call.func))
-        if spec is None:
-            continue
+    for call in module.index.calls_named(_ATTENTION):
+        spec = _ATTENTION[last_name(call.func)]
         expr = arg_or_kwarg(call, *spec)
         if expr is None or _gated(module, call, expr):
             continue

@@ -55,6 +55,9 @@ def receiver_key(node) -> str:
     return ".".join(reversed(parts))
 
 
+_SWITCHES = frozenset({"for_inference", "for_training", "eval", "train"})  # the callees toggle() knows
+
+
 def toggle(call):
     """('train'|'eval'|'unknown', receiver expression) when a call switches a module's mode."""
     func = call.func
@@ -316,7 +319,7 @@ def flow(module) -> Flow:
     f = module.cache.get("mode-flow")
     if f is None:
         f = module.cache["mode-flow"] = Flow(module)
-        if any(toggle(call) is not None for call in module.calls()):
+        if any(toggle(call) is not None for call in module.index.calls_named(_SWITCHES)):
             f.run_all()
         else:
             f.idle = True

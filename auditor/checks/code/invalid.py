@@ -24,9 +24,9 @@ def trainer_args_dropout_kwarg(ctx, rule):
     if module is None:
         return
     local = {n.name for n in module.index.of(ast.ClassDef)}
-    for call in module.calls():
+    for call in module.index.calls_named(TRAINING_ARGS):
         name = last_name(call.func)
-        if name not in TRAINING_ARGS or name in local:
+        if name in local:
             continue
         for kw in call.keywords:
             if kw.arg and dropout_keys.is_rate_key(kw.arg):

@@ -15,7 +15,15 @@ import re
 
 from auditor.checks.code.common import _ATTENTION, _DROPOUT_MODULES, _FUNCTIONAL, _MODEL, _NOT_MODEL
 from auditor.checks.code.flow import receiver_key
-from auditor.sources.python_facts import arg_or_kwarg, constant, is_zero, last_name
+from auditor.sources.python_facts import (
+    ASSIGNMENTS,
+    arg_or_kwarg,
+    constant,
+    is_zero,
+    last_name,
+    target_names,
+    walk,
+)
 
 ZERO, NONZERO, UNKNOWN = "zero", "nonzero", "unknown"
 
@@ -311,13 +319,24 @@ def type_dropout(model_type: str, settings) -> str:
     return NONZERO if any(v > 0 for v in values.values()) else ZERO
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)  # what enclosing_function stops at
+
+
+def _scope_assignments(module, fn, name) -> list:
+    """The assignments to `name` whose enclosing function is fn (None: the module level): those
+    in fn's subtree outside the functions and lambdas nested in it. A walk of one function
+    costs less than the module's map of every assignment."""
+    return [s for s in walk(fn if fn is not None else module.tree, _SCOPES)
+            if s.__class__ in ASSIGNMENTS and name in target_names(s)]
+
+
 def zero_rate(module, node) -> bool:
     """A rate that is a literal 0, directly or through a local name only ever assigned literal 0."""
     if is_zero(node):
         return True
     if isinstance(node, ast.Name):
         fn = module.enclosing_function(node)
-        stmts = [s for s in module.index.assigns.get(node.id, ()) if module.enclosing_function(s) is fn]
+        stmts = _scope_assignments(module, fn, node.id)
         if not stmts:
             return False
         if fn is not None and node.id in {a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs}:
@@ -330,6 +349,9 @@ def zero_rate(module, node) -> bool:
 
 # --- does the file train? ----------------------------------------------------------------------
 
+_TRAINING_CALLEES = frozenset({"backward", "step", "train"})
+
+
 def training_calls(module) -> list:
     """Calls that show training: loss.backward(), optimizer.step(), accelerator.backward(loss),
     trainer.train()."""
@@ -337,7 +359,7 @@ def training_calls(module) -> list:
     if cached is not None:
         return cached
     found = []
-    for call in module.index.calls:
+    for call in module.index.calls_named(_TRAINING_CALLEES):
         func = call.func
         if not isinstance(func, ast.Attribute):
             continue

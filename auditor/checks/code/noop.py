@@ -19,6 +19,7 @@ from auditor.checks.code.common import (
 )
 from auditor.checks.code.flow import receiver_key
 from auditor.sources.python_facts import (
+    ASSIGNMENTS,
     arg_or_kwarg,
     constant,
     dotted,
@@ -26,6 +27,8 @@ from auditor.sources.python_facts import (
     is_zero,
     kwarg,
     last_name,
+    target_names,
+    walk,
 )
 
 
@@ -36,9 +39,9 @@ def rnn_dropout_single_layer(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
+    for call in module.index.calls_named(_RNNS):
         name = last_name(call.func)
-        if name not in _RNNS or dotted(call.func).split(".")[0] not in ("nn", "torch", name):
+        if dotted(call.func).split(".")[0] not in ("nn", "torch", name):
             continue
         if any(kw.arg is None for kw in call.keywords):
             continue
@@ -118,10 +121,6 @@ def _is_stub(fn) -> bool:
                for s in body)
 
 
-def _reads(node, name) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(node))
-
-
 # Decorators that bind a function to a signature it must take whole: abstract interfaces, and
 # torch.library fake/meta kernels, which receive every argument of the op (xtuner's shape
 # functions take dropout_p and rightly ignore it).
@@ -137,7 +136,13 @@ def dropout_parameter_unused(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for fn in module.index.of(ast.FunctionDef, ast.AsyncFunctionDef):
+    idx = module.index
+    named = {id(idx.parents.get(idx.parents.get(a))) for a in idx.of(ast.arg) if dropout_param(a.arg)}
+    if not named:
+        return  # no function has a parameter named like a rate
+    for fn in idx.of(ast.FunctionDef, ast.AsyncFunctionDef):
+        if id(fn) not in named:
+            continue
         parent = module.parent(fn)
         if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
             continue  # other methods often keep a parameter to honour an interface
@@ -148,11 +153,13 @@ def dropout_parameter_unused(ctx, rule):
             continue
         if _is_stub(fn) or any(last_name(getattr(d, "func", d)) in _SIGNATURE_BOUND for d in fn.decorator_list):
             continue
-        if any(isinstance(n, ast.Call) and last_name(n.func) in ("locals", "vars") for n in ast.walk(fn)):
+        if any(_inside(module, call, fn) for call in module.index.calls_named(("locals", "vars"))):
             continue
+        reads = _first_reads(fn, {arg.arg for arg in params})
         for arg in params:
             name = arg.arg
-            if not any(_reads(stmt, name) for stmt in fn.body):
+            first_read = reads.get(name)
+            if first_read is None:
                 literal = _literal_passed(fn, name)
                 extra = ""
                 if literal is not None:
@@ -161,7 +168,7 @@ def dropout_parameter_unused(ctx, rule):
                 yield _hit(ctx, module, arg, f"parameter {name} of {fn.name}() is never used{extra}",
                            key=f"{fn.name}.{name}")
                 continue
-            shadow = _shadowed(fn, name)
+            shadow = _shadowed(fn, name, first_read)
             if shadow is not None:
                 yield _hit(ctx, module, shadow,
                            f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
@@ -177,16 +184,37 @@ def _literal_passed(fn, name):
     return None
 
 
-def _shadowed(fn, name):
-    for stmt in fn.body:
+def _shadowed(fn, name, first_read: int):
+    """The literal `name = <literal>` assigned before fn.body[first_read], the first
+    statement that reads name, else None."""
+    for i, stmt in enumerate(fn.body):
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 ok, _ = constant(stmt.value) if stmt.value is not None else (False, None)
                 return stmt.value if ok else None
-        if _reads(stmt, name):
+        if i == first_read:
             return None
     return None
+
+
+def _inside(module, node, fn) -> bool:
+    return any(a is fn for a in module.ancestors(node))
+
+
+def _first_reads(fn, names: set) -> dict:
+    """name -> the position in fn.body of the first statement that reads it (a Name load
+    anywhere under it, nested functions included), for the names that are read: one walk of
+    the body for all of a function's parameters."""
+    found = {}
+    load = ast.Load
+    for i, stmt in enumerate(fn.body):
+        for node in walk(stmt):
+            if node.__class__ is ast.Name and node.id in names and node.id not in found and node.ctx.__class__ is load:
+                found[node.id] = i
+        if len(found) == len(names):
+            break
+    return found
 
 
 def _config_target(node):
@@ -211,7 +239,7 @@ def dropout_set_after_build(ctx, rule):
     if module is None:
         return
     idx = module.index
-    for node in idx.of(ast.Assign, ast.AugAssign, ast.AnnAssign) + idx.calls_by_name.get("setattr", []):
+    for node in _config_writes(idx) + idx.calls_by_name.get("setattr", []):
         found = None
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -235,6 +263,21 @@ def dropout_set_after_build(ctx, rule):
                        f"{name}.config.{key} is set after {name} was built: its layers read the value at "
                        f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
                        key=f"{name}.config.{key}")
+
+
+def _config_writes(idx) -> list:
+    """The assignments with a `<x>.config.<rate>` target, in source order: a cheap look at each
+    target, sorting only the few that qualify."""
+    attribute = ast.Attribute
+    found = []
+    for kind in (ast.Assign, ast.AugAssign, ast.AnnAssign):
+        for stmt in idx.of(kind):
+            for t in (stmt.targets if kind is ast.Assign else (stmt.target,)):
+                if (t.__class__ is attribute and t.value.__class__ is attribute and t.value.attr == "config"
+                        and dropout_keys.is_rate_key(t.attr)):
+                    found.append(stmt)
+                    break
+    return sorted(found, key=idx.order)
 
 
 def _rebuilt_after(module, stmt, owner) -> bool:
@@ -287,6 +330,24 @@ def dropout_result_discarded(ctx, rule):
                    "line does nothing; assign it (x = ...)", key=what)
 
 
+def _dropout_assignments(module) -> dict:
+    """The part of ModuleIndex.assigns whose statements assign a dropout module call
+    (`self.drop = nn.Dropout(p)`), in the same order: the only statements the callers judge,
+    found from the dropout calls instead of every assignment of the module."""
+    found = module.cache.get("dropout-assignments")
+    if found is None:
+        found = module.cache["dropout-assignments"] = {}
+        idx = module.index
+        for call in idx.calls_named(_DROPOUT_MODULES):
+            stmt = idx.parents.get(call)
+            if stmt.__class__ in ASSIGNMENTS and stmt.value is call:
+                for name in target_names(stmt):
+                    found.setdefault(name, []).append(stmt)
+        for group in found.values():
+            group.sort(key=idx.order)
+    return found
+
+
 def _dropout_module_call(module, call) -> str:
     """`self.drop(x)` where self.drop is an nn.Dropout built in the class, or `nn.Dropout(p)(x)`."""
     func = call.func
@@ -294,7 +355,7 @@ def _dropout_module_call(module, call) -> str:
         return f"{last_name(func.func)}(...)(...)"
     if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
         return ""
-    for stmt in module.index.assigns.get(f"self.{func.attr}", ()):
+    for stmt in _dropout_assignments(module).get(f"self.{func.attr}", ()):
         value = getattr(stmt, "value", None)
         if isinstance(value, ast.Call) and last_name(value.func) in _DROPOUT_MODULES:
             inplace = arg_or_kwarg(value, "inplace", 1)
@@ -389,9 +450,9 @@ def attention_path_without_dropout(ctx, rule):
     module = _module(ctx)
     if module is None:
         return
-    for call in module.calls():
-        spec = _ATTENTION.get(last_name(call.func))
-        if spec is None or has_star_args(call):
+    for call in module.index.calls_named(_ATTENTION):
+        spec = _ATTENTION[last_name(call.func)]
+        if has_star_args(call):
             continue
         p = arg_or_kwarg(call, *spec)
         if p is not None and not models.zero_rate(module, p):
@@ -452,7 +513,7 @@ def _inplace_dropout_module(module, call) -> bool:
     if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
         return False
     return any(isinstance(getattr(s, "value", None), ast.Call) and last_name(s.value.func) in _DROPOUT_MODULES
-               for s in module.index.assigns.get(f"self.{func.attr}", ()))
+               for s in _dropout_assignments(module).get(f"self.{func.attr}", ()))
 
 
 def _describe(module, call) -> str:

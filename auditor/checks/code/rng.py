@@ -32,16 +32,18 @@ from auditor.sources.python_facts import (
 def _uses_dropout(src, module) -> bool:
     if any((s.p or 0) > 0 or s.reason == "expression" for s in src.settings):
         return True
-    for call in module.calls():
+    idx = module.index
+    for call in idx.calls_named(_DROPOUT_CALLEES):
         name = last_name(call.func)
-        if name in _DROPOUT_MODULES or name in _FUNCTIONAL:
-            p = arg_or_kwarg(call, "p", 0 if name in _DROPOUT_MODULES else 1)
-            if p is None or not is_zero(p):
-                return True
-        for kw in call.keywords:
-            if kw.arg and dropout_keys.is_rate_key(kw.arg) and not is_zero(kw.value):
-                return True
-    return False
+        p = arg_or_kwarg(call, "p", 0 if name in _DROPOUT_MODULES else 1)
+        if p is None or not is_zero(p):
+            return True
+    call = ast.Call
+    return any(kw.arg and dropout_keys.is_rate_key(kw.arg) and not is_zero(kw.value)
+               and idx.parents.get(kw).__class__ is call for kw in idx.of(ast.keyword))
+
+
+_DROPOUT_CALLEES = _DROPOUT_MODULES | frozenset(_FUNCTIONAL)
 
 
 @check("checkpoint-without-rng-state")
@@ -53,7 +55,8 @@ def checkpoint_without_rng_state(ctx, rule):
     if module is None or not _uses_dropout(ctx.source, module):
         return
     idx = module.index
-    for node in idx.calls + idx.of(ast.Dict) + idx.of(ast.ClassDef):
+    checkpoints = [call for call, name in zip(idx.calls, idx.call_names) if "checkpoint" in name]
+    for node in checkpoints + idx.of(ast.Dict) + idx.of(ast.ClassDef):
         if isinstance(node, ast.Call) and "checkpoint" in last_name(node.func):
             kw = kwarg(node, "preserve_rng_state")
             if kw is not None and constant(kw.value) == (True, False):
