@@ -773,3 +773,16 @@ def test_default_config_completes_a_probe(tmp_path, model_type, arch):
     assert result.meta["model"].startswith(arch)
     assert result.losses and all(loss == loss for loss in result.losses)  # finite, not NaN
     assert "DRP811" not in {f.code for f in result.findings}
+
+
+def test_a_depth_named_only_by_its_layer_type_list_is_cut():
+    """Nemotron-H (nested in NeMo Speech-LM) gives its depth only as the length of
+    `layers_block_type`; the list was never cut, so the scaled model kept 52 layers (714M
+    parameters). It is cut to the shortest prefix holding every kind, like a counted stack."""
+    pattern = ["mamba", "moe", "mamba", "attention"] * 13
+    small = scale_config_dict({"model_type": "x", "hidden_size": 256, "layers_block_type": pattern})
+    assert small["layers_block_type"] == pattern[:4]
+    from_default = scaled_with_type("nemo_speechlm")["text_config"]["layers_block_type"]
+    before = CONFIG_MAPPING["nemo_speechlm"]().to_dict()["text_config"]["layers_block_type"]
+    assert len(from_default) < len(before) and set(from_default) == set(before)
+    assert CONFIG_MAPPING["nemotron_h"](layers_block_type=from_default).num_hidden_layers == len(from_default)

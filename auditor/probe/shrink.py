@@ -113,6 +113,20 @@ def layer_count(d: dict) -> int | None:
     return next((d[k] for k in LAYER_KEYS if is_int(d.get(k))), None)
 
 
+LAYER_LISTS = ("layers_block_type", "layer_types")
+
+
+def listed_layers(d: dict) -> int | None:
+    """The layer count of a config that names no count, only one type per layer (Nemotron-H's
+    `layers_block_type`, whose length its config class takes as the depth: `num_hidden_layers`
+    is deprecated there). Nested in NeMo Speech-LM, its 52 layers were never cut (714M parameters)."""
+    for key in LAYER_LISTS:
+        value = d.get(key)
+        if isinstance(value, list) and len(value) > 2 and all(isinstance(v, str) for v in value):
+            return len(value)
+    return None
+
+
 # Layer kinds whose weights the modeling code ties across all their occurrences, so a scaled
 # model needs two of them: Zamba ties every hybrid layer's shared transformer to the first one's
 # through a `_tied_weights_keys` pattern that must match another layer (modeling_zamba.py), and
@@ -249,6 +263,8 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
         if is_int(d.get("num_kv_shared_layers")) and d["num_kv_shared_layers"] > 0:
             total = layer_count(d)
             d["num_kv_shared_layers"] = min(d["num_kv_shared_layers"], max(0, total - keep))
+    elif listed := listed_layers(d):
+        cut_per_layer(d, listed, layers_needed(d, listed))
     _scale_experts(d)
     _scale_vocab(d)
     rotary = any(k in d for k in ("rope_scaling", "rope_parameters", "rope_theta", "rotary_dim"))
