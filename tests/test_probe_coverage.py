@@ -144,7 +144,8 @@ def test_every_vocabulary_is_scaled_and_unsynthesizable_labels_are_left_out():
     such heads are driven without labels, and the probe's description says so."""
     import torch
 
-    from auditor.probe.build import build_hf, hf_batch
+    from auditor.probe.batch import hf_batch
+    from auditor.probe.build import build_hf
 
     marian = scaled("marian")
     assert marian["decoder_vocab_size"] == marian["vocab_size"] == 512
@@ -280,7 +281,8 @@ def test_language_adapters_get_language_ids():
     batch names one for every row, as its forward's `lang_ids` takes them."""
     import torch
 
-    from auditor.probe.build import build_hf, hf_batch, loss_of
+    from auditor.probe.batch import hf_batch, loss_of
+    from auditor.probe.build import build_hf
 
     model, arch = build_hf({"model_type": "xmod", "architectures": ["XmodForCausalLM"]},
                            None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
@@ -295,7 +297,8 @@ def test_blip_family_gets_text_qformer_ids_and_placeholders_for_its_image():
     defaults leave None; the video model takes (batch, 4 frames, C, H, W)."""
     import torch
 
-    from auditor.probe.build import build_hf, hf_batch, loss_of
+    from auditor.probe.batch import hf_batch, loss_of
+    from auditor.probe.build import build_hf
 
     assert small_config("blip-2")["image_token_index"] < small_config("blip-2")["text_config"]["vocab_size"]
     for model_type, arch, frames in (("instructblip", "InstructBlipForConditionalGeneration", None),
@@ -318,11 +321,12 @@ def test_audio_features_follow_the_encoder_config():
     (batch, frames, bins); the fallback of 80 features failed (mat1 32x2560 and 4096x64)."""
     import torch
 
-    from auditor.probe.build import _features
+    from auditor.probe.batch import _features
 
     canary = CONFIG_MAPPING["canary"]()
     assert _features(canary, 2, torch.Generator().manual_seed(0)).shape == (2, 64, 128)
-    from auditor.probe.build import build_hf, hf_batch
+    from auditor.probe.batch import hf_batch
+    from auditor.probe.build import build_hf
 
     model, arch = build_hf({"model_type": "speech-encoder-decoder", "architectures": ["SpeechEncoderDecoderModel"]},
                            None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
@@ -337,7 +341,8 @@ def test_vision_encoder_decoder_pixels_follow_the_encoder_image_size():
     pixels were given to a 64 x 64 encoder."""
     import torch
 
-    from auditor.probe.build import build_hf, hf_batch
+    from auditor.probe.batch import hf_batch
+    from auditor.probe.build import build_hf
 
     model, arch = build_hf({"model_type": "vision-encoder-decoder", "architectures": ["VisionEncoderDecoderModel"]},
                            None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
@@ -349,7 +354,8 @@ def built(model_type: str, arch: str):
     """A scaled model of the type's default config and the probe's batch for it."""
     import torch
 
-    from auditor.probe.build import build_hf, hf_batch
+    from auditor.probe.batch import hf_batch
+    from auditor.probe.build import build_hf
 
     model, arch = build_hf({"model_type": model_type, "architectures": [arch]}, None, full_size=False,
                            seed=0, device="cpu", dtype=torch.float32)
@@ -359,7 +365,7 @@ def built(model_type: str, arch: str):
 def trains(model, batch) -> bool:
     import torch
 
-    from auditor.probe.build import loss_of
+    from auditor.probe.batch import loss_of
 
     model.train()
     return bool(torch.isfinite(loss_of(model(**batch))))
@@ -381,7 +387,7 @@ def test_pix2struct_gets_flattened_patches_with_row_and_column_ids():
 def test_udop_gets_normalized_token_boxes():
     """UDOP's horizontal and vertical attention biases need a box per token ("Bbox is required for
     horizontal relative position bias"); LayoutLM, which defaults its boxes, gets none."""
-    from auditor.probe.build import _needs_boxes
+    from auditor.probe.batch import _needs_boxes
 
     model, batch = built("udop", "UdopForConditionalGeneration")
     boxes = batch["bbox"]
@@ -462,7 +468,7 @@ def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
 def test_a_transformers_tuple_gives_its_leading_loss_and_compares_its_logits():
     import torch
 
-    from auditor.probe.build import first_tensor, loss_of
+    from auditor.probe.batch import first_tensor, loss_of
 
     loss, logits = torch.tensor(2.5), torch.randn(2, 3, 5)
     assert loss_of((loss, logits)) is loss and first_tensor((loss, logits)) is logits
@@ -542,7 +548,7 @@ def test_molmo2_trains_with_its_modality_ids():
     Its batch is text only (the image features need `image_token_pooling`), so every id is 0."""
     import torch
 
-    from auditor.probe.build import hf_batch, loss_of
+    from auditor.probe.batch import hf_batch, loss_of
 
     model, arch = build_default("molmo2", "Molmo2ForConditionalGeneration")
     batch = hf_batch(model, arch, 0, "cpu")
@@ -553,7 +559,7 @@ def test_molmo2_trains_with_its_modality_ids():
 
     import transformers.models.qwen2_vl.modeling_qwen2_vl as qwen2_vl  # takes them, does not require them
 
-    from auditor.probe.build import _modality_types, _required_in_training
+    from auditor.probe.batch import _modality_types, _required_in_training
     assert _required_in_training(model) == {"mm_token_type_ids"}
     assert _required_in_training(qwen2_vl.Qwen2VLForConditionalGeneration.__new__(
         qwen2_vl.Qwen2VLForConditionalGeneration)) == set()

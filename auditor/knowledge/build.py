@@ -548,7 +548,8 @@ def train_mode_experiment(model_type: str, label: str, class_names: list[str]) -
     attention layer and a key read only there is seen (jamba attention_dropout)."""
     import torch
 
-    from auditor.probe.build import build_hf, first_tensor, hf_batch
+    from auditor.probe.batch import first_tensor, hf_batch
+    from auditor.probe.build import build_hf
     from auditor.probe.keymap import site_rates
 
     path = tuple(label.split("."))

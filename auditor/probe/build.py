@@ -10,7 +10,6 @@ output from it, so the checks need not know where the model came from.
 from __future__ import annotations
 
 import copy
-import functools
 import importlib.util
 import linecache
 import os
@@ -24,15 +23,20 @@ import torch
 from torch import nn
 
 from auditor.probe import complete
+from auditor.probe.batch import (
+    BATCH,
+    SEQ_LEN,
+    first_tensor,
+    forward_params,
+    hf_batch,
+    loss_of,
+    text_config_of,
+    to_device,
+)
+from auditor.probe.errors import BuildError
 from auditor.probe.shrink import fill_rope_sections, scale_config_dict  # noqa: F401  (the one scaler; re-exported)
 
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
-SEQ_LEN = 32
-BATCH = 4
-
-
-class BuildError(Exception):
-    """The model could not be built from what was given (exit 2 with this message)."""
 
 
 @dataclass
@@ -112,7 +116,7 @@ def _config_for_class(cls, config):
     wanted = getattr(cls, "config_class", None)
     if not isinstance(wanted, type) or isinstance(config, wanted):
         return config
-    text = _text_config(config)
+    text = text_config_of(config)
     return text if isinstance(text, wanted) else config
 
 
@@ -216,7 +220,7 @@ def _trial_forward_or_tuple(model, arch: str, seed: int, device) -> None:
     try:
         _trial_forward(model, arch, seed, device)
     except AttributeError as exc:
-        if not OUTPUT_CLASS_ERROR.search(str(exc)) or "return_dict" not in _forward_params(model):
+        if not OUTPUT_CLASS_ERROR.search(str(exc)) or "return_dict" not in forward_params(model):
             raise
         _return_tuples(model)
         _trial_forward(model, arch, seed, device)
@@ -324,461 +328,6 @@ def _add_adapter(model, adapter: dict):
         return peft.get_peft_model(model, config)
     except (ValueError, TypeError, KeyError) as exc:
         raise BuildError(f"could not apply the adapter: {exc}") from None
-
-
-def first_tensor(output) -> torch.Tensor:
-    """The tensor to compare between runs: logits when present, else the first tensor (past the
-    loss that leads a Transformers tuple, `(loss,) + output`)."""
-    if torch.is_tensor(output):
-        return output
-    for name in ("logits", "last_hidden_state", "prediction_logits"):
-        t = getattr(output, name, None)
-        if torch.is_tensor(t):
-            return t
-    if isinstance(output, dict):
-        for v in output.values():
-            if torch.is_tensor(v):
-                return v
-    if isinstance(output, (tuple, list)):
-        for v in output[1:] if len(output) > 1 and _leading_loss(output) is not None else output:
-            t = first_tensor(v) if not torch.is_tensor(v) else v
-            if torch.is_tensor(t):
-                return t
-    if hasattr(output, "to_tuple"):
-        return first_tensor(output.to_tuple())
-    raise BuildError(f"the model returned no tensor ({type(output).__name__})")
-
-
-def loss_of(output) -> torch.Tensor:
-    """`.loss` when the model computes one, else the mean square of its output."""
-    loss = getattr(output, "loss", None)
-    if loss is None and isinstance(output, dict):
-        loss = output.get("loss")
-    if torch.is_tensor(loss):
-        return loss
-    loss = _leading_loss(output)
-    return loss if loss is not None else first_tensor(output).float().pow(2).mean()
-
-
-def _leading_loss(output) -> torch.Tensor | None:
-    """With `return_dict=False` a Transformers model given labels returns `(loss,) + output`: a
-    tuple whose first item is a 0-dim tensor."""
-    if isinstance(output, tuple) and output and torch.is_tensor(output[0]) and output[0].dim() == 0:
-        return output[0]
-    return None
-
-
-def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int = SEQ_LEN) -> dict:
-    """A fixed synthetic batch for the model's main input and signature, with labels for its head:
-    token ids; pixel_values at the config's image size and channels; input_values or
-    input_features for audio; decoder ids for encoder-decoders; text plus image for multimodal."""
-    config = getattr(model, "config", None)
-    text = _text_config(config)
-    vocab = int(getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 512)
-    g = torch.Generator().manual_seed(seed + 1)
-    main = getattr(model, "main_input_name", "input_ids")
-    if main == "inputs":  # SpeechEncoderDecoderModel: whatever its encoder takes
-        encoder = model.get_encoder() if callable(getattr(model, "get_encoder", None)) else None
-        main = getattr(encoder, "main_input_name", main)
-    params = _forward_params(model)
-    kw: dict = {}
-    placed = False  # the image's place in the text is already given (no placeholders to count)
-    ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
-    required = _required_params(model)
-    if main == "input_ids" or "input_ids" in params and (
-            main not in ("pixel_values", "input_values", "input_features") or "input_ids" in required
-            or main == "pixel_values" and text is not config):  # BLIP-2 / InstructBLIP: image plus text
-        kw["input_ids"] = ids
-        if "attention_mask" in params:
-            kw["attention_mask"] = torch.ones_like(ids)
-    streams = _code_streams(model)
-    if streams and "input_ids" in kw:
-        kw["input_ids"] = _with_code_streams(ids, streams, getattr(config, "audio_pad_token_id", None), g)
-    for name in sorted(required):  # a tower's own token ids (InstructBLIP's qformer_input_ids)
-        if name.endswith("_input_ids") and name != "decoder_input_ids":
-            own = getattr(config, name[: -len("input_ids")] + "config", None)
-            own_vocab = int(getattr(own, "vocab_size", None) or vocab)
-            kw[name] = torch.randint(min(3, own_vocab - 1), own_vocab, (batch, seq), generator=g)
-            mask = name[: -len("input_ids")] + "attention_mask"
-            if mask in params:
-                kw[mask] = torch.ones_like(kw[name])
-    text_only = getattr(model, "_probe_text_only", False)
-    if main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
-                                  and not text_only):
-        kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
-        if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
-            kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
-        if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
-            placed = _cross_attended_image(kw)
-    if main == "state" and _is_policy(config):
-        placed = _policy_inputs(model, kw, batch, g)
-    if main == "flattened_patches":
-        kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
-    if main == "input_values":
-        kw["input_values"] = torch.randn(batch, 4000, generator=g)
-    if main == "input_features":
-        kw["input_features"] = _features(config, batch, g)
-    per_token = getattr(config, "audio_length_per_tok", None)
-    if main == "input_ids" and "input_features" in params and isinstance(per_token, int) and per_token > 0:
-        kw["input_features"] = _streamed_features(config, seq * per_token, batch, g)
-    if "shared_kv_states" in params and isinstance(getattr(config, "backbone_hidden_size", None), int):
-        _backbone_states(model, kw, batch, seq, g)
-    if "bbox" in params and _needs_boxes(config):
-        kw["bbox"] = _token_boxes(batch, seq, g)
-    if "lang_ids" in params and getattr(config, "languages", None):  # X-MOD: one language adapter per row
-        kw["lang_ids"] = torch.zeros(batch, dtype=torch.long)
-    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
-        kw["decoder_input_ids"] = ids[:, : seq // 2].clone()
-        _own_encoder_and_channel_ids(model, kw, vocab, batch, seq, g)
-    labels = None if getattr(model, "_probe_no_labels", False) else _labels(arch, config, kw, ids, batch, seq, g)
-    if labels is not None and "labels" in params:
-        kw["labels"] = labels
-    if getattr(model, "_probe_tuple_output", False):  # see _return_tuples
-        kw["return_dict"] = True
-    encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
-    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
-        _add_image_tokens(model, kw, "pixel_values" in required)
-    if "mm_token_type_ids" in params and "input_ids" in kw and "mm_token_type_ids" in _required_in_training(model):
-        kw["mm_token_type_ids"] = _modality_types(config, kw)
-    return {k: _to(v, device) for k, v in kw.items()}
-
-
-def _forward_params(model) -> set:
-    import inspect
-
-    try:
-        return set(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError):
-        return {"input_ids", "attention_mask", "labels"}
-
-
-def _required_params(model) -> set:
-    """Forward parameters without a default: inputs the model cannot run without."""
-    import inspect
-
-    try:
-        params = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return set()
-    return {p.name for p in params if p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def _text_config(config):
-    getter = getattr(config, "get_text_config", None)
-    try:
-        return getter(decoder=True) if callable(getter) else config
-    except Exception:  # noqa: BLE001  some composites cannot name one; the top level will do
-        return config
-
-
-def _vision(config):
-    return getattr(config, "vision_config", None)
-
-
-def _image_encoder(config):
-    """VisionEncoderDecoder keeps the image size in its encoder config (scaled with it)."""
-    encoder = getattr(config, "encoder", None)
-    return encoder if getattr(encoder, "image_size", None) else None
-
-
-def _pixels(config, batch: int, g) -> torch.Tensor:
-    size = getattr(config, "image_size", None) or 224
-    if isinstance(size, dict):
-        height, width = size.get("height", 224), size.get("width", 224)
-    elif isinstance(size, (list, tuple)):
-        height, width = size[0], size[-1]
-    else:
-        height = width = int(size)
-    channels = int(getattr(config, "num_channels", None) or 3)
-    return torch.randn(batch, channels, height, width, generator=g)
-
-
-def _code_streams(model) -> tuple[int, int] | None:
-    """(codebooks, codebook vocabulary) of a model whose input ids carry, per time step, a text
-    token and one audio code per codebook: Kyutai speech-to-text embeds (batch, seq, 1 + codebooks)
-    ids through an `audio_tokens_offsets` buffer that starts with the text column's 0."""
-    config = getattr(model, "config", None)
-    books, book_vocab = getattr(config, "num_codebooks", None), getattr(config, "codebook_vocab_size", None)
-    if not isinstance(books, int) or not isinstance(book_vocab, int):
-        return None
-    for _name, buf in model.named_buffers():
-        if _name.endswith("audio_tokens_offsets") and buf.dim() == 1 and len(buf) == books + 1 and buf[0] == 0:
-            return books, book_vocab
-    return None
-
-
-def _with_code_streams(ids, streams: tuple[int, int], pad, g) -> torch.Tensor:
-    """Codes never equal the audio pad id, which the embedding leaves unshifted (as padding)."""
-    books, book_vocab = streams
-    codes = torch.randint(0, book_vocab, (*ids.shape, books), generator=g)
-    if isinstance(pad, int):
-        codes = codes.masked_fill(codes == pad, 0 if pad else 1)
-    return torch.cat([ids.unsqueeze(-1), codes], dim=-1)
-
-
-def _own_encoder_and_channel_ids(model, kw: dict, vocab: int, batch: int, seq: int, g) -> None:
-    """Dia encodes text bytes (an encoder vocabulary of 256, not the decoder's) and decodes audio
-    codes in `num_channels` channels, embedded through per-channel `offsets`: its decoder ids are
-    (batch, length, channels) and its labels (batch x channels, length), as its logits are. (The
-    (batch x channels, length) form of the ids, which it also documents, fails in its embedding:
-    "view size is not compatible with input tensor's size and stride".)"""
-    config = model.config
-    encoder_vocab = getattr(getattr(config, "encoder_config", None), "vocab_size", None)
-    if "input_ids" in kw and isinstance(encoder_vocab, int) and 1 < encoder_vocab < vocab:
-        kw["input_ids"] = torch.randint(min(3, encoder_vocab - 1), encoder_vocab, (batch, seq), generator=g)
-    channels = getattr(getattr(config, "decoder_config", None), "num_channels", None)
-    if isinstance(channels, int) and channels > 1 and any(
-            n.endswith("embeddings.offsets") and b.dim() == 1 and len(b) == channels for n, b in model.named_buffers()):
-        kw["decoder_input_ids"] = torch.randint(min(3, vocab - 1), vocab, (batch, seq // 2, channels), generator=g)
-
-
-def _backbone_states(model, kw: dict, batch: int, seq: int, g) -> None:
-    """Gemma 4's assistant drafts tokens from its backbone's states and raises without them
-    ("inputs_embeds and shared_kv_states cannot be None"): `inputs_embeds` of 2 x
-    backbone_hidden_size per position, and the backbone's keys and values for each attention kind,
-    (batch, kv heads, length, head dim) as the assistant's own layers of that kind take them."""
-    config = model.config
-    text = _text_config(config)
-    per_layer, kinds = getattr(text, "per_layer_config", None), getattr(text, "layer_types", None)
-    if not per_layer or not kinds:
-        return
-    states = {}
-    for layer, kind in zip(per_layer, kinds):
-        if kind not in states:
-            shape = (batch, int(layer.num_key_value_heads), seq, int(layer.head_dim))
-            states[kind] = (torch.randn(*shape, generator=g), torch.randn(*shape, generator=g))
-    kw["inputs_embeds"] = torch.randn(batch, seq, 2 * config.backbone_hidden_size, generator=g)
-    kw["shared_kv_states"] = states
-
-
-def _needs_boxes(config) -> bool:
-    """UDOP's encoder biases attention by the horizontal and vertical distance between the tokens'
-    boxes, and raises without them (its relative_bias_args name those kinds). LayoutLM-style models
-    fill in zero boxes themselves, so they get none here."""
-    kinds = {a.get("type") for a in getattr(config, "relative_bias_args", None) or () if isinstance(a, dict)}
-    return bool(kinds & {"horizontal", "vertical"})
-
-
-def _token_boxes(batch: int, seq: int, g) -> torch.Tensor:
-    """One box per token, (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1, normalized to [0, 1] as
-    UDOP's embeddings take them (they clip to [0, 1] and scale by max_2d_position_embeddings)."""
-    low = torch.rand(batch, seq, 2, generator=g) * 0.5
-    high = low + torch.rand(batch, seq, 2, generator=g) * 0.5
-    return torch.cat([low, high], dim=-1)
-
-
-def _is_policy(config) -> bool:
-    return all(isinstance(getattr(config, k, None), int) for k in ("max_state_dim", "max_action_dim", "chunk_size"))
-
-
-def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
-    """PI0 (a robot policy) trains on a robot state, a chunk of `chunk_size` target actions and
-    their noised copy at a flow-matching timestep, conditioned on camera images and text: its
-    forward needs `state`, and its VLM prefix needs pixels (batch, cameras, C, H, W) with a
-    camera mask and one image placeholder per image feature. Noise and timestep are given, not
-    drawn inside the forward, so that only dropout varies between two runs of one seed. One camera."""
-    config = model.config
-    actions = (batch, config.chunk_size, config.max_action_dim)
-    kw["state"] = torch.randn(batch, config.max_state_dim, generator=g)
-    kw["noise"] = torch.randn(*actions, generator=g)
-    kw["actions"] = torch.randn(*actions, generator=g)
-    kw["timestep"] = 0.001 + 0.998 * torch.rand(batch, generator=g)
-    vlm = getattr(config, "vlm_config", None)
-    owner = getattr(getattr(model, "model", None), "vlm", None)
-    token = getattr(vlm, "image_token_id", None)
-    if vlm is None or owner is None or not isinstance(token, int) or "input_ids" not in kw:
-        return False
-    pixels = _pixels(_vision(vlm) or vlm, batch, g)
-    with torch.no_grad():
-        per_image = owner.get_image_features(pixels).pooler_output.shape[1]
-    vocab = int(getattr(_text_config(vlm), "vocab_size", None) or 512)
-    ids = kw["input_ids"].masked_fill(kw["input_ids"] == token, min(3, vocab - 1))
-    kw["input_ids"] = torch.cat([torch.full((batch, per_image), token, dtype=ids.dtype), ids], dim=1)
-    kw["attention_mask"] = torch.ones_like(kw["input_ids"])
-    kw["pixel_values"] = pixels.unsqueeze(1)
-    kw["pixel_attention_mask"] = torch.ones(batch, 1, dtype=torch.bool)
-    return True
-
-
-PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
-
-
-def _flattened_patches(config, batch: int, g) -> torch.Tensor:
-    """Pix2Struct's image as its processor hands it over: (batch, patches, 2 + patch pixels), each
-    patch a row id and a column id (from 1; 0 marks padding and is masked out) followed by its
-    `patch_embed_hidden_size` pixel values (16 x 16 x 3 in the default)."""
-    depth = int(getattr(config, "patch_embed_hidden_size", None) or 768)
-    rows = torch.arange(1, PATCH_GRID + 1, dtype=torch.float).repeat_interleave(PATCH_GRID)
-    cols = torch.arange(1, PATCH_GRID + 1, dtype=torch.float).repeat(PATCH_GRID)
-    ids = torch.stack([rows, cols], dim=-1).expand(batch, -1, -1)
-    return torch.cat([ids, torch.randn(batch, PATCH_GRID * PATCH_GRID, depth, generator=g)], dim=-1)
-
-
-AUDIO_SUB_CONFIGS = ("encoder_config", "audio_config", "speech_config", "encoder")
-
-
-def _features(config, batch: int, g) -> torch.Tensor:
-    """Audio features. Whisper-like encoders take (batch, mel bins, 2 x max_source_positions
-    frames); feature-projection encoders (Wav2Vec2-BERT, Speech2Text) take (batch, frames, dim).
-    An encoder-decoder's audio settings may sit in its encoder config; a conformer there that
-    subsamples time by convolution (Canary, Cohere ASR) takes (batch, frames, mel bins)."""
-    if not getattr(config, "num_mel_bins", None):
-        sub = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS
-                    if getattr(getattr(config, n, None), "num_mel_bins", None)), None)
-        if sub is not None and getattr(sub, "subsampling_factor", None):
-            return torch.randn(batch, 64, int(sub.num_mel_bins), generator=g)
-        config = sub or config
-    bins = getattr(config, "num_mel_bins", None)
-    if bins:
-        positions = getattr(config, "max_source_positions", None)
-        return torch.randn(batch, int(bins), 2 * int(positions) if positions else 64, generator=g)
-    per_channel = getattr(config, "input_feat_per_channel", None)
-    dim = getattr(config, "feature_projection_input_dim", None) or (
-        per_channel * int(getattr(config, "input_channels", 1) or 1) if per_channel else None) \
-        or getattr(config, "feature_size", None) or 80
-    return torch.randn(batch, 64, int(dim), generator=g)
-
-
-def _streamed_features(config, frames: int, batch: int, g) -> torch.Tensor:
-    """Voxtral Realtime adds its audio embeddings to the text embeddings position by position,
-    one text token per `audio_length_per_tok` mel frames, and raises without audio ("You must
-    specify exactly one of input_features or encoder_inputs_embeds"): (batch, mel bins, frames)
-    that make exactly one audio embedding per token."""
-    audio = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS if getattr(getattr(config, n, None), "num_mel_bins", None)),
-                 config)
-    return torch.randn(batch, int(getattr(audio, "num_mel_bins", None) or 128), frames, generator=g)
-
-
-def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
-    num_labels = int(getattr(config, "num_labels", 2) or 2)
-    if arch.endswith("ForSequenceClassification") or arch.endswith("ForImageClassification"):
-        return torch.randint(0, num_labels, (batch,), generator=g)
-    if arch.endswith("ForTokenClassification"):
-        return torch.randint(0, num_labels, (batch, seq), generator=g)
-    if arch == "base model" or "input_ids" not in kw and not getattr(config, "is_encoder_decoder", False):
-        return None
-    if "decoder_input_ids" not in kw:
-        return ids.clone()
-    decoder = kw["decoder_input_ids"]  # per channel (Dia): one row of labels per batch row and channel
-    return decoder.transpose(1, 2).reshape(-1, decoder.shape[1]) if decoder.dim() == 3 else decoder.clone()
-
-
-def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
-    """Multimodal decoders match one placeholder token per image feature: ask the model how many
-    features the synthetic image makes, and write that many placeholders into the text. When it
-    cannot say, the probe runs the text path only (the language model's dropout still runs),
-    unless the forward cannot run without the image (BLIP, BLIP-2 with no placeholder token:
-    the image features are prepended to the text, so the text stays as it is). Kosmos-2 has no
-    placeholder id: its `image_embeds_position_mask` marks the positions the features replace."""
-    config = model.config
-    by_mask = "image_embeds_position_mask" in _forward_params(model)
-    kind, getter = _features_getter(model)
-    token = next((getattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index")
-                  if isinstance(getattr(config, n, None), int)), None)
-    try:
-        with torch.no_grad():
-            out = getter(**_accepted(getter, kw, "pixel_values"))
-        feats = getattr(out, "pooler_output", None)
-        feats = out if feats is None else feats
-        if isinstance(feats, (list, tuple)):
-            rows = sum(f.reshape(-1, f.shape[-1]).shape[0] for f in feats)
-        else:
-            feats = first_tensor(feats) if not torch.is_tensor(feats) else feats
-            rows = feats.reshape(-1, feats.shape[-1]).shape[0]
-        per_image = rows // kw["pixel_values"].shape[0]
-    except Exception:  # noqa: BLE001  no way to count image tokens: text only
-        per_image = None
-    if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
-        if not image_required:
-            kw.pop("pixel_values")
-        return
-    ids = kw["input_ids"]
-    batch, seq = ids.shape
-    vocab = int(getattr(_text_config(config), "vocab_size", 512) or 512)
-    text = ids.masked_fill(ids == token, min(3, vocab - 1)) if token is not None else ids
-    image = torch.full((batch, per_image), min(3, vocab - 1) if token is None else token, dtype=ids.dtype)
-    kw["input_ids"] = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
-    if by_mask:
-        kw["image_embeds_position_mask"] = torch.cat(
-            [torch.zeros(batch, 1), torch.ones(batch, per_image), torch.zeros(batch, seq - 1)], dim=1).long()
-    if "attention_mask" in kw:
-        kw["attention_mask"] = torch.ones_like(kw["input_ids"])
-    if "labels" in kw:
-        kw["labels"] = kw["input_ids"].clone()
-
-
-TRAINING_INPUT = re.compile(r"`(\w+)` is required as a model input when training")
-
-
-def _required_in_training(model) -> set:
-    """Inputs the forward takes as optional but raises without in training (Molmo2's
-    `mm_token_type_ids`), as its modeling module says; other models are given none of them, as
-    their processors give none by default."""
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    module = sys.modules.get(type(base).__module__)
-    path = getattr(module, "__file__", None)
-    if not path or f"{os.sep}transformers{os.sep}" not in path:
-        return set()
-    return _training_inputs_named_in(path)
-
-
-@functools.lru_cache(maxsize=64)
-def _training_inputs_named_in(path: str) -> frozenset:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return frozenset(TRAINING_INPUT.findall(fh.read()))
-    except OSError:
-        return frozenset()
-
-
-def _modality_types(config, kw: dict) -> torch.Tensor:
-    """The per-token modality that Molmo2's forward requires in training (its processor writes it:
-    0 for text, 1 for image tokens): 1 at the image placeholders written into the text, if any."""
-    ids = kw["input_ids"]
-    token = next((getattr(config, n) for n in ("image_token_id", "image_token_index")
-                  if isinstance(getattr(config, n, None), int)), None)
-    if token is None or "pixel_values" not in kw:
-        return torch.zeros_like(ids)
-    return (ids == token).long()
-
-
-VIDEO_FRAMES = 4
-
-
-def _cross_attended_image(kw: dict) -> bool:
-    """IDEFICS reads images through gated cross-attention, not placeholders: its forward takes
-    (batch, images, C, H, W) pixels and an `image_attention_mask` of (batch, text length, images)
-    saying which tokens see which image, and runs only with an image. One image, seen by every
-    token."""
-    kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)
-    kw["image_attention_mask"] = torch.ones(*kw["input_ids"].shape, 1, dtype=torch.long)
-    return True
-
-
-def _features_getter(model):
-    """("image", get_image_features), or ("video", get_video_features) for a model that takes
-    only video (InstructBLIP-Video), or ("image", None)."""
-    for kind in ("image", "video"):
-        for owner in (model, getattr(model, "model", None)):
-            getter = getattr(owner, f"get_{kind}_features", None) if owner is not None else None
-            if callable(getter):
-                return kind, getter
-    return "image", None
-
-
-def _accepted(fn, kw: dict, first: str) -> dict:
-    """`first` plus the other inputs of the batch that `fn` names (InstructBLIP's image features
-    need its qformer_input_ids)."""
-    import inspect
-
-    try:
-        names = set(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        names = set()
-    return {first: kw[first], **{k: v for k, v in kw.items()
-                                 if k in names and k != first and k.endswith(("_input_ids", "_attention_mask"))
-                                 and not k.startswith("decoder_")}}
 
 
 def refusal(model_type: str, exc: BaseException) -> str | None:
@@ -901,18 +450,6 @@ def _default_inputs(model: nn.Module, seed: int, device) -> tuple:
     raise BuildError("cannot guess inputs for this model: return (model, example_inputs) from the factory")
 
 
-def _to(x, device):
-    if torch.is_tensor(x):
-        return x.to(device)
-    if isinstance(x, tuple):
-        return tuple(_to(v, device) for v in x)
-    if isinstance(x, list):
-        return [_to(v, device) for v in x]
-    if isinstance(x, dict):
-        return {k: _to(v, device) for k, v in x.items()}
-    return x
-
-
 def subject_from_factory(fn: Callable, *, seed: int, device, description: str) -> Subject:
     torch.manual_seed(seed)
     made = fn()
@@ -925,11 +462,11 @@ def subject_from_factory(fn: Callable, *, seed: int, device, description: str) -
     if example is None:
         args, kwargs = _default_inputs(model, seed, device), {}
     elif isinstance(example, dict):
-        args, kwargs = (), _to(example, device)
+        args, kwargs = (), to_device(example, device)
     elif isinstance(example, (tuple, list)):
-        args, kwargs = tuple(_to(v, device) for v in example), {}
+        args, kwargs = tuple(to_device(v, device) for v in example), {}
     else:
-        args, kwargs = (_to(example, device),), {}
+        args, kwargs = (to_device(example, device),), {}
     dtype = next((p.dtype for p in model.parameters()), torch.float32)
     return Subject(model, args, kwargs, loss_of, first_tensor, "factory", description, torch.device(device), dtype)
 

@@ -176,7 +176,7 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
             return m
 
         def run(model):
-            from auditor.probe.build import hf_batch
+            from auditor.probe.batch import hf_batch
             kw = hf_batch(model, cache["arch"], opts.seed, torch.device("cpu"))
             return subject.output_fn(model(**kw)).detach()
 

@@ -59,7 +59,7 @@ class CannotProbe(Exception):
 def one_line(exc: BaseException, limit: int = 240) -> str:
     """An exception as one short line: Transformers' messages can run to 10,000 characters
     (every known model type) and span many lines, which no report should carry."""
-    from auditor.probe.build import BuildError
+    from auditor.probe.errors import BuildError
 
     text = " ".join(str(exc).split()) or type(exc).__name__
     if not isinstance(exc, BuildError):
@@ -118,7 +118,7 @@ def _execute(req: ProbeRequest, target):
 
 def run(req: ProbeRequest) -> int:
     from auditor.engine import exit_code
-    from auditor.probe.build import BuildError
+    from auditor.probe.errors import BuildError
     from auditor.probe.targets import TargetError
 
     try:
