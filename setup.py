@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def _catalogue():
     sys.path.insert(0, HERE)
     try:
-        from auditor import catalogue
+        from auditor.core import catalogue
     finally:
         sys.path.pop(0)
     return catalogue

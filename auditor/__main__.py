@@ -2,7 +2,7 @@
 
 import sys
 
-from auditor.launch import main
+from auditor.cli.launch import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,7 @@ NAMES = ("recipe.yaml", "config.json", "adapter_config.json", "train.yml")
 
 
 def _setup():
-    from auditor.engine import Engine, Options
+    from auditor.run.engine import Engine, Options
 
     return Engine(Options())
 
@@ -61,7 +61,7 @@ def main(argv=None):
     with atheris.instrument_imports():
         import ruamel.yaml  # noqa: F401
 
-        import auditor.engine  # noqa: F401
+        import auditor.run.engine  # noqa: F401
         import auditor.sources.structured  # noqa: F401
     atheris.Setup(list(argv or sys.argv), one_input)
     atheris.Fuzz()

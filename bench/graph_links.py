@@ -15,8 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:
-    from auditor.discover import discover
-    from auditor.engine import Engine, Options
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options
     from auditor.setup import links as L
 
     ap = argparse.ArgumentParser()

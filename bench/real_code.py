@@ -77,8 +77,8 @@ def extract(root: str, mirrors: str) -> None:
 
 
 def audit(path: str, select: tuple) -> list:
-    from auditor.discover import discover
-    from auditor.engine import Engine, Options
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options
 
     engine = Engine(Options(select=select))
     files = discover([path], engine.suffixes).files

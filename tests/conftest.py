@@ -25,8 +25,8 @@ def write_files(base, files) -> list:
 
 
 def audit(paths, **options):
-    from auditor.discover import discover
-    from auditor.engine import Engine, Options
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options
 
     if "root" not in options and len(paths) == 1 and os.path.isdir(paths[0]):
         options["root"] = paths[0]  # links are followed inside the checked root only
@@ -47,7 +47,7 @@ def run_cli():
     """Run the CLI in-process; returns (exit code, stdout)."""
     from click.testing import CliRunner
 
-    from auditor.cli import cli
+    from auditor.cli.commands import cli
 
     def run(*args):
         result = CliRunner().invoke(cli, list(args), catch_exceptions=False)

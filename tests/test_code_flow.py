@@ -410,7 +410,7 @@ _CITES = re.compile(r"(?:(?P<call>[\w.()]+)\(\) \(line (?P<line>\d+)\))|(?:(?P<k
 
 
 def test_every_cited_line_holds_the_cited_call(tmp_path):
-    from auditor.catalogue import load
+    from auditor.core.catalogue import load
 
     checked = 0
     for rule in load():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from auditor import dropout_keys, probability
+from auditor.core import probability
+from auditor.knowledge import dropout_keys
 from auditor.sources import structured
 
 

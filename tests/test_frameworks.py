@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from auditor import dropout_keys
-from auditor.knowledge import frameworks
+from auditor.knowledge import dropout_keys, frameworks
 from auditor.sources import shell, structured
 from tests.conftest import audit, write_files
 

@@ -122,7 +122,7 @@ def test_read_text_on_any_bytes(tmp_path_factory, data):
 # --- fixers -----------------------------------------------------------------------------------
 
 def _engine():
-    from auditor.engine import Engine, Options
+    from auditor.run.engine import Engine, Options
 
     if not hasattr(_engine, "cached"):
         _engine.cached = Engine(Options())

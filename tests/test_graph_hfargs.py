@@ -19,11 +19,11 @@ def test_generated_fields_match_the_pinned_libraries():
     """Drift test: regenerate in memory from the installed transformers/trl."""
     pytest.importorskip("transformers")
     pytest.importorskip("trl")
-    from auditor.setup import build_hfargs
+    from auditor.generate import hfargs as build_hfargs
 
     with open(hfargs.DATA, encoding="utf-8") as fh:
         shipped = json.load(fh)
-    assert build_hfargs.generate() == shipped, "run `python -m auditor.setup.build_hfargs`"
+    assert build_hfargs.generate() == shipped, "run `python -m auditor.generate.hfargs`"
 
 
 def test_the_table_holds_the_documented_classes():

@@ -11,7 +11,7 @@ from tests.conftest import write_files
 
 
 def _links(tmp_path, files, name):
-    from auditor.engine import Engine, Options
+    from auditor.run.engine import Engine, Options
 
     write_files(tmp_path, files)
     engine = Engine(Options(root=str(tmp_path)))
@@ -136,7 +136,7 @@ def test_self_link_is_no_edge(tmp_path):
 
 
 def test_shell_script_without_dropout_is_read_for_its_links_only(tmp_path):
-    from auditor.engine import Engine, Options
+    from auditor.run.engine import Engine, Options
 
     write_files(tmp_path, [("run.sh", "axolotl train a.yml\n"), ("notes.sh", "echo hello\n")])
     engine = Engine(Options(root=str(tmp_path)))

@@ -100,8 +100,8 @@ def test_cache_misses_when_a_linked_file_changes(tmp_path, run_cli, monkeypatch)
 
 
 def test_jobs_gives_the_same_findings_as_serial(tmp_path):
-    from auditor.discover import discover
-    from auditor.engine import Engine, Options
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options
 
     for i in range(30):
         write_files(tmp_path, [
@@ -130,7 +130,7 @@ def test_probe_target_of_a_directory_takes_the_adapter_beside_the_config(tmp_pat
 def test_check_sources_called_twice_reports_twice():
     """Regression: cross-directory dedupe lived in the engine between calls, so a second
     check_sources of the same file (as --fix re-audits and the fuzz tests do) lost findings."""
-    from auditor.engine import Engine, Options
+    from auditor.run.engine import Engine, Options
     from auditor.sources import structured
 
     engine = Engine(Options())
@@ -248,7 +248,7 @@ def test_precommit_finds_the_script_that_links_to_a_staged_file(tmp_path, run_cl
     code, out = run_cli("check", "--format", "json", "--no-cache", os.path.join("recipes", "dpo.yml"))
     assert "DRP501" in [f["code"] for f in json.loads(out)["findings"]]
 
-    from auditor import checkrun
+    from auditor.cli import checkrun
 
     assert checkrun._linkers([os.path.join("cfg", "sft.yaml")], ".") == ["train.py"]
 

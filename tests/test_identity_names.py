@@ -88,7 +88,7 @@ def test_a_correction_can_remove_a_wrong_hint():
 
 
 def test_seed_and_class_table_match_the_pinned_transformers():
-    out = subprocess.run([sys.executable, "-m", "auditor.setup.build_names", "--check"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "auditor.generate.names", "--check"], capture_output=True,
                          text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
 
@@ -103,7 +103,7 @@ def test_concrete_classes_name_their_type():
 
 def test_table_is_loaded_only_when_a_hub_id_turns_up(tmp_path):
     code = ("import sys, time\n"
-            "from auditor.engine import Engine, Options\n"
+            "from auditor.run.engine import Engine, Options\n"
             "from auditor.setup import names\n"
             "e = Engine(Options())\n"
             f"list(e.check_paths([{str(tmp_path / 'a' / 'recipe.yaml')!r}]))\n"

@@ -14,8 +14,8 @@ from tests.conftest import REPO, audit, write_files
 
 
 def identities(tmp_path, files, models=None):
-    from auditor import resolve
-    from auditor.engine import Engine, Options
+    from auditor.run.engine import Engine, Options
+    from auditor.setup import resolve
 
     paths = write_files(str(tmp_path), files)
     engine = Engine(Options(models=models or {}))
@@ -164,8 +164,8 @@ def test_plan_lists_the_sub_config_sites_of_a_composite_model(tmp_path):
 
 def test_cached_findings_are_not_reused_when_the_model_knowledge_changes(tmp_path, monkeypatch):
     """The findings cache key covers the user's models mapping and what the HF cache holds."""
-    from auditor.cache import salt_for
-    from auditor.engine import Engine, Options
+    from auditor.run.cache import salt_for
+    from auditor.run.engine import Engine, Options
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     plain = salt_for(Engine(Options()))

@@ -163,7 +163,7 @@ def test_statistics_and_rule_docs(cli, tmp_path):
 
 
 def _modules_after(args, cwd):
-    code = ("import sys\nfrom auditor.cli import main\ntry:\n    main(%r, standalone_mode=False)\n"
+    code = ("import sys\nfrom auditor.cli.commands import main\ntry:\n    main(%r, standalone_mode=False)\n"
             "except SystemExit:\n    pass\nsys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))" % (args,))
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": REPO})
@@ -174,7 +174,7 @@ def _modules_after(args, cwd):
 def test_machine_formats_stay_light(tmp_path, fmt):
     write_files(tmp_path, [("r.yaml", BAD)])
     mods = _modules_after(["check", ".", "--format", fmt], tmp_path)
-    assert "auditor.engine" in mods
+    assert "auditor.run.engine" in mods
     for heavy in ("rich", "pydantic", "torch", "transformers", "peft"):
         assert heavy not in mods, f"--format {fmt} imported {heavy}"
 
@@ -185,7 +185,7 @@ def test_pydantic_only_with_a_config_file(tmp_path):
 
 
 def test_no_progress_bar_when_piped():
-    from auditor import progress
+    from auditor.cli import progress
 
     class Pipe:
         def isatty(self):

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from auditor import fix
-from auditor.model import Edit, Finding, Fix, Span
+from auditor.core.model import Edit, Finding, Fix, Span
+from auditor.run import fix
 from tests.conftest import write_files
 
 RECIPE = "base_model: m\nadapter: lora\nlora_dropout: \"0.1\"  # quoted\nhidden_dropout: 5e-2\n"
@@ -28,7 +28,7 @@ RECIPE = "base_model: m\nadapter: lora\nlora_dropout: \"0.1\"  # quoted\nhidden_
 def _cli(*args):
     from click.testing import CliRunner
 
-    from auditor.cli import cli
+    from auditor.cli.commands import cli
 
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.output
@@ -105,7 +105,7 @@ def test_file_changed_since_audit_is_not_written(tmp_path, monkeypatch):
 
 
 def test_atomic_replace_refuses_when_content_differs(tmp_path):
-    from auditor.atomic_write import FileChanged, replace
+    from auditor.run.atomic_write import FileChanged, replace
 
     path = tmp_path / "f.yaml"
     path.write_bytes(b"a: 1\n")

@@ -279,7 +279,7 @@ def test_loaders_import_no_heavy_library_and_load_fast():
 
 
 def test_build_module_imports_cheaply():
-    code = "import sys; import auditor.knowledge.build; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = "import sys; import auditor.generate.architectures; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
@@ -287,7 +287,7 @@ def test_build_module_imports_cheaply():
 
 def test_data_files_are_in_canonical_form():
     """The files are what build.dump writes: regenerating with nothing changed yields no diff."""
-    from auditor.knowledge import build
+    from auditor.generate import architectures as build
 
     for path, tables in ((build.ARCH_FILE, build.ARCH_TABLES), (build.PEFT_FILE, build.PEFT_TABLES)):
         text = path.read_text(encoding="utf-8")
@@ -318,19 +318,19 @@ def test_shipped_data_matches_installed_libraries():
             pytest.skip(f"{dist} is not installed; the drift check needs the probe extra")
         if have.split("+")[0] != versions[dist]:
             pytest.skip(f"{dist} {have} installed, data generated with {versions[dist]}")
-    command = [sys.executable, "-m", "auditor.knowledge.build", "--check"]
+    command = [sys.executable, "-m", "auditor.generate.architectures", "--check"]
     if os.environ.get("DROPOUT_AUDIT_FULL_DRIFT") != "1":
         command += ["--sample", "40"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     started = time.monotonic()
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
-    assert out.returncode == 0, "knowledge drifted; run python -m auditor.knowledge.build\n" + out.stderr[-4000:]
+    assert out.returncode == 0, "knowledge drifted; run python -m auditor.generate.architectures\n" + out.stderr[-4000:]
     assert time.monotonic() - started < 600
 
 
 def test_drift_summary_names_what_changed():
     """--check must say which record drifted, not just fail."""
-    from auditor.knowledge import build
+    from auditor.generate import architectures as build
 
     old = {"versions": {"transformers": "1"}, "model_types": {"a": {"keys": {}}, "b": {"keys": {}}}}
     new = {"versions": {"transformers": "2"}, "model_types": {"a": {"keys": {"x": 1}}, "c": {"keys": {}}}}
@@ -383,7 +383,7 @@ def test_a_part_of_the_model_the_experiment_never_ran_is_no_evidence():
     torch = pytest.importorskip("torch")
     from torch import nn
 
-    from auditor.knowledge.build import EXPERIMENT_RATE, idle_holders, modules_run
+    from auditor.generate.architectures import EXPERIMENT_RATE, idle_holders, modules_run
 
     class Tower(nn.Module):
         def __init__(self):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from auditor.knowledge import build_trl
+from auditor.generate import trl as build_trl
 from auditor.knowledge import frameworks as fw
 
 
@@ -69,7 +69,7 @@ def test_no_drift_from_the_installed_trl():
     if version != _doc()["trl"]:
         pytest.skip(f"trl {version} installed, data generated from {_doc()['trl']}")
     assert build_trl._dump(build_trl.build()) == build_trl.DATA_FILE.read_text(encoding="utf-8"), \
-        "data/trl.json is stale: python -m auditor.knowledge.build_trl"
+        "data/trl.json is stale: python -m auditor.generate.trl"
 
 
 def test_trainers_absent_from_trl_are_not_judged_in_code(tmp_path):

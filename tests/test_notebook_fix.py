@@ -24,7 +24,7 @@ FIXED_LINE = "        return F.dropout(x, 0.1, training=self.training)\n"
 
 
 def _cli(*args):
-    from auditor.cli import cli
+    from auditor.cli.commands import cli
 
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.output
@@ -52,8 +52,8 @@ def test_fix_edits_only_the_cell_source(tmp_path):
 
 
 def test_fix_refuses_a_notebook_changed_since_the_audit(tmp_path):
-    from auditor import fix
-    from auditor.engine import Engine, Options
+    from auditor.run import fix
+    from auditor.run.engine import Engine, Options
 
     (path,) = write_files(tmp_path, [("nb.ipynb", notebook(code(lines(MODULE))))])
     engine = Engine(Options(fingerprints=True))
@@ -139,8 +139,8 @@ def test_property_notebook_fix_changes_only_the_edited_source_string(nb):
 
 
 def test_multiline_edit_splits_into_source_strings_with_the_file_separator():
-    from auditor import fix
-    from auditor.model import Edit, Finding, Fix, Span
+    from auditor.core.model import Edit, Finding, Fix, Span
+    from auditor.run import fix
     from auditor.sources import notebook as nbreader
 
     nb = notebook(markdown(["m"]), code(lines(MODULE)), indent=2)

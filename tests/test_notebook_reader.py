@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from auditor.model import Span
+from auditor.core.model import Span
 from tests.conftest import REPO, audit, write_files
 from tests.notebook_helpers import code, lines, markdown, notebook
 
@@ -137,7 +137,7 @@ def test_formats_point_into_cells(tmp_path, run_cli):
 
 
 def test_cache_carries_the_cell(tmp_path):
-    from auditor import cache
+    from auditor.run import cache
 
     write_files(tmp_path, [("nb.ipynb", notebook(code(lines(ARGS))))])
     (f,) = audit([str(tmp_path)])
@@ -148,7 +148,7 @@ def test_cache_carries_the_cell(tmp_path):
 def test_python_and_yaml_cold_start_does_not_load_the_notebook_reader(tmp_path):
     paths = write_files(tmp_path, [("train.py", ARGS), ("recipe.yaml", "adapter: lora\nlora_dropout: 0.1\n")])
     for path in paths:
-        probe = ("import sys; from auditor.cli import cli\n"
+        probe = ("import sys; from auditor.cli.commands import cli\n"
                  f"try:\n    cli(['check', {path!r}, '--no-progress'])\nexcept SystemExit:\n    pass\n"
                  "print('LOADED' if 'auditor.sources.notebook' in sys.modules else 'NOT LOADED')")
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
@@ -240,7 +240,7 @@ def test_property_reader_never_raises():
         if src is not None:
             for fact in src.facts:
                 if hasattr(fact, "relocate"):
-                    from auditor.model import Finding, Span
+                    from auditor.core.model import Finding, Span
 
                     f = Finding("DRP000", "n", "invalid", "error", "nb.ipynb", Span(1, 1, 1, 1, 0, 0), "m")
                     fact.relocate([f])

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import os
 
-from auditor import cache as cache_mod
-from auditor.discover import discover
-from auditor.engine import Engine, Options
+from auditor.run import cache as cache_mod
+from auditor.run.discover import discover
+from auditor.run.engine import Engine, Options
 from tests.conftest import write_files
 
 RECIPE = "base_model: m\nadapter: lora\nlora_r: 8\nlora_dropout: 1.5\nmicro_batch_size: 1\n"
@@ -128,7 +128,7 @@ def test_corrupt_entries_are_ignored_and_rewritten(tmp_path):
 
 
 def test_encoding_round_trips_fixes():
-    from auditor.model import Edit, Finding, Fix, Span
+    from auditor.core.model import Edit, Finding, Fix, Span
 
     f = Finding("DRP101", "n", "invalid", "error", "p.yaml", Span(1, 2, 1, 5, 3, 6), "m",
                 Fix("d", (Edit(3, 6, "0.1"),), "unsafe"), "k", False)
@@ -150,14 +150,14 @@ def test_cli_no_cache_writes_nothing_and_cache_dir_is_respected(tmp_path, monkey
 def test_encoding_round_trips_every_finding_field():
     """Findings cross process and cache boundaries through cache.encode; a field it forgets
     is silently lost there (a regression: SARIF suppression kinds came back empty)."""
-    from auditor.cache import decode, encode
-    from auditor.model import Edit, Finding, Fix, Span
+    from auditor.core.model import Edit, Finding, Fix, Span
+    from auditor.run.cache import decode, encode
 
     finding = Finding(code="DRP100", name="n", category="invalid", severity="error", path="a.yaml",
                       span=Span(1, 2, 1, 5, 1, 4), message="m", fix=Fix("d", (Edit(1, 4, "0.1"),), "unsafe"),
                       key="k", suppressed=True, suppression=("inSource", "why"))
     (back,) = decode(encode([finding]))
-    for name in Finding.__slots__:  # the fields, in order (auditor/record.py)
+    for name in Finding.__slots__:  # the fields, in order (auditor/core/record.py)
         assert getattr(back, name) == getattr(finding, name), name
 
 
@@ -166,7 +166,7 @@ def test_code_fingerprint_sees_every_module_of_the_package(tmp_path):
     and other files do not."""
     import os
 
-    from auditor.cache import _code_fingerprint
+    from auditor.run.cache import _code_fingerprint
 
     (tmp_path / "sub" / "__pycache__").mkdir(parents=True)
     for rel in ("a.py", "sub/b.py", "sub/__pycache__/b.cpython-311.pyc", "data.json"):

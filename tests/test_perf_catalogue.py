@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from auditor import catalogue
+from auditor.core import catalogue
 
 
 def _setup(tmp_path, monkeypatch):
@@ -71,13 +71,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _PROBE_SCRIPT = r"""
 import json, sys
-import auditor, auditor.catalogue as catalogue
+import auditor, auditor.core.catalogue as catalogue
 
 def parsed(path):
     raise SystemExit(f"PARSED {path}: the installed package composed built-in rule YAML at run time")
 
 catalogue._read_data = parsed
-from auditor.launch import main
+from auditor.cli.launch import main
 sys.argv = ["dropout-audit", "check", "--no-cache", "--format", "json", *sys.argv[1:]]
 try:
     main()

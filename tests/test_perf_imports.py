@@ -20,7 +20,7 @@ HEAVY = ("torch", "transformers", "peft")
 
 SCRIPT = """
 import json, sys
-from auditor.launch import main
+from auditor.cli.launch import main
 try:
     main(sys.argv[2:])
 except SystemExit:
@@ -55,7 +55,7 @@ def _top(mods) -> set:
 @pytest.mark.parametrize("fmt", ["json", "concise", "full"])
 def test_check_never_imports_the_probe_stack(tmp_path, fixture_tree, fmt):
     mods = _modules_after(tmp_path, "check", "--format", fmt, fixture_tree)
-    assert "auditor.engine" in mods  # the check really ran
+    assert "auditor.run.engine" in mods  # the check really ran
     assert not _top(mods) & set(HEAVY)
 
 
@@ -73,7 +73,7 @@ def test_small_check_does_not_import_multiprocessing_or_pydantic(tmp_path, fixtu
 
 def test_yaml_only_check_does_not_import_the_code_primitives(tmp_path, fixture_tree):
     mods = _modules_after(tmp_path, "check", fixture_tree)
-    assert "auditor.engine" in mods
+    assert "auditor.run.engine" in mods
     assert not {m for m in mods if m.startswith("auditor.checks.code")}
     assert not {"auditor.sources.python_code", "auditor.setup.hfargs"} & mods
 
@@ -104,7 +104,7 @@ def _interpreter_start(tmp_path) -> set:
 
 
 # What a one-recipe check (a pre-commit hook on one YAML file) does without, and why it could:
-# the value classes are written without @dataclass (auditor/record.py; dataclasses brings
+# the value classes are written without @dataclass (auditor/core/record.py; dataclasses brings
 # inspect, ast, dis and tokenize); a Python script's links, the AST helpers behind them and
 # `ast` itself are imported only for Python sources; the findings cache hashes with the
 # interpreter's own SHA-256 where hashlib would load OpenSSL (_hashlib); the shell reader is
@@ -114,14 +114,14 @@ NOT_FOR_ONE_RECIPE = ("dataclasses", "inspect", "ast", "tokenize", "auditor.sour
 
 
 def test_one_recipe_check_imports_nothing_it_does_not_use(tmp_path, fixture_tree):
-    from auditor import catalogue
+    from auditor.core import catalogue
 
     rules = catalogue.builtin_dir()
     if catalogue._load_compiled(rules, catalogue.rule_names(rules)) is None:
         pytest.skip("this checkout's compiled catalogue is stale (`pip install -e .` writes it): the rule "
                     "files would be parsed with ruamel, which imports more")
     mods = _modules_after(tmp_path, "check", os.path.join(fixture_tree, "recipe.yaml"))
-    assert "auditor.engine" in mods and "auditor.setup.links" in mods  # the check and the link stage ran
+    assert "auditor.run.engine" in mods and "auditor.setup.links" in mods  # the check and the link stage ran
     added = mods - _interpreter_start(tmp_path)
     assert not set(NOT_FOR_ONE_RECIPE) & added
 
@@ -129,7 +129,7 @@ def test_one_recipe_check_imports_nothing_it_does_not_use(tmp_path, fixture_tree
 def test_a_script_without_markers_beside_the_recipe_is_not_parsed(tmp_path, fixture_tree):
     """A pre-commit check of one recipe reads the files beside it; a script that cannot yield
     a Source (no marker: sources.PYTHON_MARKERS) must not bring in the Python reader and ast."""
-    from auditor import catalogue
+    from auditor.core import catalogue
 
     rules = catalogue.builtin_dir()
     if catalogue._load_compiled(rules, catalogue.rule_names(rules)) is None:
@@ -137,7 +137,7 @@ def test_a_script_without_markers_beside_the_recipe_is_not_parsed(tmp_path, fixt
     with open(os.path.join(fixture_tree, "util.py"), "w") as fh:
         fh.write("import torch\n\ndef mean(xs):\n    return sum(xs) / len(xs)\n")
     mods = _modules_after(tmp_path, "check", os.path.join(fixture_tree, "recipe.yaml"))
-    assert "auditor.engine" in mods
+    assert "auditor.run.engine" in mods
     assert not {"auditor.sources.python_code", "ast"} & (mods - _interpreter_start(tmp_path))
 
 

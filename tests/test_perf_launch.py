@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from auditor import checkrun, cli, launch
+from auditor.cli import checkrun, launch
+from auditor.cli import commands as cli
 from tests.conftest import REPO, write_files
 
 
@@ -51,15 +52,15 @@ def _run(entry: str, *args, cwd):
 
 def test_plain_check_does_not_import_click_and_prints_the_same(tmp_path):
     write_files(tmp_path, [("r/recipe.yaml", "base_model: m\nadapter: lora\nlora_dropout: 1.5\ndatasets: []\n")])
-    fast = _run("launch", "check", "--", cwd=tmp_path)  # `--` is an option-shaped argument: click's path
+    fast = _run("cli.launch", "check", "--", cwd=tmp_path)  # `--` is an option-shaped argument: click's path
     assert fast[0] == 1 and fast[2].splitlines()[-1] == "CLICK"
-    fast = _run("launch", "check", "r/recipe.yaml", cwd=tmp_path)
-    slow = _run("cli", "check", "r/recipe.yaml", cwd=tmp_path)
+    fast = _run("cli.launch", "check", "r/recipe.yaml", cwd=tmp_path)
+    slow = _run("cli.commands", "check", "r/recipe.yaml", cwd=tmp_path)
     assert fast[0] == slow[0] == 1
     assert fast[1] == slow[1] and "DRP" in fast[1]
     assert fast[2].splitlines()[-1] == "NOCLICK" and slow[2].splitlines()[-1] == "CLICK"
 
 
 def test_usage_problem_on_the_plain_path_is_worded_by_click(tmp_path):
-    rc, out, err = _run("launch", "check", "missing.yaml", cwd=tmp_path)
+    rc, out, err = _run("cli.launch", "check", "missing.yaml", cwd=tmp_path)
     assert rc == 2 and "path does not exist: missing.yaml" in err and "Usage:" in err and "Traceback" not in err

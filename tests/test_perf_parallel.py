@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from auditor import catalogue, parallel
-from auditor.discover import discover
-from auditor.engine import Engine, Options
+from auditor.core import catalogue
+from auditor.run import parallel
+from auditor.run.discover import discover
+from auditor.run.engine import Engine, Options
 from tests.conftest import write_files
 
 
@@ -41,7 +42,7 @@ def test_jobs_output_is_identical_to_serial(tmp_path, monkeypatch):
 
 
 def test_jobs_with_the_cache_cold_and_warm(tmp_path, monkeypatch):
-    from auditor.cache import Cache
+    from auditor.run.cache import Cache
 
     src = tmp_path / "src"
     _example_tree(src, copies=3)
@@ -75,7 +76,7 @@ def test_cli_jobs_flag(tmp_path, run_cli, monkeypatch):
 
 
 def test_files_checked_is_counted_once_in_every_mode(tmp_path, monkeypatch):
-    from auditor.cache import Cache
+    from auditor.run.cache import Cache
 
     _example_tree(tmp_path / "src", copies=1)
     root = str(tmp_path / "src")

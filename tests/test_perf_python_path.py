@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from auditor.engine import Engine, Options
+from auditor.run.engine import Engine, Options
 from auditor.sources.python_facts import PyModule
 from tests.conftest import REPO
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from auditor.model import Edit, Finding, Fix, Span
+from auditor.core.model import Edit, Finding, Fix, Span
 from auditor.report import ReportContext, full
 
 

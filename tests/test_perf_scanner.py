@@ -16,7 +16,7 @@ import random
 import subprocess
 import sys
 
-from auditor import catalogue
+from auditor.core import catalogue
 from auditor.sources import nodes, prescan, structured
 from tests.conftest import REPO, audit
 
@@ -101,7 +101,7 @@ def test_fixture_findings_match_the_pure_path(monkeypatch):
 def test_same_findings_without_pyyaml(tmp_path):
     """Where PyYAML (or its libyaml binding) is missing, ruamel reads everything, silently."""
     script = ("import sys; sys.modules['yaml'] = None; sys.modules['yaml._yaml'] = None\n"
-              "from auditor.launch import main; sys.exit(main())")
+              "from auditor.cli.launch import main; sys.exit(main())")
     env = dict(os.environ, NO_COLOR="1")
     runs = []
     for cmd in ([sys.executable, "-c", script], [sys.executable, "-m", "auditor"]):

@@ -77,7 +77,7 @@ def test_everything_is_restored_after_an_error():
 
 def test_missing_torch_names_the_extra():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from auditor.cli import main\n"
+            "from auditor.cli.commands import main\n"
             "sys.exit(main(['probe', 'x.json']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False,
                          env={**os.environ, "PYTHONPATH": REPO})
@@ -86,7 +86,7 @@ def test_missing_torch_names_the_extra():
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys\nfrom auditor.cli import main\n"
+    code = ("import sys\nfrom auditor.cli.commands import main\n"
             "try:\n    main(['probe', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False,

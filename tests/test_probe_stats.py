@@ -46,7 +46,7 @@ def test_outside_band():
 
 
 def test_every_probe_code_has_a_rule_file():
-    from auditor import catalogue
+    from auditor.core import catalogue
 
     rules = {r.code: r for r in catalogue.load() if r.check == "probe"}
     assert {c: (r.name, r.severity) for c, r in rules.items()} == PROBE_CODES

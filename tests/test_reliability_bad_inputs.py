@@ -180,8 +180,8 @@ def test_permission_denied_in_process(tmp_path, monkeypatch):
 
 
 def test_file_deleted_between_discovery_and_parsing(tmp_path):
-    from auditor.discover import discover
-    from auditor.engine import Engine, Options, exit_code
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options, exit_code
 
     gone = tmp_path / "a_gone.yaml"
     _write(gone, RECIPE + "lora_dropout: 0.1\n")
@@ -246,10 +246,10 @@ def test_auto_map_is_reported(tmp_path):
 
 def test_internal_error_exits_2_not_1(tmp_path):
     """An uncaught bug must not read as "findings": exit 2, one-line hint after the traceback."""
-    code = ("import sys, auditor.engine as e\n"
+    code = ("import sys, auditor.run.engine as e\n"
             "def boom(self, paths):\n    raise RuntimeError('boom')\n"
             "e.Engine.check_paths = boom\n"
-            "from auditor.cli import main\nsys.exit(main(['check', sys.argv[1]]))\n")
+            "from auditor.cli.commands import main\nsys.exit(main(['check', sys.argv[1]]))\n")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=cli_env(), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "internal error" in proc.stderr
@@ -287,7 +287,7 @@ def test_network_is_blocked_in_tests_and_cli_subprocesses():
 
 def test_static_path_imports_no_network_or_ml_stack(tmp_path):
     _write(tmp_path / "config.json", '{"model_type": "bert", "hidden_dropout_prob": 0.1}')
-    code = ("import sys\nfrom auditor.cli import main\ntry:\n    main(['check', sys.argv[1]])\nexcept SystemExit:\n"
+    code = ("import sys\nfrom auditor.cli.commands import main\ntry:\n    main(['check', sys.argv[1]])\nexcept SystemExit:\n"
             "    pass\nbad = sorted(m for m in ('torch', 'transformers', 'peft', 'urllib.request', 'http.client', 'requests')"
             " if m in sys.modules)\nprint('IMPORTED', bad)\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=cli_env(), capture_output=True,

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from auditor import catalogue
+from auditor.core import catalogue
 from tests.conftest import audit, write_files
 
 RULES = [r for r in catalogue.load() if r.check != "probe"]

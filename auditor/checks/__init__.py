@@ -4,51 +4,17 @@ A primitive is registered under a name with the scope it runs at: `source` (once
 or `setup` (once per training run, for cross-file questions). It yields Hits; the engine adds
 the rule's code, name, category and severity, so one primitive can serve many rules with
 different params.
+
+Imports inside functions (`checks.code`, `checks.consistency`, `checks.extreme`,
+`checks.missing`, `checks.noop`, `checks.problems`, ...) are deferred for start-up time: a run
+that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import sys
 
-from auditor.model import Fix, Span
-from auditor.record import Record
-
-CHECKS: dict = {}
-
-
-class Hit(Record):
-    """`severity`: a primitive may lower (never raise) its rule's severity for one hit: an
-    eval-mode finding on a model whose dropout is unknown is info, not a warning."""
-
-    __slots__ = ("path", "span", "message", "fix", "key", "severity")
-
-    def __init__(self, path: str, span: Span, message: str, fix: Fix | None = None, key: str = "",
-                 severity: str = ""):
-        self.path = path
-        self.span = span
-        self.message = message
-        self.fix = fix
-        self.key = key
-        self.severity = severity
-
-
-class Context(Record):
-    """What a primitive may look at: the source (for source scope), the setup and its plan."""
-
-    __slots__ = ("source", "setup", "plan")
-
-    def __init__(self, source=None, setup=None, plan=None):
-        self.source = source
-        self.setup = setup
-        self.plan = plan
-
-
-def check(name: str, scope: str = "source"):
-    def register(fn):
-        CHECKS[name] = (scope, fn)
-        return fn
-    return register
-
+from auditor.checks.base import CHECKS, Context, Hit, check, fmt_p, hit_at, replace_value  # noqa: F401 - re-exported
 
 # The primitives of auditor.checks.code, by scope. Each is silent unless the file (source
 # scope) or the setup's driver (setup scope) is Python (code.common._module,
@@ -96,19 +62,3 @@ def _deferred(name: str, scope: str):
             return ()
         return CHECKS[name][1](ctx, rule)
     return run
-
-
-def hit_at(setting, message: str, fix=None) -> Hit:
-    return Hit(setting.path, setting.value_span, message, fix, setting.dotted)
-
-
-def replace_value(setting, replacement: str, description: str, applicability: str = "safe") -> Fix:
-    from auditor.model import Edit
-
-    span = setting.value_span
-    return Fix(description, (Edit(span.start, span.end, replacement),), applicability)
-
-
-def fmt_p(p: float) -> str:
-    text = f"{p:.6g}"
-    return text if "." in text or "e" in text else text + ".0"

@@ -3,14 +3,17 @@ config class rejects, fields a PEFT method does not have, and backends that reje
 
 All knowledge comes from `auditor.knowledge` (generated from the pinned Transformers and PEFT),
 loaded only when a config.json or adapter_config.json is actually checked.
+
+Imports inside functions (`core.model`, `knowledge.architectures`, `knowledge.peft_methods`) are
+deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import re
 
-from auditor.checks import Hit, check, hit_at
-from auditor.lazy_regex import LazyRegex
+from auditor.checks.base import Hit, check, hit_at
+from auditor.core.lazy_regex import LazyRegex
 
 # Model families whose dropout is a float attribute passed to F.dropout / SDPA, not an
 # nn.Dropout module: TRL's disable_dropout_in_model (which only sets nn.Dropout.p = 0) leaves
@@ -38,13 +41,13 @@ def _default_of(info, key):
     return None if k is None else k.default
 
 
-def _at_default(setting, default) -> bool:
+def at_default(setting, default) -> bool:
     if setting.p is None or isinstance(default, bool) or not isinstance(default, (int, float)):
         return setting.reason == "null" and default is None
     return abs(setting.p - float(default)) < 1e-12
 
 
-def _head_reads(info, key: str, architectures) -> bool:
+def head_reads(info, key: str, architectures) -> bool:
     """A key no config declares can still be read by a head (token classification reads
     classifier_dropout, else hidden_dropout). It counts as read when a head that reads it is in
     use, when config.json does not say which heads are used, or when the reader is a module
@@ -86,7 +89,7 @@ def _is_head(name: str) -> bool:
     return "For" in name or name.endswith("Model")
 
 
-def _config_entries(src):
+def config_entries(src):
     """(model type, settings directly in that config) for the top level and each nested
     sub-config dict (text_config: {...}) of a config.json."""
     arch = _arch()
@@ -124,7 +127,7 @@ def _setup_entries(setup):
     for src in setup.of_kind("hf-config"):
         architectures = src.get("architectures") or []
         architectures = [architectures] if isinstance(architectures, str) else [a for a in architectures if isinstance(a, str)]
-        for model_type, info, settings in _config_entries(src):
+        for model_type, info, settings in config_entries(src):
             yield src, model_type, info, settings, architectures, model_type
     overrides = _override_settings(setup)
     model = setup.model
@@ -148,18 +151,18 @@ def arch_unread_key(ctx, rule):
                 continue
             declared = info.keys.get(key)
             if declared is not None:
-                if mode == "declared-unread" and declared.read == "unread" and not _at_default(s, declared.default) \
+                if mode == "declared-unread" and declared.read == "unread" and not at_default(s, declared.default) \
                         and s.p:
                     why = f" ({declared.note})" if declared.note else ""
                     yield hit_at(s, f"{key} = {s.raw} has no effect: {label} declares it but no module "
                                     f"reads it{why}")
-                elif mode == "declared-unread" and s.p and not _at_default(s, declared.default) \
+                elif mode == "declared-unread" and s.p and not at_default(s, declared.default) \
                         and _heads_skip_declared(info, declared, architectures):
                     yield hit_at(s, f"{key} = {s.raw} has no effect here: only {', '.join(declared.read_by)} read "
                                     f"{key}, and architectures lists {', '.join(architectures)} (it acts only if "
                                     "the model is loaded with one of those)")
                 continue
-            if _head_reads(info, key, architectures) or not s.p:
+            if head_reads(info, key, architectures) or not s.p:
                 continue
             sub_readers = [name for name, sub in info.sub_configs.items()
                            if (arch.lookup(sub) and key in arch.lookup(sub).keys)]
@@ -187,7 +190,7 @@ def _rename_fix(src, setting, new_key: str, siblings):
     """Rename the key to the one the architecture reads, keeping its quoting. Unsafe: the value
     starts to act (0.1 attention dropout where there was none), and only when the mapping does
     not already have the new key, since two spellings would then disagree."""
-    from auditor.model import Edit, Fix
+    from auditor.core.model import Edit, Fix
 
     if any(other.key == new_key for other in siblings):
         return None

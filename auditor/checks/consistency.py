@@ -1,6 +1,10 @@
-"""Two places that disagree about one dropout (the `inconsistent` category)."""
+"""Two places that disagree about one dropout (the `inconsistent` category).
 
-from auditor.checks import check, hit_at
+Imports inside functions (`knowledge.architectures`) are deferred for start-up time: a run that
+never takes that path never pays for them.
+"""
+
+from auditor.checks.base import check, hit_at
 
 # Spellings that mean the same setting whatever the architecture (transformers#7593).
 GENERIC_ALIASES = {"classif_dropout": "classifier_dropout"}

@@ -5,12 +5,15 @@ transformers, so they apply only where the setup fine-tunes one; a from-scratch 
 a design choice (the papers' graph networks use 0.5 and 0.6). And an architecture's own default
 is what its pretrained checkpoints ship with (efficientnet's 0.5, mobilenet_v1's 0.999), so a
 config.json at that default is not extreme; only a value raised well above it is.
+
+Imports inside functions (`ast`, `checks.architecture`, `sources.python_code`) are deferred for
+start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
-from auditor.checks import check, fmt_p, hit_at
-from auditor.dropout_keys import is_keep_probability
+from auditor.checks.base import check, fmt_p, hit_at
+from auditor.knowledge.dropout_keys import is_keep_probability
 
 _ROLE_NAMES = {"lora": "LoRA", "stochastic-depth": "stochastic-depth (drop path)"}
 
@@ -103,7 +106,7 @@ def _architecture_defaults(src) -> dict:
     if src.kind != "hf-config":
         return {}
     try:
-        from auditor.checks.architecture import _config_entries as config_entries
+        from auditor.checks.architecture import config_entries
     except ImportError:
         return {}
     found = {}

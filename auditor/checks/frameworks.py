@@ -1,11 +1,15 @@
 """Checks that need a framework's profile (knowledge/frameworks.json): which trainer a run
-really uses, and which section of a recipe its framework reads."""
+really uses, and which section of a recipe its framework reads.
+
+Imports inside functions (`sources.shell`) are deferred for start-up time: a run that never
+takes that path never pays for them.
+"""
 
 from __future__ import annotations
 
-from auditor.checks import Hit, check, hit_at
+from auditor.checks.base import Hit, check, hit_at
 from auditor.knowledge import frameworks
-from auditor.resolve import is_lora_like
+from auditor.setup.resolve import is_lora_like
 
 
 def _launch_runs(driver):

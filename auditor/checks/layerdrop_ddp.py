@@ -1,13 +1,17 @@
 """Layer drop under DistributedDataParallel that expects every parameter to get a gradient.
 
 A model that skips whole layers at random in training (measured per model type and key, see
-auditor/knowledge/build_layer_skipping.py) leaves the skipped layers' parameters without a
+auditor/generate/layer_skipping.py) leaves the skipped layers' parameters without a
 gradient. DDP with find_unused_parameters=False then fails with "Expected to have finished
 reduction in the prior iteration" (speechbrain#2340, transformers#30113). That setting comes
 from trainer args, from DDP's own default in code, or from the Trainer's default, which in the
 pinned Transformers is `not (model.is_activation_checkpointing or args.activation_checkpointing)`
 when ddp_find_unused_parameters is unset (Trainer._build_accelerator_args): gradient
 checkpointing turns the search off.
+
+Imports inside functions (`ast`, `checks.architecture`, `knowledge.architectures`,
+`knowledge.layer_skipping`, `sources.python_code`, `sources.python_facts`) are deferred for
+start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 
-from auditor.checks import check, hit_at
+from auditor.checks.base import check, hit_at
 
 _DDP_CLASSES = frozenset({"DistributedDataParallel", "DDP"})
 _CHECKPOINTING_KWARGS = ("gradient_checkpointing", "activation_checkpointing")
@@ -46,10 +50,10 @@ def _layer_drop_settings(setup, fallback_type):
     arch_entries = {}
     for cfg in setup.of_kind("hf-config"):
         try:
-            from auditor.checks.architecture import _config_entries
+            from auditor.checks.architecture import config_entries
         except ImportError:
             return
-        for model_type, _info, settings in _config_entries(cfg):
+        for model_type, _info, settings in config_entries(cfg):
             for s in settings:
                 arch_entries[id(s)] = model_type
     for src in setup.sources:

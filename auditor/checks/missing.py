@@ -1,6 +1,10 @@
-"""Regularisation the setup suggests but does not configure (the `missing` category)."""
+"""Regularisation the setup suggests but does not configure (the `missing` category).
 
-from auditor.checks import Hit, check
+Imports inside functions (`core.model`) are deferred for start-up time: a run that never takes
+that path never pays for them.
+"""
+
+from auditor.checks.base import Hit, check
 from auditor.knowledge import frameworks
 
 
@@ -17,7 +21,7 @@ def lora_dropout_missing(ctx, rule):
             anchor = driver.fields.get("finetune")
             span = anchor.span if anchor is not None and anchor.span is not None else None
             if span is None:
-                from auditor.model import Span
+                from auditor.core.model import Span
                 span = Span.file_start()
             yield Hit(driver.path, span, f"LoRA fine-tune without an explicit lora_dropout: {note}; "
                                          "set it (0.05-0.1 is common, 0.0 if deliberate)", key="lora_dropout")

@@ -6,13 +6,17 @@ Each rule here was measured against the pinned Transformers with tiny local mode
 dropped, passed to an Auto model's from_pretrained it reaches the model's __init__ and raises
 TypeError, and `config.key = v` on a loaded config is kept but read by nothing when the type
 does not read the key (facts.md, "Loading by name").
+
+Imports inside functions (`ast`, `knowledge.architectures`, `setup.identity`,
+`sources.python_code`, `sources.python_facts`) are deferred for start-up time: a run that never
+takes that path never pays for them.
 """
 
 from __future__ import annotations
 
-from auditor import dropout_keys
-from auditor.checks import Hit, check
-from auditor.checks.architecture import _at_default, _head_reads
+from auditor.checks.architecture import at_default, head_reads
+from auditor.checks.base import Hit, check
+from auditor.knowledge import dropout_keys
 
 
 def _info(identity):
@@ -39,7 +43,7 @@ def _unread(info, key: str, architectures) -> bool:
     declared = info.keys.get(key)
     if declared is not None:
         return declared.read == "unread"
-    return not _head_reads(info, key, architectures)
+    return not head_reads(info, key, architectures)
 
 
 @check("model-unknown", scope="setup")
@@ -68,7 +72,7 @@ def _loads(setup, module):
     """(call, owner class, identity) for each X.from_pretrained(ref, ...) whose ref is resolved."""
     import ast  # here, not at the top: a check of recipes and configs never parses Python
 
-    from auditor.sources.python_code import _string_of
+    from auditor.sources.python_code import string_of
     from auditor.sources.python_facts import kwarg, last_name
 
     for call in module.index.calls_by_name.get("from_pretrained", ()):
@@ -76,9 +80,9 @@ def _loads(setup, module):
             continue
         kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
         node = kw.value if kw is not None else (call.args[0] if call.args else None)
-        ref = _string_of(module, node) if node is not None else None
+        ref = string_of(module, node) if node is not None else None
         rev = kwarg(call, "revision")
-        rev = _string_of(module, rev.value) if rev is not None else None
+        rev = string_of(module, rev.value) if rev is not None else None
         from auditor.setup.identity import reference_key
 
         identity = setup.models.get(reference_key(ref, rev)) if ref else None
@@ -117,7 +121,7 @@ def model_kwarg_rejected(ctx, rule):
         info = _info(identity)
         for kw in _dropout_kwargs(call):
             if not _declared(info, kw.arg):
-                yield Hit(ctx.setup.driver.path, _kw_span(module, kw),
+                yield Hit(ctx.setup.driver.path, kw_span(module, kw),
                           f"{owner}.from_pretrained(..., {kw.arg}=...) raises TypeError: {_known(identity)} does "
                           f"not declare {kw.arg}, so it reaches the model's __init__ as an unexpected keyword "
                           "argument", key=f"{owner}.from_pretrained.{kw.arg}")
@@ -139,13 +143,13 @@ def config_kwarg_dropped(ctx, rule):
             ok, value = constant(kw.value)
             if _declared(info, kw.arg) or (ok and (value == 0 or value is None)):
                 continue
-            yield Hit(ctx.setup.driver.path, _kw_span(module, kw),
+            yield Hit(ctx.setup.driver.path, kw_span(module, kw),
                       f"{owner}.from_pretrained(..., {kw.arg}=...) has no effect: {_known(identity)} does not "
                       f"declare {kw.arg}, so from_pretrained drops it silently", key=f"{owner}.from_pretrained.{kw.arg}")
 
 
-def _kw_span(module, kw):
-    from auditor.sources.python_code import _kw_span as span
+def kw_span(module, kw):
+    from auditor.sources.python_code import kw_span as span
 
     return span(module, kw)
 
@@ -193,7 +197,7 @@ def config_attribute_unread(ctx, rule):
         if not _unread(info, key, identity.architectures):
             continue
         declared = info.keys.get(key)
-        if declared is not None and _at_default(_Value(value), declared.default):
+        if declared is not None and at_default(_Value(value), declared.default):
             continue
         why = "declares it but no module reads it" if declared is not None else f"does not read {key}"
         raw = module.text[module.span(node.value).start:module.span(node.value).end]

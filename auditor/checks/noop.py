@@ -1,7 +1,7 @@
 """Settings that are written but have no effect (the `no-op` category)."""
 
-from auditor.checks import check, hit_at
-from auditor.resolve import is_lora_like
+from auditor.checks.base import check, hit_at
+from auditor.setup.resolve import is_lora_like
 
 
 @check("lora-in-full-finetune", scope="setup")

@@ -2,7 +2,7 @@
 the rule whose code the reader attached, so they can be selected, ignored and documented
 like any other rule."""
 
-from auditor.checks import Hit, check
+from auditor.checks.base import Hit, check
 
 
 @check("source-problem")

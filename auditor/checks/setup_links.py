@@ -3,13 +3,13 @@ missing, and the keys and flags HfArgumentParser rejects at start-up."""
 
 from __future__ import annotations
 
-from auditor.checks import Hit, check
+from auditor.checks.base import Hit, check
 from auditor.setup import links as L
 
 
 def _links(ctx) -> list:
     for fact in ctx.source.facts:
-        if isinstance(fact, L._Links):
+        if isinstance(fact, L.Links):
             return fact.links
     return []
 

@@ -1,7 +1,11 @@
-"""Values that are not usable probabilities (the `invalid` category)."""
+"""Values that are not usable probabilities (the `invalid` category).
 
-from auditor.checks import check, fmt_p, hit_at, replace_value
-from auditor.dropout_keys import is_keep_probability
+Imports inside functions (`checks.architecture`) are deferred for start-up time: a run that
+never takes that path never pays for them.
+"""
+
+from auditor.checks.base import check, fmt_p, hit_at, replace_value
+from auditor.knowledge.dropout_keys import is_keep_probability
 from auditor.sources.dialects import DISPLAY_NAMES, PYYAML_DIALECTS
 
 _WHAT = {
@@ -107,10 +111,10 @@ def not_a_scalar(ctx, rule):
 def _declared_scalar(src, setting) -> bool:
     """Whether the architecture declares this config.json key, as a number and not a list."""
     try:
-        from auditor.checks.architecture import _config_entries
+        from auditor.checks.architecture import config_entries
     except ImportError:
         return False
-    for _model_type, info, settings in _config_entries(src):
+    for _model_type, info, settings in config_entries(src):
         if info is not None and any(s is setting for s in settings):
             declared = info.keys.get(info.aliases.get(setting.key, setting.key))
             return declared is not None and not {"list", "tuple", "dict"} & set(declared.types)

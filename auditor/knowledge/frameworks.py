@@ -2,7 +2,7 @@
 
 The facts are data, each with where it was verified: `data/frameworks.json` (hand-checked
 profiles: recognition, LoRA selection, which trainer runs preference training, defaults) and
-`data/trl.json` (generated from the pinned trl by `python -m auditor.knowledge.build_trl`).
+`data/trl.json` (generated from the pinned trl by `python -m auditor.generate.trl`).
 A framework without a profile is unknown, and nothing that needs it is claimed (#18): DRP500
 needs evidence of a full fine-tune, DRP501 evidence that the trainer zeroes dropout, DRP702
 evidence that it does not.

@@ -1,4 +1,4 @@
-"""Which model types skip whole layers in training, per key (measured by build_layer_skipping).
+"""Which model types skip whole layers in training, per key (measured by auditor/generate/layer_skipping.py).
 
 Read with stdlib json on the static path; see data/layer_skipping.json for how each answer was
 found (`method`: measured on a tiny model, or a scan of the modeling source where inputs could

@@ -6,6 +6,9 @@ decoder inputs, and the model-specific inputs some forwards cannot run without (
 state, pix2struct's flattened patches, UDOP's token boxes). Every input is one the model really
 accepts, so two runs from one seed differ by dropout alone. Kept apart from `build.py`, which
 decides *which* model is built; this decides what it is fed.
+
+Imports inside functions (`inspect`) are deferred for start-up time: a run that never takes that
+path never pays for them.
 """
 
 from __future__ import annotations

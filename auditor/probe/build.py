@@ -5,6 +5,9 @@ Scaling keeps what decides where dropout runs (model type, dropout keys, attenti
 implementation, head class) and shrinks what only costs time (layers, width, vocabulary).
 `Subject` bundles the model with its synthetic batch and how to get a loss and a comparable
 output from it, so the checks need not know where the model came from.
+
+Imports inside functions (`knowledge.architectures`, `peft`, `probe.fullsize`, `transformers`)
+are deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations

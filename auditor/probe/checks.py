@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from auditor.model import Span
+from auditor.core.model import Span
 from auditor.probe.codes import probe_finding
 from auditor.probe.keymap import generic_path
 from auditor.probe.stats import FAMILY_ALPHA, median, outside_band, rate_test

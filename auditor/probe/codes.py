@@ -3,7 +3,7 @@ in step. Kept here as data so a finding can be built without loading the rule ca
 
 from __future__ import annotations
 
-from auditor.model import Finding, Span
+from auditor.core.model import Finding, Span
 
 # code -> (name, default severity)
 PROBE_CODES = {

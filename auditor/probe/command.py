@@ -1,5 +1,9 @@
 """`dropout-audit probe`: the click command. torch, transformers and peft are imported inside the
-command function only, so `dropout-audit --help` and the static path never pay for them."""
+command function only, so `dropout-audit --help` and the static path never pay for them.
+
+Imports inside functions (`probe.session`, `torch`, `transformers`) are deferred for start-up
+time: a run that never takes that path never pays for them.
+"""
 
 from __future__ import annotations
 

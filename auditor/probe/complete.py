@@ -20,6 +20,9 @@ differently from a real checkpoint, or one no layer uses:
   passed to `torch.clamp` as both bounds): an infinite bound, which clips nothing.
 
 The probe's report names every completion. A key the user wrote is never changed.
+
+Imports inside functions (`inspect`, `linecache`, `transformers`) are deferred for start-up
+time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ aya_vision's vision tower said "embed_dim 72 is not divisible by 7 heads", which
 scaler's fault, while the default itself (width 1152, 14 heads) cannot build its own tower. So
 the failing module is built once more, alone, on the meta device, from the full-size sub-config
 of the same class; if it fails the same way, the refusal quotes the full-size failure.
+
+Imports inside functions (`probe.complete`, `torch`) are deferred for start-up time: a run that
+never takes that path never pays for them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The probe's per-site table for the terminal (rich, imported only here)."""
+"""The probe's per-site table for the terminal (rich, imported only here).
+
+Imports inside functions (`rich.console`, `rich.table`) are deferred for start-up time: a run
+that never takes that path never pays for them.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ Order matters: the key map uses separate throw-away builds; the fine-tune's own 
 the train-mode measurement; eval and expected-magnitude passes run on the fine-tuned weights
 (so a LoRA branch is non-zero and its dropout shows in the output); the overhead timing comes
 last because it keeps training the weights.
+
+Imports inside functions (`os`, `probe.batch`) are deferred for start-up time: a run that never
+takes that path never pays for them.
 """
 
 from __future__ import annotations

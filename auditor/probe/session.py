@@ -2,6 +2,10 @@
 
 Exit codes are the same as `check`: 0 nothing at or above --fail-on, 1 findings, 2 usage or a
 model that cannot be built.
+
+Imports inside functions (`core.catalogue`, `probe.build`, `probe.codes`, `probe.errors`,
+`probe.html`, `probe.report_table`, ...) are deferred for start-up time: a run that never takes
+that path never pays for them.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class ProbeRequest:
 
 def probe_rules() -> list:
     try:
-        from auditor import catalogue
+        from auditor.core import catalogue
 
         return [r for r in catalogue.load() if r.check == "probe"]
     except Exception:  # noqa: BLE001  SARIF can do without rule metadata; the probe must not fail on it
@@ -117,9 +121,9 @@ def _execute(req: ProbeRequest, target):
 
 
 def run(req: ProbeRequest) -> int:
-    from auditor.engine import exit_code
     from auditor.probe.errors import BuildError
     from auditor.probe.targets import TargetError
+    from auditor.run.engine import exit_code
 
     try:
         result = execute(req)

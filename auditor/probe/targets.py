@@ -8,6 +8,10 @@ never downloads: a hub id is resolved by the static path's model identity (audit
 the local HF cache when it holds the config, else from the model type's Transformers defaults
 plus the recipe's model-config overrides (`config_origin` says which). Dropout keys are located
 in the file text so findings point at them.
+
+Imports inside functions (`core.model`, `ruamel.yaml`, `ruamel.yaml.error`, `run.engine`,
+`setup.identity`, `setup.link`, ...) are deferred for start-up time: a run that never takes that
+path never pays for them.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from auditor import dropout_keys
-from auditor.model import Span
+from auditor.core.model import Span
+from auditor.knowledge import dropout_keys
 
 _MODEL_KEYS = ("base_model", "model_name_or_path", "pretrained_model_name_or_path", "model_name",
                "model_path", "model_dir", "checkpoint_dir", "name_or_path", "path")
@@ -227,14 +231,14 @@ def _adapter_from_recipe(data: dict) -> dict | None:
 def _links(path: str) -> dict:
     """kind -> the first link of that kind from the file at path whose target exists: the setup
     graph's own edges (auditor/setup/links.py), followed within the same root as `check`."""
-    from auditor.checkrun import link_root
-    from auditor.engine import Engine, Options
+    from auditor.run.engine import Engine, Options
     from auditor.setup import links
+    from auditor.setup.link import link_root
 
     root = link_root(None, [path])
     src = Engine(Options(root=root)).load(path)
     if src is None and path.endswith(links.RECIPE_SUFFIXES):
-        from auditor.model import Source
+        from auditor.core.model import Source
 
         # a recipe with no dropout key is no Source of the static path, yet its output_dir is a link
         src = Source(path=path, kind="recipe", dialect="generic", text=_read(path))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from collections import namedtuple
 
-from auditor.record import Record
+from auditor.core.record import Record
 
 FORMATS = {
     "full": "auditor.report.full",

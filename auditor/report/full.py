@@ -2,6 +2,9 @@
 
 Colour comes from rich only when the stream is a terminal and NO_COLOR is unset (rich
 checks both), so piping into a file or a CI log gives plain text.
+
+Imports inside functions (`rich.console`, `rich.markup`, `rich.text`, `sources.notebook`) are
+deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations

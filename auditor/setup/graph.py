@@ -7,15 +7,19 @@ root joins its Setup as an artifact, and a launch command (`axolotl train x.yml`
 recipe it names the driver of a Setup whose plan applies the command's overrides. Only the
 files the directory's sources link to are read (one level, through `Engine.load_linked`), so
 a pre-commit run on one file never turns into a read of the whole repository.
+
+Imports inside functions (`ast`, `core.model`, `sources.python_code`, `sources.python_facts`)
+are deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
 
-from auditor import dropout_keys, probability, resolve
-from auditor.model import PlanEntry, Setup
-from auditor.setup import identity
+from auditor.core import probability
+from auditor.core.model import PlanEntry, Setup
+from auditor.knowledge import dropout_keys
+from auditor.setup import identity, resolve
 from auditor.setup import links as L
 
 _FOLLOWED = (L.MODEL_PATH, L.SAVED_ADAPTER, L.LAUNCH_RECIPE, L.LAUNCH_SCRIPT, L.HFARGS_FILE)
@@ -118,7 +122,7 @@ def _call_kwargs_apply(src, link) -> None:
     attention dropout keyword overrides the config's value, and is left alone."""
     import ast
 
-    from auditor.model import Field
+    from auditor.core.model import Field
     from auditor.sources.python_code import get_module
     from auditor.sources.python_facts import constant
 

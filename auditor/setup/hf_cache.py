@@ -11,13 +11,16 @@ try_to_load_from_cache on generated caches.
 Every path is built from a validated hub id and revision (no `..`, no separators), and the file
 found must lie inside the cache once links are followed, so a crafted id or link cannot make
 the auditor read elsewhere.
+
+Imports inside functions (`sources.text`) are deferred for start-up time: a run that never takes
+that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
 
-from auditor.lazy_regex import LazyRegex
+from auditor.core.lazy_regex import LazyRegex
 from auditor.setup.names import HUB_ID
 
 _REVISION = LazyRegex(r"^[\w.-]{1,128}$")

@@ -3,7 +3,7 @@
 `HfArgumentParser((A, B)).parse_yaml_file(path)` raises ValueError for a key that no field
 of A or B has (unless `allow_extra_keys=True`), and `parse_args_into_dataclasses()` does the
 same for a flag. The fields come from two places: the library classes, generated into
-`data/hfargs.json` by `build_hfargs.py` (never imported here), and the script's own
+`data/hfargs.json` by `auditor/generate/hfargs.py` (never imported here), and the script's own
 `@dataclass` classes. When any class is neither, the accepted set is unknown and nothing is
 reported: a false "unknown key" costs more than a miss.
 """

@@ -16,14 +16,17 @@ A concrete class (`LlamaForCausalLM.from_pretrained(...)`) or a torchtune builde
 because that class builds the config. The user's mapping comes before the table so that a
 private name, or a correction, always wins over shipped data; the cache comes before both
 because it holds the real file. Nothing here imports huggingface_hub or touches the network.
+
+Imports inside functions (`setup.hf_cache`, `setup.names`, `sources.structured`, `sources.text`)
+are deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
 
-from auditor.lazy_regex import LazyRegex
-from auditor.model import ModelIdentity, Source, Span
+from auditor.core.lazy_regex import LazyRegex
+from auditor.core.model import ModelIdentity, Source, Span
 
 # The driver fields naming the model, most specific first (axolotl's base_model_config names
 # the config to use when it differs from the weights in base_model).

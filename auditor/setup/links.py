@@ -9,118 +9,28 @@ where it leads. Absolute paths and paths escaping the root are not followed (rea
 Paths are tried the way the programs resolve them: relative to the file that names them, then
 to each parent directory up to the root (the working directory of a launch is the top of its
 project, which may sit anywhere between the file and the root).
+
+Imports inside functions (`core.model`, `setup.links_python`, `sources.nodes`,
+`sources.python_code`, `sources.python_facts`, `sources.shell`) are deferred for start-up time:
+a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
 
-from auditor.model import Span
-from auditor.record import Record
-
-MODEL_PATH = "model-path"            # from_pretrained("./dir") / from_config -> dir/config.json
-SAVED_ADAPTER = "saved-adapter"      # output_dir / save_pretrained("dir") -> dir/adapter_config.json
-HFARGS_FILE = "hfargs-file"          # HfArgumentParser(...).parse_yaml_file("x.yaml")
-LAUNCH_RECIPE = "launch-recipe"      # axolotl train x.yml, llamafactory-cli train, tune run --config, --config x.yaml
-LAUNCH_SCRIPT = "launch-script"      # python/torchrun/accelerate launch/deepspeed train.py --flags
-KINDS = (MODEL_PATH, SAVED_ADAPTER, HFARGS_FILE, LAUNCH_RECIPE, LAUNCH_SCRIPT)
-
-# A target that must exist when the run starts (a missing one is reported); a saved adapter
-# appears only after training, so its absence says nothing.
-MUST_EXIST = frozenset({MODEL_PATH, HFARGS_FILE, LAUNCH_RECIPE, LAUNCH_SCRIPT})
-
-RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
-_RUNTIME_MARKS = ("$", "{", "}", "%", "~", "*", "?")
-
-
-class Link(Record):
-    __slots__ = ("kind", "path", "span", "written", "target", "exists", "reason", "via", "overrides", "flags",
-                 "detail", "target_source")
-
-    def __init__(self, kind: str,
-                 path: str,                  # the file that names the link
-                 span: Span,                 # where it is named
-                 written: str,               # the path as written ('' when not a literal)
-                 target: str | None = None,  # the file it reaches (None: unknown, see reason)
-                 exists: bool = False,
-                 reason: str = "",           # run-time | absolute | outside-root | loop | same-file
-                 via: str = "",              # the call or command that makes the link (for messages)
-                 overrides: list | None = None,  # (key, value, key Span) a launch command sets
-                 flags: list | None = None,      # (flag word, Span) passed to a launched script
-                 detail=None,                # kind-specific: the ParserUse of an hfargs-file link, kwargs of a model path
-                 target_source=None):        # the Source read from target (set by graph.py)
-        self.kind = kind
-        self.path = path
-        self.span = span
-        self.written = written
-        self.target = target
-        self.exists = exists
-        self.reason = reason
-        self.via = via
-        self.overrides = [] if overrides is None else overrides
-        self.flags = [] if flags is None else flags
-        self.detail = detail
-        self.target_source = target_source
-
-    def describe(self) -> str:
-        where = self.target or f"unknown ({self.reason})"
-        return f"{self.kind} {self.written or '?'} -> {where}"
-
-
-# --- resolving a written path ----------------------------------------------------------------
-
-def _inside(path: str, root_real: str) -> bool:
-    real = os.path.realpath(path)
-    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
-
-
-def locate(link: Link, root: str, leaf: str | None = None) -> Link:
-    """Fill target/exists/reason. leaf: the file inside a directory target (config.json...)."""
-    written = link.written
-    if not written or any(mark in written for mark in _RUNTIME_MARKS):
-        link.reason = "run-time"
-        return link
-    if os.path.isabs(written):
-        link.reason = "absolute"
-        return link
-    root_real = os.path.realpath(root)
-    candidates = []
-    for base in _bases(os.path.dirname(link.path), root, root_real):
-        cand = os.path.normpath(os.path.join(base, written))
-        if leaf and not cand.endswith(leaf):
-            cand = os.path.join(cand, leaf) if not os.path.isfile(cand) else cand
-        if cand not in candidates:
-            candidates.append(cand)
-    inside = [c for c in candidates if _inside(c, root_real)]
-    if not inside:
-        link.reason = "outside-root"
-        return link
-    for cand in inside:
-        if os.path.isfile(cand):
-            link.target, link.exists = cand, True
-            break
-    else:
-        link.target = inside[0]
-    if os.path.realpath(link.target) == os.path.realpath(link.path):
-        link.target, link.exists, link.reason = None, False, "same-file"
-    return link
-
-
-def _bases(directory: str, root: str, root_real: str) -> list:
-    """The file's directory, then each parent up to the root: a launch runs from the top of
-    its project, which may be the root or a folder between it and the file."""
-    bases = [directory or "."]
-    current = directory or "."
-    for _ in range(64):
-        real = os.path.realpath(current)
-        if real == root_real or not real.startswith(root_real.rstrip(os.sep) + os.sep):
-            break
-        current = os.path.dirname(current) if current not in (".", "") else ".."
-        bases.append(current or ".")
-    if root not in bases:
-        bases.append(root)
-    return bases
-
+from auditor.setup.link import (  # noqa: F401 - the link vocabulary, re-exported for callers
+    HFARGS_FILE,
+    KINDS,
+    LAUNCH_RECIPE,
+    LAUNCH_SCRIPT,
+    MODEL_PATH,
+    MUST_EXIST,
+    RECIPE_SUFFIXES,
+    SAVED_ADAPTER,
+    Link,
+    locate,
+)
 
 # --- recipes (a Python script's links: links_python.py) -------------------------------------
 
@@ -228,7 +138,7 @@ def _script(src, launch, root: str) -> list:
 def of_source(src, root: str) -> list:
     """Every link a Source names (memoised on the Source: each file is read for links once)."""
     for fact in src.facts:
-        if isinstance(fact, _Links):
+        if isinstance(fact, Links):
             return fact.links
     if src.dialect == "shell":
         found = from_shell(src, root)
@@ -242,11 +152,11 @@ def of_source(src, root: str) -> list:
         found = from_recipe(src, root)
     else:
         found = []
-    src.facts.append(_Links(found))
+    src.facts.append(Links(found))
     return found
 
 
-class _Links:
+class Links:
     __slots__ = ("links",)
 
     def __init__(self, links):
@@ -264,7 +174,7 @@ def linker_source(path: str, text: str):
     """A Source for a script the readers skip (no dropout in it) that still links files: a
     launch script running `axolotl train x.yml`, a script parsing a YAML. Kind `linker`: it is
     never a driver and no per-file rule reads it."""
-    from auditor.model import Source
+    from auditor.core.model import Source
 
     if path.endswith(".sh"):
         if not any(m in text for m in _SHELL_MARKS):

@@ -1,8 +1,11 @@
 """The links a Python script names: `from_pretrained("./dir")`, `save_pretrained("dir")`,
 HfArgumentParser's `parse_yaml_file("x.yaml")` (see links.py for the kinds).
 
-Apart from links.py because it needs the AST helpers, which a check of recipes and configs
+Apart from links.py (its vocabulary is link.py) because it needs the AST helpers, which a check of recipes and configs
 never imports (tests/test_perf_imports.py); links.of_source imports it for a Python source.
+
+Imports inside functions (`setup.hfargs`) are deferred for start-up time: a run that never takes
+that path never pays for them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import ast
 import os
 
-from auditor.setup.links import HFARGS_FILE, MODEL_PATH, SAVED_ADAPTER, Link, locate
+from auditor.setup.link import HFARGS_FILE, MODEL_PATH, SAVED_ADAPTER, Link, locate
 from auditor.sources.python_facts import constant, dotted, kwarg, last_name
 
 _MODEL_CALLS = frozenset({"from_pretrained", "from_config"})

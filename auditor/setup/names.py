@@ -4,7 +4,7 @@ A wrong model type is worse than none (every architecture rule would then raise 
 from it), so the matcher never guesses: an id resolves only through an exact entry, or through
 exactly one reviewed family pattern. Two patterns of different types, or none, leave it unknown.
 The data (`data/model_names.json`) has three parts: `seed` (exact ids generated from the
-reference checkpoints the pinned Transformers' config classes name; `build_names.py`),
+reference checkpoints the pinned Transformers' config classes name; `auditor/generate/names.py`),
 `corrections` (reviewed exact ids, winning over the seed; null removes a wrong hint) and
 `patterns` (reviewed family patterns on the name, each accepted only under its owners' orgs
 ("" for the Hub's legacy ids without one) or a known mirror, each with ids it must and must
@@ -19,7 +19,7 @@ import os
 import re
 from functools import cache, lru_cache
 
-from auditor.lazy_regex import LazyRegex
+from auditor.core.lazy_regex import LazyRegex
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "model_names.json")
 CLASSES_FILE = os.path.join(os.path.dirname(DATA_FILE), "model_classes.json")

@@ -3,22 +3,21 @@
 Kinds and dialects are decided from what a file says, not only from its name, because
 training recipes carry arbitrary names; a file that is no training configuration yields None
 and is skipped quietly.
+
+Imports inside functions (`sources.notebook`, `sources.python_code`, `sources.shell`,
+`sources.structured`) are deferred for start-up time: a run that never takes that path never
+pays for them.
 """
 
 from __future__ import annotations
 
 import os
 
-from auditor.model import Source, Span
+from auditor.sources.common import PYTHON_MARKERS, located_problem  # noqa: F401 - the registry's face
 
 # Structured formats handled by the YAML/JSON reader; code formats register their own reader.
 STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")
 SHELL_SUFFIXES = (".sh",)  # read by auditor.sources.shell
-
-# Substrings without which a Python file yields no Source (python_code.read): what the code
-# checks and the settings reader look for. Tested here, before the reader and `ast` are imported.
-PYTHON_MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
-                  "Config(", ".train(", "no_grad", "inference_mode", "generate(")
 
 # Files read into a parsed module (auditor.sources.python_facts.PyModule): the engine checks
 # them one at a time and drops each tree after its own pass (issue #17).
@@ -69,10 +68,3 @@ def _notebook(path: str, text: str):
     from auditor.sources import notebook
 
     return notebook.read(path, text)
-
-
-def located_problem(path: str, code: str, message: str, span: Span | None = None) -> Source:
-    """A Source that only carries a problem (unreadable or unparsable file)."""
-    src = Source(path=path, kind="unreadable", dialect="unreadable")
-    src.problems.append((code, span or Span.file_start(), message))
-    return src

@@ -5,6 +5,9 @@ requires or uniquely spells (axolotl's `base_model`, LLaMA-Factory's `stage`/`fi
 torchtune's `_component_`, gpt-neox's hyphenated or `*_parallel_size` keys, NeMo's
 `trainer` + `model` + `exp_manager`, litgpt's `checkpoint_dir`). Order matters: the most
 specific marker wins. Anything else with dropout keys is a `generic` recipe.
+
+Imports inside functions (`knowledge.frameworks`) are deferred for start-up time: a run that
+never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from __future__ import annotations
 import os
 import re
 
-from auditor.lazy_regex import LazyRegex
-from auditor.model import Field
+from auditor.core.lazy_regex import LazyRegex
+from auditor.core.model import Field
 from auditor.sources import nodes
 
 # Dialects whose files are read by PyYAML (YAML 1.1): `5e-2` is a string to them.

@@ -4,15 +4,18 @@ We compose (parse to nodes) and never construct: `!!python/object` tags stay ine
 and an alias is the same node object reached twice, so a billion-laughs document costs
 nothing as long as walks remember which collections they have seen. JSON is read by the same
 YAML 1.2 parser, which gives exact start and end marks for every scalar in both formats.
+
+Imports inside functions (`json`, `ruamel.yaml`, `ruamel.yaml.error`, `yaml`, `yaml._yaml`) are
+deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import re
 
-from auditor.lazy_regex import LazyRegex
-from auditor.model import Span
-from auditor.record import Record
+from auditor.core.lazy_regex import LazyRegex
+from auditor.core.model import Span
+from auditor.core.record import Record
 
 NULL_TAG = "tag:yaml.org,2002:null"
 BOOL_TAG = "tag:yaml.org,2002:bool"

@@ -17,6 +17,9 @@ Findings are computed on the joined text and moved back afterwards (`NotebookMap
 with the cell-relative position, `Finding.span` the position in the `.ipynb` file as stored,
 and fixes become edits of the cell's `source` string in the JSON only, so outputs, metadata,
 key order and indentation are kept byte for byte.
+
+Imports inside functions (`sources.python_code`, `sources.text`) are deferred for start-up time:
+a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from auditor.model import Edit, Fix, Source, Span
-from auditor.sources import located_problem
+from auditor.core.model import Edit, Fix, Source, Span
+from auditor.sources.common import located_problem
 from auditor.sources.text import UNREADABLE, line_starts
 
 PARSE_ERROR = "DRP000"
@@ -353,7 +356,7 @@ class NotebookMap:
     """
 
     def __init__(self, path: str, raw_text: str, segments: list):
-        from auditor.suppress import text_digest
+        from auditor.sources.text import text_digest
 
         self.path = path
         self.segments = segments

@@ -18,6 +18,9 @@ be a false error. config.json and adapter_config.json are reported whatever they
 
 tests/test_perf_prescan.py checks the markers against the names dialects.detect() reads,
 and the fast-versus-pure comparison (tests/test_perf_scanner.py) runs without the pre-scan.
+
+Imports inside functions (`json`) are deferred for start-up time: a run that never takes that
+path never pays for them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 
-from auditor.lazy_regex import LazyRegex
+from auditor.core.lazy_regex import LazyRegex
 
 ENABLED = True  # the pure-path comparison switches it off
 

@@ -16,9 +16,10 @@ import functools
 import re
 import sys
 
-from auditor import dropout_keys, probability
-from auditor.model import Field, Setting, Source, Span
-from auditor.sources import PYTHON_MARKERS, located_problem
+from auditor.core import probability
+from auditor.core.model import Field, Setting, Source, Span
+from auditor.knowledge import dropout_keys
+from auditor.sources.common import PYTHON_MARKERS, located_problem
 from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name, parse
 
 PARSE_ERROR = "DRP000"
@@ -168,7 +169,7 @@ def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
     owner = _owner(call.func)
     for kw in call.keywords:
         if kw.arg and dropout_keys.is_rate_key(kw.arg):
-            _add(src, module, kw.arg, (owner, kw.arg), kw.value, _kw_span(module, kw))
+            _add(src, module, kw.arg, (owner, kw.arg), kw.value, kw_span(module, kw))
 
 
 # Classes whose from_pretrained names the model being trained (PeftModel.from_pretrained names
@@ -187,11 +188,11 @@ def _model_reference(src: Source, module: PyModule, call: ast.Call) -> None:
         return
     kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
     node = kw.value if kw is not None else (call.args[0] if call.args else None)
-    value = _string_of(module, node) if node is not None else None
+    value = string_of(module, node) if node is not None else None
     if not value:
         return
     revision = kwarg(call, "revision")
-    rev = _string_of(module, revision.value) if revision is not None else None
+    rev = string_of(module, revision.value) if revision is not None else None
     concrete = None if owner.startswith(("Auto", "Fast")) or secondary else owner
     refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("from_pretrained",)))
     refs.value.append((value, module.span(node), concrete, rev, secondary))
@@ -208,7 +209,7 @@ def _order_references(src: Source) -> None:
     src.fields.setdefault("base_model", Field(first[0], first[1], ("from_pretrained",)))
 
 
-def _string_of(module: PyModule, node: ast.AST) -> str | None:
+def string_of(module: PyModule, node: ast.AST) -> str | None:
     """A string literal, or a name every assignment in the file binds to the same literal."""
     ok, value = constant(node)
     if ok:
@@ -231,7 +232,7 @@ def _owner(func: ast.AST) -> str:
     return ".".join(parts[-2:]) if len(parts) > 1 and parts[-1] in _SETTING_METHODS else parts[-1]
 
 
-def _kw_span(module: PyModule, kw: ast.keyword) -> Span:
+def kw_span(module: PyModule, kw: ast.keyword) -> Span:
     """The `name` of `name=value` (ast's keyword node spans both)."""
     span = module.span(kw)
     end = span.start + len(kw.arg)

@@ -15,7 +15,7 @@ import operator
 import re
 from contextlib import contextmanager
 
-from auditor.model import Span
+from auditor.core.model import Span
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 

@@ -11,6 +11,9 @@ as deepspeed, torchrun, `accelerate launch`, `python -m`), its subcommand, the s
 argument, its `--flags` and its Hydra `a.b.c=value` overrides, each with an exact span. The
 framework profiles (knowledge/frameworks.json) turn a launch into the facts the resolver needs:
 which framework and trainer run, and whether the run is LoRA or full.
+
+Imports inside functions (`bisect`, `knowledge.frameworks`) are deferred for start-up time: a
+run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from __future__ import annotations
 import os
 import re
 
-from auditor import dropout_keys, probability
-from auditor.model import Field, Setting, Source, Span
-from auditor.record import Record
+from auditor.core import probability
+from auditor.core.model import Field, Setting, Source, Span
+from auditor.core.record import Record
+from auditor.knowledge import dropout_keys
 
 _FLAG = re.compile(
     r"(?<![\w-])(--[A-Za-z0-9_][A-Za-z0-9_.-]*)"        # the flag

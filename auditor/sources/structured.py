@@ -1,13 +1,19 @@
-"""The reader for YAML and JSON files: configs, adapters and recipes of every dialect."""
+"""The reader for YAML and JSON files: configs, adapters and recipes of every dialect.
+
+Imports inside functions (`sources.shell`) are deferred for start-up time: a run that never
+takes that path never pays for them.
+"""
 
 from __future__ import annotations
 
 import os
 
-from auditor import dropout_keys, probability
-from auditor.lazy_regex import LazyRegex
-from auditor.model import Field, Setting, Source
-from auditor.sources import dialects, located_problem, nodes, prescan
+from auditor.core import probability
+from auditor.core.lazy_regex import LazyRegex
+from auditor.core.model import Field, Setting, Source
+from auditor.knowledge import dropout_keys
+from auditor.sources import dialects, nodes, prescan
+from auditor.sources.common import located_problem
 
 PARSE_ERROR = "DRP000"
 DUPLICATE_KEY = "DRP402"

@@ -4,6 +4,9 @@ The size check is made on the descriptor actually opened (fstat), not on the nam
 file swapped between discovery and reading cannot slip past the limit; the file is opened
 non-blocking and must be a regular file, so a FIFO or device named `config.yaml` cannot
 stall the run waiting for a writer.
+
+Imports inside functions (`hashlib`) are deferred for start-up time: a run that never takes that
+path never pays for them.
 """
 
 from __future__ import annotations
@@ -97,3 +100,11 @@ def line_starts(text: str) -> list:
         starts.append(pos + 1)
         pos = text.find("\n", pos + 1)
     return starts
+
+
+def text_digest(text: str) -> str:
+    """The digest --fix compares a file against (suppress.py records it, fix.py checks it).
+    hashlib is imported inside: it loads OpenSSL (~3 ms), which a plain check never needs."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,5 +1,9 @@
 """What the code checks share: the parsed module of a Python source, located hits, and the
-names that identify dropout calls, attention kernels, models and seeding."""
+names that identify dropout calls, attention kernels, models and seeding.
+
+Imports inside functions (`knowledge.dropout_keys`) are deferred for start-up time: a run that
+never takes that path never pays for them.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,31 @@ import ast
 import functools
 import re
 
-from auditor.checks import Hit
+from auditor.checks.base import Hit
 from auditor.sources.python_code import get_module
 from auditor.sources.python_facts import (
     last_name,
 )
 
-_FUNCTIONAL = {"dropout": True, "dropout1d": True, "dropout2d": True, "dropout3d": True,
+FUNCTIONAL = {"dropout": True, "dropout1d": True, "dropout2d": True, "dropout3d": True,
                "alpha_dropout": False, "feature_alpha_dropout": False}  # name -> default of `training`
-_FUNCTIONAL_PREFIXES = ("F", "functional", "nn.functional", "torch.nn.functional")
+FUNCTIONAL_PREFIXES = ("F", "functional", "nn.functional", "torch.nn.functional")
 # Attention kernels whose dropout has no training flag: name -> (keyword, positional index).
-_ATTENTION = {
+ATTENTION = {
     "scaled_dot_product_attention": ("dropout_p", 4), "flash_attn_func": ("dropout_p", 3),
     "flash_attn_qkvpacked_func": ("dropout_p", 1), "flash_attn_kvpacked_func": ("dropout_p", 2),
     "flash_attn_varlen_func": ("dropout_p", 7), "flash_attn_varlen_qkvpacked_func": ("dropout_p", 3),
     "flash_attn_varlen_kvpacked_func": ("dropout_p", 6), "memory_efficient_attention": ("p", 4),
 }
-_DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
-_RNNS = {"LSTM": 5, "GRU": 5, "RNN": 6}  # class -> positional index of `dropout`
-_MODEL = re.compile(r"model|net$|^net|policy|actor|critic|encoder|decoder|transformer|gpt|bert|llm|(^|_)lm($|_)|classifier",
+DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
+RNNS = {"LSTM": 5, "GRU": 5, "RNN": 6}  # class -> positional index of `dropout`
+MODEL = re.compile(r"model|net$|^net|policy|actor|critic|encoder|decoder|transformer|gpt|bert|llm|(^|_)lm($|_)|classifier",
                     re.I)
-_NOT_MODEL = re.compile(r"trainer|recipe|optim|sched|loader|dataset|tokenizer|processor", re.I)
-_NO_GRAD = frozenset({"no_grad", "inference_mode"})
-_SEEDERS = frozenset({"manual_seed", "manual_seed_all", "set_seed", "seed_everything"})
-_RANKISH = re.compile(r"rank|offset|process_index|local_process|worker|device_id", re.I)
-_DDP_MARKERS = ("DistributedDataParallel", "init_process_group", "Accelerator(", "DDP(")
+NOT_MODEL = re.compile(r"trainer|recipe|optim|sched|loader|dataset|tokenizer|processor", re.I)
+NO_GRAD = frozenset({"no_grad", "inference_mode"})
+SEEDERS = frozenset({"manual_seed", "manual_seed_all", "set_seed", "seed_everything"})
+RANKISH = re.compile(r"rank|offset|process_index|local_process|worker|device_id", re.I)
+DDP_MARKERS = ("DistributedDataParallel", "init_process_group", "Accelerator(", "DDP(")
 
 
 # Names constructors and builders give a dropout rate beyond the `*dropout*` family (timm's
@@ -44,19 +48,19 @@ _DROP_PARAM = re.compile(r"(?:drop|p_drop|dropatt|(?:attn|proj|resid|embd|emb|ml
 @functools.lru_cache(maxsize=4096)
 def dropout_param(name: str) -> bool:
     """A parameter name that carries a dropout rate in model code."""
-    from auditor import dropout_keys
+    from auditor.knowledge import dropout_keys
 
     if dropout_keys.is_keep_probability(name):
         return False
     return dropout_keys.is_rate_key(name) or bool(_DROP_PARAM.fullmatch(name.lower()))
 
 
-def _module(ctx):
+def python_module_of(ctx):
     src = ctx.source
     return get_module(src) if src is not None and src.kind == "python" else None
 
 
-def _hit(ctx, module, node, message, fix=None, key="", end_node=None):
+def hit(ctx, module, node, message, fix=None, key="", end_node=None):
     return Hit(ctx.source.path, module.span(node, end_node), message, fix, key)
 
 
@@ -68,9 +72,9 @@ def _receiver_name(node) -> str:
     return last_name(node)
 
 
-def _model_like(node) -> bool:
+def model_like(node) -> bool:
     name = _receiver_name(node)
-    return bool(name) and bool(_MODEL.search(name)) and not _NOT_MODEL.search(name)
+    return bool(name) and bool(MODEL.search(name)) and not NOT_MODEL.search(name)
 
 
 def python_driver(ctx):

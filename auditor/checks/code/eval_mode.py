@@ -6,19 +6,19 @@ from __future__ import annotations
 import ast
 import re
 
-from auditor.checks import Hit, check
+from auditor.checks.base import Hit, check
 from auditor.checks.code import models
 from auditor.checks.code.common import (
-    _ATTENTION,
-    _FUNCTIONAL,
-    _FUNCTIONAL_PREFIXES,
-    _NO_GRAD,
-    _hit,
-    _module,
+    ATTENTION,
+    FUNCTIONAL,
+    FUNCTIONAL_PREFIXES,
+    NO_GRAD,
+    hit,
     python_driver,
+    python_module_of,
 )
 from auditor.checks.code.flow import flow, receiver_key, toggle
-from auditor.model import Edit, Fix
+from auditor.core.model import Edit, Fix
 from auditor.sources.python_facts import (
     arg_or_kwarg,
     constant,
@@ -29,10 +29,10 @@ from auditor.sources.python_facts import (
 )
 
 
-def _functional_name(module, call) -> str | None:
+def functional_name(module, call) -> str | None:
     func = call.func
-    if isinstance(func, ast.Attribute) and func.attr in _FUNCTIONAL:
-        if dotted(func.value) in _FUNCTIONAL_PREFIXES or dotted(func.value) in _functional_aliases(module):
+    if isinstance(func, ast.Attribute) and func.attr in FUNCTIONAL:
+        if dotted(func.value) in FUNCTIONAL_PREFIXES or dotted(func.value) in _functional_aliases(module):
             return func.attr
     if isinstance(func, ast.Name):
         return _functional_imports(module).get(func.id)
@@ -40,9 +40,9 @@ def _functional_name(module, call) -> str | None:
 
 
 def _functional_callees(module) -> set:
-    """The callee names _functional_name can accept: F.<name>, or a name imported from
+    """The callee names functional_name can accept: F.<name>, or a name imported from
     torch.nn.functional (under any alias)."""
-    return set(_FUNCTIONAL) | set(_functional_imports(module))
+    return set(FUNCTIONAL) | set(_functional_imports(module))
 
 
 def _functional_aliases(module) -> set:
@@ -64,7 +64,7 @@ def _functional_imports(module) -> dict:
     for node in module.index.of(ast.ImportFrom):
         if isinstance(node, ast.ImportFrom) and node.module == "torch.nn.functional":
             for a in node.names:
-                if a.name in _FUNCTIONAL:
+                if a.name in FUNCTIONAL:
                     found[a.asname or a.name] = a.name
     return found
 
@@ -89,11 +89,11 @@ def functional_dropout_training(ctx, rule):
     """F.dropout's `training` defaults to True, so a module that calls it without
     training=self.training keeps dropping after model.eval() (pytorch#26338, pitfalls #23, #27,
     #28); alpha_dropout's defaults to False, so it never drops at all."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
     for call in module.index.calls_named(_functional_callees(module)):
-        name = _functional_name(module, call)
+        name = functional_name(module, call)
         if name is None or has_star_args(call):
             continue
         p = arg_or_kwarg(call, "p", 1)
@@ -103,7 +103,7 @@ def functional_dropout_training(ctx, rule):
         if training is not None:
             ok, value = constant(training)
             if ok and value is True and not _rate_from_caller(module, call, p):
-                yield _hit(ctx, module, training,
+                yield hit(ctx, module, training,
                            f"{dotted(call.func) or name}(..., training=True) drops in eval mode too; pass training=self.training "
                            "(suppress it if inference-time dropout is intended)",
                            Fix("pass self.training", (Edit(module.span(training).start, module.span(training).end,
@@ -118,13 +118,13 @@ def functional_dropout_training(ctx, rule):
             fix = Fix("add training=self.training", (Edit(span.end - 1, span.end - 1, ", training=self.training"),),
                       "unsafe")
         shown = dotted(call.func) or name
-        if _FUNCTIONAL[name]:
+        if FUNCTIONAL[name]:
             msg = (f"{shown}() without training=self.training keeps dropping after model.eval(): "
                    "its `training` argument defaults to True")
         else:
             msg = (f"{shown}() without training=self.training never drops: its `training` argument "
                    "defaults to False")
-        yield _hit(ctx, module, call, msg, fix, key=name)
+        yield hit(ctx, module, call, msg, fix, key=name)
 
 
 def _gated(module, call, expr) -> bool:
@@ -160,11 +160,11 @@ def _autograd_function(module, call) -> bool:
 def attention_dropout_ungated(ctx, rule):
     """scaled_dot_product_attention and flash-attn have no training flag: dropout_p is applied
     whenever it is non-zero, eval included (pytorch#124464, nanoGPT#240, timm#1978, torchtune#1791)."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
-    for call in module.index.calls_named(_ATTENTION):
-        spec = _ATTENTION[last_name(call.func)]
+    for call in module.index.calls_named(ATTENTION):
+        spec = ATTENTION[last_name(call.func)]
         expr = arg_or_kwarg(call, *spec)
         if expr is None or _gated(module, call, expr):
             continue
@@ -173,7 +173,7 @@ def attention_dropout_ungated(ctx, rule):
             continue  # a free function or a torch.autograd.Function cannot know the mode; its caller must gate the value
         if ok and not isinstance(value, (int, float)):
             continue
-        yield _hit(ctx, module, expr,
+        yield hit(ctx, module, expr,
                    f"{spec[0]}={module.text[module.span(expr).start:module.span(expr).end]} is applied in eval "
                    f"mode too: {last_name(call.func)} has no training flag; write "
                    f"`{spec[0]}=<p> if self.training else 0.0`", key=last_name(call.func))
@@ -201,7 +201,7 @@ def _no_grad_region(module, node):
 
 def _turns_grad_off(expr) -> bool:
     name = last_name(getattr(expr, "func", expr))
-    if name in _NO_GRAD:
+    if name in NO_GRAD:
         return True
     if name == "set_grad_enabled" and isinstance(expr, ast.Call):
         arg = arg_or_kwarg(expr, "mode", 0)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ast
 
-from auditor import dropout_keys
-from auditor.checks import check
+from auditor.checks.base import check
 from auditor.checks.code.common import (
-    _hit,
-    _module,
+    hit,
+    python_module_of,
 )
+from auditor.knowledge import dropout_keys
 from auditor.sources.python_code import TRAINING_ARGS
 from auditor.sources.python_facts import (
     last_name,
@@ -20,7 +20,7 @@ from auditor.sources.python_facts import (
 def trainer_args_dropout_kwarg(ctx, rule):
     """TrainingArguments and TRL's *Config classes have no dropout field: the call raises
     TypeError (facts.md "Trainers"). The dropout belongs on the model config or LoraConfig."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
     local = {n.name for n in module.index.of(ast.ClassDef)}
@@ -31,5 +31,5 @@ def trainer_args_dropout_kwarg(ctx, rule):
         for kw in call.keywords:
             if kw.arg and dropout_keys.is_rate_key(kw.arg):
                 where = "LoraConfig(lora_dropout=...)" if "lora" in kw.arg else "the model config (from_pretrained(..., <key>=...))"
-                yield _hit(ctx, module, kw, f"{name} has no field '{kw.arg}': this call raises TypeError; set it on {where}",
+                yield hit(ctx, module, kw, f"{name} has no field '{kw.arg}': this call raises TypeError; set it on {where}",
                            key=f"{name}.{kw.arg}", end_node=kw.value)

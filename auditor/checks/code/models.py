@@ -6,6 +6,9 @@ on a frozen reference model is right, a context manager named `model_ctx` is no 
 model without dropout (or batch norm) behaves the same in both modes. These questions are
 answered from evidence in the file and its setup, never from the name alone; where there is
 none, the answer is "unknown" and the rules say so at info severity.
+
+Imports inside functions (`knowledge.architectures`) are deferred for start-up time: a run that
+never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import ast
 import re
 
-from auditor.checks.code.common import _ATTENTION, _DROPOUT_MODULES, _FUNCTIONAL, _MODEL, _NOT_MODEL
+from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, MODEL, NOT_MODEL
 from auditor.checks.code.flow import receiver_key
 from auditor.sources.python_facts import (
     ASSIGNMENTS,
@@ -39,7 +42,7 @@ _FROZEN_NAME = re.compile(r"(^|_|\.)(ref|reference|teacher|reward|rm|frozen|ema|
                           r"clip|tokenizer)(_|$|\.)|ref_model|teacher_model|reward_model", re.I)
 # torch.nn modules that have dropout by default (nn.MultiheadAttention's defaults to 0).
 _NN_WITH_DROPOUT = frozenset({"Transformer", "TransformerEncoderLayer", "TransformerDecoderLayer",
-                              "TransformerEncoder", "TransformerDecoder"}) | _DROPOUT_MODULES
+                              "TransformerEncoder", "TransformerDecoder"}) | DROPOUT_MODULES
 _NN_WITHOUT_DROPOUT = frozenset({
     "Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Embedding", "EmbeddingBag",
     "LayerNorm", "RMSNorm", "GroupNorm", "ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax", "Identity",
@@ -82,7 +85,7 @@ def is_model(module, key: str) -> bool:
     if not key or key in module.index.functions or key in module.index.classes:
         return False
     last = key.rsplit(".", 1)[-1]
-    if _NOT_MODEL.search(last):
+    if NOT_MODEL.search(last):
         return False
     value = binding(module, key)
     if isinstance(value, ast.Call):
@@ -90,9 +93,9 @@ def is_model(module, key: str) -> bool:
         cls = _class_of(value)
         if name in _FACTORIES or name == "prepare" or cls in _local_module_classes(module) or _MODEL_CLASS.search(cls):
             return True
-        if _MODEL.search(last) is None:
+        if MODEL.search(last) is None:
             return False
-    if not _MODEL.search(last):
+    if not MODEL.search(last):
         return False
     if key.startswith("self."):
         return True
@@ -244,12 +247,12 @@ def class_dropout(module, cls, seen=None) -> str:
     for node in ast.walk(cls):
         if isinstance(node, ast.Call):
             name = last_name(node.func)
-            if name in _DROPOUT_MODULES or name in _FUNCTIONAL:
-                p = arg_or_kwarg(node, "p", 0 if name in _DROPOUT_MODULES else 1)
+            if name in DROPOUT_MODULES or name in FUNCTIONAL:
+                p = arg_or_kwarg(node, "p", 0 if name in DROPOUT_MODULES else 1)
                 if p is None or not zero_rate(module, p):
                     return NONZERO
-            elif name in _ATTENTION:
-                p = arg_or_kwarg(node, *_ATTENTION[name])
+            elif name in ATTENTION:
+                p = arg_or_kwarg(node, *ATTENTION[name])
                 if p is not None and not zero_rate(module, p):
                     return NONZERO
             elif name in _NN_WITH_DROPOUT or name in _NN_BATCHNORM:

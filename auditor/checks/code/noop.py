@@ -1,23 +1,27 @@
 """no-op checks in code: RNN dropout with one layer, dropout modules and parameters that are
-never used, and config changes after the model is built (pitfalls.md section A)."""
+never used, and config changes after the model is built (pitfalls.md section A).
+
+Imports inside functions (`checks.code.eval_mode`, `sources.python_facts`) are deferred for
+start-up time: a run that never takes that path never pays for them.
+"""
 
 from __future__ import annotations
 
 import ast
 
-from auditor import dropout_keys
-from auditor.checks import check
+from auditor.checks.base import check
 from auditor.checks.code import models
 from auditor.checks.code.common import (
-    _ATTENTION,
-    _DROPOUT_MODULES,
-    _RNNS,
-    _hit,
-    _model_like,
-    _module,
+    ATTENTION,
+    DROPOUT_MODULES,
+    RNNS,
     dropout_param,
+    hit,
+    model_like,
+    python_module_of,
 )
 from auditor.checks.code.flow import receiver_key
+from auditor.knowledge import dropout_keys
 from auditor.sources.python_facts import (
     ASSIGNMENTS,
     arg_or_kwarg,
@@ -36,16 +40,16 @@ from auditor.sources.python_facts import (
 def rnn_dropout_single_layer(ctx, rule):
     """nn.LSTM/GRU/RNN apply dropout between stacked layers only; with one layer it does
     nothing (torch warns once; pytorch#5985, pyro#1415)."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
-    for call in module.index.calls_named(_RNNS):
+    for call in module.index.calls_named(RNNS):
         name = last_name(call.func)
         if dotted(call.func).split(".")[0] not in ("nn", "torch", name):
             continue
         if any(kw.arg is None for kw in call.keywords):
             continue
-        dropout = arg_or_kwarg(call, "dropout", _RNNS[name])
+        dropout = arg_or_kwarg(call, "dropout", RNNS[name])
         if dropout is None or is_zero(dropout):
             continue
         layers = arg_or_kwarg(call, "num_layers", 2)
@@ -54,7 +58,7 @@ def rnn_dropout_single_layer(ctx, rule):
             if not ok or value != 1:
                 continue
         text = module.text[module.span(dropout).start:module.span(dropout).end]
-        yield _hit(ctx, module, dropout,
+        yield hit(ctx, module, dropout,
                    f"{name}(dropout={text}) with {'num_layers=1' if layers is not None else 'the default num_layers=1'} "
                    "does nothing: RNN dropout is applied between stacked layers only", key=name)
 
@@ -63,12 +67,12 @@ def rnn_dropout_single_layer(ctx, rule):
 def dropout_module_unused(ctx, rule):
     """An nn.Dropout assigned in __init__ that no code reads never runs: the configured rate
     has no effect (pytorch-openai-transformer-lm#49)."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
     idx = module.index
     loads = strings = None
-    for name in sorted(_DROPOUT_MODULES):
+    for name in sorted(DROPOUT_MODULES):
         for call in idx.calls_by_name.get(name, ()):
             node = idx.parents.get(call)
             if not (isinstance(node, ast.Assign) and node.value is call):
@@ -83,7 +87,7 @@ def dropout_module_unused(ctx, rule):
                 for target in node.targets:
                     if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
                             and target.value.id == "self" and target.attr not in loads and target.attr not in strings):
-                        yield _hit(ctx, module, target,
+                        yield hit(ctx, module, target,
                                    f"self.{target.attr} = {last_name(call.func)}(...) is never used: "
                                    f"{cls.name} does not call it, so this dropout never runs",
                                    key=f"{cls.name}.{target.attr}")
@@ -133,7 +137,7 @@ def dropout_parameter_unused(ctx, rule):
     """A dropout parameter of a constructor or builder that the body never reads, or overwrites
     with a literal before reading: callers configure a value that is ignored (torchtune#996,
     TabDPT#4, CLUENER2020#55)."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
     idx = module.index
@@ -165,12 +169,12 @@ def dropout_parameter_unused(ctx, rule):
                 if literal is not None:
                     span = module.span(literal)
                     extra = f"; a literal {name}={module.text[span.start:span.end]} is passed at line {span.line} instead"
-                yield _hit(ctx, module, arg, f"parameter {name} of {fn.name}() is never used{extra}",
+                yield hit(ctx, module, arg, f"parameter {name} of {fn.name}() is never used{extra}",
                            key=f"{fn.name}.{name}")
                 continue
             shadow = _shadowed(fn, name, first_read)
             if shadow is not None:
-                yield _hit(ctx, module, shadow,
+                yield hit(ctx, module, shadow,
                            f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
                            "the caller's value is ignored", key=f"{fn.name}.{name}")
 
@@ -227,7 +231,7 @@ def _config_target(node):
     owner = cfg.value
     if isinstance(owner, ast.Name) and owner.id == "self":
         return None
-    return (owner, node.attr) if _model_like(owner) else None
+    return (owner, node.attr) if model_like(owner) else None
 
 
 @check("dropout-set-after-build")
@@ -235,7 +239,7 @@ def dropout_set_after_build(ctx, rule):
     """Modules copy their dropout rate from the config when they are built; writing
     model.config.<dropout> afterwards changes the saved config but not the running model
     (transformers#27315 discussion; facts.md "Transformers configs")."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
     idx = module.index
@@ -252,14 +256,14 @@ def dropout_set_after_build(ctx, rule):
             obj, key = node.args[0], node.args[1]
             ok, value = constant(key)
             if (ok and isinstance(value, str) and dropout_keys.is_rate_key(value) and isinstance(obj, ast.Attribute)
-                    and obj.attr == "config" and _model_like(obj.value)):
+                    and obj.attr == "config" and model_like(obj.value)):
                 found, anchor = (obj.value, value), node
         if found and _rebuilt_after(module, node, found[0]):
             continue
         if found:
             owner, key = found
             name = dotted(owner) or "the model"
-            yield _hit(ctx, module, anchor,
+            yield hit(ctx, module, anchor,
                        f"{name}.config.{key} is set after {name} was built: its layers read the value at "
                        f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
                        key=f"{name}.config.{key}")
@@ -303,16 +307,16 @@ def _rebuilt_after(module, stmt, owner) -> bool:
 def dropout_result_discarded(ctx, rule):
     """F.dropout and nn.Dropout return a new tensor; a call whose result is thrown away (a bare
     expression statement) changes nothing unless inplace=True."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
-    from auditor.checks.code.eval_mode import _functional_name
+    from auditor.checks.code.eval_mode import functional_name
 
     for stmt in module.index.of(ast.Expr):
         if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
             continue
         call = stmt.value
-        name = _functional_name(module, call)
+        name = functional_name(module, call)
         what = f"{dotted(call.func) or name}(...)" if name else _dropout_module_call(module, call)
         if not what or has_star_args(call):
             continue
@@ -326,7 +330,7 @@ def dropout_result_discarded(ctx, rule):
         p = arg_or_kwarg(call, "p", 1) if name else None
         if p is not None and models.zero_rate(module, p):
             continue
-        yield _hit(ctx, module, call, f"the result of {what} is discarded: dropout returns a new tensor, so this "
+        yield hit(ctx, module, call, f"the result of {what} is discarded: dropout returns a new tensor, so this "
                    "line does nothing; assign it (x = ...)", key=what)
 
 
@@ -338,7 +342,7 @@ def _dropout_assignments(module) -> dict:
     if found is None:
         found = module.cache["dropout-assignments"] = {}
         idx = module.index
-        for call in idx.calls_named(_DROPOUT_MODULES):
+        for call in idx.calls_named(DROPOUT_MODULES):
             stmt = idx.parents.get(call)
             if stmt.__class__ in ASSIGNMENTS and stmt.value is call:
                 for name in target_names(stmt):
@@ -351,13 +355,13 @@ def _dropout_assignments(module) -> dict:
 def _dropout_module_call(module, call) -> str:
     """`self.drop(x)` where self.drop is an nn.Dropout built in the class, or `nn.Dropout(p)(x)`."""
     func = call.func
-    if isinstance(func, ast.Call) and last_name(func.func) in _DROPOUT_MODULES:
+    if isinstance(func, ast.Call) and last_name(func.func) in DROPOUT_MODULES:
         return f"{last_name(func.func)}(...)(...)"
     if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
         return ""
     for stmt in _dropout_assignments(module).get(f"self.{func.attr}", ()):
         value = getattr(stmt, "value", None)
-        if isinstance(value, ast.Call) and last_name(value.func) in _DROPOUT_MODULES:
+        if isinstance(value, ast.Call) and last_name(value.func) in DROPOUT_MODULES:
             inplace = arg_or_kwarg(value, "inplace", 1)
             if inplace is not None and constant(inplace) != (True, False):
                 return ""  # nn.Dropout(p, inplace=True) changes its input
@@ -371,7 +375,7 @@ def dropout_flag_unread(ctx, rule):
     """A `--dropout` command-line flag that is parsed but never read: whatever the user passes,
     the model trains with its own default. Reported only when the parsed arguments never leave
     the file (every use of them is an attribute read), so a reader elsewhere cannot exist."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
     flags = []
@@ -398,7 +402,7 @@ def dropout_flag_unread(ctx, rule):
     for node, flag, dest in flags:
         if dest in attrs or dest in strings:
             continue  # read as args.<dest>, or by name (getattr(args, "<dest>"), a dict key)
-        yield _hit(ctx, module, node, f"{flag} is parsed but args.{dest} is never read in this file: the flag has "
+        yield hit(ctx, module, node, f"{flag} is parsed but args.{dest} is never read in this file: the flag has "
                    "no effect on the model", key=flag)
 
 
@@ -447,11 +451,11 @@ def attention_path_without_dropout(ctx, rule):
     that applies attention dropout on one and calls scaled_dot_product_attention/flash-attn
     without dropout_p on the other: whichever path runs decides whether the configured
     attention dropout exists at all (nanoGPT#240 class of bugs)."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None:
         return
-    for call in module.index.calls_named(_ATTENTION):
-        spec = _ATTENTION[last_name(call.func)]
+    for call in module.index.calls_named(ATTENTION):
+        spec = ATTENTION[last_name(call.func)]
         if has_star_args(call):
             continue
         p = arg_or_kwarg(call, *spec)
@@ -460,7 +464,7 @@ def attention_path_without_dropout(ctx, rule):
         other = _other_branch_with_dropout(module, call)
         if other is None:
             continue
-        yield _hit(ctx, module, call.func,
+        yield hit(ctx, module, call.func,
                    f"{last_name(call.func)}() runs without {spec[0]} here, while the other branch applies attention "
                    f"dropout ({_describe(module, other)}, line {other.lineno}): on this path the configured attention "
                    f"dropout never happens; pass {spec[0]}=<p> if self.training else 0.0", key=last_name(call.func))
@@ -496,13 +500,13 @@ def _other_branch_with_dropout(module, call):
 
 
 def _applies_dropout(module, call) -> bool:
-    from auditor.checks.code.eval_mode import _functional_name
+    from auditor.checks.code.eval_mode import functional_name
 
     name = last_name(call.func)
-    if name in _ATTENTION:
-        p = arg_or_kwarg(call, *_ATTENTION[name])
+    if name in ATTENTION:
+        p = arg_or_kwarg(call, *ATTENTION[name])
         return p is not None and not models.zero_rate(module, p)
-    if _functional_name(module, call):
+    if functional_name(module, call):
         p = arg_or_kwarg(call, "p", 1)
         return p is None or not models.zero_rate(module, p)
     return bool(_dropout_module_call(module, call)) or bool(_inplace_dropout_module(module, call))
@@ -512,7 +516,7 @@ def _inplace_dropout_module(module, call) -> bool:
     func = call.func
     if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
         return False
-    return any(isinstance(getattr(s, "value", None), ast.Call) and last_name(s.value.func) in _DROPOUT_MODULES
+    return any(isinstance(getattr(s, "value", None), ast.Call) and last_name(s.value.func) in DROPOUT_MODULES
                for s in _dropout_assignments(module).get(f"self.{func.attr}", ()))
 
 

@@ -6,20 +6,19 @@ from __future__ import annotations
 import ast
 import re
 
-from auditor import dropout_keys
-from auditor.checks import Hit, check
+from auditor.checks.base import Hit, check
 from auditor.checks.code import models
 from auditor.checks.code.common import (
-    _DDP_MARKERS,
-    _DROPOUT_MODULES,
-    _FUNCTIONAL,
-    _RANKISH,
-    _SEEDERS,
-    _hit,
-    _module,
+    DDP_MARKERS,
+    DROPOUT_MODULES,
+    FUNCTIONAL,
+    RANKISH,
+    SEEDERS,
+    hit,
     python_driver,
+    python_module_of,
 )
-from auditor.knowledge import frameworks
+from auditor.knowledge import dropout_keys, frameworks
 from auditor.sources.python_facts import (
     arg_or_kwarg,
     constant,
@@ -35,7 +34,7 @@ def _uses_dropout(src, module) -> bool:
     idx = module.index
     for call in idx.calls_named(_DROPOUT_CALLEES):
         name = last_name(call.func)
-        p = arg_or_kwarg(call, "p", 0 if name in _DROPOUT_MODULES else 1)
+        p = arg_or_kwarg(call, "p", 0 if name in DROPOUT_MODULES else 1)
         if p is None or not is_zero(p):
             return True
     call = ast.Call
@@ -43,7 +42,7 @@ def _uses_dropout(src, module) -> bool:
                and idx.parents.get(kw).__class__ is call for kw in idx.of(ast.keyword))
 
 
-_DROPOUT_CALLEES = _DROPOUT_MODULES | frozenset(_FUNCTIONAL)
+_DROPOUT_CALLEES = DROPOUT_MODULES | frozenset(FUNCTIONAL)
 
 
 @check("checkpoint-without-rng-state")
@@ -51,7 +50,7 @@ def checkpoint_without_rng_state(ctx, rule):
     """Activation checkpointing re-runs forward in backward; without the saved RNG state the
     recomputed dropout masks differ from the forward ones and gradients are wrong
     (OLMo-core#828, OLMo#702, guided-diffusion#167)."""
-    module = _module(ctx)
+    module = python_module_of(ctx)
     if module is None or not _uses_dropout(ctx.source, module):
         return
     idx = module.index
@@ -60,12 +59,12 @@ def checkpoint_without_rng_state(ctx, rule):
         if isinstance(node, ast.Call) and "checkpoint" in last_name(node.func):
             kw = kwarg(node, "preserve_rng_state")
             if kw is not None and constant(kw.value) == (True, False):
-                yield _hit(ctx, module, kw.value, "preserve_rng_state=False in a model with dropout: the recompute "
+                yield hit(ctx, module, kw.value, "preserve_rng_state=False in a model with dropout: the recompute "
                            "draws new dropout masks, so gradients do not match the forward pass", key="preserve_rng_state")
         elif isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values):
                 if k is not None and constant(k) == (True, "preserve_rng_state") and constant(v) == (True, False):
-                    yield _hit(ctx, module, v, "preserve_rng_state: False in a model with dropout: the recompute "
+                    yield hit(ctx, module, v, "preserve_rng_state: False in a model with dropout: the recompute "
                                "draws new dropout masks, so gradients do not match the forward pass",
                                key="preserve_rng_state")
         elif isinstance(node, ast.ClassDef) and any(last_name(b) == "Function" for b in node.bases):
@@ -84,7 +83,7 @@ def _custom_recompute(ctx, module, cls):
         if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
                 and n.func.value.id == ctx_name and re.search(r"fn|func|run", n.func.attr)
                 and not re.search(r"backward|grad|deriv", n.func.attr)):  # an activation's backward recomputes nothing
-            yield _hit(ctx, module, n, f"{cls.name}.backward re-runs the forward without saving and restoring the "
+            yield hit(ctx, module, n, f"{cls.name}.backward re-runs the forward without saving and restoring the "
                        "RNG state: dropout masks in the recompute differ from the forward pass", key=cls.name)
             return
 
@@ -93,22 +92,22 @@ def _custom_recompute(ctx, module, cls):
 def same_seed_every_rank(ctx, rule):
     """A data-parallel script that seeds every rank with the same constant draws the same
     dropout masks on every GPU (transformers#31412, anemoi-core#595)."""
-    module = _module(ctx)
-    if module is None or not any(m in module.text for m in _DDP_MARKERS) or not _uses_dropout(ctx.source, module):
+    module = python_module_of(ctx)
+    if module is None or not any(m in module.text for m in DDP_MARKERS) or not _uses_dropout(ctx.source, module):
         return
     for call in module.calls():
-        if last_name(call.func) not in _SEEDERS or not call.args:
+        if last_name(call.func) not in SEEDERS or not call.args:
             continue
         if kwarg(call, "device_specific") is not None and constant(kwarg(call, "device_specific").value) != (True, False):
             continue
         arg = call.args[0]
         names = [n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(arg) if isinstance(n, (ast.Name, ast.Attribute))]
-        if any(_RANKISH.search(n) for n in names) or any(isinstance(n, ast.Call) for n in ast.walk(arg)):
+        if any(RANKISH.search(n) for n in names) or any(isinstance(n, ast.Call) for n in ast.walk(arg)):
             continue
-        if any(isinstance(a, ast.If) and any(_RANKISH.search(getattr(n, "id", getattr(n, "attr", "")) or "")
+        if any(isinstance(a, ast.If) and any(RANKISH.search(getattr(n, "id", getattr(n, "attr", "")) or "")
                                              for n in ast.walk(a.test)) for a in module.ancestors(call)):
             continue
-        yield _hit(ctx, module, call, f"{last_name(call.func)}({module.text[module.span(arg).start:module.span(arg).end]}) "
+        yield hit(ctx, module, call, f"{last_name(call.func)}({module.text[module.span(arg).start:module.span(arg).end]}) "
                    "gives every data-parallel rank the same seed, so every GPU draws the same dropout masks; "
                    "re-seed with seed + rank once the model is built (weights must stay identical)", key="seed")
 

@@ -3,6 +3,10 @@
 Exit codes (ruff's convention): 0 nothing at or above --fail-on, 1 findings, 2 usage,
 configuration or internal error. Subcommands that need heavy libraries (probe) are imported
 only when invoked, so `check` in a pre-commit hook starts fast.
+
+Imports inside functions (`cli.checkrun`, `cli.guard`, `cli.plan_report`, `cli.rule_docs`,
+`run.config`, `run.config_file`, ...) are deferred for start-up time: a run that never takes
+that path never pays for them.
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ def check(paths, formats, output_file, select, extend_select, ignore, fail_on, e
           max_file_size, config_path, fix, diff, unsafe_fixes, baseline, write_baseline, root, no_progress, jobs,
           no_cache, cache_dir):
     """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
-    from auditor.checkrun import ConfigProblem, Request, UsageProblem, run
+    from auditor.cli.checkrun import ConfigProblem, Request, UsageProblem, run
 
     try:
         code = run(Request(paths=paths, formats=formats, output_file=output_file, select=select,
@@ -116,10 +120,10 @@ class _ExitTwo(click.ClickException):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def plan(paths, fmt):
     """Print the resolved dropout plan of each training setup found in PATHS."""
-    from auditor import plan_report
-    from auditor.checkrun import link_root
-    from auditor.discover import discover
-    from auditor.engine import Engine, Options
+    from auditor.cli import plan_report
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options
+    from auditor.setup.link import link_root
 
     engine = Engine(Options(models=_user_models(paths), root=link_root(None, list(paths) or ["."])))
     found = discover(list(paths) or ["."], engine.suffixes)
@@ -130,13 +134,13 @@ def plan(paths, fmt):
 
 def _user_models(paths) -> dict:
     """The `models` mapping of the configuration that applies to PATHS (plan reads no other key)."""
-    from auditor import config_file
+    from auditor.run import config_file
 
     try:
         found = config_file.find(paths[0] if paths else ".")
         if found is None or not found[1].get("models"):
             return {}
-        from auditor import config
+        from auditor.run import config
 
         return config.load(*found).models()
     except Exception as exc:  # ConfigFileError, ConfigError: exit 2 with the located message
@@ -154,15 +158,15 @@ def rule(code, show_all, fmt):
 
     Example: `dropout-audit rule DRP200`.
     """
-    from auditor import rule_docs
+    from auditor.cli import rule_docs
 
     sys.exit(rule_docs.show(code, show_all, fmt, sys.stdout))
 
 
 def main(argv=None, standalone_mode: bool = True):
-    """The click command line; the exit statuses are launch.guarded's."""
+    """The click command line; the exit statuses are guard.guarded's."""
     if not standalone_mode:
         return cli.main(args=argv, prog_name="dropout-audit", standalone_mode=False)
-    from auditor.launch import guarded
+    from auditor.cli.guard import guarded
 
     return guarded(lambda: cli.main(args=argv, prog_name="dropout-audit", standalone_mode=False))

@@ -7,6 +7,9 @@ only once a full chunk of uncached work exists: a pre-commit run on a handful of
 pays for forking. Results come back as compact tuples (the cache's encoding) and are yielded
 strictly in discovery order, with a bounded number of chunks in flight so memory stays flat
 on any tree size.
+
+Imports inside functions (`concurrent.futures`, `multiprocessing`) are deferred for start-up
+time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import os
 from collections import deque
 
-from auditor import cache as cache_mod
-from auditor import resolve
+from auditor.core.model import finding_identity as identity
+from auditor.run import cache as cache_mod
+from auditor.setup import resolve
 
 CHUNK_FILES = 48
 IN_FLIGHT_PER_JOB = 4
@@ -27,12 +31,12 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
-def _init(options) -> None:
+def _init(engine_class, options) -> None:
+    """The engine's class comes from the caller, so this module never imports engine.py
+    (which imports this one to schedule directories)."""
     global _ENGINE
     if _ENGINE is None or _ENGINE.options != options:
-        from auditor.engine import Engine
-
-        _ENGINE = Engine(options)
+        _ENGINE = engine_class(options)
 
 
 def _run_chunk(chunk) -> list:
@@ -70,8 +74,6 @@ class _Slot:
 def check_paths(engine, paths, jobs: int, cache=None):
     """Findings in serial order. A setup can span directories (auditor/setup/graph.py), so two
     workers may report the same finding on a linked file: it is yielded once, as serially."""
-    from auditor.engine import identity
-
     seen = set()
     for f in _check_paths(engine, paths, jobs, cache):
         ident = identity(f)
@@ -100,7 +102,7 @@ def _check_paths(engine, paths, jobs: int, cache=None):
 
             _ENGINE = engine
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_context(),
-                                       initializer=_init, initargs=(engine.options,))
+                                       initializer=_init, initargs=(type(engine), engine.options))
         if pool is not None:
             engine.files_checked += chunk_files  # counted here: the workers' engines are not ours
             future = pool.submit(_run_chunk, chunk)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from auditor import catalogue
+from auditor.core import catalogue
 
 
 def _as_dict(r) -> dict:

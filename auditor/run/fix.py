@@ -13,7 +13,10 @@ Safety:
 - a fix whose edits overlap an edit already taken is left for the next pass, and passes
   repeat (re-auditing in between) until nothing changes, so a second `--fix` is a no-op;
 - the file must still be what the audit read (size, mtime and a hash of the text), else it
-  is left alone and reported; writes go through auditor.atomic_write.
+  is left alone and reported; writes go through auditor.run.atomic_write.
+
+Imports inside functions (`report.locations`, `run.atomic_write`) are deferred for start-up
+time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import difflib
 import os
 from dataclasses import dataclass, field
 
-from auditor.suppress import text_digest
+from auditor.sources.text import text_digest
 
 MAX_PASSES = 10
 
@@ -122,7 +125,7 @@ def plan(findings, fingerprints: dict, unsafe: bool) -> tuple:
 
 def write(fixes) -> list:
     """Write each planned file atomically; returns refusal messages for those left alone."""
-    from auditor.atomic_write import FileChanged, replace
+    from auditor.run.atomic_write import FileChanged, replace
 
     refused = []
     for ff in fixes:

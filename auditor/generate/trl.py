@@ -1,7 +1,7 @@
 """Generate TRL's trainer facts (data/trl.json) from the installed trl's source.
 
-    python -m auditor.knowledge.build_trl            # write data/trl.json
-    python -m auditor.knowledge.build_trl --check    # regenerate in memory, exit 1 on drift
+    python -m auditor.generate.trl            # write data/trl.json
+    python -m auditor.generate.trl --check    # regenerate in memory, exit 1 on drift
 
 Why a source scan and not an import: importing trl pulls in torch and transformers (seconds), and
 the facts we need are spelled plainly in the source: each `*Config` dataclass declares
@@ -11,6 +11,9 @@ matters, because only then are the LoRA dropouts among the modules it zeroes: th
 `get_peft_model(...)` call or a `super().__init__(..., peft_config=...)` into a parent that wraps.
 Subclasses inherit both the config default and the trainer's call, so the class hierarchy is kept.
 Experimental trainers are included (trl/experimental/*).
+
+Imports inside functions (`importlib`) are deferred for start-up time: a run that never takes
+that path never pays for them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "trl.json"
+DATA_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "data" / "trl.json"
 SCHEMA = 1
 
 
@@ -158,7 +161,7 @@ def build(root: Path | None = None) -> dict:
     version = _version(root)
     return {
         "schema": SCHEMA, "trl": version,
-        "generated_by": "python -m auditor.knowledge.build_trl",
+        "generated_by": "python -m auditor.generate.trl",
         "configs": {k: v for k, v in sorted(raw["configs"].items()) if v["disable_dropout"] is not None
                     or any(b.endswith("Config") for b in v["bases"])},
         "trainers": resolved(raw),
@@ -179,14 +182,14 @@ def _dump(doc: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m auditor.knowledge.build_trl", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m auditor.generate.trl", description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 when data/trl.json differs from the installed trl")
     opts = ap.parse_args(argv)
     text = _dump(build())
     if opts.check:
         current = DATA_FILE.read_text(encoding="utf-8") if DATA_FILE.exists() else ""
         if current != text:
-            print(f"{DATA_FILE} is stale: run python -m auditor.knowledge.build_trl", file=sys.stderr)
+            print(f"{DATA_FILE} is stale: run python -m auditor.generate.trl", file=sys.stderr)
             return 1
         print("trl.json matches the installed trl")
         return 0

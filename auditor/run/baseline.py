@@ -6,6 +6,9 @@ never by line, so adding a comment or reordering keys does not resurrect old fin
 Counts make it a multiset: a file with two accepted findings of one kind gets a third
 reported. Paths are stored relative to the baseline file, so the baseline works from any
 working directory.
+
+Imports inside functions (`run.atomic_write`) are deferred for start-up time: a run that never
+takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def load(path: str) -> Baseline:
 
 def write(findings, path: str) -> int:
     """Record the findings that are currently reported; returns how many."""
-    from auditor.atomic_write import write_new
+    from auditor.run.atomic_write import write_new
 
     root = os.path.dirname(os.path.abspath(path))
     counts = Counter(_identity(f, root) for f in findings if not f.suppressed)

@@ -4,6 +4,9 @@ It goes to stderr, and only when stderr is a TTY, NO_COLOR/CI/TERM=dumb do not s
 otherwise, there are enough files for a wait to be noticeable, and no machine format is
 written to stdout (a bar interleaved with SARIF or JSON would corrupt it, and a CI log would
 fill with redraws). rich is imported only when the bar is actually shown.
+
+Imports inside functions (`rich.console`, `rich.progress`) are deferred for start-up time: a run
+that never takes that path never pays for them.
 """
 
 from __future__ import annotations

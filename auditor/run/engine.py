@@ -2,6 +2,9 @@
 
 Directories are the unit of work because a Setup never spans two of them; holding one
 directory's parsed sources at a time keeps memory flat however large the tree is.
+
+Imports inside functions (`run.parallel`, `run.suppress`, `setup.graph`, `setup.links`) are
+deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import gc
 import os
 
-from auditor import catalogue, checks, resolve, sources
-from auditor.checks import Context
-from auditor.model import SEVERITY_RANK, Finding
-from auditor.record import Record
+from auditor import checks, sources
+from auditor.checks.base import Context
+from auditor.core import catalogue
+from auditor.core.model import SEVERITY_RANK, Finding
+from auditor.core.model import finding_identity as identity
+from auditor.core.record import Record
+from auditor.setup import resolve
 from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, decode, read_text
 
 UNREADABLE = "DRP001"
@@ -27,12 +33,12 @@ class Options(Record):
                  max_file_size: int = DEFAULT_MAX_FILE_SIZE,
                  params: dict | None = None,      # code -> params overriding the rule's
                  severities: dict | None = None,  # code -> severity
-                 # Post-processing (auditor/suppress.py): which findings are reported and which are hidden.
+                 # Post-processing (auditor/run/suppress.py): which findings are reported and which are hidden.
                  only_given: frozenset | None = None,  # report only these paths (siblings are read for setup rules)
                  inline_suppressions: bool = True,     # honour `# dropout-audit: ignore[...]` comments
                  per_file_ignores: tuple = (),         # (gitignore-style pattern, codes) relative to config_root
                  config_root: str = ".",
-                 baseline=None,                        # auditor.baseline.Baseline
+                 baseline=None,                        # auditor.run.baseline.Baseline
                  fingerprints: bool = False,           # remember what each fixable file held (for --fix)
                  root: str = ".",                      # the checked root: links are followed only inside it
                  models: dict | None = None):          # user's model reference -> model type or config.json path
@@ -86,7 +92,7 @@ class Engine:
         self.bound = []
         for rule in self.rules:
             if rule.check in ("probe", "suppression"):
-                continue  # emitted by the runtime probe / by auditor.suppress, not by a primitive
+                continue  # emitted by the runtime probe / by auditor.run.suppress, not by a primitive
             if rule.check not in registry:
                 raise catalogue.RuleError(f"{rule.origin}: check '{rule.check}' does not exist")
             scope, fn = registry[rule.check]
@@ -125,11 +131,11 @@ class Engine:
     def check_paths(self, paths, jobs: int = 1, cache=None):
         """Findings for every file, in path order, a directory at a time.
 
-        With jobs > 1 or a cache, auditor.parallel schedules the directories (same order).
+        With jobs > 1 or a cache, auditor.run.parallel schedules the directories (same order).
         """
         self.linked = {}  # a re-audit (--fix) must see the linked files as they are now
         if jobs > 1 or cache is not None:
-            from auditor import parallel
+            from auditor.run import parallel
 
             yield from parallel.check_paths(self, paths, jobs, cache)
             return
@@ -187,7 +193,7 @@ class Engine:
         loaded = loaded + done
         found.extend(self._setup_pass(graph.lone_setup(self, directory, loaded, artifacts)))
         unique = {identity(f): f for f in found}
-        from auditor import suppress
+        from auditor.run import suppress
 
         reported = suppress.apply(self, list(unique.values()), loaded)
         for src in loaded:  # findings in notebooks move from the joined code to their cells
@@ -208,7 +214,7 @@ class Engine:
         src.facts[:] = kept
         if src.text and not self.options.fingerprints:
             if self.options.inline_suppressions:
-                from auditor import suppress
+                from auditor.run import suppress
 
                 suppress.keep_directives(src)
             src.text = ""
@@ -252,10 +258,6 @@ class _collector_paused:
     def __exit__(self, *exc):
         if self.was:
             gc.enable()
-
-
-def identity(f: Finding) -> tuple:
-    return (f.code, f.path, f.span.start, f.span.line, f.span.column, f.message)
 
 
 MAX_MESSAGE = 400

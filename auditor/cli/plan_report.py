@@ -1,11 +1,15 @@
-"""`dropout-audit plan`: the effective dropout of each setup, and how it came to be."""
+"""`dropout-audit plan`: the effective dropout of each setup, and how it came to be.
+
+Imports inside functions (`rich.console`, `rich.table`, `setup.graph`) are deferred for start-up
+time: a run that never takes that path never pays for them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
-from auditor import resolve
+from auditor.setup import resolve
 
 
 def _plans(engine, files):

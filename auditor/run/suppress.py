@@ -14,15 +14,19 @@ Directive syntax, in any file with `#` comments (YAML, Python, shell):
 
 Codes may be full codes or prefixes (DRP2); `ignore` without brackets covers every code.
 JSON has no comments: config.json files are covered by per-file-ignores and the baseline.
+
+Imports inside functions (`core.catalogue`, `pathspec`) are deferred for
+start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
 
-from auditor.lazy_regex import LazyRegex
-from auditor.model import Finding, Span
-from auditor.record import Record
+from auditor.core.lazy_regex import LazyRegex
+from auditor.core.model import Finding, Span
+from auditor.core.record import Record
+from auditor.sources.text import FileProblem, read_text, text_digest
 
 UNUSED = "DRP002"
 _LINKED_SUFFIXES = (".yaml", ".yml", ".json")
@@ -198,8 +202,6 @@ def _match(findings, directives: list) -> None:
 
 def _linked_text(engine, path: str) -> str:
     """The text of a linked file: as the run read it, else through the bounded reader."""
-    from auditor.sources.text import FileProblem, read_text
-
     src = engine.linked.get(os.path.normpath(path))
     if src is not None and src.text:
         return src.text
@@ -227,7 +229,7 @@ def _unused(engine, rule, path: str, directives: list, active: dict):
                 yield _finding(rule, path, d, f"unused suppression of {code}: no {code} finding {_where(d)}", code)
                 continue
             if known is None:
-                from auditor import catalogue
+                from auditor.core import catalogue
 
                 known = {r.code for r in catalogue.load(engine.options.rule_dirs)}
             if not any(k.startswith(code) for k in known):
@@ -265,9 +267,3 @@ def _stored_digest(src) -> str:
             return digest
     return text_digest(src.text)
 
-
-def text_digest(text: str) -> str:
-    """For --fix only; imported here because hashlib loads OpenSSL (~3 ms on every check)."""
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

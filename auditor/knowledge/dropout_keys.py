@@ -4,6 +4,9 @@ A name test alone is wrong in both directions: `drop_last` and `bias_dropout_add
 contain "drop" but are switches, while `attn_pdrop` or `layerdrop` do not say "dropout".
 So a key is a rate when its canonical name (lowercase, `-` read as `_`, as gpt-neox does)
 has a rate-shaped token and is not on the list of known switches.
+
+Imports inside functions (`knowledge.architectures`, `knowledge.peft_methods`) are deferred for
+start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import os
 import re
 from functools import lru_cache
 
-from auditor.lazy_regex import LazyRegex
+from auditor.core.lazy_regex import LazyRegex
+from auditor.knowledge.key_roles import canonical, role_of  # noqa: F401 - part of this module's face
 
-_SETTINGS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "knowledge", "data", "dropout_settings.json")
+_SETTINGS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "dropout_settings.json")
 
 
 def _load_settings() -> tuple:
@@ -45,23 +49,6 @@ _RATE = re.compile(
     r")(_|$)"
 )
 
-# Compiled on first use: a run meets few roles, and role_of stops at the first that fits.
-_ROLE_PATTERNS = (
-    ("lora", LazyRegex(r"lora|adapter|(^|_)(module|rank|vera|boft|vblora|randlora|shadow|deft|frod|gralora|hira|miss|psoft|pvera|tinylora|unilora|oft)_dropout|xlora")),
-    ("stochastic-depth", LazyRegex(r"drop_?path|stochastic_depth|drop_connect|path_dropout")),
-    ("layerdrop", LazyRegex(r"layerdrop|layer_drop")),
-    ("rnn", LazyRegex(r"(^|_)(rnn|lstm|gru)(_|$)")),
-    ("classifier", LazyRegex(r"classif|(^|_)cls_|summary_|(^|_)head_|pooler|final_dropout|qa_dropout")),
-    ("attention", LazyRegex(r"attn|attention")),
-    ("embedding", LazyRegex(r"emb|embd|embedding|word_dropout|input_dropout|token_drop")),
-    ("activation", LazyRegex(r"activation|ffn|(^|_)ff_|mlp|relu|intermediate|act_dropout")),
-    ("hidden", LazyRegex(r"hidden|resid|(^|_)dropout(_p|_prob|_rate)?$|^dropout|^p_dropout|^drop_rate$|^drop_prob$")),
-)
-
-
-def canonical(key: str) -> str:
-    return key.strip().lower().replace("-", "_")
-
 
 @lru_cache(maxsize=4096)
 def is_rate_key(key: str) -> bool:
@@ -69,15 +56,6 @@ def is_rate_key(key: str) -> bool:
     if name in NOT_RATES or name.endswith(_SETTING_SUFFIXES) or "drop_last" in name:
         return False
     return bool(_RATE.search(name))
-
-
-@lru_cache(maxsize=4096)
-def role_of(key: str) -> str:
-    name = canonical(key)
-    for role, pattern in _ROLE_PATTERNS:
-        if pattern.search(name):
-            return role
-    return "other"
 
 
 _WORD = LazyRegex(r"[A-Za-z][A-Za-z_-]*")

@@ -14,8 +14,12 @@ and again at 0.9, and record the parameters that got no gradient at 0.9 but did 
 types whose inputs this script cannot synthesise fall back to a scan of their modeling source
 for a training-time branch that skips a layer on `layerdrop`, and say so (`method`).
 
-Run: `python -m auditor.knowledge.build_layer_skipping [--resume]` (imports torch and
+Run: `python -m auditor.generate.layer_skipping [--resume]` (imports torch and
 transformers; about ten CPU minutes; --resume keeps the model types already written). It writes data/layer_skipping.json, which the static path reads with json.
+
+Imports inside functions (`knowledge.architectures`, `knowledge.dropout_keys`, `probe.build`,
+`torch`, `transformers`, `transformers.models`) are deferred for start-up time: a run that never
+takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -28,13 +32,13 @@ import sys
 
 RUNS = 6
 HIGH = 0.9
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "layer_skipping.json")
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "knowledge", "data", "layer_skipping.json")
 
 
 def _candidate_keys() -> dict:
     """model type -> declared keys in the layer-drop or stochastic-depth role that a module reads."""
-    from auditor.dropout_keys import role_of
     from auditor.knowledge import architectures
+    from auditor.knowledge.dropout_keys import role_of
 
     found = {}
     for model_type in architectures.model_types():
@@ -158,7 +162,7 @@ def _previous() -> dict:
 
 
 def _document(result: dict, transformers, torch) -> dict:
-    return {"generator": "python -m auditor.knowledge.build_layer_skipping",
+    return {"generator": "python -m auditor.generate.layer_skipping",
             "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
             "method": __doc__.split("\n\n")[2].replace("\n", " "),
             "model_types": result}

@@ -3,6 +3,10 @@
 Rules are data so that their documentation, their examples (which run as tests) and their
 tunable parameters live in one place, and so that users can add organisation policies with
 `--rules DIR` using the same check primitives, without writing Python.
+
+Imports inside functions (`auditor`, `binascii`, `hashlib`, `json`, `marshal`, `ruamel.yaml`,
+`ruamel.yaml.error`) are deferred for start-up time: a run that never takes that path never pays
+for them.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-from auditor.model import CATEGORIES, SEVERITIES
-from auditor.record import Record
+from auditor.core.model import CATEGORIES, SEVERITIES
+from auditor.core.record import Record
 
 REQUIRED = ("code", "name", "category", "severity", "check", "summary", "why")
 
@@ -67,9 +71,14 @@ class Rule(Record):
                    fix=str(data.get("fix") or ""), origin=origin)
 
 
+def _package_dir() -> str:
+    """The `auditor` package directory, where the wheel carries rules/ and _catalogue.json."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def builtin_dir() -> str:
     """Built-in rules: `auditor/rules` in a wheel, the top-level `rules/` in a checkout."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = _package_dir()
     packaged = os.path.join(here, "rules")
     if os.path.isdir(packaged):
         return packaged
@@ -83,7 +92,7 @@ COMPILED_FORMAT = 1
 def compiled_path() -> str:
     """The catalogue compiled by the build step (setup.py): inside the package in a wheel,
     and in the source tree's `auditor/` for an editable install (git-ignored)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), COMPILED_NAME)
+    return os.path.join(_package_dir(), COMPILED_NAME)
 
 
 def rule_names(directory: str) -> list:
@@ -193,7 +202,7 @@ def _cache_path(directory: str) -> str:
     from auditor import __version__
 
     tag = hashlib.sha1(os.path.abspath(directory).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = _package_dir()
     return os.path.join(here, "__pycache__", f"rules-{tag}-{__version__}.marshal")
 
 

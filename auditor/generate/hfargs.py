@@ -4,7 +4,7 @@ HfArgumentParser rejects a YAML key or a command-line flag that no dataclass fie
 knowing the fields is what lets the static path say "this key raises ValueError at start-up"
 without importing Transformers. Run with the pinned libraries:
 
-    python -m auditor.setup.build_hfargs
+    python -m auditor.generate.hfargs
 
 `tests/test_graph_hfargs.py` regenerates the table in memory and fails when it drifts.
 """
@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "hfargs.json")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup", "data", "hfargs.json")
 
 TRANSFORMERS_CLASSES = ("TrainingArguments", "Seq2SeqTrainingArguments")
 

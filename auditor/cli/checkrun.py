@@ -3,6 +3,10 @@ baseline, fixes and reports.
 
 Kept out of cli.py so the command's declaration stays a list of options, and so the order
 of precedence (command line over configuration file over defaults) lives in one place.
+
+Imports inside functions (`cli.progress`, `core.catalogue`, `pathspec`, `report`,
+`report.locations`, `run.baseline`, ...) are deferred for start-up time: a run that never takes
+that path never pays for them.
 """
 
 from __future__ import annotations
@@ -10,14 +14,14 @@ from __future__ import annotations
 import os
 import sys
 
-from auditor.record import Record
+from auditor.core.record import Record
 
 FORMATS = ("full", "concise", "json", "sarif", "github", "gitlab", "junit")
 
 
 class Request(Record):
     """What `check` was asked to do: click's options for `check`, with click's defaults
-    (auditor/launch.py builds one without click). `formats`: the raw --format values, FMT or
+    (auditor/cli/launch.py builds one without click). `formats`: the raw --format values, FMT or
     FMT:FILE."""
 
     __slots__ = ("paths", "formats", "output_file", "select", "ignore", "extend_select", "fail_on",
@@ -84,7 +88,7 @@ def parse_formats(values, output_file) -> list:
 
 
 def _config(req: Request):
-    from auditor import config_file
+    from auditor.run import config_file
 
     try:
         if req.config:
@@ -95,7 +99,7 @@ def _config(req: Request):
         raise ConfigProblem(str(exc)) from None
     if found is None:
         return None
-    from auditor import config
+    from auditor.run import config
 
     try:
         return config.load(*found)
@@ -107,7 +111,7 @@ def _siblings(files, suffixes) -> list:
     """The given files plus the readable files beside them, grouped by directory: setup-level
     rules compare a recipe with the config.json next to it even when only the recipe is staged.
     Paths are normalised so that one directory is one group, however it was spelled."""
-    from auditor.resolve import directory_of
+    from auditor.setup.resolve import directory_of
 
     out = {os.path.normpath(p) for p in files}
     for directory in {directory_of(p) for p in out}:
@@ -132,7 +136,7 @@ def _linkers(files, root: str) -> list:
     staged YAML. Read so that the setup graph can follow their links forwards to the staged
     file; only the given files are reported. A byte scan of a few directories' scripts, not a
     walk of the repository (siblings are read already)."""
-    from auditor.resolve import directory_of
+    from auditor.setup.resolve import directory_of
 
     root_real = os.path.realpath(root)
     names = {}
@@ -163,24 +167,10 @@ def _linkers(files, root: str) -> list:
 
 
 def _with_linkers(files: list, linkers: list) -> list:
-    from auditor.resolve import directory_of
+    from auditor.setup.resolve import directory_of
 
     merged = set(files) | set(linkers)
     return sorted(merged, key=lambda p: (directory_of(p), os.path.basename(p)))
-
-
-def link_root(root: str | None, paths: list) -> str:
-    """The directory links may be followed within (the setup graph never reads outside it):
-    --root when given, else the working directory when every path is inside it (a pre-commit
-    hook runs at the repository root), else the directory holding all the paths."""
-    if root:
-        return root
-    here = os.path.realpath(".")
-    reals = [os.path.realpath(p) for p in paths]
-    if all(r == here or r.startswith(here.rstrip(os.sep) + os.sep) for r in reals):
-        return "."
-    dirs = [r if os.path.isdir(r) else os.path.dirname(r) for r in reals]
-    return os.path.commonpath(dirs)
 
 
 def _excluded(files, patterns, root: str) -> list:
@@ -198,7 +188,7 @@ class UsageProblem(Exception):
     """A command line that cannot run: the CLI shows it with its usage text, exit code 2.
 
     This module raises plain exceptions rather than click's so that a plain `check PATHS`
-    (the pre-commit shape) can run without importing click (auditor/launch.py)."""
+    (the pre-commit shape) can run without importing click (auditor/cli/launch.py)."""
 
 
 class ConfigProblem(Exception):
@@ -218,21 +208,21 @@ def _scheduling(req: Request, engine):
         return 1, None
     jobs = req.jobs
     if jobs is None:
-        from auditor.parallel import default_jobs
+        from auditor.run.parallel import default_jobs
 
         jobs = default_jobs()
     cache = None
     if not req.no_cache:
-        from auditor.cache import Cache
+        from auditor.run.cache import Cache
 
         cache = Cache.for_engine(engine, req.cache_dir)
     return jobs, cache
 
 
 def run(req: Request) -> int:
-    from auditor.catalogue import RuleError
-    from auditor.discover import discover
-    from auditor.engine import Engine, Options, exit_code
+    from auditor.core.catalogue import RuleError
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options, exit_code
 
     outputs = parse_formats(req.formats, req.output_file)
     loaded = _config(req)
@@ -253,14 +243,14 @@ def run(req: Request) -> int:
         options.update(severities=cfg.severity, config_root=loaded.root,
                        per_file_ignores=tuple(cfg.per_file_ignores.items()))
         if cfg.models:
-            from auditor import config
+            from auditor.run import config
 
             try:
                 options["models"] = loaded.models()
             except config.ConfigError as exc:
                 raise ConfigProblem(str(exc)) from None
     if req.baseline and not req.write_baseline:
-        from auditor import baseline
+        from auditor.run import baseline
 
         try:
             options["baseline"] = baseline.load(req.baseline)
@@ -268,10 +258,13 @@ def run(req: Request) -> int:
             raise ConfigProblem(str(exc)) from None
 
     paths = list(req.paths) or ["."]
+    from auditor.setup.link import link_root
+
     options["root"] = link_root(req.root, paths)
     try:
         if cfg and (cfg.params or cfg.severity):
-            from auditor import catalogue, config
+            from auditor.core import catalogue
+            from auditor.run import config
 
             try:
                 options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
@@ -294,7 +287,7 @@ def run(req: Request) -> int:
     stdout_formats = [fmt for fmt, target in outputs if target is None]
 
     def audit():
-        from auditor import progress
+        from auditor.cli import progress
 
         engine.files_checked = 0
         if engine.options.baseline is not None:
@@ -308,7 +301,7 @@ def run(req: Request) -> int:
     findings = audit()
 
     if req.write_baseline:
-        from auditor import baseline
+        from auditor.run import baseline
 
         n = baseline.write(findings, req.write_baseline)
         _say(f"Wrote {n} finding{'s' if n != 1 else ''} to the baseline {req.write_baseline}")
@@ -339,7 +332,7 @@ def run(req: Request) -> int:
 
 
 def _diff(findings, engine, req: Request, root: str) -> int:
-    from auditor import fix
+    from auditor.run import fix
 
     fixes, refused = fix.plan(findings, engine.fingerprints, req.unsafe_fixes)
     for message in refused:
@@ -353,7 +346,7 @@ def _diff(findings, engine, req: Request, root: str) -> int:
 
 
 def _fix(findings, engine, req: Request, audit) -> list:
-    from auditor import fix
+    from auditor.run import fix
 
     total = 0
     for _ in range(fix.MAX_PASSES):

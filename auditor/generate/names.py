@@ -8,11 +8,14 @@ writes only the `seed` table (and data/model_classes.json, model and config clas
 type, from the Auto mappings); the hand-reviewed `patterns` and `corrections` in the same file are
 kept as they are, and a checkpoint that two model types claim is dropped (never guess).
 
-    python -m auditor.setup.build_names          # rewrite the seed in data/model_names.json
-    python -m auditor.setup.build_names --check  # exit 1 when the pinned Transformers disagrees
+    python -m auditor.generate.names          # rewrite the seed in data/model_names.json
+    python -m auditor.generate.names --check  # exit 1 when the pinned Transformers disagrees
 
 The Transformers sources are read as text (nothing is imported but the name mapping), so the
 run takes seconds.
+
+Imports inside functions (`knowledge.architectures`, `transformers`, `transformers.models.auto`)
+are deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def main(argv=None) -> int:
         shipped_classes = json.load(handle)
     if args.check:
         if shipped_classes != fresh_classes:
-            print("class table drifted; run python -m auditor.setup.build_names", file=sys.stderr)
+            print("class table drifted; run python -m auditor.generate.names", file=sys.stderr)
             return 1
         old = doc.get("seed", {})
         added = sorted(set(fresh) - set(old))
@@ -146,7 +149,7 @@ def main(argv=None) -> int:
         if added or removed or changed or doc.get("transformers") != transformers.__version__:
             print(f"model name seed drifted: {len(added)} added, {len(removed)} removed, "
                   f"{len(changed)} changed, version {doc.get('transformers')} -> {transformers.__version__}; "
-                  "run python -m auditor.setup.build_names", file=sys.stderr)
+                  "run python -m auditor.generate.names", file=sys.stderr)
             return 1
         return 0
     doc["transformers"] = transformers.__version__

@@ -1,8 +1,8 @@
 """Generate the shipped knowledge files from the installed Transformers and PEFT.
 
-    python -m auditor.knowledge.build            # write data/architectures.json, data/peft.json
-    python -m auditor.knowledge.build --check    # regenerate in memory, exit 1 on drift
-    python -m auditor.knowledge.build --check --sample 40   # quick drift check (what the test runs)
+    python -m auditor.generate.architectures            # write data/architectures.json, data/peft.json
+    python -m auditor.generate.architectures --check    # regenerate in memory, exit 1 on drift
+    python -m auditor.generate.architectures --check --sample 40   # quick drift check (what the test runs)
 
 Why measurement and not a source scan: a config key being *declared* says nothing about whether
 a model reads it (phi3.embd_pdrop, falcon attention_dropout under rotary), and the modeling code
@@ -22,6 +22,10 @@ scanned for the key name; when there are no sources either, the key is "unknown"
 
 Heavy imports (torch, transformers, peft) happen inside functions: importing this module must
 stay as cheap as the loaders, because the static path may import the package that holds it.
+
+Imports inside functions (`importlib`, `logging`, `multiprocessing`, `peft`, `peft.mapping`,
+`probe.batch`, ...) are deferred for start-up time: a run that never takes that path never pays
+for them.
 """
 
 from __future__ import annotations
@@ -38,9 +42,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from auditor import dropout_keys
+from auditor.knowledge import dropout_keys
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "data"
 ARCH_FILE = DATA_DIR / "architectures.json"
 PEFT_FILE = DATA_DIR / "peft.json"
 SCHEMA = 1
@@ -49,7 +53,7 @@ SCHEMA = 1
 DROPOUT_NAME = re.compile(r"drop|keep_prob")
 
 # Names that match DROPOUT_NAME but are switches, not rates: the static path's list (one place:
-# auditor.dropout_keys.NOT_RATES, e.g. ESM's token_dropout, NeMo's bias_dropout_add_fusion, PEFT's
+# auditor.knowledge.dropout_keys.NOT_RATES, e.g. ESM's token_dropout, NeMo's bias_dropout_add_fusion, PEFT's
 # rank_dropout_scale). Most are caught by their declared type (bool only) as well; the list keeps
 # the intent explicit and survives a type annotation being widened.
 NOT_RATES = dropout_keys.NOT_RATES
@@ -932,7 +936,7 @@ def build_architectures(jobs: int = 2, sample: int | None = None) -> dict:
     log_counts(entries, time.monotonic() - started)
     return {
         "schema": SCHEMA,
-        "generator": "python -m auditor.knowledge.build",
+        "generator": "python -m auditor.generate.architectures",
         "versions": library_versions(),
         "model_types": entries,
         "nested_configs": nested,
@@ -989,7 +993,7 @@ def build_peft() -> dict:
         f"{sum(m['has_dropout'] for m in methods.values())} with dropout fields")
     return {
         "schema": SCHEMA,
-        "generator": "python -m auditor.knowledge.build",
+        "generator": "python -m auditor.generate.architectures",
         "versions": {"peft": peft.__version__},
         "peft_types": methods,
     }
@@ -1110,7 +1114,7 @@ def update(model_types: list[str], jobs: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m auditor.knowledge.build", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m auditor.generate.architectures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare with shipped files, exit 1 on drift")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")

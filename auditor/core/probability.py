@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from auditor.lazy_regex import LazyRegex
+from auditor.core.lazy_regex import LazyRegex
 
 # PyYAML's YAML 1.1 float resolver: a dot is required, and an exponent needs a sign.
 _YAML11_FLOAT = LazyRegex(

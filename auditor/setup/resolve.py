@@ -4,14 +4,17 @@ The plan answers "what dropout will this run actually train with?": a recipe val
 overridden by the trainer (TRL's disable_dropout), an absent key resolves to the framework's
 default, and a saved adapter records what an earlier run used. Most rules are questions about
 this plan, and `dropout-audit plan` prints it.
+
+Imports inside functions (`itertools`, `knowledge.architectures`, `setup.identity`) are deferred
+for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
 
+from auditor.core.model import DropoutPlan, PlanEntry, Setup
 from auditor.knowledge import frameworks
-from auditor.model import DropoutPlan, PlanEntry, Setup
 
 ARTIFACT_KINDS = frozenset({"hf-config", "peft-adapter"})
 # Not drivers: files that could not be read, and scripts read only for the files they link to

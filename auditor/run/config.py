@@ -19,6 +19,9 @@ module is imported only when a configuration file exists (see config_file.py).
     DRP300 = "warning"
     [tool.dropout-audit.models]         # private models: a model type or a path to config.json
     "acme/atlas-3b" = "mistral"
+
+Imports inside functions (`knowledge.architectures`) are deferred for start-up time: a run that
+never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from auditor.config_file import PYPROJECT, TABLE
+from auditor.run.config_file import PYPROJECT, TABLE
 
 Severity = Literal["error", "warning", "info"]
 

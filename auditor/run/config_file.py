@@ -3,7 +3,7 @@
 Walks up from the target to the filesystem root and takes the nearest `.dropout-audit.toml`
 (whole file) or `pyproject.toml` with a `[tool.dropout-audit]` table; a pyproject without
 that table is passed over, as ruff does, so a nested package does not hide the project's
-settings. Only tomllib is used here: the pydantic model in auditor/config.py is imported by
+settings. Only tomllib is used here: the pydantic model in auditor/run/config.py is imported by
 the caller only once a file has been found, keeping a hook's start-up light.
 """
 

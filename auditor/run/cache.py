@@ -12,6 +12,9 @@ miss when any of them changed, appeared or went away.
 
 Entries are written atomically (temporary file + rename) and an unreadable or corrupt entry
 is a miss, so an interrupted run or two concurrent runs can never produce wrong findings.
+
+Imports inside functions (`core.catalogue`, `setup.hf_cache`, `sources.text`) are deferred for
+start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 import sys
 
 from auditor import __version__
-from auditor.model import Edit, Finding, Fix, Span
+from auditor.core.model import Edit, Finding, Fix, Span
 
 try:  # the interpreter's own SHA-256: hashlib's loads OpenSSL first (~3 ms)
     from _sha256 import sha256  # Python 3.11
@@ -77,7 +80,7 @@ def decode(rows) -> list:
 def _code_fingerprint(here: str | None = None) -> bytes:
     """Stat signature of the package's modules: editing the checker invalidates the cache
     even when the version string did not change (development checkouts, editable installs)."""
-    here = here or os.path.dirname(os.path.abspath(__file__))
+    here = here or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parts = []
     directories = [here]
     while directories:  # scandir rather than os.walk, one digest update: a third of the cost
@@ -101,7 +104,7 @@ def _code_fingerprint(here: str | None = None) -> bytes:
 
 def salt_for(engine) -> bytes:
     """Everything except the files themselves that decides a directory's findings."""
-    from auditor.catalogue import stamp_of
+    from auditor.core.catalogue import stamp_of
 
     h = sha256()
     h.update(f"dropout-audit {__version__} format {FORMAT} python {sys.version_info[:2]}\n".encode())
@@ -113,7 +116,7 @@ def salt_for(engine) -> bytes:
                         sort_keys=True, default=repr).encode())
     opts = engine.options
     h.update(json.dumps([opts.max_file_size, sorted(engine.readers)], default=repr).encode())
-    # What auditor.suppress applies per directory decides the cached findings too.
+    # What auditor.run.suppress applies per directory decides the cached findings too.
     h.update(json.dumps([sorted(opts.only_given) if opts.only_given is not None else None, opts.inline_suppressions,
                          opts.per_file_ignores, opts.config_root], default=repr).encode())
     # The model identity reads the user's models mapping and the local Hugging Face cache.

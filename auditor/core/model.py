@@ -5,12 +5,12 @@ dropout key in every file of a repository, on the hot path of a pre-commit hook,
 validation (the parsers build them from already-checked data). Pydantic is used where input
 from people arrives: rule files and the user's configuration. They write `__init__` by hand
 rather than through the dataclass decorator, whose cost at import was a fifth of a one-file
-check (auditor/record.py); the fields are the `__slots__`, in order.
+check (auditor/core/record.py); the fields are the `__slots__`, in order.
 """
 
 from __future__ import annotations
 
-from auditor.record import FrozenRecord, Record
+from auditor.core.record import FrozenRecord, Record
 
 # Severities, most severe first; the order is used for --fail-on comparisons.
 SEVERITIES = ("error", "warning", "info")
@@ -291,3 +291,9 @@ class Finding(Record):
         if self.cell:
             out["cell"] = self.cell[0]
         return out
+
+
+def finding_identity(f: Finding) -> tuple:
+    """What makes two findings one: a setup spanning directories may report a finding on a
+    shared linked file from each, and the run reports it once (engine and parallel alike)."""
+    return (f.code, f.path, f.span.start, f.span.line, f.span.column, f.message)
