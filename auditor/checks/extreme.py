@@ -60,15 +60,20 @@ def too_high(ctx, rule):
 
 def fine_tunes(src) -> bool:
     """Whether the file configures the fine-tune of a pretrained model. Configs, adapters and
-    the recipes of fine-tuning frameworks do by construction; a script does when it loads
-    pretrained weights (from_pretrained, pretrained=True, a PEFT wrap); a generic YAML or a
-    launch command when it names a base model or an adapter."""
+    the recipes of fine-tuning-only frameworks do by construction; any other recipe when a key
+    its framework reads says so (pretrained_from: NeMo's init_from_nemo_model, fairseq's
+    finetune_from_model, ...) or it names a base model or an adapter; a script when it loads
+    pretrained weights (from_pretrained, pretrained=True, a PEFT wrap)."""
     if src.kind in ("hf-config", "peft-adapter"):
         return True
-    if src.get("base_model") or src.get("finetune"):
+    if src.get("base_model") or src.get("finetune") or src.get("pretrained_from"):
         return True
     if src.kind == "recipe":
-        return src.dialect != "generic"
+        # Frameworks that also train from scratch (NeMo's ASR and TTS recipes, gpt-neox, litgpt
+        # pretrain) state a fine-tune with a key (knowledge/data/setup_kinds.json, #25).
+        from auditor.knowledge import setup_kinds
+
+        return setup_kinds.by_construction(src.dialect) is not None
     if src.kind == "python":
         from auditor.sources.python_code import get_module
 

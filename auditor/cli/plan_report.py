@@ -39,6 +39,17 @@ def _model(setup):
     return None if m is None else {"ref": m.ref, "model_type": m.model_type, "source": m.source}
 
 
+def _not_rates(setup) -> list:
+    """Keys named like rates that the readers took for settings (#25), so a user sees that the
+    tool did look at them: (path, key, value as written, line, why)."""
+    found = []
+    for src in setup.sources:
+        field = src.fields.get("not_rates")
+        if field is not None:
+            found.extend((src.path, key, raw, line, why) for key, raw, line, why in field.value)
+    return found
+
+
 def _fmt(p) -> str:
     return "-" if p is None else f"{p:g}"
 
@@ -56,6 +67,8 @@ def write(engine, files, fmt: str, stream) -> None:
             "model": _model(p.setup),
             "entries": [{"site": e.site, "role": e.role, "configured": e.configured.raw if e.configured else None,
                          "effective": e.effective, "source": e.source, "why": e.chain} for e in p.entries],
+            "not_rates": [{"key": key, "value": raw, "source": f"{path}:{line}", "why": why}
+                          for path, key, raw, line, why in _not_rates(p.setup)],
         } for p in plans]
         json.dump(doc, stream, indent=2)
         stream.write("\n")
@@ -81,6 +94,8 @@ def write(engine, files, fmt: str, stream) -> None:
             table.add_row(e.site, e.role, e.configured.raw if e.configured else "(not set)", _fmt(e.effective),
                           e.source, "; ".join(e.chain[1:]) or "as configured")
         console.print(table)
+        for path, key, raw, line, why in _not_rates(p.setup):
+            console.print(f"  not a rate: {key} = {raw} ({path}:{line}): {why}", markup=False)
         if p.setup.launch is not None:
             console.print(f"  driver {title}, launched by {p.setup.launch.path}:{p.setup.launch.span.line} "
                           f"({p.setup.launch.via}); the command's overrides win over the recipe", markup=False)

@@ -50,12 +50,58 @@ _RATE = re.compile(
 )
 
 
+# The last word of a key names what its value is (#25): `stochastic_depth_start_layer` is a
+# layer index (NeMo's Conformer), `dropout_schedule` a schedule, `layerdrop_count` a count, whatever
+# the words before them say. Such a key is a setting, unless a schema declares it a rate after all
+# (Transformers' LasrConfig.dropout_positions is a float rate).
+SETTING_HEADS = frozenset({
+    "index", "idx", "indices", "count", "num", "number", "position", "positions", "pos", "mode", "type", "kind",
+    "schedule", "scheduler", "start", "end", "begin", "stop", "layer", "layers", "step", "steps", "epoch",
+    "epochs", "iter", "iters", "iteration", "iterations", "seed", "method", "impl", "implementation", "strategy",
+    "policy", "style", "version", "name", "names", "path", "dir", "file", "fn", "func", "function", "size", "dim",
+    "dims", "len", "length", "enabled", "enable", "flag", "warmup", "interval", "freq", "frequency", "every",
+    "after", "before", "until", "shape", "axis", "axes", "module", "modules", "target", "targets", "list",
+})
+
+
+def head_noun(key: str) -> str:
+    return canonical(key).rsplit("_", 1)[-1]
+
+
 @lru_cache(maxsize=4096)
-def is_rate_key(key: str) -> bool:
+def named_like_rate(key: str) -> bool:
+    """The key's name has a rate-shaped token and it is no known switch: a rate unless its head
+    noun says otherwise (is_rate_key)."""
     name = canonical(key)
     if name in NOT_RATES or name.endswith(_SETTING_SUFFIXES) or "drop_last" in name:
         return False
     return bool(_RATE.search(name))
+
+
+@lru_cache(maxsize=4096)
+def is_rate_key(key: str) -> bool:
+    if not named_like_rate(key):
+        return False
+    return head_noun(key) not in SETTING_HEADS or is_known_rate(key)
+
+
+def setting_reason(key: str, value) -> str | None:
+    """Why a key named like a rate holds a setting instead, or None when it is a rate. Asked by
+    the readers for what they would otherwise read as a rate, so `plan` can list it (#25): a
+    setting noun at the end of the name, or an integer where no schema declares a rate (a layer
+    index of 1 is no "drop everything", and 4 is no 4%)."""
+    if named_like_rate(key) and head_noun(key) in SETTING_HEADS and not is_known_rate(key):
+        return f"its last word '{head_noun(key)}' names a setting, not a rate"
+    if (isinstance(value, int) and not isinstance(value, bool) and not _rate_head(head_noun(key))
+            and not is_known_rate(key)):
+        return "an integer on a key that neither a schema nor its last word declares a rate"
+    return None
+
+
+def _rate_head(head: str) -> bool:
+    """A last word that names a rate (`text_embedding_dropout_rate`, `attn_pdrop`): the key is a
+    rate whatever number it holds, so `dropout_rate: 1` is still the bug it looks like."""
+    return head in ("dropout", "rate", "prob", "p", "probability", "droppath") or head.endswith(("pdrop", "layerdrop"))
 
 
 _WORD = LazyRegex(r"[A-Za-z][A-Za-z_-]*")
@@ -71,7 +117,10 @@ def _known_rates() -> frozenset:
 
 
 def is_known_rate(key: str) -> bool:
-    return canonical(key) in _known_rates()
+    """Declared a rate by a schema the tool knows (Transformers config classes, PEFT, the strict
+    list); the architecture data is loaded only when a key outside the strict list asks."""
+    name = canonical(key)
+    return name in STRICT_RATES or name in _known_rates()
 
 
 def is_setting_word(key: str, value) -> bool:

@@ -16,7 +16,7 @@ _ROLE_PATTERNS = (
     ("layerdrop", LazyRegex(r"layerdrop|layer_drop")),
     ("rnn", LazyRegex(r"(^|_)(rnn|lstm|gru)(_|$)")),
     ("classifier", LazyRegex(r"classif|(^|_)cls_|summary_|(^|_)head_|pooler|final_dropout|qa_dropout")),
-    ("attention", LazyRegex(r"attn|attention")),
+    ("attention", LazyRegex(r"attn|attention|(^|_)att(_|$)")),
     ("embedding", LazyRegex(r"emb|embd|embedding|word_dropout|input_dropout|token_drop")),
     ("activation", LazyRegex(r"activation|ffn|(^|_)ff_|mlp|relu|intermediate|act_dropout")),
     ("hidden", LazyRegex(r"hidden|resid|(^|_)dropout(_p|_prob|_rate)?$|^dropout|^p_dropout|^drop_rate$|^drop_prob$")),

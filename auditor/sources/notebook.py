@@ -310,8 +310,10 @@ def read(path: str, text: str) -> Source | None:
         vline = seg.first_line + lineno - 1
         starts = line_starts(module_text)
         start = min(starts[vline - 1] + col - 1, len(module_text)) if vline <= len(starts) else len(module_text)
-        src.problems.append((PARSE_ERROR, Span(vline, col, vline, col, start, start),
-                             python_code.syntax_message(err, lineno, col) + "; the other cells are checked"))
+        end = starts[vline] if vline < len(starts) else len(module_text)
+        newer = python_code.newer_grammar(err, module_text[starts[vline - 1]:end] if vline <= len(starts) else "", path)
+        code, message = (python_code.SKIPPED, newer) if newer else (PARSE_ERROR, python_code.syntax_message(err, lineno, col))
+        src.problems.append((code, Span(vline, col, vline, col, start, start), message + "; the other cells are checked"))
     src.facts.append(nb_map)
     return src
 

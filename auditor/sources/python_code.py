@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import re
 import sys
 
@@ -23,6 +24,7 @@ from auditor.sources.common import PYTHON_MARKERS, located_problem
 from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name, parse
 
 PARSE_ERROR = "DRP000"
+SKIPPED = "DRP004"
 
 # A file without any of these cannot trigger a rule; skipping it before parsing keeps large
 # repositories fast (most Python files in a training repo are data or utility code). Defined
@@ -62,25 +64,87 @@ def read(path: str, text: str) -> Source | None:
 
 
 def _unparsable(path: str, text: str, exc: SyntaxError) -> Source:
-    """A located DRP000. SyntaxError columns are 1-based characters (Python >= 3.10)."""
+    """A located DRP000, or DRP004 (skipped, info) when the code is valid Python newer than the
+    interpreter the auditor runs on: that is no error in the user's code and must not fail a
+    run (#25). SyntaxError columns are 1-based characters (Python >= 3.10)."""
     line = exc.lineno or 1
     col = max(exc.offset or 1, 1)
     starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
     start = min(starts[line - 1] + col - 1, len(text)) if line <= len(starts) else len(text)
-    return located_problem(path, PARSE_ERROR, syntax_message(exc, line, col), Span(line, col, line, col, start, start))
+    span = Span(line, col, line, col, start, start)
+    end = starts[line] if line < len(starts) else len(text)
+    newer = newer_grammar(exc, text[starts[line - 1]:end] if line <= len(starts) else "", path)
+    if newer is not None:
+        return located_problem(path, SKIPPED, newer, span)
+    return located_problem(path, PARSE_ERROR, syntax_message(exc, line, col), span)
+
+
+# Grammar the running parser may not know, by the Python version that brought it. Matched on the
+# line the parser stopped at, so a real syntax error elsewhere is still DRP000.
+_NEWER_GRAMMAR = (
+    ((3, 12), "PEP 695 type aliases", re.compile(r"^\s*type\s+[A-Za-z_]\w*\s*(\[[^\]]*\]\s*)?=")),
+    ((3, 12), "PEP 695 type parameters", re.compile(r"^\s*(async\s+def|def|class)\s+[A-Za-z_]\w*\s*\[")),
+    ((3, 14), "PEP 758 except without parentheses", re.compile(r"^\s*except\*?\s+[^()\s:][^():]*,[^():]*:")),
+    ((3, 14), "PEP 750 template strings", re.compile(r"(?<![\w.])[tT][rR]?[\"']|(?<![\w.])[rR][tT][\"']")),
+)
+
+
+def newer_grammar(exc: SyntaxError, line_text: str, path: str) -> str | None:
+    """The DRP004 message when the parse failed on grammar newer than the running Python, or
+    when the project itself requires a newer Python (pyproject's requires-python): either way
+    the code is not wrong, the auditor is too old to read it."""
+    running = sys.version_info[:2]
+    shown = f"{running[0]}.{running[1]}"
+    msg = exc.msg or str(exc)
+    needs, what = None, ""
+    if running < (3, 12) and msg.startswith("f-string") and "single '}'" not in msg:
+        needs, what = (3, 12), "PEP 701 f-strings: quotes, backslashes or comments inside the expressions"
+    else:
+        for version, name, pattern in _NEWER_GRAMMAR:
+            if running < version and pattern.search(line_text):
+                needs, what = version, name
+                break
+    required = _required_python(path)
+    if needs is None and (required is None or required <= running):
+        return None
+    if needs is None:
+        needs, what = required, f"the project's requires-python (>={required[0]}.{required[1]})"
+    return (f"skipped: valid Python {needs[0]}.{needs[1]}+ ({what}), newer than the Python {shown} the auditor runs "
+            f"on, whose parser says \"{msg}\"; run the auditor on Python {needs[0]}.{needs[1]}+ to check this file")
+
+
+_REQUIRES = re.compile(r"^\s*requires-python\s*=\s*[\"'][^\"']*?>=?\s*(\d+)\.(\d+)", re.M)
+
+
+@functools.lru_cache(maxsize=64)
+def _requires_in(directory: str) -> tuple | None:
+    """(major, minor) of the lowest Python a pyproject.toml in `directory` or above admits."""
+    for _ in range(32):
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, encoding="utf-8", errors="replace") as handle:
+                    found = _REQUIRES.search(handle.read(65536))
+            except OSError:
+                return None
+            return (int(found.group(1)), int(found.group(2))) if found else None
+        if os.path.isdir(os.path.join(directory, ".git")):
+            return None
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+    return None
+
+
+def _required_python(path: str) -> tuple | None:
+    return _requires_in(os.path.dirname(os.path.abspath(path)))
 
 
 def syntax_message(exc: SyntaxError, line: int, col: int) -> str:
-    """The DRP000 message. f-strings with nested quotes, backslashes or comments in their
-    expressions are valid from Python 3.12 (PEP 701; Colab runs 3.12) and only the running
-    interpreter rejects them, so that case says so instead of reading like a bug in the code."""
+    """The DRP000 message (grammar newer than the running Python is DRP004: newer_grammar)."""
     where = f"(line {line}, column {col})"
     msg = exc.msg or str(exc)
-    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if sys.version_info < (3, 12) and msg.startswith("f-string") and "single '}'" not in msg:
-        return (f"not checked: this f-string needs Python 3.12 or newer (PEP 701 allows quotes, backslashes and "
-                f"comments inside f-string expressions), but the auditor runs on Python {running}, whose "
-                f"parser says \"{msg}\" {where}; run the auditor on Python 3.12+ to check this code")
     return f"cannot parse Python: {msg} {where}"
 
 
@@ -315,6 +379,8 @@ def _add(src: Source, module: PyModule, key: str, key_path: tuple, node: ast.AST
     if ok:
         if isinstance(value, bool) and role != "lora":
             return  # a switch in that codebase, as in the YAML reader
+        if dropout_keys.setting_reason(key, value):
+            return  # `layer_dropout_start=4`: an integer where no schema declares a rate (#25)
         if numeric_strings and isinstance(value, str) and probability.number_from_text(value) is not None:
             p, reason = probability.number_from_text(value), None
         else:

@@ -98,6 +98,9 @@ def _span(lineno: int, line_start: int, a: int, b: int) -> Span:
     return Span(lineno, a + 1, lineno, b + 1, line_start + a, line_start + b)
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _rate(key: str, value: str):
     """(p, reason) of a value written on a command line; None when a dropout-named key holds a
     word that makes it a setting (`--dropout_position pre`), not a rate."""
@@ -107,6 +110,8 @@ def _rate(key: str, value: str):
     p, reason = (number, None) if number is not None else probability.classify(value, quoted=True)
     if reason == "string" and dropout_keys.is_setting_word(key, value):
         return None
+    if number is not None and _INTEGER.fullmatch(value) and dropout_keys.setting_reason(key, int(value)):
+        return None  # `++model.encoder.layer_index_dropout=4`: an integer where no schema declares a rate (#25)
     return p, reason
 
 

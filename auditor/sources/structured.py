@@ -107,14 +107,22 @@ def _read_launch_lines(src: Source, root, text: str) -> None:
 
 def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind: str) -> None:
     seen_in_mapping: dict = {}
+    pretrained = None
     for entry in nodes.walk(root):
+        if entry.key in _pretrained_keys() and "pretrained_from" not in src.fields:
+            pretrained = pretrained or entry
         if not dropout_keys.is_rate_key(entry.key):
+            if dropout_keys.named_like_rate(entry.key):
+                _not_a_rate(src, entry, text, prefix, dropout_keys.setting_reason(entry.key, None))
             continue
         what = nodes.describe_entry(entry, text)
         if what is not None:
             setting = _structure(src, entry, text, prefix, what)
         else:
             setting = _setting(src.path, entry, text, prefix, json_mode, kind)
+            if setting is not None and (why := dropout_keys.setting_reason(entry.key, setting.value)):
+                _not_a_rate(src, entry, text, prefix, why)
+                continue
         if setting is None:
             continue
         parent = entry.key_path[:-1]
@@ -125,6 +133,43 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
                                  f"this one says {_shown(setting.raw)}; readers keep only one of them"))
         seen_in_mapping[(parent, entry.key)] = setting
         src.settings.append(setting)
+    if pretrained is not None and src.settings:
+        _state_pretrained(src, pretrained, text, prefix, json_mode)
+
+
+def _pretrained_keys() -> frozenset:
+    from auditor.knowledge import setup_kinds
+
+    return setup_kinds.pretrained_keys()
+
+
+def _state_pretrained(src: Source, entry, text: str, prefix: tuple, json_mode: bool) -> None:
+    """`pretrained_from`: the key that states the run starts from pretrained weights (NeMo's
+    init_from_nemo_model, fairseq's finetune_from_model, SpeechBrain's pretrainer, ...), which
+    is what the fine-tuning limits need to know (#25). A mapping or tagged object (SpeechBrain's
+    `!new:...Pretrainer`) states it by being there."""
+    from auditor.knowledge import setup_kinds
+
+    node = entry.value_node
+    scalar = nodes.is_scalar(node) and nodes.rejected_tag(node) is None
+    value = nodes.scalar_value(node, json_mode=json_mode) if scalar else "(object)"
+    where = setup_kinds.states_pretrained(entry.key, value)
+    if where is not None:
+        dotted = ".".join(str(k) for k in prefix + entry.key_path)
+        src.fields["pretrained_from"] = Field(f"{dotted} ({where})", nodes.span_of(entry.key_node, text))
+
+
+def _not_a_rate(src: Source, entry, text: str, prefix: tuple, why: str | None) -> None:
+    """A key named like a rate that holds a setting: no rule judges it, `plan` lists it (#25)."""
+    if why is None or not nodes.is_scalar(entry.value_node):
+        return
+    vspan = nodes.value_span(entry, text)
+    note = (".".join(str(k) for k in prefix + entry.key_path), text[vspan.start:vspan.end], vspan.line, why)
+    field = src.fields.get("not_rates")
+    if field is None:
+        src.fields["not_rates"] = Field([note], None)
+    else:
+        field.value.append(note)
 
 
 def _structure(src: Source, entry, text: str, prefix: tuple, what: str) -> Setting | None:

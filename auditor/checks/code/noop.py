@@ -160,9 +160,12 @@ def dropout_parameter_unused(ctx, rule):
         if any(_inside(module, call, fn) for call in module.index.calls_named(("locals", "vars"))):
             continue
         reads = _first_reads(fn, {arg.arg for arg in params})
+        recorded = _recorded_reads(module, fn, parent) if isinstance(parent, ast.ClassDef) else set()
         for arg in params:
             name = arg.arg
             first_read = reads.get(name)
+            if first_read is None and name in recorded:
+                continue  # stored by @register_to_config / save_hyperparameters and read back (#25)
             if first_read is None:
                 literal = _literal_passed(fn, name)
                 extra = ""
@@ -177,6 +180,34 @@ def dropout_parameter_unused(ctx, rule):
                 yield hit(ctx, module, shadow,
                            f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
                            "the caller's value is ignored", key=f"{fn.name}.{name}")
+
+
+# Constructors that record every argument on the instance: diffusers' ConfigMixin decorator
+# (diffusers/configuration_utils.py: register_to_config stores the init kwargs in self.config)
+# and Lightning's save_hyperparameters (self.hparams).
+_RECORDING_DECORATORS = frozenset({"register_to_config", "flax_register_to_config"})
+
+
+def _recorded_reads(module, init, cls) -> set:
+    """Names of __init__ arguments the constructor records on the instance and the class reads
+    back as `self.config.<name>` / `self.hparams.<name>` (or `["<name>"]`). Such an argument is
+    used even though __init__'s body never names it (diffusers' self.config.dropout)."""
+    holders = set()
+    if any(last_name(getattr(d, "func", d)) in _RECORDING_DECORATORS for d in init.decorator_list):
+        holders.add("config")
+    for n in ast.walk(init):
+        if isinstance(n, ast.Call) and last_name(n.func) == "save_hyperparameters":
+            holders.add("hparams")
+    if not holders:
+        return set()
+    names = set()
+    for n in ast.walk(cls):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute) and n.value.attr in holders:
+            names.add(n.attr)
+        elif (isinstance(n, ast.Subscript) and isinstance(n.value, ast.Attribute) and n.value.attr in holders
+              and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str)):
+            names.add(n.slice.value)
+    return names
 
 
 def _literal_passed(fn, name):
