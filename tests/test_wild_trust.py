@@ -64,11 +64,13 @@ def test_plan_lists_the_settings(tmp_path, run_cli):
 
 
 _UNDECLARED = st.sampled_from(["stochastic_depth_start_layer", "dropout_start", "enc_dropout_span", "drop_path_count",
-                               "my_dropout", "dropout_rnn", "layer_drop_index"])
+                               "dropout_rnn", "layer_drop_index", "dropout_att"])
+_VALUES = st.one_of(st.integers(min_value=-3, max_value=300).map(str),
+                    st.sampled_from(["10.0", "'0.1'", "5e-2", "50.0", "1.5"]))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=_UNDECLARED, value=st.integers(min_value=-3, max_value=300))
+@given(key=_UNDECLARED, value=_VALUES)
 def test_fix_never_changes_a_key_not_established_as_a_rate(tmp_path_factory, key, value):
     from auditor.cli.commands import cli
     from click.testing import CliRunner
@@ -174,3 +176,118 @@ def test_parameters_recorded_and_read_back_are_used(tmp_path):
 def test_a_recorded_parameter_never_read_is_still_unused(tmp_path):
     write_files(tmp_path, [("net.py", RECORDED.replace("self.config.dropout", "0.1"))])
     assert [(f.code, f.span.line) for f in audit([str(tmp_path)])] == [("DRP522", 7)]
+
+
+# --- the right cause ---------------------------------------------------------------------------
+
+FIREFLY_FULL = """{
+  "output_dir": "output/dpo-full",
+  "model_name_or_path": "openbmb/MiniCPM-2B-dpo-fp16",
+  "train_mode": "full",
+  "task_type": "dpo",
+  "beta": 0.1,
+  "lora_rank": 64,
+  "lora_dropout": 0.05
+}
+"""
+
+
+def test_a_full_fine_tune_gets_drp500_never_drp501(tmp_path):
+    """Firefly's `train_mode: full` DPO recipes build no PEFT model (train.py); the cause is
+    that there are no LoRA layers, not that TRL zeroes them."""
+    write_files(tmp_path, [("dpo/minicpm-dpo-full.json", FIREFLY_FULL),
+                           ("dpo/minicpm-dpo-lora.json", FIREFLY_FULL.replace('"full"', '"lora"'))])
+    found = {(f.path.rsplit("/", 1)[-1], f.code) for f in audit([str(tmp_path)]) if f.severity != "info"}
+    assert found == {("minicpm-dpo-full.json", "DRP500"), ("minicpm-dpo-lora.json", "DRP501")}
+
+
+# --- configs their frameworks read ---------------------------------------------------------------
+
+def test_json_with_comments_is_read_as_its_framework_reads_it(tmp_path):
+    """Coqui TTS reads its configs with read_json_with_comments: a `//` comment is no parse error."""
+    write_files(tmp_path, [("config.json", '{\n  "model": "glow_tts", // the model\n  /* audio */\n'
+                            '  "encoder_params": {"dropout_p": 1.5}\n}\n')])
+    found = audit([str(tmp_path)])
+    assert [(f.code, f.span.line, f.span.column) for f in found] == [("DRP100", 4, 35)]
+
+
+def test_a_cell_ipython_dedents_is_skipped_not_an_error(tmp_path):
+    import json
+
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": [" model.display_metrics()\n"]},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": ["import torch.nn as nn\n", "drop = nn.Dropout(0.1)\n"]}]}
+    write_files(tmp_path, [("n.ipynb", json.dumps(nb))])
+    (finding,) = audit([str(tmp_path)])
+    assert (finding.code, finding.severity) == ("DRP004", "info") and "IPython" in finding.message
+
+
+def test_a_sentinel_word_in_a_file_without_schema_is_a_setting(tmp_path):
+    """s3prl's mockingjay options.yaml: `dropout: 'default'` is handled by its builder."""
+    write_files(tmp_path, [("opts/options.yaml", "ckpt_file: x.ckpt\ndropout: 'default'\n"),
+                           ("cfg/config.json", '{"model_type": "bert", "hidden_dropout_prob": "default"}\n')])
+    assert [(f.code, f.path.endswith("config.json")) for f in audit([str(tmp_path)])] == [("DRP102", True)]
+
+
+def test_a_dataclass_field_left_unset_passes_nothing(tmp_path):
+    """A vendored copy of early PEFT's LoraConfig: `lora_dropout: float = field(default=None)`."""
+    write_files(tmp_path, [("lora.py", "from dataclasses import dataclass, field\n\n\n@dataclass\n"
+                            "class LoraConfig:\n    lora_dropout: float = field(default=None, metadata={})\n")])
+    assert audit([str(tmp_path)]) == []
+
+
+# --- quieter infos ---------------------------------------------------------------------------------
+
+def test_one_missing_target_is_one_finding(tmp_path):
+    lines = "".join(f"python sweep.py --lr {i}e-4 --lora_dropout 0.1\n" for i in range(1, 6))
+    write_files(tmp_path, [("run.sh", "#!/bin/bash\n" + lines)])
+    found = [f for f in audit([str(tmp_path)]) if f.code == "DRP005"]
+    assert len(found) == 1 and "named 4 more times in this file" in found[0].message
+
+
+@pytest.mark.parametrize("before", ["cd egs/avspeech\n", "git clone https://x/y.git tools/y\n",
+                                    "wget https://x/prepare.py\n"])
+def test_a_launch_after_cd_or_a_download_is_not_missing(tmp_path, before):
+    write_files(tmp_path, [("run.sh", "#!/bin/bash\n" + before + "python prepare.py --lora_dropout 0.1\n")])
+    assert [f.code for f in audit([str(tmp_path)]) if f.code == "DRP005"] == []
+
+
+def test_a_literal_cd_is_followed(tmp_path):
+    write_files(tmp_path, [("run.sh", "#!/bin/bash\ncd local\npython train.py --lora_dropout 0.1\n"),
+                           ("local/train.py", "print('x')\n")])
+    assert [f.code for f in audit([str(tmp_path)]) if f.code == "DRP005"] == []
+
+
+INTERPOLATED = """model:
+  dropout: 0.1
+  d_high: 0.7
+  encoder:
+    dropout: ${model.dropout}
+    dropout_att: ${..dropout}
+    dropout_emb: ${model.d_high}
+    dropout_pre: ${oc.env:DROP}
+init_from_nemo_model: base.nemo
+""" + NEMO_TAIL
+
+
+def test_same_file_interpolations_are_resolved(tmp_path):
+    write_files(tmp_path, [("conf.yaml", INTERPOLATED)])
+    found = sorted((f.code, f.span.line) for f in audit([str(tmp_path)]))
+    # the 0.7 is judged where it is written; only the environment variable stays a template
+    assert found == [("DRP105", 8), ("DRP200", 3)]
+
+
+def test_a_yaml_read_without_omegaconf_keeps_the_template(tmp_path):
+    write_files(tmp_path, [("recipe.yaml", "base_model: m\nadapter: lora\nx: 0.9\nlora_dropout: ${x}\n")])
+    assert [f.code for f in audit([str(tmp_path)])] == ["DRP105"]  # axolotl reads `${x}` as a string
+
+
+def test_shell_variables_set_once_are_resolved(tmp_path):
+    write_files(tmp_path, [("run.sh", "#!/bin/bash\nlora_dropout=0.05\nhigh=0.9\n"
+                            "torchrun train.py --lora_dropout ${lora_dropout} --hidden_dropout $high "
+                            "--attention_dropout $ATT\n"),
+                           ("train.py", "print('x')\n")])
+    found = sorted((f.code, f.span.line) for f in audit([str(tmp_path)]))
+    assert found == [("DRP105", 4), ("DRP200", 3)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from auditor.core.model import Edit, Fix, Span
 from auditor.core.record import Record
+from auditor.knowledge import dropout_keys
 
 CHECKS: dict = {}
 
@@ -49,7 +50,11 @@ def hit_at(setting, message: str, fix=None) -> Hit:
     return Hit(setting.path, setting.value_span, message, fix, setting.dotted)
 
 
-def replace_value(setting, replacement: str, description: str, applicability: str = "safe") -> Fix:
+def replace_value(setting, replacement: str, description: str, applicability: str = "safe") -> Fix | None:
+    """The edit of a value, offered only on a key established as a rate: `--fix` never rewrites a
+    value the tool merely guessed to be one (#25)."""
+    if not dropout_keys.is_established_rate(setting.key):
+        return None
     span = setting.value_span
     return Fix(description, (Edit(span.start, span.end, replacement),), applicability)
 

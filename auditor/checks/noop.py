@@ -24,8 +24,11 @@ def trainer_zeroes(ctx, rule):
     """TRL's preference trainers set every nn.Dropout to p=0 unless told otherwise, so a LoRA
     dropout in such a recipe is a no-op (trl#744; trl/trainer/utils.py disable_dropout_in_model)."""
     driver = ctx.setup.driver
+    full = ctx.plan.finetune in ("full", "freeze")
     for entry in ctx.plan.entries:
         s = entry.configured
         if s is None or s.path != (driver.path if driver else None) or not s.p or entry.effective != 0:
             continue
+        if full and s.role == "lora":
+            continue  # no LoRA layers to zero: DRP500 names the cause (#25)
         yield hit_at(s, f"{s.key} = {s.raw} has no effect: {entry.chain[-1]}")

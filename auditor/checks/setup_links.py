@@ -26,10 +26,16 @@ def missing_link_target(ctx, rule):
     """A file the run needs at start-up (a local model directory, the YAML a script parses,
     the recipe or script a launch command runs) is not there: the run fails before training,
     and every cross-file rule on that setup is blind."""
+    missing: dict = {}
     for link in _links(ctx):
         if link.kind in L.MUST_EXIST and link.target and not link.exists:
-            yield Hit(link.path, link.span, f"{link.via} names {link.written!r}, but {link.target} does not exist "
-                                            "(looked relative to this file and each parent directory up to the root)", key=link.written)
+            missing.setdefault(link.target, []).append(link)
+    for target, found in missing.items():
+        link = found[0]  # a sweep script naming one target 160 times is one finding (#25)
+        again = f"; named {len(found) - 1} more time{'s' if len(found) > 2 else ''} in this file" if len(found) > 1 else ""
+        yield Hit(link.path, link.span, f"{link.via} names {link.written!r}, but {target} does not exist "
+                                        f"(looked relative to this file and each parent directory up to the root){again}",
+                  key=link.written)
 
 
 def _top_level_keys(path: str, max_size: int) -> list | None:

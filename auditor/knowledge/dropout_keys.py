@@ -98,6 +98,13 @@ def setting_reason(key: str, value) -> str | None:
     return None
 
 
+def is_established_rate(key: str) -> bool:
+    """A rate by a schema or by its own last word (`attn_pdrop`, `text_dropout_rate`): the keys
+    whose values a fix may rewrite (#25). `dropout_att` is read as a rate, but nothing
+    establishes what number it should hold."""
+    return _rate_head(head_noun(key)) or is_known_rate(key)
+
+
 def _rate_head(head: str) -> bool:
     """A last word that names a rate (`text_embedding_dropout_rate`, `attn_pdrop`): the key is a
     rate whatever number it holds, so `dropout_rate: 1` is still the bug it looks like."""

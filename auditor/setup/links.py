@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 
+from auditor.core.lazy_regex import LazyRegex
 from auditor.setup.link import (  # noqa: F401 - the link vocabulary, re-exported for callers
     HFARGS_FILE,
     KINDS,
@@ -99,23 +100,53 @@ def from_shell(src, root: str) -> list:
     from auditor.sources import shell
 
     out = []
+    moves = [m.start() for m in _MOVES.finditer(src.text)]
     for launch in shell.launches(src.text):
-        head = os.path.basename(launch.program)
-        rest = launch.words
-        if head == "axolotl" and rest and rest[0][0] in ("train", "preprocess", "evaluate") and len(rest) > 1:
-            out.append(_recipe(src, rest[1], f"axolotl {rest[0][0]}", _overrides(rest[2:], "flags"), root))
-        elif head in ("llamafactory-cli", "lmf") and rest and rest[0][0] == "train" and len(rest) > 1:
-            out.append(_recipe(src, rest[1], "llamafactory-cli train", _overrides(rest[2:], "kv"), root))
-        elif head == "tune" and rest and rest[0][0] == "run":
-            cfg, at = _config_flag(rest)
-            if cfg is not None and cfg[0].endswith(RECIPE_SUFFIXES):
-                out.append(_recipe(src, cfg, "tune run --config", _overrides(rest[at + 1:], "kv"), root))
-        elif "-m" in launch.launcher:
-            if launch.program.startswith("axolotl.cli.train") and rest and not rest[0][0].startswith("-"):
-                out.append(_recipe(src, rest[0], f"-m {launch.program}", _overrides(rest[1:], "flags"), root))
-        elif launch.program.endswith(".py") and launch.launcher:
-            out.extend(_script(src, launch, root))
+        before = len(out)
+        _launch_links(src, launch, root, out)
+        if moves and moves[0] < launch.span.start:
+            for link in out[before:]:
+                _after_move(src, link, launch, root)
     return out
+
+
+# Commands after which a launch runs elsewhere, or on files the script fetches itself: `cd`,
+# `pushd`, `git clone`, downloads and archives. A target missing from the file's own
+# directory may then be where the run looks, so it is unknown rather than missing (#25).
+_MOVES = LazyRegex(r"(?m)^[ \t]*(?:cd|pushd)[ \t]+\S|\bgit[ \t]+clone\b|\b(?:wget|curl)\b|\b(?:tar[ \t]+-?x|unzip)\b")
+_CD = LazyRegex(r"(?m)^[ \t]*(?:cd|pushd)[ \t]+([^\s;&|]+)")
+
+
+def _after_move(src, link, launch, root: str) -> None:
+    if link.exists or link.target is None:
+        return
+    cds = [m for m in _CD.finditer(src.text) if m.start() < launch.span.start]
+    if cds and not any(mark in cds[-1].group(1) for mark in ("$", "`", "~")):
+        moved = Link(link.kind, os.path.join(os.path.dirname(src.path), cds[-1].group(1), "_"), link.span,
+                     link.written, via=link.via)
+        moved = locate(moved, root)
+        if moved.exists:
+            link.target, link.exists = moved.target, True
+            return
+    link.target, link.reason = None, "run-time"
+
+
+def _launch_links(src, launch, root: str, out: list) -> None:
+    head = os.path.basename(launch.program)
+    rest = launch.words
+    if head == "axolotl" and rest and rest[0][0] in ("train", "preprocess", "evaluate") and len(rest) > 1:
+        out.append(_recipe(src, rest[1], f"axolotl {rest[0][0]}", _overrides(rest[2:], "flags"), root))
+    elif head in ("llamafactory-cli", "lmf") and rest and rest[0][0] == "train" and len(rest) > 1:
+        out.append(_recipe(src, rest[1], "llamafactory-cli train", _overrides(rest[2:], "kv"), root))
+    elif head == "tune" and rest and rest[0][0] == "run":
+        cfg, at = _config_flag(rest)
+        if cfg is not None and cfg[0].endswith(RECIPE_SUFFIXES):
+            out.append(_recipe(src, cfg, "tune run --config", _overrides(rest[at + 1:], "kv"), root))
+    elif "-m" in launch.launcher:
+        if launch.program.startswith("axolotl.cli.train") and rest and not rest[0][0].startswith("-"):
+            out.append(_recipe(src, rest[0], f"-m {launch.program}", _overrides(rest[1:], "flags"), root))
+    elif launch.program.endswith(".py") and launch.launcher:
+        out.extend(_script(src, launch, root))
 
 
 def _recipe(src, word, via: str, overrides: list, root: str) -> Link:

@@ -104,7 +104,7 @@ def resolve(setup: Setup) -> DropoutPlan:
             if section is not None and not section[0]:
                 continue  # NeMo builds only the section peft_scheme selects (DRP503 reports the rest)
             chain = [f"{s.path}:{s.value_span.line} sets {s.dotted} = {s.raw or 'nothing'}"]
-            effective = s.p if s.reason in (None, "yaml11-string") else None
+            effective = s.p if s.reason in (None, "yaml11-string", "interpolated") else None
             if (s.role == "lora" and src is driver and not s.is_set
                     and frameworks.framework_of(driver) in frameworks.LORA_DROPOUT_DEFAULT):
                 effective, note = frameworks.LORA_DROPOUT_DEFAULT[frameworks.framework_of(driver)]

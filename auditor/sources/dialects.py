@@ -133,12 +133,14 @@ _FIELD_PATHS = {
                      "model_class": [("model_class",)]},
     "trl": {"use_peft": [("use_peft",)], "use_lora": [("use_lora",)], "use_qlora": [("use_qlora",)],
             "lora_enable": [("lora_enable",)], "tuner_type": [("tuner_type",)], "train_type": [("train_type",)],
+            "train_mode": [("train_mode",)],
             "finetuning_type": [("finetuning_type",)], "base_model": [("model_name_or_path",)],
             "disable_dropout": [("disable_dropout",)], "attn_implementation": [("attn_implementation",)]},
     "hf-trainer-args": {"base_model": [("model_name_or_path",)], "disable_dropout": [("disable_dropout",)],
                         "use_peft": [("use_peft",)], "use_lora": [("use_lora",)], "use_qlora": [("use_qlora",)],
                         "lora_enable": [("lora_enable",)], "tuner_type": [("tuner_type",)],
-                        "train_type": [("train_type",)], "finetuning_type": [("finetuning_type",)]},
+                        "train_type": [("train_type",)], "train_mode": [("train_mode",)],
+                        "finetuning_type": [("finetuning_type",)]},
     "torchtune": {"model_component": [("model", "_component_")]},
     "litgpt": {"base_model": [("checkpoint_dir",)]},
     "nemo": {"peft_scheme": [("model", "peft", "peft_scheme")]},
@@ -233,7 +235,7 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
         finetune = str(f["peft_type"].value).lower() if "peft_type" in f else None
     if finetune:
         anchor = next((f[k] for k in ("adapter", "finetuning_type", "peft_name", "use_peft", "use_lora", "use_qlora",
-                                       "lora_enable", "tuner_type", "train_type", "model_component",
+                                       "lora_enable", "tuner_type", "train_type", "train_mode", "model_component",
                                        "peft_scheme", "peft_type") if k in f), None)
         fields["finetune"] = Field(finetune, anchor.span if anchor else None)
     trainer = None

@@ -312,6 +312,11 @@ def read(path: str, text: str) -> Source | None:
         start = min(starts[vline - 1] + col - 1, len(module_text)) if vline <= len(starts) else len(module_text)
         end = starts[vline] if vline < len(starts) else len(module_text)
         newer = python_code.newer_grammar(err, module_text[starts[vline - 1]:end] if vline <= len(starts) else "", path)
+        if newer is None and lineno == 1 and (err.msg or "") == "unexpected indent":
+            # IPython's leading_indent transformer removes a cell's common leading indentation
+            # (IPython/core/inputtransformer2.py), so the cell runs; the joined module cannot hold it
+            newer = ("skipped: the cell starts indented, which IPython accepts (it removes a cell's leading "
+                     "indentation) and the auditor's Python parser does not")
         code, message = (python_code.SKIPPED, newer) if newer else (PARSE_ERROR, python_code.syntax_message(err, lineno, col))
         src.problems.append((code, Span(vline, col, vline, col, start, start), message + "; the other cells are checked"))
     src.facts.append(nb_map)

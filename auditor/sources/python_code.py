@@ -367,6 +367,8 @@ def _from_dataclass(src: Source, module: PyModule, cls: ast.ClassDef) -> None:
             if kw is None:
                 continue
             value = kw.value
+        if isinstance(value, ast.Constant) and value.value is None:
+            continue  # a field left unset (a vendored LoraConfig's default=None): no value is passed yet (#25)
         _add(src, module, key, (cls.name, key), value, module.span(stmt.target))
 
 

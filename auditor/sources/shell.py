@@ -18,6 +18,7 @@ run that never takes that path never pays for them.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 
@@ -62,6 +63,8 @@ def read(path: str, text: str, *, folded: bool = False) -> Source | None:
             if lm:
                 src.fields["finetune"] = Field("lora", _span(lineno, start, lm.start(1) if lm.lastindex else lm.start(), lm.end()))
     _read_launches(src, text, folded)
+    if any(s.reason == "template" for s in src.settings):
+        _resolve_variables(src, text, line_starts)
     if src.settings:
         return src
     # a recognised LoRA launch without dropout flags still trains with its framework's default
@@ -113,6 +116,38 @@ def _rate(key: str, value: str):
     if number is not None and _INTEGER.fullmatch(value) and dropout_keys.setting_reason(key, int(value)):
         return None  # `++model.encoder.layer_index_dropout=4`: an integer where no schema declares a rate (#25)
     return p, reason
+
+
+_ASSIGNMENT = re.compile(r"^[ \t]*(?:export[ \t]+|local[ \t]+|readonly[ \t]+|declare[ \t]+)?([A-Za-z_]\w*)=(\S*)", re.M)
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_]\w*)\}?")
+
+
+def _resolve_variables(src: Source, text: str, line_starts: list) -> None:
+    """`--lora_dropout ${lora_dropout}` after `lora_dropout=0.05` in the same script is 0.05,
+    judged where the number is written (#25). Only a variable assigned once in the file, to a
+    plain number, before its use: anything else (a loop variable, an argument, the environment)
+    stays a template."""
+    assigned: dict = {}
+    for m in _ASSIGNMENT.finditer(text):
+        assigned.setdefault(m.group(1), []).append(m)
+    for s in src.settings:
+        if s.reason != "template":
+            continue
+        use = _VARIABLE.fullmatch(s.raw.strip("\"'"))
+        found = assigned.get(use.group(1)) if use else None
+        if not found or len(found) != 1 or found[0].start() > s.value_span.start:
+            continue
+        m = found[0]
+        word = m.group(2)
+        value = word[1:-1] if word[:1] in "\"'" and word[-1:] == word[:1] else word
+        number = probability.number_from_text(value)
+        if number is None:
+            continue
+        lineno = bisect.bisect_right(line_starts, m.start(2))
+        start = line_starts[lineno - 1]
+        s.value, s.p, s.reason = value, number, None
+        s.raw = f"{word} (via {s.raw}, line {s.value_span.line})"
+        s.value_span = _span(lineno, start, m.start(2) - start, m.end(2) - start)
 
 
 def _add(src: Source, m, lineno: int, line_start: int) -> None:

@@ -25,6 +25,7 @@ _JINJA = LazyRegex(r"{%|{{|{#")
 
 
 def read(path: str, text: str) -> Source | None:
+    exc = None
     json_mode = path.lower().endswith(".json")
     if os.path.basename(path).lower() in dialects.TOKENIZER_FILES:
         return None  # never a training config whatever it holds; tokenizer.json runs to megabytes
@@ -32,7 +33,10 @@ def read(path: str, text: str) -> Source | None:
         return None
     try:
         docs = nodes.compose(text, path)
-    except nodes.ParseError as exc:
+    except nodes.ParseError as error:
+        exc = error
+        docs = _compose_jsonc(text, path) if json_mode else None
+    if docs is None:
         if not prescan.parse_error_matters(path, text):
             return None  # a dataset, a JSON-with-comments editor file, a CI config: not ours (#16.5)
         jinja = _JINJA.search(text)
@@ -64,7 +68,10 @@ def read(path: str, text: str) -> Source | None:
                              "(run `dropout-audit probe --trust-remote-code` to measure it)"))
     for index, root in enumerate(roots):
         prefix = (index,) if len(roots) > 1 else ()
+        before = len(src.settings)
         _collect(src, root, text, prefix, json_mode, kind)
+        if dialect in _OMEGACONF_DIALECTS:
+            _resolve_interpolations(src.settings[before:], src.settings, root, text, prefix, json_mode)
     if kind == "recipe" and dialect == "generic":
         _read_launch_lines(src, main, text)
     if not src.settings and kind == "recipe" and dialect == "generic":
@@ -105,6 +112,106 @@ def _read_launch_lines(src: Source, root, text: str) -> None:
         sorted({e.key for e in nodes.walk(root) if e.key in LAUNCH_KEYS})) + " strings", None)
 
 
+# Dialects whose files are loaded by OmegaConf, which resolves `${a.b}` against the same file
+# (NeMo and Hydra recipes, torchtune's config.parse); axolotl, LLaMA-Factory and the
+# HfArgumentParser family read `${x}` as the literal string (#25).
+_OMEGACONF_DIALECTS = frozenset({"nemo", "torchtune", "generic"})
+_INTERPOLATION = LazyRegex(r"\$\{(\.*)([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\}")
+
+
+def _resolve_interpolations(new: list, settings: list, root, text: str, prefix: tuple, json_mode: bool) -> None:
+    """A rate written as `${model.dropout}` (or OmegaConf's relative `${..dropout}`) that names a
+    scalar of the same file is that scalar: judged where the number is written (value_span at the
+    target, the key at the reference), or, when the target is itself a rate, judged there once and
+    shown resolved in the plan (reason `interpolated`). What the file cannot resolve (an
+    environment variable, another file, a resolver call) stays a template (DRP105)."""
+    rates = {s.key_path: s for s in settings}
+    for s in new:
+        target_path, seen = s.key_path, set()
+        raw = s.raw
+        for _ in range(8):  # chains of references, never a loop
+            m = _INTERPOLATION.fullmatch(raw.strip().strip("\"'"))
+            if m is None or target_path in seen:
+                break
+            seen.add(target_path)
+            dots, dotted = m.groups()
+            base = target_path[:-1] if dots else prefix
+            for _ in range(max(len(dots) - 1, 0)):
+                base = base[:-1]
+            target_path = base + tuple(dotted.split("."))
+            entry = _entry_at(root, target_path[len(prefix):])
+            if entry is None or not nodes.is_scalar(entry.value_node):
+                break
+            vspan = nodes.value_span(entry, text)
+            raw = text[vspan.start:vspan.end]
+            if _INTERPOLATION.fullmatch(raw.strip().strip("\"'")):
+                continue
+            value = nodes.scalar_value(entry.value_node, json_mode=json_mode)
+            p, reason = probability.classify(value, quoted=nodes.is_quoted(entry.value_node))
+            if reason is not None:
+                break
+            s.value, s.p, s.raw = value, p, f"{raw} (via {s.raw.strip()}, line {s.value_span.line})"
+            if target_path in rates and rates[target_path] is not s:
+                s.reason = "interpolated"  # judged at the target, which is a rate itself
+            else:
+                s.reason, s.value_span = None, vspan
+            break
+
+
+def _entry_at(root, path: tuple):
+    node, found = root, None
+    for key in path:
+        if not nodes.is_mapping(node):
+            return None
+        found = next((nodes.Entry(str(k.value), k, v, ()) for k, v in node.value
+                      if nodes.is_scalar(k) and str(k.value) == key), None)
+        if found is None:
+            return None
+        node = found.value_node
+    return found
+
+
+def _compose_jsonc(text: str, path: str):
+    """JSON with `//` and `/* */` comments, as Coqui TTS (read_json_with_comments), VS Code and
+    tsconfig-style tools read it: the comments are blanked to spaces (newlines kept), so every
+    position stays where the file has it, and the rest must be plain JSON (#25)."""
+    blanked = _blank_json_comments(text)
+    if blanked is None:
+        return None
+    try:
+        return nodes.compose(blanked, path)
+    except nodes.ParseError:
+        return None
+
+
+def _blank_json_comments(text: str) -> str | None:
+    """The text with comments outside strings replaced by spaces, or None when it has none."""
+    if "//" not in text and "/*" not in text:
+        return None
+    out = list(text)
+    i, n, found, in_string = 0, len(text), False, False
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 2
+                continue
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif c == "/" and i + 1 < n and text[i + 1] in "/*":
+            found = True
+            end = text.find("\n", i) if text[i + 1] == "/" else text.find("*/", i + 2)
+            end = n if end == -1 else (end if text[i + 1] == "/" else end + 2)
+            for j in range(i, end):
+                if out[j] not in "\r\n":
+                    out[j] = " "
+            i = end
+            continue
+        i += 1
+    return "".join(out) if found else None
+
+
 def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind: str) -> None:
     seen_in_mapping: dict = {}
     pretrained = None
@@ -119,7 +226,7 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
         if what is not None:
             setting = _structure(src, entry, text, prefix, what)
         else:
-            setting = _setting(src.path, entry, text, prefix, json_mode, kind)
+            setting = _setting(src.path, entry, text, prefix, json_mode, kind, src.dialect == "generic")
             if setting is not None and (why := dropout_keys.setting_reason(entry.key, setting.value)):
                 _not_a_rate(src, entry, text, prefix, why)
                 continue
@@ -197,7 +304,14 @@ def _shown(raw: str) -> str:
     return (flat[:37] + "...") if len(flat) > 40 else (flat or "nothing")
 
 
-def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: str) -> Setting | None:
+# Words that stand for "the value from elsewhere" in configs read by their own code (s3prl's
+# mockingjay options.yaml: `dropout: 'default'`, "or use the str `default` for pre-train default
+# values", builder.py). Without a schema for the file they are settings, not invalid rates.
+_SENTINELS = frozenset({"default", "auto", "inherit", "pretrained", "same"})
+
+
+def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: str,
+             generic: bool = False) -> Setting | None:
     node = entry.value_node
     value = nodes.scalar_value(node, json_mode=json_mode)
     quoted = nodes.is_quoted(node)
@@ -207,6 +321,8 @@ def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: 
     p, reason = probability.classify(value, quoted=quoted)
     if reason == "string" and kind != "peft-adapter" and dropout_keys.is_setting_word(entry.key, value):
         return None  # `dropout_position: pre` is a setting, not a rate
+    if reason == "string" and generic and value.strip().lower() in _SENTINELS:
+        return None
     if (reason is None and not json_mode and not node.style
             and probability.yaml11_reads_as_string(node.value)):
         reason = "yaml11-string"
