@@ -291,3 +291,11 @@ def test_shell_variables_set_once_are_resolved(tmp_path):
                            ("train.py", "print('x')\n")])
     found = sorted((f.code, f.span.line) for f in audit([str(tmp_path)]))
     assert found == [("DRP105", 4), ("DRP200", 3)]
+
+
+def test_a_classifier_head_is_judged_as_a_classifier(tmp_path):
+    """NeMo's text classification: classifier_head.fc_dropout is the head's dropout (limit 0.5),
+    not the hidden states' (0.3)."""
+    write_files(tmp_path, [("cls.yaml", "init_from_pretrained_model: bert\nmodel:\n  classifier_head:\n"
+                            "    fc_dropout: 0.4\n  encoder:\n    dropout: 0.4\n" + NEMO_TAIL)])
+    assert sorted((f.code, f.span.line) for f in audit([str(tmp_path)])) == [("DRP200", 6)]

@@ -34,3 +34,18 @@ def role_of(key: str) -> str:
         if pattern.search(name):
             return role
     return "other"
+
+
+# A section that holds a classification head: its plain `dropout` is the head's (NeMo's
+# classifier_head.fc_dropout, a `head: {dropout: 0.5}` block), judged by the classifier limits.
+_HEAD_SECTION = LazyRegex(r"classif|(^|_)cls(_|$)|(^|_)heads?(_|$)|pooler")
+
+
+def role_in(key: str, sections: tuple) -> str:
+    """The role of a key read in its sections: a hidden-looking rate inside a classification
+    head's section is the head's (#25)."""
+    role = role_of(key)
+    if role in ("hidden", "other") and any(isinstance(s, str) and _HEAD_SECTION.search(canonical(s))
+                                           for s in sections):
+        return "classifier"
+    return role

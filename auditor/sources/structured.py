@@ -12,6 +12,7 @@ from auditor.core import probability
 from auditor.core.lazy_regex import LazyRegex
 from auditor.core.model import Field, Setting, Source
 from auditor.knowledge import dropout_keys
+from auditor.knowledge.key_roles import role_in
 from auditor.sources import dialects, nodes, prescan
 from auditor.sources.common import located_problem
 
@@ -287,7 +288,7 @@ def _structure(src: Source, entry, text: str, prefix: tuple, what: str) -> Setti
     generic YAML often a sweep (`lora_dropout: {values: [0.05, 0.1]}`)."""
     if src.kind == "recipe" and src.dialect == "generic":
         return None
-    role = "lora" if src.kind == "peft-adapter" else dropout_keys.role_of(entry.key)
+    role = "lora" if src.kind == "peft-adapter" else role_in(entry.key, prefix + entry.key_path[:-1])
     if src.kind == "recipe" and role != "lora" and nodes.rejected_tag(entry.value_node) is None:
         return None  # torchtune's `layer_dropout: {prob: 0.2, layers: ":"}` is a section
     alias = nodes.is_alias(entry)
@@ -315,7 +316,7 @@ def _setting(path: str, entry, text: str, prefix: tuple, json_mode: bool, kind: 
     node = entry.value_node
     value = nodes.scalar_value(node, json_mode=json_mode)
     quoted = nodes.is_quoted(node)
-    role = "lora" if kind == "peft-adapter" else dropout_keys.role_of(entry.key)
+    role = "lora" if kind == "peft-adapter" else role_in(entry.key, prefix + entry.key_path[:-1])
     if isinstance(value, bool) and role != "lora":
         return None  # `dropout: false` is a switch in that codebase, not a rate
     p, reason = probability.classify(value, quoted=quoted)
