@@ -72,8 +72,9 @@ _VALUES = st.one_of(st.integers(min_value=-3, max_value=300).map(str),
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=_UNDECLARED, value=_VALUES)
 def test_fix_never_changes_a_key_not_established_as_a_rate(tmp_path_factory, key, value):
-    from auditor.cli.commands import cli
     from click.testing import CliRunner
+
+    from auditor.cli.commands import cli
 
     base = tmp_path_factory.mktemp("fix")
     text = f"model:\n  encoder:\n    {key}: {value}\n    dropout: 10\n" + NEMO_TAIL

@@ -86,6 +86,7 @@ def write(engine, files, fmt: str, stream) -> None:
         dialect += f" ({d['dialect_why']})" if d["dialect_why"] else ""
         m = p.setup.model
         model = "" if m is None else f"; model {m.ref}: {m.model_type or 'unknown'} ({m.source})"
+        model += f"; starts from {d['starts_from']}" if d.get("starts_from") else ""
         table = Table(title=f"{title}  (fine-tune: {d['finetune']}; trainer: {d['trainer']}{dialect}{model})",
                       title_justify="left")
         for col in ("site", "role", "configured", "effective", "source", "why"):

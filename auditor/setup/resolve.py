@@ -81,8 +81,24 @@ def describe(plan: DropoutPlan) -> dict:
         why = driver.get("dialect_why") or ("the launch line" if driver.get("framework") else "")
         if rivals:
             why += "; also fits " + ", ".join(rivals) + " (only what they agree on is used)"
-        out["dialect_why"] = why
+        flavour = driver.get("config_flavour")
+        if flavour:
+            out["dialect"] = {"openmmlab": "OpenMMLab config", "detectron2": "detectron2 LazyConfig"}[flavour]
+            out["dialect_why"] = why or "module-level dict()/LazyCall config, read without running it"
+    starts = _starts_from(plan.setup)
+    if starts:
+        out["starts_from"] = starts
     return out
+
+
+def _starts_from(setup) -> str:
+    """The key that states the run starts from pretrained weights (knowledge/data/setup_kinds.json),
+    shown so a user sees why the fine-tuning limits apply (#25)."""
+    for src in setup.sources:
+        stated = src.get("pretrained_from")
+        if stated:
+            return str(stated)
+    return ""
 
 
 def is_lora_like(finetune: str) -> bool:

@@ -7,6 +7,9 @@ from_pretrained(..., hidden_dropout_prob=...), argparse and dataclass defaults) 
 like the values of a YAML recipe, so the range, role and cross-file rules apply to them
 unchanged; values computed at run time carry the reason `expression`, which no value rule
 selects.
+
+Imports inside functions (`sources.python_config`, for OpenMMLab and detectron2 configs) are
+deferred for start-up time: a script that is no such config never pays for them.
 """
 
 from __future__ import annotations
@@ -179,6 +182,12 @@ def _collect(src: Source, module: PyModule) -> None:
         elif isinstance(node, ast.Name) and node.id in _UNSLOTH:
             if "unsloth" not in fields:
                 fields["unsloth"] = Field(True, module.span(node))
+    if module.tree.body and ("dict(" in module.text or "LazyCall" in module.text or "\nmodel." in module.text):
+        from auditor.sources import python_config
+
+        flavour = python_config.flavour(module)
+        if flavour is not None:
+            python_config.read(src, module, flavour)
     _order_references(src)
     src.settings.sort(key=lambda s: s.value_span.start)
 

@@ -1,0 +1,73 @@
+"""Issue #31.1: training configs written in Python (OpenMMLab dict configs, detectron2
+LazyConfig) are read statically: their dropout keys are settings with exact spans and the keys
+that load pretrained weights say whether they fine-tune."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import audit, write_files
+
+MM_FT = """_base_ = ['../_base_/models/vit-base-p16.py']
+model = dict(
+    backbone=dict(
+        type='VisionTransformer',
+        drop_path_rate=0.1,
+        drop_rate=0.6,
+        init_cfg=dict(type='Pretrained', checkpoint='https://x/vit.pth', prefix='backbone')),
+    head=dict(type='VisionTransformerClsHead', num_classes=100, dropout=0.45))
+train_cfg = dict(by_epoch=True, max_epochs=100)
+"""
+
+MM_BASE = """model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='VisionTransformer', arch='b', drop_rate=0.1, drop_path_rate=1.5),
+    neck=None)
+"""
+
+D2 = """from .mask_rcnn_vitdet_b_100ep import dataloader, model, train, optimizer
+
+train.init_checkpoint = "detectron2://ImageNetPretrained/MAE/mae_pretrain_vit_huge_p14to16.pth"
+model.backbone.net.depth = 32
+model.backbone.net.drop_path_rate = 0.5
+model.roi_heads.box_head.dropout = 0.6
+"""
+
+
+def test_openmmlab_values_are_judged_where_written(tmp_path):
+    write_files(tmp_path, [("configs/vit/vit_ft.py", MM_FT), ("configs/_base_/models/vit-base-p16.py", MM_BASE)])
+    found = sorted((f.path.rsplit("/", 1)[-1], f.code, f.span.line, f.span.column) for f in audit([str(tmp_path)]))
+    # init_cfg type=Pretrained states a fine-tune: the 0.6 is judged by the fine-tuning limits;
+    # the head's 0.45 is a classifier's (limit 0.5); the base file's 1.5 is out of range
+    assert found == [("vit-base-p16.py", "DRP100", 3, 85), ("vit_ft.py", "DRP200", 6, 19)]
+
+
+def test_without_pretrained_weights_the_limits_only_note(tmp_path):
+    write_files(tmp_path, [("vit_scratch.py", MM_FT.replace("init_cfg=dict(type='Pretrained', "
+                                                             "checkpoint='https://x/vit.pth', prefix='backbone')",
+                                                             "init_cfg=None"))])
+    assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP202", "info")]
+
+
+def test_detectron2_overrides_are_settings(tmp_path, run_cli):
+    write_files(tmp_path, [("ViTDet/mask_rcnn_vitdet_h_75ep.py", D2)])
+    found = [(f.code, f.span.line) for f in audit([str(tmp_path)])]
+    assert found == [("DRP200", 6)]  # a box head's 0.6 dropout in a fine-tune; drop path 0.5 is within
+    code, out = run_cli("plan", "--format", "json", str(tmp_path))
+    (plan,) = json.loads(out)
+    assert plan["dialect"] == "detectron2 LazyConfig"
+    assert plan["starts_from"].startswith("train.init_checkpoint")
+    assert [(e["site"], e["role"]) for e in plan["entries"]] == [
+        ("model.backbone.net.drop_path_rate", "stochastic-depth"), ("model.roi_heads.box_head.dropout", "classifier")]
+
+
+def test_lazycall_keywords_are_settings(tmp_path):
+    write_files(tmp_path, [("lazy.py", "from detectron2.config import LazyCall as L\nfrom x import ViT\n\n"
+                            "model = L(ViT)(img_size=1024, drop_path_rate=1.2)\n")])
+    assert [(f.code, f.span.line, f.span.column) for f in audit([str(tmp_path)])] == [("DRP100", 4, 46)]
+
+
+def test_ordinary_code_building_a_dict_is_no_config(tmp_path):
+    write_files(tmp_path, [("train.py", "import torch.nn as nn\n\nopts = dict(dropout=1.5)\n"
+                            "model = nn.Sequential(nn.Dropout(0.1))\n")])
+    assert audit([str(tmp_path)]) == []
