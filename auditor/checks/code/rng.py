@@ -95,14 +95,16 @@ def same_seed_every_rank(ctx, rule):
     module = python_module_of(ctx)
     if module is None or not any(m in module.text for m in DDP_MARKERS) or not _uses_dropout(ctx.source, module):
         return
+    generators = _generator_names(module)
     for call in module.calls():
         if last_name(call.func) not in SEEDERS or not call.args:
             continue
         if kwarg(call, "device_specific") is not None and constant(kwarg(call, "device_specific").value) != (True, False):
             continue
+        if _local_generator(call, generators):
+            continue  # torch.Generator(device).manual_seed(s) seeds that generator, not the RNG dropout draws from
         arg = call.args[0]
-        names = [n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(arg) if isinstance(n, (ast.Name, ast.Attribute))]
-        if any(RANKISH.search(n) for n in names) or any(isinstance(n, ast.Call) for n in ast.walk(arg)):
+        if _rank_offset(module, call, arg):
             continue
         if any(isinstance(a, ast.If) and any(RANKISH.search(getattr(n, "id", getattr(n, "attr", "")) or "")
                                              for n in ast.walk(a.test)) for a in module.ancestors(call)):
@@ -110,6 +112,48 @@ def same_seed_every_rank(ctx, rule):
         yield hit(ctx, module, call, f"{last_name(call.func)}({module.text[module.span(arg).start:module.span(arg).end]}) "
                    "gives every data-parallel rank the same seed, so every GPU draws the same dropout masks; "
                    "re-seed with seed + rank once the model is built (weights must stay identical)", key="seed")
+
+
+def _generator_names(module) -> set:
+    """Names bound to a `torch.Generator(...)` anywhere in the module."""
+    found = set()
+    for node in module.index.of(ast.Assign):
+        if isinstance(node.value, ast.Call) and last_name(node.value.func) == "Generator":
+            found.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return found
+
+
+def _local_generator(call, generators: set) -> bool:
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return False
+    receiver = func.value
+    if isinstance(receiver, ast.Call):
+        return last_name(receiver.func) == "Generator"
+    if isinstance(receiver, ast.Name):
+        return receiver.id in generators
+    if isinstance(receiver, ast.Attribute):
+        return receiver.attr in generators or "generator" in receiver.attr.lower()
+    return False
+
+
+def _rank_offset(module, call, arg) -> bool:
+    """The seed mentions the rank, or is a name last assigned from an expression that does (mae's
+    `seed = args.seed + misc.get_rank()` on the line before): the fix this rule asks for (#31)."""
+    exprs = [arg]
+    if isinstance(arg, ast.Name):
+        scope = next((a for a in module.ancestors(call) if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef))),
+                     module.tree)
+        exprs += [n.value for n in ast.walk(scope) if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+                  and n.value is not None and getattr(n.value, "lineno", 0) <= call.lineno
+                  and any(isinstance(t, ast.Name) and t.id == arg.id
+                          for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+    for expr in exprs:
+        names = [n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(expr)
+                 if isinstance(n, (ast.Name, ast.Attribute))]
+        if any(RANKISH.search(n) for n in names) or any(isinstance(n, ast.Call) for n in ast.walk(expr)):
+            return True
+    return False
 
 
 @check("preference-dropout-on", scope="setup")
