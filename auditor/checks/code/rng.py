@@ -22,6 +22,7 @@ from auditor.knowledge import dropout_keys, frameworks
 from auditor.sources.python_facts import (
     arg_or_kwarg,
     constant,
+    dotted,
     is_zero,
     kwarg,
     last_name,
@@ -154,6 +155,34 @@ def _rank_offset(module, call, arg) -> bool:
         if any(RANKISH.search(n) for n in names) or any(isinstance(n, ast.Call) for n in ast.walk(expr)):
             return True
     return False
+
+
+_CPU_RNG = frozenset({"torch.get_rng_state", "torch.set_rng_state", "torch.random.get_rng_state",
+                      "torch.random.set_rng_state"})
+_DEVICE_RNG = ("cuda.get_rng_state", "cuda.set_rng_state", "get_rng_state_all", "set_rng_state_all", "fork_rng",
+               "get_device_states", "set_device_states", "get_state", "xpu.get_rng_state")
+_ON_CUDA = re.compile(r"\.cuda\(|[\"']cuda(:\d+)?[\"']|device_map|\.to\(device\)")
+
+
+@check("rng-sync-cpu-only")
+def rng_sync_cpu_only(ctx, rule):
+    """Saving and restoring torch's RNG state to replay dropout masks (two forward passes with
+    the same masks, a manual recompute) covers only the CPU generator: a model on CUDA draws its
+    masks from torch.cuda's generator, which is never restored (#31; torch.utils.checkpoint keeps
+    both, see get_device_states)."""
+    module = python_module_of(ctx)
+    if module is None or "rng_state" not in module.text or not _ON_CUDA.search(module.text):
+        return
+    if any(mark in module.text for mark in _DEVICE_RNG) or not _uses_dropout(ctx.source, module):
+        return
+    calls = [c for c in module.calls() if dotted(c.func) in _CPU_RNG]
+    restores = [c for c in calls if dotted(c.func).endswith("set_rng_state")]
+    if not restores or len(restores) == len(calls):
+        return  # a replay saves and restores; a lone restore may load a checkpoint's state
+    call = restores[0]
+    yield hit(ctx, module, call, f"{dotted(call.func)}() restores only the CPU generator, but this code runs "
+              "on CUDA, whose dropout masks come from torch.cuda's generator: save and restore "
+              "torch.cuda.get_rng_state() as well (or use torch.random.fork_rng(devices=...))", key="rng_state")
 
 
 @check("preference-dropout-on", scope="setup")
