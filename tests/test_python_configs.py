@@ -71,3 +71,12 @@ def test_ordinary_code_building_a_dict_is_no_config(tmp_path):
     write_files(tmp_path, [("train.py", "import torch.nn as nn\n\nopts = dict(dropout=1.5)\n"
                             "model = nn.Sequential(nn.Dropout(0.1))\n")])
     assert audit([str(tmp_path)]) == []
+
+
+def test_a_probe_forward_in_eval_restored_is_no_freeze(tmp_path):
+    """mmpretrain's HybridEmbed puts its backbone in eval for one probe forward and back."""
+    write_files(tmp_path, [("embed.py", "import torch.nn as nn\n\n\nclass HybridEmbed(nn.Module):\n"
+                            "    def __init__(self, backbone, drop=0.1):\n        super().__init__()\n"
+                            "        training = backbone.training\n        backbone.eval()\n"
+                            "        backbone.train(training)\n        self.drop = nn.Dropout(drop)\n")])
+    assert [f.code for f in audit([str(tmp_path)])] == []

@@ -28,7 +28,7 @@ PYTHON_ONLY = {
     "dropout-set-after-build": "source", "dropout-result-discarded": "source",
     "dropout-flag-unread": "source", "attention-path-without-dropout": "source",
     "checkpoint-without-rng-state": "source", "same-seed-every-rank": "source",
-    "rng-sync-cpu-only": "source",
+    "rng-sync-cpu-only": "source", "frozen-stages-unfrozen-by-train": "source",
     "preference-dropout-on": "setup",
     "inference-in-train-mode": "setup", "eval-without-train": "setup",
     "no-grad-is-not-eval": "setup", "mc-dropout-in-eval": "setup",

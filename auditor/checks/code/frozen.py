@@ -1,0 +1,89 @@
+"""Frozen stages that `train()` switches back on (#31).
+
+Backbones freeze their stem or early stages in `__init__` (mmpretrain's ViT, BEiT and HiViT,
+detectron2's Swin: a `_freeze_stages()` that calls `.eval()` and sets requires_grad False). But
+`nn.Module.train()` sets every submodule's mode, so the training loop's first `model.train()`
+turns those stages' dropout and batch norm back on; only an override of `train(mode)` that
+freezes them again keeps them frozen (mmpretrain's ResNet does this, its ViT does not).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from auditor.checks.base import check
+from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
+from auditor.sources.python_facts import last_name
+
+
+@check("frozen-stages-unfrozen-by-train")
+def frozen_stages_unfrozen_by_train(ctx, rule):
+    module = python_module_of(ctx)
+    if module is None or ".eval()" not in module.text or "def __init__" not in module.text:
+        return
+    for cls in module.index.of(ast.ClassDef):
+        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        init = methods.get("__init__")
+        if init is None or "train" in methods:
+            continue
+        freezer = _eval_reached_from(init, methods)
+        if freezer is None:
+            continue
+        call, where = freezer
+        dropout = _has_dropout(cls)
+        message = (f"{cls.name}.__init__ freezes submodules with .eval() ({where}), but {cls.name} does not override "
+                   f"train(): the first model.train() switches them back to train mode"
+                   + (", dropout included" if dropout else "")
+                   + "; override train(self, mode=True) to call super().train(mode) and re-freeze them")
+        yield _with_severity(hit(ctx, module, call, message, key=f"{cls.name}.train"), dropout)
+
+
+def _with_severity(found, dropout: bool):
+    """Known dropout in the class makes it the rule's warning; without it only batch norm and
+    frozen weights are at stake, which is worth a note, not a dropout warning."""
+    if not dropout:
+        found.severity = "info"
+    return found
+
+
+def _eval_reached_from(init, methods: dict):
+    """(the .eval() call, how __init__ reaches it) when __init__ calls .eval() on a submodule
+    directly or through one of the class's own methods (one level, as `_freeze_stages` does)."""
+    for node in ast.walk(init):
+        if _is_sub_eval(node) and not _restored(init, node):
+            return node, "in __init__"
+    for node in ast.walk(init):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
+                and node.func.attr in methods and node.func.attr != "__init__"):
+            method = methods[node.func.attr]
+            for inner in ast.walk(method):
+                if _is_sub_eval(inner) and not _restored(method, inner):
+                    return inner, f"through self.{node.func.attr}()"
+    return None
+
+
+def _restored(fn, call) -> bool:
+    """`backbone.eval()` for a probe forward, then `backbone.train(training)`: the mode is put
+    back in the same function (mmpretrain's HybridEmbed), nothing stays frozen."""
+    receiver = ast.dump(call.func.value)
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "train"
+               and ast.dump(n.func.value) == receiver for n in ast.walk(fn))
+
+
+def _is_sub_eval(node) -> bool:
+    """`m.eval()` / `self.stem.eval()` / `self.layers[i].eval()`: a submodule, never the class itself."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "eval"
+            and not node.args):
+        return False
+    receiver = node.func.value
+    return not (isinstance(receiver, ast.Name) and receiver.id == "self")
+
+
+def _has_dropout(cls) -> bool:
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Call) and last_name(node.func) in DROPOUT_MODULES:
+            return True
+        if isinstance(node, ast.arg) and dropout_param(node.arg):
+            return True
+    return False
