@@ -107,6 +107,31 @@ def _config(req: Request):
         raise ConfigProblem(str(exc)) from None
 
 
+def _check_selectors(req: Request, loaded, rules) -> None:
+    """Every selector must name a rule: one typo in `--select` used to turn every rule off.
+    On the command line it is a usage error, in the configuration a configuration error;
+    both exit 2 with the selector and the closest real ones."""
+    from auditor.core.selectors import UnknownSelector, check
+
+    try:
+        for option, values in (("--select", req.select), ("--ignore", req.ignore),
+                               ("--extend-select", req.extend_select)):
+            check(split_codes(values), rules, option)
+    except UnknownSelector as exc:
+        raise UsageProblem(str(exc)) from None
+    if loaded is None:
+        return
+    cfg = loaded.cfg
+    prefix = loaded.key_prefix()
+    try:
+        for key, values in (("select", cfg.select), ("ignore", cfg.ignore), ("extend-select", cfg.extend_select)):
+            check(values or (), rules, f"{prefix}{key}")
+        for pattern, values in cfg.per_file_ignores.items():
+            check(values, rules, f'{prefix}per-file-ignores."{pattern}"')
+    except UnknownSelector as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
 def _siblings(files, suffixes) -> list:
     """The given files plus the readable files beside them, grouped by directory: setup-level
     rules compare a recipe with the config.json next to it even when only the recipe is staged.
@@ -240,7 +265,7 @@ def run(req: Request) -> int:
     if req.max_file_size:
         options["max_file_size"] = req.max_file_size
     if cfg:
-        options.update(severities=cfg.severity, config_root=loaded.root,
+        options.update(config_root=loaded.root,
                        per_file_ignores=tuple(cfg.per_file_ignores.items()))
         if cfg.models:
             from auditor.run import config
@@ -262,15 +287,19 @@ def run(req: Request) -> int:
 
     options["root"] = link_root(req.root, paths)
     try:
+        from auditor.core import catalogue
+
+        rules = catalogue.load(rule_dirs)
+        _check_selectors(req, loaded, rules)
         if cfg and (cfg.params or cfg.severity):
-            from auditor.core import catalogue
             from auditor.run import config
 
             try:
-                options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
+                options["params"] = loaded.check_rules(rules)
             except config.ConfigError as exc:
                 raise ConfigProblem(str(exc)) from None
-        engine = Engine(Options(**options))
+            options["severities"] = loaded.severities(rules)
+        engine = Engine(Options(**options), rules)
     except RuleError as exc:
         raise UsageProblem(str(exc)) from None
     found = discover(paths, engine.suffixes)
@@ -328,6 +357,13 @@ def run(req: Request) -> int:
                              statistics=req.statistics, color=False, files=reported)
         except OSError as exc:
             raise ConfigProblem(f"{target}: cannot write report: {exc.strerror or exc}") from None
+    from auditor.run.suppress import unknown_selectors
+
+    unknown = unknown_selectors(findings)
+    for f in unknown:
+        _say(f"error: {f.path}:{f.span.line}:{f.span.column}: {f.message}")
+    if unknown:
+        return 2
     return exit_code(findings, fail_on, req.exit_zero)
 
 

@@ -18,6 +18,8 @@ from auditor.core import catalogue
 from auditor.core.model import SEVERITY_RANK, Finding
 from auditor.core.model import finding_identity as identity
 from auditor.core.record import Record
+from auditor.core.selectors import check as check_selectors
+from auditor.core.selectors import matches as selector_matches
 from auditor.setup import resolve
 from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, decode, read_text
 
@@ -60,14 +62,17 @@ class Options(Record):
 
 def matches(rule, selectors) -> bool:
     """A selector is a code (DRP201), a code prefix (DRP2, DRP), a category or a rule name."""
-    for sel in selectors:
-        if rule.code.startswith(sel.upper()) or sel == rule.category or sel == rule.name or sel == "ALL":
-            return True
-    return False
+    return any(selector_matches(rule, sel) for sel in selectors)
 
 
-def active_rules(options: Options) -> list:
-    rules = catalogue.load(options.rule_dirs)
+def active_rules(options: Options, rules: list | None = None) -> list:
+    """The rules this run applies. Every selector must name a rule (core.selectors): an unknown
+    one raises UnknownSelector rather than silently selecting nothing."""
+    rules = catalogue.load(options.rule_dirs) if rules is None else rules
+    check_selectors(options.select, rules, "--select")
+    check_selectors(options.ignore, rules, "--ignore")
+    for _pattern, codes in options.per_file_ignores:
+        check_selectors(codes, rules, "per-file-ignores")
     chosen = []
     for rule in rules:
         if options.select and not matches(rule, options.select):
@@ -83,9 +88,10 @@ def active_rules(options: Options) -> list:
 
 
 class Engine:
-    def __init__(self, options: Options | None = None):
+    def __init__(self, options: Options | None = None, rules: list | None = None):
+        """rules: the catalogue when the caller has loaded it already (to check selectors)."""
         self.options = options or Options()
-        self.rules = active_rules(self.options)
+        self.rules = active_rules(self.options, rules)
         registry = checks.load_all()
         self.readers = sources.readers()
         self.suffixes = tuple(self.readers)
