@@ -27,7 +27,7 @@ class Request(Record):
     __slots__ = ("paths", "formats", "output_file", "select", "ignore", "extend_select", "fail_on",
                  "exit_zero", "statistics", "rules_dirs", "max_file_size", "config", "fix", "diff",
                  "unsafe_fixes", "baseline", "write_baseline", "root", "no_progress", "jobs", "no_cache",
-                 "cache_dir")
+                 "cache_dir", "exclude", "extend_exclude", "force_exclude")
 
     def __init__(self, paths: tuple = (), formats: tuple = (), output_file: str | None = None,
                  select: tuple = (), ignore: tuple = (), extend_select: tuple = (),
@@ -36,7 +36,8 @@ class Request(Record):
                  fix: bool = False, diff: bool = False, unsafe_fixes: bool = False,
                  baseline: str | None = None, write_baseline: str | None = None, root: str | None = None,
                  no_progress: bool = False, jobs: int | None = None, no_cache: bool = False,
-                 cache_dir: str = ".dropout_audit_cache"):
+                 cache_dir: str | None = None, exclude: tuple = (), extend_exclude: tuple = (),
+                 force_exclude: bool = False):
         self.paths = paths
         self.formats = formats
         self.output_file = output_file
@@ -59,6 +60,9 @@ class Request(Record):
         self.jobs = jobs
         self.no_cache = no_cache
         self.cache_dir = cache_dir
+        self.exclude = exclude
+        self.extend_exclude = extend_exclude
+        self.force_exclude = force_exclude
 
 
 def split_codes(values) -> tuple:
@@ -224,7 +228,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _scheduling(req: Request, engine):
+def _scheduling(req: Request, engine, loaded=None):
     """(jobs, cache) for this run. Fixing, diffing and baselines keep per-file state in the
     engine (what each file held, how many baseline entries were used), which worker processes
     and cached results would not bring back, so those runs are serial and uncached."""
@@ -240,8 +244,28 @@ def _scheduling(req: Request, engine):
     if not req.no_cache:
         from auditor.run.cache import Cache
 
-        cache = Cache.for_engine(engine, req.cache_dir)
+        cache = Cache.for_engine(engine, req.cache_dir or _project_cache_dir(req, loaded))
     return jobs, cache
+
+
+def _project_cache_dir(req: Request, loaded) -> str:
+    """The findings cache lives at the project root, as ruff's does, not wherever the command
+    was started: the configuration file's folder, else the nearest folder above the first path
+    holding .git or pyproject.toml, else the current directory."""
+    from auditor.run.cache import DEFAULT_DIR
+
+    if loaded is not None:
+        return os.path.join(loaded.root, DEFAULT_DIR)
+    here = os.path.abspath(req.paths[0] if req.paths else ".")
+    if not os.path.isdir(here):
+        here = os.path.dirname(here)
+    while True:
+        if os.path.exists(os.path.join(here, ".git")) or os.path.isfile(os.path.join(here, "pyproject.toml")):
+            return os.path.relpath(os.path.join(here, DEFAULT_DIR))
+        parent = os.path.dirname(here)
+        if parent == here:
+            return DEFAULT_DIR
+        here = parent
 
 
 def run(req: Request) -> int:
@@ -302,13 +326,35 @@ def run(req: Request) -> int:
         engine = Engine(Options(**options), rules)
     except RuleError as exc:
         raise UsageProblem(str(exc)) from None
-    found = discover(paths, engine.suffixes)
+    # Excludes on the command line follow ruff: --exclude replaces the default exclusions (the
+    # SKIP_DIRS folders) and the configuration's `exclude`; --extend-exclude adds to them; both
+    # are gitignore-style, relative to the current directory, and apply to paths named on the
+    # command line only with --force-exclude.
+    cli_excludes = split_codes(req.exclude) + split_codes(req.extend_exclude)
+    walk = {}
+    if cli_excludes:
+        from auditor.run.discover import SKIP_DIRS
+
+        walk = dict(excludes=cli_excludes, exclude_root=os.getcwd(), force_exclude=req.force_exclude,
+                    skip_dirs=frozenset() if req.exclude else SKIP_DIRS)
+    found = discover(paths, engine.suffixes, **walk)
     for missing in found.missing:
         raise UsageProblem(f"path does not exist: {missing}")
-    exclude = (lambda fs: _excluded(fs, cfg.exclude, loaded.root)) if cfg and cfg.exclude else (lambda fs: fs)
-    files = given = exclude(found.files)
-    if all(os.path.isfile(p) for p in paths):
-        files = exclude(_siblings(given, engine.suffixes))
+    config_excludes = cfg.exclude if cfg and cfg.exclude and not req.exclude else ()
+
+    def exclude(fs):
+        if config_excludes:
+            fs = _excluded(fs, config_excludes, loaded.root)
+        if cli_excludes:
+            fs = _excluded(fs, cli_excludes, os.getcwd())
+        return fs
+
+    files = given = _excluded(found.files, config_excludes, loaded.root) if config_excludes else found.files
+    if paths and all(os.path.isfile(p) for p in paths):
+        named = {os.path.normpath(p) for p in given}  # named and not force-excluded: always read
+        siblings = _siblings(given, engine.suffixes)
+        kept = set(exclude(siblings))
+        files = [p for p in siblings if p in named or p in kept]
         files = _with_linkers(files, exclude(_linkers(given, engine.options.root)))
         if cfg is None or cfg.report_only_given:
             engine.options.only_given = frozenset(os.path.normpath(p) for p in given)
@@ -322,11 +368,12 @@ def run(req: Request) -> int:
         if engine.options.baseline is not None:
             engine.options.baseline.reset()  # each audit (one per --fix pass) starts from the full baseline
         with progress.bar(len(files), stdout_formats, req.no_progress) as bar:
-            return list(engine.check_paths(bar.track(files), jobs=jobs, cache=cache))
+            return list(engine.check_paths(bar.track(files), jobs=jobs, cache=cache)) + \
+                engine.skipped_findings(found.skipped)
 
     if req.fix or req.diff:
         engine.options.fingerprints = True
-    jobs, cache = _scheduling(req, engine)
+    jobs, cache = _scheduling(req, engine, loaded)
     findings = audit()
 
     if req.write_baseline:

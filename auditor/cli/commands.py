@@ -87,11 +87,19 @@ def cli():
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes  [default: the number of CPUs].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the findings cache.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=".dropout_audit_cache", show_default=True,
-              help="Where findings are cached, keyed by file content, rules and options.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where findings are cached, keyed by file content, rules and options  "
+                   "[default: .dropout_audit_cache at the project root].")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Paths to leave out, gitignore-style, comma-separated; replaces the default exclusions "
+                   "(virtualenvs, caches, build folders) and the configuration's `exclude`.")
+@click.option("--extend-exclude", multiple=True, metavar="PATTERN",
+              help="Paths to leave out in addition to the default and configured exclusions.")
+@click.option("--force-exclude", is_flag=True,
+              help="Apply the exclusions to paths named on the command line too (for pre-commit).")
 def check(paths, formats, output_file, select, extend_select, ignore, fail_on, exit_zero, statistics, rules_dirs,
           max_file_size, config_path, fix, diff, unsafe_fixes, baseline, write_baseline, root, no_progress, jobs,
-          no_cache, cache_dir):
+          no_cache, cache_dir, exclude, extend_exclude, force_exclude):
     """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
     from auditor.cli.checkrun import ConfigProblem, Request, UsageProblem, run
 
@@ -101,7 +109,8 @@ def check(paths, formats, output_file, select, extend_select, ignore, fail_on, e
                          statistics=statistics, rules_dirs=rules_dirs, max_file_size=max_file_size,
                          config=config_path, fix=fix, diff=diff, unsafe_fixes=unsafe_fixes, baseline=baseline,
                          write_baseline=write_baseline, root=root, no_progress=no_progress,
-                         jobs=jobs, no_cache=no_cache, cache_dir=cache_dir))
+                         jobs=jobs, no_cache=no_cache, cache_dir=cache_dir, exclude=exclude,
+                         extend_exclude=extend_exclude, force_exclude=force_exclude))
     except UsageProblem as exc:
         raise click.UsageError(str(exc)) from None
     except ConfigProblem as exc:

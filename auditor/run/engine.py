@@ -15,13 +15,13 @@ import os
 from auditor import checks, sources
 from auditor.checks.base import Context
 from auditor.core import catalogue
-from auditor.core.model import SEVERITY_RANK, Finding
+from auditor.core.model import SEVERITY_RANK, Finding, Span
 from auditor.core.model import finding_identity as identity
 from auditor.core.record import Record
 from auditor.core.selectors import check as check_selectors
 from auditor.core.selectors import matches as selector_matches
 from auditor.setup import resolve
-from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, decode, read_text
+from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, SKIPPED, FileProblem, decode, is_data_file, read_text
 
 UNREADABLE = "DRP001"
 
@@ -110,7 +110,7 @@ class Engine:
 
     def load(self, path: str, data: bytes | None = None):
         reader = self.readers.get(sources.suffix_of(path))
-        if reader is None:
+        if reader is None or is_data_file(os.path.basename(path)):
             return None
         try:
             text = read_text(path, self.options.max_file_size) if data is None else decode(data)
@@ -122,6 +122,23 @@ class Engine:
 
             src = links.linker_source(path, text)
         return src
+
+    def skipped_findings(self, skipped) -> list:
+        """DRP004 for each path the walk could not enter (an unreadable directory): every
+        skipped path is said, at info, so a silent pass never hides an unread folder."""
+        rule = next((r for r in self.rules if r.code == SKIPPED), None)
+        if rule is None:
+            return []
+        out = []
+        for path, reason in skipped:
+            f = Finding(code=rule.code, name=rule.name, category=rule.category, severity=rule.severity,
+                        path=path, span=Span(1, 1, 1, 1, 0, 0), message=reason, key="skipped-directory")
+            out.append(f)
+        if self.options.per_file_ignores or self.options.only_given is not None:
+            from auditor.run import suppress
+
+            out = suppress.apply(self, out, [])
+        return out
 
     def load_linked(self, path: str):
         """A file a link names, read at most once per run (None: nothing the readers know)."""
