@@ -395,13 +395,17 @@ def run(req: Request) -> int:
 
     for fmt, target in outputs:
         if target is None:
-            write_report(findings, fmt, sys.stdout, root=root, files_checked=files_checked, rules=engine.rules,
+            write_report(findings, fmt, sys.stdout, root=req.root, files_checked=files_checked, rules=engine.rules,
                          statistics=req.statistics, files=reported)
             continue
+        import io
+
+        buffer = io.StringIO()  # the whole report first: a failure never leaves a truncated file
+        write_report(findings, fmt, buffer, root=req.root, files_checked=files_checked, rules=engine.rules,
+                     statistics=req.statistics, color=False, files=reported)
         try:
             with open(target, "w", encoding="utf-8", newline="\n") as fh:
-                write_report(findings, fmt, fh, root=root, files_checked=files_checked, rules=engine.rules,
-                             statistics=req.statistics, color=False, files=reported)
+                fh.write(buffer.getvalue())
         except OSError as exc:
             raise ConfigProblem(f"{target}: cannot write report: {exc.strerror or exc}") from None
     from auditor.run.suppress import unknown_selectors
