@@ -307,6 +307,8 @@ def run(req: Request) -> int:
             raise ConfigProblem(str(exc)) from None
 
     paths = list(req.paths) or ["."]
+    if req.root is not None and not os.path.isdir(req.root):
+        raise UsageProblem(f"--root: not a directory: {req.root}")
     from auditor.setup.link import link_root
 
     options["root"] = link_root(req.root, paths)

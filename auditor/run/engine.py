@@ -286,13 +286,25 @@ class _collector_paused:
 MAX_MESSAGE = 400
 
 
+_WORD_SLACK = 40  # how far a cut may move back to a space so that no word is split
+
+
 def one_line(message: str) -> str:
     """Messages quote raw values, which can be block scalars or 50k-digit numbers; one
-    bounded line keeps line-based formats (concise, github annotations) parseable."""
+    bounded line keeps line-based formats (concise, github annotations) parseable. A long one
+    keeps its head and its tail, cut at spaces where there are any (a quoted 50k-digit value
+    has none), with " ... " for what was left out."""
     message = message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     if len(message) > MAX_MESSAGE:
         half = (MAX_MESSAGE - 5) // 2
-        message = message[:half] + " ... " + message[-half:]
+        head, tail = message[:half], message[-half:]
+        space = head.rfind(" ", half - _WORD_SLACK)
+        if space > 0:
+            head = head[:space]
+        space = tail.find(" ", 0, _WORD_SLACK)
+        if space >= 0:
+            tail = tail[space + 1:]
+        message = head + " ... " + tail
     return message
 
 

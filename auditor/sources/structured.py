@@ -1,12 +1,13 @@
 """The reader for YAML and JSON files: configs, adapters and recipes of every dialect.
 
-Imports inside functions (`sources.shell`) are deferred for start-up time: a run that never
+Imports inside functions (`json`, `sources.shell`) are deferred for start-up time: a run that never
 takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from auditor.core import probability
 from auditor.core.lazy_regex import LazyRegex
@@ -24,6 +25,28 @@ CUSTOM_CODE = "DRP003"
 _JINJA = LazyRegex(r"{%|{{|{#")
 
 
+_JSON_COMMENT = LazyRegex(r"^[ \t]*(//|/\*)", re.M)
+
+
+def _json_problem(text: str):
+    """(message, offset) of why a .json file is not JSON, in JSON's words: the YAML parser that
+    composes it words a comment or a stray comma as YAML ("while parsing a flow mapping"),
+    which names the wrong language. None when the json module accepts it."""
+    import json
+
+    comment = _JSON_COMMENT.search(text)
+    if comment is not None:
+        return (f"cannot parse: not valid JSON: a {comment.group(1)} comment (JSON has no comments; "
+                "json.load, which Transformers and PEFT use, rejects the file)", comment.start(1))
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"cannot parse: not valid JSON: {exc.msg}", exc.pos
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
 def read(path: str, text: str) -> Source | None:
     json_mode = path.lower().endswith(".json")
     if os.path.basename(path).lower() in dialects.TOKENIZER_FILES:
@@ -39,6 +62,10 @@ def read(path: str, text: str) -> Source | None:
         if jinja and not json_mode:
             return located_problem(path, SKIPPED, "skipped: a Jinja template, which is YAML only once rendered; "
                                                   "audit the rendered file", nodes.span_at(text, jinja.start()))
+        if json_mode:
+            json_problem = _json_problem(text)
+            if json_problem is not None:
+                return located_problem(path, PARSE_ERROR, json_problem[0], nodes.span_at(text, json_problem[1]))
         return located_problem(path, PARSE_ERROR, exc.message, exc.span)
     roots = [d for d in docs if nodes.is_mapping(d)]
     if not roots:
