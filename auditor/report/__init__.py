@@ -26,20 +26,22 @@ FORMATS = {
 
 
 class ReportContext(Record):
-    __slots__ = ("root", "files_checked", "rules", "statistics", "color", "files")
+    __slots__ = ("root", "files_checked", "rules", "statistics", "color", "files", "quiet")
 
     def __init__(self, root: str | None = None,  # --root, None when not given (paths shown as given)
                  files_checked: int = 0,
                  rules: list | None = None,   # the active rules (SARIF lists them)
                  statistics: bool = False,
                  color: bool | None = None,   # None: decide from the stream (TTY, NO_COLOR)
-                 files: list | None = None):  # every file checked (JUnit has a test case per file)
+                 files: list | None = None,   # every file checked (JUnit has a test case per file)
+                 quiet: bool = False):        # -q: the findings and nothing else (no summary line)
         self.root = root
         self.files_checked = files_checked
         self.rules = rules
         self.statistics = statistics
         self.color = color
         self.files = files
+        self.quiet = quiet
 
 
 def available() -> list:
@@ -55,10 +57,10 @@ def available() -> list:
 
 
 def write_report(findings, fmt: str, stream, *, root: str | None = None, files_checked: int = 0, rules=None,
-                 statistics: bool = False, color=None, files=None) -> None:
+                 statistics: bool = False, color=None, files=None, quiet: bool = False) -> None:
     module = importlib.import_module(FORMATS[fmt])
     ctx = ReportContext(root=root, files_checked=files_checked, rules=rules, statistics=statistics, color=color,
-                        files=files)
+                        files=files, quiet=quiet)
     module.write(list(findings), stream, ctx)
 
 

@@ -17,4 +17,5 @@ def write(findings, stream, ctx) -> None:
     if ctx.statistics:
         for code, name, count in per_rule(findings):
             stream.write(f"{count:6d}  {code}  {name}\n")
-    stream.write(summary_line(findings, ctx.files_checked) + "\n")
+    if not ctx.quiet:
+        stream.write(summary_line(findings, ctx.files_checked) + "\n")

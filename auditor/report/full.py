@@ -50,7 +50,11 @@ def _plain(stream, ctx) -> bool:
     directly, and a pre-commit hook or CI log does not pay for importing rich."""
     if ctx.color is False:
         return True
-    if ctx.color is True or os.environ.get("FORCE_COLOR") or "TTY_COMPATIBLE" in os.environ:
+    if ctx.color is True:
+        return False
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value turns colour off
+        return True
+    if os.environ.get("FORCE_COLOR") or "TTY_COMPATIBLE" in os.environ:
         return False
     try:
         return not stream.isatty()
@@ -78,7 +82,8 @@ def _write_plain(findings, stream, ctx) -> None:
     if ctx.statistics:
         for code, name, count in per_rule(findings):
             out(f"{count:6d}  {code}  {name}\n")
-    out(summary_line(findings, ctx.files_checked) + "\n")
+    if not ctx.quiet:
+        out(summary_line(findings, ctx.files_checked) + "\n")
 
 
 def _path(f, ctx) -> str:
@@ -135,4 +140,5 @@ def write(findings, stream, ctx) -> None:
     if ctx.statistics:
         for code, name, count in per_rule(findings):
             console.print(f"{count:6d}  {code}  {name}")
-    console.print(summary_line(findings, ctx.files_checked))
+    if not ctx.quiet:
+        console.print(summary_line(findings, ctx.files_checked))

@@ -35,14 +35,15 @@ class Discovery(Record):
     directories the walk could not enter, reported as DRP004 so nothing is passed over silently.
     `excluded`: how many given files --force-exclude or the excludes dropped."""
 
-    __slots__ = ("files", "missing", "skipped", "excluded")
+    __slots__ = ("files", "missing", "skipped", "excluded", "data_files")
 
     def __init__(self, files: list | None = None, missing: list | None = None, skipped: list | None = None,
-                 excluded: int = 0):
+                 excluded: int = 0, data_files: list | None = None):
         self.files = [] if files is None else files
         self.missing = [] if missing is None else missing
         self.skipped = [] if skipped is None else skipped
         self.excluded = excluded
+        self.data_files = [] if data_files is None else data_files  # passed over by name (tokenizer.json)
 
 
 def _spec(lines):
@@ -120,7 +121,7 @@ def discover(paths, suffixes, excludes=(), respect_gitignore: bool = True, exclu
             continue
         walk_root = given if exclude_root is None else exclude_root
         for path in _walk(given, suffixes, spec if spec is not None else list(excludes), respect_gitignore,
-                          walk_root, skip_dirs, result.skipped):
+                          walk_root, skip_dirs, result.skipped, result.data_files):
             key = os.path.normpath(path)
             if key not in seen:
                 seen.add(key)
@@ -140,7 +141,7 @@ def _named(path: str) -> bool:
 
 
 def _walk(top: str, suffixes, excludes, respect_gitignore: bool, exclude_root: str | None = None,
-          skip_dirs=SKIP_DIRS, skipped: list | None = None):
+          skip_dirs=SKIP_DIRS, skipped: list | None = None, data_files: list | None = None):
     ignores = _Ignores(excludes, top if exclude_root is None else exclude_root)
     stack = [top]
     while stack:
@@ -172,9 +173,11 @@ def _walk(top: str, suffixes, excludes, respect_gitignore: bool, exclude_root: s
                     if not ignores.ignored(entry.path, True):
                         subdirs.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    if entry.name.lower().endswith(suffixes) and not is_data_file(entry.name) \
-                            and not ignores.ignored(entry.path, False):
-                        yield _clean(entry.path)
+                    if entry.name.lower().endswith(suffixes) and not ignores.ignored(entry.path, False):
+                        if not is_data_file(entry.name):
+                            yield _clean(entry.path)
+                        elif data_files is not None:
+                            data_files.append(_clean(entry.path))
             except OSError:
                 continue
         stack.extend(reversed(subdirs))
