@@ -239,7 +239,10 @@ class ConfigProblem(Exception):
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """stderr, with control characters of file names and quoted text shown escaped."""
+    from auditor.report.safe_text import terminal_safe
+
+    print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
 def _scheduling(req: Request, engine, loaded=None):
