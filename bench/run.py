@@ -7,8 +7,12 @@
 Every comparison runs the tool and its peers in the same process tree, on the same files,
 interleaved (the order rotates each repetition) so that load from other users of the machine
 hits all of them alike; the table reports medians and ratios, which survive noise far better
-than absolute seconds. Peak memory is the largest resident set of any single process
-(wait4's ru_maxrss) and, for --jobs runs, the sampled sum over the process tree.
+than absolute seconds. Peak memory is the largest resident set of any single process and,
+for --jobs runs, the sampled sum over the process tree. It is taken by GNU time (`/usr/bin/time
+-f %M`) around each command where it exists: a child forked by this harness starts with the
+harness's own pages mapped, and the kernel keeps that as the child's peak even after exec
+(about 19 MB of "floor" under every figure); time's child starts from time's 1-2 MB. Without
+GNU time the floor is measured (a run of `true`) and reported beside the figures.
 
 The tool runs from this checkout (`python -m auditor`, PYTHONPATH set) with bytecode writing
 allowed, as after `pip install`, which precompiles modules: an environment that sets
@@ -75,10 +79,19 @@ class Run:
 ENVS: dict = {}  # command name -> environment, for the cold start modes (default: tool_env())
 
 
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def measure(cmd, cwd, ok=(0, 1), env=None) -> Run:
-    """Wall time, peak RSS (MB) of the largest process and of the whole tree, output digest."""
+    """Wall time, peak RSS (MB) of the largest process and of the whole tree, output digest.
+    The peak is net of this harness (GNU time's report, see the module docstring)."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
+    peak_file = None
+    if GNU_TIME:
+        fd, peak_file = tempfile.mkstemp(prefix="dropout-bench-rss-")
+        os.close(fd)
+        cmd = [GNU_TIME, "-q", "-f", "%M", "-o", peak_file, *cmd]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env or tool_env(), stdout=out, stderr=err)
     tree_peak = 0
@@ -102,6 +115,14 @@ def measure(cmd, cwd, ok=(0, 1), env=None) -> Run:
         err.seek(0)
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{err.read().decode(errors='replace')[-2000:]}")
     rss = usage.ru_maxrss / 1024  # KiB on Linux
+    if peak_file is not None:
+        try:
+            with open(peak_file, encoding="utf-8") as fh:
+                rss = int(fh.read().split()[-1]) / 1024  # the command's own peak, KiB
+        except (OSError, ValueError, IndexError):
+            pass
+        finally:
+            os.unlink(peak_file)
     cpu = usage.ru_utime + usage.ru_stime  # includes the pool's workers, which it waited for
     return Run(wall, cpu, rss, tree_peak / 2**20 if tree_peak else None, proc.returncode, digest)
 
@@ -168,9 +189,11 @@ def small_recipe(corpus: str) -> str:
     return min(pool, key=os.path.getsize)
 
 
-def install(work) -> str:
+def install(work, compile_bytecode: bool = True) -> str:
     """This checkout built into a wheel by its own build step and unpacked into a site
-    directory, with .pyc files compiled as pip compiles them on install."""
+    directory, with .pyc files compiled as pip compiles them on install (compile_bytecode), or
+    none at all: the "fresh install, PYTHONDONTWRITEBYTECODE=1" mode starts from a package
+    that has never been byte-compiled, as `pip install --no-compile` leaves it."""
     dist = os.path.join(work, "dist")
     subprocess.run([PY, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", dist,
                     REPO], check=True, stdout=subprocess.DEVNULL)
@@ -180,8 +203,20 @@ def install(work) -> str:
     site = os.path.join(work, "site")
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(site)
-    subprocess.run([PY, "-m", "compileall", "-q", site], check=True, stdout=subprocess.DEVNULL)
+    if compile_bytecode:
+        subprocess.run([PY, "-m", "compileall", "-q", site], check=True, stdout=subprocess.DEVNULL)
+    elif _bytecode(site):
+        raise SystemExit(f"{site}: the unpacked wheel holds bytecode: {_bytecode(site)[:3]}")
     return site
+
+
+def _bytecode(site: str) -> list:
+    """Every __pycache__ folder and .pyc file under the package(s) of an install."""
+    found = []
+    for root, dirs, files in os.walk(site):
+        found += [os.path.join(root, d) for d in dirs if d == "__pycache__"]
+        found += [os.path.join(root, f) for f in files if f.endswith(".pyc")]
+    return found
 
 
 def _read_only(path: str) -> None:
@@ -204,7 +239,8 @@ def cold_start(work, corpus, reps):
     shutil.copy(small_recipe(corpus), os.path.join(d, "one.yaml"))
     with open(os.path.join(d, "one.py"), "w") as fh:
         fh.write("import torch\n")
-    fresh, ro, warm = (install(os.path.join(work, m)) for m in ("fresh", "ro", "warm"))
+    fresh = install(os.path.join(work, "fresh"), compile_bytecode=False)
+    ro, warm = (install(os.path.join(work, m)) for m in ("ro", "warm"))
     _read_only(ro)
     modes = {"fresh install, PYTHONDONTWRITEBYTECODE=1": tool_env(fresh, no_bytecode=True),
              "read-only install": tool_env(ro), "warm install": tool_env(warm)}
@@ -213,6 +249,10 @@ def cold_start(work, corpus, reps):
         name = f"dropout-audit check one.yaml ({mode})"
         cmds[name] = audit("one.yaml")
         ENVS[name] = env
+    # CI's line (issue 27): options without click, on the warm install
+    name = "dropout-audit check --format github --select DRP1 one.yaml (warm install)"
+    cmds[name] = audit("--format", "github", "--select", "DRP1", "one.yaml")
+    ENVS[name] = modes["warm install"]
     cmds["yamllint one.yaml"] = [peer("yamllint"), "one.yaml"]
     if peer("ruff"):
         cmds["ruff check --no-cache one.py (reference)"] = [peer("ruff"), "check", "--no-cache", "--isolated", "one.py"]
@@ -227,6 +267,10 @@ def cold_start(work, corpus, reps):
             shutil.rmtree(os.path.join(d, ".dropout_audit_cache"), ignore_errors=True)
 
     res = interleaved(cmds, reps, d, before)
+    if _bytecode(fresh):  # the mode measured what it says: nothing was compiled or cached there
+        raise SystemExit(f"the fresh install wrote bytecode: {_bytecode(fresh)[:3]}")
+    NOTES.append("cold start, fresh install: the unpacked wheel was never byte-compiled and held no "
+                 "__pycache__ after every run (checked), so each run compiled the package in memory")
     y = med(res["yamllint one.yaml"])
     for name, runs in res.items():
         row("1 cold start", name, runs, f"{med(runs) / y:.2f}× yamllint wall, {med(runs, 'cpu') / med(res['yamllint one.yaml'], 'cpu'):.2f}× CPU")
@@ -465,6 +509,12 @@ def main(argv=None) -> int:
     sys.path.insert(0, REPO)
     subprocess.run([PY, "-m", "compileall", "-q", os.path.join(REPO, "auditor")], env=tool_env(), check=False)
     t0 = time.perf_counter()
+    if GNU_TIME:
+        NOTES.append("peak RSS: GNU time's figure for each command, net of this harness's interpreter")
+    else:
+        floor = measure(["true"], REPO, ok=(0,)).rss
+        NOTES.append(f"peak RSS: no GNU time here; every figure includes this harness's {floor:.0f} MB floor "
+                     "(a forked child keeps its parent's peak)")
     print(f"dropout-audit bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, python "
           f"{sys.version.split()[0]}", flush=True)
     work = tempfile.mkdtemp(prefix="dropout-bench-")

@@ -8,8 +8,14 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
-SCHEMAS = os.path.join(os.path.dirname(REPO), "shared", "schemas")
+# The shared folder beside the checkout (../shared) holds the real-config corpus, which is not
+# in the repository; DROPOUT_AUDIT_SHARED names another place (a worktree elsewhere). Tests that
+# need it skip with a reason that says so. The SARIF schema is vendored in tests/data.
+SHARED = os.environ.get("DROPOUT_AUDIT_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+CORPUS = os.path.join(SHARED, "corpus")
+SCHEMAS = os.path.join(REPO, "tests", "data")
+SHARED_MISSING = ("needs the shared corpus of real configs at {path}: it is not in the repository; put the "
+                  "project's shared/ folder beside the checkout, or set DROPOUT_AUDIT_SHARED to it")
 
 
 def write_files(base, files) -> list:
@@ -38,7 +44,7 @@ def audit(paths, **options):
 @pytest.fixture
 def corpus_dir():
     if not os.path.isdir(CORPUS):
-        pytest.skip(f"the shared corpus is not at {CORPUS}")
+        pytest.skip(SHARED_MISSING.format(path=CORPUS))
     return CORPUS
 
 

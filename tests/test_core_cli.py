@@ -96,7 +96,7 @@ def test_plan_shows_effective_values_and_why(run_cli):
     code, out = run_cli("plan", "--format", "json", os.path.join(FIXTURES, "dpo-lora-dropout-zeroed"))
     assert code == 0
     entry = json.loads(out)[0]["entries"][0]
-    assert entry["configured"] == "0.1" and entry["effective"] == 0.0
+    assert entry["configured"] == 0.1 and entry["configured_raw"] == "0.1" and entry["effective"] == 0.0
     assert any("disable_dropout" in step for step in entry["why"])
     code, out = run_cli("plan", os.path.join(FIXTURES, "llamafactory-no-lora-dropout"))
     assert "(not set)" in out and "lora_dropout" in out

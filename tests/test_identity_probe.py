@@ -44,3 +44,17 @@ def test_the_scaled_down_model_builds_without_the_network():
                            dtype=torch.float32)
     assert "LlamaForCausalLM" in type(model.base_model.model).__name__
     assert sum(p.numel() for p in model.parameters()) < 5_000_000
+
+
+def test_a_script_loading_a_hub_id_is_probed_like_a_recipe_naming_it():
+    """Issue 27: the probe followed a hub id in a recipe but refused it in a Python script."""
+    target = resolve_target(os.path.join(FIXTURES, "hub-id-tutorial", "train.py"))
+    assert target.config == {"model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+    assert "meta-llama/Llama-3.2-1B" in target.config_origin and "nothing downloaded" in target.config_origin
+
+
+def test_a_script_naming_an_unknown_hub_id_is_refused_with_the_reason(tmp_path):
+    path = write_files(str(tmp_path), [("train.py", "from transformers import AutoModelForCausalLM\n"
+                                                    "m = AutoModelForCausalLM.from_pretrained('acme/atlas-3b')\n")])[0]
+    with pytest.raises(TargetError, match="never downloads"):
+        resolve_target(path)

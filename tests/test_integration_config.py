@@ -88,7 +88,8 @@ def test_inline_suppressions_and_unused_ones(cli, tmp_path):
     assert lines == [
         "d.yaml:1:16: DRP002 [warning] unused suppression of DRP101: no DRP101 finding on line 1",
         "d.yaml:3:15: DRP101 [error] lora_dropout = 10 looks like a percentage; as a probability write 0.1",
-        "e.yaml:3:20: DRP002 [warning] suppression names DRP9, which is not a rule code",
+        "e.yaml:3:20: DRP002 [warning] unknown rule selector: 'DRP9' in a suppression comment "
+        "(did you mean DRP79, DRP809, DRP790?)",
         "e.yaml:3:20: DRP002 [warning] unused suppression of DRP101: no DRP101 finding on line 3",
     ]
     # a code not selected in this run may be used by another run: not reported

@@ -42,7 +42,7 @@ def test_golden_output(fmt, run_cli, monkeypatch):
 def _schema():
     path = os.path.join(SCHEMAS, "sarif-schema-2.1.0.json")
     if not os.path.isfile(path):
-        pytest.skip(f"the SARIF schema is not at {path}")
+        pytest.skip(f"the SARIF schema is not at {path} (vendored in tests/data)")
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 

@@ -30,9 +30,28 @@ def _captured(monkeypatch, entry, args) -> checkrun.Request:
     return req
 
 
-@pytest.mark.parametrize("args", [["check"], ["check", "a.yaml"], ["check", "x/config.json", "y", "z.py"]])
-def test_plain_check_builds_the_request_click_builds(monkeypatch, args):
+FAST_LINES = [
+    ["check"], ["check", "a.yaml"], ["check", "x/config.json", "y", "z.py"],
+    ["check", "--format", "github", "--select", "DRP1", "r.yaml"],
+    ["check", "r.yaml", "--format=json", "--select=DRP1,DRP2", "--select", "no-op"],
+    ["check", "--format", "sarif:out.sarif", "--format", "github", "-o", "x.txt", "."],
+    ["check", "--fix", "a.yaml", "--output-file", "o.txt", "--output-file=p.txt"],
+    ["check", "--format", "concise", "--fix", "--select", "lora-dropout-too-high"],
+]
+
+
+@pytest.mark.parametrize("args", FAST_LINES)
+def test_fast_path_builds_the_request_click_builds(monkeypatch, args):
+    assert launch.fast_request(args[1:]) is not None
     assert _captured(monkeypatch, launch.main, args) == _captured(monkeypatch, cli.main, args)
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "--no-cache", "a.yaml"], ["check", "--", "a.yaml"], ["check", "-", "--stdin-filename", "a.yaml"],
+    ["check", "--fix=yes"], ["check", "--format"], ["check", "-o=x"], ["check", "-h"], ["check", "--formats", "x"],
+])
+def test_other_options_go_through_click(monkeypatch, args):
+    assert launch.fast_request(args[1:]) is None
 
 
 def test_options_go_through_click(monkeypatch):
@@ -59,6 +78,17 @@ def test_plain_check_does_not_import_click_and_prints_the_same(tmp_path):
     assert fast[0] == slow[0] == 1
     assert fast[1] == slow[1] and "DRP" in fast[1]
     assert fast[2].splitlines()[-1] == "NOCLICK" and slow[2].splitlines()[-1] == "CLICK"
+
+
+def test_common_options_do_not_import_click_and_print_the_same(tmp_path):
+    write_files(tmp_path, [("r/recipe.yaml", "base_model: m\nadapter: lora\nlora_dropout: 1.5\n")])
+    line = ("check", "--format", "github", "--select", "DRP1", "r/recipe.yaml")
+    fast = _run("cli.launch", *line, cwd=tmp_path)
+    slow = _run("cli.commands", *line, cwd=tmp_path)
+    assert fast[0] == slow[0] == 1 and fast[1] == slow[1] and "::error file=r/recipe.yaml" in fast[1]
+    assert fast[2].splitlines()[-1] == "NOCLICK" and slow[2].splitlines()[-1] == "CLICK"
+    fast = _run("cli.launch", "check", "--format", "json", "-o", "out.json", "--fix", "r/recipe.yaml", cwd=tmp_path)
+    assert fast[2].splitlines()[-1] == "NOCLICK" and (tmp_path / "out.json").is_file()
 
 
 def test_usage_problem_on_the_plain_path_is_worded_by_click(tmp_path):

@@ -68,9 +68,16 @@ def test_small_runs_do_not_start_a_pool(tmp_path, monkeypatch):
 def test_cli_jobs_flag(tmp_path, run_cli, monkeypatch):
     _example_tree(tmp_path, copies=2)
     monkeypatch.setattr(parallel, "CHUNK_FILES", 4)
-    _, one = run_cli("check", "--no-cache", "--jobs", "1", "--format", "json", str(tmp_path))
-    _, two = run_cli("check", "--no-cache", "--jobs", "2", "--format", "json", str(tmp_path))
-    assert json.loads(one) == json.loads(two)
+    from click.testing import CliRunner
+
+    from auditor.cli.commands import cli
+
+    # stdout only: the tree holds DRP002's example of a suppression naming no rule, which
+    # exits 2 with its error on stderr (issue 27)
+    one, two = (CliRunner().invoke(cli, ["check", "--no-cache", "--jobs", jobs, "--format", "json", str(tmp_path)])
+                for jobs in ("1", "2"))
+    assert one.exit_code == two.exit_code == 2 and "unknown rule selector: 'DRP999'" in one.stderr
+    assert json.loads(one.stdout) == json.loads(two.stdout)
     code, _ = run_cli("check", "--jobs", "0", str(tmp_path))
     assert code == 2
 

@@ -110,7 +110,8 @@ def test_json_lines_detection():
 def _corpus_texts() -> list:
     import os
 
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "corpus")
+    from tests.conftest import CORPUS as root
+
     out = []
     for base, _, files in os.walk(root):
         for name in sorted(files):
@@ -135,7 +136,9 @@ def test_substring_scan_is_the_marker_pattern(text):
 def test_substring_scan_is_the_marker_pattern_on_the_corpus():
     texts = _corpus_texts()
     if not texts:
-        pytest.skip("no ../shared/corpus")
+        from tests.conftest import CORPUS, SHARED_MISSING
+
+        pytest.skip(SHARED_MISSING.format(path=CORPUS))
     for text in texts:
         for variant in (text, text.upper(), text.replace("_", "-"), "x: 1\n" + text[: len(text) // 3]):
             assert prescan.may_matter("x.yaml", variant) == (prescan._MARKERS.search(variant) is not None)

@@ -60,3 +60,32 @@ def test_eval_rescale_message_names_the_textbook_bug():
     res = probe_factory("fault_eval_rescale")
     f = next(f for f in res.findings if f.code == "DRP803")
     assert "1/(1-p) for p=0.1" in f.message
+
+
+def test_drp800_points_at_the_dropout_call_not_the_forward():
+    """Issue 27: it pointed at `def forward`; it must point at the F.dropout call itself."""
+    import linecache
+
+    res = probe_factory("fault_functional_no_flag")
+    f = next(f for f in res.findings if f.code == "DRP800")
+    line = linecache.getline(os.path.join(REPO, "tests", "probe_faults.py"), f.span.line)
+    assert "F.dropout(h, P)" in line and "def forward" not in line
+    assert line[f.span.column - 1:f.span.end_column - 1] == "F.dropout"
+
+
+def test_model_level_findings_point_at_the_model_not_1_1(tmp_path):
+    """Issue 27: DRP808/DRP809 pointed at 1:1 of a file; they point at the model's forward (a
+    factory) or the config's model_type key."""
+    import linecache
+
+    from auditor.core.model import Span
+    from auditor.probe import checks
+    from tests.probe_faults import _MLP
+
+    path, span = checks.model_location("factory", _MLP("clean"), "x.json", None)
+    assert path.endswith("probe_faults.py") and "def forward" in linecache.getline(
+        os.path.join(REPO, "tests", "probe_faults.py"), span.line)
+    at = Span(3, 5, 3, 17, 20, 32)
+    assert checks.model_location("config", None, "config.json", at) == ("config.json", at)
+    found = checks.eval_output_checks(False, 1.0, False, 1.0, "config.json", at)
+    assert [(f.code, f.span) for f in found] == [("DRP808", at), ("DRP809", at)]

@@ -94,13 +94,13 @@ def test_file_over_max_file_size(tmp_path):
     with open(big, "wb") as fh:  # sparse: 50 MB of size without 50 MB of writing
         fh.truncate(50 * 1024 * 1024)
     rc, findings, stderr = run_check(str(big))
-    assert rc == 1 and "Traceback" not in stderr
+    assert rc == 0 and "Traceback" not in stderr  # issue 27: a data file is noted at info, never an error
     (hit,) = findings
-    assert hit["code"] == "DRP001" and "over the 10485760-byte limit" in hit["message"]
+    assert hit["code"] == "DRP004" and hit["severity"] == "info" and "over the 10485760-byte limit" in hit["message"]
     small = tmp_path / "recipe.yaml"
     _write(small, RECIPE + "lora_dropout: 0.1\n")
     rc, findings, _ = run_check("--max-file-size", "10", str(small))
-    assert [f["code"] for f in findings] == ["DRP001"]
+    assert [f["code"] for f in findings] == ["DRP004"] and rc == 0
 
 
 def test_python_tags_run_nothing(tmp_path):

@@ -72,7 +72,7 @@ def cli():
 @click.option("--fail-on", type=click.Choice(SEVERITY_CHOICES), default=None,
               help="Lowest severity that makes the exit code 1.  [default: warning]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("--statistics", is_flag=True, help="Show the number of findings per rule.")
+@click.option("--statistics", is_flag=True, help="Show the number of findings per rule (JSON: a `statistics` list).")
 @click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra directory of rule YAML files.")
 @click.option("--max-file-size", type=int, default=None, help="Skip (and report) files larger than this many bytes.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -87,11 +87,29 @@ def cli():
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes  [default: the number of CPUs].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the findings cache.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=".dropout_audit_cache", show_default=True,
-              help="Where findings are cached, keyed by file content, rules and options.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where findings are cached, keyed by file content, rules and options  "
+                   "[default: .dropout_audit_cache at the project root].")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Paths to leave out, gitignore-style, comma-separated; replaces the default exclusions "
+                   "(virtualenvs, caches, build folders) and the configuration's `exclude`.")
+@click.option("--extend-exclude", multiple=True, metavar="PATTERN",
+              help="Paths to leave out in addition to the default and configured exclusions.")
+@click.option("--force-exclude", is_flag=True,
+              help="Apply the exclusions to paths named on the command line too (for pre-commit).")
+@click.option("--quiet", "-q", is_flag=True, help="Print the findings and nothing else (no summary line).")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Say on stderr which configuration, files, cache and jobs the run uses, and how long it took.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour in the full format; auto: on a terminal unless NO_COLOR is set.")
+@click.option("--stdin-filename", metavar="PATH",
+              help="With `-` as the path: check standard input as the file PATH (editors).")
+@click.option("--show-files", is_flag=True, help="List the files that would be checked, and exit.")
+@click.option("--show-settings", is_flag=True, help="Show the settings this run would use, and exit.")
 def check(paths, formats, output_file, select, extend_select, ignore, fail_on, exit_zero, statistics, rules_dirs,
           max_file_size, config_path, fix, diff, unsafe_fixes, baseline, write_baseline, root, no_progress, jobs,
-          no_cache, cache_dir):
+          no_cache, cache_dir, exclude, extend_exclude, force_exclude, quiet, verbose, color, stdin_filename,
+          show_files, show_settings):
     """Lint dropout settings in PATHS (files or directories; default: the current directory)."""
     from auditor.cli.checkrun import ConfigProblem, Request, UsageProblem, run
 
@@ -101,7 +119,10 @@ def check(paths, formats, output_file, select, extend_select, ignore, fail_on, e
                          statistics=statistics, rules_dirs=rules_dirs, max_file_size=max_file_size,
                          config=config_path, fix=fix, diff=diff, unsafe_fixes=unsafe_fixes, baseline=baseline,
                          write_baseline=write_baseline, root=root, no_progress=no_progress,
-                         jobs=jobs, no_cache=no_cache, cache_dir=cache_dir))
+                         jobs=jobs, no_cache=no_cache, cache_dir=cache_dir, exclude=exclude,
+                         extend_exclude=extend_exclude, force_exclude=force_exclude, quiet=quiet,
+                         verbose=verbose, color=color, stdin_filename=stdin_filename, show_files=show_files,
+                         show_settings=show_settings))
     except UsageProblem as exc:
         raise click.UsageError(str(exc)) from None
     except ConfigProblem as exc:

@@ -31,7 +31,39 @@ def _plans(engine, files):
             continue
         plan = graph.plan(setup)
         if plan.entries or any(src.path in flagged for src in setup.sources):
+            _notebook_places(plan)
             yield plan
+
+
+def _notebook_places(plan) -> None:
+    """A notebook's settings sit in its joined code: name them by cell, as `check` does
+    (`finetune.ipynb:cell 3:2:5`), not by the line of the stored JSON."""
+    maps = {src.path: fact for src in plan.setup.sources for fact in src.facts if hasattr(fact, "place")}
+    if not maps:
+        return
+    for e in plan.entries:
+        s = e.configured
+        if s is None or s.path not in maps:
+            continue
+        raw = f"{s.path}:{s.value_span.line}"
+        where = f"{s.path}:{maps[s.path].place(s.value_span.start)}"
+        e.source = where if e.source == raw else e.source
+        e.chain = [step.replace(raw, where, 1) if step.startswith(raw) else step for step in e.chain]
+
+
+EMPTY = ("no dropout setting is configured here: rates written in code (nn.Dropout(0.1), F.dropout(x, 0.1)) "
+         "are judged by `dropout-audit check`; the plan lists configured settings and model defaults")
+
+
+def _configured(e):
+    """The configured value for JSON: the number when it is one (as `effective` is), else the
+    text as written; `configured_raw` always has the text."""
+    s = e.configured
+    if s is None:
+        return None
+    if s.p is not None and s.reason is None:
+        return int(s.p) if s.p.is_integer() and isinstance(s.value, int) and not isinstance(s.value, bool) else s.p
+    return s.raw
 
 
 def _model(setup):
@@ -65,10 +97,12 @@ def write(engine, files, fmt: str, stream) -> None:
             "launched_by": f"{p.setup.launch.path}:{p.setup.launch.span.line}" if p.setup.launch else None,
             "links": graph.describe_links(p.setup),
             "model": _model(p.setup),
-            "entries": [{"site": e.site, "role": e.role, "configured": e.configured.raw if e.configured else None,
+            "entries": [{"site": e.site, "role": e.role, "configured": _configured(e),
+                         "configured_raw": e.configured.raw if e.configured else None,
                          "effective": e.effective, "source": e.source, "why": e.chain} for e in p.entries],
             "not_rates": [{"key": key, "value": raw, "source": f"{path}:{line}", "why": why}
                           for path, key, raw, line, why in _not_rates(p.setup)],
+            **({"note": EMPTY} if not p.entries else {}),
         } for p in plans]
         json.dump(doc, stream, indent=2)
         stream.write("\n")
@@ -94,7 +128,11 @@ def write(engine, files, fmt: str, stream) -> None:
         for e in p.entries:
             table.add_row(e.site, e.role, e.configured.raw if e.configured else "(not set)", _fmt(e.effective),
                           e.source, "; ".join(e.chain[1:]) or "as configured")
-        console.print(table)
+        if p.entries:
+            console.print(table)
+        else:
+            console.print(table.title, markup=False)
+            console.print(f"  {EMPTY}", markup=False)
         for path, key, raw, line, why in _not_rates(p.setup):
             console.print(f"  not a rate: {key} = {raw} ({path}:{line}): {why}", markup=False)
         if p.setup.launch is not None:

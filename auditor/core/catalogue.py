@@ -26,11 +26,11 @@ class RuleError(Exception):
 
 class Rule(Record):
     __slots__ = ("code", "name", "category", "severity", "check", "summary", "why", "params", "references",
-                 "examples", "fix", "origin")
+                 "examples", "fix", "origin", "unsure_severity")
 
     def __init__(self, code: str, name: str, category: str, severity: str, check: str, summary: str, why: str,
                  params: dict | None = None, references: list | None = None, examples: dict | None = None,
-                 fix: str = "", origin: str = ""):
+                 fix: str = "", origin: str = "", unsure_severity: str = ""):
         self.code = code
         self.name = name
         self.category = category
@@ -43,6 +43,9 @@ class Rule(Record):
         self.examples = {} if examples is None else examples
         self.fix = fix
         self.origin = origin
+        # the severity a finding drops to when the facts behind it are weaker (DRP132's library
+        # fields known only at the pinned versions, DRP602's model whose dropout is unknown)
+        self.unsure_severity = unsure_severity
 
     @classmethod
     def from_dict(cls, data, origin: str) -> "Rule":
@@ -61,14 +64,21 @@ class Rule(Record):
         examples = data.get("examples") or {}
         if not isinstance(examples, dict):
             raise RuleError(f"{origin}: 'examples' must be a mapping with 'bad' and 'good' lists")
-        known = set(REQUIRED) | {"params", "references", "examples", "fix"}
+        unsure = data.get("unsure_severity") or ""
+        if unsure and unsure not in SEVERITIES:
+            raise RuleError(f"{origin}: unsure_severity '{unsure}' is not one of {', '.join(SEVERITIES)}")
+        known = set(REQUIRED) | {"params", "references", "examples", "fix", "unsure_severity"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise RuleError(f"{origin}: unknown key '{unknown[0]}'")
         return cls(code=data["code"], name=data["name"], category=data["category"], severity=data["severity"],
                    check=data["check"], summary=data["summary"].strip(), why=data["why"].strip(), params=params,
                    references=list(data.get("references") or []), examples=examples,
-                   fix=str(data.get("fix") or ""), origin=origin)
+                   fix=str(data.get("fix") or ""), origin=origin, unsure_severity=unsure)
+
+    def shown_severity(self) -> str:
+        """The severity as listed: `error or info` where findings drop to info when unsure."""
+        return f"{self.severity} or {self.unsure_severity}" if self.unsure_severity else self.severity
 
 
 def _package_dir() -> str:

@@ -5,6 +5,9 @@ test against its p; the expected-magnitude check by a z-test on the mean least-s
 train-mode outputs against the eval output; all random tests of one run share one family-wise
 alpha (Bonferroni), so a clean model raises a false alarm with probability below FAMILY_ALPHA.
 Deterministic checks (eval reproducibility, eval vs forced identity) use exact equality on CPU.
+
+Imports inside functions (`linecache`, `probe.instrument`) are deferred for start-up time: only a
+finding on a factory's code pays for them.
 """
 
 from __future__ import annotations
@@ -63,8 +66,36 @@ class Context:
                 return key.file, key.span, key.dotted
             file, line = site.source
             if self.origin == "factory" and file and line:
-                return _rel(file), Span(line, 1, line, 1), site.path
+                return _rel(file), _call_span(file, line, site.kind), site.path
         return self.config_path, Span.file_start(), site.path if site is not None else ""
+
+
+def _call_span(file: str, line: int, kind: str) -> Span:
+    """The dropout call on that line (`F.dropout(`, `scaled_dot_product_attention(`), so a
+    finding points at the call rather than the line's start; the line alone when not found."""
+    import linecache
+
+    text = linecache.getline(file, line)
+    name = {"sdpa": "scaled_dot_product_attention"}.get(kind, kind.partition("@")[0].rpartition(".")[2])
+    col = text.find(name + "(") if name else -1
+    if col < 0:
+        return Span(line, 1, line, 1)
+    start = col
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "._"):
+        start -= 1  # the whole callee: `F.dropout`, `torch.nn.functional.dropout`
+    return Span(line, start + 1, line, col + len(name) + 1)
+
+
+def model_location(origin: str, model, config_path: str, model_type_span) -> tuple:
+    """Where a finding on the whole model points: the config's model_type key, or the model
+    class's `forward` for a factory (never 1:1 of a file, which names nothing)."""
+    if origin == "factory":
+        from auditor.probe.instrument import source_of
+
+        file, line = source_of(model)
+        if file and line:
+            return _rel(file), Span(line, 1, line, 1)
+    return config_path, model_type_span or Span.file_start()
 
 
 def _rel(path: str) -> str:
@@ -149,17 +180,20 @@ def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
     return rows, findings, alpha
 
 
-def eval_output_checks(same: bool, same_diff: float, ident: bool, ident_diff: float, path: str) -> list:
-    """Check 2, model level: two eval forwards agree, and eval equals every-site-identity."""
+def eval_output_checks(same: bool, same_diff: float, ident: bool, ident_diff: float, path: str,
+                       span: Span | None = None) -> list:
+    """Check 2, model level: two eval forwards agree, and eval equals every-site-identity.
+    `span`: where the model is named (model_location)."""
     out = []
     if not same:
         out.append(probe_finding("DRP808", path,
                    f"Two eval-mode forwards of the same batch differ (max |diff| {same_diff:.3g}): something "
-                   "random still runs after model.eval().", key="<model>"))
+                   "random still runs after model.eval().", span, key="<model>"))
     if not ident:
         out.append(probe_finding("DRP809", path,
                    f"The eval-mode output differs from the output with every dropout site forced to identity "
-                   f"(max |diff| {ident_diff:.3g}): a dropout site is not a no-op at evaluation.", key="<model>"))
+                   f"(max |diff| {ident_diff:.3g}): a dropout site is not a no-op at evaluation.", span,
+                   key="<model>"))
     return out
 
 

@@ -79,7 +79,7 @@ class Site:
     kind: str            # nn.Dropout class name, "F.dropout", "sdpa", ...
     family: str
     caller_class: str = ""
-    source: tuple = ("", 0)   # (file, line) of the calling module's forward
+    source: tuple = ("", 0)   # (file, line): the functional call, else the calling module's forward
     train: Tally = field(default_factory=Tally)
     eval: Tally = field(default_factory=Tally)
 
@@ -96,7 +96,8 @@ class Site:
         return self.train if phase == "train" else self.eval
 
 
-def _source_of(module) -> tuple:
+def source_of(module) -> tuple:
+    """(file, line) of the module class's `forward` (a model-level probe finding points there)."""
     cls = type(module)
     try:
         fn = getattr(cls, "forward", None)
@@ -154,12 +155,14 @@ def measure(x: torch.Tensor, y: torch.Tensor, p: float, family: str, spatial: in
     return out
 
 
-def _call_location() -> str:
-    """`@file.py:line` of the code that called the functional dropout: one module may call it
-    several times for different keys (BART's dropout and activation_dropout), and the line tells
-    them apart where the module path cannot."""
+def _call_location() -> tuple:
+    """(`@file.py:line`, (file, line)) of the code that called the functional dropout: one
+    module may call it several times for different keys (BART's dropout and
+    activation_dropout), and the line tells them apart where the module path cannot; the full
+    path and line are where a finding on that call points (not at the module's `def forward`)."""
     frame = sys._getframe(2)
-    return f"@{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    file, line = frame.f_code.co_filename, frame.f_lineno
+    return f"@{os.path.basename(file)}:{line}", (file, line)
 
 
 def _spatial(name: str, ndim: int) -> int:
@@ -263,14 +266,16 @@ class Instrument:
             return m
         return None
 
-    def _site(self, module, kind: str, p: float, family: str) -> Site:
+    def _site(self, module, kind: str, p: float, family: str, call: tuple | None = None) -> Site:
+        """call: (file, line) of a functional call, which findings on the site point at."""
         path = self._paths.get(id(module), "<outside the model>") if module is not None else "<outside the model>"
         ident = (path, kind)
         site = self.sites.get(ident)
         if site is None:
+            source = call if call is not None and call[1] else (source_of(module) if module is not None else ("", 0))
             site = Site(path, kind, family,
                         caller_class=type(module).__name__ if module is not None else "",
-                        source=_source_of(module) if module is not None else ("", 0))
+                        source=source)
             self.sites[ident] = site
         return site
 
@@ -340,7 +345,8 @@ class Instrument:
                 fam = _module_family(module)[0]
                 this._flag(this._site(module, type(module).__name__, module.p, fam), p, training, module)
                 return orig(*args, **kwargs)
-            site = this._site(caller, "F." + name + _call_location(), p, family)
+            tag, call = _call_location()
+            site = this._site(caller, "F." + name + tag, p, family, call)
             this._flag(site, p, training, caller)
             keep = x.detach().clone() if (a.get("inplace") and this.mode == "record") else x
             this._busy = True
@@ -363,7 +369,8 @@ class Instrument:
             if this.mode == "identity":
                 return input
             caller = this._caller()
-            site = this._site(caller, "torch.dropout" + _call_location(), float(p), "element")
+            tag, call = _call_location()
+            site = this._site(caller, "torch.dropout" + tag, float(p), "element", call)
             this._flag(site, float(p), train, caller)
             this._busy = True
             try:
@@ -389,7 +396,7 @@ class Instrument:
             if this.mode == "identity":
                 return _call_sdpa(orig, bound.arguments, 0.0)
             caller = this._caller()
-            site = this._site(caller, "sdpa", p, "element")
+            site = this._site(caller, "sdpa", p, "element", _call_location()[1])
             if p > 0 and caller is not None and not caller.training:
                 t = site.tally(this.phase)
                 t.flag_mismatch += 1

@@ -215,7 +215,9 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         res.eval = {"two_forwards_equal": same, "max_diff": same_diff,
                     "equals_identity": ident, "identity_max_diff": ident_diff,
                     "comparison": "bitwise" if device.type == "cpu" else "within 4 ulp of the output scale"}
-        res.findings += checks.eval_output_checks(same, same_diff, ident, ident_diff, config_path)
+        where, span = checks.model_location(subject.origin, model, config_path,
+                                            getattr(target, "model_type_span", None))
+        res.findings += checks.eval_output_checks(same, same_diff, ident, ident_diff, where, span)
 
         # 3. expected magnitude: train mode (running-stat norms frozen) vs the eval output
         model.train()

@@ -185,7 +185,8 @@ def _from_identity(ident, recipe_path: str, recipe_text: str, data: dict) -> Tar
     head = list(ident.architectures) or _generation_head(ident.model_type)
     if head:
         config["architectures"] = head
-    spans = _written_spans(recipe_path, recipe_text)
+    spans = _written_spans(recipe_path, recipe_text) if any(isinstance(data.get(k), dict)
+                                                             for k in _CONFIG_OVERRIDES) else {}
     target = Target(config_path=recipe_path, config=config, config_text=recipe_text,
                     config_origin=f"{ident.ref}: a {ident.model_type} ({ident.source.replace('-', ' ')}) built from "
                                   f"Transformers' defaults for {ident.model_type} plus the recipe's model-config "
@@ -272,8 +273,12 @@ def _through_links(path: str, adapter: str | None) -> Target:
         target.config_origin = "; ".join(filter(None, [target.config_origin, f"through {_named(through)}"]))
         return target
     if model is None:
+        target = _script_hub_id(path, adapter)
+        if target is not None:
+            return target
         raise TargetError(f"{path}: links to no local config.json (a from_pretrained of a local directory, a "
-                          "launched recipe or script); hub ids and paths built at run time are not followed")
+                          "launched recipe or script) and names no model the local Hugging Face cache or the "
+                          "name table knows (the probe never downloads); paths built at run time are not followed")
     config, text = _load_json(model.target)
     if "model_type" not in config:
         raise TargetError(f"{model.target}: no model_type; not a Transformers config.json")
@@ -281,6 +286,30 @@ def _through_links(path: str, adapter: str | None) -> Target:
     target.keys.extend(rate_keys(config, model.target, text))
     if saved is not None and adapter == saved.target:
         target.config_origin += f"; adapter: {_named(saved)}"
+    return _with_adapter(target, adapter, None, None, None)
+
+
+def _script_hub_id(path: str, adapter: str | None):
+    """A script that loads its model by hub id (`from_pretrained("meta-llama/Llama-3.2-1B")`)
+    is probed as a recipe naming that id is: the cached config.json, else the type's defaults.
+    The reference is the one the static path reads (the first model load, `base_model`)."""
+    from auditor.run.engine import Engine, Options
+    from auditor.setup.link import link_root
+
+    src = Engine(Options(root=link_root(None, [path]))).load(path)
+    ref = src.get("base_model") if src is not None and src.kind != "unreadable" else None
+    if not isinstance(ref, str) or not ref.strip():
+        return None
+    ident = _identity(ref, path)
+    if ident is None:
+        return None
+    target = _from_identity(ident, path, src.text, {})
+    if ident.config is None:
+        target.config_origin = (f"{ident.ref}: a {ident.model_type} ({ident.source.replace('-', ' ')}) built from "
+                                f"Transformers' defaults for {ident.model_type}, the model {path} loads; "
+                                "nothing downloaded")
+    else:
+        target.config_origin += f"; the model {path} loads"
     return _with_adapter(target, adapter, None, None, None)
 
 

@@ -2,6 +2,9 @@
 
 Formats are looked up by name and imported only when used, so `--format json` never pays for
 rich, and a new format is a new module plus one line in FORMATS.
+
+Imports inside functions (`report.locations`) are deferred for start-up time: a run that never
+takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -23,19 +26,22 @@ FORMATS = {
 
 
 class ReportContext(Record):
-    __slots__ = ("root", "files_checked", "rules", "statistics", "color", "files")
+    __slots__ = ("root", "files_checked", "rules", "statistics", "color", "files", "quiet")
 
-    def __init__(self, root: str = ".", files_checked: int = 0,
+    def __init__(self, root: str | None = None,  # --root, None when not given (paths shown as given)
+                 files_checked: int = 0,
                  rules: list | None = None,   # the active rules (SARIF lists them)
                  statistics: bool = False,
                  color: bool | None = None,   # None: decide from the stream (TTY, NO_COLOR)
-                 files: list | None = None):  # every file checked (JUnit has a test case per file)
+                 files: list | None = None,   # every file checked (JUnit has a test case per file)
+                 quiet: bool = False):        # -q: the findings and nothing else (no summary line)
         self.root = root
         self.files_checked = files_checked
         self.rules = rules
         self.statistics = statistics
         self.color = color
         self.files = files
+        self.quiet = quiet
 
 
 def available() -> list:
@@ -50,11 +56,11 @@ def available() -> list:
     return names
 
 
-def write_report(findings, fmt: str, stream, *, root: str = ".", files_checked: int = 0, rules=None,
-                 statistics: bool = False, color=None, files=None) -> None:
+def write_report(findings, fmt: str, stream, *, root: str | None = None, files_checked: int = 0, rules=None,
+                 statistics: bool = False, color=None, files=None, quiet: bool = False) -> None:
     module = importlib.import_module(FORMATS[fmt])
     ctx = ReportContext(root=root, files_checked=files_checked, rules=rules, statistics=statistics, color=color,
-                        files=files)
+                        files=files, quiet=quiet)
     module.write(list(findings), stream, ctx)
 
 
@@ -76,13 +82,29 @@ def per_rule(findings) -> list:
     return sorted(((c, n, k) for (c, n), k in table.items()), key=lambda r: (-r[2], r[0]))
 
 
+def _files(n: int) -> str:
+    return f"{n} file{'s' if n != 1 else ''} checked"
+
+
 def summary_line(findings, files_checked: int) -> str:
     c = counts(findings)
     total = sum(c.values())
     if total == 0:
-        return f"All checks passed ({files_checked} files checked)."
+        if files_checked == 0:
+            return "No files checked: nothing under the given paths is a file the auditor reads."
+        return f"All checks passed ({_files(files_checked)})."
     parts = [f"{c[s]} {s}{'s' if c[s] != 1 and s != 'info' else ''}" for s in ("error", "warning", "info") if c[s]]
-    return f"Found {total} finding{'s' if total != 1 else ''} ({', '.join(parts)}) in {files_checked} files checked."
+    return f"Found {total} finding{'s' if total != 1 else ''} ({', '.join(parts)}) in {_files(files_checked)}."
+
+
+def shown_path(path: str, root) -> str:
+    """A finding's path as the terminal and JSON formats print it: as given, or relative to
+    --root when one is given (the CI formats are always relative to the root)."""
+    if root is None:
+        return path
+    from auditor.report.locations import relative
+
+    return relative(path, root)
 
 
 # Where a finding is for a reader: in a notebook, the cell and the cell-relative position.

@@ -1,7 +1,9 @@
 """The terminal report: findings grouped by file, each with its source line and a caret.
 
 Colour comes from rich only when the stream is a terminal and NO_COLOR is unset (rich
-checks both), so piping into a file or a CI log gives plain text.
+checks both), so piping into a file or a CI log gives plain text. Paths, messages and source
+lines are shown with control characters escaped (report/safe_text.py): a snippet holding an
+escape sequence must not retitle the terminal.
 
 Imports inside functions (`rich.console`, `rich.markup`, `rich.text`, `sources.notebook`) are
 deferred for start-up time: a run that never takes that path never pays for them.
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 import os
 
-from auditor.report import Place, per_rule, place, summary_line
+from auditor.report import Place, per_rule, place, shown_path, summary_line
+from auditor.report.safe_text import terminal_safe
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -47,7 +50,11 @@ def _plain(stream, ctx) -> bool:
     directly, and a pre-commit hook or CI log does not pay for importing rich."""
     if ctx.color is False:
         return True
-    if ctx.color is True or os.environ.get("FORCE_COLOR") or "TTY_COMPATIBLE" in os.environ:
+    if ctx.color is True:
+        return False
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value turns colour off
+        return True
+    if os.environ.get("FORCE_COLOR") or "TTY_COMPATIBLE" in os.environ:
         return False
     try:
         return not stream.isatty()
@@ -55,41 +62,46 @@ def _plain(stream, ctx) -> bool:
         return False
 
 
-# rich drops these control characters from everything it prints; the plain path does too.
-_STRIP = dict.fromkeys((7, 8, 11, 12, 13))
-
-
 def _write_plain(findings, stream, ctx) -> None:
-    def out(text: str) -> None:
-        stream.write(text.translate(_STRIP))
-
+    out = stream.write
     source = _Lines()
     for f in findings:
         if f.suppressed:
             continue
         at = place(f)
         lines = source.of(f, at)
-        out(f"{f.path}:{at.text}: {f.code} [{f.severity}] {f.message}\n")
+        out(f"{_path(f, ctx)}:{at.text}: {f.code} [{f.severity}] {terminal_safe(f.message)}\n")
         if 0 < at.line <= len(lines):
-            text, width = _excerpt(at, lines)
+            text, offset, width = _excerpt(at, lines)
             gutter = str(at.line)
             pad = " " * len(gutter)
-            out(f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * (at.column - 1)}{'^' * width}\n")
+            out(f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * offset}{'^' * width}\n")
         if f.fix is not None:
-            out(f"{' ' * len(str(at.line))} = {_fix_kind(f)}: {f.fix.description}\n")
+            out(f"{' ' * len(str(at.line))} = {_fix_kind(f)}: {terminal_safe(f.fix.description)}\n")
         out("\n")
     if ctx.statistics:
         for code, name, count in per_rule(findings):
             out(f"{count:6d}  {code}  {name}\n")
-    out(summary_line(findings, ctx.files_checked) + "\n")
+    if not ctx.quiet:
+        out(summary_line(findings, ctx.files_checked) + "\n")
+
+
+def _path(f, ctx) -> str:
+    return terminal_safe(shown_path(f.path, ctx.root))
 
 
 def _excerpt(at: Place, lines) -> tuple:
+    """(the line as shown, the caret's offset, its width): control characters are shown
+    escaped, so the caret is placed on the escaped text."""
     text = lines[at.line - 1].expandtabs(1)
     if len(text) > 200:
         text = text[:200] + "…"
     width = max(1, (at.end_column - at.column) if at.end_line == at.line else 1)
-    return text, min(width, max(1, len(text) - at.column + 1))
+    width = min(width, max(1, len(text) - at.column + 1))
+    start = max(0, at.column - 1)
+    before, marked, after = text[:start], text[start:start + width], text[start + width:]
+    before, marked = terminal_safe(before), terminal_safe(marked)
+    return before + marked + terminal_safe(after), len(before), max(1, len(marked))
 
 
 def _fix_kind(f) -> str:
@@ -112,19 +124,21 @@ def write(findings, stream, ctx) -> None:
     for f in shown:
         at = place(f)
         lines = source.of(f, at)
-        console.print(Text.assemble((f"{f.path}:{at.text}:", "bold"), " ",
-                                    (f"{f.code} [{f.severity}]", _STYLE[f.severity]), " ", f.message))
+        console.print(Text.assemble((f"{_path(f, ctx)}:{at.text}:", "bold"), " ",
+                                    (f"{f.code} [{f.severity}]", _STYLE[f.severity]), " ", terminal_safe(f.message)))
         if 0 < at.line <= len(lines):
-            text, width = _excerpt(at, lines)
+            text, offset, width = _excerpt(at, lines)
             gutter = str(at.line)
             pad = " " * len(gutter)
             console.print(f"[blue]{pad} |[/blue]")
             console.print(f"[blue]{gutter} |[/blue] {escape(text)}")
-            console.print(f"[blue]{pad} |[/blue] {' ' * (at.column - 1)}[{_STYLE[f.severity]}]{'^' * width}[/]")
+            console.print(f"[blue]{pad} |[/blue] {' ' * offset}[{_STYLE[f.severity]}]{'^' * width}[/]")
         if f.fix is not None:
-            console.print(f"[blue]{' ' * len(str(at.line))} =[/blue] {_fix_kind(f)}: {escape(f.fix.description)}")
+            console.print(f"[blue]{' ' * len(str(at.line))} =[/blue] {_fix_kind(f)}: "
+                          f"{escape(terminal_safe(f.fix.description))}")
         console.print()
     if ctx.statistics:
         for code, name, count in per_rule(findings):
             console.print(f"{count:6d}  {code}  {name}")
-    console.print(summary_line(findings, ctx.files_checked))
+    if not ctx.quiet:
+        console.print(summary_line(findings, ctx.files_checked))

@@ -1,16 +1,21 @@
 """GitHub Actions workflow commands: each finding becomes an annotation on the pull request.
 
 The escaping follows the runner's rules (`%`, CR and LF in the message; also `:` and `,`
-in properties), so a message with a colon cannot cut the annotation short.
+in properties), so a message with a colon cannot cut the annotation short; other control
+characters and undecodable bytes of a file name are shown escaped (report/safe_text.py).
 """
 
 from auditor.report.locations import message_of, relative
+from auditor.report.safe_text import terminal_safe
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def _data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Control characters other than CR and LF (which the runner decodes) are shown escaped:
+    the log is a terminal."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return terminal_safe(text)
 
 
 def _prop(text: str) -> str:

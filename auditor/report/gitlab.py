@@ -7,6 +7,7 @@ issues from old ones, so they are the line-independent fingerprints of locations
 import json
 
 from auditor.report.locations import fingerprints, message_of, relative
+from auditor.report.safe_text import deep
 
 _SEVERITY = {"error": "major", "warning": "minor", "info": "info"}
 
@@ -29,5 +30,5 @@ def write(findings, stream, ctx) -> None:
                               "end": {"line": s.end_line, "column": s.end_column}},
             },
         })
-    json.dump(issues, stream, indent=2)
+    json.dump(deep(issues), stream, indent=2)
     stream.write("\n")

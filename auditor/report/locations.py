@@ -5,11 +5,13 @@ checkout, so reports carry paths relative to the root (the current directory unl
 `--root` says otherwise), with forward slashes, whatever the user typed.
 Fingerprints must survive line moves (a comment added above a value must not re-open an
 alert), so they hash the rule, the path and the setting's key path, never the line.
+
+Imports inside functions (`hashlib`) are deferred for start-up time: a run that never takes
+that path never pays for them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 
@@ -30,7 +32,10 @@ def relative(path: str, root: str = ".") -> str:
 
 
 def fingerprints(findings, root: str = ".") -> list:
-    """One stable hex digest per finding; repeats of the same identity get an occurrence number."""
+    """One stable hex digest per finding; repeats of the same identity get an occurrence number.
+    hashlib is imported here: it loads OpenSSL, which the GitHub and JUnit formats never need."""
+    import hashlib
+
     seen = {}
     out = []
     for f in findings:

@@ -12,10 +12,12 @@ golden tests compare it byte for byte.
 from __future__ import annotations
 
 import json
+import os
 from urllib.parse import quote
 
 from auditor import __version__
 from auditor.report.locations import fingerprints, message_of, relative
+from auditor.report.safe_text import deep
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -23,7 +25,9 @@ FINGERPRINT = "dropoutAudit/v1"
 
 
 def _uri(path: str, root: str) -> str:
-    return quote(relative(path, root), safe="/._-~")
+    """Percent-encoded from the path's bytes (os.fsencode), so a name that is not UTF-8 is a
+    valid URI naming exactly that file."""
+    return quote(os.fsencode(relative(path, root)), safe="/._-~")
 
 
 def help_markdown(rule) -> str:
@@ -122,5 +126,5 @@ def document(findings, ctx) -> dict:
 
 
 def write(findings, stream, ctx) -> None:
-    json.dump(document(findings, ctx), stream, indent=2, ensure_ascii=False)
+    json.dump(deep(document(findings, ctx)), stream, indent=2, ensure_ascii=False)
     stream.write("\n")

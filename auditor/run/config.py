@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from auditor.run.config_file import PYPROJECT, TABLE
 
@@ -56,10 +56,6 @@ class UserConfig(BaseModel):
     report_only_given: bool = True
     models: dict[str, str] = {}
 
-    @field_validator("params", "severity")
-    @classmethod
-    def _upper_codes(cls, value: dict) -> dict:
-        return {k.upper(): v for k, v in value.items()}
 
 
 def _key_prefix(path: str) -> str:
@@ -88,6 +84,23 @@ class Loaded:
     def resolve(self, relative: str) -> str:
         return os.path.join(self.root, relative)
 
+    def key_prefix(self) -> str:
+        """How a key of this file is named in a message: `pyproject.toml: tool.dropout-audit.`."""
+        return f"{self.path}: {_key_prefix(self.path)}"
+
+    def _code_of(self, key: str, rules, table: str) -> str:
+        """A table key names one rule, by code or by name (rule names work wherever codes do)."""
+        from auditor.core.selectors import closest, describe
+
+        for rule in rules:
+            if key.upper() == rule.code or key == rule.name:
+                return rule.code
+        raise ConfigError(describe(key, closest(key, rules), f"{self.key_prefix()}{table}.{key}")
+                          + ": a table key names one rule, by code or name")
+
+    def severities(self, rules) -> dict:
+        return {self._code_of(key, rules, "severity"): value for key, value in self.cfg.severity.items()}
+
     def check_rules(self, rules) -> dict:
         """Params and severities must name existing rules and parameters of the right shape:
         a typo would otherwise silently leave the default threshold in force. Returns the
@@ -96,10 +109,9 @@ class Loaded:
         by_code = {r.code: r for r in rules}
         prefix = f"{self.path}: {_key_prefix(self.path)}"
         merged = {}
-        for code, params in self.cfg.params.items():
-            rule = by_code.get(code)
-            if rule is None:
-                raise ConfigError(f"{prefix}params.{code}: no rule has this code")
+        for key, params in self.cfg.params.items():
+            code = self._code_of(key, rules, "params")
+            rule = by_code[code]
             merged[code] = {}
             for name, value in params.items():
                 if name not in rule.params:
@@ -110,9 +122,7 @@ class Loaded:
                     raise ConfigError(f"{prefix}params.{code}.{name}: expected {_shape(default)}, "
                                       f"got {_shape(value)}")
                 merged[code][name] = {**default, **value} if isinstance(default, dict) else value
-        for code in self.cfg.severity:
-            if code not in by_code:
-                raise ConfigError(f"{prefix}severity.{code}: no rule has this code")
+        self.severities(rules)
         return merged
 
     def models(self) -> dict:

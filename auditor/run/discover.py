@@ -12,9 +12,11 @@ that path never pays for them.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from auditor.core.record import Record
+from auditor.sources.text import is_data_file
 
 SKIP_DIRS = frozenset({
     ".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox",
@@ -23,14 +25,25 @@ SKIP_DIRS = frozenset({
 })
 
 
+# Always pruned, even when --exclude replaces the default exclusions (ruff's semantics otherwise):
+# walking a VCS store finds nothing but costs a great deal.
+VCS_DIRS = frozenset({".git", ".hg", ".svn"})
+
+
 class Discovery(Record):
-    """`missing`: the paths given that do not exist."""
+    """`missing`: the paths given that do not exist. `skipped`: (path, reason) of the
+    directories the walk could not enter, reported as DRP004 so nothing is passed over silently.
+    `excluded`: how many given files --force-exclude or the excludes dropped."""
 
-    __slots__ = ("files", "missing")
+    __slots__ = ("files", "missing", "skipped", "excluded", "data_files")
 
-    def __init__(self, files: list | None = None, missing: list | None = None):
+    def __init__(self, files: list | None = None, missing: list | None = None, skipped: list | None = None,
+                 excluded: int = 0, data_files: list | None = None):
         self.files = [] if files is None else files
         self.missing = [] if missing is None else missing
+        self.skipped = [] if skipped is None else skipped
+        self.excluded = excluded
+        self.data_files = [] if data_files is None else data_files  # passed over by name (tokenizer.json)
 
 
 def _spec(lines):
@@ -40,11 +53,12 @@ def _spec(lines):
 
 
 class _Ignores:
-    """Stack of .gitignore specs, one per directory level, plus the user's excludes."""
+    """Stack of .gitignore specs, one per directory level, plus the user's excludes (relative
+    to `root`: the walked path, or the folder the excludes were given for)."""
 
     def __init__(self, excludes, root: str):
         self.root = root
-        self.exclude = _spec(excludes) if excludes else None
+        self.exclude = (excludes if hasattr(excludes, "match_file") else _spec(excludes)) if excludes else None
         self.levels = []  # (dir, spec)
 
     def push(self, directory: str) -> None:
@@ -77,30 +91,58 @@ def _is_within(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def discover(paths, suffixes, excludes=(), respect_gitignore: bool = True) -> Discovery:
+def discover(paths, suffixes, excludes=(), respect_gitignore: bool = True, exclude_root: str | None = None,
+             skip_dirs=SKIP_DIRS, force_exclude: bool = False) -> Discovery:
+    """excludes: gitignore-style patterns, relative to exclude_root (default: each walked path).
+    skip_dirs: directory names never entered (the default exclusions; --exclude replaces them).
+    force_exclude: the excludes apply to paths named on the command line too (ruff's
+    --force-exclude, for pre-commit, which passes every staged file)."""
     result = Discovery()
     seen = set()
+    spec = _spec(list(excludes)) if excludes and exclude_root is not None else None
     for given in paths:
+        if force_exclude and spec is not None and _Ignores(spec, exclude_root).ignored(given, os.path.isdir(given)):
+            result.excluded += 1
+            continue
         # A broken link, a link loop, a FIFO or a device named on the command line exists as a
         # name: it goes to the reader, which reports it as a finding instead of a usage error.
-        named_only = os.path.lexists(given) and not os.path.isdir(given)
+        # So does a path that cannot even be looked at (a parent folder without search
+        # permission): the reader says "Permission denied" at the path, and the run goes on.
+        named_only = _named(given) and not os.path.isdir(given)
         if os.path.isfile(given) or named_only:
-            if given not in seen:
-                seen.add(given)
+            # The same file named twice, or two ways (`bert ./bert/config.json`), is one file.
+            key = os.path.normpath(given)
+            if key not in seen:
+                seen.add(key)
                 result.files.append(given)
             continue
         if not os.path.isdir(given):
             result.missing.append(given)
             continue
-        for path in _walk(given, suffixes, excludes, respect_gitignore):
-            if path not in seen:
-                seen.add(path)
+        walk_root = given if exclude_root is None else exclude_root
+        for path in _walk(given, suffixes, spec if spec is not None else list(excludes), respect_gitignore,
+                          walk_root, skip_dirs, result.skipped, result.data_files):
+            key = os.path.normpath(path)
+            if key not in seen:
+                seen.add(key)
                 result.files.append(path)
     return result
 
 
-def _walk(top: str, suffixes, excludes, respect_gitignore: bool):
-    ignores = _Ignores(list(excludes), top)
+def _named(path: str) -> bool:
+    """Whether the name exists or cannot be told not to: only "no such file" means missing."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as exc:
+        return not isinstance(exc, ValueError) and exc.errno != errno.ENOTDIR
+    return True
+
+
+def _walk(top: str, suffixes, excludes, respect_gitignore: bool, exclude_root: str | None = None,
+          skip_dirs=SKIP_DIRS, skipped: list | None = None, data_files: list | None = None):
+    ignores = _Ignores(excludes, top if exclude_root is None else exclude_root)
     stack = [top]
     while stack:
         directory = stack.pop()
@@ -110,7 +152,9 @@ def _walk(top: str, suffixes, excludes, respect_gitignore: bool):
         try:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            if skipped is not None:
+                skipped.append((_clean(directory), f"skipped: cannot read directory: {exc.strerror or exc}"))
             continue
         subdirs = []
         for entry in entries:
@@ -123,13 +167,17 @@ def _walk(top: str, suffixes, excludes, respect_gitignore: bool):
                         yield _clean(entry.path)
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
+                    if entry.name in VCS_DIRS or entry.name in skip_dirs or \
+                            (skip_dirs is SKIP_DIRS and entry.name.endswith(".egg-info")):
                         continue
                     if not ignores.ignored(entry.path, True):
                         subdirs.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     if entry.name.lower().endswith(suffixes) and not ignores.ignored(entry.path, False):
-                        yield _clean(entry.path)
+                        if not is_data_file(entry.name):
+                            yield _clean(entry.path)
+                        elif data_files is not None:
+                            data_files.append(_clean(entry.path))
             except OSError:
                 continue
         stack.extend(reversed(subdirs))

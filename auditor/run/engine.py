@@ -15,11 +15,13 @@ import os
 from auditor import checks, sources
 from auditor.checks.base import Context
 from auditor.core import catalogue
-from auditor.core.model import SEVERITY_RANK, Finding
+from auditor.core.model import SEVERITY_RANK, Finding, Span
 from auditor.core.model import finding_identity as identity
 from auditor.core.record import Record
+from auditor.core.selectors import check as check_selectors
+from auditor.core.selectors import matches as selector_matches
 from auditor.setup import resolve
-from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, FileProblem, decode, read_text
+from auditor.sources.text import DEFAULT_MAX_FILE_SIZE, SKIPPED, FileProblem, decode, is_data_file, read_text
 
 UNREADABLE = "DRP001"
 
@@ -60,14 +62,17 @@ class Options(Record):
 
 def matches(rule, selectors) -> bool:
     """A selector is a code (DRP201), a code prefix (DRP2, DRP), a category or a rule name."""
-    for sel in selectors:
-        if rule.code.startswith(sel.upper()) or sel == rule.category or sel == rule.name or sel == "ALL":
-            return True
-    return False
+    return any(selector_matches(rule, sel) for sel in selectors)
 
 
-def active_rules(options: Options) -> list:
-    rules = catalogue.load(options.rule_dirs)
+def active_rules(options: Options, rules: list | None = None) -> list:
+    """The rules this run applies. Every selector must name a rule (core.selectors): an unknown
+    one raises UnknownSelector rather than silently selecting nothing."""
+    rules = catalogue.load(options.rule_dirs) if rules is None else rules
+    check_selectors(options.select, rules, "--select")
+    check_selectors(options.ignore, rules, "--ignore")
+    for _pattern, codes in options.per_file_ignores:
+        check_selectors(codes, rules, "per-file-ignores")
     chosen = []
     for rule in rules:
         if options.select and not matches(rule, options.select):
@@ -83,9 +88,10 @@ def active_rules(options: Options) -> list:
 
 
 class Engine:
-    def __init__(self, options: Options | None = None):
+    def __init__(self, options: Options | None = None, rules: list | None = None):
+        """rules: the catalogue when the caller has loaded it already (to check selectors)."""
         self.options = options or Options()
-        self.rules = active_rules(self.options)
+        self.rules = active_rules(self.options, rules)
         registry = checks.load_all()
         self.readers = sources.readers()
         self.suffixes = tuple(self.readers)
@@ -104,7 +110,7 @@ class Engine:
 
     def load(self, path: str, data: bytes | None = None):
         reader = self.readers.get(sources.suffix_of(path))
-        if reader is None:
+        if reader is None or is_data_file(os.path.basename(path)):
             return None
         try:
             text = read_text(path, self.options.max_file_size) if data is None else decode(data)
@@ -116,6 +122,23 @@ class Engine:
 
             src = links.linker_source(path, text)
         return src
+
+    def skipped_findings(self, skipped) -> list:
+        """DRP004 for each path the walk could not enter (an unreadable directory): every
+        skipped path is said, at info, so a silent pass never hides an unread folder."""
+        rule = next((r for r in self.rules if r.code == SKIPPED), None)
+        if rule is None:
+            return []
+        out = []
+        for path, reason in skipped:
+            f = Finding(code=rule.code, name=rule.name, category=rule.category, severity=rule.severity,
+                        path=path, span=Span(1, 1, 1, 1, 0, 0), message=reason, key="skipped-directory")
+            out.append(f)
+        if self.options.per_file_ignores or self.options.only_given is not None:
+            from auditor.run import suppress
+
+            out = suppress.apply(self, out, [])
+        return out
 
     def load_linked(self, path: str):
         """A file a link names, read at most once per run (None: nothing the readers know)."""
@@ -263,13 +286,25 @@ class _collector_paused:
 MAX_MESSAGE = 400
 
 
+_WORD_SLACK = 40  # how far a cut may move back to a space so that no word is split
+
+
 def one_line(message: str) -> str:
     """Messages quote raw values, which can be block scalars or 50k-digit numbers; one
-    bounded line keeps line-based formats (concise, github annotations) parseable."""
+    bounded line keeps line-based formats (concise, github annotations) parseable. A long one
+    keeps its head and its tail, cut at spaces where there are any (a quoted 50k-digit value
+    has none), with " ... " for what was left out."""
     message = message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     if len(message) > MAX_MESSAGE:
         half = (MAX_MESSAGE - 5) // 2
-        message = message[:half] + " ... " + message[-half:]
+        head, tail = message[:half], message[-half:]
+        space = head.rfind(" ", half - _WORD_SLACK)
+        if space > 0:
+            head = head[:space]
+        space = tail.find(" ", 0, _WORD_SLACK)
+        if space >= 0:
+            tail = tail[space + 1:]
+        message = head + " ... " + tail
     return message
 
 

@@ -26,6 +26,7 @@ import os
 from auditor.core.lazy_regex import LazyRegex
 from auditor.core.model import Finding, Span
 from auditor.core.record import Record
+from auditor.core.selectors import closest, is_known, matches, matches_finding
 from auditor.sources.text import FileProblem, read_text, text_digest
 
 UNUSED = "DRP002"
@@ -63,7 +64,7 @@ def parse(text: str) -> list:
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         m = _DIRECTIVE.search(line)
         if m:
-            codes = tuple(c.strip().upper() for c in (m.group("codes") or "").split(",") if c.strip())
+            codes = tuple(c.strip() for c in (m.group("codes") or "").split(",") if c.strip())
             own_line = not line[:m.start()].strip()
             file_level = m.group("kind") == "ignore-file"
             targets = () if file_level else ((number, number + 1) if own_line else (number,))
@@ -74,12 +75,13 @@ def parse(text: str) -> list:
     return out
 
 
-def _covers(directive: Directive, code: str) -> str | None:
-    """The directive code that covers `code` (or "*" for a bare directive), else None."""
+def _covers(directive: Directive, finding) -> str | None:
+    """The directive selector that covers the finding (or "*" for a bare directive), else None.
+    A selector is a code, a prefix, a category or a rule name, as on the command line."""
     if not directive.codes:
         return "*"
     for c in directive.codes:
-        if code.startswith(c):
+        if matches_finding(finding, c):
             return c
     return None
 
@@ -99,13 +101,13 @@ class PerFileIgnores:
         import pathspec
 
         self.root = root
-        self.entries = [(pathspec.GitIgnoreSpec.from_lines([pattern]), tuple(c.upper() for c in codes),
-                         pattern) for pattern, codes in table]
+        self.entries = [(pathspec.GitIgnoreSpec.from_lines([pattern]), tuple(codes), pattern)
+                        for pattern, codes in table]
 
     def match(self, finding) -> str | None:
         rel = _relative(finding.path, self.root)
         for spec, codes, pattern in self.entries:
-            if spec.match_file(rel) and any(finding.code.startswith(c) or c == "ALL" for c in codes):
+            if spec.match_file(rel) and any(matches_finding(finding, c) for c in codes):
                 return pattern
         return None
 
@@ -193,7 +195,7 @@ def _match(findings, directives: list) -> None:
     for f in findings:
         for d in directives:
             if d.file_level or f.span.line in d.targets:
-                hit = _covers(d, f.code)
+                hit = _covers(d, f)
                 if hit:
                     d.used.add(hit)
                     if not f.suppressed:
@@ -213,28 +215,42 @@ def _linked_text(engine, path: str) -> str:
 
 def _unused(engine, rule, path: str, directives: list, active: dict):
     known = None
-    # codes another directory's setup may place on this recipe through a link (DRP132 on the
+    # rules another directory's setup may place on this recipe through a link (DRP132 on the
     # YAML a script parses): their directives may be used by a run this one does not see
     remote = () if not path.endswith(_LINKED_SUFFIXES) else \
-        [r.code for r, _scope, fn in engine.bound if getattr(fn, "on_linked_files", False)]
+        [r for r, _scope, fn in engine.bound if getattr(fn, "on_linked_files", False)]
     for d in directives:
         if not d.codes:
             if not d.used and not remote:
                 yield _finding(rule, path, d, f"unused suppression: no finding {_where(d)}")
             continue
         for code in d.codes:
-            if code in d.used or any(r.startswith(code) for r in remote):
+            if code in d.used or any(matches(r, code) for r in remote):
                 continue
-            if any(a.startswith(code) for a in active):
+            if any(matches(a, code) for a in active.values()):
                 yield _finding(rule, path, d, f"unused suppression of {code}: no {code} finding {_where(d)}", code)
                 continue
             if known is None:
                 from auditor.core import catalogue
 
-                known = {r.code for r in catalogue.load(engine.options.rule_dirs)}
-            if not any(k.startswith(code) for k in known):
-                yield _finding(rule, path, d, f"suppression names {code}, which is not a rule code", code)
+                known = catalogue.load(engine.options.rule_dirs)
+            if not is_known(code, known):
+                yield _finding(rule, path, d, f"{UNKNOWN}: {code!r} in a suppression comment"
+                                              f"{_did_you_mean(closest(code, known))}", code)
             # a known code that is not selected in this run: it may be used in another run
+
+
+UNKNOWN = "unknown rule selector"  # the start of the message of a suppression naming no rule
+
+
+def _did_you_mean(suggestions: list) -> str:
+    return f" (did you mean {', '.join(suggestions)}?)" if suggestions else ""
+
+
+def unknown_selectors(findings) -> list:
+    """The DRP002 findings of suppressions that name no rule: the run exits 2 on them, as on an
+    unknown --select (a typo there silently suppresses nothing, or everything it was meant to)."""
+    return [f for f in findings if f.code == UNUSED and f.message.startswith(UNKNOWN)]
 
 
 def _where(d: Directive) -> str:

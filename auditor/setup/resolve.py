@@ -71,9 +71,12 @@ def describe(plan: DropoutPlan) -> dict:
     """What the plan says about the run, each "not stated" unless the setup states it (#15.6):
     fine-tune method, trainer (named as its framework runs it), and the dialect with its reason."""
     driver = plan.setup.driver
+    trainer = frameworks.trainer_label(driver, plan.trainer) if plan.trainer else "not stated"
+    hf_trainer = driver.get("trainer_class") if driver is not None and not plan.trainer else None
+    if hf_trainer:  # Transformers' own Trainer: supervised, leaves dropout as the model has it
+        trainer = f"Transformers' {hf_trainer} (keeps dropout as configured)"
     out = {"finetune": plan.finetune if plan.finetune != "unknown" else "not stated",
-           "trainer": frameworks.trainer_label(driver, plan.trainer) if plan.trainer else "not stated",
-           "dialect": "", "dialect_why": ""}
+           "trainer": trainer, "dialect": "", "dialect_why": ""}
     if driver is not None:
         framework = frameworks.framework_of(driver)
         out["dialect"] = frameworks.profile(framework).get("display", framework)
@@ -101,6 +104,36 @@ def _starts_from(setup) -> str:
     return ""
 
 
+# What the plan says of a value that is not a usable probability, instead of "as configured".
+_REASON_NOTES = {
+    "null": "invalid: null, not a number",
+    "bool": "invalid: a boolean, not a probability",
+    "string": "invalid: a string, not a number",
+    "numeric-string": "invalid: a quoted number, which the library receives as a string",
+    "not-finite": "invalid: not a finite number",
+    "structure": "invalid: a list, mapping or tagged value, not a number",
+    "other": "invalid: not a number",
+    "yaml11-string": "PyYAML (YAML 1.1) reads this as a string, JSON and YAML 1.2 readers as a number",
+    "template": "unknown: a template, resolved only at run time",
+    "expression": "unknown: an expression, known only at run time",
+}
+
+
+def _value_note(s, effective, chain: list):
+    """The effective value of a setting as written, with a step saying why when the value is
+    no usable probability (`check` reports the rule; the plan must not say "as configured")."""
+    note = _REASON_NOTES.get(s.reason or "")
+    if note:
+        chain.append(note)
+        return effective
+    if s.p is not None and not 0 <= s.p <= 1:
+        chain.append(f"invalid: {s.raw} is not a probability in [0, 1]; nn.Dropout raises ValueError")
+        return None
+    if s.p == 1:
+        chain.append("p = 1 drops every unit: the layer outputs zeros in training")
+    return effective
+
+
 def is_lora_like(finetune: str) -> bool:
     return finetune not in ("full", "freeze", "unknown", "none", "")
 
@@ -125,6 +158,8 @@ def resolve(setup: Setup) -> DropoutPlan:
                     and frameworks.framework_of(driver) in frameworks.LORA_DROPOUT_DEFAULT):
                 effective, note = frameworks.LORA_DROPOUT_DEFAULT[frameworks.framework_of(driver)]
                 chain.append(f"empty value: {note}")
+            else:
+                effective = _value_note(s, effective, chain)
             if disabled and src is driver and s.role == "lora" and effective:
                 chain.append(f"{why_disabled}: nn.Dropout modules (LoRA dropout included) set to p=0")
                 effective = 0.0

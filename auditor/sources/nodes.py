@@ -319,11 +319,26 @@ def _libyaml_agrees(text: str, path: str) -> bool:
     return True
 
 
+def _import_pyyaml():
+    """PyYAML's modules compile about ten regular expressions when imported (the pure-Python
+    reader's NON_PRINTABLE, a Unicode class, alone costs some 6 ms, a tenth of a one-recipe
+    check), and the libyaml path uses none of them: CParser reads, and the YAML 1.2 resolvers
+    below are the project's own. While PyYAML is imported, re.compile hands out LazyRegex
+    objects, which compile on first use and otherwise behave as the patterns."""
+    real = re.compile
+    re.compile = LazyRegex
+    try:
+        import yaml
+        from yaml._yaml import CParser  # absent when PyYAML was built without libyaml
+    finally:
+        re.compile = real
+    return yaml, CParser
+
+
 def _libyaml_loader():
     if not _LIBYAML:
         try:
-            import yaml
-            from yaml._yaml import CParser  # absent when PyYAML was built without libyaml
+            yaml, CParser = _import_pyyaml()
         except ImportError:
             _LIBYAML.append(None)
             return None

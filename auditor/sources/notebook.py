@@ -395,6 +395,12 @@ class NotebookMap:
             if f.fix is not None:
                 f.fix = self._fix(f.fix)
 
+    def place(self, offset: int) -> str:
+        """`cell N:line:col` of an offset into the joined code, as `check` names positions."""
+        seg = self._segment(offset)
+        line, col = _cell_position(seg.cell, min(max(offset - seg.start, 0), len(seg.cell.source)))
+        return f"cell {seg.cell.number}:{line}:{col}"
+
     def _segment(self, offset: int) -> Segment:
         i = bisect.bisect_right(self._seg_starts, offset) - 1
         return self.segments[max(i, 0)]

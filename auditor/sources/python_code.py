@@ -46,6 +46,7 @@ TRAINING_ARGS = frozenset({
 _SETTING_METHODS = frozenset({"from_pretrained", "from_config", "get_peft_model"})
 _PEFT_CONFIG = re.compile(r"(Lora|LoHa|LoKr|Oft|OFT|BOFT|Boft|VeRA|Vera|VBLoRA|RandLora|Shadow|Adalora|AdaLora|DeLora|XLora)Config$")
 _TRAINER_NAME = re.compile(r"^(DPO|KTO|ORPO|CPO|BCO|Reward|GRPO|RLOO|PPO|OnlineDPO|SFT)(Trainer|Config)$")
+_HF_TRAINERS = frozenset({"Trainer", "Seq2SeqTrainer"})
 _TRAINER_KEYS = {"dpo": "dpo", "kto": "kto", "orpo": "orpo", "cpo": "cpo", "bco": "bco", "reward": "reward",
                  "grpo": "grpo", "rloo": "rloo", "ppo": "ppo", "onlinedpo": "online_dpo", "sft": "sft"}
 
@@ -207,7 +208,7 @@ def _readable_calls(idx) -> list:
 def _known_callee(name: str) -> bool:
     """A callee _from_call reads by its name (a PEFT config, a trainer or its config, a model
     or config load, argparse), decided once per name."""
-    return bool(_PEFT_CONFIG.search(name) or _TRAINER_NAME.match(name) or name.endswith("Config")
+    return bool(_PEFT_CONFIG.search(name) or _TRAINER_NAME.match(name) or name.endswith("Config") or name in _HF_TRAINERS
                 or name in _SETTING_METHODS or name in ("add_argument", "get_peft_model", "from_pretrained"))
 
 
@@ -219,6 +220,8 @@ def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
     if _PEFT_CONFIG.search(name) or name == "get_peft_model":
         if "finetune" not in fields:
             fields["finetune"] = Field("lora", module.span(call.func), (name,))
+    if name in _HF_TRAINERS and "trainer_class" not in fields:  # the plan names it (not a preference trainer)
+        fields["trainer_class"] = Field(name, module.span(call.func), (name,))
     m = _TRAINER_NAME.match(name)
     if m:
         trainer = _TRAINER_KEYS[m.group(1).lower()]

@@ -1,12 +1,13 @@
 """The reader for YAML and JSON files: configs, adapters and recipes of every dialect.
 
-Imports inside functions (`sources.shell`) are deferred for start-up time: a run that never
+Imports inside functions (`json`, `sources.shell`) are deferred for start-up time: a run that never
 takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from auditor.core import probability
 from auditor.core.lazy_regex import LazyRegex
@@ -25,6 +26,28 @@ CUSTOM_CODE = "DRP003"
 _JINJA = LazyRegex(r"{%|{{|{#")
 
 
+_JSON_COMMENT = LazyRegex(r"^[ \t]*(//|/\*)", re.M)
+
+
+def _json_problem(text: str):
+    """(message, offset) of why a .json file is not JSON, in JSON's words: the YAML parser that
+    composes it words a comment or a stray comma as YAML ("while parsing a flow mapping"),
+    which names the wrong language. None when the json module accepts it."""
+    import json
+
+    comment = _JSON_COMMENT.search(text)
+    if comment is not None:
+        return (f"cannot parse: not valid JSON: a {comment.group(1)} comment (JSON has no comments; "
+                "json.load, which Transformers and PEFT use, rejects the file)", comment.start(1))
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"cannot parse: not valid JSON: {exc.msg}", exc.pos
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
 def read(path: str, text: str) -> Source | None:
     exc = None
     json_mode = path.lower().endswith(".json")
@@ -36,7 +59,7 @@ def read(path: str, text: str) -> Source | None:
         docs = nodes.compose(text, path)
     except nodes.ParseError as error:
         exc = error
-        docs = _compose_jsonc(text, path) if json_mode else None
+        docs = _compose_jsonc(text, path) if json_mode and not _read_by_json_load(path, text) else None
     if docs is None:
         if not prescan.parse_error_matters(path, text):
             return None  # a dataset, a JSON-with-comments editor file, a CI config: not ours (#16.5)
@@ -44,6 +67,10 @@ def read(path: str, text: str) -> Source | None:
         if jinja and not json_mode:
             return located_problem(path, SKIPPED, "skipped: a Jinja template, which is YAML only once rendered; "
                                                   "audit the rendered file", nodes.span_at(text, jinja.start()))
+        if json_mode:
+            json_problem = _json_problem(text)
+            if json_problem is not None:
+                return located_problem(path, PARSE_ERROR, json_problem[0], nodes.span_at(text, json_problem[1]))
         return located_problem(path, PARSE_ERROR, exc.message, exc.span)
     roots = [d for d in docs if nodes.is_mapping(d)]
     if not roots:
@@ -170,6 +197,14 @@ def _entry_at(root, path: tuple):
             return None
         node = found.value_node
     return found
+
+
+def _read_by_json_load(path: str, text: str) -> bool:
+    """A Transformers config.json or a PEFT adapter_config.json (their keys say so) is read by
+    json.load, which rejects comments: there a comment is the error DRP000 names. Other JSON,
+    Coqui TTS's own config.json included, may be read by code that strips comments first, so it
+    is read as JSON with comments."""
+    return any(marker in text for marker in ('"peft_type"', '"model_type"', '"architectures"'))
 
 
 def _compose_jsonc(text: str, path: str):

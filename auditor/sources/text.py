@@ -18,7 +18,21 @@ import stat
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024  # configs are small; tokenizer dumps are not configs
 
 UNREADABLE = "DRP001"  # a file that should have been audited and could not be
-SKIPPED = "DRP004"     # a path that was deliberately not audited (link, vanished file)
+SKIPPED = "DRP004"     # a path that was deliberately not audited (link, vanished file, over the size limit)
+
+# Files that are data by their name, never configuration: a tokenizer's BPE model even has a
+# `dropout` key, which is BPE-dropout, not a model's. Skipped without reading, and quietly:
+# tokenizer.json runs to tens of megabytes in every model folder.
+DATA_FILE_NAMES = frozenset({
+    "tokenizer.json", "vocab.json", "added_tokens.json", "special_tokens_map.json",
+    "model.safetensors.index.json", "pytorch_model.bin.index.json", "trainer_state.json",
+})
+
+
+def is_data_file(name: str) -> bool:
+    """True for a file named as data (see DATA_FILE_NAMES), or a weights index."""
+    name = name.lower()
+    return name in DATA_FILE_NAMES or name.endswith((".safetensors.index.json", ".bin.index.json"))
 
 
 class FileProblem(Exception):
@@ -67,8 +81,9 @@ def read_bytes(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise FileProblem(f"cannot read file: it is {kind}")
-        if info.st_size > max_size:
-            raise FileProblem(f"file is {info.st_size} bytes, over the {max_size}-byte limit (--max-file-size)")
+        if info.st_size > max_size:  # a dataset or tokenizer dump, not a config: noted, never an error
+            raise FileProblem(f"skipped: file is {info.st_size} bytes, over the {max_size}-byte limit "
+                              "(--max-file-size); configurations are small, data files are not", SKIPPED)
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(max_size + 1)
     except OSError as exc:
@@ -76,7 +91,7 @@ def read_bytes(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
     finally:
         os.close(fd)
     if len(data) > max_size:  # grew after fstat
-        raise FileProblem(f"file is over the {max_size}-byte limit (--max-file-size)")
+        raise FileProblem(f"skipped: file is over the {max_size}-byte limit (--max-file-size)", SKIPPED)
     return data
 
 
