@@ -80,3 +80,20 @@ def test_a_probe_forward_in_eval_restored_is_no_freeze(tmp_path):
                             "        training = backbone.training\n        backbone.eval()\n"
                             "        backbone.train(training)\n        self.drop = nn.Dropout(drop)\n")])
     assert [f.code for f in audit([str(tmp_path)])] == []
+
+
+def test_a_plain_object_has_no_train_to_undo_the_freeze(tmp_path):
+    write_files(tmp_path, [("detector.py", "import torch\n\n\nclass HEDdetector:\n    def __init__(self):\n"
+                            "        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1), torch.nn.Dropout(0.1)).eval()\n")])
+    assert audit([str(tmp_path)]) == []
+
+
+def test_a_replaced_train_keeps_the_freeze(tmp_path):
+    """CompVis latent diffusion: `self.first_stage_model.train = disabled_train`."""
+    write_files(tmp_path, [("ddpm.py", "import torch.nn as nn\n\n\ndef disabled_train(self, mode=True):\n    return self\n\n\n"
+                            "class LatentDiffusion(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                            "        self.instantiate_first_stage()\n\n    def instantiate_first_stage(self):\n"
+                            "        model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))\n"
+                            "        self.first_stage_model = model.eval()\n"
+                            "        self.first_stage_model.train = disabled_train\n")])
+    assert audit([str(tmp_path)]) == []

@@ -300,3 +300,32 @@ def test_a_classifier_head_is_judged_as_a_classifier(tmp_path):
     write_files(tmp_path, [("cls.yaml", "init_from_pretrained_model: bert\nmodel:\n  classifier_head:\n"
                             "    fc_dropout: 0.4\n  encoder:\n    dropout: 0.4\n" + NEMO_TAIL)])
     assert sorted((f.code, f.span.line) for f in audit([str(tmp_path)])) == [("DRP200", 6)]
+
+
+# --- held-out set (#25): classes found on repositories the fixes were not tuned on ------------
+
+def test_a_model_name_flag_picking_an_architecture_is_no_pretrained_model(tmp_path):
+    """A recommender script's `--model_name default="narm"` chooses the class it builds: the
+    0.5 of the paper is a from-scratch choice, not a fine-tune's."""
+    write_files(tmp_path, [("run.py", "import argparse\nimport torch\n\n\nclass NARM(torch.nn.Module):\n"
+                            "    def __init__(self, p):\n        super().__init__()\n        self.d = torch.nn.Dropout(p)\n\n\n"
+                            "parser = argparse.ArgumentParser()\nparser.add_argument('--model_name', default='narm')\n"
+                            "parser.add_argument('--session_rep_dropout', default=0.5, type=float)\n")])
+    assert [f.code for f in audit([str(tmp_path)]) if f.severity != "info"] == []
+
+
+def test_the_same_value_twice_is_no_lost_value(tmp_path):
+    write_files(tmp_path, [("conf.yaml", "model:\n  duration_dropout_rate: 0.5\n  x: 1\n  duration_dropout_rate: 0.5\n"),
+                           ("other.yaml", "model:\n  duration_dropout_rate: 0.5\n  duration_dropout_rate: 0.1\n")])
+    assert [(f.code, f.path.endswith("other.yaml")) for f in audit([str(tmp_path)])] == [("DRP402", True)]
+
+
+def test_a_tools_own_preset_is_no_transformers_config(tmp_path):
+    write_files(tmp_path, [("presets/#flux LoRA.json", '{"model_type": "FLUX_DEV_1", "dropout_probability": 0.0}\n'),
+                           ("presets/bert.json", '{"model_type": "bert", "hidden_dropout_prob": 0.1}\n')])
+    assert [f.code for f in audit([str(tmp_path)])] == []  # neither a DRP123 nor a DRP100
+
+
+def test_a_vocabulary_json_is_data(tmp_path):
+    write_files(tmp_path, [("encoder.json", '{"!": 0, "hello": 1, "stage": 2, "template": 3, "world": 4}')])
+    assert audit([str(tmp_path)]) == []

@@ -58,14 +58,36 @@ def explain(path: str, top: dict, has_component: bool) -> tuple:
     if "peft_type" in keys:
         return "peft-adapter", "peft-adapter", "peft_type", ()
     is_json = name.endswith(".json")
+    if is_json and (len(keys) > _DATA_KEYS or _all_integers(top)):
+        return None, None, "", ()  # a vocabulary or lookup table (GPT-2's encoder.json), not a config
     fits = _recipe_dialects(keys, has_component)
     if fits:
         (dialect, why), rivals = fits[0], tuple(d for d, _ in fits[1:] if d != fits[0][0])
         return "recipe", dialect, why, rivals
     if is_json and (("model_type" in keys or "architectures" in keys)
                     or (name == "config.json" and ("num_hidden_layers" in keys or "hidden_size" in keys))):
-        return "hf-config", "hf-config", "model_type/architectures", ()
+        if name == "config.json" or "architectures" in keys or _transformers_type(top.get("model_type")):
+            return "hf-config", "hf-config", "model_type/architectures", ()
+        # a tool's own preset naming its own model_type (OneTrainer's "FLUX_DEV_1"): not a Transformers config
     return "recipe", "generic", "no framework's distinctive keys", ()
+
+
+_DATA_KEYS = 2000  # more top-level keys than any config has: a vocabulary or a table
+
+
+def _all_integers(top: dict) -> bool:
+    """token -> id: every value an integer, as in a vocabulary file."""
+    return len(top) > 2 and all(nodes.is_scalar(v) and isinstance(nodes.scalar_value(v, json_mode=True), int)
+                                and not isinstance(nodes.scalar_value(v, json_mode=True), bool) for _, v in top.values())
+
+
+def _transformers_type(entry) -> bool:
+    """A model_type value Transformers knows (asked only of a .json not named config.json)."""
+    if entry is None or not nodes.is_scalar(entry[1]):
+        return False
+    from auditor.knowledge import architectures
+
+    return architectures.lookup(str(entry[1].value)) is not None
 
 
 def _both(keys: set, first: str, others) -> str | None:

@@ -328,7 +328,7 @@ def _from_argparse(src: Source, module: PyModule, call: ast.Call) -> None:
     node, flag = option
     key = flag.lstrip("-")
     if key.replace("-", "_") in MODEL_ARGUMENTS:
-        _default_reference(src, module, default.value)
+        _default_reference(src, module, default.value, key.replace("-", "_"))
     if not dropout_keys.is_rate_key(key):
         return
     # argparse passes a string default through `type`, so "0.1" with type=float is a number.
@@ -346,10 +346,14 @@ def _field_default(value: ast.AST):
     return value
 
 
-def _default_reference(src: Source, module: PyModule, node) -> None:
+def _default_reference(src: Source, module: PyModule, node, key: str = "") -> None:
     """A model argument's default: used only when no from_pretrained call names a literal
-    model (it is what runs when the script is launched without the flag)."""
+    model (it is what runs when the script is launched without the flag). `--model_name` often
+    picks an architecture the script builds itself (`default="narm"`): only a hub id or a path
+    there names pretrained weights."""
     ok, value = constant(node) if node is not None else (False, None)
+    if key == "model_name" and ok and isinstance(value, str) and "/" not in value and not value.startswith("."):
+        return
     if ok and isinstance(value, str) and value:
         refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("default",)))
         refs.value.append((value, module.span(node), None, None, 2))
@@ -370,7 +374,7 @@ def _from_dataclass(src: Source, module: PyModule, cls: ast.ClassDef) -> None:
             continue
         key = stmt.target.id
         if key in MODEL_ARGUMENTS:
-            _default_reference(src, module, _field_default(stmt.value))
+            _default_reference(src, module, _field_default(stmt.value), key)
         if not dropout_keys.is_rate_key(key):
             continue
         value = stmt.value

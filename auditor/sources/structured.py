@@ -270,7 +270,7 @@ def _collect(src: Source, root, text: str, prefix: tuple, json_mode: bool, kind:
             continue
         parent = entry.key_path[:-1]
         twin = seen_in_mapping.get((parent, entry.key))
-        if twin is not None:
+        if twin is not None and twin.raw.strip() != setting.raw.strip():  # the same value twice loses nothing
             src.problems.append((DUPLICATE_KEY, setting.key_span,
                                  f"duplicate key '{entry.key}': line {twin.key_span.line} says {_shown(twin.raw)}, "
                                  f"this one says {_shown(setting.raw)}; readers keep only one of them"))

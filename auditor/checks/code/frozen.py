@@ -10,6 +10,7 @@ freezes them again keeps them frozen (mmpretrain's ResNet does this, its ViT doe
 from __future__ import annotations
 
 import ast
+import re
 
 from auditor.checks.base import check
 from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
@@ -21,11 +22,14 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
     module = python_module_of(ctx)
     if module is None or ".eval()" not in module.text or "def __init__" not in module.text:
         return
-    for cls in module.index.of(ast.ClassDef):
+    classes = {c.name: c for c in module.index.of(ast.ClassDef)}
+    for cls in classes.values():
         methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
         init = methods.get("__init__")
-        if init is None or "train" in methods:
+        if init is None or "train" in methods or not _is_module_class(cls, classes, set()):
             continue
+        if _train_replaced(cls):
+            continue  # CompVis' `self.first_stage_model.train = disabled_train`: train() cannot undo it
         freezer = _eval_reached_from(init, methods)
         if freezer is None:
             continue
@@ -78,6 +82,28 @@ def _is_sub_eval(node) -> bool:
         return False
     receiver = node.func.value
     return not (isinstance(receiver, ast.Name) and receiver.id == "self")
+
+
+# Bases that make a class an nn.Module (directly, or a framework's module base: mmpretrain's
+# BaseBackbone, detectron2's Backbone); a class with none of them has no train() to call.
+_MODULE_BASE = re.compile(r"Module$|Sequential$|Backbone$|Model$|Net$|Layer$|Block$|Encoder$|Decoder$|Transformer$|ViT$")
+
+
+def _is_module_class(cls, classes: dict, seen: set) -> bool:
+    for base in cls.bases:
+        name = last_name(base)
+        if name in classes and name not in seen:
+            seen.add(name)
+            if _is_module_class(classes[name], classes, seen):
+                return True
+        elif name and _MODULE_BASE.search(name):
+            return True
+    return False
+
+
+def _train_replaced(cls) -> bool:
+    return any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "train" for t in n.targets)
+               for n in ast.walk(cls))
 
 
 def _has_dropout(cls) -> bool:
