@@ -156,6 +156,27 @@ _DDP_FIELDS = {"ddp_find_unused_parameters": [("ddp_find_unused_parameters",)],
 for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args"):
     _FIELD_PATHS[_dialect].update(_DDP_FIELDS)
 
+# Model references that more dialects write (#28), and trust_remote_code (with it, an org known for
+# custom code makes a model it cannot place custom code). The paths of each framework:
+# llm-foundry scripts/train/yamls (model.pretrained_model_name_or_path), fairseq's CheckpointConfig
+# (checkpoint.finetune_from_model, checkpoint.restore_file), NeMo examples/speechlm/conf/salm
+# (model.llm.pretrained_model; NeMo 2 SALM files have no exp_manager, so they read as generic too),
+# speechlm2 (model.pretrained_llm), megatron_gpt_finetuning_config
+# (model.restore_from_path), ASR asr_finetune (init_from_pretrained_model, init_from_nemo_model).
+_MODEL_FIELDS = {
+    "generic": {"base_model": [("model", "pretrained_model_name_or_path"), ("model", "llm", "pretrained_model"),
+                               ("model", "pretrained_llm"), ("checkpoint", "finetune_from_model"),
+                               ("checkpoint", "restore_file")]},
+    "nemo": {"base_model": [("model", "llm", "pretrained_model"), ("model", "pretrained_llm"),
+                            ("model", "restore_from_path"), ("restore_from_path",), ("init_from_pretrained_model",),
+                            ("init_from_nemo_model",)]},
+}
+for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args", "generic"):
+    _MODEL_FIELDS.setdefault(_dialect, {})["trust_remote_code"] = [("trust_remote_code",), ("model", "trust_remote_code")]
+for _dialect, _paths in _MODEL_FIELDS.items():
+    for _name, _candidates in _paths.items():
+        _FIELD_PATHS.setdefault(_dialect, {}).setdefault(_name, _candidates)
+
 
 # What the resolver decides from a dialect's fields; with rival dialects only agreed values stay.
 _JUDGED = ("finetune", "trainer", "disable_dropout")
