@@ -59,11 +59,11 @@ class Verdict(Record):
 
 
 class _Family(Record):
-    __slots__ = ("family", "needle", "token", "verdict", "outer", "orgs", "unless")
+    __slots__ = ("family", "needles", "token", "verdict", "outer", "orgs", "unless")
 
-    def __init__(self, family, needle, token, verdict, outer, orgs, unless):
+    def __init__(self, family, needles, token, verdict, outer, orgs, unless):
         self.family = family
-        self.needle = needle
+        self.needles = needles
         self.token = token
         self.verdict = verdict
         self.outer = outer
@@ -80,12 +80,14 @@ def document() -> dict:
 @lru_cache(maxsize=1)
 def _lexicon() -> dict:
     doc = document()
-    families = [_Family(f["family"], f["needle"], f["token"], f["verdict"], bool(f.get("outer")),
+    families = [_Family(f["family"], tuple(f["needles"]), f["token"], f["verdict"], bool(f.get("outer")),
                         frozenset(o.lower() for o in f["orgs"]) if f.get("orgs") else None, f.get("unless"))
                 for f in doc["families"]]
+    words = [v["token"] for v in doc["vetoes"]]
     return {
         "families": families,
-        "vetoes": "|".join(f"(?:{v['token']})" for v in doc["vetoes"]),
+        "veto_words": frozenset(w for w in words if w.isalnum()),
+        "veto_patterns": tuple(w for w in words if not w.isalnum()),
         "not_orgs": frozenset(o.lower() for o in doc["not_orgs"]),
         "base_excluded": frozenset(o.lower() for o in doc["base_excluded_orgs"]),
         "custom_orgs": {o.lower(): v["only"] for o, v in doc["custom_code_orgs"].items()},
@@ -160,7 +162,7 @@ def _matches(lex, org: str, name: str) -> list:
     """(start, end, family) of every family token in the name that the entry allows here."""
     found = []
     for fam in lex["families"]:
-        if fam.needle and fam.needle not in name:
+        if not any(n in name for n in fam.needles):
             continue
         if fam.orgs is not None and org not in fam.orgs:
             continue
@@ -197,11 +199,17 @@ def _class_names(raw_name: str) -> list:
     return found
 
 
+_WORD = re.compile(r"[^-_/]+")
+
+
 def _veto(lex, name: str, matches):
-    """A veto word outside every matched token (`vision` in `llama-3.2-11b-vision`)."""
-    for m in _token(lex["vetoes"]).finditer(name):
-        if not any(s <= m.start() and m.end() <= e for s, e, _ in matches):
-            return m
+    """A veto word outside every matched token (`vision` in `llama-3.2-11b-vision`): the name's
+    words between `-` and `_` are compared, so no pattern is compiled for the common case."""
+    for m in _WORD.finditer(name):
+        word = m.group(0)
+        if word in lex["veto_words"] or any(_plain(p).fullmatch(word) for p in lex["veto_patterns"]):
+            if not any(s <= m.start() and m.end() <= e for s, e, _ in matches):
+                return m
     return None
 
 
