@@ -205,3 +205,27 @@ def test_a_literal_in_the_script_is_not_a_default(tmp_path):
     found = plans(tmp_path, [(SCRIPT, body), ("scripts/a.sh",
                   "python fastchat/train/train_flant5.py --model_name_or_path google/flan-t5-xl\n")])
     assert found[SCRIPT].ref == "google/flan-t5-base"   # the script loads its literal whatever the flag says
+
+
+def test_an_argparse_default_yields_to_the_launch_line_too(tmp_path):
+    script = ("import argparse\nfrom transformers import AutoModelForCausalLM\n"
+              "p = argparse.ArgumentParser()\np.add_argument('--model_name_or_path', default='facebook/opt-125m')\n"
+              "p.add_argument('--dropout', type=float, default=0.1)\nargs = p.parse_args()\n"
+              "m = AutoModelForCausalLM.from_pretrained(args.model_name_or_path)\n")
+    found = plans(tmp_path, [("train.py", script),
+                             ("run.sh", "deepspeed train.py --model_name_or_path=baichuan-inc/Baichuan2-7B-Base\n")])
+    assert (found["train.py"].ref, found["train.py"].source) == ("baichuan-inc/Baichuan2-7B-Base", "custom-code")
+
+
+def test_the_plan_text_says_which_token_decided(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    write_files(str(tmp_path), [("recipe.yaml", "base_model: allenai/Llama-3.1-Tulu-3-8B-SFT\nadapter: lora\n"
+                                                "lora_dropout: 0.05\n")])
+    out = subprocess.run([sys.executable, "-m", "auditor", "plan", "recipe.yaml"], capture_output=True, text=True,
+                         cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": REPO})
+    assert out.returncode == 0, out.stderr
+    assert "model allenai/Llama-3.1-Tulu-3-8B-SFT: family token 'Llama-3.1'" in out.stdout
