@@ -68,11 +68,11 @@ def main(argv) -> int:
         by = ", ".join(f"{k} {n}" for k, n in sorted(slot["by"].items()))
         print(f"  {name}: {total} ids, {slot['right']} right ({share:.1f}%; {by}), "
               f"{len(slot['unknown'])} unknown, {len(slot['wrong'])} wrong")
-    for name, slot in result.items():
+    for slot in result.values():
         for ident, expected, got, detail in slot["wrong"]:
             print(f"WRONG {ident}: expected {expected}, got {got} ({detail})")
     if "--list" in argv:
-        for name, slot in result.items():
+        for slot in result.values():
             for ident, expected, detail in slot["unknown"]:
                 print(f"unknown {ident} (expected {expected}): {detail}")
     return 1 if any(slot["wrong"] for slot in result.values()) else 0
