@@ -29,7 +29,8 @@ MODEL_FLAGS = frozenset(f"--{name}{sep}" for name in ("model_name_or_path", "bas
                         for sep in ("", "="))
 RUN_TIME = "<set at run time>"
 _SHELL_SUFFIXES = (".sh", ".bash")
-_MAX_FILES = 400
+_MAX_FILES = 400     # shell files read, and subfolders listed per level: a bounded look, not a walk
+_MAX_FOLDERS = 200
 _MAX_BYTES = 1 << 20
 
 
@@ -77,7 +78,7 @@ def _launchers(engine, script: str) -> list:
     seen, found, budget = set(), [], [_MAX_FILES]
     directory = os.path.dirname(os.path.abspath(script))
     for _ in range(32):
-        for folder in [directory, *_subfolders(directory)]:
+        for folder in [directory, *_subfolders(directory)[:_MAX_FOLDERS]]:
             for path in _shell_files(folder, budget):
                 if path in seen:
                     continue
