@@ -21,6 +21,7 @@ def main(argv) -> int:
     sources = collections.Counter()
     unresolved = collections.Counter()
     resolved = collections.Counter()
+    named = collections.Counter()   # custom code and other libraries' models: no Transformers type to find
     for plan in plans:
         model = plan["model"]
         if model is None:
@@ -37,22 +38,28 @@ def main(argv) -> int:
         kinds[kind] += 1
         if kind == "hub id":
             sources[model["source"]] += 1
-            if model["model_type"] is None:
-                unresolved[ref] += 1
-            else:
+            if model["model_type"] is not None:
                 resolved[(ref, model["model_type"], model["source"])] += 1
+            elif model["source"] in ("custom-code", "non-transformers"):
+                named[(ref, model["source"])] += 1
+            else:
+                unresolved[ref] += 1
     print(f"setups: {len(plans)}")
     for k, v in sorted(kinds.items()):
         print(f"  {k}: {v}")
     total = sum(sources.values())
-    print(f"setups naming a model by hub id: {total}; resolved {total - sources['unknown']}, "
-          f"unknown {sources['unknown']}")
+    others = sum(named.values())
+    print(f"setups naming a model by hub id: {total}; resolved {sum(resolved.values())}, custom code or "
+          f"another library {others}, unknown {sum(unresolved.values())}")
     for k, v in sorted(sources.items()):
         print(f"  {k}: {v}")
     if listing:
         print("resolved:")
         for (ref, model_type, source), n in sorted(resolved.items()):
             print(f"  {n} x {ref} -> {model_type} ({source})")
+        print("custom code / another library:")
+        for (ref, source), n in sorted(named.items()):
+            print(f"  {n} x {ref} ({source})")
         print("unknown:")
         for ref, n in sorted(unresolved.items()):
             print(f"  {n} x {ref}")

@@ -68,7 +68,7 @@ def _configured(e):
 
 def _model(setup):
     m = setup.model
-    return None if m is None else {"ref": m.ref, "model_type": m.model_type, "source": m.source}
+    return None if m is None else {"ref": m.ref, "model_type": m.model_type, "source": m.source, "detail": m.detail}
 
 
 def _not_rates(setup) -> list:
@@ -138,6 +138,8 @@ def write(engine, files, fmt: str, stream) -> None:
         if p.setup.launch is not None:
             console.print(f"  driver {title}, launched by {p.setup.launch.path}:{p.setup.launch.span.line} "
                           f"({p.setup.launch.via}); the command's overrides win over the recipe", markup=False)
+        if m is not None and m.detail:  # which token or file decided, so a user can check and override it
+            console.print(f"  model {m.ref}: {m.detail}", markup=False)
         for link in graph.describe_links(p.setup):
             target = link["target"] or f"unknown ({link['reason']})"
             state = "" if link["exists"] or not link["target"] else " (missing)"

@@ -131,8 +131,10 @@ class ModelIdentity(Record):
     """Which model a setup trains, and how the auditor knows (auditor/setup/identity.py).
 
     `path` is the file that names the model. source: local-path | hf-cache | user |
-    name-table | class-name | torchtune-builder | config.json (beside the driver) |
-    missing-path (a local path absent here, no note) | unknown. `config` is the config.json
+    name-table | family-token (a token of the family lexicon) | class-name | torchtune-builder |
+    config.json (beside the driver) | custom-code | non-transformers (no Transformers model type:
+    its own code or another library runs it; no type, no note) | missing-path (a local path absent
+    here, no note) | unknown. `config` is the config.json
     Source when one was read (its settings are the model's real values); `detail` says how the
     type was decided, or why it could not be.
     """

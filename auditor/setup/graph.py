@@ -8,8 +8,8 @@ recipe it names the driver of a Setup whose plan applies the command's overrides
 files the directory's sources link to are read (one level, through `Engine.load_linked`), so
 a pre-commit run on one file never turns into a read of the whole repository.
 
-Imports inside functions (`ast`, `core.model`, `sources.python_code`, `sources.python_facts`)
-are deferred for start-up time: a run that never takes that path never pays for them.
+Imports inside functions (`ast`, `core.model`, `setup.launchers`, `sources.python_code`,
+`sources.python_facts`) are deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -105,6 +105,10 @@ def setups_of(engine, directory: str, src, artifacts: list) -> list:
         identity.attach(setup, models)
     if own is not None and own.model is None:
         identity.attach(own, models)
+    if own is not None and "model_ref_defaults" in src.fields:
+        from auditor.setup import launchers
+
+        launchers.replace_default(engine, own)
     return ([own] if own is not None else []) + launched
 
 

@@ -8,8 +8,15 @@ ship a config.json. A reference is tried in this order, the first answer wins:
    directory holding config.json, or a config.json, read with the bounded reader;
 2. the local Hugging Face cache, as files (hf_cache.py), honouring a literal revision;
 3. the user's `models = {"acme/atlas-3b" = "mistral"}` (a model type, or a config.json path);
-4. the shipped name table (names.py), which never guesses;
+4. the shipped name table (names.py), which never guesses, then the family lexicon
+   (families.py: a fine-tune that names its base, a custom-code family, another library's model);
 5. unknown: rules that need the type stay silent and one info finding says how to teach it.
+
+Custom code (a checkpoint with no Transformers model type, run by trust_remote_code or its own
+project) and other libraries' models (diffusers, timm, open_clip, NeMo, fairseq) are named as
+such, with the reason: they are no unknown Transformers model, so nothing asks to teach them. A
+key whose loader is another library says so by itself (NeMo's `restore_from_path`, fairseq's
+`finetune_from_model`).
 
 A concrete class (`LlamaForCausalLM.from_pretrained(...)`) or a torchtune builder
 (`torchtune.models.llama3_2.lora_llama3_2_1b`) decides the type whatever the reference says,
@@ -17,8 +24,8 @@ because that class builds the config. The user's mapping comes before the table 
 private name, or a correction, always wins over shipped data; the cache comes before both
 because it holds the real file. Nothing here imports huggingface_hub or touches the network.
 
-Imports inside functions (`setup.hf_cache`, `setup.names`, `sources.structured`, `sources.text`)
-are deferred for start-up time: a run that never takes that path never pays for them.
+Imports inside functions (`setup.families`, `setup.hf_cache`, `setup.names`, `sources.structured`,
+`sources.text`) are deferred for start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -41,6 +48,13 @@ TORCHTUNE_MODULES = {
     "llama3_2_vision": "mllama", "llama4": "llama4",
 }
 _TORCHTUNE = LazyRegex(r"^torchtune\.models\.(\w+)\.\w+$")
+
+# Keys whose value another library loads, whatever the name looks like: NeMo restores .nemo
+# checkpoints (NeMo examples/asr/conf/asr_finetune/speech_to_text_finetune.yaml), fairseq its own
+# checkpoint files (fairseq/dataclass/configs.py CheckpointConfig).
+LIBRARY_KEYS = {"restore_from_path": "NeMo", "init_from_pretrained_model": "NeMo", "init_from_nemo_model": "NeMo",
+                "restore_file": "fairseq", "restore-file": "fairseq", "finetune_from_model": "fairseq",
+                "finetune-from-model": "fairseq"}
 _TEMPLATE = LazyRegex(r"[{}$<>%]|^\?+$")
 
 
@@ -52,7 +66,7 @@ def attach(setup, models: dict | None = None) -> None:
         key = reference_key(ref, revision)
         if key not in setup.models:
             setup.models[key] = resolve(ref, src.path, span, models, hint=hint, revision=revision,
-                                        litgpt=src.dialect == "litgpt")
+                                        litgpt=src.dialect == "litgpt", remote_code=trusts_remote_code(src))
     if refs:
         setup.model = setup.models[reference_key(refs[0][0], refs[0][4])]
         return
@@ -88,6 +102,13 @@ def references(setup) -> list:
     return found
 
 
+def trusts_remote_code(src) -> bool:
+    """The file that names the model sets trust_remote_code (a recipe key, a launch flag, a
+    from_pretrained keyword): with it, an org known for custom code makes the model custom code."""
+    value = src.get("trust_remote_code")
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 def _driver_refs(driver):
     refs = driver.fields.get("model_refs")
     if refs is not None:
@@ -99,7 +120,8 @@ def _driver_refs(driver):
     for name in REFERENCE_FIELDS:
         f = driver.fields.get(name)
         if f is not None and _is_reference(f.value):
-            yield f.value, f.span, cls, revision if isinstance(revision, str) else None
+            library = LIBRARY_KEYS.get(str(f.key_path[-1])) if f.key_path else None
+            yield f.value, f.span, f"library:{library}" if library else cls, revision if isinstance(revision, str) else None
             return
 
 
@@ -116,7 +138,11 @@ def _torchtune_hint(driver) -> str | None:
 
 
 def resolve(ref: str, path: str, span: Span, models: dict, hint: str | None = None,
-            revision: str | None = None, litgpt: bool = False) -> ModelIdentity:
+            revision: str | None = None, litgpt: bool = False, remote_code: bool = False) -> ModelIdentity:
+    if hint and hint.startswith("library:"):
+        library = hint.split(":", 1)[1]
+        return ModelIdentity(ref, path, span, None, "non-transformers",
+                             f"a {library} checkpoint: the key that names it is loaded by {library}, not Transformers")
     notes = []
     forced = _forced_type(hint)
     local = _local_config(ref, path)
@@ -158,11 +184,15 @@ def resolve(ref: str, path: str, span: Span, models: dict, hint: str | None = No
             notes.append(f"models maps it to {user}, which is not a readable config.json")
         else:
             return ModelIdentity(ref, path, span, user, "user", "models in the dropout-audit configuration")
-    if names.is_hub_id(hub_id):
-        model_type, how = names.match(hub_id)
-        if model_type:
-            return ModelIdentity(ref, path, span, model_type, "name-table", how)
-        notes.append(how)
+    if names.is_hub_id(hub_id) or hub_id.startswith("hf-hub:"):
+        from auditor.setup import families
+
+        verdict = families.classify(hub_id, remote_code)
+        if verdict.kind == "transformers":
+            return ModelIdentity(ref, path, span, verdict.model_type, verdict.source, verdict.detail)
+        if verdict.kind:
+            return ModelIdentity(ref, path, span, None, verdict.kind, verdict.detail)
+        notes.append(verdict.detail)
     elif local is None:
         notes.append("neither a local path nor a hub id")
     elif local[1] and local[1].endswith("does not exist here"):
@@ -173,7 +203,7 @@ def resolve(ref: str, path: str, span: Span, models: dict, hint: str | None = No
 
 
 def _forced_type(hint):
-    if not hint:
+    if not hint or hint.startswith("library:"):
         return None
     if hint.startswith("torchtune:"):
         return "torchtune-builder", hint.split(":", 1)[1]

@@ -180,6 +180,27 @@ _DDP_FIELDS = {"ddp_find_unused_parameters": [("ddp_find_unused_parameters",)],
 for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args"):
     _FIELD_PATHS[_dialect].update(_DDP_FIELDS)
 
+# Model references that more dialects write (#28), and trust_remote_code (with it, an org known for
+# custom code makes a model it cannot place custom code). The paths of each framework:
+# llm-foundry scripts/train/yamls (model.pretrained_model_name_or_path), fairseq's CheckpointConfig
+# (checkpoint.finetune_from_model, checkpoint.restore_file), NeMo examples/speechlm/conf/salm
+# (model.llm.pretrained_model; NeMo 2 SALM files have no exp_manager, so they read as generic too),
+# speechlm2 (model.pretrained_llm), megatron_gpt_finetuning_config
+# (model.restore_from_path), ASR asr_finetune (init_from_pretrained_model, init_from_nemo_model).
+_MODEL_FIELDS = {
+    "generic": {"base_model": [("model", "pretrained_model_name_or_path"), ("model", "llm", "pretrained_model"),
+                               ("model", "pretrained_llm"), ("checkpoint", "finetune_from_model"),
+                               ("checkpoint", "restore_file")]},
+    "nemo": {"base_model": [("model", "llm", "pretrained_model"), ("model", "pretrained_llm"),
+                            ("model", "restore_from_path"), ("restore_from_path",), ("init_from_pretrained_model",),
+                            ("init_from_nemo_model",)]},
+}
+for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args", "generic"):
+    _MODEL_FIELDS.setdefault(_dialect, {})["trust_remote_code"] = [("trust_remote_code",), ("model", "trust_remote_code")]
+for _dialect, _paths in _MODEL_FIELDS.items():
+    for _name, _candidates in _paths.items():
+        _FIELD_PATHS.setdefault(_dialect, {}).setdefault(_name, _candidates)
+
 
 # What the resolver decides from a dialect's fields; with rival dialects only agreed values stay.
 _JUDGED = ("finetune", "trainer", "disable_dropout")
@@ -211,6 +232,11 @@ def _lookup(root, key_path: tuple):
     return key_node, node
 
 
+# Values of a model key that name no model: fairseq's restore_file default resumes the run
+# (CheckpointConfig.restore_file = "checkpoint_last.pt"), Hydra's ??? is a value still missing.
+_NAMES_NO_MODEL = frozenset({"checkpoint_last.pt", "???"})
+
+
 def extract_fields(dialect: str, root, text: str, path: str, json_mode: bool) -> dict:
     fields = {}
     for name, candidates in _FIELD_PATHS.get(dialect, {}).items():
@@ -220,7 +246,7 @@ def extract_fields(dialect: str, root, text: str, path: str, json_mode: bool) ->
                 continue
             key_node, value_node = found
             value = nodes.to_python(value_node, json_mode=json_mode)
-            if value is None or value == "":
+            if value is None or value == "" or (name == "base_model" and isinstance(value, str) and value in _NAMES_NO_MODEL):
                 continue
             fields[name] = Field(value, nodes.span_of(key_node, text), key_path)
             break

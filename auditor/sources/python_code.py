@@ -269,6 +269,11 @@ def _model_reference(src: Source, module: PyModule, call: ast.Call) -> None:
         return
     revision = kwarg(call, "revision")
     rev = string_of(module, revision.value) if revision is not None else None
+    remote = kwarg(call, "trust_remote_code")
+    if remote is not None and "trust_remote_code" not in src.fields:
+        ok, on = constant(remote.value)
+        if not ok or on is not False:  # a literal False is the only way to say no
+            src.fields["trust_remote_code"] = Field(True, kw_span(module, remote), ("from_pretrained", "trust_remote_code"))
     concrete = None if owner.startswith(("Auto", "Fast")) or secondary else owner
     refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("from_pretrained",)))
     refs.value.append((value, module.span(node), concrete, rev, secondary))
@@ -281,6 +286,10 @@ def _order_references(src: Source) -> None:
         return
     ordered = sorted(refs.value, key=lambda r: int(r[4]))
     refs.value = [r[:4] for r in ordered]
+    written = {r[0] for r in ordered if r[4] != 2}
+    defaults = tuple(dict.fromkeys(r[0] for r in ordered if r[4] == 2 and r[0] not in written))
+    if defaults:  # argparse/dataclass defaults: a launch line that sets the flag replaces them
+        src.fields["model_ref_defaults"] = Field(defaults, refs.span, ("default",))
     first = refs.value[0]
     src.fields.setdefault("base_model", Field(first[0], first[1], ("from_pretrained",)))
 

@@ -32,7 +32,14 @@ _FLAG = re.compile(
     r"(?:=|[ \t]+)"                                     # = or blanks
     r"(?!--)(\"[^\"\n]*\"|'[^'\n]*'|[^\s\\;|&)\"']+)"  # one shell word, not the next flag
 )
-_MODEL_FLAG = re.compile(r"(?<![\w-])--(model_name_or_path|model-name-or-path|base_model|base-model)(?:=|[ \t]+)"
+# Flags naming the model whatever runs them: HfArgumentParser/argparse names, DeepSpeed-Chat's
+# step-3 actor (training/step3_rlhf_finetuning/main.py), diffusers scripts' pretrained name,
+# fairseq's checkpoint to fine-tune from (fairseq/dataclass/configs.py CheckpointConfig).
+# A framework's own model flag (ms-swift --model, OpenRLHF --pretrain) is in its profile.
+_MODEL_FLAG = re.compile(r"(?<![\w-])--(model_name_or_path|model-name-or-path|base_model|base-model|"
+                         r"actor_model_name_or_path|actor-model-name-or-path|pretrained_model_name_or_path|"
+                         r"pretrained-model-name-or-path|finetune_from_model|finetune-from-model|restore_file|"
+                         r"restore-file)(?:=|[ \t]+)"
                          r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s\\;|&)\"']+)")
 _LORA_FLAG = re.compile(r"--(lora_|lora-|use_peft|use-peft|peft)")
 
@@ -377,6 +384,10 @@ def _read_launches(src: Source, text: str, folded: bool) -> None:
             if dropout_keys.is_rate_key(key) and isinstance(arg.value, str):
                 _add_override(src, name, key, arg)
     for launch in found:
+        arg = launch.flags.get("trust_remote_code") or launch.flags.get("trust-remote-code")
+        if arg is not None and (arg.value is True or str(arg.value).lower() == "true"):
+            src.fields.setdefault("trust_remote_code", Field(True, arg.span, ("cli", "trust_remote_code")))
+    for launch in found:
         facts = frameworks.recognise_launch(launch)
         if facts is None:
             continue
@@ -384,10 +395,23 @@ def _read_launches(src: Source, text: str, folded: bool) -> None:
             if name == "finetune" and "finetune" in src.fields and span is None:
                 continue  # a --lora_* flag says LoRA; only a stated selector (--tuner_type full) overrides it
             src.fields[name] = Field(value, span or launch.span)
+        _framework_model(src, frameworks.profile(facts["framework"][0]), launch)
         arg = launch.flags.get("disable_dropout")
         if arg is not None and str(arg.value).lower() in ("true", "false"):
             src.fields["disable_dropout"] = Field(str(arg.value).lower() == "true", arg.span)
         break
+
+
+def _framework_model(src: Source, prof: dict, launch: Launch) -> None:
+    """The model a framework's own flag or Hydra override names (`swift sft --model X`,
+    `actor_rollout_ref.model.path=X`), from its profile's `model_flags`."""
+    if "base_model" in src.fields:
+        return
+    for flag in prof.get("model_flags", ()):
+        arg = launch.flags.get(flag) or launch.overrides.get(flag)
+        if arg is not None and isinstance(arg.value, str) and arg.value:
+            src.fields["base_model"] = Field(arg.value, arg.span, ("cli", flag))
+            return
 
 
 def _add_override(src: Source, name: str, key: str, arg: Arg) -> None:
