@@ -63,8 +63,10 @@ def test_plan_lists_the_settings(tmp_path, run_cli):
                                   "why": "its last word 'layer' names a setting, not a rate"}]
 
 
+# Not `my_dropout`: its last word names a rate, which establishes it (dropout_keys._rate_head:
+# `dropout_rate: 1` is still the bug it looks like), so a percentage there is fixed on purpose.
 _UNDECLARED = st.sampled_from(["stochastic_depth_start_layer", "dropout_start", "enc_dropout_span", "drop_path_count",
-                               "my_dropout", "dropout_rnn", "layer_drop_index"])
+                               "dropout_rnn", "layer_drop_index"])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
