@@ -63,6 +63,8 @@ def test_plan_lists_the_settings(tmp_path, run_cli):
                                   "why": "its last word 'layer' names a setting, not a rate"}]
 
 
+# Not `my_dropout`: its last word names a rate, which establishes it (dropout_keys._rate_head:
+# `dropout_rate: 1` is still the bug it looks like), so a percentage there is fixed on purpose.
 _UNDECLARED = st.sampled_from(["stochastic_depth_start_layer", "dropout_start", "enc_dropout_span", "drop_path_count",
                                "dropout_rnn", "layer_drop_index", "dropout_att"])
 _VALUES = st.one_of(st.integers(min_value=-3, max_value=300).map(str),

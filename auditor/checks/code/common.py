@@ -26,7 +26,15 @@ ATTENTION = {
     "flash_attn_qkvpacked_func": ("dropout_p", 1), "flash_attn_kvpacked_func": ("dropout_p", 2),
     "flash_attn_varlen_func": ("dropout_p", 7), "flash_attn_varlen_qkvpacked_func": ("dropout_p", 3),
     "flash_attn_varlen_kvpacked_func": ("dropout_p", 6), "memory_efficient_attention": ("p", 4),
+    # flash-attn 1.x names of the varlen kernels (flash_attn/flash_attn_interface.py, v1.0.x),
+    # still imported and aliased by code written for it (mPLUG-Owl, Qwen-VL's visual encoder)
+    "flash_attn_unpadded_func": ("dropout_p", 7), "flash_attn_unpadded_qkvpacked_func": ("dropout_p", 3),
+    "flash_attn_unpadded_kvpacked_func": ("dropout_p", 6),
 }
+# The packages whose kernels the table describes: a table name imported from anywhere else (a
+# project's own wrapper, flash_attn_triton's flash_attn_func without dropout) has a signature
+# the table does not know.
+KERNEL_PACKAGES = ("flash_attn", "xformers", "torch")
 DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
 RNNS = {"LSTM": 5, "GRU": 5, "RNN": 6}  # class -> positional index of `dropout`
 MODEL = re.compile(r"model|net$|^net|policy|actor|critic|encoder|decoder|transformer|gpt|bert|llm|(^|_)lm($|_)|classifier",

@@ -12,6 +12,7 @@ from auditor.checks.code.common import (
     ATTENTION,
     FUNCTIONAL,
     FUNCTIONAL_PREFIXES,
+    KERNEL_PACKAGES,
     NO_GRAD,
     hit,
     python_driver,
@@ -102,16 +103,19 @@ def functional_dropout_training(ctx, rule):
         training = arg_or_kwarg(call, "training", 2)
         if training is not None:
             ok, value = constant(training)
-            if ok and value is True and not _rate_from_caller(module, call, p):
-                yield hit(ctx, module, training,
-                           f"{dotted(call.func) or name}(..., training=True) drops in eval mode too; pass training=self.training "
-                           "(suppress it if inference-time dropout is intended)",
-                           Fix("pass self.training", (Edit(module.span(training).start, module.span(training).end,
-                                                           "self.training"),), "unsafe"), key=name)
+            if ok and value is True and not _rate_from_caller(module, call, p) and not _training_only(module, call):
+                found = hit(ctx, module, training,
+                            f"{dotted(call.func) or name}(..., training=True) drops in eval mode too; pass "
+                            "training=self.training (suppress it if inference-time dropout is intended)",
+                            Fix("pass self.training", (Edit(module.span(training).start, module.span(training).end,
+                                                            "self.training"),), "unsafe"), key=name)
+                yield _as_documented(module, call, found)
             continue
         method = module.enclosing_method(call)
-        if method is None or _self_name(method) != "self" or not module.parent(method).bases:
-            continue  # only methods of subclasses (nn.Module and friends) have self.training
+        if method is None or _self_name(method) != "self" or not _may_be_module(module, module.parent(method)):
+            continue  # only methods of subclasses of nn.Module have self.training (a sampler has no mode)
+        if FUNCTIONAL[name] and (_training_only(module, call) or _no_grad_method(module, call)):
+            continue
         span = module.span(call)
         fix = None
         if module.text[span.end - 1:span.end] == ")":
@@ -121,10 +125,150 @@ def functional_dropout_training(ctx, rule):
         if FUNCTIONAL[name]:
             msg = (f"{shown}() without training=self.training keeps dropping after model.eval(): "
                    "its `training` argument defaults to True")
+            yield _as_documented(module, call, hit(ctx, module, call, msg, fix, key=name))
         else:
             msg = (f"{shown}() without training=self.training never drops: its `training` argument "
                    "defaults to False")
-        yield hit(ctx, module, call, msg, fix, key=name)
+            yield hit(ctx, module, call, msg, fix, key=name)
+
+
+# --- DRP600: when F.dropout in eval mode is not a bug (#25, wild evaluation) ---------------
+
+_TRAINING_FLAGS = frozenset({"training", "is_training"})
+# A flag the author names for dropout at inference on purpose: fairseq's
+# FairseqDropout.apply_during_inference (fairseq/modules/fairseq_dropout.py), MC-dropout switches.
+_INFERENCE_SWITCH = re.compile(r"inference|eval|test|predict|mc_?drop|monte|always", re.I)
+# What a docstring or comment says when dropout at inference is the design: Tacotron 2's prenet
+# ("This module always applies dropout even in evaluation", espnet's Prenet and its copies; the
+# paper keeps prenet dropout at inference), Monte-Carlo dropout.
+_SAYS_INFERENCE = re.compile(
+    r"\b(?:even|also|too|always|alway)\b[^.\n]{0,40}?\b(?:in|at|during|for)\s+(?:the\s+)?"
+    r"(?:eval\w*|inference|test\w*|decoding|synthesis|generation|prediction|sampling)"
+    r"|\b(?:eval\w*|inference|test\w*)(?:\s+time)?\s+(?:too|as\s+well)\b"
+    r"|monte[\s-]*carlo|\bmc[\s-]*dropout", re.I)
+_NOT_MODULE_BASES = frozenset({"object", "ABC", "Generic", "Protocol", "NamedTuple", "Enum"})
+
+
+def _is_training_flag(node) -> bool:
+    if isinstance(node, ast.Attribute):
+        return node.attr in _TRAINING_FLAGS
+    return isinstance(node, ast.Name) and node.id in _TRAINING_FLAGS | {"train", "is_train"}
+
+
+def _holds_only_in_training(test) -> bool:
+    """True when `test` can hold only in training mode, or under a flag named for inference-time
+    dropout (`self.training or self.apply_during_inference`: an explicit opt-in, not a leak)."""
+    if _is_training_flag(test):
+        return True
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.Is)):
+        ok, value = constant(test.comparators[0])
+        return ok and value is True and _is_training_flag(test.left)
+    if isinstance(test, ast.BoolOp):
+        if isinstance(test.op, ast.And):
+            return any(_holds_only_in_training(v) for v in test.values)
+        return any(_holds_only_in_training(v) for v in test.values) and all(
+            _holds_only_in_training(v) or _inference_switch(v) for v in test.values)
+    return False
+
+
+def _holds_when_not_training(test) -> bool:
+    """True when `test` holds whenever the module is in eval mode (`not self.training`)."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return _holds_only_in_training(test.operand)
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.Is)):
+        ok, value = constant(test.comparators[0])
+        return ok and value is False and _is_training_flag(test.left)
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or):
+        return any(_holds_when_not_training(v) for v in test.values)
+    return False
+
+
+def _inference_switch(node) -> bool:
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+    return bool(name) and bool(_INFERENCE_SWITCH.search(name))
+
+
+def _training_only(module, call) -> bool:
+    """The call runs only in training: it sits in the branch of an if (or `a if c else b`) that
+    needs the training flag (`if self.dropout is not None and self.training:`), in the else of
+    `if not self.training:`, or after an `if not self.training: return ...` in its function."""
+    child = call
+    for a in module.ancestors(call):
+        if isinstance(a, (ast.If, ast.IfExp)):
+            in_body = any(n is child for n in (a.body if isinstance(a.body, list) else [a.body]))
+            in_else = any(n is child for n in (a.orelse if isinstance(a.orelse, list) else [a.orelse]))
+            if (in_body and _holds_only_in_training(a.test)) or (in_else and _holds_when_not_training(a.test)):
+                return True
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(a, field, None)
+            if isinstance(block, list) and any(s is child for s in block):
+                for stmt in block[:next(i for i, s in enumerate(block) if s is child)]:
+                    if (isinstance(stmt, ast.If) and stmt.body and isinstance(stmt.body[-1], (ast.Return, ast.Raise))
+                            and _holds_when_not_training(stmt.test)):
+                        return True
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return False
+        child = a
+    return False
+
+
+def _may_be_module(module, cls, seen=frozenset()) -> bool:
+    """Whether a class can be an nn.Module: it has a base that is not `object` (or ABC...) and not
+    a class of this file that cannot be one. A DDIM/PLMS sampler (`class DDIMSampler(object)`)
+    has no train/eval mode, so its noise_dropout is a sampling option, never a leak."""
+    for base in getattr(cls, "bases", ()):
+        name = last_name(base.value if isinstance(base, ast.Subscript) else base)
+        if name in _NOT_MODULE_BASES:
+            continue
+        local = module.index.classes.get(name)
+        if local is not None and local is not cls and name not in seen:
+            if _may_be_module(module, local, seen | {name}):
+                return True
+            continue
+        return True
+    return False
+
+
+def _no_grad_method(module, call) -> bool:
+    """A method decorated with no_grad/inference_mode never runs a training step, so dropout in
+    it is applied at inference on purpose (latent diffusion's `p_sample(noise_dropout=...)`)."""
+    for fn in module.ancestors(call):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                _turns_grad_off(d) for d in fn.decorator_list):
+            return True
+    return False
+
+
+def _as_documented(module, call, found):
+    """Info, with the reason, when the function's or class's docstring (or a comment just above
+    the call) says dropout applies at inference too: the documented design, not an oversight."""
+    said = _says_inference_dropout(module, call)
+    if said is None:
+        return found
+    return found.replace(severity="info", fix=None,
+                         message=f"{found.message}; left at info because {said} says dropout applies at "
+                                 "inference on purpose")
+
+
+def _says_inference_dropout(module, call):
+    for a in module.ancestors(call):
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            doc = ast.get_docstring(a, clean=False) or ""
+            if "drop" in doc.lower() and _SAYS_INFERENCE.search(doc):
+                return f"the docstring of {a.name}"
+    lines = module.text.splitlines()
+    stmt = module.index.statement(call)
+    first = getattr(stmt, "lineno", call.lineno) - 1
+    near = [call.lineno - 1] if call.lineno - 1 < len(lines) else []
+    i = first - 1
+    while 0 <= i < len(lines) and lines[i].lstrip().startswith("#"):
+        near.append(i)
+        i -= 1
+    for i in near:
+        comment = lines[i][lines[i].find("#"):] if "#" in lines[i] else ""
+        if "drop" in comment.lower() and _SAYS_INFERENCE.search(comment):
+            return f"the comment at line {i + 1}"
+    return None
 
 
 def _gated(module, call, expr) -> bool:
@@ -163,10 +307,15 @@ def attention_dropout_ungated(ctx, rule):
     module = python_module_of(ctx)
     if module is None:
         return
-    for call in module.index.calls_named(ATTENTION):
-        spec = ATTENTION[last_name(call.func)]
+    kernels = _kernel_names(module)
+    for call in module.index.calls_named(kernels):
+        name = last_name(call.func)
+        if not isinstance(call.func, ast.Name) and name not in ATTENTION:
+            continue  # an alias is a module-level name, not an attribute
+        kernel = kernels.get(name) if isinstance(call.func, ast.Name) else name
+        spec = ATTENTION[kernel] if kernel is not None else (ATTENTION[name][0], None)  # unknown: keyword only
         expr = arg_or_kwarg(call, *spec)
-        if expr is None or _gated(module, call, expr):
+        if expr is None or _gated(module, call, expr) or _dead_branch(module, call) or _rate_zero_here(module, call, expr):
             continue
         ok, value = constant(expr)
         if not ok and (module.enclosing_method(call) is None or _autograd_function(module, call)):
@@ -177,6 +326,114 @@ def attention_dropout_ungated(ctx, rule):
                    f"{spec[0]}={module.text[module.span(expr).start:module.span(expr).end]} is applied in eval "
                    f"mode too: {last_name(call.func)} has no training flag; write "
                    f"`{spec[0]}=<p> if self.training else 0.0`", key=last_name(call.func))
+
+
+def _kernel_names(module) -> dict:
+    """Callee name -> the ATTENTION kernel a call by that name runs, or None when this module
+    binds the name to something whose signature is not known. Module-level aliases and
+    `import ... as` are followed (mPLUG-Owl's `flash_attn_func = flash_attn_unpadded_func` is the
+    varlen kernel, whose dropout_p is the 8th argument, not the 4th); a name imported from
+    elsewhere or defined here is unknown, and an unknown signature is read by keyword only."""
+    if "attention_kernels" in module.cache:
+        return module.cache["attention_kernels"]
+    bound = {}  # local name -> set of (kernel name, or a local name it aliases, or None)
+    for node in module.index.of(ast.ImportFrom):
+        home = node.module or ""
+        for a in node.names:
+            local = a.asname or a.name
+            known = (node.level == 0 and home.split(".")[0] in KERNEL_PACKAGES and "triton" not in home
+                     and a.name in ATTENTION)
+            if known or local in ATTENTION:
+                bound.setdefault(local, set()).add(("kernel", a.name) if known else None)
+    for stmt in _module_level(module.tree.body):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name in ATTENTION:
+            bound.setdefault(stmt.name, set()).add(None)
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            value = stmt.value
+            if constant(value) == (True, None):
+                continue  # `flash_attn_func = None` when the import fails
+            target = stmt.targets[0].id
+            if isinstance(value, ast.Name):
+                bound.setdefault(target, set()).add(("alias", value.id))
+            elif target in ATTENTION:
+                bound.setdefault(target, set()).add(None)
+
+    def resolve(name, seen):
+        if name not in bound:
+            return name if name in ATTENTION else None
+        found = set()
+        for entry in bound[name]:
+            if entry is None or entry[1] in seen:
+                return None
+            found.add(entry[1] if entry[0] == "kernel" else resolve(entry[1], seen | {name}))
+        return found.pop() if len(found) == 1 else None
+
+    names = {name: name for name in ATTENTION}
+    for name in bound:
+        kernel = resolve(name, frozenset())
+        if kernel is not None or name in ATTENTION:
+            names[name] = kernel
+    module.cache["attention_kernels"] = names
+    return names
+
+
+def _module_level(body):
+    """Statements run at import: the module body and the blocks of its try/if statements."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.Try, ast.If)):
+            yield from _module_level(stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
+                                     + [s for h in getattr(stmt, "handlers", []) for s in h.body])
+
+
+def _dead_branch(module, call) -> bool:
+    """The call sits under `if False:` (or `if 0:`, or the else of `if True:`): it never runs."""
+    child = call
+    for a in module.ancestors(call):
+        if isinstance(a, ast.If):
+            ok, value = constant(a.test)
+            if ok and ((not value and any(s is child for s in a.body)) or (value and any(s is child for s in a.orelse))):
+                return True
+        child = a
+    return False
+
+
+def _rate_zero_here(module, call, expr) -> bool:
+    """The branch that makes the call runs only when the rate is 0: `if self.p == 0:`, or a flag
+    assigned with such a test (Bark's `self.flash = hasattr(F, "scaled_dot_product_attention")
+    and self.dropout == 0.0`), so the kernel never drops, in eval or in training."""
+    child = call
+    for a in module.ancestors(call):
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return False
+        if isinstance(a, (ast.If, ast.IfExp)) and any(
+                n is child for n in (a.body if isinstance(a.body, list) else [a.body])):
+            if _says_zero(module, call, a.test, ast.dump(expr), 0):
+                return True
+        child = a
+    return False
+
+
+def _says_zero(module, call, test, rate: str, depth: int) -> bool:
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_says_zero(module, call, v, rate, depth) for v in test.values)
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return ast.dump(test.operand) == rate
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.Is)):
+        sides = (test.left, test.comparators[0])
+        for one, other in (sides, sides[::-1]):
+            ok, value = constant(other)
+            if ok and value == 0 and not isinstance(value, bool) and ast.dump(one) == rate:
+                return True
+        return False
+    if (depth == 0 and isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name)
+            and test.value.id == "self"):
+        cls = module.parent(module.enclosing_method(call)) if module.enclosing_method(call) is not None else None
+        writes = [s for s in module.index.assigns.get(f"self.{test.attr}", ())
+                  if cls is not None and any(a is cls for a in module.ancestors(s))]
+        return bool(writes) and all(getattr(s, "value", None) is not None
+                                    and _says_zero(module, call, s.value, rate, depth + 1) for s in writes)
+    return False
 
 
 # --- eval-mode: model.eval()/train() toggles ----------------------------------------------
@@ -253,6 +510,8 @@ def inference_in_train_mode(ctx, rule):
         pairs = fl.at.get(call, {}).get(key)
         if not pairs or any(mode != "train" for mode, _ in pairs):
             continue  # eval, unknown or the caller's mode on some path
+        if what != "generate()" and _in_training_step(module, call) and _cached(module, call):
+            continue  # features cached for the training step itself: train mode is the point
         verdict, severity = _judged(module, key, ctx.setup)
         if severity is None:
             continue
@@ -262,6 +521,31 @@ def inference_in_train_mode(ctx, rule):
                   f"{key} runs {what} in train mode: {_cited(module, cause)} (line {cause.lineno}) is not "
                   f"followed by {key}.eval(), so dropout is still active{_dropout_note(verdict)}",
                   key=key, severity=severity)
+
+
+def _cached(module, call) -> bool:
+    """The no_grad forward's outputs are stored for later (appended to a list, written into a
+    dict): open_clip's gradient accumulation caches each micro-batch's features under no_grad,
+    in train mode on purpose, and recomputes the batch with gradients against them."""
+    block = next((a for a in module.ancestors(call) if isinstance(a, (ast.With, ast.AsyncWith))), None)
+    stmt = module.index.statement(call)
+    if block is None or not isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        return False
+    names = {n.id for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+             for n in ast.walk(t) if isinstance(n, ast.Name)}
+    for node in _own_statements(block):  # names derived from the outputs, in order
+        source = node.iter if isinstance(node, ast.For) else getattr(node, "value", None)
+        if source is not None and _reads_any(source, names) and isinstance(node, (ast.For, ast.Assign)):
+            targets = [node.target] if isinstance(node, ast.For) else node.targets
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    for node in ast.walk(block):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("append", "extend", "insert") and any(_reads_any(a, names) for a in node.args)):
+            return True
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) for t in node.targets)
+                and _reads_any(node.value, names)):
+            return True
+    return False
 
 
 def _cited(module, call) -> str:
@@ -302,7 +586,9 @@ def eval_without_train(ctx, rule):
                         continue
                     if key != "self" and (not models.is_model(module, key) or models.is_frozen(module, key)):
                         continue
-                    verdict, severity = _judged(module, key, ctx.setup)
+                    if _restores_mode(module, node):
+                        continue
+                    verdict, severity = _judged(module, key, ctx.setup) if key != "self" else _judged_self(module, node)
                     if severity is None:
                         continue
                     reported.add(node)
@@ -311,6 +597,41 @@ def eval_without_train(ctx, rule):
                               f"no train() follows on some path to {_cited(module, step)} (line {step.lineno}): "
                               f"the following optimizer steps train with dropout off{_dropout_note(verdict)}",
                               key=key, severity=severity)
+
+
+def _judged_self(module, node):
+    """(known dropout, severity) for `self`: the nn.Module class of this file whose method runs
+    the loop (a Keras-style fit() on the model itself, DeepCTR-Torch's BaseModel.fit)."""
+    cls = module.parent(module.enclosing_method(node)) if module.enclosing_method(node) is not None else None
+    verdict = models.UNKNOWN
+    if isinstance(cls, ast.ClassDef) and _may_be_module(module, cls):
+        verdict = models.class_dropout(module, cls)
+    return verdict, {models.NONZERO: "", models.UNKNOWN: "info"}.get(verdict)
+
+
+def _restores_mode(module, node) -> bool:
+    """The helper that switched to eval records the mode first and switches back to train (s3prl's
+    runner.evaluate: `trainings.append(entry.model.training)`, then `if training:
+    entry.model.train()`): the restore is conditional only on the mode it found."""
+    fn = _helper(module, node)
+    if fn is None:
+        return False
+    reads_mode = any(isinstance(n, ast.Attribute) and n.attr == "training" and isinstance(n.ctx, ast.Load)
+                     for n in ast.walk(fn))
+    return reads_mode and any(isinstance(n, ast.Call) and (toggle(n) or ("",))[0] in ("train", "unknown")
+                              for n in ast.walk(fn))
+
+
+def _helper(module, call):
+    """The function of this file a call runs: `name(...)` or `self.name(...)` in a method."""
+    func = getattr(call, "func", None)
+    if isinstance(func, ast.Name):
+        return module.index.functions.get(func.id)
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+        method = module.enclosing_method(call)
+        cls = module.parent(method) if method is not None else None
+        return module.index.methods.get(cls.name, {}).get(func.attr) if isinstance(cls, ast.ClassDef) else None
+    return None
 
 
 @check("no-grad-is-not-eval", scope="setup")

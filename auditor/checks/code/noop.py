@@ -71,7 +71,7 @@ def dropout_module_unused(ctx, rule):
     if module is None:
         return
     idx = module.index
-    loads = strings = None
+    others = strings = None
     for name in sorted(DROPOUT_MODULES):
         for call in idx.calls_by_name.get(name, ()):
             node = idx.parents.get(call)
@@ -81,16 +81,104 @@ def dropout_module_unused(ctx, rule):
             if p is not None and is_zero(p):
                 continue
             for cls in _init_owners(module, node):
-                if loads is None:
-                    loads = {n.attr for n in idx.of(ast.Attribute) if isinstance(n.ctx, ast.Load)}
-                    strings = {n.value for n in idx.of(ast.Constant) if isinstance(n.value, str)}
+                if others is None:
+                    others, strings = _attribute_reads(module)
+                own = _self_reads(module, cls)
                 for target in node.targets:
                     if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-                            and target.value.id == "self" and target.attr not in loads and target.attr not in strings):
-                        yield hit(ctx, module, target,
-                                   f"self.{target.attr} = {last_name(call.func)}(...) is never used: "
-                                   f"{cls.name} does not call it, so this dropout never runs",
-                                   key=f"{cls.name}.{target.attr}")
+                            and target.value.id == "self" and target.attr not in own and target.attr not in others
+                            and target.attr not in strings):
+                        found = hit(ctx, module, target,
+                                    f"self.{target.attr} = {last_name(call.func)}(...) is never used: "
+                                    f"{cls.name} does not call it, so this dropout never runs",
+                                    key=f"{cls.name}.{target.attr}")
+                        why = _dead_on_purpose(module, cls, target.attr) or _rate_applied_elsewhere(module, call, p, own)
+                        yield found if why is None else found.replace(severity="info",
+                                                                      message=f"{found.message}; but {why}")
+
+
+def _dead_on_purpose(module, cls, attr: str):
+    """The class's only call of the module is commented out (FunASR's SANMEncoder:
+    `# xs_pad = self.dropout(xs_pad)`): switched off on purpose, not forgotten."""
+    lines = module.text.splitlines()[cls.lineno - 1:cls.end_lineno]
+    for i, line in enumerate(lines, cls.lineno):
+        comment = line[line.find("#"):] if "#" in line else ""
+        if f"self.{attr}(" in comment:
+            return f"its call is commented out at line {i}, so it was switched off on purpose"
+    return None
+
+
+def _rate_applied_elsewhere(module, call, p, used: set):
+    """The same rate expression (not a literal) is passed to another layer built in the same
+    function, so the setting still takes effect there (RecBole's NNCF gives config["dropout"] to
+    its MLP too). Another dropout module counts when it is used (inside a Sequential, or an
+    attribute the class calls); a single-layer RNN does not: its dropout is itself a no-op
+    (DRP520; FunASR's EEND-EDA gives decoder_dropout only to such an LSTM)."""
+    if p is None or constant(p)[0]:
+        return None
+    rate = ast.dump(p)
+    fn = module.enclosing_function(call)
+    for other in ast.walk(fn) if fn is not None else ():
+        if not isinstance(other, ast.Call) or other is call:
+            continue
+        if last_name(other.func) in DROPOUT_MODULES:
+            holder = module.parent(other)
+            if isinstance(holder, ast.Assign) and not any(
+                    isinstance(t, ast.Attribute) and t.attr in used for t in holder.targets):
+                continue  # a dropout that may be as dead as this one
+        if not any(ast.dump(a) == rate for a in list(other.args) + [k.value for k in other.keywords]):
+            continue
+        name = last_name(other.func)
+        if name in RNNS:
+            layers = arg_or_kwarg(other, "num_layers", 2)
+            if layers is None or constant(layers) == (True, 1):
+                continue
+        span = module.span(p)
+        return (f"the same rate {module.text[span.start:span.end]} is given to {name}(...) at line {other.lineno}, "
+                "so the setting still takes effect")
+    return None
+
+
+def _attribute_reads(module):
+    """(names read as `<x>.name` with x other than self, string constants) of the whole file:
+    another object may call a module's dropout (`self.encoder.dropout(h)`, getattr by name).
+    A read inside a dropout constructor's own arguments is the rate, not the module
+    (`nn.Dropout(cfg.dropout_features)` reads the config field, s3prl's data2vec)."""
+    rates = {id(n) for c in module.index.calls_named(DROPOUT_MODULES) for a in c.args + [k.value for k in c.keywords]
+             for n in ast.walk(a)}
+    others = {n.attr for n in module.index.of(ast.Attribute)
+              if isinstance(n.ctx, ast.Load) and id(n) not in rates
+              and not (isinstance(n.value, ast.Name) and n.value.id == "self")}
+    strings = {n.value for n in module.index.of(ast.Constant) if isinstance(n.value, str)}
+    return others, strings
+
+
+def _self_reads(module, cls) -> set:
+    """Names read as `self.name` in cls, in the classes of this file derived from it and in its
+    bases defined here (an inherited forward may call it): a class that builds a dropout is
+    judged by its own family's code (FunASR's CifPredictorV2 is not excused by CifPredictor, an
+    unrelated class of the same file, calling its own self.dropout)."""
+    classes = module.index.of(ast.ClassDef)
+    derived, changed = {cls.name}, True
+    while changed:  # the classes derived from cls
+        changed = False
+        for other in classes:
+            if other.name not in derived and any(last_name(b) in derived for b in other.bases):
+                derived.add(other.name)
+                changed = True
+    family, todo = set(derived), [cls]
+    while todo:  # and the bases defined here (not their other subclasses)
+        for base in todo.pop().bases:
+            found = module.index.classes.get(last_name(base))
+            if found is not None and found.name not in family:
+                family.add(found.name)
+                todo.append(found)
+    found = set()
+    for other in classes:
+        if other.name in family:
+            found.update(n.attr for n in ast.walk(other) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)
+                         and isinstance(n.value, ast.Name) and n.value.id == "self")
+    return found
 
 
 def _init_owners(module, node):
@@ -172,14 +260,130 @@ def dropout_parameter_unused(ctx, rule):
                 if literal is not None:
                     span = module.span(literal)
                     extra = f"; a literal {name}={module.text[span.start:span.end]} is passed at line {span.line} instead"
-                yield hit(ctx, module, arg, f"parameter {name} of {fn.name}() is never used{extra}",
-                           key=f"{fn.name}.{name}")
+                found = hit(ctx, module, arg, f"parameter {name} of {fn.name}() is never used{extra}",
+                            key=f"{fn.name}.{name}")
+                why = None if literal is not None else _interface_reason(module, fn, parent, name, set(reads))
+                yield found if why is None else found.replace(severity="info", message=f"{found.message}, but {why}")
                 continue
             shadow = _shadowed(fn, name, first_read)
             if shadow is not None:
                 yield hit(ctx, module, shadow,
                            f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
                            "the caller's value is ignored", key=f"{fn.name}.{name}")
+
+
+# --- DRP522: interface parameters (#25, wild evaluation) ----------------------------------
+# A rate that a constructor accepts and ignores is a lost setting unless the signature is an
+# interface the class must honour: wenet's registry-built subsampling classes all take
+# (idim, odim, dropout_rate, pos_enc_class) and only some use the rate; a base class takes what
+# its subclasses pass up through super(). Those stay visible at info, with the reason.
+
+_MODULE_TYPES = frozenset({"Module", "nn.Module", "torch.nn.Module"})
+
+
+def _interface_reason(module, fn, cls, name: str, read: set):
+    """Why an unused rate parameter of `fn` is part of an interface, else None."""
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Delete) and any(isinstance(t, ast.Name) and t.id == name for t in n.targets):
+            return f"{fn.name}() discards it on purpose (`del {name}`, line {n.lineno}): the signature keeps it for callers"
+    family = _absent_component(module, fn, cls, name, read)
+    if family:
+        return (f"the other {family[0]}* parameters ({', '.join(family[1])}) are unused too and no "
+                f"{family[0].strip('_')} component is built here: the rate has nothing to apply to")
+    if not (isinstance(cls, ast.ClassDef) and fn.name == "__init__"):
+        return None
+    sibling = _sibling_using(module, cls, fn, name)
+    if sibling is not None:
+        return (f"{sibling.name} (line {sibling.lineno}), with the same base and the same parameters, uses it: a "
+                "shared signature, not a lost setting")
+    sub = _subclass_passing_up(module, cls, name)
+    if sub is not None:
+        return (f"subclass {sub.name} (line {sub.lineno}) uses it and passes it up through super().__init__: an "
+                "interface parameter, not a lost setting")
+    built = _built_component(fn, read)
+    if built is not None:
+        return f"{fn.name}() takes the built module {built}, whose own dropout the caller may have set with this rate"
+    return None
+
+
+def _params(fn) -> list:
+    args = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+    return [a.arg for a in args if a.arg not in ("self", "cls")]
+
+
+def _absent_component(module, fn, cls, name: str, read: set):
+    """(prefix, names) when the rate belongs to a component that is not built at all: every
+    parameter with its prefix is unused and no name in the class (or function) mentions the
+    component (SenseVoice's SANM attention takes lora_list/lora_rank/lora_alpha/lora_dropout and
+    its LoRA code is commented out). A component that exists (an `attention_type` beside an
+    unused `attention_dropout` in an attention class) keeps the finding loud."""
+    cut = name.lower().find("drop")
+    prefix = name[:cut]
+    if cut <= 0 or not prefix.endswith("_"):
+        return None
+    family = [p for p in _params(fn) if p != name and p.startswith(prefix)]
+    if not family or any(p in read for p in family) or _first_reads(fn, set(family)):
+        return None
+    stem = prefix.strip("_").lower()
+    scope = cls if isinstance(cls, ast.ClassDef) else fn
+    for n in ast.walk(scope):
+        word = (n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute)
+                else n.name if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not scope
+                else "")
+        if stem in word.lower():
+            return None
+    return prefix, family
+
+
+def _sibling_using(module, cls, fn, name: str):
+    """A class of this file with the same (non-generic) base whose __init__ takes the same
+    parameters up to and including `name`, and reads it."""
+    bases = [ast.dump(b) for b in cls.bases]
+    if not bases or all((dotted(b) or "") in _MODULE_TYPES for b in cls.bases):
+        return None
+    mine = _params(fn)
+    head = mine[:mine.index(name) + 1]
+    for other in module.index.of(ast.ClassDef):
+        if other is cls or [ast.dump(b) for b in other.bases] != bases:
+            continue
+        init = module.index.methods.get(other.name, {}).get("__init__")
+        if init is None or _params(init)[:len(head)] != head:
+            continue
+        if _first_reads(init, {name}):
+            return other
+    return None
+
+
+def _subclass_passing_up(module, cls, name: str):
+    """A class of this file derived from cls whose __init__ reads `name` and passes it to
+    super().__init__ (wenet's TransformerEncoder gives BaseEncoder attention_dropout_rate)."""
+    for other in module.index.of(ast.ClassDef):
+        if other is cls or not any(last_name(b) == cls.name for b in other.bases):
+            continue
+        init = module.index.methods.get(other.name, {}).get("__init__")
+        if init is None or name not in _params(init):
+            continue
+        up = [c for c in ast.walk(init) if isinstance(c, ast.Call) and last_name(c.func) == "__init__"]
+        passes = any(isinstance(v, ast.Name) and v.id == name
+                     for c in up for v in list(c.args) + [k.value for k in c.keywords])
+        used = any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+                   and not any(n is v for c in up for v in list(c.args) + [k.value for k in c.keywords])
+                   for n in ast.walk(init))
+        if passes and used:
+            return other
+    return None
+
+
+def _built_component(fn, read: set):
+    """The parameter annotated as a module (`encoder_layer: nn.Module`) that fn uses: a component
+    the caller built, with its own dropout (icefall's Zipformer2Encoder deep-copies the layer the
+    caller built with the same `dropout`; wenet's subsampling uses the pos_enc built with the
+    positional rate)."""
+    for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:
+        if a.annotation is not None and (dotted(a.annotation) or "") in _MODULE_TYPES and (
+                a.arg in read or _first_reads(fn, {a.arg})):
+            return a.arg
+    return None
 
 
 # Constructors that record every argument on the instance: diffusers' ConfigMixin decorator

@@ -1,0 +1,303 @@
+"""Wild evaluation of `dropout-audit check` (issue #25): run by hand, never in CI.
+
+The static `check` command runs on public repositories this project has never evaluated on
+(LLM fine-tuning, speech, vision, diffusion, RL, recommenders, multimodal). This script
+recreates the checked trees from bare mirrors, runs the tool given by --tool on each (as a
+subprocess, JSON output, no cache) and prints per-repository and per-rule counts of
+errors/warnings/info. With --verdicts it computes precision = true loud findings (warning +
+error) / all loud findings, overall and per repository, and lists loud findings that have no
+verdict as "unjudged". A verdict is keyed by (repo short name, relative path, line, code), so
+it survives re-runs of a changed tool. No network is needed.
+
+Getting the repositories:
+
+  1. In a session with the `fetch` tool: fetch `github:<owner>/<name>` for each entry of
+     REPOS; it returns a bare mirror /work/.mirror/<owner>+<name>/repo. Elsewhere:
+     `git clone --bare https://github.com/<owner>/<name> <mirrors>/<owner>+<name>/repo` and
+     check out the recorded commit (the script archives the recorded commit, not HEAD, when
+     the mirror has it).
+  2. python wild_eval.py --extract --mirrors /work/.mirror --root /work/wild/repos
+
+Run (from the checkout's root; the tool is this checkout unless --tool names another):
+  python bench/wild_eval.py --root /work/wild/repos [--tool /path/to/dropout-auditor]
+         [--list findings.tsv] [--verdicts bench/wild_verdicts.tsv] [--only short1,short2]
+
+bench/wild_verdicts.tsv holds every loud finding judged so far, with its evidence (the first
+run's 119 on the frozen tool 13eebac, and the loud findings that appeared after the code-rule
+fixes of #25). A loud finding it does not cover is listed as "unjudged": read the source,
+judge it and append a line (repo, path, line, code, true/false, false class, evidence) before
+quoting a precision. For a before/after comparison, run the script twice on the same root,
+once with --tool pointing at a checkout of the older commit (`git worktree add /tmp/base <commit>`).
+
+--tool is a checkout of dropout-auditor (the folder that holds the `auditor` package); it is
+put on PYTHONPATH of `python -m auditor check DIR --format json --no-cache --root DIR`.
+Default: the repository this script sits in (one folder up from the script when it lives in
+bench/, else the script's own folder if it holds `auditor/`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+
+# short name -> (GitHub repository, folders extracted ("" = whole tree), commit, domain)
+REPOS = {
+    # LLM fine-tuning
+    "Firefly": ("yangjianxin1/Firefly", "", "e22b406ee440fda0b18a073c6325853de17741cb", "llm"),
+    "LMFlow": ("OptimalScale/LMFlow", "", "f3597dba134e8bb3d2cfedeaaae6fc7296ace924", "llm"),
+    "h2o-llmstudio": ("h2oai/h2o-llmstudio", "", "a4971c11ed2c93e531607670df7ae9cb673936b4", "llm"),
+    "Chinese-LLaMA-Alpaca-2": ("ymcui/Chinese-LLaMA-Alpaca-2", "", "2a334d1634c857a7f02f885026d02ac4b469479d", "llm"),
+    "Megatron-LM": ("NVIDIA/Megatron-LM", "megatron examples tools pretrain_gpt.py pretrain_hybrid.py pretrain_mamba.py pretrain_vlm.py train_rl.py model_provider.py gpt_builders.py hybrid_builders.py mamba_builders.py", "d98e8a64ddf34856e74b24714e3bedb2f5a39553", "llm"),
+    "lit-llama": ("Lightning-AI/lit-llama", "", "2a464de2a1d2f266614d15091d3d7f30330c3ede", "llm"),
+    "OpenChatKit": ("togethercomputer/OpenChatKit", "", "a7094aa583d4ac9ecbe700f0c5b11e6bb28cb454", "llm"),
+    # speech
+    "wenet": ("wenet-e2e/wenet", "wenet examples tools", "015469960db73eb19c49a48c020d5ac9db69bae5", "speech"),
+    "icefall": ("k2-fsa/icefall", "icefall egs/librispeech/ASR egs/ljspeech/TTS egs/ptb/LM egs/gigaspeech/ASR", "36e0420c7e3e849a25b3d24dbf913c424f3d23c9", "speech"),
+    "asteroid": ("asteroid-team/asteroid", "", "92c8d83a9dbe7c3afd1cd097e31254e0b4f82881", "speech"),
+    "coqui-TTS": ("coqui-ai/TTS", "", "dbf1a08a0d4e47fdad6172e433eeb34bc6b13b4e", "speech"),
+    "s3prl": ("s3prl/s3prl", "s3prl", "ec8064b5889f81ca460fbe2c094ce576a6f120b7", "speech"),
+    "FunASR": ("modelscope/FunASR", "funasr examples", "3c58cb56a56598232c3efffa15d313d7e82a4307", "speech"),
+    # vision
+    "timm": ("huggingface/pytorch-image-models", "", "aa4b5850c1543fa488abf260f18390eda46cf85d", "vision"),
+    "yolov5": ("ultralytics/yolov5", "", "5081342f04fb287fc2e5f2b5a4e06752b7937b1c", "vision"),
+    "Swin-Transformer": ("microsoft/Swin-Transformer", "", "f82860bfb5225915aca09c3227159ee9e1df874d", "vision"),
+    "ConvNeXt": ("facebookresearch/ConvNeXt", "", "048efcea897d999aed302f2639b6270aedf8d4c8", "vision"),
+    "mae": ("facebookresearch/mae", "", "efb2a8062c206524e35e47d04501ed4f544c0ae8", "vision"),
+    "SlowFast": ("facebookresearch/SlowFast", "", "287ec0076846560f44a9327e931a5a2360240533", "vision"),
+    # diffusion
+    "sd-scripts": ("kohya-ss/sd-scripts", "", "48d368fa557731ad0488c07304dfeba8c07910eb", "diffusion"),
+    "latent-diffusion": ("CompVis/latent-diffusion", "", "a506df5756472e2ebaf9078affdde2c4f1502cd4", "diffusion"),
+    "stable-diffusion": ("CompVis/stable-diffusion", "", "21f890f9da3cfbeaba8e2ac3c425ee9e998d5229", "diffusion"),
+    "generative-models": ("Stability-AI/generative-models", "", "0ad7de9a5cb53fd63d6d30a4f385485e72e08597", "diffusion"),
+    "Open-Sora": ("hpcaitech/Open-Sora", "", "7ad6a96a135feb81f755c84fb391818718f6beb2", "diffusion"),
+    "DiT": ("facebookresearch/DiT", "", "ed81ce2229091fd4ecc9a223645f95cf379d582b", "diffusion"),
+    # reinforcement learning
+    "stable-baselines3": ("DLR-RM/stable-baselines3", "", "e05d2dbe6eda0acd0ef2e316e3e4065677add3eb", "rl"),
+    "decision-transformer": ("kzl/decision-transformer", "", "e2d82e68f330c00f763507b3b01d774740bee53f", "rl"),
+    "torchrl": ("pytorch/rl", "torchrl sota-implementations examples", "ae9719f17b1517af5c2523a36c4616f003ee55cf", "rl"),
+    "CORL": ("tinkoff-ai/CORL", "", "6afec90484bbf47dee05fdf525e26a3ebe028e9b", "rl"),
+    "d3rlpy": ("takuseno/d3rlpy", "", "38c34b6f99fde82875e2ad81d1ba1f7a7da34137", "rl"),
+    # recommenders
+    "RecBole": ("RUCAIBox/RecBole", "recbole run_example", "7b02be5ec80a88310f2d04a27a82adfcbb5dc211", "recsys"),
+    "DeepCTR-Torch": ("shenweichen/DeepCTR-Torch", "", "f6854257b1fc29caab655ce72c6b5528b7432574", "recsys"),
+    "torchrec": ("pytorch/torchrec", "torchrec examples", "a48cef79ebc333da92af1311c04b041ee21a8e75", "recsys"),
+    "FuxiCTR": ("reczoo/FuxiCTR", "fuxictr model_zoo", "0245987fdc1d43c36164ea496a02324885a8557a", "recsys"),
+    "recommenders": ("recommenders-team/recommenders", "", "b02c95e2b98b961f9943ce561bbb03f8dff2f41f", "recsys"),
+    # multimodal
+    "LLaVA": ("haotian-liu/LLaVA", "", "c121f0432da27facab705978f83c4ada465e46fd", "multimodal"),
+    "MiniGPT-4": ("Vision-CAIR/MiniGPT-4", "", "d94738a7626ec43eba6c2cddf3cd2043f1a9689a", "multimodal"),
+    "mPLUG-Owl": ("X-PLUG/mPLUG-Owl", "", "0f3068fdb47b77aedc71fc39f5735cd7aa35e8f9", "multimodal"),
+    "Qwen-VL": ("QwenLM/Qwen-VL", "", "aa00ed04091eea5fcdd32985e7915f1c53e7d599", "multimodal"),
+    "Video-LLaMA": ("DAMO-NLP-SG/Video-LLaMA", "", "64888c0a77e8e66af606c37629fbbf79c4582959", "multimodal"),
+}
+
+LOUD = ("warning", "error")
+PARSE_CODES = ("DRP000", "DRP001")  # parse errors: true as stated, but not dropout problems
+
+
+def default_tool() -> str | None:
+    """The nearest folder at or above this script that holds the `auditor` package."""
+    cand = os.path.dirname(os.path.abspath(__file__))
+    while True:
+        if os.path.isfile(os.path.join(cand, "auditor", "__init__.py")):
+            return cand
+        parent = os.path.dirname(cand)
+        if parent == cand:
+            return None
+        cand = parent
+
+
+def _git(git_dir: str, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "--git-dir", git_dir, *args], capture_output=True, **kw)
+
+
+def extract(root: str, mirrors: str, only: set) -> None:
+    for short, (repo, folders, commit, _domain) in REPOS.items():
+        if only and short not in only:
+            continue
+        git_dir = os.path.join(mirrors, repo.replace("/", "+"), "repo")
+        if not os.path.isdir(git_dir):
+            print(f"skip {short}: no mirror at {git_dir} (fetch github:{repo} first)", file=sys.stderr)
+            continue
+        rev = "HEAD"
+        if commit and _git(git_dir, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0:
+            rev = commit
+        elif commit:
+            print(f"{short}: recorded commit {commit} not in the mirror, using HEAD", file=sys.stderr)
+        full = _git(git_dir, "rev-parse", rev, text=True).stdout.strip()
+        date = _git(git_dir, "log", "-1", "--format=%cs", rev, text=True).stdout.strip()
+        dest = os.path.join(root, short)
+        os.makedirs(dest, exist_ok=True)
+        subs = folders.split()
+        done = _git(git_dir, "archive", rev, "--", *subs)
+        if done.returncode == 0:
+            subprocess.run(["tar", "-x", "-C", dest], input=done.stdout, check=True)
+        else:  # a snapshot without its largest blobs: write the files one by one, skip the missing
+            names = _git(git_dir, "ls-tree", "-r", "--name-only", rev, "--", *subs, text=True).stdout.split("\n")
+            missing = 0
+            for name in filter(None, names):
+                blob = _git(git_dir, "show", f"{rev}:{name}")
+                if blob.returncode:
+                    missing += 1
+                    continue
+                out = os.path.join(dest, name)
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                with open(out, "wb") as fh:
+                    fh.write(blob.stdout)
+            print(f"{short}: archive failed, wrote files one by one ({missing} missing blobs skipped)",
+                  file=sys.stderr)
+        with open(os.path.join(dest, ".commit"), "w", encoding="utf-8") as fh:
+            fh.write(f"{repo} {full} {date} {folders or '.'}\n")
+
+
+def run_tool(tool: str, path: str, python: str, select: str | None) -> dict:
+    env = dict(os.environ, PYTHONPATH=tool + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
+    cmd = [python, "-m", "auditor", "check", path, "--format", "json", "--no-cache", "--root", path,
+           "--no-progress", "--exit-zero"]
+    if select:
+        cmd += ["--select", select]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=path)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"tool failed on {path} (rc {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def read_verdicts(path: str) -> dict:
+    """TSV: repo, relative path, line, code, true|false, false class, evidence."""
+    verdicts = {}
+    with open(path, encoding="utf-8") as fh:
+        for row in fh:
+            if not row.strip() or row.startswith("#"):
+                continue
+            cells = row.rstrip("\n").split("\t")
+            repo, rel, line, code, verdict = cells[:5]
+            klass = cells[5] if len(cells) > 5 else ""
+            evidence = cells[6] if len(cells) > 6 else ""
+            verdicts[(repo, rel, int(line), code)] = (verdict.strip().lower() == "true", klass,
+                                                      evidence.lstrip().startswith("(latent)"))
+    return verdicts
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", default="/work/wild/repos")
+    ap.add_argument("--tool", default=default_tool(), help="checkout of dropout-auditor to run")
+    ap.add_argument("--python", default=sys.executable, help="interpreter that runs the tool")
+    ap.add_argument("--select", help="rule selectors passed to --select (default: all rules)")
+    ap.add_argument("--only", default="", help="comma-separated short names to run")
+    ap.add_argument("--verdicts", help="judged findings (TSV) to compute precision")
+    ap.add_argument("--list", help="write every finding as TSV (repo, path, line, code, severity, message)")
+    ap.add_argument("--json", help="write the raw per-repository results as JSON")
+    ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
+    ap.add_argument("--mirrors", default="/work/.mirror")
+    args = ap.parse_args(argv)
+    if not args.tool:
+        ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if args.extract:
+        extract(args.root, args.mirrors, only)
+    verdicts = read_verdicts(args.verdicts) if args.verdicts else {}
+    per_rule = collections.defaultdict(collections.Counter)
+    per_repo = collections.defaultdict(collections.Counter)
+    rows, unjudged, raw = [], [], {}
+    false_classes = collections.Counter()
+    parse = collections.Counter()  # verdicts of parse-error findings (DRP000/DRP001)
+    print(f"tool: {args.tool}", file=sys.stderr)
+    for short in REPOS:
+        if only and short not in only:
+            continue
+        path = os.path.join(args.root, short)
+        if not os.path.isdir(path):
+            print(f"missing {path}: run with --extract (see the module docstring)", file=sys.stderr)
+            continue
+        t0 = time.time()
+        report = run_tool(args.tool, path, args.python, args.select)
+        raw[short] = report
+        r = per_repo[short]
+        r["files"] = report.get("files_checked", 0)
+        r["seconds"] = round(time.time() - t0, 1)
+        for f in report["findings"]:
+            rel = os.path.relpath(f["path"], path) if os.path.isabs(f["path"]) else f["path"]
+            sev, code, line = f["severity"], f["code"], int(f["line"])
+            msg = f["message"].replace(path.rstrip(os.sep) + os.sep, "").replace("\t", " ").replace("\n", " ")
+            rows.append((short, rel, line, code, sev, msg))
+            per_rule[code][sev] += 1
+            per_rule[code][f"repo:{short}"] += 1
+            r[sev] += 1
+            if sev in LOUD:
+                v = verdicts.get((short, rel, line, code))
+                if v is None:
+                    state = "unjudged"
+                    unjudged.append(rows[-1])
+                else:
+                    state = "true" if v[0] else "false"
+                    if not v[0]:
+                        false_classes[v[1] or "(no class)"] += 1
+                    elif v[2]:
+                        r["latent"] += 1
+                    if code in PARSE_CODES:
+                        parse[state] += 1
+                per_rule[code][state] += 1
+                r[state] += 1
+    if args.list:
+        with open(args.list, "w", encoding="utf-8") as fh:
+            fh.write("# repo\tpath\tline\tcode\tseverity\tmessage\n")
+            for row in rows:
+                fh.write("\t".join(map(str, row)) + "\n")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(raw, fh, indent=1)
+
+    print("## Per repository\n")
+    print("| repo | domain | files | error | warning | info | true | false | unjudged | precision |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    tot = collections.Counter()
+    for short, r in per_repo.items():
+        judged = r["true"] + r["false"]
+        prec = f"{r['true']}/{judged} = {r['true'] / judged:.2f}" if judged else "-"
+        print(f"| {short} | {REPOS[short][3]} | {r['files']} | {r['error']} | {r['warning']} | {r['info']} | "
+              f"{r['true']} | {r['false']} | {r['unjudged']} | {prec} |")
+        tot.update({k: v for k, v in r.items() if k != "seconds"})
+    judged = tot["true"] + tot["false"]
+    print(f"| **all** | | {tot['files']} | {tot['error']} | {tot['warning']} | {tot['info']} | {tot['true']} | "
+          f"{tot['false']} | {tot['unjudged']} | "
+          + (f"{tot['true']}/{judged} = {tot['true'] / judged:.2f}" if judged else "-") + " |")
+
+    print("\n## Per rule\n")
+    print("| rule | error | warning | info | true | false | unjudged | repositories |")
+    print("|---|---|---|---|---|---|---|---|")
+    for code in sorted(per_rule):
+        c = per_rule[code]
+        repos = ", ".join(f"{k[5:]} {v}" for k, v in sorted(c.items()) if k.startswith("repo:"))
+        print(f"| {code} | {c['error']} | {c['warning']} | {c['info']} | {c['true']} | {c['false']} | "
+              f"{c['unjudged']} | {repos} |")
+
+    loud = tot["error"] + tot["warning"]
+    print(f"\nloud findings (warning+error): {loud}; true {tot['true']}, false {tot['false']}, "
+          f"unjudged {tot['unjudged']}")
+    if loud:
+        print(f"precision (true / all loud): {tot['true']}/{loud} = {tot['true'] / loud:.2f}")
+    if judged and judged != loud:
+        print(f"precision over judged only: {tot['true']}/{judged} = {tot['true'] / judged:.2f}")
+    if judged:
+        print(f"true findings marked (latent) in the evidence (rate settable, shipped value 0): {tot['latent']}")
+        pt, pj = tot["true"] - parse["true"], judged - parse["true"] - parse["false"]
+        if pj:
+            print(f"precision without parse errors ({'/'.join(PARSE_CODES)}: {parse['true']} true, "
+                  f"{parse['false']} false): {pt}/{pj} = {pt / pj:.2f}")
+    if false_classes:
+        print("\nfalse classes: " + ", ".join(f"{k} {v}" for k, v in false_classes.most_common()))
+    if verdicts and unjudged:
+        print(f"\n## Unjudged loud findings ({len(unjudged)})\n")
+        for row in unjudged:
+            print("\t".join(map(str, row)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
