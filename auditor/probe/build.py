@@ -69,7 +69,7 @@ def _set_nested(d: dict, key_path: tuple, value) -> None:
     d[key_path[-1]] = value
 
 
-def _config_object(cfg: dict, trust_remote_code: bool, config_dir: str):
+def config_object(cfg: dict, trust_remote_code: bool, config_dir: str):
     import transformers
     from transformers import AutoConfig
 
@@ -244,7 +244,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     ad = copy.deepcopy(adapter) if adapter else None
     for (which, key_path), value in (overrides or {}).items():
         _set_nested(cfg if which == "config" else ad, key_path, value)
-    obj, attn = _config_object(cfg, trust_remote_code, config_dir)
+    obj, attn = config_object(cfg, trust_remote_code, config_dir)
     completed: list[str] = []
     if keep_head_dim is not None:
         # scale the complete dict (defaults included), not only the keys the file spells out
@@ -253,7 +253,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
         completed = complete.complete(full, obj, set(fills)) if fills else []
         small = scale_config_dict(full, keep_head_dim=keep_head_dim)
         _fill_rope_sections(small, type(obj))
-        obj, _ = _config_object(small, trust_remote_code, config_dir)
+        obj, _ = config_object(small, trust_remote_code, config_dir)
     attn = attn_override or attn
     cls, arch = _model_class(obj, trust_remote_code)
     obj = _config_for_class(cls, obj)
@@ -358,7 +358,7 @@ def full_size_refusal(exc: BaseException, config: dict, trust_remote_code: bool 
     from auditor.probe import fullsize
 
     try:
-        obj, _ = _config_object(copy.deepcopy(config), trust_remote_code, config_dir)
+        obj, _ = config_object(copy.deepcopy(config), trust_remote_code, config_dir)
         found = fullsize.same_failure(exc, obj)
     except Exception:  # noqa: BLE001  no second opinion: the scaled failure is reported as it is
         return None
