@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from auditor.probe import complete
+from auditor.probe import complete, rng
 from auditor.probe.batch import (
     BATCH,
     SEQ_LEN,
@@ -262,7 +262,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     kwargs = {"trust_remote_code": True} if trust_remote_code and cls.__name__.startswith("Auto") else {}
     if attn:
         kwargs["attn_implementation"] = attn
-    torch.manual_seed(seed)
+    rng.seed_all(seed)
     try:
         # allocate on the target device in the target dtype: a 1B model built in fp32 on the
         # host first would cost minutes and 5 GB before reaching the GPU
@@ -454,7 +454,7 @@ def _default_inputs(model: nn.Module, seed: int, device) -> tuple:
 
 
 def subject_from_factory(fn: Callable, *, seed: int, device, description: str) -> Subject:
-    torch.manual_seed(seed)
+    rng.seed_all(seed)
     made = fn()
     example = None
     if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], nn.Module):

@@ -107,6 +107,16 @@ def _source_of(module) -> tuple:
         return ("", 0)
 
 
+def class_source(module) -> tuple:
+    """(file, line) of the `class` statement of the module's class: where a finding about what
+    the module does as a whole (hand-written dropout, a rescaled eval path) points."""
+    cls = type(module)
+    try:
+        return (inspect.getsourcefile(cls) or "", inspect.getsourcelines(cls)[1])
+    except (TypeError, OSError):
+        return ("", 0)
+
+
 def scale_tolerance(dtype) -> float:
     """How far out/in may stray from 1/(1-p) from rounding alone (a few ulps of the dtype)."""
     eps = torch.finfo(dtype).eps if dtype.is_floating_point else 1e-6
@@ -190,7 +200,10 @@ class Instrument:
     - "record": run normally and record statistics (phase "train" or "eval");
     - "light": run normally and record only which sites ran at which p (cheap);
     - "identity": every dropout site returns its input unchanged (reference output);
-    - "off": run normally, record nothing.
+    - "off": run normally, record nothing;
+    - "watch": run normally, record nothing, and tell `listener(module, p)` about every dropout
+      call and the module that made it (the module survey needs to know which modules' outputs
+      a known dropout kernel explains: `probe/survey.py`).
     """
 
     def __init__(self, model: nn.Module, mode: str = "record", phase: str = "train", sdpa_twin: bool = True):
@@ -207,6 +220,8 @@ class Instrument:
         self._originals: list = []
         self._busy = False
         self._identity_inputs: dict = {}
+        self.listener = None
+        self.calls: dict = {}   # id(module) -> forward calls in the train phase (coverage)
 
     # -- install / remove -------------------------------------------------------------
     def __enter__(self) -> Instrument:  # noqa: PYI034
@@ -248,6 +263,12 @@ class Instrument:
     # -- module stack -----------------------------------------------------------------
     def _push(self, module, args):
         self._stack.append(module)
+        if self.phase == "train" and self.mode == "record":
+            self.calls[id(module)] = self.calls.get(id(module), 0) + 1
+
+    def _notify(self, module, p: float) -> None:
+        if self.listener is not None:
+            self.listener(module, float(p))
 
     def _pop(self, module, args, output):
         if self._stack and self._stack[-1] is module:
@@ -309,6 +330,8 @@ class Instrument:
         x = self._identity_inputs.pop(id(module), None)
         if self.mode == "identity":
             return x if x is not None else output
+        if self.mode == "watch":
+            self._notify(module, module.p)
         if self.mode in ("record", "light") and torch.is_tensor(output):
             family, fname = _module_family(module)
             site = self._site(module, type(module).__name__, module.p, family)
@@ -334,6 +357,9 @@ class Instrument:
             if this.mode == "off":
                 return orig(*args, **kwargs)
             caller = this._caller()
+            if this.mode == "watch":
+                this._notify(caller, p)
+                return orig(*args, **kwargs)
             if inside_dropout_module:
                 # the module's own hooks measure it; keep only the flag for the module's site
                 module = this._stack[-1]
@@ -363,6 +389,9 @@ class Instrument:
             if this.mode == "identity":
                 return input
             caller = this._caller()
+            if this.mode == "watch":
+                this._notify(caller, p)
+                return orig(input, p, train)
             site = this._site(caller, "torch.dropout" + _call_location(), float(p), "element")
             this._flag(site, float(p), train, caller)
             this._busy = True
@@ -389,6 +418,9 @@ class Instrument:
             if this.mode == "identity":
                 return _call_sdpa(orig, bound.arguments, 0.0)
             caller = this._caller()
+            if this.mode == "watch":
+                this._notify(caller, p)
+                return orig(*args, **kwargs)
             site = this._site(caller, "sdpa", p, "element")
             if p > 0 and caller is not None and not caller.training:
                 t = site.tally(this.phase)

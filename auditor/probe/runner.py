@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from auditor.probe import checks
+from auditor.probe import checks, rng
 from auditor.probe.build import (
     Subject,
     adapter_defaults,
@@ -31,6 +31,8 @@ from auditor.probe.build import (
 from auditor.probe.finetune import finetune, step_overhead
 from auditor.probe.instrument import Instrument, scale_tolerance
 from auditor.probe.keymap import measure_keys
+from auditor.probe.locate import Setting, divergent
+from auditor.probe.survey import Survey, judge
 from auditor.probe.stats import FAMILY_ALPHA, mean_and_se, ratio_of_medians_ci
 
 
@@ -44,6 +46,7 @@ class Options:
     lr: float = 3e-3
     magnitude_forwards: int = 128
     key_forwards: int = 32
+    survey_forwards: int = 4
     overhead: bool = True
 
 
@@ -57,6 +60,7 @@ class ProbeResult:
     magnitude: checks.Magnitude | None = None
     overhead: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    survey: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         mag = self.magnitude
@@ -68,6 +72,7 @@ class ProbeResult:
             "eval": self.eval,
             "magnitude": None if mag is None else {**mag.__dict__, "test": mag.describe()},
             "overhead": self.overhead,
+            "survey": self.survey,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -105,18 +110,57 @@ def _centred(y: torch.Tensor) -> torch.Tensor:
     return rows - rows.mean(0, keepdim=True)
 
 
-def _rng_state(device: torch.device) -> list:
-    states = [torch.get_rng_state()]
-    if device.type == "cuda":
-        states.append(torch.cuda.get_rng_state(device))
-    return states
-
-
 def _freeze_running_stats(model: nn.Module) -> None:
     """Batch/instance norms stay in eval in the magnitude pass: their train mode is not dropout."""
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
             m.eval()
+
+
+def _survey(subject: Subject, ins: Instrument, opts: Options, res: ProbeResult):
+    """Train mode (running-stat norms frozen), every known kernel as written and watched; see
+    probe/survey.py. A model the survey cannot run through is reported as not surveyed."""
+    model = subject.model
+    if opts.survey_forwards <= 0:
+        res.survey = {"ran": False, "note": "not run (--no survey forwards)"}
+        return None
+    model.train()
+    _freeze_running_stats(model)
+    ins.mode = "watch"
+    survey = Survey(model, ins, subject.device)
+    try:
+        with survey, torch.no_grad():
+            for i in range(opts.survey_forwards):
+                rng.seed_all(opts.seed + 2000 + i)
+                subject.forward()
+    except Exception as exc:  # noqa: BLE001  the rest of the probe stands without the survey
+        res.survey = {"ran": False, "note": f"the module survey could not run: {type(exc).__name__}: "
+                                            f"{' '.join(str(exc).split())[:200]}"}
+        return None
+    finally:
+        ins.mode = "off"
+    modules = list(survey.sites.values())
+    res.survey = {"ran": True, "forwards": opts.survey_forwards, "modules": len(modules),
+                  "module_calls": sum(s.calls for s in modules),
+                  "differing": sum(1 for s in modules if s.differ_calls),
+                  "rerun_failures": survey.errors}
+    return survey
+
+
+def _locate(subject: Subject, ins: Instrument, ev: dict, y_eval, y_tid, y_tid2, rng_used) -> dict:
+    """code -> the modules a failed model-level comparison comes from (locate.py)."""
+    found: dict = {}
+    model, device = subject.model, subject.device
+    eval_off = Setting(False, "off")
+    if not ev["two_forwards_equal"]:
+        found["DRP808"] = divergent(model, subject.forward, ins, eval_off, eval_off, device=device, fresh_draws=True)
+    if not ev["equals_identity"]:
+        found["DRP809"] = divergent(model, subject.forward, ins, eval_off, Setting(False, "identity"), device=device)
+    deterministic = _same(y_tid, y_tid2, device, subject.dtype)[0] and not rng_used
+    if ev["two_forwards_equal"] and deterministic and not _same(y_eval, y_tid, device, subject.dtype)[0]:
+        found["DRP803"] = divergent(model, subject.forward, ins, Setting(True, "identity"), eval_off, device=device)
+    model.eval()
+    return found
 
 
 def prepare(target=None, factory: str | None = None, opts: Options | None = None):
@@ -196,7 +240,7 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
                     for e in effects]
 
     model = subject.model
-    torch.manual_seed(opts.seed)
+    rng.seed_all(opts.seed)
     with Instrument(model, mode="record", phase="train") as ins:
         # 1. train mode, measured on the fine-tune's own forwards
         res.losses = finetune(subject, opts.steps, opts.lr)
@@ -215,7 +259,6 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         res.eval = {"two_forwards_equal": same, "max_diff": same_diff,
                     "equals_identity": ident, "identity_max_diff": ident_diff,
                     "comparison": "bitwise" if device.type == "cpu" else "within 4 ulp of the output scale"}
-        res.findings += checks.eval_output_checks(same, same_diff, ident, ident_diff, config_path)
 
         # 3. expected magnitude: train mode (running-stat norms frozen) vs the eval output
         model.train()
@@ -223,12 +266,13 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         ins.phase = "train"
         ins.mode = "identity"
         with torch.no_grad():
-            rng_before = _rng_state(device)
+            rng_before = rng.state(device)
             y_tid = _out(subject)
             y_tid2 = _out(subject)
             # layer drop / stochastic depth draw from the RNG even with every dropout site at
             # identity; two equal outputs could be luck (same layers skipped), the RNG cannot
-            rng_used = not all(torch.equal(a, b) for a, b in zip(rng_before, _rng_state(device)))
+            # (numpy's and Python's streams too: SpeechT5's SpecAugment draws from numpy)
+            rng_used = rng.drawn(rng_before, rng.state(device))
             ins.mode = "off"
             total = torch.zeros_like(y1)
             slopes = []
@@ -239,8 +283,13 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
                 total += y
                 if denom > 0:
                     slopes.append(float((_centred(y) * ref).sum()) / denom)
+        # 3b. the module survey: every module's own train vs eval output (hand-written dropout)
+        survey = _survey(subject, ins, opts, res)
         ins.mode = "record"
         model.eval()
+
+        # where the model-level differences come from (only when one was found)
+        located = _locate(subject, ins, res.eval, y1, y_tid, y_tid2, rng_used)
 
     mean_train = total / max(1, opts.magnitude_forwards)
     norm = float(y1.norm()) or 1.0
@@ -251,17 +300,30 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
     id_scale = float((c * ref).sum()) / denom if denom > 0 else math.nan
     sites = ins.sites
     live_ps = sorted({s.train.p for s in sites.values() if s.train.p > 0})
-    n_tests = len([s for s in sites.values() if s.train.p > 0 and s.train.n > 0]) + 1
+    judged = survey.judged() if survey is not None else []
+    alpha = checks.site_alpha(sites, len(judged))
     mean, se = mean_and_se(slopes)
-    res.magnitude = checks.Magnitude(len(slopes), mean, se, 0.0, FAMILY_ALPHA / n_tests,
+    res.magnitude = checks.Magnitude(len(slopes), mean, se, 0.0, alpha,
                                      float((mean_train - y1).norm()) / norm, det, eq, diff, id_scale)
-    res.findings += checks.magnitude_check(res.magnitude, live_ps, config_path, res.eval["two_forwards_equal"])
-    res.rows, site_findings, _ = checks.site_rows(sites, ctx, scale_tolerance(subject.dtype))
-    res.findings += site_findings
+    model_level = checks.eval_output_checks(res.eval["two_forwards_equal"], res.eval["max_diff"],
+                                            res.eval["equals_identity"], res.eval["identity_max_diff"], config_path)
+    model_level += checks.magnitude_check(res.magnitude, live_ps, config_path, res.eval["two_forwards_equal"])
+    res.rows, site_findings, _ = checks.site_rows(sites, ctx, scale_tolerance(subject.dtype), alpha)
+    verdicts = [judge(s, alpha) for s in judged]
+    survey_rows, survey_findings = checks.survey_rows(verdicts, ctx, alpha)
+    res.rows += survey_rows
+    surveyed = {(f.path, f.span.line, f.code) for f in survey_findings}
+    for f in model_level:
+        f = checks.locate_finding(f, located.get(f.code, []))
+        if (f.path, f.span.line, f.code) not in surveyed:  # the survey said it, with its numbers
+            res.findings.append(f)
+    res.findings += site_findings + survey_findings
+    if survey is not None:
+        res.survey["judged"] = [r.to_dict() for r in survey_rows]
 
     # 5. step-time overhead of the configured dropout against dropout forced to 0
     if opts.overhead and live_ps:
-        torch.manual_seed(opts.seed)
+        rng.seed_all(opts.seed)
         o = step_overhead(subject, opts.lr)
         if o:
             ratio, ci = ratio_of_medians_ci(o["configured_s"], o["zero_s"])
