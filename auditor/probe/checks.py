@@ -296,18 +296,23 @@ def loss_checks(losses: list, path: str) -> list:
     return []
 
 
-def key_checks(effects: list, base_rates: dict, ctx: Context, defaults: dict) -> list:
+def key_checks(effects: list, base_rates: dict, ctx: Context, defaults: dict, idle=None) -> list:
     """Check 4: configured keys with no live site; live sites no key explains; site p vs key.
 
     A no-op key whose value is its config class's own default (GPT-2's summary_first_dropout
     on an LM head) is a stock value nobody chose: it is listed in the key table, not reported.
+    A no-op key of a part of the model that never ran (a vision tower the synthetic batch gave
+    no image) was never tested: `idle(effect)` says why, and the key is "not exercised".
     """
     out = []
     explained = set()
     for eff in effects:
         k = eff.key
         default = defaults.get((k.file, k.key_path))
-        if eff.verdict == "no-op" and default is not None and abs(float(default) - k.value) < 1e-12:
+        why_idle = idle(eff) if idle is not None and eff.verdict == "no-op" else None
+        if why_idle:
+            eff.verdict, eff.note = "not exercised", why_idle
+        elif eff.verdict == "no-op" and default is not None and abs(float(default) - k.value) < 1e-12:
             eff.note = f"no effect, but {k.value:g} is the architecture's default (not reported)"
         elif eff.verdict == "no-op":
             out.append(probe_finding("DRP804", k.file,

@@ -80,6 +80,7 @@ class Site:
     family: str
     caller_class: str = ""
     source: tuple = ("", 0)   # (file, line) of the calling module's forward
+    owner: int = 0            # id() of the module that made the call (which part of the model ran it)
     train: Tally = field(default_factory=Tally)
     eval: Tally = field(default_factory=Tally)
 
@@ -291,7 +292,7 @@ class Instrument:
         if site is None:
             site = Site(path, kind, family,
                         caller_class=type(module).__name__ if module is not None else "",
-                        source=_source_of(module) if module is not None else ("", 0))
+                        source=_source_of(module) if module is not None else ("", 0), owner=id(module))
             self.sites[ident] = site
         return site
 

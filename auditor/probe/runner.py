@@ -32,6 +32,9 @@ from auditor.probe.finetune import finetune, step_overhead
 from auditor.probe.instrument import Instrument, scale_tolerance
 from auditor.probe.keymap import measure_keys
 from auditor.probe.locate import Setting, divergent
+from auditor.probe.parts import measure as measure_parts
+from auditor.probe.parts import part_of_key
+from auditor.probe.parts import parts_of as model_parts
 from auditor.probe.survey import Survey, judge
 from auditor.probe.stats import FAMILY_ALPHA, mean_and_se, ratio_of_medians_ci
 
@@ -61,6 +64,7 @@ class ProbeResult:
     overhead: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     survey: dict = field(default_factory=dict)
+    parts: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         mag = self.magnitude
@@ -73,6 +77,7 @@ class ProbeResult:
             "magnitude": None if mag is None else {**mag.__dict__, "test": mag.describe()},
             "overhead": self.overhead,
             "survey": self.survey,
+            "parts": self.parts,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -145,6 +150,24 @@ def _survey(subject: Subject, ins: Instrument, opts: Options, res: ProbeResult):
                   "differing": sum(1 for s in modules if s.differ_calls),
                   "rerun_failures": survey.errors}
     return survey
+
+
+def _idle_part(parts: list, target):
+    """The reason a config key was never exercised (its part did not run or was not built), or None."""
+    def idle(effect):
+        if effect.which != "config" or not parts:
+            return None
+        part = part_of_key(parts, effect.key.key_path)
+        if part is None or part is parts[0]:
+            return None
+        if not part.built:
+            return (f"not exercised: no module of this model class is built from {'.'.join(part.config_path)}, "
+                    "so setting the key to 0 could not show whether it is read")
+        if not part.ran:
+            return (f"not exercised: the {part.name} part ({part.module}) never ran on the probe's synthetic batch, "
+                    "so its dropout could not be measured")
+        return None
+    return idle
 
 
 def _locate(subject: Subject, ins: Instrument, ev: dict, y_eval, y_tid, y_tid2, rng_used) -> dict:
@@ -229,17 +252,9 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
 
         pairs = [(k, target.which(i, k)) for i, k in enumerate(target.keys)]
         base_rates, effects = measure_keys(pairs, build_small, run, opts.seed, opts.key_forwards)
-        defaults = {(target.config_path, (k,)): v for k, v in config_defaults(target.config).items()
-                    if isinstance(v, (int, float))}
-        if target.adapter is not None:
-            defaults.update({(target.adapter_path, (k,)): v for k, v in adapter_defaults(target.adapter).items()
-                             if isinstance(v, (int, float))})
-        res.findings += checks.key_checks(effects, base_rates, ctx, defaults)
-        res.keys = [{"key": e.key.dotted, "file": e.key.file, "line": e.key.span.line, "value": e.key.value,
-                     "verdict": e.verdict, "sites": sorted(f"{p} ({k})" for p, k in e.sites), "note": e.note}
-                    for e in effects]
 
     model = subject.model
+    parts = model_parts(model) if subject.origin == "config" else []
     rng.seed_all(opts.seed)
     with Instrument(model, mode="record", phase="train") as ins:
         # 1. train mode, measured on the fine-tune's own forwards
@@ -291,6 +306,24 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         # where the model-level differences come from (only when one was found)
         located = _locate(subject, ins, res.eval, y1, y_tid, y_tid2, rng_used)
 
+    # coverage: which parts ran in the fine-tune, and how often their dropout sites fired
+    judged = survey.judged() if survey is not None else []
+    measure_parts(parts, ins.calls, [(s.owner, s.train.calls) for s in ins.sites.values()]
+                  + [(s.owner, s.calls) for s in judged])
+    res.parts = [p.to_dict() | {"line": p.describe()} for p in parts]
+
+    # 4b. the key checks, now that it is known which parts ran
+    if build is not None and target is not None:
+        defaults = {(target.config_path, (k,)): v for k, v in config_defaults(target.config).items()
+                    if isinstance(v, (int, float))}
+        if target.adapter is not None:
+            defaults.update({(target.adapter_path, (k,)): v for k, v in adapter_defaults(target.adapter).items()
+                             if isinstance(v, (int, float))})
+        res.findings += checks.key_checks(effects, base_rates, ctx, defaults, _idle_part(parts, target))
+        res.keys = [{"key": e.key.dotted, "file": e.key.file, "line": e.key.span.line, "value": e.key.value,
+                     "verdict": e.verdict, "sites": sorted(f"{p} ({k})" for p, k in e.sites), "note": e.note}
+                    for e in effects]
+
     mean_train = total / max(1, opts.magnitude_forwards)
     norm = float(y1.norm()) or 1.0
     det, _ = _same(y_tid, y_tid2, device, subject.dtype)
@@ -300,7 +333,6 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
     id_scale = float((c * ref).sum()) / denom if denom > 0 else math.nan
     sites = ins.sites
     live_ps = sorted({s.train.p for s in sites.values() if s.train.p > 0})
-    judged = survey.judged() if survey is not None else []
     alpha = checks.site_alpha(sites, len(judged))
     mean, se = mean_and_se(slopes)
     res.magnitude = checks.Magnitude(len(slopes), mean, se, 0.0, alpha,

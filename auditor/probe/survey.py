@@ -152,6 +152,7 @@ class ModuleSite:
     cls: str
     source: tuple
     stored: dict
+    owner: int = 0
     calls: int = 0
     differ_calls: int = 0
     mask_calls: int = 0
@@ -223,7 +224,7 @@ class Survey:
         site = self.sites.get(id(module))
         if site is None:
             site = ModuleSite(self.paths.get(id(module), "<outside the model>"), type(module).__name__,
-                              class_source(module), stored_rates(module))
+                              class_source(module), stored_rates(module), id(module))
             self.sites[id(module)] = site
         return site
 
