@@ -792,3 +792,59 @@ def test_a_depth_named_only_by_its_layer_type_list_is_cut():
     before = CONFIG_MAPPING["nemo_speechlm"]().to_dict()["text_config"]["layers_block_type"]
     assert len(from_default) < len(before) and set(from_default) == set(before)
     assert CONFIG_MAPPING["nemotron_h"](layers_block_type=from_default).num_hidden_layers == len(from_default)
+
+
+# ------------------------------------------------------------------ vision scaling (issue #32)
+
+def test_vision_stacks_named_depth_or_layers_are_cut():
+    """Qwen-VL / GLM vision towers count their blocks in `depth`, Kosmos-2's text model in
+    `layers`: 24 types kept more than 12 layers, and Kosmos-2 took 137 s."""
+    assert scaled_with_type("glm4v")["vision_config"]["depth"] == 2
+    assert scaled_with_type("qwen2_vl")["vision_config"]["depth"] == 2
+    assert scaled_with_type("kosmos-2")["text_config"]["layers"] == 2
+    qwen25 = scaled_with_type("qwen2_5_vl")["vision_config"]  # full-attention blocks [7, 15, 23, 31]: one kept
+    assert qwen25["depth"] <= 12 and qwen25["fullatt_block_indexes"] == [7] and qwen25["depth"] > 7
+
+
+def test_image_size_stays_at_least_twice_the_total_stride():
+    """ConvNeXt's image was cut to 16 px (4 patches of 4), which its four stages (stride 32)
+    cannot take; stage depths are cut to one block each."""
+    from auditor.probe.shrink import total_stride
+
+    convnext = scaled_with_type("convnext")
+    assert total_stride(convnext) == 32 and convnext["image_size"] == 64 and convnext["depths"] == [1, 1, 1, 1]
+    assert scaled_with_type("swin")["image_size"] == 64
+    assert scaled_with_type("vit")["image_size"] == 64  # 4 x 4 patches of 16, as before
+    assert scaled_with_type("hiera")["image_size"] == [224, 224]  # a pair patch and no stride known: kept
+
+
+def test_efficientnet_coefficients_and_image_are_scaled():
+    """EfficientNet kept image 600 and its x2.0 width, x3.1 depth: over 7 minutes, 17.8 GB."""
+    small = scaled_with_type("efficientnet")
+    assert small["image_size"] == 64 and small["width_coefficient"] <= 0.25 and small["depth_coefficient"] <= 0.1
+    model, arch = build_default("efficientnet", "EfficientNetForImageClassification")
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+
+
+def test_qwen_vl_style_towers_get_patches_and_a_grid_and_run():
+    """GLM-4V's vision tower never ran: its processor-made patches and `image_grid_thw` were not
+    synthesised, so the image was left out (and `vision_config.attention_dropout` got a false
+    DRP804)."""
+    import torch
+
+    model, batch = built("glm4v", "Glm4vForConditionalGeneration")
+    vision = model.config.vision_config
+    merge, patch = vision.spatial_merge_size, vision.patch_size
+    grid = batch["image_grid_thw"]
+    assert grid.shape == (batch["input_ids"].shape[0], 3) and (grid[:, 1:] % merge == 0).all()
+    assert batch["pixel_values"].shape == (int(grid.prod(-1).sum()),
+                                           vision.in_channels * vision.temporal_patch_size * patch * patch)
+    tokens = (batch["input_ids"] == model.config.image_token_id).sum(dim=1)
+    assert (tokens == grid.prod(-1) // merge**2).all()
+    assert (batch["mm_token_type_ids"] == (batch["input_ids"] == model.config.image_token_id)).all()
+    assert not model._probe_image_dropped
+    calls = []
+    hook = model.model.visual.register_forward_hook(lambda *a: calls.append(1))
+    model.train()
+    assert torch.isfinite(model(**batch).loss) and calls
+    hook.remove()

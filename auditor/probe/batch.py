@@ -105,8 +105,11 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             if mask in params:
                 kw[mask] = torch.ones_like(kw[name])
     text_only = getattr(model, "_probe_text_only", False)
-    if main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
-                                  and not text_only):
+    grid = _grid_image(config, batch, g) if "image_grid_thw" in params and not text_only else None
+    if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
+        kw["pixel_values"], kw["image_grid_thw"] = grid
+    elif main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
+                                    and not text_only):
         kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
@@ -140,8 +143,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
     if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
-    if "mm_token_type_ids" in params and "input_ids" in kw and "mm_token_type_ids" in _required_in_training(model):
-        kw["mm_token_type_ids"] = _modality_types(config, kw)
+    if "mm_token_type_ids" in params and "input_ids" in kw and (
+            "mm_token_type_ids" in _required_in_training(model) or "image_grid_thw" in kw):
+        kw["mm_token_type_ids"] = _modality_types(config, kw)  # its processor writes them beside the grid
     return {k: to_device(v, device) for k, v in kw.items()}
 
 
@@ -306,6 +310,30 @@ def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
 PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
 
 
+def _grid_image(config, batch: int, g):
+    """Qwen-VL style towers (Qwen2-VL, GLM-4V, Ernie 4.5 VL, ...) take one image as its patches,
+    already cut and flattened by the processor, (patches, channels x temporal patch x patch x
+    patch), with `image_grid_thw` = (temporal patches, rows, columns) per image; rows and columns
+    are multiples of the merge size, whose square of patches makes one image token. One temporal
+    patch of 2 merge sizes square per image: 4 image tokens each. None when the vision config
+    does not say its patch size."""
+    vision = _vision(config)
+    patch = getattr(vision, "patch_size", None)
+    if isinstance(patch, (list, tuple)) and patch:
+        patch = patch[-1]
+    if not isinstance(patch, int) or patch <= 0:
+        return None
+    merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or 1
+    temporal = getattr(vision, "temporal_patch_size", None) or 1
+    channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
+    if not all(isinstance(v, int) and v > 0 for v in (merge, temporal, channels)):
+        return None
+    side = 2 * merge
+    grid = torch.tensor([[1, side, side]] * batch, dtype=torch.long)
+    pixels = torch.randn(batch * side * side, channels * temporal * patch * patch, generator=g)
+    return pixels, grid
+
+
 def _flattened_patches(config, batch: int, g) -> torch.Tensor:
     """Pix2Struct's image as its processor hands it over: (batch, patches, 2 + patch pixels), each
     patch a row id and a column id (from 1; 0 marks padding and is masked out) followed by its
@@ -378,7 +406,13 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
     kind, getter = _features_getter(model)
     token = next((getattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index")
                   if isinstance(getattr(config, n, None), int)), None)
+    model._probe_image_dropped = ""
+    declared = any(hasattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index"))
+    if not declared and not by_mask:
+        return  # no placeholder at all (GIT): the model joins the image features to the text itself
     try:
+        if getter is None:
+            raise BuildError("the model has no get_image_features to count its image tokens")
         with torch.no_grad():
             out = getter(**_accepted(getter, kw, "pixel_values"))
         feats = getattr(out, "pooler_output", None)
@@ -388,12 +422,18 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         else:
             feats = first_tensor(feats) if not torch.is_tensor(feats) else feats
             rows = feats.reshape(-1, feats.shape[-1]).shape[0]
-        per_image = rows // kw["pixel_values"].shape[0]
-    except Exception:  # noqa: BLE001  no way to count image tokens: text only
-        per_image = None
+        images = kw["image_grid_thw"].shape[0] if "image_grid_thw" in kw else kw["pixel_values"].shape[0]
+        per_image = rows // images
+    except Exception as exc:  # noqa: BLE001  no way to count image tokens: text only
+        per_image, why = None, " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    else:
+        why = f"{per_image} image features per image" if per_image else "no image features"
     if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
             kw.pop("pixel_values")
+            kw.pop("image_grid_thw", None)
+            model._probe_image_dropped = (f"its image tokens could not be counted ({why})" if per_image is None
+                                          else f"no placeholder token to place its image ({why})")
         return
     ids = kw["input_ids"]
     batch, seq = ids.shape
@@ -479,7 +519,7 @@ def _accepted(fn, kw: dict, first: str) -> dict:
     except (TypeError, ValueError):
         names = set()
     return {first: kw[first], **{k: v for k, v in kw.items()
-                                 if k in names and k != first and k.endswith(("_input_ids", "_attention_mask"))
+                                 if k in names and k != first and k.endswith(("_input_ids", "_attention_mask", "_grid_thw"))
                                  and not k.startswith("decoder_")}}
 
 

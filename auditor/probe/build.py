@@ -164,11 +164,14 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
     first: Exception | None = None
     fills: set = set()  # keys the default leaves out that its model reads (see probe/complete.py)
     needed = False
+    fallback = None  # a layout that ran, but without the image its batch could not place
     for completing in (False, True):  # completions only where no layout runs without them
-        if completing and not needed:
+        if completing and (not needed or fallback is not None):
             break
         first = None if completing else first  # after completions, report what still fails
         for keep_head_dim, text_only, no_labels in SCALINGS:
+            if fallback is not None and text_only:
+                continue  # only a layout that also runs the image can beat the fallback
             while True:
                 try:
                     model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype,
@@ -185,9 +188,19 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                         continue
                     first = first or exc  # the first layout's error is the one to report
                     break
-                choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills),
+                chosen = dict(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills),
                               tuple_output=getattr(model, "_probe_tuple_output", False))
+                if getattr(model, "_probe_image_dropped", "") and not text_only:
+                    # the image could not be placed in this layout: a later one (per-head sizes
+                    # kept: Qwen2-VL's vision rotary) may run the vision tower too
+                    fallback = fallback or (model, arch, chosen)
+                    break
+                choice.update(chosen)
                 return model, arch
+    if fallback is not None:
+        model, arch, chosen = fallback
+        choice.update(chosen)
+        return model, arch
     raise first
 
 

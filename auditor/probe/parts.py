@@ -24,6 +24,7 @@ class Part:
     config_path: tuple        # where its sub-config sits in the config: ("vision_config",)
     module: str = ""          # the module built from it ("" for the main part)
     built: bool = True
+    why: str = ""             # why it did not run, when the batch knows
     calls: int = 0            # forward calls of its modules in the fine-tune
     sites: int = 0            # dropout sites (kernels and surveyed modules) inside it
     fired: int = 0            # calls of those sites in training
@@ -38,14 +39,15 @@ class Part:
         if not self.built:
             return f"{self.name} ({'.'.join(self.config_path)}): not built by this model class"
         if not self.ran:
-            return f"{self.name} ({where}): did not run: the probe's synthetic batch gave it no input"
+            return f"{self.name} ({where}): did not run: " + (
+                self.why or "the probe's synthetic batch gave it no input")
         return (f"{self.name} ({where}): ran ({self.calls} module calls); {self.sites} dropout site(s) "
                 f"fired {self.fired} times in training")
 
     def to_dict(self) -> dict:
         return {"part": self.name, "config": ".".join(self.config_path), "module": self.module,
                 "built": self.built, "ran": self.ran, "calls": self.calls, "sites": self.sites,
-                "fired": self.fired}
+                "fired": self.fired, "why": self.why}
 
 
 def _name(path: tuple) -> str:
@@ -92,12 +94,18 @@ def parts_of(model) -> list:
     return [main] + parts
 
 
-def measure(parts: list, calls: dict, sites: list) -> None:
-    """calls: id(module) -> forward calls in training; sites: (module id, train calls) per site."""
+VISUAL = ("vision", "visual", "image", "vq", "high_res_vision", "perceiver", "qformer", "projector")
+
+
+def measure(parts: list, calls: dict, sites: list, image_dropped: str = "") -> None:
+    """calls: id(module) -> forward calls in training; sites: (module id, train calls) per site;
+    image_dropped: why the batch left the image out, if it did (said of the idle visual parts)."""
     for part in parts:
         part.calls = sum(calls.get(i, 0) for i in part.ids)
         inside = [n for i, n in sites if i in part.ids]
         part.sites, part.fired = len(inside), sum(inside)
+        if not part.calls and image_dropped and any(v in part.name for v in VISUAL):
+            part.why = f"the probe's batch left the image out: {image_dropped}"
 
 
 def part_of_key(parts: list, key_path: tuple):

@@ -309,7 +309,7 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
     # coverage: which parts ran in the fine-tune, and how often their dropout sites fired
     judged = survey.judged() if survey is not None else []
     measure_parts(parts, ins.calls, [(s.owner, s.train.calls) for s in ins.sites.values()]
-                  + [(s.owner, s.calls) for s in judged])
+                  + [(s.owner, s.calls) for s in judged], getattr(model, "_probe_image_dropped", ""))
     res.parts = [p.to_dict() | {"line": p.describe()} for p in parts]
 
     # 4b. the key checks, now that it is known which parts ran
