@@ -848,3 +848,83 @@ def test_qwen_vl_style_towers_get_patches_and_a_grid_and_run():
     model.train()
     assert torch.isfinite(model(**batch).loss) and calls
     hook.remove()
+
+
+def test_backbone_stage_names_and_swin_windows_follow_the_cut():
+    """BEiT / DINOv2 saved defaults ask for 'stage12' of a 2-layer stack; Swin's 7 x 7 windows
+    do not fit the scaled image's 2 x 2 last stage (the size of tensor a (16) must match (49))."""
+    beit = scaled_with_type("beit")
+    assert beit["stage_names"] == ["stem", "stage1", "stage2"] and beit["out_features"] == ["stage2"]
+    assert beit["out_indices"] == [2]
+    CONFIG_MAPPING["beit"](**{k: v for k, v in beit.items() if k != "model_type"})
+    swin = scaled_with_type("swin")
+    assert swin["window_size"] == 2 and swin["image_size"] == 64
+    model, batch = built("swin", "SwinForImageClassification")
+    assert trains(model, batch)
+
+
+def test_naflex_images_are_patches_with_their_shapes():
+    """SigLIP 2 takes (batch, patches, C x P x P) with a patch mask and spatial_shapes."""
+    model, batch = built("siglip2", "Siglip2ForImageClassification")
+    vision = model.config.vision_config
+    assert batch["pixel_values"].shape == (4, 16, vision.num_channels * vision.patch_size ** 2)
+    assert batch["spatial_shapes"].tolist() == [[4, 4]] * 4 and batch["pixel_attention_mask"].all()
+    assert trains(model, batch)
+
+
+def test_audio_llms_get_features_and_one_placeholder_per_audio_embedding():
+    """Audio-LLMs never ran their audio tower (granite_speech, qwen2_audio, voxtral, glmasr, ...):
+    the features are shaped for the audio config, counted through get_audio_features, and that
+    many audio tokens are written into the text."""
+    import torch
+
+    from auditor.probe.batch import counting
+
+    model, batch = built("glmasr", "GlmAsrForConditionalGeneration")
+    assert not model._probe_audio_dropped
+    with counting(model):
+        features = model.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
+    placeholders = (batch["input_ids"] == model.config.audio_token_id).sum()
+    assert placeholders == features.reshape(-1, features.shape[-1]).shape[0]
+    calls = []
+    hook = model.model.audio_tower.register_forward_hook(lambda *a: calls.append(1))
+    assert trains(model, batch) and calls
+    hook.remove()
+    voxtral = scaled_with_type("voxtral")  # its default leaves the audio placeholder None
+    assert isinstance(voxtral["audio_token_id"], int) and voxtral["audio_token_id"] < voxtral["text_config"]["vocab_size"]
+    del torch
+
+
+def test_a_protein_tower_gets_its_own_ids():
+    """Evolla's protein encoder reads protein_input_ids in its own vocabulary and never ran."""
+    model, batch = built("evolla", "EvollaForProteinText2Text")
+    ids = batch["protein_input_ids"]
+    assert ids.max() < model.config.protein_encoder_config.vocab_size and batch["protein_attention_mask"].all()
+    assert trains(model, batch)
+
+
+@pytest.mark.parametrize("model_type,arch,key", [
+    ("evolla", "EvollaForProteinText2Text", "protein_encoder_config.hidden_dropout_prob"),
+    ("granite_speech", "GraniteSpeechForConditionalGeneration", "encoder_config.dropout"),
+    ("glm4v", "Glm4vForConditionalGeneration", "vision_config.attention_dropout"),
+])
+def test_keys_read_by_parts_the_batch_now_runs_or_not_are_never_drp804(tmp_path, model_type, arch, key):
+    """The false DRP804s of issue #32, on configs saved by Transformers: each key is read in the
+    modeling code. Evolla's protein tower and GLM-4V's vision tower now run, so their keys are
+    live; Granite Speech's default cannot run its encoder (its projector expects 1408 features,
+    its encoder makes 1024, at full size too), so its keys are "not exercised", with the reason."""
+    config = CONFIG_MAPPING[model_type]()
+    config.architectures = [arch]
+    if model_type == "glm4v":
+        config.vision_config.attention_dropout = 0.1
+    config.save_pretrained(tmp_path)
+    result = execute(ProbeRequest(path=str(tmp_path / "config.json"), steps=1, device="cpu", light=True))
+    assert "DRP804" not in {f.code for f in result.findings}
+    [verdict] = [k for k in result.keys if k["key"] == key]
+    if model_type == "granite_speech":
+        assert verdict["verdict"] == "not exercised" and "never ran" in verdict["note"]
+        idle = {p["part"]: p for p in result.parts}
+        assert not idle["encoder"]["ran"] and "could not be counted" in idle["encoder"]["why"]
+    else:
+        assert verdict["verdict"] == "live"
+        assert all(p["ran"] for p in result.parts if p["built"]), result.parts

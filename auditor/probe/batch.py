@@ -13,6 +13,7 @@ path never pays for them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -20,6 +21,7 @@ import sys
 
 import torch
 
+from auditor.probe import rng
 from auditor.probe.errors import BuildError
 
 SEQ_LEN = 32
@@ -106,8 +108,11 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
                 kw[mask] = torch.ones_like(kw[name])
     text_only = getattr(model, "_probe_text_only", False)
     grid = _grid_image(config, batch, g) if "image_grid_thw" in params and not text_only else None
+    flex = _naflex(config, batch, g) if "spatial_shapes" in params and not text_only else None
     if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
         kw["pixel_values"], kw["image_grid_thw"] = grid
+    elif flex is not None and main in ("input_ids", "pixel_values") and "pixel_values" in params:
+        kw["pixel_values"], kw["pixel_attention_mask"], kw["spatial_shapes"] = flex
     elif main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
                                     and not text_only):
         kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
@@ -143,10 +148,29 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
     if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
+    if main == "input_ids" and "input_ids" in kw and not text_only and not placed:
+        _add_audio(model, kw, params, batch, g)
+        _add_own_ids(model, kw, params, batch, seq, g)
     if "mm_token_type_ids" in params and "input_ids" in kw and (
             "mm_token_type_ids" in _required_in_training(model) or "image_grid_thw" in kw):
         kw["mm_token_type_ids"] = _modality_types(config, kw)  # its processor writes them beside the grid
     return {k: to_device(v, device) for k, v in kw.items()}
+
+
+@contextlib.contextmanager
+def counting(model):
+    """Running a tower only to count its features (image or audio tokens): in eval mode, without
+    gradients, every random stream put back after, so the count leaves no trace on the run."""
+    flags = [(m, m.training) for m in model.modules()]
+    saved = rng.state()
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        for m, training in flags:
+            m.training = training
+        rng.restore(saved)
 
 
 def forward_params(model) -> set:
@@ -296,7 +320,7 @@ def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
     if vlm is None or owner is None or not isinstance(token, int) or "input_ids" not in kw:
         return False
     pixels = _pixels(_vision(vlm) or vlm, batch, g)
-    with torch.no_grad():
+    with counting(model):
         per_image = owner.get_image_features(pixels).pooler_output.shape[1]
     vocab = int(getattr(text_config_of(vlm), "vocab_size", None) or 512)
     ids = kw["input_ids"].masked_fill(kw["input_ids"] == token, min(3, vocab - 1))
@@ -308,6 +332,21 @@ def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
 
 
 PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
+
+
+def _naflex(config, batch: int, g):
+    """SigLIP 2's NaFlex tower takes an image as its patches, (batch, patches, channels x patch x
+    patch), a mask over them and each image's (rows, columns) of patches, `spatial_shapes`, to
+    which it resizes its position embeddings: 4 x 4 patches. None without a patch size."""
+    vision = _vision(config) or config
+    patch = getattr(vision, "patch_size", None)
+    if not isinstance(patch, int) or patch <= 0 or not isinstance(getattr(vision, "num_patches", None), int):
+        return None
+    channels = getattr(vision, "num_channels", None) or 3
+    patches = PATCH_GRID * PATCH_GRID
+    pixels = torch.randn(batch, patches, channels * patch * patch, generator=g)
+    shapes = torch.tensor([[PATCH_GRID, PATCH_GRID]] * batch, dtype=torch.long)
+    return pixels, torch.ones(batch, patches, dtype=torch.long), shapes
 
 
 def _grid_image(config, batch: int, g):
@@ -413,7 +452,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
     try:
         if getter is None:
             raise BuildError("the model has no get_image_features to count its image tokens")
-        with torch.no_grad():
+        with counting(model):
             out = getter(**_accepted(getter, kw, "pixel_values"))
         feats = getattr(out, "pooler_output", None)
         feats = out if feats is None else feats
@@ -448,6 +487,113 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     if "labels" in kw:
         kw["labels"] = kw["input_ids"].clone()
+
+
+AUDIO_TOKENS = ("audio_token_id", "audio_token_index")
+AUDIO_INPUTS = ("input_features", "input_values")
+
+
+def _add_audio(model, kw: dict, params: set, batch: int, g) -> None:
+    """Audio-LLMs (Granite Speech, Voxtral, GLM-ASR, AudioFlamingo 3, ...) place one placeholder
+    per audio embedding, as images do: audio features shaped for the audio encoder's config (mel
+    bins by frames, else frames by features), counted through `get_audio_features`, then that
+    many `audio_token_id`s written into the text. A mask the feature path requires is all ones.
+    When the audio cannot be counted, it is left out and `_probe_audio_dropped` says why."""
+    config = model.config
+    name = next((n for n in AUDIO_INPUTS if n in params and n not in kw), None)
+    audio = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS if getattr(config, n, None) is not None), None)
+    if audio is None and name == "input_values":  # raw waveform: its encoders' configs have other names
+        audio = next((v for k, v in vars(config).items() if k.endswith("_config") and "encoder" in k), None)
+    token = next((getattr(config, n) for n in AUDIO_TOKENS if isinstance(getattr(config, n, None), int)), None)
+    getter = next((getattr(o, "get_audio_features", None) for o in (model, getattr(model, "model", None))
+                   if o is not None and callable(getattr(o, "get_audio_features", None))), None)
+    if name is None or audio is None:
+        return
+    model._probe_audio_dropped = ""
+    if token is None or getter is None:
+        model._probe_audio_dropped = "no audio placeholder token or get_audio_features to place its audio"
+        return
+    required = _required_of(getter)
+    why = ""
+    for feats in _audio_candidates(audio, name, batch, g):
+        trial = {name: feats}
+        for mask in required - {name}:
+            if mask.endswith("mask"):
+                trial[mask] = torch.ones(feats.shape[0], feats.shape[-1] if feats.dim() == 3 and
+                                         feats.shape[1] == _bins(audio) else feats.shape[1], dtype=torch.long)
+        try:
+            with counting(model):
+                out = getter(**trial)
+            feats_out = getattr(out, "pooler_output", None)
+            feats_out = out if feats_out is None else feats_out
+            if not torch.is_tensor(feats_out):
+                feats_out = first_tensor(feats_out)
+            rows = feats_out.shape[1] if feats_out.dim() == 3 else feats_out.shape[0] // batch
+        except Exception as exc:  # noqa: BLE001  try the other layout, else leave the audio out
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            continue
+        if 0 < rows <= 4096:
+            kw.update(trial)
+            _place(model, kw, token, rows)
+            return
+    model._probe_audio_dropped = f"its audio tokens could not be counted ({why or 'no audio embeddings'})"
+
+
+def _bins(audio) -> int:
+    return int(getattr(audio, "num_mel_bins", None) or getattr(audio, "input_dim", None)
+               or getattr(audio, "feature_size", None) or 80)
+
+
+def _audio_candidates(audio, name: str, batch: int, g) -> list:
+    if name == "input_values":
+        return [torch.randn(batch, 4000, generator=g)]
+    bins = _bins(audio)
+    positions, window = getattr(audio, "max_source_positions", None), getattr(audio, "n_window", None)
+    frames = 2 * int(positions) if isinstance(positions, int) and positions > 0 else 64
+    if isinstance(window, int) and window > 0:  # Qwen3-ASR pads its frames to whole windows of 2 x n_window
+        frames = 2 * window
+    return [torch.randn(batch, bins, frames, generator=g), torch.randn(batch, frames, bins, generator=g)]
+
+
+def _required_of(fn) -> set:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _place(model, kw: dict, token: int, count: int) -> None:
+    """`count` placeholders after the first token of every row (labels and mask follow)."""
+    ids = kw["input_ids"]
+    batch = ids.shape[0]
+    vocab = int(getattr(text_config_of(model.config), "vocab_size", 512) or 512)
+    text = ids.masked_fill(ids == token, min(3, vocab - 1))
+    kw["input_ids"] = torch.cat([text[:, :1], torch.full((batch, count), token, dtype=ids.dtype), text[:, 1:]], dim=1)
+    if "attention_mask" in kw:
+        kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+    if "labels" in kw:
+        kw["labels"] = kw["input_ids"].clone()
+
+
+def _add_own_ids(model, kw: dict, params: set, batch: int, seq: int, g) -> None:
+    """A tower fed its own token ids, named after its sub-config: Evolla's protein encoder reads
+    `protein_input_ids` (its SaProt vocabulary, `protein_encoder_config`) and never runs without."""
+    config = model.config
+    for name in sorted(params):
+        if not name.endswith("_input_ids") or name in kw or name.startswith(("decoder_", "qformer_")):
+            continue
+        stem = name[: -len("_input_ids")]
+        own = getattr(config, f"{stem}_encoder_config", None) or getattr(config, f"{stem}_config", None)
+        vocab = getattr(own, "vocab_size", None)
+        if not isinstance(vocab, int) or vocab < 4:
+            continue
+        kw[name] = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
+        if f"{stem}_attention_mask" in params:
+            kw[f"{stem}_attention_mask"] = torch.ones_like(kw[name])
 
 
 TRAINING_INPUT = re.compile(r"`(\w+)` is required as a model input when training")

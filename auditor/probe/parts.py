@@ -94,18 +94,20 @@ def parts_of(model) -> list:
     return [main] + parts
 
 
-VISUAL = ("vision", "visual", "image", "vq", "high_res_vision", "perceiver", "qformer", "projector")
+MODALITY = {"image": ("vision", "visual", "image", "vq", "perceiver", "qformer", "projector"),
+            "audio": ("audio", "speech", "encoder", "projector", "sound", "whisper", "acoustic", "semantic")}
 
 
-def measure(parts: list, calls: dict, sites: list, image_dropped: str = "") -> None:
+def measure(parts: list, calls: dict, sites: list, dropped: dict | None = None) -> None:
     """calls: id(module) -> forward calls in training; sites: (module id, train calls) per site;
-    image_dropped: why the batch left the image out, if it did (said of the idle visual parts)."""
+    dropped: modality -> why the batch left that input out (said of the idle parts it feeds)."""
     for part in parts:
         part.calls = sum(calls.get(i, 0) for i in part.ids)
         inside = [n for i, n in sites if i in part.ids]
         part.sites, part.fired = len(inside), sum(inside)
-        if not part.calls and image_dropped and any(v in part.name for v in VISUAL):
-            part.why = f"the probe's batch left the image out: {image_dropped}"
+        for modality, why in (dropped or {}).items():
+            if not part.calls and why and not part.why and any(v in part.name for v in MODALITY[modality]):
+                part.why = f"the probe's batch left the {modality} out: {why}"
 
 
 def part_of_key(parts: list, key_path: tuple):

@@ -238,17 +238,21 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
             m, arch = build(overrides, False, torch.device("cpu"), torch.float32)
             return (m, arch)
 
-        cache = {}
+        import weakref
+
+        from auditor.probe.batch import hf_batch
+
+        batches = weakref.WeakKeyDictionary()
 
         def build_small(overrides):
+            # the batch is made here, outside the key map's instrument: counting image or audio
+            # tokens runs the towers, whose dropout calls would be taken for the key's sites
             m, arch = small(overrides)
-            cache["arch"] = arch
+            batches[m] = hf_batch(m, arch, opts.seed, torch.device("cpu"))
             return m
 
         def run(model):
-            from auditor.probe.batch import hf_batch
-            kw = hf_batch(model, cache["arch"], opts.seed, torch.device("cpu"))
-            return subject.output_fn(model(**kw)).detach()
+            return subject.output_fn(model(**batches[model])).detach()
 
         pairs = [(k, target.which(i, k)) for i, k in enumerate(target.keys)]
         base_rates, effects = measure_keys(pairs, build_small, run, opts.seed, opts.key_forwards)
@@ -309,7 +313,8 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
     # coverage: which parts ran in the fine-tune, and how often their dropout sites fired
     judged = survey.judged() if survey is not None else []
     measure_parts(parts, ins.calls, [(s.owner, s.train.calls) for s in ins.sites.values()]
-                  + [(s.owner, s.calls) for s in judged], getattr(model, "_probe_image_dropped", ""))
+                  + [(s.owner, s.calls) for s in judged],
+                  {"image": getattr(model, "_probe_image_dropped", ""), "audio": getattr(model, "_probe_audio_dropped", "")})
     res.parts = [p.to_dict() | {"line": p.describe()} for p in parts]
 
     # 4b. the key checks, now that it is known which parts ran

@@ -272,6 +272,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
             d["num_kv_shared_layers"] = min(d["num_kv_shared_layers"], max(0, total - keep))
     elif listed := listed_layers(d):
         cut_per_layer(d, listed, layers_needed(d, listed))
+    _fit_stages(cfg, d)
     _scale_experts(d)
     _scale_vocab(d)
     rotary = any(k in d for k in ("rope_scaling", "rope_parameters", "rope_theta", "rotary_dim"))
@@ -313,11 +314,43 @@ def total_stride(d: dict) -> int:
     return max(found, default=1)
 
 
+STAGE_NAME = re.compile(r"^stage(\d+)$")
+STAGE_BLOCKS = {"depths": 1, "depth": 1, "stage_num_blocks": 1, "stage_numb_of_layers": 2}
+
+
+def _fit_stages(before: dict, after: dict) -> None:
+    """A backbone names its outputs by stage (`stage_names`, `out_features`, `out_indices`); a
+    transformer backbone has one stage per layer, so the cut stack has fewer: BEiT's and DINOv2's
+    saved defaults ask for 'stage12' of a 2-layer stack ("out_features must be a subset of
+    stage_names"). Stage names follow the cut; an output beyond it becomes the last stage."""
+    names = after.get("stage_names")
+    layers, was = layer_count(after), layer_count(before)
+    if not (isinstance(names, list) and is_int(layers) and is_int(was) and layers < was
+            and len(names) == was + 1):
+        return
+    after["stage_names"] = ["stem"] + [f"stage{i}" for i in range(1, layers + 1)]
+    features = after.get("out_features")
+    if isinstance(features, list):
+        fitted = []
+        for name in features:
+            found = STAGE_NAME.match(str(name))
+            new = f"stage{min(int(found.group(1)), layers)}" if found else name
+            if new not in fitted:
+                fitted.append(new)
+        after["out_features"] = fitted
+    indices = after.get("out_indices")
+    if isinstance(indices, list) and all(is_int(v) for v in indices):
+        after["out_indices"] = sorted({min(v, layers) if v >= 0 else max(v, -layers - 1) for v in indices})
+
+
 def _scale_vision(d: dict) -> None:
     """Stage depths, compound coefficients and the image size (see the module docstring)."""
-    depths = d.get("depths")
-    if isinstance(depths, list) and depths and all(is_int(v) and v > 0 for v in depths):
-        d["depths"] = [1] * len(depths)
+    for key, keep in STAGE_BLOCKS.items():
+        value = d.get(key)
+        if isinstance(value, list) and value and all(is_int(v) and v > 0 for v in value):
+            d[key] = [min(v, keep) for v in value]
+    if isinstance(d.get("depths"), list) and is_int(d.get("window_size")) and d["window_size"] > 2:
+        d["window_size"] = 2  # Swin's windows: the last stage of a small image is 2 x 2
     for key, cap in COEFFICIENT_CAPS.items():
         if isinstance(d.get(key), (int, float)) and not isinstance(d[key], bool) and d[key] > cap:
             if key == "width_coefficient" and is_int(d.get("hidden_dim")):
@@ -421,13 +454,14 @@ def _scale_token_ranges(before: dict, after: dict) -> None:
     text_after["vocab_size"] = new + min(vocab - old, CODEBOOK)
 
 
-PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id")
+PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id", "audio_token_id",
+                "audio_token_index")
 
 
 def _set_unset_placeholders(d: dict, vocab) -> None:
-    """BLIP-2 and InstructBLIP(-Video) defaults leave the image placeholder id None, yet their
-    forward finds the image positions by that id (`input_ids == config.image_token_id`), so a
-    default config cannot run; released checkpoints name one. Give a key present as None an id
+    """BLIP-2 and InstructBLIP(-Video) defaults leave the image placeholder id None (Voxtral the
+    audio one), yet their forward finds the positions by that id (`input_ids ==
+    config.image_token_id`), so a default config cannot run; released checkpoints name one. Give a key present as None an id
     near the top of the scaled vocabulary, as the written ids get."""
     vocab = vocab if is_int(vocab) and vocab > 32 else VOCAB
     for key in PLACEHOLDERS:
