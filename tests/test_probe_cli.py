@@ -123,3 +123,9 @@ def test_html_renders_every_summary_as_a_table(tmp_path):
     keys = page.split("<h2>Keys (switched off one at a time)</h2>", 1)[1].split("<h2>", 1)[0]
     assert re.search(r'<tr class="bad"><td>hidden_dropout_prob</td><td>0.3</td><td>no-op</td>', keys)
     assert "<td>two_forwards_equal</td><td>True</td>" in page
+
+
+def test_a_report_file_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path):
+    res = CliRunner().invoke(probe, [DEAD, "--steps", "2", "--format", "concise", "--html",
+                                     str(tmp_path / "missing" / "r.html")], catch_exceptions=False)
+    assert res.exit_code == 2 and "cannot write the report file" in res.output and "Traceback" not in res.output

@@ -130,19 +130,27 @@ def run(req: ProbeRequest) -> int:
     except CannotProbe as exc:
         finding = exc.finding()
         write_findings(req, [finding])
-        write_files(req, None, [finding], refusal=exc)
-        return 2
+        return write_files(req, None, [finding], refusal=exc) or 2
     except (TargetError, BuildError, RuntimeError, OSError) as exc:
         click.echo(f"dropout-audit probe: error: {exc}", err=True)
         return 2
     write_findings(req, result.findings, result)
-    write_files(req, result, result.findings)
-    return exit_code(result.findings, req.fail_on, req.exit_zero)
+    return write_files(req, result, result.findings) or exit_code(result.findings, req.fail_on, req.exit_zero)
 
 
-def write_files(req: ProbeRequest, result, findings: list, refusal: CannotProbe | None = None) -> None:
+def write_files(req: ProbeRequest, result, findings: list, refusal: CannotProbe | None = None) -> int:
     """--html and --measurements, also for a model the probe refused (then they hold the
-    refusal, so a CI job that collects them never finds them missing or stale)."""
+    refusal, so a CI job that collects them never finds them missing or stale). 2 when one
+    cannot be written (said in one line), else 0."""
+    try:
+        _write_files(req, result, findings, refusal)
+    except OSError as exc:
+        click.echo(f"dropout-audit probe: error: cannot write the report file: {exc}", err=True)
+        return 2
+    return 0
+
+
+def _write_files(req: ProbeRequest, result, findings: list, refusal: CannotProbe | None) -> None:
     if not (req.html_file or req.measurements):
         return
     if result is not None:
