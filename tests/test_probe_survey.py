@@ -131,3 +131,19 @@ def test_a_key_the_model_never_reads_is_a_no_op_even_when_it_draws_from_numpy():
     before = rng.state()
     model(x)
     assert rng.drawn(before, rng.state()) == ["numpy"]
+
+
+def test_a_key_belongs_to_the_innermost_part_whose_sub_config_holds_it():
+    from auditor.probe.parts import Part, measure, part_of_key
+
+    main = Part("main", ())
+    thinker = Part("thinker", ("thinker_config",), "thinker", ids={1, 2})
+    audio = Part("audio", ("thinker_config", "audio_config"), "thinker.audio", ids={3})
+    parts = [main, thinker, audio]
+    assert part_of_key(parts, ("dropout",)) is main
+    assert part_of_key(parts, ("thinker_config", "dropout")) is thinker
+    assert part_of_key(parts, ("thinker_config", "audio_config", "dropout")) is audio
+    assert part_of_key(parts, ("thinker_config",)) is main  # the sub-config itself is no key of it
+    measure(parts, {1: 2, 2: 1}, [(2, 5), (3, 0)], {"audio": "no audio token"})
+    assert thinker.ran and thinker.calls == 3 and thinker.fired == 5 and not audio.ran
+    assert "left the audio out: no audio token" in audio.describe() and "did not run" in audio.describe()
