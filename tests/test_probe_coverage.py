@@ -928,3 +928,25 @@ def test_keys_read_by_parts_the_batch_now_runs_or_not_are_never_drp804(tmp_path,
     else:
         assert verdict["verdict"] == "live"
         assert all(p["ran"] for p in result.parts if p["built"]), result.parts
+
+
+def test_any_resolution_pinpoints_and_pooled_image_tokens_follow_the_scaled_image():
+    """LLaVA-NeXT's image_grid_pinpoints are pixel resolutions (multiples of the image size) and
+    Gemma 3 pools its patch grid to mm_tokens_per_image: both must follow the scaled image, or
+    the image is left out (llava_next) or the pooling kernel is 0 (gemma3)."""
+    small = scaled_with_type("llava_next")
+    size = small["vision_config"]["image_size"]
+    assert all(v % size == 0 and v < 336 for pin in small["image_grid_pinpoints"] for v in pin)
+    gemma = scaled_with_type("gemma3")
+    side = gemma["vision_config"]["image_size"] // gemma["vision_config"]["patch_size"]
+    tokens_side = int(gemma["mm_tokens_per_image"] ** 0.5)
+    assert tokens_side ** 2 == gemma["mm_tokens_per_image"] and side % tokens_side == 0 and side // tokens_side >= 2
+    model, batch = built("llava_next", "LlavaNextForConditionalGeneration")
+    assert batch["pixel_values"].dim() == 5 and batch["image_sizes"].tolist() == [[size, size]] * 4
+    assert not model._probe_image_dropped and trains(model, batch)
+
+
+def test_idefics_style_images_come_one_per_row():
+    model, batch = built("idefics3", "Idefics3ForConditionalGeneration")
+    assert batch["pixel_values"].shape[:2] == (4, 1) and not model._probe_image_dropped
+    assert (batch["input_ids"] == model.config.image_token_id).any() and trains(model, batch)

@@ -118,6 +118,10 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
+        elif "pixel_attention_mask" in params and main == "input_ids" and not _is_policy(config):
+            kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)  # Idefics 2/3, SmolVLM: (batch, images, C, H, W)
+        elif "image_sizes" in params and getattr(config, "image_grid_pinpoints", None) and main == "input_ids":
+            _any_resolution(model, kw, batch, g)
         if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
             placed = _cross_attended_image(kw)
     if main == "state" and _is_policy(config):
@@ -332,6 +336,23 @@ def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
 
 
 PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
+
+
+def _any_resolution(model, kw: dict, batch: int, g) -> None:
+    """LLaVA-NeXT style "any resolution": one image is its base view plus the tiles of the best
+    grid of `image_grid_pinpoints` for its size, (batch, views, C, H, W), with `image_sizes`;
+    the model's own `image_size_to_num_patches` says how many views (the scaler shrinks the
+    pinpoints with the image)."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    count = getattr(sys.modules.get(type(base).__module__), "image_size_to_num_patches", None)
+    vision = _vision(model.config)
+    size = getattr(vision, "image_size", None)
+    if not callable(count) or not isinstance(size, int):
+        return
+    views = int(count((size, size), model.config.image_grid_pinpoints, size))
+    pixels = kw["pixel_values"]
+    kw["pixel_values"] = torch.randn(batch, views, *pixels.shape[1:], generator=g)
+    kw["image_sizes"] = torch.tensor([[size, size]] * batch, dtype=torch.long)
 
 
 def _naflex(config, batch: int, g):
@@ -665,7 +686,8 @@ def _accepted(fn, kw: dict, first: str) -> dict:
     except (TypeError, ValueError):
         names = set()
     return {first: kw[first], **{k: v for k, v in kw.items()
-                                 if k in names and k != first and k.endswith(("_input_ids", "_attention_mask", "_grid_thw"))
+                                 if k in names and k != first
+                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "image_sizes"))
                                  and not k.startswith("decoder_")}}
 
 

@@ -293,6 +293,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
             d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim, widths)
     _fit_feature_layers(cfg, d)
     _scale_token_ranges(cfg, d)
+    _fit_image_tokens(cfg, d)
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
@@ -373,6 +374,29 @@ def _scale_vision(d: dict) -> None:
     current = size if is_int(size) else max(size)
     if target and current > target:
         d["image_size"] = target if is_int(size) else [target, target]
+
+
+def _fit_image_tokens(before: dict, after: dict) -> None:
+    """What a composite derives from its vision tower's image size: LLaVA-NeXT's
+    `image_grid_pinpoints` (resolutions in pixels, multiples of the image size) shrink with the
+    image; Gemma 3's `mm_tokens_per_image` (a square, pooled from the patch grid) becomes a
+    square whose side divides the scaled grid's, or its pooling kernel is 0 ("stride should not
+    be zero")."""
+    vb, va = before.get("vision_config"), after.get("vision_config")
+    if not (isinstance(vb, dict) and isinstance(va, dict)):
+        return
+    old, new, patch = vb.get("image_size"), va.get("image_size"), va.get("patch_size")
+    if not (is_int(old) and is_int(new) and old > 0):
+        return
+    pins = after.get("image_grid_pinpoints")
+    if new < old and isinstance(pins, list) and all(isinstance(p, list) and all(is_int(v) for v in p) for p in pins):
+        after["image_grid_pinpoints"] = [[max(new, v * new // old) for v in p] for p in pins]
+    tokens = after.get("mm_tokens_per_image")
+    if is_int(tokens) and is_int(patch) and patch > 0:
+        side, want = new // patch, math.isqrt(tokens)
+        if side and (want > side or side % want):
+            fit = max(s for s in range(1, side + 1) if side % s == 0 and s <= max(1, side // 2))
+            after["mm_tokens_per_image"] = fit * fit
 
 
 FEATURE_LAYER = re.compile(r"^(vision_)?feature_layers?$")
