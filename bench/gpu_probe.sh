@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Full-size probe on an NVIDIA GPU: the Llama-3.2-1B-shaped fixture (1.24B parameters, random
 # bf16 weights, never downloaded) with its LoRA adapter, including the step-time overhead of the
-# configured dropout against dropout 0 (CUDA events). Must finish within 5 minutes.
+# configured dropout against dropout 0 (CUDA events), the parts of the model that ran, and the
+# module survey (every module's train vs eval output on one input: hand-written dropout). Then
+# the planted hand-written dropout faults and the correct one on the GPU (issue #32: the survey's
+# kept-ratio tolerance is per dtype, and the GPU's kernels differ from the CPU's). Must finish
+# within 5 minutes.
 #
 #   bash bench/gpu_probe.sh            (from the repository root; PYTHON=... to pick an interpreter)
 #
@@ -13,6 +17,7 @@ DEVICE=${DEVICE:-cuda}          # DEVICE=cpu SIZE= bash bench/gpu_probe.sh: a dr
 SIZE=${SIZE---full-size}
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 OUTDIR=${OUT:-$(mktemp -d)}
+mkdir -p "$OUTDIR"
 M="$OUTDIR/gpu_probe_measurements.json"
 start=$(date +%s)
 set +e
@@ -44,6 +49,29 @@ print(f"magnitude  train-identity==eval: {mag['identity_equal']}; mean-of-train 
 print(f"loss       {d['loss'][0]:.4f} -> {d['loss'][-1]:.4f} over {len(d['loss'])} steps")
 if o:
     print(f"overhead   {o['ratio']:.3f}x (95% CI {o['ci95'][0]:.3f}..{o['ci95'][1]:.3f}), {o['timer']}")
+for p in d.get("parts", []):
+    print(f"part       {p['line']}")
+s = d.get("survey", {})
+print(f"survey     {s.get('modules')} modules, {s.get('module_calls')} calls compared, {s.get('differing')} differing, "
+      f"{len(s.get('judged', []))} judged, {s.get('rerun_failures')} re-run failures" if s.get("ran") else f"survey     {s}")
+for f in d["findings"]:
+    print(f"finding    {f['code']} {f['path']}:{f['line']} {f['message'][:160]}")
 print(f"findings   {[f['code'] for f in d['findings']] or 'none'}")
 PYEOF
+# the hand-written dropout faults on the device: each must give its code, the clean one nothing
+faults_rc=0
+for spec in clean_hand_written:- fault_hand_unscaled:DRP802 fault_hand_double_scaled:DRP803 fault_hand_wrong_rate:DRP801 \
+            fault_eval_rescale:DRP803 clean_hand_drop_path:-; do
+  name=${spec%%:*}; want=${spec##*:}
+  FM="$OUTDIR/$name.json"
+  PYTHONPATH=. timeout 60 "$PY" -m auditor probe --factory "tests/probe_faults.py:$name" --device "$DEVICE" --steps 8 \
+    --format concise --exit-zero --measurements "$FM" >/dev/null 2>&1
+  got=$("$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(' '.join(sorted({f['code']+'@'+str(f['line']) for f in d['findings']})) or '-')" "$FM" 2>/dev/null || echo "no-measurements")
+  case "$want:$got" in
+    -:-|DRP80?:*"$want"@*) verdict=ok ;;
+    *) verdict=WRONG; faults_rc=1 ;;
+  esac
+  echo "fault      $name want $want got $got $verdict"
+done
+[ $rc -le 1 ] && rc=$faults_rc
 exit $rc

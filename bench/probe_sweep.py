@@ -1,17 +1,24 @@
 """Probe coverage: probe the default config of every type in Transformers' causal-LM,
-image-text-to-text and seq2seq mappings, and count completed / refused / crashed.
+image-text-to-text, seq2seq, audio-classification, image-classification and masked-LM mappings,
+and count completed / refused / crashed, and the types whose every part ran.
 
     nice python bench/probe_sweep.py                      # every type (long: run in the background)
     nice python bench/probe_sweep.py --family causal-lm --limit 20 --jobs 2 --timeout 120
     nice python bench/probe_sweep.py --types llama jamba whisper
 
-Each type gets a config.json holding only its model_type and the mapping's class as
-`architectures` (what a real checkpoint's config says), probed with `--steps 2` in a forked child
-under a wall-clock limit. Every phase of the probe runs (build, key map, fine-tune, eval passes,
-magnitude), with fewer repeated forwards and no step timing (ProbeRequest.light), so that the
-sweep measures whether a type can be probed, not how long 128 forwards take on a busy machine. "refused" is a DRP811 finding (one line, exit 2); "crashed" is anything
-else: an exception escaping the probe's boundary, a dead child or a timeout. Results go to stdout
-as a table and, with --json, to a file.
+Each type's default config is saved by Transformers itself (`save_pretrained` of the config
+class's defaults, with the mapping's class as `architectures`, as a real checkpoint's config
+says; a default Transformers cannot construct gets a config.json of its model_type and class
+only), then probed with `--steps 2` in a forked child under a wall-clock limit. Every phase of
+the probe runs (build, key map, fine-tune, eval passes, magnitude, module survey), with fewer
+repeated forwards and no step timing (ProbeRequest.light), so that the sweep measures whether a
+type can be probed, not how long 128 forwards take on a busy machine. "refused" is a DRP811
+finding (one line, exit 2); "crashed" is anything else: an exception escaping the probe's
+boundary, a dead child or a timeout. "all parts ran": completed, and every part of the model
+built from a sub-config (vision, audio, protein, ...) ran in the fine-tune (probe/parts.py).
+Every DRP804 is listed with its key, to be checked against the modeling source. Results go to
+stdout as a table and, with --json, to a file (rewritten after every type, so a sweep stopped
+half-way keeps what it measured).
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ FAMILIES = {
     "causal-lm": ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",),
     "image-text-to-text": ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",),
     "seq2seq": ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES"),
+    "audio-classification": ("MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",),
+    "image-classification": ("MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",),
+    "masked-lm": ("MODEL_FOR_MASKED_LM_MAPPING_NAMES",),
 }
 
 
@@ -48,26 +58,53 @@ def mapped_types(family: str) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def save_default(model_type: str, arch: str, directory: str) -> str:
+    """The type's default config as Transformers saves it; "minimal" when it cannot (a default
+    that fails its own validation): then only model_type and the class are written."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        config = CONFIG_MAPPING[model_type]()
+        config.architectures = [arch]
+        config.save_pretrained(directory)
+        return "saved"
+    except Exception:  # noqa: BLE001  what Transformers cannot save, the probe gets as a user would write it
+        with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as fh:
+            json.dump({"model_type": model_type, "architectures": [arch]}, fh)
+        return "minimal"
+
+
 def probe_one(model_type: str, arch: str, steps: int) -> dict:
     """Probe one default config in this (child) process; never raises."""
     from auditor.probe.session import CannotProbe, ProbeRequest, execute
 
     started = time.monotonic()
+    extra: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "config.json")
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump({"model_type": model_type, "architectures": [arch]}, fh)
+        extra["config"] = save_default(model_type, arch, tmp)
         try:
             result = execute(ProbeRequest(path=path, steps=steps, device="cpu", light=LIGHT))
             status, detail = "completed", result.meta.get("model", "")
+            parts = [p for p in result.parts if p["built"]]
+            extra.update(
+                parts={p["part"]: p["ran"] for p in parts},
+                all_parts_ran=all(p["ran"] for p in parts),
+                idle_parts=[p["line"] for p in parts if not p["ran"]],
+                codes=sorted({f.code for f in result.findings}),
+                drp804=[f.message for f in result.findings if f.code == "DRP804"],
+                not_exercised=[k["key"] for k in result.keys if k["verdict"] == "not exercised"],
+                survey={k: v for k, v in result.survey.items() if k != "judged"},
+                judged=[(j["path"], j["kind"], j["train_verdict"]) for j in result.survey.get("judged", [])])
         except CannotProbe as exc:
             status, detail = "refused", exc.reason
         except BaseException as exc:  # noqa: BLE001  what the sweep exists to count
             status = "crashed"
             detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:300] + " | " + \
                 traceback.format_exc().strip().splitlines()[-1][:200]
+            extra["traceback"] = traceback.format_exc()[-2000:]
     return {"type": model_type, "class": arch, "status": status, "detail": detail,
-            "seconds": round(time.monotonic() - started, 1)}
+            "seconds": round(time.monotonic() - started, 1), **extra}
 
 
 def _child(queue, model_type, arch, steps):
@@ -79,7 +116,7 @@ def _child(queue, model_type, arch, steps):
     queue.put(probe_one(model_type, arch, steps))
 
 
-def sweep(items: list[tuple[str, str, str]], steps: int, timeout: float, jobs: int) -> list[dict]:
+def sweep(items: list[tuple[str, str, str]], steps: int, timeout: float, jobs: int, out: str | None = None) -> list[dict]:
     """items: (family, model_type, class). Forked children, `jobs` at a time, each under `timeout`."""
     import torch  # noqa: F401  (imported once, before forking)
     import transformers  # noqa: F401
@@ -113,20 +150,34 @@ def sweep(items: list[tuple[str, str, str]], steps: int, timeout: float, jobs: i
                 running.remove(entry)
                 res["family"] = family
                 results.append(res)
-                print(f"{res['status']:9} {family:18} {model_type:28} {res['seconds']:6.1f}s  "
+                idle = "" if res.get("all_parts_ran", True) else " [idle: " + ", ".join(
+                    p for p, ran in res.get("parts", {}).items() if not ran) + "]"
+                print(f"{res['status']:9} {family:18} {model_type:28} {res['seconds']:6.1f}s{idle}  "
                       f"{res['detail'][:150]}", flush=True)
+                if out:
+                    write_json(out, results)
     return results
 
 
+def write_json(path: str, results: list[dict]) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(sorted(results, key=lambda r: (r["family"], r["type"])), fh, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def summary(results: list[dict]) -> list[str]:
-    lines = ["| family | types | completed | refused | crashed | completed % |", "|---|---|---|---|---|---|"]
+    lines = ["| family | types | completed | refused | crashed | completed % | all parts ran | all parts ran % "
+             "| DRP804 |", "|---|---|---|---|---|---|---|---|---|"]
     for family in FAMILIES:
         rows = [r for r in results if r["family"] == family]
         if not rows:
             continue
         counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "refused", "crashed")}
+        whole = sum(r["status"] == "completed" and r.get("all_parts_ran", False) for r in rows)
+        drp804 = sum(len(r.get("drp804", [])) for r in rows)
         lines.append(f"| {family} | {len(rows)} | {counts['completed']} | {counts['refused']} | "
-                     f"{counts['crashed']} | {100 * counts['completed'] / len(rows):.0f}% |")
+                     f"{counts['crashed']} | {100 * counts['completed'] / len(rows):.1f}% | {whole} | "
+                     f"{100 * whole / len(rows):.1f}% | {drp804} |")
     return lines
 
 
@@ -147,13 +198,12 @@ def main(argv=None) -> int:
         chosen = [t for t in types if not args.types or t in args.types]
         items += [(family, t, types[t]) for t in (chosen[: args.limit] if args.limit else chosen)]
     started = time.monotonic()
-    results = sweep(items, args.steps, args.timeout, args.jobs)
+    results = sweep(items, args.steps, args.timeout, args.jobs, args.json)
     for line in summary(results):
         print(line)
     print(f"{len(results)} probes in {time.monotonic() - started:.0f}s")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(sorted(results, key=lambda r: (r["family"], r["type"])), fh, indent=1)
+        write_json(args.json, results)
     return 0
 
 

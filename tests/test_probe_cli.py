@@ -93,3 +93,39 @@ def test_help_does_not_import_torch():
                          env={**os.environ, "PYTHONPATH": REPO})
     assert out.stdout.strip().endswith("False"), out.stdout
     assert "RUNS FILE.py" in out.stdout
+
+
+def test_a_refused_model_still_writes_its_report_files_with_the_refusal(tmp_path):
+    """--html and --measurements were silently not written for a refused type."""
+    config = tmp_path / "config.json"
+    config.write_text('{"model_type": "blip_2_vision_model"}')
+    html, measured = tmp_path / "r.html", tmp_path / "m.json"
+    res = invoke(str(config), "--format", "concise", "--html", str(html), "--measurements", str(measured))
+    assert res.exit_code == 2
+    data = json.loads(measured.read_text())
+    assert data["meta"]["refused"] is True and "blip-2" in data["meta"]["reason"]
+    assert [f["code"] for f in data["findings"]] == ["DRP811"]
+    page = html.read_text()
+    assert "DRP811" in page and "Nothing was measured" in page and "<script" not in page
+
+
+def test_html_renders_every_summary_as_a_table(tmp_path):
+    """The eval, magnitude, loss and key summaries were only in the HTML's raw JSON."""
+    import re
+
+    html = tmp_path / "r.html"
+    invoke(DEAD, "--format", "concise", "--html", str(html))
+    page = html.read_text()
+    for heading in ("Parts of the model that ran", "Sites", "Eval mode", "Expected magnitude", "Loss",
+                    "Keys (switched off one at a time)", "Module survey (hand-written dropout)"):
+        section = page.split(f"<h2>{heading}</h2>", 1)[1].split("<h2>", 1)[0]
+        assert section.lstrip().startswith("<table>"), heading
+    keys = page.split("<h2>Keys (switched off one at a time)</h2>", 1)[1].split("<h2>", 1)[0]
+    assert re.search(r'<tr class="bad"><td>hidden_dropout_prob</td><td>0.3</td><td>no-op</td>', keys)
+    assert "<td>two_forwards_equal</td><td>True</td>" in page
+
+
+def test_a_report_file_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path):
+    res = CliRunner().invoke(probe, [DEAD, "--steps", "2", "--format", "concise", "--html",
+                                     str(tmp_path / "missing" / "r.html")], catch_exceptions=False)
+    assert res.exit_code == 2 and "cannot write the report file" in res.output and "Traceback" not in res.output

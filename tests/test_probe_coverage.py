@@ -792,3 +792,161 @@ def test_a_depth_named_only_by_its_layer_type_list_is_cut():
     before = CONFIG_MAPPING["nemo_speechlm"]().to_dict()["text_config"]["layers_block_type"]
     assert len(from_default) < len(before) and set(from_default) == set(before)
     assert CONFIG_MAPPING["nemotron_h"](layers_block_type=from_default).num_hidden_layers == len(from_default)
+
+
+# ------------------------------------------------------------------ vision scaling (issue #32)
+
+def test_vision_stacks_named_depth_or_layers_are_cut():
+    """Qwen-VL / GLM vision towers count their blocks in `depth`, Kosmos-2's text model in
+    `layers`: 24 types kept more than 12 layers, and Kosmos-2 took 137 s."""
+    assert scaled_with_type("glm4v")["vision_config"]["depth"] == 2
+    assert scaled_with_type("qwen2_vl")["vision_config"]["depth"] == 2
+    assert scaled_with_type("kosmos-2")["text_config"]["layers"] == 2
+    qwen25 = scaled_with_type("qwen2_5_vl")["vision_config"]  # full-attention blocks [7, 15, 23, 31]: one kept
+    assert qwen25["depth"] <= 12 and qwen25["fullatt_block_indexes"] == [7] and qwen25["depth"] > 7
+
+
+def test_image_size_stays_at_least_twice_the_total_stride():
+    """ConvNeXt's image was cut to 16 px (4 patches of 4), which its four stages (stride 32)
+    cannot take; stage depths are cut to one block each."""
+    from auditor.probe.shrink import total_stride
+
+    convnext = scaled_with_type("convnext")
+    assert total_stride(convnext) == 32 and convnext["image_size"] == 64 and convnext["depths"] == [1, 1, 1, 1]
+    assert scaled_with_type("swin")["image_size"] == 64
+    assert scaled_with_type("vit")["image_size"] == 64  # 4 x 4 patches of 16, as before
+    assert scaled_with_type("hiera")["image_size"] == [224, 224]  # a pair patch and no stride known: kept
+
+
+def test_efficientnet_coefficients_and_image_are_scaled():
+    """EfficientNet kept image 600 and its x2.0 width, x3.1 depth: over 7 minutes, 17.8 GB."""
+    small = scaled_with_type("efficientnet")
+    assert small["image_size"] == 64 and small["width_coefficient"] <= 0.25 and small["depth_coefficient"] <= 0.1
+    model, arch = build_default("efficientnet", "EfficientNetForImageClassification")
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+
+
+def test_qwen_vl_style_towers_get_patches_and_a_grid_and_run():
+    """GLM-4V's vision tower never ran: its processor-made patches and `image_grid_thw` were not
+    synthesised, so the image was left out (and `vision_config.attention_dropout` got a false
+    DRP804)."""
+    import torch
+
+    model, batch = built("glm4v", "Glm4vForConditionalGeneration")
+    vision = model.config.vision_config
+    merge, patch = vision.spatial_merge_size, vision.patch_size
+    grid = batch["image_grid_thw"]
+    assert grid.shape == (batch["input_ids"].shape[0], 3) and (grid[:, 1:] % merge == 0).all()
+    assert batch["pixel_values"].shape == (int(grid.prod(-1).sum()),
+                                           vision.in_channels * vision.temporal_patch_size * patch * patch)
+    tokens = (batch["input_ids"] == model.config.image_token_id).sum(dim=1)
+    assert (tokens == grid.prod(-1) // merge**2).all()
+    assert (batch["mm_token_type_ids"] == (batch["input_ids"] == model.config.image_token_id)).all()
+    assert not model._probe_image_dropped
+    calls = []
+    hook = model.model.visual.register_forward_hook(lambda *a: calls.append(1))
+    model.train()
+    assert torch.isfinite(model(**batch).loss) and calls
+    hook.remove()
+
+
+def test_backbone_stage_names_and_swin_windows_follow_the_cut():
+    """BEiT / DINOv2 saved defaults ask for 'stage12' of a 2-layer stack; Swin's 7 x 7 windows
+    do not fit the scaled image's 2 x 2 last stage (the size of tensor a (16) must match (49))."""
+    beit = scaled_with_type("beit")
+    assert beit["stage_names"] == ["stem", "stage1", "stage2"] and beit["out_features"] == ["stage2"]
+    assert beit["out_indices"] == [2]
+    CONFIG_MAPPING["beit"](**{k: v for k, v in beit.items() if k != "model_type"})
+    swin = scaled_with_type("swin")
+    assert swin["window_size"] == 2 and swin["image_size"] == 64
+    model, batch = built("swin", "SwinForImageClassification")
+    assert trains(model, batch)
+
+
+def test_naflex_images_are_patches_with_their_shapes():
+    """SigLIP 2 takes (batch, patches, C x P x P) with a patch mask and spatial_shapes."""
+    model, batch = built("siglip2", "Siglip2ForImageClassification")
+    vision = model.config.vision_config
+    assert batch["pixel_values"].shape == (4, 16, vision.num_channels * vision.patch_size ** 2)
+    assert batch["spatial_shapes"].tolist() == [[4, 4]] * 4 and batch["pixel_attention_mask"].all()
+    assert trains(model, batch)
+
+
+def test_audio_llms_get_features_and_one_placeholder_per_audio_embedding():
+    """Audio-LLMs never ran their audio tower (granite_speech, qwen2_audio, voxtral, glmasr, ...):
+    the features are shaped for the audio config, counted through get_audio_features, and that
+    many audio tokens are written into the text."""
+    import torch
+
+    from auditor.probe.batch import counting
+
+    model, batch = built("glmasr", "GlmAsrForConditionalGeneration")
+    assert not model._probe_audio_dropped
+    with counting(model):
+        features = model.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
+    placeholders = (batch["input_ids"] == model.config.audio_token_id).sum()
+    assert placeholders == features.reshape(-1, features.shape[-1]).shape[0]
+    calls = []
+    hook = model.model.audio_tower.register_forward_hook(lambda *a: calls.append(1))
+    assert trains(model, batch) and calls
+    hook.remove()
+    voxtral = scaled_with_type("voxtral")  # its default leaves the audio placeholder None
+    assert isinstance(voxtral["audio_token_id"], int) and voxtral["audio_token_id"] < voxtral["text_config"]["vocab_size"]
+    del torch
+
+
+def test_a_protein_tower_gets_its_own_ids():
+    """Evolla's protein encoder reads protein_input_ids in its own vocabulary and never ran."""
+    model, batch = built("evolla", "EvollaForProteinText2Text")
+    ids = batch["protein_input_ids"]
+    assert ids.max() < model.config.protein_encoder_config.vocab_size and batch["protein_attention_mask"].all()
+    assert trains(model, batch)
+
+
+@pytest.mark.parametrize("model_type,arch,key", [
+    ("evolla", "EvollaForProteinText2Text", "protein_encoder_config.hidden_dropout_prob"),
+    ("granite_speech", "GraniteSpeechForConditionalGeneration", "encoder_config.dropout"),
+    ("glm4v", "Glm4vForConditionalGeneration", "vision_config.attention_dropout"),
+])
+def test_keys_read_by_parts_the_batch_now_runs_or_not_are_never_drp804(tmp_path, model_type, arch, key):
+    """The false DRP804s of issue #32, on configs saved by Transformers: each key is read in the
+    modeling code. Evolla's protein tower and GLM-4V's vision tower now run, so their keys are
+    live; Granite Speech's default cannot run its encoder (its projector expects 1408 features,
+    its encoder makes 1024, at full size too), so its keys are "not exercised", with the reason."""
+    config = CONFIG_MAPPING[model_type]()
+    config.architectures = [arch]
+    if model_type == "glm4v":
+        config.vision_config.attention_dropout = 0.1
+    config.save_pretrained(tmp_path)
+    result = execute(ProbeRequest(path=str(tmp_path / "config.json"), steps=1, device="cpu", light=True))
+    assert "DRP804" not in {f.code for f in result.findings}
+    [verdict] = [k for k in result.keys if k["key"] == key]
+    if model_type == "granite_speech":
+        assert verdict["verdict"] == "not exercised" and "never ran" in verdict["note"]
+        idle = {p["part"]: p for p in result.parts}
+        assert not idle["encoder"]["ran"] and "could not be counted" in idle["encoder"]["why"]
+    else:
+        assert verdict["verdict"] == "live"
+        assert all(p["ran"] for p in result.parts if p["built"]), result.parts
+
+
+def test_any_resolution_pinpoints_and_pooled_image_tokens_follow_the_scaled_image():
+    """LLaVA-NeXT's image_grid_pinpoints are pixel resolutions (multiples of the image size) and
+    Gemma 3 pools its patch grid to mm_tokens_per_image: both must follow the scaled image, or
+    the image is left out (llava_next) or the pooling kernel is 0 (gemma3)."""
+    small = scaled_with_type("llava_next")
+    size = small["vision_config"]["image_size"]
+    assert all(v % size == 0 and v < 336 for pin in small["image_grid_pinpoints"] for v in pin)
+    gemma = scaled_with_type("gemma3")
+    side = gemma["vision_config"]["image_size"] // gemma["vision_config"]["patch_size"]
+    tokens_side = int(gemma["mm_tokens_per_image"] ** 0.5)
+    assert tokens_side ** 2 == gemma["mm_tokens_per_image"] and side % tokens_side == 0 and side // tokens_side >= 2
+    model, batch = built("llava_next", "LlavaNextForConditionalGeneration")
+    assert batch["pixel_values"].dim() == 5 and batch["image_sizes"].tolist() == [[size, size]] * 4
+    assert not model._probe_image_dropped and trains(model, batch)
+
+
+def test_idefics_style_images_come_one_per_row():
+    model, batch = built("idefics3", "Idefics3ForConditionalGeneration")
+    assert batch["pixel_values"].shape[:2] == (4, 1) and not model._probe_image_dropped
+    assert (batch["input_ids"] == model.config.image_token_id).any() and trains(model, batch)

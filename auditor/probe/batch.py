@@ -13,6 +13,7 @@ path never pays for them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -20,6 +21,7 @@ import sys
 
 import torch
 
+from auditor.probe import rng
 from auditor.probe.errors import BuildError
 
 SEQ_LEN = 32
@@ -105,11 +107,21 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             if mask in params:
                 kw[mask] = torch.ones_like(kw[name])
     text_only = getattr(model, "_probe_text_only", False)
-    if main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
-                                  and not text_only):
+    grid = _grid_image(config, batch, g) if "image_grid_thw" in params and not text_only else None
+    flex = _naflex(config, batch, g) if "spatial_shapes" in params and not text_only else None
+    if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
+        kw["pixel_values"], kw["image_grid_thw"] = grid
+    elif flex is not None and main in ("input_ids", "pixel_values") and "pixel_values" in params:
+        kw["pixel_values"], kw["pixel_attention_mask"], kw["spatial_shapes"] = flex
+    elif main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
+                                    and not text_only):
         kw["pixel_values"] = _pixels(_vision(config) or _image_encoder(config) or config, batch, g)
         if _features_getter(model)[0] == "video":  # InstructBLIP-Video: (batch, 4 frames, C, H, W)
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
+        elif "pixel_attention_mask" in params and main == "input_ids" and not _is_policy(config):
+            kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)  # Idefics 2/3, SmolVLM: (batch, images, C, H, W)
+        elif "image_sizes" in params and getattr(config, "image_grid_pinpoints", None) and main == "input_ids":
+            _any_resolution(model, kw, batch, g)
         if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
             placed = _cross_attended_image(kw)
     if main == "state" and _is_policy(config):
@@ -140,9 +152,29 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
     if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
-    if "mm_token_type_ids" in params and "input_ids" in kw and "mm_token_type_ids" in _required_in_training(model):
-        kw["mm_token_type_ids"] = _modality_types(config, kw)
+    if main == "input_ids" and "input_ids" in kw and not text_only and not placed:
+        _add_audio(model, kw, params, batch, g)
+        _add_own_ids(model, kw, params, batch, seq, g)
+    if "mm_token_type_ids" in params and "input_ids" in kw and (
+            "mm_token_type_ids" in _required_in_training(model) or "image_grid_thw" in kw):
+        kw["mm_token_type_ids"] = _modality_types(config, kw)  # its processor writes them beside the grid
     return {k: to_device(v, device) for k, v in kw.items()}
+
+
+@contextlib.contextmanager
+def counting(model):
+    """Running a tower only to count its features (image or audio tokens): in eval mode, without
+    gradients, every random stream put back after, so the count leaves no trace on the run."""
+    flags = [(m, m.training) for m in model.modules()]
+    saved = rng.state()
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        for m, training in flags:
+            m.training = training
+        rng.restore(saved)
 
 
 def forward_params(model) -> set:
@@ -292,7 +324,7 @@ def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
     if vlm is None or owner is None or not isinstance(token, int) or "input_ids" not in kw:
         return False
     pixels = _pixels(_vision(vlm) or vlm, batch, g)
-    with torch.no_grad():
+    with counting(model):
         per_image = owner.get_image_features(pixels).pooler_output.shape[1]
     vocab = int(getattr(text_config_of(vlm), "vocab_size", None) or 512)
     ids = kw["input_ids"].masked_fill(kw["input_ids"] == token, min(3, vocab - 1))
@@ -304,6 +336,62 @@ def _policy_inputs(model, kw: dict, batch: int, g) -> bool:
 
 
 PATCH_GRID = 4  # rows and columns of patches in a synthetic image (16 patches, as a scaled ViT sees)
+
+
+def _any_resolution(model, kw: dict, batch: int, g) -> None:
+    """LLaVA-NeXT style "any resolution": one image is its base view plus the tiles of the best
+    grid of `image_grid_pinpoints` for its size, (batch, views, C, H, W), with `image_sizes`;
+    the model's own `image_size_to_num_patches` says how many views (the scaler shrinks the
+    pinpoints with the image)."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    count = getattr(sys.modules.get(type(base).__module__), "image_size_to_num_patches", None)
+    vision = _vision(model.config)
+    size = getattr(vision, "image_size", None)
+    if not callable(count) or not isinstance(size, int):
+        return
+    views = int(count((size, size), model.config.image_grid_pinpoints, size))
+    pixels = kw["pixel_values"]
+    kw["pixel_values"] = torch.randn(batch, views, *pixels.shape[1:], generator=g)
+    kw["image_sizes"] = torch.tensor([[size, size]] * batch, dtype=torch.long)
+
+
+def _naflex(config, batch: int, g):
+    """SigLIP 2's NaFlex tower takes an image as its patches, (batch, patches, channels x patch x
+    patch), a mask over them and each image's (rows, columns) of patches, `spatial_shapes`, to
+    which it resizes its position embeddings: 4 x 4 patches. None without a patch size."""
+    vision = _vision(config) or config
+    patch = getattr(vision, "patch_size", None)
+    if not isinstance(patch, int) or patch <= 0 or not isinstance(getattr(vision, "num_patches", None), int):
+        return None
+    channels = getattr(vision, "num_channels", None) or 3
+    patches = PATCH_GRID * PATCH_GRID
+    pixels = torch.randn(batch, patches, channels * patch * patch, generator=g)
+    shapes = torch.tensor([[PATCH_GRID, PATCH_GRID]] * batch, dtype=torch.long)
+    return pixels, torch.ones(batch, patches, dtype=torch.long), shapes
+
+
+def _grid_image(config, batch: int, g):
+    """Qwen-VL style towers (Qwen2-VL, GLM-4V, Ernie 4.5 VL, ...) take one image as its patches,
+    already cut and flattened by the processor, (patches, channels x temporal patch x patch x
+    patch), with `image_grid_thw` = (temporal patches, rows, columns) per image; rows and columns
+    are multiples of the merge size, whose square of patches makes one image token. One temporal
+    patch of 2 merge sizes square per image: 4 image tokens each. None when the vision config
+    does not say its patch size."""
+    vision = _vision(config)
+    patch = getattr(vision, "patch_size", None)
+    if isinstance(patch, (list, tuple)) and patch:
+        patch = patch[-1]
+    if not isinstance(patch, int) or patch <= 0:
+        return None
+    merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or 1
+    temporal = getattr(vision, "temporal_patch_size", None) or 1
+    channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
+    if not all(isinstance(v, int) and v > 0 for v in (merge, temporal, channels)):
+        return None
+    side = 2 * merge
+    grid = torch.tensor([[1, side, side]] * batch, dtype=torch.long)
+    pixels = torch.randn(batch * side * side, channels * temporal * patch * patch, generator=g)
+    return pixels, grid
 
 
 def _flattened_patches(config, batch: int, g) -> torch.Tensor:
@@ -378,8 +466,14 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
     kind, getter = _features_getter(model)
     token = next((getattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index")
                   if isinstance(getattr(config, n, None), int)), None)
+    model._probe_image_dropped = ""
+    declared = any(hasattr(config, n) for n in (f"{kind}_token_id", f"{kind}_token_index"))
+    if not declared and not by_mask:
+        return  # no placeholder at all (GIT): the model joins the image features to the text itself
     try:
-        with torch.no_grad():
+        if getter is None:
+            raise BuildError("the model has no get_image_features to count its image tokens")
+        with counting(model):
             out = getter(**_accepted(getter, kw, "pixel_values"))
         feats = getattr(out, "pooler_output", None)
         feats = out if feats is None else feats
@@ -388,12 +482,18 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         else:
             feats = first_tensor(feats) if not torch.is_tensor(feats) else feats
             rows = feats.reshape(-1, feats.shape[-1]).shape[0]
-        per_image = rows // kw["pixel_values"].shape[0]
-    except Exception:  # noqa: BLE001  no way to count image tokens: text only
-        per_image = None
+        images = kw["image_grid_thw"].shape[0] if "image_grid_thw" in kw else kw["pixel_values"].shape[0]
+        per_image = rows // images
+    except Exception as exc:  # noqa: BLE001  no way to count image tokens: text only
+        per_image, why = None, " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    else:
+        why = f"{per_image} image features per image" if per_image else "no image features"
     if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
             kw.pop("pixel_values")
+            kw.pop("image_grid_thw", None)
+            model._probe_image_dropped = (f"its image tokens could not be counted ({why})" if per_image is None
+                                          else f"no placeholder token to place its image ({why})")
         return
     ids = kw["input_ids"]
     batch, seq = ids.shape
@@ -408,6 +508,113 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
     if "labels" in kw:
         kw["labels"] = kw["input_ids"].clone()
+
+
+AUDIO_TOKENS = ("audio_token_id", "audio_token_index")
+AUDIO_INPUTS = ("input_features", "input_values")
+
+
+def _add_audio(model, kw: dict, params: set, batch: int, g) -> None:
+    """Audio-LLMs (Granite Speech, Voxtral, GLM-ASR, AudioFlamingo 3, ...) place one placeholder
+    per audio embedding, as images do: audio features shaped for the audio encoder's config (mel
+    bins by frames, else frames by features), counted through `get_audio_features`, then that
+    many `audio_token_id`s written into the text. A mask the feature path requires is all ones.
+    When the audio cannot be counted, it is left out and `_probe_audio_dropped` says why."""
+    config = model.config
+    name = next((n for n in AUDIO_INPUTS if n in params and n not in kw), None)
+    audio = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS if getattr(config, n, None) is not None), None)
+    if audio is None and name == "input_values":  # raw waveform: its encoders' configs have other names
+        audio = next((v for k, v in vars(config).items() if k.endswith("_config") and "encoder" in k), None)
+    token = next((getattr(config, n) for n in AUDIO_TOKENS if isinstance(getattr(config, n, None), int)), None)
+    getter = next((getattr(o, "get_audio_features", None) for o in (model, getattr(model, "model", None))
+                   if o is not None and callable(getattr(o, "get_audio_features", None))), None)
+    if name is None or audio is None:
+        return
+    model._probe_audio_dropped = ""
+    if token is None or getter is None:
+        model._probe_audio_dropped = "no audio placeholder token or get_audio_features to place its audio"
+        return
+    required = _required_of(getter)
+    why = ""
+    for feats in _audio_candidates(audio, name, batch, g):
+        trial = {name: feats}
+        for mask in required - {name}:
+            if mask.endswith("mask"):
+                trial[mask] = torch.ones(feats.shape[0], feats.shape[-1] if feats.dim() == 3 and
+                                         feats.shape[1] == _bins(audio) else feats.shape[1], dtype=torch.long)
+        try:
+            with counting(model):
+                out = getter(**trial)
+            feats_out = getattr(out, "pooler_output", None)
+            feats_out = out if feats_out is None else feats_out
+            if not torch.is_tensor(feats_out):
+                feats_out = first_tensor(feats_out)
+            rows = feats_out.shape[1] if feats_out.dim() == 3 else feats_out.shape[0] // batch
+        except Exception as exc:  # noqa: BLE001  try the other layout, else leave the audio out
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            continue
+        if 0 < rows <= 4096:
+            kw.update(trial)
+            _place(model, kw, token, rows)
+            return
+    model._probe_audio_dropped = f"its audio tokens could not be counted ({why or 'no audio embeddings'})"
+
+
+def _bins(audio) -> int:
+    return int(getattr(audio, "num_mel_bins", None) or getattr(audio, "input_dim", None)
+               or getattr(audio, "feature_size", None) or 80)
+
+
+def _audio_candidates(audio, name: str, batch: int, g) -> list:
+    if name == "input_values":
+        return [torch.randn(batch, 4000, generator=g)]
+    bins = _bins(audio)
+    positions, window = getattr(audio, "max_source_positions", None), getattr(audio, "n_window", None)
+    frames = 2 * int(positions) if isinstance(positions, int) and positions > 0 else 64
+    if isinstance(window, int) and window > 0:  # Qwen3-ASR pads its frames to whole windows of 2 x n_window
+        frames = 2 * window
+    return [torch.randn(batch, bins, frames, generator=g), torch.randn(batch, frames, bins, generator=g)]
+
+
+def _required_of(fn) -> set:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _place(model, kw: dict, token: int, count: int) -> None:
+    """`count` placeholders after the first token of every row (labels and mask follow)."""
+    ids = kw["input_ids"]
+    batch = ids.shape[0]
+    vocab = int(getattr(text_config_of(model.config), "vocab_size", 512) or 512)
+    text = ids.masked_fill(ids == token, min(3, vocab - 1))
+    kw["input_ids"] = torch.cat([text[:, :1], torch.full((batch, count), token, dtype=ids.dtype), text[:, 1:]], dim=1)
+    if "attention_mask" in kw:
+        kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+    if "labels" in kw:
+        kw["labels"] = kw["input_ids"].clone()
+
+
+def _add_own_ids(model, kw: dict, params: set, batch: int, seq: int, g) -> None:
+    """A tower fed its own token ids, named after its sub-config: Evolla's protein encoder reads
+    `protein_input_ids` (its SaProt vocabulary, `protein_encoder_config`) and never runs without."""
+    config = model.config
+    for name in sorted(params):
+        if not name.endswith("_input_ids") or name in kw or name.startswith(("decoder_", "qformer_")):
+            continue
+        stem = name[: -len("_input_ids")]
+        own = getattr(config, f"{stem}_encoder_config", None) or getattr(config, f"{stem}_config", None)
+        vocab = getattr(own, "vocab_size", None)
+        if not isinstance(vocab, int) or vocab < 4:
+            continue
+        kw[name] = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
+        if f"{stem}_attention_mask" in params:
+            kw[f"{stem}_attention_mask"] = torch.ones_like(kw[name])
 
 
 TRAINING_INPUT = re.compile(r"`(\w+)` is required as a model input when training")
@@ -479,7 +686,8 @@ def _accepted(fn, kw: dict, first: str) -> dict:
     except (TypeError, ValueError):
         names = set()
     return {first: kw[first], **{k: v for k, v in kw.items()
-                                 if k in names and k != first and k.endswith(("_input_ids", "_attention_mask"))
+                                 if k in names and k != first
+                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "image_sizes"))
                                  and not k.startswith("decoder_")}}
 
 

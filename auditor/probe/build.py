@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from auditor.probe import complete
+from auditor.probe import complete, rng
 from auditor.probe.batch import (
     BATCH,
     SEQ_LEN,
@@ -69,7 +69,7 @@ def _set_nested(d: dict, key_path: tuple, value) -> None:
     d[key_path[-1]] = value
 
 
-def _config_object(cfg: dict, trust_remote_code: bool, config_dir: str):
+def config_object(cfg: dict, trust_remote_code: bool, config_dir: str):
     import transformers
     from transformers import AutoConfig
 
@@ -164,11 +164,14 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
     first: Exception | None = None
     fills: set = set()  # keys the default leaves out that its model reads (see probe/complete.py)
     needed = False
+    fallback = None  # a layout that ran, but without the image its batch could not place
     for completing in (False, True):  # completions only where no layout runs without them
-        if completing and not needed:
+        if completing and (not needed or fallback is not None):
             break
         first = None if completing else first  # after completions, report what still fails
         for keep_head_dim, text_only, no_labels in SCALINGS:
+            if fallback is not None and text_only:
+                continue  # only a layout that also runs the image can beat the fallback
             while True:
                 try:
                     model, arch = _build_once(config, adapter, keep_head_dim, seed, device, dtype,
@@ -185,9 +188,19 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                         continue
                     first = first or exc  # the first layout's error is the one to report
                     break
-                choice.update(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills),
+                chosen = dict(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills),
                               tuple_output=getattr(model, "_probe_tuple_output", False))
+                if getattr(model, "_probe_image_dropped", "") and not text_only:
+                    # the image could not be placed in this layout: a later one (per-head sizes
+                    # kept: Qwen2-VL's vision rotary) may run the vision tower too
+                    fallback = fallback or (model, arch, chosen)
+                    break
+                choice.update(chosen)
                 return model, arch
+    if fallback is not None:
+        model, arch, chosen = fallback
+        choice.update(chosen)
+        return model, arch
     raise first
 
 
@@ -244,7 +257,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     ad = copy.deepcopy(adapter) if adapter else None
     for (which, key_path), value in (overrides or {}).items():
         _set_nested(cfg if which == "config" else ad, key_path, value)
-    obj, attn = _config_object(cfg, trust_remote_code, config_dir)
+    obj, attn = config_object(cfg, trust_remote_code, config_dir)
     completed: list[str] = []
     if keep_head_dim is not None:
         # scale the complete dict (defaults included), not only the keys the file spells out
@@ -253,7 +266,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
         completed = complete.complete(full, obj, set(fills)) if fills else []
         small = scale_config_dict(full, keep_head_dim=keep_head_dim)
         _fill_rope_sections(small, type(obj))
-        obj, _ = _config_object(small, trust_remote_code, config_dir)
+        obj, _ = config_object(small, trust_remote_code, config_dir)
     attn = attn_override or attn
     cls, arch = _model_class(obj, trust_remote_code)
     obj = _config_for_class(cls, obj)
@@ -262,7 +275,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
     kwargs = {"trust_remote_code": True} if trust_remote_code and cls.__name__.startswith("Auto") else {}
     if attn:
         kwargs["attn_implementation"] = attn
-    torch.manual_seed(seed)
+    rng.seed_all(seed)
     try:
         # allocate on the target device in the target dtype: a 1B model built in fp32 on the
         # host first would cost minutes and 5 GB before reaching the GPU
@@ -358,7 +371,7 @@ def full_size_refusal(exc: BaseException, config: dict, trust_remote_code: bool 
     from auditor.probe import fullsize
 
     try:
-        obj, _ = _config_object(copy.deepcopy(config), trust_remote_code, config_dir)
+        obj, _ = config_object(copy.deepcopy(config), trust_remote_code, config_dir)
         found = fullsize.same_failure(exc, obj)
     except Exception:  # noqa: BLE001  no second opinion: the scaled failure is reported as it is
         return None
@@ -454,7 +467,7 @@ def _default_inputs(model: nn.Module, seed: int, device) -> tuple:
 
 
 def subject_from_factory(fn: Callable, *, seed: int, device, description: str) -> Subject:
-    torch.manual_seed(seed)
+    rng.seed_all(seed)
     made = fn()
     example = None
     if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], nn.Module):

@@ -45,6 +45,10 @@ class SiteRow:
     train_verdict: str = "-"
     eval_verdict: str = "off"
     eval_dropped: int = 0
+    unit: str = ""                    # what one dropped unit is (hand-written masks: element, sample)
+    mean_ratio: float | None = None   # train/eval mean magnitude ratio (module survey)
+    slope: float | None = None        # least-squares slope of train on eval output (module survey)
+    source: str = ""                  # file:line of the module's class (module survey)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -110,12 +114,26 @@ def display_path(path: str) -> str:
     return path.removeprefix("base_model.model.")
 
 
-def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
+def site_alpha(sites: dict, extra_tests: int = 0) -> float:
+    """The per-test alpha of one run: the family alpha split over every live kernel site, every
+    module the survey judges, and the magnitude test."""
+    live = [s for s in sites.values() if s.train.p > 0 and s.train.n > 0]
+    return FAMILY_ALPHA / (len(live) + extra_tests + 1)
+
+
+def class_location(source: tuple, fallback: str) -> tuple:
+    """(file, span) of a module's class statement; the fallback file at 1:1 when unknown."""
+    file, line = source
+    if file and line:
+        return _rel(file), Span(line, 1, line, 1)
+    return fallback, Span.file_start()
+
+
+def site_rows(sites: dict, ctx: Context, scale_tol: float, alpha: float | None = None) -> tuple:
     """Check 1 (train: rate and inverted scaling) and the site half of check 2 (eval: no drop)."""
     findings = []
     rows = []
-    live = [s for s in sites.values() if s.train.p > 0 and s.train.n > 0]
-    alpha = FAMILY_ALPHA / (len(live) + 1) if live else FAMILY_ALPHA
+    alpha = site_alpha(sites) if alpha is None else alpha
     for s in sorted(sites.values(), key=lambda s: (s.path, s.kind)):
         key = ctx.site_keys.get((generic_path(s.path), s.kind))
         row = SiteRow(display_path(s.path), s.kind, s.train.p, s.eval.p, key.dotted if key else "",
@@ -178,6 +196,41 @@ def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
             row.eval_verdict = "not run"
         rows.append(row)
     return rows, findings, alpha
+
+
+def survey_rows(verdicts: list, ctx: Context, alpha: float) -> tuple:
+    """Rows and findings of the modules the survey judged (hand-written dropout): each finding at
+    the module's class statement."""
+    rows, findings = [], []
+    for v in verdicts:
+        site = v.site
+        file, span = class_location(site.source, ctx.config_path)
+        test = v.rate_test
+        p = max(site.stored.values()) if site.stored else (site.rate or 0.0)
+        kind = f"hand-written ({site.cls})" if site.mask_calls else f"stores a rate ({site.cls})"
+        row = SiteRow(display_path(site.path), kind, p, 0.0, calls_train=site.calls,
+                      unit=site.unit, mean_ratio=v.mean_ratio, slope=v.slope,
+                      source=f"{_rel(site.source[0])}:{site.source[1]}" if site.source[0] else "")
+        if test is not None:
+            row.n, row.k, row.rate, row.ci, row.p_value, row.alpha = site.n, site.k, test.rate, test.ci, test.p_value, alpha
+        row.scale, row.expected_scale = v.scale, v.expected_scale
+        row.train_verdict = v.verdict
+        row.eval_verdict = "RESCALED" if any(c == "DRP803" for c, _ in v.codes) else "off"
+        rows.append(row)
+        for code, message in v.codes:
+            findings.append(probe_finding(code, file, message, span, site.path))
+    return rows, findings
+
+
+def locate_finding(finding, culprits: list):
+    """A model-level finding moved to the module that fired (its class statement), naming it."""
+    if not culprits:
+        return finding.replace(message=finding.message + " (no single module could be singled out)")
+    first = culprits[0]
+    file, span = class_location(first.source, finding.path)
+    names = "; ".join(c.describe() for c in culprits)
+    where = f"Fired in {names}: its own output differs on the same input"
+    return finding.replace(path=file, span=span, key=first.path, message=f"{where}. {finding.message}")
 
 
 def eval_output_checks(same: bool, same_diff: float, ident: bool, ident_diff: float, path: str,
@@ -277,18 +330,23 @@ def loss_checks(losses: list, path: str) -> list:
     return []
 
 
-def key_checks(effects: list, base_rates: dict, ctx: Context, defaults: dict) -> list:
+def key_checks(effects: list, base_rates: dict, ctx: Context, defaults: dict, idle=None) -> list:
     """Check 4: configured keys with no live site; live sites no key explains; site p vs key.
 
     A no-op key whose value is its config class's own default (GPT-2's summary_first_dropout
     on an LM head) is a stock value nobody chose: it is listed in the key table, not reported.
+    A no-op key of a part of the model that never ran (a vision tower the synthetic batch gave
+    no image) was never tested: `idle(effect)` says why, and the key is "not exercised".
     """
     out = []
     explained = set()
     for eff in effects:
         k = eff.key
         default = defaults.get((k.file, k.key_path))
-        if eff.verdict == "no-op" and default is not None and abs(float(default) - k.value) < 1e-12:
+        why_idle = idle(eff) if idle is not None and eff.verdict == "no-op" else None
+        if why_idle:
+            eff.verdict, eff.note = "not exercised", why_idle
+        elif eff.verdict == "no-op" and default is not None and abs(float(default) - k.value) < 1e-12:
             eff.note = f"no effect, but {k.value:g} is the architecture's default (not reported)"
         elif eff.verdict == "no-op":
             out.append(probe_finding("DRP804", k.file,

@@ -80,6 +80,7 @@ class Site:
     family: str
     caller_class: str = ""
     source: tuple = ("", 0)   # (file, line): the functional call, else the calling module's forward
+    owner: int = 0            # id() of the module that made the call (which part of the model ran it)
     train: Tally = field(default_factory=Tally)
     eval: Tally = field(default_factory=Tally)
 
@@ -104,6 +105,16 @@ def source_of(module) -> tuple:
         file = inspect.getsourcefile(fn) or ""
         line = inspect.getsourcelines(fn)[1]
         return (file, line)
+    except (TypeError, OSError):
+        return ("", 0)
+
+
+def class_source(module) -> tuple:
+    """(file, line) of the `class` statement of the module's class: where a finding about what
+    the module does as a whole (hand-written dropout, a rescaled eval path) points."""
+    cls = type(module)
+    try:
+        return (inspect.getsourcefile(cls) or "", inspect.getsourcelines(cls)[1])
     except (TypeError, OSError):
         return ("", 0)
 
@@ -193,7 +204,10 @@ class Instrument:
     - "record": run normally and record statistics (phase "train" or "eval");
     - "light": run normally and record only which sites ran at which p (cheap);
     - "identity": every dropout site returns its input unchanged (reference output);
-    - "off": run normally, record nothing.
+    - "off": run normally, record nothing;
+    - "watch": run normally, record nothing, and tell `listener(module, p)` about every dropout
+      call and the module that made it (the module survey needs to know which modules' outputs
+      a known dropout kernel explains: `probe/survey.py`).
     """
 
     def __init__(self, model: nn.Module, mode: str = "record", phase: str = "train", sdpa_twin: bool = True):
@@ -210,6 +224,8 @@ class Instrument:
         self._originals: list = []
         self._busy = False
         self._identity_inputs: dict = {}
+        self.listener = None
+        self.calls: dict = {}   # id(module) -> forward calls in the train phase (coverage)
 
     # -- install / remove -------------------------------------------------------------
     def __enter__(self) -> Instrument:  # noqa: PYI034
@@ -251,6 +267,12 @@ class Instrument:
     # -- module stack -----------------------------------------------------------------
     def _push(self, module, args):
         self._stack.append(module)
+        if self.phase == "train" and self.mode == "record":
+            self.calls[id(module)] = self.calls.get(id(module), 0) + 1
+
+    def _notify(self, module, p: float) -> None:
+        if self.listener is not None:
+            self.listener(module, float(p))
 
     def _pop(self, module, args, output):
         if self._stack and self._stack[-1] is module:
@@ -275,7 +297,7 @@ class Instrument:
             source = call if call is not None and call[1] else (source_of(module) if module is not None else ("", 0))
             site = Site(path, kind, family,
                         caller_class=type(module).__name__ if module is not None else "",
-                        source=source)
+                        source=source, owner=id(module))
             self.sites[ident] = site
         return site
 
@@ -314,6 +336,8 @@ class Instrument:
         x = self._identity_inputs.pop(id(module), None)
         if self.mode == "identity":
             return x if x is not None else output
+        if self.mode == "watch":
+            self._notify(module, module.p)
         if self.mode in ("record", "light") and torch.is_tensor(output):
             family, fname = _module_family(module)
             site = self._site(module, type(module).__name__, module.p, family)
@@ -339,6 +363,9 @@ class Instrument:
             if this.mode == "off":
                 return orig(*args, **kwargs)
             caller = this._caller()
+            if this.mode == "watch":
+                this._notify(caller, p)
+                return orig(*args, **kwargs)
             if inside_dropout_module:
                 # the module's own hooks measure it; keep only the flag for the module's site
                 module = this._stack[-1]
@@ -369,6 +396,9 @@ class Instrument:
             if this.mode == "identity":
                 return input
             caller = this._caller()
+            if this.mode == "watch":
+                this._notify(caller, p)
+                return orig(input, p, train)
             tag, call = _call_location()
             site = this._site(caller, "torch.dropout" + tag, float(p), "element", call)
             this._flag(site, float(p), train, caller)
@@ -396,6 +426,9 @@ class Instrument:
             if this.mode == "identity":
                 return _call_sdpa(orig, bound.arguments, 0.0)
             caller = this._caller()
+            if this.mode == "watch":
+                this._notify(caller, p)
+                return orig(*args, **kwargs)
             site = this._site(caller, "sdpa", p, "element", _call_location()[1])
             if p > 0 and caller is not None and not caller.training:
                 t = site.tally(this.phase)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from auditor.probe import rng
 from auditor.probe.instrument import Instrument
 
 _INDEX = re.compile(r"\.\d+(?=\.|$)")
@@ -43,7 +44,7 @@ def site_rates(model, inputs: Callable, seed: int, n: int = 1) -> tuple:
     outs = []
     with Instrument(model, mode="light", phase="train") as ins, torch.no_grad():
         for i in range(n):
-            torch.manual_seed(seed + 1000 + i)
+            rng.seed_all(seed + 1000 + i)  # numpy and random too: SpeechT5's SpecAugment draws from numpy
             outs.append(inputs(model))
     rates = {}
     for s in ins.sites.values():

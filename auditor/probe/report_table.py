@@ -22,17 +22,32 @@ def write_table(result, stream, color=None) -> None:
                   f"({meta.get('dtype')}, attention {meta.get('attn_implementation') or 'n/a'}), "
                   f"{meta.get('steps')} AdamW steps, seed {meta.get('seed')}, {meta.get('seconds')} s")
     table = Table(show_lines=False, header_style="bold")
-    for col in ("site (module path)", "kind", "key", "p", "measured rate", "CI", "scale", "train", "eval"):
+    for col in ("site (module path)", "kind", "key", "p", "calls", "measured rate", "CI", "scale", "train", "eval"):
         table.add_column(col, overflow="fold")
     for r in result.rows:
         ci = f"[{r.ci[0]:.4f}, {r.ci[1]:.4f}]" if r.ci else "-"
-        scale = f"{r.scale:.4f} (want {r.expected_scale:.4f})" if r.scale is not None else "-"
+        scale = f"{r.scale:.4f} (want {r.expected_scale:.4f})" if r.scale is not None and r.expected_scale else "-"
         train = r.train_verdict if r.train_verdict in ("ok", "-") else f"[red]{r.train_verdict}[/red]"
-        ev = r.eval_verdict if r.eval_verdict != "ACTIVE" else "[red]ACTIVE[/red]"
-        table.add_row(r.path, r.kind, r.key or "-", f"{r.p:g}", _fmt(r.rate), ci, scale, train, ev)
+        ev = r.eval_verdict if r.eval_verdict not in ("ACTIVE", "RESCALED") else f"[red]{r.eval_verdict}[/red]"
+        calls = f"{r.calls_train}/{r.calls_eval}"
+        table.add_row(r.path, r.kind, r.key or "-", f"{r.p:g}", calls, _fmt(r.rate), ci, scale, train, ev)
     if not result.rows:
-        table.add_row("(no dropout site ran)", "", "", "", "", "", "", "", "")
+        table.add_row("(no dropout site ran)", "", "", "", "", "", "", "", "", "")
     console.print(table)
+    console.print("Calls: train/eval forward calls of each site (train: the fine-tune's forwards; "
+                  "hand-written: the survey's).", markup=False)
+    for part in result.parts:
+        line = part["line"]
+        console.print(f"Part {line}" if part["ran"] or not part["built"] else f"[red]Part {line}[/red]",
+                      highlight=False)
+    s = result.survey
+    if s.get("ran"):
+        judged = s.get("judged", [])
+        console.print(f"Module survey: {s['modules']} modules, {s['module_calls']} calls compared train vs eval on "
+                      f"the same input ({s['forwards']} forwards), {s['differing']} differing; "
+                      f"{len(judged)} judged as dropout written by hand or storing a rate.", markup=False)
+    elif s:
+        console.print(f"Module survey: {s.get('note')}.", markup=False)
     if result.rows and any(r.alpha for r in result.rows):
         alpha = next(r.alpha for r in result.rows if r.alpha)
         console.print(f"Rates: {meta.get('rate_test')}; per-site alpha {alpha:.2g} "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from auditor.probe import checks
+from auditor.probe import checks, rng
 from auditor.probe.build import (
     Subject,
     adapter_defaults,
@@ -31,7 +31,12 @@ from auditor.probe.build import (
 from auditor.probe.finetune import finetune, step_overhead
 from auditor.probe.instrument import Instrument, scale_tolerance
 from auditor.probe.keymap import measure_keys
+from auditor.probe.locate import Setting, divergent
+from auditor.probe.parts import measure as measure_parts
+from auditor.probe.parts import part_of_key
+from auditor.probe.parts import parts_of as model_parts
 from auditor.probe.stats import FAMILY_ALPHA, mean_and_se, ratio_of_medians_ci
+from auditor.probe.survey import Survey, judge
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Options:
     lr: float = 3e-3
     magnitude_forwards: int = 128
     key_forwards: int = 32
+    survey_forwards: int = 4
     overhead: bool = True
 
 
@@ -57,6 +63,8 @@ class ProbeResult:
     magnitude: checks.Magnitude | None = None
     overhead: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    survey: dict = field(default_factory=dict)
+    parts: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         mag = self.magnitude
@@ -68,6 +76,8 @@ class ProbeResult:
             "eval": self.eval,
             "magnitude": None if mag is None else {**mag.__dict__, "test": mag.describe()},
             "overhead": self.overhead,
+            "survey": self.survey,
+            "parts": self.parts,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -105,18 +115,75 @@ def _centred(y: torch.Tensor) -> torch.Tensor:
     return rows - rows.mean(0, keepdim=True)
 
 
-def _rng_state(device: torch.device) -> list:
-    states = [torch.get_rng_state()]
-    if device.type == "cuda":
-        states.append(torch.cuda.get_rng_state(device))
-    return states
-
-
 def _freeze_running_stats(model: nn.Module) -> None:
     """Batch/instance norms stay in eval in the magnitude pass: their train mode is not dropout."""
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
             m.eval()
+
+
+def _survey(subject: Subject, ins: Instrument, opts: Options, res: ProbeResult):
+    """Train mode (running-stat norms frozen), every known kernel as written and watched; see
+    probe/survey.py. A model the survey cannot run through is reported as not surveyed."""
+    model = subject.model
+    if opts.survey_forwards <= 0:
+        res.survey = {"ran": False, "note": "not run (--no survey forwards)"}
+        return None
+    model.train()
+    _freeze_running_stats(model)
+    ins.mode = "watch"
+    survey = Survey(model, ins, subject.device)
+    try:
+        with survey, torch.no_grad():
+            for i in range(opts.survey_forwards):
+                rng.seed_all(opts.seed + 2000 + i)
+                subject.forward()
+    except Exception as exc:  # noqa: BLE001  the rest of the probe stands without the survey
+        res.survey = {"ran": False, "note": f"the module survey could not run: {type(exc).__name__}: "
+                                            f"{' '.join(str(exc).split())[:200]}"}
+        return None
+    finally:
+        ins.mode = "off"
+    modules = list(survey.sites.values())
+    res.survey = {"ran": True, "forwards": opts.survey_forwards, "modules": len(modules),
+                  "module_calls": sum(s.calls for s in modules),
+                  "differing": sum(1 for s in modules if s.differ_calls),
+                  "rerun_failures": survey.errors}
+    return survey
+
+
+def _idle_part(parts: list, target):
+    """The reason a config key was never exercised (its part did not run or was not built), or None."""
+    def idle(effect):
+        if effect.which != "config" or not parts:
+            return None
+        part = part_of_key(parts, effect.key.key_path)
+        if part is None or part is parts[0]:
+            return None
+        if not part.built:
+            return (f"not exercised: no module of this model class is built from {'.'.join(part.config_path)}, "
+                    "so setting the key to 0 could not show whether it is read")
+        if not part.ran:
+            return (f"not exercised: the {part.name} part ({part.module}) never ran on the probe's synthetic batch, "
+                    "so its dropout could not be measured")
+        return None
+    return idle
+
+
+def _locate(subject: Subject, ins: Instrument, ev: dict, y_eval, y_tid, y_tid2, rng_used) -> dict:
+    """code -> the modules a failed model-level comparison comes from (locate.py)."""
+    found: dict = {}
+    model, device = subject.model, subject.device
+    eval_off = Setting(False, "off")
+    if not ev["two_forwards_equal"]:
+        found["DRP808"] = divergent(model, subject.forward, ins, eval_off, eval_off, device=device, fresh_draws=True)
+    if not ev["equals_identity"]:
+        found["DRP809"] = divergent(model, subject.forward, ins, eval_off, Setting(False, "identity"), device=device)
+    deterministic = _same(y_tid, y_tid2, device, subject.dtype)[0] and not rng_used
+    if ev["two_forwards_equal"] and deterministic and not _same(y_eval, y_tid, device, subject.dtype)[0]:
+        found["DRP803"] = divergent(model, subject.forward, ins, Setting(True, "identity"), eval_off, device=device)
+    model.eval()
+    return found
 
 
 def prepare(target=None, factory: str | None = None, opts: Options | None = None):
@@ -171,32 +238,28 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
             m, arch = build(overrides, False, torch.device("cpu"), torch.float32)
             return (m, arch)
 
-        cache = {}
+        import weakref
+
+        from auditor.probe.batch import hf_batch
+
+        batches = weakref.WeakKeyDictionary()
 
         def build_small(overrides):
+            # the batch is made here, outside the key map's instrument: counting image or audio
+            # tokens runs the towers, whose dropout calls would be taken for the key's sites
             m, arch = small(overrides)
-            cache["arch"] = arch
+            batches[m] = hf_batch(m, arch, opts.seed, torch.device("cpu"))
             return m
 
         def run(model):
-            from auditor.probe.batch import hf_batch
-            kw = hf_batch(model, cache["arch"], opts.seed, torch.device("cpu"))
-            return subject.output_fn(model(**kw)).detach()
+            return subject.output_fn(model(**batches[model])).detach()
 
         pairs = [(k, target.which(i, k)) for i, k in enumerate(target.keys)]
         base_rates, effects = measure_keys(pairs, build_small, run, opts.seed, opts.key_forwards)
-        defaults = {(target.config_path, (k,)): v for k, v in config_defaults(target.config).items()
-                    if isinstance(v, (int, float))}
-        if target.adapter is not None:
-            defaults.update({(target.adapter_path, (k,)): v for k, v in adapter_defaults(target.adapter).items()
-                             if isinstance(v, (int, float))})
-        res.findings += checks.key_checks(effects, base_rates, ctx, defaults)
-        res.keys = [{"key": e.key.dotted, "file": e.key.file, "line": e.key.span.line, "value": e.key.value,
-                     "verdict": e.verdict, "sites": sorted(f"{p} ({k})" for p, k in e.sites), "note": e.note}
-                    for e in effects]
 
     model = subject.model
-    torch.manual_seed(opts.seed)
+    parts = model_parts(model) if subject.origin == "config" else []
+    rng.seed_all(opts.seed)
     with Instrument(model, mode="record", phase="train") as ins:
         # 1. train mode, measured on the fine-tune's own forwards
         res.losses = finetune(subject, opts.steps, opts.lr)
@@ -215,9 +278,6 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         res.eval = {"two_forwards_equal": same, "max_diff": same_diff,
                     "equals_identity": ident, "identity_max_diff": ident_diff,
                     "comparison": "bitwise" if device.type == "cpu" else "within 4 ulp of the output scale"}
-        where, span = checks.model_location(subject.origin, model, config_path,
-                                            getattr(target, "model_type_span", None))
-        res.findings += checks.eval_output_checks(same, same_diff, ident, ident_diff, where, span)
 
         # 3. expected magnitude: train mode (running-stat norms frozen) vs the eval output
         model.train()
@@ -225,12 +285,13 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
         ins.phase = "train"
         ins.mode = "identity"
         with torch.no_grad():
-            rng_before = _rng_state(device)
+            rng_before = rng.state(device)
             y_tid = _out(subject)
             y_tid2 = _out(subject)
             # layer drop / stochastic depth draw from the RNG even with every dropout site at
             # identity; two equal outputs could be luck (same layers skipped), the RNG cannot
-            rng_used = not all(torch.equal(a, b) for a, b in zip(rng_before, _rng_state(device)))
+            # (numpy's and Python's streams too: SpeechT5's SpecAugment draws from numpy)
+            rng_used = rng.drawn(rng_before, rng.state(device))
             ins.mode = "off"
             total = torch.zeros_like(y1)
             slopes = []
@@ -241,8 +302,32 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
                 total += y
                 if denom > 0:
                     slopes.append(float((_centred(y) * ref).sum()) / denom)
+        # 3b. the module survey: every module's own train vs eval output (hand-written dropout)
+        survey = _survey(subject, ins, opts, res)
         ins.mode = "record"
         model.eval()
+
+        # where the model-level differences come from (only when one was found)
+        located = _locate(subject, ins, res.eval, y1, y_tid, y_tid2, rng_used)
+
+    # coverage: which parts ran in the fine-tune, and how often their dropout sites fired
+    judged = survey.judged() if survey is not None else []
+    measure_parts(parts, ins.calls, [(s.owner, s.train.calls) for s in ins.sites.values()]
+                  + [(s.owner, s.calls) for s in judged],
+                  {"image": getattr(model, "_probe_image_dropped", ""), "audio": getattr(model, "_probe_audio_dropped", "")})
+    res.parts = [p.to_dict() | {"line": p.describe()} for p in parts]
+
+    # 4b. the key checks, now that it is known which parts ran
+    if build is not None and target is not None:
+        defaults = {(target.config_path, (k,)): v for k, v in config_defaults(target.config).items()
+                    if isinstance(v, (int, float))}
+        if target.adapter is not None:
+            defaults.update({(target.adapter_path, (k,)): v for k, v in adapter_defaults(target.adapter).items()
+                             if isinstance(v, (int, float))})
+        res.findings += checks.key_checks(effects, base_rates, ctx, defaults, _idle_part(parts, target))
+        res.keys = [{"key": e.key.dotted, "file": e.key.file, "line": e.key.span.line, "value": e.key.value,
+                     "verdict": e.verdict, "sites": sorted(f"{p} ({k})" for p, k in e.sites), "note": e.note}
+                    for e in effects]
 
     mean_train = total / max(1, opts.magnitude_forwards)
     norm = float(y1.norm()) or 1.0
@@ -253,17 +338,30 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
     id_scale = float((c * ref).sum()) / denom if denom > 0 else math.nan
     sites = ins.sites
     live_ps = sorted({s.train.p for s in sites.values() if s.train.p > 0})
-    n_tests = len([s for s in sites.values() if s.train.p > 0 and s.train.n > 0]) + 1
+    alpha = checks.site_alpha(sites, len(judged))
     mean, se = mean_and_se(slopes)
-    res.magnitude = checks.Magnitude(len(slopes), mean, se, 0.0, FAMILY_ALPHA / n_tests,
+    res.magnitude = checks.Magnitude(len(slopes), mean, se, 0.0, alpha,
                                      float((mean_train - y1).norm()) / norm, det, eq, diff, id_scale)
-    res.findings += checks.magnitude_check(res.magnitude, live_ps, config_path, res.eval["two_forwards_equal"])
-    res.rows, site_findings, _ = checks.site_rows(sites, ctx, scale_tolerance(subject.dtype))
-    res.findings += site_findings
+    where, span = checks.model_location(subject.origin, model, config_path, getattr(target, "model_type_span", None))
+    model_level = checks.eval_output_checks(res.eval["two_forwards_equal"], res.eval["max_diff"],
+                                            res.eval["equals_identity"], res.eval["identity_max_diff"], where, span)
+    model_level += checks.magnitude_check(res.magnitude, live_ps, config_path, res.eval["two_forwards_equal"])
+    res.rows, site_findings, _ = checks.site_rows(sites, ctx, scale_tolerance(subject.dtype), alpha)
+    verdicts = [judge(s, alpha) for s in judged]
+    survey_rows, survey_findings = checks.survey_rows(verdicts, ctx, alpha)
+    res.rows += survey_rows
+    surveyed = {(f.path, f.span.line, f.code) for f in survey_findings}
+    for f in model_level:
+        f = checks.locate_finding(f, located.get(f.code, []))
+        if (f.path, f.span.line, f.code) not in surveyed:  # the survey said it, with its numbers
+            res.findings.append(f)
+    res.findings += site_findings + survey_findings
+    if survey is not None:
+        res.survey["judged"] = [r.to_dict() for r in survey_rows]
 
     # 5. step-time overhead of the configured dropout against dropout forced to 0
     if opts.overhead and live_ps:
-        torch.manual_seed(opts.seed)
+        rng.seed_all(opts.seed)
         o = step_overhead(subject, opts.lr)
         if o:
             ratio, ci = ratio_of_medians_ci(o["configured_s"], o["zero_s"])

@@ -128,22 +128,47 @@ def run(req: ProbeRequest) -> int:
     try:
         result = execute(req)
     except CannotProbe as exc:
-        write_findings(req, [exc.finding()])
-        return 2
+        finding = exc.finding()
+        write_findings(req, [finding])
+        return write_files(req, None, [finding], refusal=exc) or 2
     except (TargetError, BuildError, RuntimeError, OSError) as exc:
         click.echo(f"dropout-audit probe: error: {exc}", err=True)
         return 2
     write_findings(req, result.findings, result)
+    return write_files(req, result, result.findings) or exit_code(result.findings, req.fail_on, req.exit_zero)
+
+
+def write_files(req: ProbeRequest, result, findings: list, refusal: CannotProbe | None = None) -> int:
+    """--html and --measurements, also for a model the probe refused (then they hold the
+    refusal, so a CI job that collects them never finds them missing or stale). 2 when one
+    cannot be written (said in one line), else 0."""
+    try:
+        _write_files(req, result, findings, refusal)
+    except OSError as exc:
+        click.echo(f"dropout-audit probe: error: cannot write the report file: {exc}", err=True)
+        return 2
+    return 0
+
+
+def _write_files(req: ProbeRequest, result, findings: list, refusal: CannotProbe | None) -> None:
+    if not (req.html_file or req.measurements):
+        return
+    if result is not None:
+        data = result.to_dict()
+    else:
+        data = {"meta": {"refused": True, "model_type": refusal.model_type, "reason": refusal.reason,
+                         "config": refusal.path, "steps": req.steps, "seed": req.seed},
+                "sites": [], "parts": [], "findings": [f.to_dict() for f in findings]}
     if req.html_file:
-        from auditor.probe.html import render
+        from auditor.probe.html import render, render_refusal
 
         title = f"dropout-audit probe: {req.path or req.factory}"
+        page = render(result, title) if result is not None else render_refusal(findings, title, data)
         with open(req.html_file, "w", encoding="utf-8") as fh:
-            fh.write(render(result, title))
+            fh.write(page)
     if req.measurements:
         with open(req.measurements, "w", encoding="utf-8") as fh:
-            json.dump(result.to_dict(), fh, indent=1, default=str)
-    return exit_code(result.findings, req.fail_on, req.exit_zero)
+            json.dump(data, fh, indent=1, default=str)
 
 
 def write_findings(req: ProbeRequest, findings: list, result=None) -> None:

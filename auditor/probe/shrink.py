@@ -13,7 +13,11 @@ head size no longer equal the inner width. So sizes are *scaled*, not set:
 - layers to the shortest prefix that still holds one layer of every kind the config names
   (layer_types, block_types, attention period/offset, intervals, dense-then-MoE), per-layer
   lists cut to match, index lists filtered;
-- experts to at most 4 with top-k and expert groups within range; vocabulary to 512.
+- experts to at most 4 with top-k and expert groups within range; vocabulary to 512;
+- vision: a stack counted by `depth` (Qwen-VL and GLM towers) or `layers` (Kosmos-2) is cut like
+  any other, stage depths (`depths`: ConvNeXt, Swin, ResNet) to one block per stage, compound
+  coefficients (EfficientNet's width and depth) to small ones, and the image to a few patches but
+  never below twice the network's total stride, so the last stage still sees a 2 x 2 map.
 Sub-configs (text, vision, audio, encoder, decoder) are scaled the same way, recursively.
 """
 
@@ -35,7 +39,10 @@ STATE_CAPS = {"mamba_d_state": 16, "state_size": 16, "ssm_state_size": 16, "d_st
               "mamba_chunk_size": 32, "chunk_size": 32}
 
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers", "decoder_layers",
-              "num_decoder_layers", "num_encoder_layers", "text_layers", "vision_layers")
+              "num_decoder_layers", "num_encoder_layers", "text_layers", "vision_layers", "depth", "layers")
+# EfficientNet-style compound scaling: channels x width, block repeats x depth (rounded up)
+COEFFICIENT_CAPS = {"width_coefficient": 0.25, "depth_coefficient": 0.1, "depth_multiplier": 0.25,
+                    "width_multiplier": 0.25}
 WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermediate_size", "d_ff", "n_inner",
               "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "moe_intermediate_size", "ffn_hidden_size",
               "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
@@ -157,7 +164,7 @@ def layers_needed(d: dict, layers: int) -> int:
             need = max(need, value + 1)
         elif key in ("block_types", "layers_block_type_pattern") and isinstance(value, list) and value:
             need = max(need, len(value))
-        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers)$", key) \
+        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers|block_indexes)$", key) \
                 and isinstance(value, list) and value and all(is_int(v) for v in value):
             need = max(need, min(value) + 2)
     return min(layers, min(need, MAX_LAYERS))
@@ -211,7 +218,7 @@ def cut_per_layer(d: dict, before: int, after: int) -> None:
         if isinstance(value, (list, str)) and len(value) == before and before > after \
                 and (isinstance(value, list) or key.endswith("pattern")):
             d[key] = value[:after]
-        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers)$", key) \
+        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers|block_indexes)$", key) \
                 and isinstance(value, list) and value and all(is_int(v) for v in value):
             d[key] = [v for v in value if v < after]
 
@@ -265,6 +272,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
             d["num_kv_shared_layers"] = min(d["num_kv_shared_layers"], max(0, total - keep))
     elif listed := listed_layers(d):
         cut_per_layer(d, listed, layers_needed(d, listed))
+    _fit_stages(cfg, d)
     _scale_experts(d)
     _scale_vocab(d)
     rotary = any(k in d for k in ("rope_scaling", "rope_parameters", "rope_theta", "rotary_dim"))
@@ -274,9 +282,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     for key, cap in STATE_CAPS.items():  # recurrent state and scan chunk sizes cost time only
         if is_int(d.get(key)) and d[key] > cap:
             d[key] = cap
-    patch = d.get("patch_size")
-    if is_int(d.get("image_size")) and is_int(patch) and patch > 0 and d["image_size"] > IMAGE_PATCHES * patch:
-        d["image_size"] = IMAGE_PATCHES * patch  # 4 x 4 patches: the encoder is the same, only shorter
+    _scale_vision(d)
     for key in ("max_source_positions",):  # audio encoders need exactly 2x this many frames
         if is_int(d.get(key)) and d[key] > AUDIO_POSITIONS:
             d[key] = AUDIO_POSITIONS
@@ -287,11 +293,110 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
             d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim, widths)
     _fit_feature_layers(cfg, d)
     _scale_token_ranges(cfg, d)
+    _fit_image_tokens(cfg, d)
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
         _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+def total_stride(d: dict) -> int:
+    """How much a vision network shrinks its image in all (1 when the config does not say): the
+    stride it declares (`encoder_stride`, `output_stride`), the product of its stage strides, or
+    its patch size halved once more by every stage after the first (ConvNeXt, Swin)."""
+    found = [d[k] for k in ("encoder_stride", "output_stride") if is_int(d.get(k)) and d[k] > 0]
+    strides = d.get("strides")
+    if isinstance(strides, list) and strides and all(is_int(v) and v > 0 for v in strides):
+        found.append(math.prod(strides) * (2 if "width_coefficient" in d else 1))  # EfficientNet's stem
+    depths, patch = d.get("depths"), d.get("patch_size")
+    if isinstance(depths, list) and depths and is_int(patch) and patch > 0:
+        found.append(patch * 2 ** (len(depths) - 1))
+    return max(found, default=1)
+
+
+STAGE_NAME = re.compile(r"^stage(\d+)$")
+STAGE_BLOCKS = {"depths": 1, "depth": 1, "stage_num_blocks": 1, "stage_numb_of_layers": 2}
+
+
+def _fit_stages(before: dict, after: dict) -> None:
+    """A backbone names its outputs by stage (`stage_names`, `out_features`, `out_indices`); a
+    transformer backbone has one stage per layer, so the cut stack has fewer: BEiT's and DINOv2's
+    saved defaults ask for 'stage12' of a 2-layer stack ("out_features must be a subset of
+    stage_names"). Stage names follow the cut; an output beyond it becomes the last stage."""
+    names = after.get("stage_names")
+    layers, was = layer_count(after), layer_count(before)
+    if not (isinstance(names, list) and is_int(layers) and is_int(was) and layers < was
+            and len(names) == was + 1):
+        return
+    after["stage_names"] = ["stem"] + [f"stage{i}" for i in range(1, layers + 1)]
+    features = after.get("out_features")
+    if isinstance(features, list):
+        fitted = []
+        for name in features:
+            found = STAGE_NAME.match(str(name))
+            new = f"stage{min(int(found.group(1)), layers)}" if found else name
+            if new not in fitted:
+                fitted.append(new)
+        after["out_features"] = fitted
+    indices = after.get("out_indices")
+    if isinstance(indices, list) and all(is_int(v) for v in indices):
+        after["out_indices"] = sorted({min(v, layers) if v >= 0 else max(v, -layers - 1) for v in indices})
+
+
+def _scale_vision(d: dict) -> None:
+    """Stage depths, compound coefficients and the image size (see the module docstring)."""
+    for key, keep in STAGE_BLOCKS.items():
+        value = d.get(key)
+        if isinstance(value, list) and value and all(is_int(v) and v > 0 for v in value):
+            d[key] = [min(v, keep) for v in value]
+    if isinstance(d.get("depths"), list) and is_int(d.get("window_size")) and d["window_size"] > 2:
+        d["window_size"] = 2  # Swin's windows: the last stage of a small image is 2 x 2
+    for key, cap in COEFFICIENT_CAPS.items():
+        if isinstance(d.get(key), (int, float)) and not isinstance(d[key], bool) and d[key] > cap:
+            if key == "width_coefficient" and is_int(d.get("hidden_dim")):
+                # the head's width is the last conv's, round_filters(1280) at the config's width
+                divisor = d.get("depth_divisor") if is_int(d.get("depth_divisor")) else 8
+                channels = d["hidden_dim"] / d[key] * cap
+                d["hidden_dim"] = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+            d[key] = cap
+    size, patch = d.get("image_size"), d.get("patch_size")
+    square = is_int(size) or (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size))
+    if not square:
+        return
+    stride = total_stride(d)
+    target = IMAGE_PATCHES * patch if is_int(patch) and patch > 0 else 0  # 4 x 4 patches: the same encoder, shorter
+    if not target and stride == 1:
+        return  # neither patches nor strides known (Hiera's patch is a pair): the size stays
+    target = max(target, 2 * stride)
+    if stride > 1:
+        target = -(-target // stride) * stride
+    current = size if is_int(size) else max(size)
+    if target and current > target:
+        d["image_size"] = target if is_int(size) else [target, target]
+
+
+def _fit_image_tokens(before: dict, after: dict) -> None:
+    """What a composite derives from its vision tower's image size: LLaVA-NeXT's
+    `image_grid_pinpoints` (resolutions in pixels, multiples of the image size) shrink with the
+    image; Gemma 3's `mm_tokens_per_image` (a square, pooled from the patch grid) becomes a
+    square whose side divides the scaled grid's, or its pooling kernel is 0 ("stride should not
+    be zero")."""
+    vb, va = before.get("vision_config"), after.get("vision_config")
+    if not (isinstance(vb, dict) and isinstance(va, dict)):
+        return
+    old, new, patch = vb.get("image_size"), va.get("image_size"), va.get("patch_size")
+    if not (is_int(old) and is_int(new) and old > 0):
+        return
+    pins = after.get("image_grid_pinpoints")
+    if new < old and isinstance(pins, list) and all(isinstance(p, list) and all(is_int(v) for v in p) for p in pins):
+        after["image_grid_pinpoints"] = [[max(new, v * new // old) for v in p] for p in pins]
+    tokens = after.get("mm_tokens_per_image")
+    if is_int(tokens) and is_int(patch) and patch > 0:
+        side, want = new // patch, math.isqrt(tokens)
+        if side and (want > side or side % want):
+            fit = max(s for s in range(1, side + 1) if side % s == 0 and s <= max(1, side // 2))
+            after["mm_tokens_per_image"] = fit * fit
 
 
 FEATURE_LAYER = re.compile(r"^(vision_)?feature_layers?$")
@@ -373,13 +478,14 @@ def _scale_token_ranges(before: dict, after: dict) -> None:
     text_after["vocab_size"] = new + min(vocab - old, CODEBOOK)
 
 
-PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id")
+PLACEHOLDERS = ("image_token_index", "image_token_id", "video_token_index", "video_token_id", "audio_token_id",
+                "audio_token_index")
 
 
 def _set_unset_placeholders(d: dict, vocab) -> None:
-    """BLIP-2 and InstructBLIP(-Video) defaults leave the image placeholder id None, yet their
-    forward finds the image positions by that id (`input_ids == config.image_token_id`), so a
-    default config cannot run; released checkpoints name one. Give a key present as None an id
+    """BLIP-2 and InstructBLIP(-Video) defaults leave the image placeholder id None (Voxtral the
+    audio one), yet their forward finds the positions by that id (`input_ids ==
+    config.image_token_id`), so a default config cannot run; released checkpoints name one. Give a key present as None an id
     near the top of the scaled vocabulary, as the written ids get."""
     vocab = vocab if is_int(vocab) and vocab > 32 else VOCAB
     for key in PLACEHOLDERS:

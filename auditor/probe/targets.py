@@ -116,7 +116,29 @@ def _read(path: str) -> str:
         raise TargetError(f"{path}: {exc}") from None
 
 
-def _load_json(path: str) -> tuple:
+# Transformers writes the floats JSON cannot hold as tagged objects (configuration_utils.py,
+# `_encode_special_floats`: Mamba-2's `time_step_limit` = [0.0, {"__float__": "Infinity"}]) and
+# turns them back into floats on loading (`_decode_special_floats`, run by `from_json_file` and
+# `from_pretrained`); Python's json already reads the bare NaN / Infinity it may also meet.
+FLOAT_TAG = "__float__"
+FLOAT_TAGS = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
+
+
+def decode_special_floats(value):
+    """A config as `PretrainedConfig.from_json_file` reads it: every object that is exactly
+    {"__float__": <known tag>} becomes that float; any other object, tag or value is kept."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(FLOAT_TAG), str) and value[FLOAT_TAG] in FLOAT_TAGS:
+            return FLOAT_TAGS[value[FLOAT_TAG]]
+        return {k: decode_special_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_special_floats(v) for v in value]
+    return value
+
+
+def _load_json(path: str, config: bool = True) -> tuple:
+    """A JSON object and its text; a model config (`config`) is decoded as Transformers decodes
+    it. An adapter config is not: PEFT reads adapter_config.json with plain `json.load`."""
     text = _read(path)
     try:
         data = json.loads(text)
@@ -124,7 +146,7 @@ def _load_json(path: str) -> tuple:
         raise TargetError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise TargetError(f"{path}: expected a JSON object")
-    return data, text
+    return (decode_special_floats(data) if config else data), text
 
 
 def _model_dir_from_recipe(path: str, data: dict) -> str:
@@ -369,7 +391,7 @@ def resolve_target(path: str, adapter: str | None = None) -> Target:
 
 def _with_adapter(target: Target, adapter, recipe_adapter, recipe_path, recipe_text) -> Target:
     if adapter:
-        target.adapter, target.adapter_text = _load_json(adapter)
+        target.adapter, target.adapter_text = _load_json(adapter, config=False)
         target.adapter_path = adapter
         if "peft_type" not in target.adapter:
             raise TargetError(f"{adapter}: no peft_type; not a PEFT adapter_config.json")
