@@ -79,8 +79,9 @@ def display_path(path: str) -> str:
     return path.removeprefix("base_model.model.")
 
 
-def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
-    """Check 1 (train: rate and inverted scaling) and the site half of check 2 (eval: no drop)."""
+def site_rows(sites: dict, ctx: Context, scale_tol: float, eval_check: bool = True) -> tuple:
+    """Check 1 (train: rate and inverted scaling) and the site half of check 2 (eval: no drop).
+    The run-time guard judges evaluation from its own counts (`eval_check=False`)."""
     findings = []
     rows = []
     live = [s for s in sites.values() if s.train.p > 0 and s.train.n > 0]
@@ -137,7 +138,7 @@ def site_rows(sites: dict, ctx: Context, scale_tol: float) -> tuple:
         elif e.changed and e.p > 0 and not e.k:
             problems.append(f"changed {e.changed} values in eval mode")
         row.eval_dropped = e.k
-        if problems:
+        if problems and eval_check:
             row.eval_verdict = "ACTIVE"
             findings.append(probe_finding(
                 "DRP800", file,

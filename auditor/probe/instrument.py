@@ -213,6 +213,12 @@ class Instrument:
         self._identity_inputs.clear()
 
     # -- module stack -----------------------------------------------------------------
+    def running(self, module) -> None:
+        """Put on the stack a module whose forward had started before the instrument was installed
+        (its pre-hooks had already run): calls it makes are then attributed to it."""
+        if module not in self._stack:
+            self._stack.append(module)
+
     def _push(self, module, args):
         self._stack.append(module)
 
