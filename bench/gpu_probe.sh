@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Full-size probe on an NVIDIA GPU: the Llama-3.2-1B-shaped fixture (1.24B parameters, random
-# bf16 weights, never downloaded) with its LoRA adapter, including the step-time overhead of the
-# configured dropout against dropout 0 (CUDA events). Must finish within 5 minutes.
+# On an NVIDIA GPU, in three parts (each must pass; the whole within about 7 minutes):
+#  1. the full-size probe: the Llama-3.2-1B-shaped fixture (1.24B parameters, random bf16 weights,
+#     never downloaded) with its LoRA adapter, including the step-time overhead of the configured
+#     dropout against dropout 0 (CUDA events);
+#  2. the run-time guard on a tiny transformers Trainer run on CUDA (bench/runtime_guard_trainer.py:
+#     a clean run is silent and logs the plan, a planted eval-in-train-mode run is caught);
+#  3. the distributed probe with one rank, `probe --nproc 1` (torchrun, NCCL) on the same fixture,
+#     scaled down.
 #
 #   bash bench/gpu_probe.sh            (from the repository root; PYTHON=... to pick an interpreter)
 #
@@ -46,4 +51,29 @@ if o:
     print(f"overhead   {o['ratio']:.3f}x (95% CI {o['ci95'][0]:.3f}..{o['ci95'][1]:.3f}), {o['timer']}")
 print(f"findings   {[f['code'] for f in d['findings']] or 'none'}")
 PYEOF
+
+echo "--- 2. run-time guard on a tiny Trainer run ($DEVICE)"
+start=$(date +%s)
+set +e
+PYTHONPATH=. PYTHONUNBUFFERED=1 timeout 120 "$PY" bench/runtime_guard_trainer.py --device "$DEVICE"
+guard_rc=$?
+echo "guard exit code: $guard_rc  wall: $(( $(date +%s) - start )) s"
+
+echo "--- 3. probe --nproc 1 ($DEVICE: NCCL on cuda, gloo on cpu)"
+start=$(date +%s)
+PYTHONPATH=. PYTHONUNBUFFERED=1 timeout 180 "$PY" -m auditor probe fixtures/probe-llama-lora/config.json \
+  --adapter fixtures/probe-llama-lora/adapter_config.json --device "$DEVICE" --steps 5 --nproc 1 \
+  --format concise --measurements "$OUTDIR/nproc_measurements.json"
+nproc_rc=$?
+set -e
+echo "nproc exit code: $nproc_rc  wall: $(( $(date +%s) - start )) s"
+"$PY" - "$OUTDIR/nproc_measurements.json" <<'PYEOF' || nproc_rc=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["ranks"]
+print(f"ranks      {r['world_size']} ({r['backend']}, {r['device']}); seeding: {r['rule']}; digests {r['digests']}")
+print(f"sites      {len(d['sites'])}, train verdicts {sorted({s['train_verdict'] for s in d['sites']})}")
+PYEOF
+# the probe's own exit code reports findings (1) on the fixture as in part 1; 2 is a failure to run
+[ "$rc" -le 1 ] && [ "$guard_rc" -eq 0 ] && [ "$nproc_rc" -le 1 ] || exit 1
 exit $rc

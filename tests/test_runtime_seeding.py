@@ -96,3 +96,15 @@ def test_no_verified_rule_is_an_assumption(tmp_path):
     assert bare.verified is False and "bare model config" in bare.how
     factory = seeding_of(None, "f.py:make", 1)
     assert factory.by_factory and factory.verified
+
+
+def test_nproc_refuses_html_and_a_bad_count(tmp_path):
+    from click.testing import CliRunner
+
+    from auditor.probe.command import probe
+
+    runner = CliRunner()
+    res = runner.invoke(probe, ["--factory", "f.py:make", "--nproc", "2", "--html", str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "--html is not available with --nproc" in res.output
+    res = runner.invoke(probe, ["--factory", "f.py:make", "--nproc", "0"])
+    assert res.exit_code == 2 and "--nproc" in res.output

@@ -192,7 +192,11 @@ class Guard:
 
     @contextlib.contextmanager
     def evaluation(self):
-        """An evaluation or prediction pass: every active dropout application is counted."""
+        """An evaluation or prediction pass: every active dropout application is counted (nothing
+        is watched while no model is bound: a Trainer built with model_init has none before train)."""
+        if self.instrument is None:
+            yield
+            return
         self.eval_runs += 1
         with self._watching("eval", "light"):
             yield
@@ -236,8 +240,8 @@ class Guard:
         name = f"{checks.display_path(site.path)} ({site.kind}, p={p:g})"
         owner = owner or "its module"
         if why == "module-train":
-            reason = ("the module is in train mode during evaluation: model.train() ran after the evaluation "
-                      "loop's model.eval() (a callback, a hook, or a submodule that was never switched)")
+            reason = ("the module is in train mode during evaluation: model.eval() was not called, or "
+                      "model.train() ran after it (a callback, a hook, or a submodule switched on its own)")
         elif site.kind == "sdpa":
             reason = (f"scaled_dot_product_attention got dropout_p={p:g} while {owner} is in eval mode (SDPA has "
                       "no training flag: pass dropout_p=p if self.training else 0.0)")
