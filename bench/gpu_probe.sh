@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Full-size probe on an NVIDIA GPU: the Llama-3.2-1B-shaped fixture (1.24B parameters, random
-# bf16 weights, never downloaded) with its LoRA adapter, including the step-time overhead of the
-# configured dropout against dropout 0 (CUDA events), the parts of the model that ran, and the
-# module survey (every module's train vs eval output on one input: hand-written dropout). Then
-# the planted hand-written dropout faults and the correct one on the GPU (issue #32: the survey's
-# kept-ratio tolerance is per dtype, and the GPU's kernels differ from the CPU's). Must finish
-# within 5 minutes.
+# On an NVIDIA GPU, in four parts (each must pass; the whole within about 8 minutes):
+#  1. the full-size probe: the Llama-3.2-1B-shaped fixture (1.24B parameters, random bf16 weights,
+#     never downloaded) with its LoRA adapter, including the step-time overhead of the configured
+#     dropout against dropout 0 (CUDA events), the parts of the model that ran and the module
+#     survey (every module's train vs eval output on one input: hand-written dropout);
+#  1b. the planted hand-written dropout faults and the correct one on the GPU (issue #32: the
+#     survey's kept-ratio tolerance is per dtype, and the GPU's kernels differ from the CPU's);
+#  2. the run-time guard on a tiny transformers Trainer run on CUDA (bench/runtime_guard_trainer.py:
+#     a clean run is silent and logs the plan, a planted eval-in-train-mode run is caught);
+#  3. the distributed probe with one rank, `probe --nproc 1` (torchrun, NCCL) on the same fixture,
+#     scaled down.
 #
 #   bash bench/gpu_probe.sh            (from the repository root; PYTHON=... to pick an interpreter)
 #
@@ -74,4 +78,29 @@ for spec in clean_hand_written:- fault_hand_unscaled:DRP802 fault_hand_double_sc
   echo "fault      $name want $want got $got $verdict"
 done
 [ $rc -le 1 ] && rc=$faults_rc
+
+echo "--- 2. run-time guard on a tiny Trainer run ($DEVICE)"
+start=$(date +%s)
+set +e
+PYTHONPATH=. PYTHONUNBUFFERED=1 timeout 120 "$PY" bench/runtime_guard_trainer.py --device "$DEVICE"
+guard_rc=$?
+echo "guard exit code: $guard_rc  wall: $(( $(date +%s) - start )) s"
+
+echo "--- 3. probe --nproc 1 ($DEVICE: NCCL on cuda, gloo on cpu)"
+start=$(date +%s)
+PYTHONPATH=. PYTHONUNBUFFERED=1 timeout 180 "$PY" -m auditor probe fixtures/probe-llama-lora/config.json \
+  --adapter fixtures/probe-llama-lora/adapter_config.json --device "$DEVICE" --steps 5 --nproc 1 \
+  --format concise --measurements "$OUTDIR/nproc_measurements.json"
+nproc_rc=$?
+set -e
+echo "nproc exit code: $nproc_rc  wall: $(( $(date +%s) - start )) s"
+"$PY" - "$OUTDIR/nproc_measurements.json" <<'PYEOF' || nproc_rc=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["ranks"]
+print(f"ranks      {r['world_size']} ({r['backend']}, {r['device']}); seeding: {r['rule']}; digests {r['digests']}")
+print(f"sites      {len(d['sites'])}, train verdicts {sorted({s['train_verdict'] for s in d['sites']})}")
+PYEOF
+# the probe's own exit code reports findings (1) on the fixture as in part 1; 2 is a failure to run
+[ "$rc" -le 1 ] && [ "$guard_rc" -eq 0 ] && [ "$nproc_rc" -le 1 ] || exit 1
 exit $rc

@@ -23,6 +23,9 @@ ALLOWED = {
     "run": {"core", "knowledge", "sources", "setup", "checks", "report"},
     "probe": {"core", "knowledge", "sources", "setup", "checks", "report", "run"},
     "cli": {"core", "knowledge", "sources", "setup", "checks", "report", "run", "probe"},
+    # the run-time guards (issue #30): the probe's instrument, checks and rank helpers, never the
+    # static path's stages, and nothing imports them back (the static path never pays for torch)
+    "runtime": {"core", "knowledge", "probe"},
     "generate": {"core", "knowledge", "sources", "setup", "checks", "report", "run", "probe"},
     "top": {"cli"},  # auditor/__init__.py and __main__.py
 }
@@ -128,6 +131,16 @@ def test_no_import_circles():
         if module not in index:
             visit(module)
     assert not circles, f"import circles: {circles}"
+
+
+def test_nothing_but_the_runtime_imports_the_runtime():
+    """`auditor.runtime` is the user's one-line guard: no command, and no stage of the static
+    path, may depend on it (ALLOWED lists it for nobody; this says so in one place)."""
+    modules = _modules()
+    assert "auditor.runtime.guard" in modules
+    importers = sorted(m for m, targets in _imports(modules).items()
+                       if _folder(m, modules) != "runtime" and any(t.startswith("auditor.runtime") for t in targets))
+    assert not importers, importers
 
 
 def test_the_walk_sees_function_local_imports():

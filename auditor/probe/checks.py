@@ -129,8 +129,10 @@ def class_location(source: tuple, fallback: str) -> tuple:
     return fallback, Span.file_start()
 
 
-def site_rows(sites: dict, ctx: Context, scale_tol: float, alpha: float | None = None) -> tuple:
-    """Check 1 (train: rate and inverted scaling) and the site half of check 2 (eval: no drop)."""
+def site_rows(sites: dict, ctx: Context, scale_tol: float, alpha: float | None = None,
+              eval_check: bool = True) -> tuple:
+    """Check 1 (train: rate and inverted scaling) and the site half of check 2 (eval: no drop).
+    The run-time guard judges evaluation from its own counts (`eval_check=False`)."""
     findings = []
     rows = []
     alpha = site_alpha(sites) if alpha is None else alpha
@@ -186,7 +188,7 @@ def site_rows(sites: dict, ctx: Context, scale_tol: float, alpha: float | None =
         elif e.changed and e.p > 0 and not e.k:
             problems.append(f"changed {e.changed} values in eval mode")
         row.eval_dropped = e.k
-        if problems:
+        if problems and eval_check:
             row.eval_verdict = "ACTIVE"
             findings.append(probe_finding(
                 "DRP800", file,

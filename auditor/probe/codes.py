@@ -19,6 +19,7 @@ PROBE_CODES = {
     "DRP809": ("eval-differs-from-identity", "error"),
     "DRP810": ("dropout-step-overhead", "info"),
     "DRP811": ("cannot-probe", "error"),
+    "DRP812": ("dropout-masks-shared-across-ranks", "warning"),
 }
 
 

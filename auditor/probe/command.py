@@ -1,7 +1,7 @@
 """`dropout-audit probe`: the click command. torch, transformers and peft are imported inside the
 command function only, so `dropout-audit --help` and the static path never pay for them.
 
-Imports inside functions (`probe.session`, `torch`, `transformers`) are deferred for start-up
+Imports inside functions (`probe.session`, `probe.distributed`, `torch`, `transformers`) are deferred for start-up
 time: a run that never takes that path never pays for them.
 """
 
@@ -38,10 +38,14 @@ MISSING = "dropout-audit probe needs torch and transformers (and peft for adapte
               help="Also write a self-contained HTML report (per-site chart, tables, measurements).")
 @click.option("--measurements", type=click.Path(dir_okay=False),
               help="Also write every measurement (sites, tests, loss, timings) as JSON.")
+@click.option("--nproc", type=click.IntRange(1, 64), default=None,
+              help="Run the fine-tune on N data-parallel ranks under torchrun (gloo on the CPU, NCCL on CUDA) and "
+                   "check that ranks draw different dropout masks, seeded as the --factory or the recipe's "
+                   "framework seeds them; site counts are merged over ranks.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 def probe(path, adapter, factory, device, steps, seed, full_size, trust_remote_code, fmt, as_json, output_file,
-          html_file, measurements, fail_on, exit_zero):
+          html_file, measurements, nproc, fail_on, exit_zero):
     """Build the model from PATH (config.json, a model directory or a recipe naming one; weights are
     never downloaded) or from --factory, run a short instrumented fine-tune, and check every dropout
     site: rate and scaling in train, off in eval, nothing rescaled at inference, keys that do nothing."""
@@ -58,7 +62,14 @@ def probe(path, adapter, factory, device, steps, seed, full_size, trust_remote_c
         sys.exit(2)
     from auditor.probe.session import ProbeRequest, run
 
-    sys.exit(run(ProbeRequest(path=path, adapter=adapter, factory=factory, device=device, steps=steps, seed=seed,
-                              full_size=full_size, trust_remote_code=trust_remote_code, fmt=fmt,
-                              output_file=output_file, html_file=html_file, measurements=measurements,
-                              fail_on=fail_on, exit_zero=exit_zero)))
+    req = ProbeRequest(path=path, adapter=adapter, factory=factory, device=device, steps=steps, seed=seed,
+                       full_size=full_size, trust_remote_code=trust_remote_code, fmt=fmt,
+                       output_file=output_file, html_file=html_file, measurements=measurements,
+                       fail_on=fail_on, exit_zero=exit_zero, nproc=nproc or 0)
+    if nproc:
+        if html_file:
+            raise click.UsageError("--html is not available with --nproc (use --measurements)")
+        from auditor.probe.distributed import launch
+
+        sys.exit(launch(req))
+    sys.exit(run(req))

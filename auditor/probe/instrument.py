@@ -3,10 +3,10 @@
 Hooks on nn.Dropout modules alone miss most of modern dropout: Llama-family and BART attention
 call `F.dropout` or pass `dropout_p` to `scaled_dot_product_attention`, and BERT/GPT-2 only
 read their attention Dropout module's `.p` (facts.md "Where dropout runs"). So, for the probe's
-duration only, this module also replaces the functional entry points in `torch.nn.functional`
-(and `torch.dropout`) with wrappers, and keeps a stack of the modules being run (forward pre/post
+duration only, this module also watches the functional entry points through the torch function
+mode of `dropout_calls` (shared with the run-time guard), and keeps a stack of the modules being run (forward pre/post
 hooks on every module) so a functional call is attributed to the module that made it. Everything
-is put back in `close()`, which the context manager runs also on error.
+is removed in `close()`, which the context manager runs also on error.
 
 A site is (module path, kind, p). Per site and phase (train/eval) the recorder counts units that
 could be dropped (non-zero input), units dropped (became exactly zero), and how kept units were
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
-import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -30,26 +28,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
-# functional name -> unit family ("element", "feature", "alpha", "feature-alpha")
-FUNCTIONAL = {
-    "dropout": "element",
-    "dropout1d": "feature",
-    "dropout2d": "feature",
-    "dropout3d": "feature",
-    "alpha_dropout": "alpha",
-    "feature_alpha_dropout": "feature-alpha",
-}
+from auditor.probe.dropout_calls import (
+    FUNCTIONAL,
+    SDPA_SIGNATURE,
+    DropoutCall,
+    DropoutMode,
+    call_location,
+    call_sdpa,
+    module_family,
+    outside_torch,
+    spatial,
+)
+
 _SELU_ALPHA_PRIME = -1.7580993408473766
-_SDPA_SIGNATURE = inspect.signature(
-    lambda query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False: None)
-ELEMENT_CAP = 2_000_000
-
-
-def _call_sdpa(orig, arguments: dict, dropout_p: float):
-    """Call the builtin with q, k, v positional (it takes only the first six positionally)."""
-    rest = {k: v for k, v in arguments.items() if k not in ("query", "key", "value")}
-    rest["dropout_p"] = dropout_p
-    return orig(arguments["query"], arguments["key"], arguments["value"], **rest)   # units per site and phase after which only calls are counted
+ELEMENT_CAP = 2_000_000   # units per site and phase after which only calls are counted
 _SAMPLE = 65536           # elements used for the median of the kept-unit scale
 
 
@@ -65,6 +57,7 @@ class Tally:
     scale_devs: list = field(default_factory=list)   # per call: median of out*(1-p)/in - 1
     flag_mismatch: int = 0  # calls whose training flag disagreed with the caller's mode
     flag_examples: list = field(default_factory=list)
+    active: int = 0         # calls that dropped: p > 0 with the training flag (or the module) on
     ps: set = field(default_factory=set)   # the rates the site was called with
 
     @property
@@ -166,65 +159,38 @@ def measure(x: torch.Tensor, y: torch.Tensor, p: float, family: str, spatial: in
     return out
 
 
-def _call_location() -> tuple:
-    """(`@file.py:line`, (file, line)) of the code that called the functional dropout: one
-    module may call it several times for different keys (BART's dropout and
-    activation_dropout), and the line tells them apart where the module path cannot; the full
-    path and line are where a finding on that call points (not at the module's `def forward`)."""
-    frame = sys._getframe(2)
-    file, line = frame.f_code.co_filename, frame.f_lineno
-    return f"@{os.path.basename(file)}:{line}", (file, line)
-
-
-def _spatial(name: str, ndim: int) -> int:
-    if name == "dropout1d":
-        return 1
-    if name == "dropout2d":
-        return 2 if ndim == 4 else 1
-    if name == "dropout3d":
-        return 3
-    if name == "feature_alpha_dropout":
-        return max(ndim - 2, 1)
-    return 0
-
-
-def _module_family(m: nn.Module) -> tuple:
-    if isinstance(m, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
-        return "feature", {nn.Dropout1d: "dropout1d", nn.Dropout2d: "dropout2d", nn.Dropout3d: "dropout3d"}.get(type(m), "dropout2d")
-    if isinstance(m, nn.FeatureAlphaDropout):
-        return "feature-alpha", "feature_alpha_dropout"
-    if isinstance(m, nn.AlphaDropout):
-        return "alpha", "alpha_dropout"
-    return "element", "dropout"
-
-
 class Instrument:
-    """Installs the hooks and wrappers; `mode` decides what a dropout call does:
+    """Installs the hooks and the function mode; `mode` decides what a dropout call does:
 
     - "record": run normally and record statistics (phase "train" or "eval");
     - "light": run normally and record only which sites ran at which p (cheap);
     - "identity": every dropout site returns its input unchanged (reference output);
     - "off": run normally, record nothing;
-    - "watch": run normally, record nothing, and tell `listener(module, p)` about every dropout
+    - "watch": run normally, record nothing, and tell `watcher(module, p)` about every dropout
       call and the module that made it (the module survey needs to know which modules' outputs
       a known dropout kernel explains: `probe/survey.py`).
+
+    `listener(site, phase, caller, why)`, when given, hears of every *active* application (a
+    rate above 0 that drops: a module in train mode, a call with training=True, SDPA with
+    dropout_p > 0) while recording; the run-time guard raises or warns from it. One Instrument
+    may be entered and closed many times; its sites accumulate.
     """
 
-    def __init__(self, model: nn.Module, mode: str = "record", phase: str = "train", sdpa_twin: bool = True):
+    def __init__(self, model: nn.Module, mode: str = "record", phase: str = "train", sdpa_twin: bool = True,
+                 listener=None):
         self.model = model
         self.mode = mode
         self.phase = phase
         self.sdpa_twin = sdpa_twin
+        self.listener = listener
         self.sites: dict = {}
         self.unattributed_calls = 0
-        self._paths = {id(m): (name or "<root>") for name, m in model.named_modules()}
+        self._paths: dict = {}
         self._stack: list = []
         self._handles: list = []
-        self._saved: dict = {}
-        self._originals: list = []
-        self._busy = False
+        self._dropout_mode = None
         self._identity_inputs: dict = {}
-        self.listener = None
+        self.watcher = None     # the survey's watch mode: watcher(module, p) for every dropout call
         self.calls: dict = {}   # id(module) -> forward calls in the train phase (coverage)
 
     # -- install / remove -------------------------------------------------------------
@@ -239,40 +205,45 @@ class Instrument:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def installed(self) -> bool:
+        return self._dropout_mode is not None
+
     def _install(self) -> None:
+        self._paths = {id(m): (name or "<root>") for name, m in self.model.named_modules()}
         for m in self.model.modules():
             self._handles.append(m.register_forward_pre_hook(self._push))
             self._handles.append(m.register_forward_hook(self._pop, always_call=True))
             if isinstance(m, _DropoutNd):
                 self._handles.append(m.register_forward_pre_hook(self._dropout_pre))
                 self._handles.append(m.register_forward_hook(self._dropout_post))
-        for name, family in FUNCTIONAL.items():
-            self._patch(F, name, self._functional_wrapper(name, family, getattr(F, name)))
-        self._patch(torch, "dropout", self._torch_dropout_wrapper(torch.dropout))
-        self._patch(F, "scaled_dot_product_attention", self._sdpa_wrapper(F.scaled_dot_product_attention))
-
-    def _patch(self, owner, name: str, replacement) -> None:
-        self._originals.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, replacement)
+        self._dropout_mode = DropoutMode(self._on_call)
+        self._dropout_mode.__enter__()
 
     def close(self) -> None:
-        while self._originals:
-            owner, name, orig = self._originals.pop()
-            setattr(owner, name, orig)
+        if self._dropout_mode is not None:
+            mode, self._dropout_mode = self._dropout_mode, None
+            mode.__exit__(None, None, None)
         while self._handles:
             self._handles.pop().remove()
         self._stack.clear()
         self._identity_inputs.clear()
 
     # -- module stack -----------------------------------------------------------------
+    def running(self, module) -> None:
+        """Put on the stack a module whose forward had started before the instrument was installed
+        (its pre-hooks had already run): calls it makes are then attributed to it."""
+        if module not in self._stack:
+            self._stack.append(module)
+
     def _push(self, module, args):
         self._stack.append(module)
         if self.phase == "train" and self.mode == "record":
             self.calls[id(module)] = self.calls.get(id(module), 0) + 1
 
     def _notify(self, module, p: float) -> None:
-        if self.listener is not None:
-            self.listener(module, float(p))
+        if self.watcher is not None:
+            self.watcher(module, float(p))
 
     def _pop(self, module, args, output):
         if self._stack and self._stack[-1] is module:
@@ -326,6 +297,14 @@ class Instrument:
             if len(t.flag_examples) < 1:
                 t.flag_examples.append((bool(passed), bool(caller.training)))
 
+    def _applied(self, site: Site, active: bool, caller, why: str) -> None:
+        """Count an active application and tell the listener (which may raise)."""
+        if not active or self.mode not in ("record", "light"):
+            return
+        site.tally(self.phase).active += 1
+        if self.listener is not None:
+            self.listener(site, self.phase, caller, why)
+
     # -- nn.Dropout modules -------------------------------------------------------------
     def _dropout_pre(self, module, args):
         if self.mode in ("record", "identity") and args and torch.is_tensor(args[0]):
@@ -339,122 +318,72 @@ class Instrument:
         if self.mode == "watch":
             self._notify(module, module.p)
         if self.mode in ("record", "light") and torch.is_tensor(output):
-            family, fname = _module_family(module)
+            family, fname = module_family(module)
             site = self._site(module, type(module).__name__, module.p, family)
             self._record(site, module.p, x if x is not None else args[0], output,
-                         _spatial(fname, output.dim()))
+                         spatial(fname, output.dim()))
+            self._applied(site, module.training and module.p > 0, module, "module-train")
         return None
 
-    # -- functional entry points --------------------------------------------------------
-    def _functional_wrapper(self, name: str, family: str, orig):
-        sig = inspect.signature(orig)
-        this = self
+    # -- functional entry points (through the function mode) ----------------------------
+    def _on_call(self, call: DropoutCall):
+        if self.mode == "off":
+            return call.run()
+        if call.is_sdpa:
+            return self._sdpa(call)
+        if self.mode == "identity":
+            return call.x
+        inside_dropout_module = bool(self._stack) and isinstance(self._stack[-1], _DropoutNd)
+        if inside_dropout_module:
+            # the module's own hooks measure it; keep only the flag for the module's site
+            module = self._stack[-1]
+            fam = module_family(module)[0]
+            self._flag(self._site(module, type(module).__name__, module.p, fam), call.p, call.training, module)
+            return call.run()
+        caller = self._caller()
+        if self.mode == "watch":
+            self._notify(caller, call.p)
+            return call.run()
+        frame = outside_torch()
+        where = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else None
+        site = self._site(caller, call.label + call_location(frame), call.p, call.family, where)
+        self._flag(site, call.p, call.training, caller)
+        keep = call.x.detach().clone() if (call.inplace and self.mode == "record") else call.x
+        y = call.run()
+        self._record(site, call.p, keep, y, call.spatial)
+        self._applied(site, call.active, caller, "flag" if caller is not None and not caller.training else "caller-train")
+        return y
 
-        def wrapper(*args, **kwargs):
-            if this._busy:
-                return orig(*args, **kwargs)
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            a = bound.arguments
-            x, p, training = a["input"], float(a["p"]), bool(a["training"])
-            inside_dropout_module = bool(this._stack) and isinstance(this._stack[-1], _DropoutNd)
-            if this.mode == "identity":
-                return x
-            if this.mode == "off":
-                return orig(*args, **kwargs)
-            caller = this._caller()
-            if this.mode == "watch":
-                this._notify(caller, p)
-                return orig(*args, **kwargs)
-            if inside_dropout_module:
-                # the module's own hooks measure it; keep only the flag for the module's site
-                module = this._stack[-1]
-                fam = _module_family(module)[0]
-                this._flag(this._site(module, type(module).__name__, module.p, fam), p, training, module)
-                return orig(*args, **kwargs)
-            tag, call = _call_location()
-            site = this._site(caller, "F." + name + tag, p, family, call)
-            this._flag(site, p, training, caller)
-            keep = x.detach().clone() if (a.get("inplace") and this.mode == "record") else x
-            this._busy = True
-            try:
-                y = orig(*args, **kwargs)
-            finally:
-                this._busy = False
-            this._record(site, p, keep, y, _spatial(name, x.dim()))
-            return y
-
-        wrapper.__wrapped__ = orig
-        return wrapper
-
-    def _torch_dropout_wrapper(self, orig):
-        this = self
-
-        def wrapper(input, p, train):
-            if this._busy or this.mode == "off":
-                return orig(input, p, train)
-            if this.mode == "identity":
-                return input
-            caller = this._caller()
-            if this.mode == "watch":
-                this._notify(caller, p)
-                return orig(input, p, train)
-            tag, call = _call_location()
-            site = this._site(caller, "torch.dropout" + tag, float(p), "element", call)
-            this._flag(site, float(p), train, caller)
-            this._busy = True
-            try:
-                y = orig(input, p, train)
-            finally:
-                this._busy = False
-            this._record(site, float(p), input, y)
-            return y
-
-        wrapper.__wrapped__ = orig
-        return wrapper
-
-    def _sdpa_wrapper(self, orig):
-        sig = _SDPA_SIGNATURE
-        this = self
-
-        def wrapper(*args, **kwargs):
-            if this._busy or this.mode == "off":
-                return orig(*args, **kwargs)
-            bound = sig.bind(*args, **kwargs)
-            a = bound.arguments
-            p = float(a.get("dropout_p", 0.0) or 0.0)
-            if this.mode == "identity":
-                return _call_sdpa(orig, bound.arguments, 0.0)
-            caller = this._caller()
-            if this.mode == "watch":
-                this._notify(caller, p)
-                return orig(*args, **kwargs)
-            site = this._site(caller, "sdpa", p, "element", _call_location()[1])
-            if p > 0 and caller is not None and not caller.training:
-                t = site.tally(this.phase)
-                t.flag_mismatch += 1
-                if not t.flag_examples:
-                    t.flag_examples.append((True, False))
-            this._busy = True
-            try:
-                y = orig(*args, **kwargs)
-                if p > 0 and this.mode == "record" and this.sdpa_twin and site.tally(this.phase).n < ELEMENT_CAP:
-                    w_drop, w_ref = this._sdpa_twin(orig, bound)
-                    this._record(site, p, w_ref, w_drop)
-                else:
-                    t = site.tally(this.phase)
-                    t.calls += 1
-                    t.ps.add(p)
-            finally:
-                this._busy = False
-            return y
-
-        wrapper.__wrapped__ = orig
-        return wrapper
+    def _sdpa(self, call: DropoutCall):
+        p = call.p
+        if self.mode == "identity":
+            return call.run_with(0.0)
+        caller = self._caller()
+        if self.mode == "watch":
+            self._notify(caller, p)
+            return call.run()
+        frame = outside_torch()
+        site = self._site(caller, "sdpa", p, "element",
+                          (frame.f_code.co_filename, frame.f_lineno) if frame is not None else None)
+        if p > 0 and caller is not None and not caller.training:
+            t = site.tally(self.phase)
+            t.flag_mismatch += 1
+            if not t.flag_examples:
+                t.flag_examples.append((True, False))
+        y = call.run()
+        if p > 0 and self.mode == "record" and self.sdpa_twin and site.tally(self.phase).n < ELEMENT_CAP:
+            w_drop, w_ref = self._sdpa_twin(call)
+            self._record(site, p, w_ref, w_drop)
+        else:
+            t = site.tally(self.phase)
+            t.calls += 1
+            t.ps.add(p)
+        self._applied(site, p > 0, caller, "flag" if caller is not None and not caller.training else "caller-train")
+        return y
 
     @torch.no_grad()
-    def _sdpa_twin(self, orig, bound):
-        a = dict(bound.arguments)
+    def _sdpa_twin(self, call: DropoutCall):
+        a = dict(call.arguments)
         q, k, v = a["query"].detach(), a["key"].detach(), a["value"].detach()
         lk = k.shape[-2]
         eye = torch.eye(lk, dtype=v.dtype, device=v.device).expand(*v.shape[:-2], lk, lk).contiguous()
@@ -462,8 +391,8 @@ class Instrument:
         mask = rest.get("attn_mask")
         if torch.is_tensor(mask):
             rest["attn_mask"] = mask.detach()
-        w_drop = orig(q, k, eye, dropout_p=float(a["dropout_p"]), **rest)
-        w_ref = orig(q, k, eye, dropout_p=0.0, **rest)
+        w_drop = call.func(q, k, eye, dropout_p=call.p, **rest)
+        w_ref = call.func(q, k, eye, dropout_p=0.0, **rest)
         return w_drop, w_ref
 
 
@@ -474,7 +403,9 @@ def live_sites(sites: dict, phase: str = "train") -> list:
 
 class ZeroDropout:
     """Every dropout site forced to p=0 (the baseline of the overhead measurement): modules get
-    p=0, functional calls get p=0, with no recording, so the two timed runs differ only in p."""
+    p=0, functional calls get p=0, with no recording, so the two timed runs differ only in p.
+    It patches the functional entry points instead of entering the function mode: a mode puts a
+    Python call on every torch op, which would be timed in one arm only."""
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -501,7 +432,7 @@ class ZeroDropout:
 
         def sdpa_zero(orig):
             def wrapper(*args, **kwargs):
-                return _call_sdpa(orig, _SDPA_SIGNATURE.bind(*args, **kwargs).arguments, 0.0)
+                return call_sdpa(orig, SDPA_SIGNATURE.bind(*args, **kwargs).arguments, 0.0)
             return wrapper
 
         self._swap(F, "scaled_dot_product_attention", sdpa_zero)

@@ -36,6 +36,7 @@ class ProbeRequest:
     fail_on: str = "warning"
     exit_zero: bool = False
     light: bool = False   # fewer repeated forwards, no timing: for coverage sweeps, not verdicts
+    nproc: int = 0        # > 0: the distributed probe under torchrun (probe/distributed.py)
 
 
 def probe_rules() -> list:

@@ -198,13 +198,13 @@ class Survey:
                 continue
             self._handles.append(m.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(m.register_forward_hook(self._post, with_kwargs=True, always_call=True))
-        self.ins.listener = self.on_kernel
+        self.ins.watcher = self.on_kernel
         self.active = True
         return self
 
     def __exit__(self, *exc) -> None:
         self.active = False
-        self.ins.listener = None
+        self.ins.watcher = None
         while self._handles:
             self._handles.pop().remove()
         self._frames.clear()
