@@ -87,14 +87,16 @@ def parse_formats(values, output_file) -> list:
     return pairs
 
 
-def _config(req: Request):
+def load_config(config: str | None, start: str):
+    """The validated configuration (`config.Loaded`) given by --config, else the nearest one
+    above `start`; None when there is none. Raises ConfigProblem."""
     from auditor.run import config_file
 
     try:
-        if req.config:
-            found = (req.config, config_file.read(req.config))
+        if config:
+            found = (config, config_file.read(config))
         else:
-            found = config_file.find(req.paths[0] if req.paths else ".")
+            found = config_file.find(start)
     except config_file.ConfigFileError as exc:
         raise ConfigProblem(str(exc)) from None
     if found is None:
@@ -107,7 +109,7 @@ def _config(req: Request):
         raise ConfigProblem(str(exc)) from None
 
 
-def _siblings(files, suffixes) -> list:
+def siblings(files, suffixes) -> list:
     """The given files plus the readable files beside them, grouped by directory: setup-level
     rules compare a recipe with the config.json next to it even when only the recipe is staged.
     Paths are normalised so that one directory is one group, however it was spelled."""
@@ -130,7 +132,7 @@ _LINKER_SUFFIXES = (".sh", ".py")
 _LINKER_MAX_BYTES = 1 << 20
 
 
-def _linkers(files, root: str) -> list:
+def linkers(files, root: str) -> list:
     """Scripts in the parent directories of the given files (up to the root) whose bytes name
     one of them: a launch script one level up running the staged recipe, a script parsing the
     staged YAML. Read so that the setup graph can follow their links forwards to the staged
@@ -166,14 +168,14 @@ def _linkers(files, root: str) -> list:
     return out
 
 
-def _with_linkers(files: list, linkers: list) -> list:
+def with_linkers(files: list, found: list) -> list:
     from auditor.setup.resolve import directory_of
 
-    merged = set(files) | set(linkers)
+    merged = set(files) | set(found)
     return sorted(merged, key=lambda p: (directory_of(p), os.path.basename(p)))
 
 
-def _excluded(files, patterns, root: str) -> list:
+def excluded(files, patterns, root: str) -> list:
     """Drop files matching the configured excludes, relative to the config file's folder
     (not to the path walked), and explicit files too, so a pre-commit hook honours them."""
     import pathspec
@@ -219,22 +221,17 @@ def _scheduling(req: Request, engine):
     return jobs, cache
 
 
-def run(req: Request) -> int:
-    from auditor.core.catalogue import RuleError
-    from auditor.run.discover import discover
-    from auditor.run.engine import Engine, Options, exit_code
-
-    outputs = parse_formats(req.formats, req.output_file)
-    loaded = _config(req)
+def options_from(req: Request, loaded) -> dict:
+    """The engine's Options (as keywords) for this request and configuration, without the
+    root: an option given on the command line replaces the same key of the file. Raises
+    ConfigProblem for a bad configuration or baseline, catalogue.RuleError for bad rules."""
     cfg = loaded.cfg if loaded else None
 
-    # An option given on the command line replaces the same key of the file.
     select = split_codes(req.select) or tuple((cfg.select if cfg else None) or ())
     ignore = split_codes(req.ignore) or tuple((cfg.ignore if cfg else None) or ())
     extend = split_codes(req.extend_select) or (tuple(cfg.extend_select) if cfg else ())
     if select and extend:
         select = select + extend
-    fail_on = req.fail_on or (cfg.fail_on if cfg else None) or "warning"
     rule_dirs = tuple(req.rules_dirs) or (tuple(loaded.resolve(d) for d in cfg.rule_dirs) if cfg else ())
     options = dict(select=select, ignore=ignore, rule_dirs=rule_dirs)
     if req.max_file_size:
@@ -256,31 +253,43 @@ def run(req: Request) -> int:
             options["baseline"] = baseline.load(req.baseline)
         except baseline.BaselineError as exc:
             raise ConfigProblem(str(exc)) from None
+    if cfg and (cfg.params or cfg.severity):
+        from auditor.core import catalogue
+        from auditor.run import config
 
+        try:
+            options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
+        except config.ConfigError as exc:
+            raise ConfigProblem(str(exc)) from None
+    return options
+
+
+def run(req: Request) -> int:
+    from auditor.core.catalogue import RuleError
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options, exit_code
+
+    outputs = parse_formats(req.formats, req.output_file)
+    loaded = load_config(req.config, req.paths[0] if req.paths else ".")
+    cfg = loaded.cfg if loaded else None
+    fail_on = req.fail_on or (cfg.fail_on if cfg else None) or "warning"
     paths = list(req.paths) or ["."]
     from auditor.setup.link import link_root
 
-    options["root"] = link_root(req.root, paths)
     try:
-        if cfg and (cfg.params or cfg.severity):
-            from auditor.core import catalogue
-            from auditor.run import config
-
-            try:
-                options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
-            except config.ConfigError as exc:
-                raise ConfigProblem(str(exc)) from None
+        options = options_from(req, loaded)
+        options["root"] = link_root(req.root, paths)
         engine = Engine(Options(**options))
     except RuleError as exc:
         raise UsageProblem(str(exc)) from None
     found = discover(paths, engine.suffixes)
     for missing in found.missing:
         raise UsageProblem(f"path does not exist: {missing}")
-    exclude = (lambda fs: _excluded(fs, cfg.exclude, loaded.root)) if cfg and cfg.exclude else (lambda fs: fs)
+    exclude = (lambda fs: excluded(fs, cfg.exclude, loaded.root)) if cfg and cfg.exclude else (lambda fs: fs)
     files = given = exclude(found.files)
     if all(os.path.isfile(p) for p in paths):
-        files = exclude(_siblings(given, engine.suffixes))
-        files = _with_linkers(files, exclude(_linkers(given, engine.options.root)))
+        files = exclude(siblings(given, engine.suffixes))
+        files = with_linkers(files, exclude(linkers(given, engine.options.root)))
         if cfg is None or cfg.report_only_given:
             engine.options.only_given = frozenset(os.path.normpath(p) for p in given)
     root = req.root or "."
