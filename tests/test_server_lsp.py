@@ -391,3 +391,47 @@ async def test_shutdown_and_exit_end_the_process_cleanly(client: LanguageClient)
     assert client._server.returncode == 0
     client.capabilities = None  # the fixture's own shutdown has nothing left to do
 
+
+
+# --- a long session -----------------------------------------------------------------------
+
+def test_a_long_session_keeps_no_finished_notification(tmp_path, monkeypatch):
+    """Regression: pygls 2.1.1 keeps the future of every didChange in its request table; the
+    server drops the finished ones, so 1,000 edits do not grow it (bench/server_latency.py
+    measured 2 MB per 1,000 edits before)."""
+    import io
+    import json as json_module
+
+    from pygls.io_ import StdoutWriter
+
+    from auditor.server import lsp as server_lsp
+
+    monkeypatch.chdir(tmp_path)  # initialize moves to the workspace root; the test's cwd comes back
+    (tmp_path / "recipe.yaml").write_text(BAD_RECIPE, encoding="utf-8")
+    uri = from_fs_path(str(tmp_path / "recipe.yaml"))
+
+    async def session():
+        server = server_lsp.build()
+        out = io.BytesIO()
+        server.protocol.set_writer(StdoutWriter(out))
+
+        def send(message):
+            server.protocol.handle_message(json_module.loads(json_module.dumps({"jsonrpc": "2.0", **message}),
+                                                             object_hook=server.protocol.structure_message))
+
+        send({"id": 1, "method": "initialize", "params": {"capabilities": {}, "rootUri": from_fs_path(str(tmp_path)),
+                                                          "initializationOptions": {"debounceMs": 0}}})
+        send({"method": "initialized", "params": {}})
+        send({"method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "yaml", "version": 1, "text": BAD_RECIPE}}})
+        for version in range(2, 202):
+            send({"method": "textDocument/didChange", "params": {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"text": BAD_RECIPE.replace("5e-2", f"0.{version % 9 + 1}")}]}})
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.2)
+        return server, out.getvalue()
+
+    server, written = asyncio.run(session())
+    assert b'"version": 201' in written or b'"version":201' in written  # the last edit was checked
+    assert len(server.protocol._request_futures) < 5

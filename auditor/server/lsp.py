@@ -159,6 +159,7 @@ class DropoutServer(LanguageServer):
         if path not in self.targets:
             return
         self.last_run[path] = asyncio.get_running_loop().time()
+        self.drop_finished_notifications()
         try:
             found = self.audit.check(path)
         except Exception:  # noqa: BLE001 - an engine bug must not take the editor's server down
@@ -177,6 +178,17 @@ class DropoutServer(LanguageServer):
                 if os.path.dirname(other) not in done:
                     done.add(os.path.dirname(other))
                     self.check(other, follow=False)
+
+    def drop_finished_notifications(self) -> None:
+        """pygls 2.1.1 files the future of every notification its built-in handlers run
+        (didOpen, didChange, didSave, the notebook ones) in `protocol._request_futures` under a
+        fresh id and never removes it: about 2 KB a keystroke, for the life of the session
+        (bench/server_latency.py's memory line). A finished future there answers nothing (a
+        request's own is removed when its answer is sent), so the finished ones are dropped."""
+        pending = getattr(self.protocol, "_request_futures", None)
+        if isinstance(pending, dict):
+            for key in [k for k, future in pending.items() if future.done()]:
+                pending.pop(key, None)
 
     def fresh(self, target: Target) -> Result | None:
         """The target's findings for its current version, checking now if they are stale."""
