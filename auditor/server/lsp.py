@@ -162,15 +162,15 @@ class DropoutServer(LanguageServer):
         self.drop_finished_notifications()
         try:
             found = self.audit.check(path)
+            for p, findings in found.items():
+                target = self.targets.get(p)
+                if target is not None:
+                    self.results[p] = Result(self.doc_version(target), self.text_of(target), target.nb, findings)
+                    self.publish(target, findings)
         except Exception:  # noqa: BLE001 - an engine bug must not take the editor's server down
             self.window_log_message(lsp.LogMessageParams(
                 type=lsp.MessageType.Error, message=f"dropout-audit: checking {path} failed:\n{traceback.format_exc()}"))
             return
-        for p, findings in found.items():
-            target = self.targets.get(p)
-            if target is not None:
-                self.results[p] = Result(self.doc_version(target), self.text_of(target), target.nb, findings)
-                self.publish(target, findings)
         self.show_problems()
         if follow:
             done = {os.path.dirname(path)}
