@@ -435,3 +435,15 @@ def test_a_long_session_keeps_no_finished_notification(tmp_path, monkeypatch):
     server, written = asyncio.run(session())
     assert b'"version": 201' in written or b'"version":201' in written  # the last edit was checked
     assert len(server.protocol._request_futures) < 5
+
+
+def test_the_documentation_link_follows_the_rule_docs_template():
+    from auditor.server import lsp as server_lsp
+
+    server = server_lsp.build()
+    server.audit.configured(os.path.join(REPO, "fixtures", "invalid-values", "recipe.yaml"))  # the rules load
+    assert server.docs_href("DRP103").endswith("/DRP103-dropout-yaml11-string.yaml")
+    server.rule_docs = "https://example.org/rules/{code}.html#{name}"
+    assert server.docs_href("DRP103") == "https://example.org/rules/DRP103.html#dropout-yaml11-string"
+    server.rule_docs = "https://example.org/{unknown}"  # a template naming another field: the rule's file
+    assert server.docs_href("DRP103").endswith("/DRP103-dropout-yaml11-string.yaml")

@@ -212,7 +212,10 @@ class DropoutServer(LanguageServer):
     def docs_href(self, code: str) -> str | None:
         rule = self.audit.rule(code)
         if self.rule_docs:
-            return self.rule_docs.format(code=code, name=rule.name if rule is not None else "")
+            try:
+                return self.rule_docs.format(code=code, name=rule.name if rule is not None else "")
+            except (KeyError, IndexError, ValueError):  # a template with other fields: the rule's file
+                pass
         if rule is not None and rule.origin and os.path.isfile(rule.origin):
             return from_fs_path(os.path.abspath(rule.origin))
         return None
