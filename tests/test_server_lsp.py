@@ -38,8 +38,11 @@ async def client(lsp_client: LanguageClient, tmp_path):
     def register(params: lsp.RegistrationParams):
         lsp_client.registrations.extend(params.registrations)
 
-    await lsp_client.initialize_session(lsp.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
+    capabilities = client_capabilities("visual-studio-code")  # the recorded 1.65, before LSP 3.17 notebooks:
+    capabilities.notebook_document = lsp.NotebookDocumentClientCapabilities(  # as later releases send
+        synchronization=lsp.NotebookDocumentSyncClientCapabilities())
+    lsp_client.init_result = await lsp_client.initialize_session(lsp.InitializeParams(
+        capabilities=capabilities,
         workspace_folders=[lsp.WorkspaceFolder(uri=from_fs_path(str(root)), name="ws")],
         initialization_options={"debounceMs": 50}))
     yield
@@ -120,6 +123,24 @@ BAD_RECIPE = "base_model: m\nadapter: lora\nlora_dropout: 5e-2\n"
 
 
 # --- diagnostics --------------------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_initialize_announces_what_the_server_does(client: LanguageClient):
+    caps = client.init_result.capabilities
+    assert client.init_result.server_info.name == "dropout-audit"
+    assert caps.hover_provider
+    assert set(caps.code_action_provider.code_action_kinds) == {"quickfix", "source.fixAll.dropout-audit"}
+    assert caps.text_document_sync.change == lsp.TextDocumentSyncKind.Incremental and caps.text_document_sync.save
+    (selector,) = caps.notebook_document_sync.notebook_selector
+    assert [c.language for c in selector.cells] == ["python"]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not client.registrations and loop.time() < deadline:  # it asks to watch the configuration
+        await asyncio.sleep(0.02)
+    (watch,) = client.registrations
+    patterns = [w["globPattern"] for w in watch.register_options["watchers"]]  # left unstructured by the client
+    assert "**/pyproject.toml" in patterns and "**/.dropout-audit.toml" in patterns
+
 
 @pytest.mark.asyncio
 async def test_a_bad_recipe_gets_its_diagnostic_at_the_value(client: LanguageClient):
@@ -213,6 +234,19 @@ async def test_an_unsaved_adapter_config_changes_the_recipe_beside_it(client: La
     # closing the buffer without saving: the disk's adapter_config.json agrees again
     client.text_document_did_close(lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(adapter)))
     assert await diagnostics(client, recipe, lambda ds: ds == []) == []
+
+
+@pytest.mark.asyncio
+async def test_a_file_changed_on_disk_rechecks_the_open_recipe_beside_it(client: LanguageClient):
+    write(client, [("run/recipe.yaml", "base_model: m\nadapter: lora\nlora_dropout: 0.05\n"),
+                   ("run/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.05, "r": 8}\n')])
+    recipe = open_doc(client, "run/recipe.yaml")
+    assert await diagnostics(client, recipe, lambda ds: ds is not None) == []
+    write(client, [("run/adapter_config.json", '{"peft_type": "LORA", "lora_dropout": 0.3, "r": 8}\n')])
+    client.workspace_did_change_watched_files(lsp.DidChangeWatchedFilesParams(
+        [lsp.FileEvent(uri_of(client, "run/adapter_config.json"), lsp.FileChangeType.Changed)]))
+    found = await diagnostics(client, recipe, lambda ds: ds)
+    assert codes(found) == ["DRP400"] and "0.3" in found[0].message
 
 
 @pytest.mark.asyncio
