@@ -237,3 +237,24 @@ def test_the_server_command_says_what_is_missing_without_the_extra():
                           env=dict(os.environ, PYTHONPATH=REPO))
     assert done.returncode == 2
     assert "pip install 'dropout-auditor[server]'" in done.stderr
+
+
+def test_the_server_never_imports_the_probe_stack(tmp_path):
+    """The server checks scripts and notebooks as `check` does: torch, transformers and peft
+    stay out of its process (a fresh interpreter: this one has imported everything)."""
+    pytest.importorskip("pygls")
+    write_files(tmp_path, [("train.py", "import torch\nfrom peft import LoraConfig\n\n"
+                                        "config = LoraConfig(r=8, lora_dropout=0.1)\n"),
+                           ("recipe.yaml", "base_model: m\nadapter: lora\nlora_dropout: 0.1\n")])
+    code = ("import json, os, sys\nimport auditor.server.lsp\nfrom auditor.server.audit import Audit\n"
+            "audit = Audit('.')\n"
+            "for name in ('train.py', 'recipe.yaml'):\n"
+            "    path = os.path.abspath(name)\n"
+            "    audit.set_buffer(path, open(path).read())\n"
+            "    audit.check(path)\n    audit.plans(path)\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=REPO), check=True)
+    mods = {m.split(".")[0] for m in json.loads(done.stdout)}
+    assert "pygls" in mods and "auditor" in mods
+    assert not mods & {"torch", "transformers", "peft"}
