@@ -250,7 +250,7 @@ def test_precommit_finds_the_script_that_links_to_a_staged_file(tmp_path, run_cl
 
     from auditor.cli import checkrun
 
-    assert checkrun._linkers([os.path.join("cfg", "sft.yaml")], ".") == ["train.py"]
+    assert checkrun.linkers([os.path.join("cfg", "sft.yaml")], ".") == ["train.py"]
 
 
 def test_library_fields_are_known_at_the_pins_only_so_unknown_flags_are_info(tmp_path):

@@ -22,10 +22,13 @@ ALLOWED = {
     "report": {"core", "knowledge", "sources"},
     "run": {"core", "knowledge", "sources", "setup", "checks", "report"},
     "probe": {"core", "knowledge", "sources", "setup", "checks", "report", "run"},
-    "cli": {"core", "knowledge", "sources", "setup", "checks", "report", "run", "probe"},
+    "cli": {"core", "knowledge", "sources", "setup", "checks", "report", "run", "probe", "server"},
     # the run-time guards (issue #30): the probe's instrument, checks and rank helpers, never the
     # static path's stages, and nothing imports them back (the static path never pays for torch)
     "runtime": {"core", "knowledge", "probe"},
+    # the language server (pygls) sits beside cli: it uses the command line's settings and file
+    # choice; only the click command imports it, inside the function (test below)
+    "server": {"core", "knowledge", "sources", "setup", "checks", "report", "run", "cli"},
     "generate": {"core", "knowledge", "sources", "setup", "checks", "report", "run", "probe"},
     "top": {"cli"},  # auditor/__init__.py and __main__.py
 }
@@ -148,6 +151,19 @@ def test_the_walk_sees_function_local_imports():
     edges = _imports(_modules())
     assert "auditor.cli.commands" in edges["auditor.cli.launch"]  # imported inside main()
     assert "auditor.run.parallel" in edges["auditor.run.engine"]  # imported inside check_paths()
+
+
+def test_only_the_click_command_imports_the_server_and_only_when_run():
+    """pygls is the [server] extra: no other module may reach it, and the command line reaches
+    it only inside the `server` command."""
+    modules = _modules()
+    importers = sorted(m for m, targets in _imports(modules).items()
+                       if _folder(m, modules) != "server" and any(_folder(t, modules) == "server" for t in targets))
+    assert importers == ["auditor.cli.commands"], importers
+    with open(modules["auditor.cli.commands"], encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not any((getattr(n, "module", "") or "").startswith("auditor.server") for n in top)
 
 
 def test_no_private_name_crosses_a_module_border():

@@ -59,6 +59,15 @@ def test_check_never_imports_the_probe_stack(tmp_path, fixture_tree, fmt):
     assert not _top(mods) & set(HEAVY)
 
 
+@pytest.mark.parametrize("args", [("check", "--format", "json"), ("check",), ("plan",)])
+def test_the_static_path_never_imports_the_language_server(tmp_path, fixture_tree, args):
+    """pygls and lsprotocol are the [server] extra, for `dropout-audit server` only."""
+    mods = _modules_after(tmp_path, *args, fixture_tree)
+    assert "auditor.setup.graph" in mods  # the check or plan really ran
+    assert not _top(mods) & {"pygls", "lsprotocol", "cattrs"}
+    assert not {m for m in mods if m.startswith("auditor.server")}
+
+
 @pytest.mark.parametrize("fmt", ["json", "concise", "full"])
 def test_piped_output_does_not_import_rich(tmp_path, fixture_tree, fmt):
     mods = _modules_after(tmp_path, "check", "--format", fmt, "--no-cache", fixture_tree)

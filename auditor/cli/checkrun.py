@@ -105,13 +105,20 @@ def parse_formats(values, output_file) -> list:
 
 
 def _config(req: Request):
+    start = req.stdin_filename if req.reads_stdin and req.stdin_filename else (req.paths[0] if req.paths else ".")
+    return load_config(req.config, start)
+
+
+def load_config(config: str | None, start: str):
+    """The validated configuration (`config.Loaded`) given by --config, else the nearest one
+    above `start`; None when there is none. Raises ConfigProblem. The language server loads
+    it the same way for a buffer's file."""
     from auditor.run import config_file
 
     try:
-        if req.config:
-            found = (req.config, config_file.read(req.config))
+        if config:
+            found = (config, config_file.read(config))
         else:
-            start = req.stdin_filename if req.reads_stdin and req.stdin_filename else (req.paths[0] if req.paths else ".")
             found = config_file.find(start)
     except config_file.ConfigFileError as exc:
         raise ConfigProblem(str(exc)) from None
@@ -150,7 +157,7 @@ def _check_selectors(req: Request, loaded, rules) -> None:
         raise ConfigProblem(str(exc)) from None
 
 
-def _siblings(files, suffixes) -> list:
+def siblings(files, suffixes) -> list:
     """The given files plus the readable files beside them, grouped by directory: setup-level
     rules compare a recipe with the config.json next to it even when only the recipe is staged.
     Paths are normalised so that one directory is one group, however it was spelled."""
@@ -173,7 +180,7 @@ _LINKER_SUFFIXES = (".sh", ".py")
 _LINKER_MAX_BYTES = 1 << 20
 
 
-def _linkers(files, root: str) -> list:
+def linkers(files, root: str) -> list:
     """Scripts in the parent directories of the given files (up to the root) whose bytes name
     one of them: a launch script one level up running the staged recipe, a script parsing the
     staged YAML. Read so that the setup graph can follow their links forwards to the staged
@@ -209,14 +216,14 @@ def _linkers(files, root: str) -> list:
     return out
 
 
-def _with_linkers(files: list, linkers: list) -> list:
+def with_linkers(files: list, linkers: list) -> list:
     from auditor.setup.resolve import directory_of
 
     merged = set(files) | set(linkers)
     return sorted(merged, key=lambda p: (directory_of(p), os.path.basename(p)))
 
 
-def _excluded(files, patterns, root: str) -> list:
+def excluded(files, patterns, root: str) -> list:
     """Drop files matching the configured excludes, relative to the config file's folder
     (not to the path walked), and explicit files too, so a pre-commit hook honours them."""
     import pathspec
@@ -310,6 +317,49 @@ def _usage_checks(req: Request) -> None:
         raise UsageProblem("--quiet and --verbose contradict each other")
 
 
+def options_from(req: Request, loaded) -> dict:
+    """The engine's Options (as keywords) for this request and configuration, without the
+    root: an option given on the command line replaces the same key of the file. Raises
+    ConfigProblem for a bad configuration or baseline, catalogue.RuleError for bad rules."""
+    cfg = loaded.cfg if loaded else None
+
+    select = split_codes(req.select) or tuple((cfg.select if cfg else None) or ())
+    ignore = split_codes(req.ignore) or tuple((cfg.ignore if cfg else None) or ())
+    extend = split_codes(req.extend_select) or (tuple(cfg.extend_select) if cfg else ())
+    if select and extend:
+        select = select + extend
+    rule_dirs = tuple(req.rules_dirs) or (tuple(loaded.resolve(d) for d in cfg.rule_dirs) if cfg else ())
+    options = dict(select=select, ignore=ignore, rule_dirs=rule_dirs)
+    if req.max_file_size:
+        options["max_file_size"] = req.max_file_size
+    if cfg:
+        options.update(severities=cfg.severity, config_root=loaded.root,
+                       per_file_ignores=tuple(cfg.per_file_ignores.items()))
+        if cfg.models:
+            from auditor.run import config
+
+            try:
+                options["models"] = loaded.models()
+            except config.ConfigError as exc:
+                raise ConfigProblem(str(exc)) from None
+    if req.baseline and not req.write_baseline:
+        from auditor.run import baseline
+
+        try:
+            options["baseline"] = baseline.load(req.baseline)
+        except baseline.BaselineError as exc:
+            raise ConfigProblem(str(exc)) from None
+    if cfg and (cfg.params or cfg.severity):
+        from auditor.core import catalogue
+        from auditor.run import config
+
+        try:
+            options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
+        except config.ConfigError as exc:
+            raise ConfigProblem(str(exc)) from None
+    return options
+
+
 def run(req: Request) -> int:
     import time
 
@@ -401,18 +451,18 @@ def run(req: Request) -> int:
 
     def exclude(fs):
         if config_excludes:
-            fs = _excluded(fs, config_excludes, loaded.root)
+            fs = excluded(fs, config_excludes, loaded.root)
         if cli_excludes:
-            fs = _excluded(fs, cli_excludes, os.getcwd())
+            fs = excluded(fs, cli_excludes, os.getcwd())
         return fs
 
-    files = given = _excluded(found.files, config_excludes, loaded.root) if config_excludes else found.files
+    files = given = excluded(found.files, config_excludes, loaded.root) if config_excludes else found.files
     if paths and all(os.path.isfile(p) for p in paths):
         named = {os.path.normpath(p) for p in given}  # named and not force-excluded: always read
-        siblings = _siblings(given, engine.suffixes)
-        kept = set(exclude(siblings))
-        files = [p for p in siblings if p in named or p in kept]
-        files = _with_linkers(files, exclude(_linkers(given, engine.options.root)))
+        beside = siblings(given, engine.suffixes)
+        kept = set(exclude(beside))
+        files = [p for p in beside if p in named or p in kept]
+        files = with_linkers(files, exclude(linkers(given, engine.options.root)))
         if cfg is None or cfg.report_only_given:
             engine.options.only_given = frozenset(os.path.normpath(p) for p in given)
     root = req.root or "."
@@ -506,7 +556,7 @@ def _run_stdin(req: Request, engine, outputs, fail_on, started) -> int:
 
     data = sys.stdin.buffer.read()
     path = os.path.normpath(req.stdin_filename)
-    files = _siblings([path], engine.suffixes) if os.path.isdir(directory_of(path)) else [path]
+    files = siblings([path], engine.suffixes) if os.path.isdir(directory_of(path)) else [path]
     if path not in files:
         files = sorted(files + [path], key=lambda p: (directory_of(p), os.path.basename(p)))
     engine.options.only_given = frozenset([path])

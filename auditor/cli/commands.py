@@ -5,7 +5,7 @@ configuration or internal error. Subcommands that need heavy libraries (probe) a
 only when invoked, so `check` in a pre-commit hook starts fast.
 
 Imports inside functions (`cli.checkrun`, `cli.guard`, `cli.plan_report`, `cli.rule_docs`,
-`run.config`, `run.config_file`, ...) are deferred for start-up time: a run that never takes
+`run.config`, `run.config_file`, `server.lsp`, ...) are deferred for start-up time: a run that never takes
 that path never pays for them.
 """
 
@@ -182,6 +182,19 @@ def rule(code, show_all, fmt):
     from auditor.cli import rule_docs
 
     sys.exit(rule_docs.show(code, show_all, fmt, sys.stdout))
+
+
+@cli.command()
+@click.option("--stdio", is_flag=True, help="Talk over stdin/stdout (the only transport; accepted for clients that pass it).")
+def server(stdio):
+    """Run the language server (LSP over stdio) for editors; needs the [server] extra."""
+    try:
+        from auditor.server import lsp
+    except ImportError as exc:
+        click.echo(f"dropout-audit server needs the [server] extra: pip install 'dropout-auditor[server]' ({exc})",
+                   err=True)
+        sys.exit(2)
+    lsp.serve()
 
 
 def main(argv=None, standalone_mode: bool = True):

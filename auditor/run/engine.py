@@ -29,7 +29,7 @@ UNREADABLE = "DRP001"
 class Options(Record):
     __slots__ = ("select", "ignore", "rule_dirs", "max_file_size", "params", "severities", "only_given",
                  "inline_suppressions", "per_file_ignores", "config_root", "baseline", "fingerprints", "root",
-                 "models")
+                 "models", "given_source_rules")
 
     def __init__(self, select: tuple = (), ignore: tuple = (), rule_dirs: tuple = (),
                  max_file_size: int = DEFAULT_MAX_FILE_SIZE,
@@ -43,7 +43,10 @@ class Options(Record):
                  baseline=None,                        # auditor.run.baseline.Baseline
                  fingerprints: bool = False,           # remember what each fixable file held (for --fix)
                  root: str = ".",                      # the checked root: links are followed only inside it
-                 models: dict | None = None):          # user's model reference -> model type or config.json path
+                 models: dict | None = None,           # user's model reference -> model type or config.json path
+                 # with only_given: source-scope rules run on the given files only (the others are still
+                 # read for their setups); the language server's re-check of one edited file
+                 given_source_rules: bool = False):
         self.select = select
         self.ignore = ignore
         self.rule_dirs = rule_dirs
@@ -58,6 +61,7 @@ class Options(Record):
         self.fingerprints = fingerprints
         self.root = root
         self.models = {} if models is None else models
+        self.given_source_rules = given_source_rules
 
 
 def matches(rule, selectors) -> bool:
@@ -243,11 +247,16 @@ class Engine:
             src.text = ""
 
     def _source_pass(self, src, setups) -> list:
-        """The source-scope rules on one file, then the setup-scope rules on the setups it makes."""
+        """The source-scope rules on one file, then the setup-scope rules on the setups it makes.
+        A source-scope rule reports on its own file, except those marked `on_linked_files`: with
+        `given_source_rules`, a file that is read only for its setups runs those alone."""
         found = []
         ctx = Context(source=src)
+        given = self.options.only_given
+        own = not self.options.given_source_rules or given is None or os.path.normpath(src.path) in given
         for rule, scope, fn in self.bound:
-            if scope == "source" and (src.kind != "linker" or getattr(fn, "reads_links", False)):
+            if scope == "source" and (src.kind != "linker" or getattr(fn, "reads_links", False)) \
+                    and (own or getattr(fn, "on_linked_files", False)):
                 found.extend(_finding(rule, h) for h in fn(ctx, rule))
         found.extend(self._setup_pass(setups))
         return found

@@ -5,6 +5,12 @@ file swapped between discovery and reading cannot slip past the limit; the file 
 non-blocking and must be a regular file, so a FIFO or device named `config.yaml` cannot
 stall the run waiting for a writer.
 
+Every read of a file by name comes through `read_bytes`, so this is also where an editor's
+unsaved buffers enter (`auditor/server`): a file open in the editor is read from its buffer,
+and a setup that links to it (a recipe beside its adapter_config.json, a script loading a local
+config.json) sees what the user is typing, not the last save. Outside the language server the
+table is empty and every read goes to the disk.
+
 Imports inside functions (`hashlib`) are deferred for start-up time: a run that never takes that
 path never pays for them.
 """
@@ -60,13 +66,40 @@ def _link_problem(path: str) -> FileProblem | None:
     return None
 
 
+_BUFFERS = {}  # absolute path -> the text of an unsaved editor buffer (auditor/server)
+
+
+def _buffer_key(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def set_buffer(path: str, text: str | None) -> None:
+    """Read `path` from `text` instead of the disk (None: from the disk again)."""
+    if text is None:
+        _BUFFERS.pop(_buffer_key(path), None)
+    else:
+        _BUFFERS[_buffer_key(path)] = text
+
+
+def buffer_of(path: str) -> str | None:
+    return _BUFFERS.get(_buffer_key(path)) if _BUFFERS else None
+
+
 def read_text(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
     return decode(read_bytes(path, max_size))
 
 
 def read_bytes(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
     """The file's bytes, never blocking (a FIFO named recipe.yaml must not hang a hook) and
-    never more than max_size; raises FileProblem with the reason."""
+    never more than max_size; raises FileProblem with the reason. An editor buffer set for the
+    path is read instead of the disk, with the same size limit."""
+    if _BUFFERS:
+        buffered = _BUFFERS.get(_buffer_key(path))
+        if buffered is not None:
+            data = buffered.encode("utf-8", "surrogatepass")
+            if len(data) > max_size:
+                raise FileProblem(f"file is {len(data)} bytes, over the {max_size}-byte limit (--max-file-size)")
+            return data
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
