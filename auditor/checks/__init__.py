@@ -30,7 +30,7 @@ PYTHON_ONLY = {
     "checkpoint-without-rng-state": "source", "same-seed-every-rank": "source",
     "preference-dropout-on": "setup",
     "inference-in-train-mode": "setup", "eval-without-train": "setup",
-    "no-grad-is-not-eval": "setup", "mc-dropout-in-eval": "setup",
+    "no-grad-is-not-eval": "setup", "mc-dropout-in-eval": "setup", "inference-without-eval": "setup",
 }
 
 

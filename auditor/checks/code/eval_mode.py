@@ -7,7 +7,7 @@ import ast
 import re
 
 from auditor.checks.base import Hit, check
-from auditor.checks.code import models
+from auditor.checks.code import classes, construction, models
 from auditor.checks.code.common import (
     ATTENTION,
     FUNCTIONAL,
@@ -17,7 +17,7 @@ from auditor.checks.code.common import (
     python_driver,
     python_module_of,
 )
-from auditor.checks.code.flow import flow, receiver_key, toggle
+from auditor.checks.code.flow import BUILT, INFERENCE_NAME, LOADED, flow, receiver_key, toggle
 from auditor.core.model import Edit, Fix
 from auditor.sources.python_facts import (
     arg_or_kwarg,
@@ -337,6 +337,8 @@ def no_grad_is_not_eval(ctx, rule):
         pairs = fl.at.get(call, {}).get(key, ())
         if any(mode in ("eval", "unknown", "dropout-on") for mode, _ in pairs):
             continue
+        if pairs and all(mode == LOADED for mode, _ in pairs):
+            continue  # from_pretrained returns the model in eval mode, and no train() reaches here
         region = _no_grad_region(module, call)
         if region in seen:
             continue
@@ -349,6 +351,99 @@ def no_grad_is_not_eval(ctx, rule):
                   f"{key} is evaluated under {how} (line {region.lineno}) but never put in eval mode in this file: "
                   f"{how} does not disable dropout; call {key}.eval() first (and {key}.train() after)"
                   f"{_dropout_note(verdict)}", key=key, severity=severity)
+
+
+# --- a built model used for inference without eval() (issue #26) ------------------------------
+
+_UNPICKLED = frozenset({"load"})
+
+
+@check("inference-without-eval", scope="setup")
+def inference_without_eval(ctx, rule):
+    """A torch module starts in train mode, and from_pretrained's eval() is not there when the
+    script builds the model itself (or unpickles one saved in train mode). Generating with it,
+    or running it under no_grad, without ever calling eval() samples through dropout: replies
+    change from call to call (transformers#2627 after a train(); ethos-ares#20 for no_grad).
+    Reported at the inference call, citing the construction; a warning when the model's rate
+    is a fact of the construction (construction.py), info otherwise."""
+    src, module = python_driver(ctx)
+    if module is None:
+        return
+    fl = flow(module)
+    if fl.idle or models.disables_dropout_itself(module):
+        return
+    trains = bool(models.training_calls(module))
+    switched = trains and any(t is not None and t[0] in ("eval", "unknown") for t in map(toggle, module.calls()))
+    seen = set()
+    for call in module.calls():
+        found = _fresh_inference(module, call, trains)
+        if found is None:
+            continue
+        key, what, certain = found
+        pairs = fl.at.get(call, {}).get(key)
+        if not pairs or any(m not in (BUILT, "train") for m, _ in pairs):
+            continue
+        built = sorted((n for m, n in pairs if m == BUILT), key=lambda n: (n.lineno, n.col_offset))
+        if not built:
+            continue  # switched to train() on every path: DRP602's finding
+        if what == "a forward pass under no_grad" and trains and not switched and not models.is_frozen(module, key):
+            continue  # a training script with no eval() at all: DRP604's finding
+        verdict = _built_verdict(module, built)
+        if verdict == models.ZERO:
+            continue
+        region = (_no_grad_region(module, call), key)
+        if region[0] is not None and region in seen:
+            continue
+        seen.add(region)
+        cause = built[0]
+        how = "was unpickled by" if last_name(cause.func) in _UNPICKLED else "was built by"
+        severity = "" if verdict == models.NONZERO and certain and how == "was built by" else "info"
+        note = "" if verdict == models.NONZERO else " (whether it has dropout is not known here)"
+        if not certain:
+            note += f" (unless {last_name(call.func)}() switches it to eval itself)"
+        yield Hit(src.path, module.span(call),
+                  f"{key} runs {what} in train mode: it {how} {_cited(module, cause)} (line {cause.lineno}) and "
+                  f"is never switched to eval(), and a new module starts in train mode, so dropout is active"
+                  f"{note}; call {key}.eval() before inference", key=key, severity=severity)
+
+
+def _fresh_inference(module, call, trains):
+    """(model key, what, certain) when a call runs a model for inference: generate() or an
+    inference method of the model, a forward pass under no_grad (or anywhere in a file that
+    does not train), or an inference helper from elsewhere given the model (certain only when
+    it is a sibling module's function that switches nothing)."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and (func.attr == "generate" or (
+            INFERENCE_NAME.search(func.attr) and func.attr not in ("sample_batch",))):
+        key = receiver_key(func.value)
+        if key and models.is_model(module, key):
+            return key, f"{func.attr}()", True
+    if isinstance(func, (ast.Name, ast.Attribute)):
+        key = receiver_key(func)
+        if key and models.is_model(module, key):
+            if _no_grad_region(module, call) is not None:
+                return key, "a forward pass under no_grad", True
+            if not trains:
+                return key, "a forward pass", True
+            return None
+    name = last_name(func)
+    if not name or not INFERENCE_NAME.search(name) or (isinstance(func, ast.Name) and name in module.index.functions):
+        return None
+    for arg in list(call.args) + [kw.value for kw in call.keywords]:
+        key = receiver_key(arg) if isinstance(arg, (ast.Name, ast.Attribute)) else ""
+        if key and models.is_model(module, key):
+            sibling = classes.sibling_function(module, func)
+            return key, f"{name}({key}, ...)", sibling is not None
+    return None
+
+
+def _built_verdict(module, calls) -> str:
+    """NONZERO/ZERO/UNKNOWN over every construction that reaches the call."""
+    found = {construction.built_dropout(module, c) if last_name(c.func) not in _UNPICKLED else models.UNKNOWN
+             for c in calls}
+    if found == {models.ZERO}:
+        return models.ZERO
+    return models.NONZERO if found == {models.NONZERO} else models.UNKNOWN
 
 
 def _in_training_step(module, call) -> bool:

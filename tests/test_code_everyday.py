@@ -1,0 +1,377 @@
+"""The everyday forms of the eval-mode bugs (issue #26): a model the script builds and uses for
+inference without eval() (DRP605), code inside functions (main() under `if __name__ ==
+"__main__"`, train and evaluate in separate functions), and model classes in a sibling module,
+each from a small reproduction."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+from auditor.checks.code import siblings
+from tests.conftest import audit, write_files
+
+MODEL_PY = '''
+import torch
+from torch import nn
+
+class GPTModel(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.tok = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
+        self.drop = nn.Dropout(cfg["drop_rate"])
+        self.head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"])
+
+    def forward(self, idx):
+        return self.head(self.drop(self.tok(idx)))
+
+def generate(model, idx, max_new_tokens):
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            logits = model(idx)
+        idx = torch.cat([idx, logits[:, -1:].argmax(-1)], dim=1)
+    return idx
+'''
+
+CHAT_PY = '''
+import torch
+from model import GPTModel, generate
+
+CONFIG = {"vocab_size": 50257, "emb_dim": 768, "drop_rate": 0.1}
+
+def main():
+    model = GPTModel(CONFIG)
+    model.load_state_dict(torch.load("model.pth", weights_only=True))
+    model.to("cuda")
+    while True:
+        prompt = input("> ")
+        out = generate(model, encode(prompt), max_new_tokens=50)
+        print(decode(out))
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def _run(tmp_path, files, select=("DRP605",)):
+    write_files(tmp_path, [(name, textwrap.dedent(text)) for name, text in files])
+    return sorted((os.path.basename(f.path), f.code, f.span.line, f.severity)
+                  for f in audit([str(tmp_path)], select=tuple(select)) if f.code in select)
+
+
+# --- DRP605: a built model used for inference without eval() -----------------------------------
+
+def test_605_chat_app_with_the_model_class_and_generate_in_a_sibling_module(tmp_path):
+    """The from-scratch book's chat app: GPTModel (drop_rate 0.1 in the script's config) and
+    generate() live in model.py; the app never calls eval()."""
+    assert _run(tmp_path, [("model.py", MODEL_PY), ("chat.py", CHAT_PY)]) == [("chat.py", "DRP605", 13, "warning")]
+
+
+def test_605_eval_before_generating_is_silent(tmp_path):
+    fixed = CHAT_PY.replace('    model.to("cuda")\n', '    model.to("cuda")\n    model.eval()\n')
+    assert _run(tmp_path, [("model.py", MODEL_PY), ("chat.py", fixed)]) == []
+
+
+def test_605_a_sibling_helper_that_switches_to_eval_itself_is_silent(tmp_path):
+    helper = MODEL_PY.replace("def generate(model, idx, max_new_tokens):\n",
+                              "def generate(model, idx, max_new_tokens):\n    model.eval()\n")
+    assert _run(tmp_path, [("model.py", helper), ("chat.py", CHAT_PY)]) == []
+
+
+def test_605_zero_rate_in_the_config_is_silent_and_an_unresolved_one_is_info(tmp_path):
+    zero = CHAT_PY.replace('"drop_rate": 0.1', '"drop_rate": 0.0')
+    assert _run(tmp_path / "z", [("model.py", MODEL_PY), ("chat.py", zero)]) == []
+    loaded = CHAT_PY.replace('CONFIG = {"vocab_size": 50257, "emb_dim": 768, "drop_rate": 0.1}',
+                             'CONFIG = json.load(open("config.json"))')
+    assert _run(tmp_path / "u", [("model.py", MODEL_PY), ("chat.py", loaded)]) == [("chat.py", "DRP605", 13, "info")]
+
+
+def test_605_helper_from_elsewhere_is_info(tmp_path):
+    """generate() from an installed package may call eval() itself: said at info."""
+    other = CHAT_PY.replace("from model import GPTModel, generate", "from model import GPTModel\nfrom llmlib import generate")
+    assert _run(tmp_path, [("model.py", MODEL_PY), ("chat.py", other)]) == [("chat.py", "DRP605", 14, "info")]
+
+
+def test_605_from_pretrained_is_in_eval_mode_until_train(tmp_path):
+    script = '''
+        import torch
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("gpt2")
+        with torch.no_grad():
+            out = model.generate(ids)
+            logits = model(ids).logits
+    '''
+    assert _run(tmp_path, [("gen.py", script)], ("DRP605", "DRP602", "DRP604")) == []
+
+
+def test_605_from_config_starts_in_train_mode(tmp_path):
+    """transformers' from_config does not call eval(): the model is in train mode."""
+    script = '''
+        import torch
+        from transformers import AutoModelForCausalLM, GPT2Config
+        model = AutoModelForCausalLM.from_config(GPT2Config())
+        model.load_state_dict(torch.load("sd.pt"))
+        with torch.no_grad():
+            out = model.generate(ids)
+    '''
+    assert _run(tmp_path, [("gen.py", script)]) == [("gen.py", "DRP605", 7, "info")]
+
+
+def test_605_unpickled_model_is_info(tmp_path):
+    script = '''
+        import torch
+        model = torch.load("model.pt", weights_only=False)
+        with torch.no_grad():
+            print(model(x))
+    '''
+    assert _run(tmp_path, [("infer.py", script)]) == [("infer.py", "DRP605", 5, "info")]
+
+
+def test_605_a_model_without_dropout_is_silent(tmp_path):
+    script = '''
+        import torch
+        from torch import nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+            def forward(self, x):
+                return self.fc(x)
+        net = Net()
+        with torch.no_grad():
+            print(net(x))
+    '''
+    assert _run(tmp_path, [("infer.py", script)]) == []
+
+
+def test_605_the_model_handed_to_a_trainer_is_forgotten(tmp_path):
+    """Trainer.training_step calls model.train() and evaluate() calls eval(): after the model
+    is handed over, its mode is whatever that code left, not known here."""
+    script = '''
+        import torch
+        from torch import nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.2)
+            def forward(self, x):
+                return self.drop(x)
+        net = Net()
+        trainer = Trainer(model=net, args=args)
+        trainer.train()
+        with torch.no_grad():
+            print(net(x))
+    '''
+    assert _run(tmp_path, [("t.py", script)]) == []
+
+
+def test_605_handler_called_by_an_app_after_the_module_ran(tmp_path):
+    """A web handler runs after the module body: it sees the model the module built."""
+    script = '''
+        import torch
+        from torch import nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.2)
+            def forward(self, x):
+                return self.drop(x)
+        net = Net()
+        net.load_state_dict(torch.load("w.pt"))
+
+        @app.post("/predict")
+        def predict(x):
+            with torch.no_grad():
+                return net(x)
+    '''
+    assert _run(tmp_path, [("serve.py", script)]) == [("serve.py", "DRP605", 16, "warning")]
+    assert _run(tmp_path / "e", [("serve.py", script.replace('torch.load("w.pt"))', 'torch.load("w.pt"))\n        net.eval()'))]) == []
+
+
+def test_605_in_a_notebook(tmp_path):
+    cells = [textwrap.dedent(c) for c in ('''
+        import torch
+        from torch import nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.3)
+            def forward(self, x):
+                return self.drop(x)
+    ''', '''
+        net = Net()
+        net.load_state_dict(torch.load("w.pt"))
+    ''', '''
+        with torch.no_grad():
+            print(net(x))
+    ''')]
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                     "source": c.splitlines(True)} for c in cells],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    write_files(tmp_path, [("nb.ipynb", json.dumps(nb))])
+    found = [(f.code, f.cell[0] if f.cell else None, f.severity) for f in audit([str(tmp_path)], select=("DRP605",))]
+    assert found == [("DRP605", 3, "warning")]  # cells count from 1, as Jupyter does
+
+
+def test_605_generate_after_training_a_built_model(tmp_path):
+    """A script trains its own model (train mode from construction, no train() call) and
+    then samples: DRP604 does not look at generate(), DRP602 needs a train() call."""
+    script = '''
+        import torch
+        from torch import nn
+        class GPT(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
+            def forward(self, x):
+                return self.drop(x)
+            def generate(self, idx, n):
+                return self(idx)
+        model = GPT()
+        opt = torch.optim.AdamW(model.parameters())
+        for x in loader:
+            model(x).sum().backward()
+            opt.step()
+        print(model.generate(idx, 10))
+    '''
+    assert _run(tmp_path, [("train.py", script)], ("DRP605", "DRP602", "DRP604")) == [
+        ("train.py", "DRP605", 17, "warning")]
+
+
+# --- interprocedural reach ----------------------------------------------------------------------
+
+NET = '''
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.drop = nn.Dropout(0.1)
+    def forward(self, x):
+        return self.drop(self.fc(x))
+'''
+
+
+def test_604_training_loop_in_main_and_a_no_grad_evaluate_function(tmp_path):
+    script = NET + '''
+@torch.no_grad()
+def evaluate(net, data):
+    return [net(x) for x in data]
+
+def main():
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x in loader:
+        model(x).sum().backward()
+        opt.step()
+    evaluate(model, val)
+
+if __name__ == "__main__":
+    main()
+'''
+    assert _run(tmp_path, [("train.py", script)], ("DRP604", "DRP605")) == [("train.py", "DRP604", 15, "warning")]
+
+
+def test_602_train_in_one_function_evaluate_in_another(tmp_path):
+    script = NET + '''
+def train_epoch(model, opt):
+    model.train()
+    for x in loader:
+        model(x).sum().backward()
+        opt.step()
+
+def sample(model):
+    with torch.no_grad():
+        return model(prompt)
+
+def main():
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(3):
+        train_epoch(model, opt)
+        sample(model)
+    model.eval()
+
+if __name__ == "__main__":
+    main()
+'''
+    assert _run(tmp_path, [("train.py", script)], ("DRP602", "DRP604", "DRP605")) == [("train.py", "DRP602", 21, "warning")]
+    fixed = script.replace("def sample(model):\n", "def sample(model):\n    model.eval()\n")
+    assert _run(tmp_path / "f", [("train.py", fixed)], ("DRP602", "DRP604", "DRP605")) == []
+
+
+def test_model_class_in_a_sibling_module_has_dropout(tmp_path):
+    """DRP604's severity follows the sibling model.py: a warning with nn.Dropout there, silent
+    without dropout."""
+    train = '''
+import torch
+from model import Net
+
+model = Net()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in loader:
+    model(x).sum().backward()
+    opt.step()
+with torch.no_grad():
+    out = model(val)
+'''
+    assert _run(tmp_path / "a", [("model.py", NET), ("train.py", train)], ("DRP604",)) == [
+        ("train.py", "DRP604", 11, "warning")]
+    plain = NET.replace("        self.drop = nn.Dropout(0.1)\n", "").replace("self.drop(self.fc(x))", "self.fc(x)")
+    assert _run(tmp_path / "b", [("model.py", plain), ("train.py", train)], ("DRP604",)) == []
+    package = train.replace("from model import Net", "from .models.net import Net")
+    assert _run(tmp_path / "c", [("models/net.py", NET), ("models/__init__.py", ""), ("train.py", package)],
+                ("DRP604",)) == [("train.py", "DRP604", 11, "warning")]
+
+
+def test_sibling_reading_is_bounded(tmp_path, monkeypatch):
+    """Only imported modules beside the file (or below it), never larger than the cap; a module
+    one folder up through an absolute import is not read."""
+    train = '''
+import torch
+from model import Net
+
+model = Net()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in loader:
+    model(x).sum().backward()
+    opt.step()
+with torch.no_grad():
+    out = model(val)
+'''
+    monkeypatch.setattr(siblings, "MAX_BYTES", 100)
+    assert _run(tmp_path / "big", [("model.py", NET), ("train.py", train)], ("DRP604",)) == [
+        ("train.py", "DRP604", 11, "info")]
+    monkeypatch.undo()
+    assert _run(tmp_path / "up", [("model.py", NET), ("sub/train.py", train)], ("DRP604",)) == [
+        ("train.py", "DRP604", 11, "info")]
+
+
+def test_sibling_files_are_dependencies_of_the_result_cache(tmp_path):
+    """Changing model.py must change the cached findings of train.py checked alone."""
+    from auditor.run.cache import Cache, salt_for
+    from auditor.run.discover import discover
+    from auditor.run.engine import Engine, Options
+
+    write_files(tmp_path, [("model.py", NET), ("train.py", textwrap.dedent('''
+        import torch
+        from model import Net
+        model = Net()
+        with torch.no_grad():
+            out = model(val)
+    '''))])
+    train = str(tmp_path / "train.py")
+
+    def run():
+        engine = Engine(Options(select=("DRP605",)))
+        cache = Cache(str(tmp_path / ".cache"), salt_for(engine))
+        return [(f.code, f.severity) for f in engine.check_paths(discover([train], engine.suffixes).files, cache=cache)]
+
+    assert run() == [("DRP605", "warning")]
+    assert run() == [("DRP605", "warning")]  # from the cache
+    with open(tmp_path / "model.py", "w", encoding="utf-8") as fh:
+        fh.write(NET.replace("nn.Dropout(0.1)", "nn.Dropout(0.0)"))
+    assert run() == []
