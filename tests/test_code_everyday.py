@@ -375,3 +375,47 @@ def test_sibling_files_are_dependencies_of_the_result_cache(tmp_path):
     with open(tmp_path / "model.py", "w", encoding="utf-8") as fh:
         fh.write(NET.replace("nn.Dropout(0.1)", "nn.Dropout(0.0)"))
     assert run() == []
+
+
+def test_605_another_name_of_the_same_model_shares_its_switches(tmp_path):
+    """ng-video-lecture's gpt.py shape: `m = model.to(device)`, estimate_loss() switches
+    `model` to eval and back to train, and `m.generate` samples after training: in train mode."""
+    script = NET + '''
+@torch.no_grad()
+def estimate_loss():
+    model.eval()
+    out = model(val)
+    model.train()
+    return out
+
+model = Net()
+m = model.to("cuda")
+opt = torch.optim.AdamW(model.parameters())
+for it in range(100):
+    if it % 10 == 0:
+        estimate_loss()
+    model(x).sum().backward()
+    opt.step()
+print(m.generate(ctx, 100))
+'''
+    found = [(f.code, f.span.line, f.severity, f.message) for f in
+             audit([str(write_files(tmp_path, [("gpt.py", script)])[0])], select=("DRP605", "DRP602"))]
+    assert [f[:3] for f in found] == [("DRP605", 28, "warning")]
+    assert "estimate_loss() (line 25) switches it to train again" in found[0][3]
+    evaluated = script.replace('print(m.generate', 'model.eval()\nprint(m.generate')
+    assert _run(tmp_path / "e", [("gpt.py", evaluated)], ("DRP605", "DRP602")) == []
+
+
+def test_605_a_class_named_like_a_decoder_is_not_an_inference_helper(tmp_path):
+    script = '''
+        import torch
+        from torch import nn
+        class Attention(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
+        def build():
+            attn = Attention()
+            return DecoderBlock(attn, 0.1)
+    '''
+    assert _run(tmp_path, [("model.py", script)]) == []

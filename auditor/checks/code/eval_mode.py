@@ -401,9 +401,14 @@ def inference_without_eval(ctx, rule):
         note = "" if verdict == models.NONZERO else " (whether it has dropout is not known here)"
         if not certain:
             note += f" (unless {last_name(call.func)}() switches it to eval itself)"
+        back = [n for m, n in pairs if m == "train"]
+        again = ""
+        if back:
+            last = max(back, key=lambda n: (n.lineno, n.col_offset))
+            again = f", and {_cited(module, last)} (line {last.lineno}) switches it to train again"
         yield Hit(src.path, module.span(call),
-                  f"{key} runs {what} in train mode: it {how} {_cited(module, cause)} (line {cause.lineno}) and "
-                  f"is never switched to eval(), and a new module starts in train mode, so dropout is active"
+                  f"{key} runs {what} in train mode: it {how} {_cited(module, cause)} (line {cause.lineno}), and a new "
+                  f"module starts in train mode{again}; no eval() reaches this call, so dropout is active"
                   f"{note}; call {key}.eval() before inference", key=key, severity=severity)
 
 
@@ -427,8 +432,9 @@ def _fresh_inference(module, call, trains):
                 return key, "a forward pass", True
             return None
     name = last_name(func)
-    if not name or not INFERENCE_NAME.search(name) or (isinstance(func, ast.Name) and name in module.index.functions):
-        return None
+    if not name or name[0].isupper() or not INFERENCE_NAME.search(name) or (
+            isinstance(func, ast.Name) and name in module.index.functions):
+        return None  # a class builds, not infers; a local function is followed into instead
     for arg in list(call.args) + [kw.value for kw in call.keywords]:
         key = receiver_key(arg) if isinstance(arg, (ast.Name, ast.Attribute)) else ""
         if key and models.is_model(module, key):

@@ -132,6 +132,38 @@ class Flow:
         self.aliases = {}        # parameter name -> caller keys bound to it at local call sites
         self.entered = {}        # function -> the entry state its contextual run started from
         self._locals = {}
+        self._same = None
+
+    def same(self, key) -> tuple:
+        """The key and the names bound to the same model object anywhere in the module
+        (`m = model.to(device)`, `ddp = DDP(model)`): switching one switches them all."""
+        if self._same is None:
+            parent = {}
+
+            def find(k):
+                while parent.get(k, k) != k:
+                    k = parent[k]
+                return k
+            for stmt in self.index.of(ast.Assign):
+                if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], (ast.Name, ast.Attribute)):
+                    continue
+                target = receiver_key(stmt.targets[0])
+                value = stmt.value
+                if isinstance(value, ast.Call) and last_name(value.func) in _WRAPPERS and value.args:
+                    value = value.args[0]
+                src = receiver_key(value) if isinstance(value, (ast.Name, ast.Attribute, ast.Call)) else ""
+                if target and src and target != src and not target.startswith(src + ".") \
+                        and not src.startswith(target + "."):
+                    parent[find(target)] = find(src)
+            groups = {}
+            for k in list(parent):
+                groups.setdefault(find(k), set()).add(k)
+            self._same = {}
+            for root, members in groups.items():
+                members.add(root)
+                for k in members:
+                    self._same[k] = tuple(sorted(members))
+        return self._same.get(key, (key,))
 
     # --- running ---------------------------------------------------------------------------
     def run_all(self):
@@ -333,7 +365,8 @@ class Flow:
                 if owner:
                     state[owner] = frozenset({("dropout-on", call)})
                 return
-            state[key] = frozenset({(kind, call)})
+            for k in self.same(key):
+                state[k] = frozenset({(kind, call)})
             return
         if self.callee(call) is not None:
             self._apply_summary(call, state)
@@ -354,7 +387,8 @@ class Flow:
         for arg in list(call.args) + [kw.value for kw in call.keywords]:
             key = receiver_key(arg) if isinstance(arg, (ast.Name, ast.Attribute, ast.Call)) else ""
             if key and any(m in (BUILT, LOADED) for m, _ in state.get(key, ())):
-                del state[key]
+                for k in self.same(key):
+                    state.pop(k, None)
 
     def _apply_sibling(self, call, sibling, state):
         """A function of an imported sibling module: its switches on its own parameters."""
@@ -447,10 +481,11 @@ class Flow:
                 target = key
             if not target or (target == "self" and not is_method):
                 continue
-            new = frozenset((m, call) for m in modes)
-            if keeps:
-                new |= state.get(target, frozenset({ENTRY}))
-            state[target] = new
+            for k in self.same(target):
+                new = frozenset((m, call) for m in modes)
+                if keeps:
+                    new |= state.get(k, frozenset({ENTRY}))
+                state[k] = new
 
 
     # --- context: functions interpreted from their callers' states ------------------------

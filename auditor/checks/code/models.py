@@ -91,6 +91,9 @@ def is_model(module, key: str, _seen=frozenset()) -> bool:
     value = binding(module, key)
     if value is None and any(is_model(module, a, _seen | {key}) for a in aliases(module, key) - _seen):
         return True
+    same = _copied_from(value, key)
+    if same and same not in _seen:
+        return is_model(module, same, _seen | {key})
     if isinstance(value, ast.Call):
         name = last_name(value.func)
         cls = _class_of(value)
@@ -107,6 +110,16 @@ def is_model(module, key: str, _seen=frozenset()) -> bool:
     if key.startswith("self."):
         return True
     return key in _switched_or_trained(module)
+
+
+def _copied_from(value, key) -> str:
+    """`m = model.to(device)`, `m = model`: the other name of the same model, else ''."""
+    if not isinstance(value, (ast.Name, ast.Attribute, ast.Call)):
+        return ""
+    if isinstance(value, ast.Call) and not isinstance(value.func, ast.Attribute):
+        return ""  # a factory call, a wrapper: judged by the callers as before
+    same = receiver_key(value)
+    return same if same and same != key else ""
 
 
 def _switched_or_trained(module) -> set:
@@ -214,6 +227,9 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     if value is None and key != "self":
         found = {known_dropout(module, a, setup, _seen | {key}) for a in sorted(aliases(module, key) - _seen)}
         return found.pop() if len(found) == 1 else UNKNOWN
+    same = _copied_from(value, key)
+    if same and same not in _seen and key != "self":
+        return known_dropout(module, same, setup, _seen | {key})
     cls = _class_of(value) if value is not None else ""
     local = _local_module_classes(module)
     if key == "self":
