@@ -419,3 +419,71 @@ def test_605_a_class_named_like_a_decoder_is_not_an_inference_helper(tmp_path):
             return DecoderBlock(attn, 0.1)
     '''
     assert _run(tmp_path, [("model.py", script)]) == []
+
+
+# --- DRP523: a rate written to model.config after the build -------------------------------------
+
+def _523(tmp_path, script, name="train.py"):
+    write_files(tmp_path, [(name, textwrap.dedent(script))])
+    return [(f.code, f.span.line, f.message) for f in audit([str(tmp_path)], select=("DRP523", "DRP124"))]
+
+
+def test_523_a_trainer_given_the_model_is_not_a_rebuild(tmp_path):
+    found = _523(tmp_path, '''
+        from transformers import AutoModelForSequenceClassification, Trainer
+        model = AutoModelForSequenceClassification.from_pretrained("bert-base-uncased")
+        model.config.hidden_dropout_prob = 0.2
+        trainer = Trainer(model=model, args=args, train_dataset=ds)
+        trainer.train()
+    ''')
+    assert [f[:2] for f in found] == [("DRP523", 4)]
+    assert "pass hidden_dropout_prob=... to from_pretrained instead" in found[0][2]
+
+
+def test_523_a_wrapper_that_reads_the_config_still_counts_as_a_rebuild(tmp_path):
+    assert _523(tmp_path, '''
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("gpt2")
+        model.config.summary_dropout_prob = 0.1
+        policy = AutoModelForCausalLMWithValueHead(model)
+        trainer = PPOTrainer(model=policy)
+    ''') == []
+
+
+def test_523_in_a_notebook_with_a_trainer_cell(tmp_path):
+    cells = ["from transformers import AutoModelForSequenceClassification, Trainer\n",
+             "model = AutoModelForSequenceClassification.from_pretrained('bert-base-uncased')\n",
+             "%%time\n", "model.config.hidden_dropout_prob = 0.2\n",
+             "trainer = Trainer(model=model, args=args)\ntrainer.train()\n"]
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": [c]}
+                    for c in cells], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    write_files(tmp_path, [("train.ipynb", json.dumps(nb))])
+    found = [(f.code, f.cell[:2]) for f in audit([str(tmp_path)], select=("DRP523",))]
+    assert found == [("DRP523", (4, 1))]
+
+
+def test_523_advice_names_a_key_the_type_declares_and_never_leads_to_drp124(tmp_path):
+    """Llama declares attention_dropout only: the advice for attention_probs_dropout_prob is
+    attention_dropout, and following it gives no DRP124; hidden_dropout_prob has no Llama
+    counterpart, so the advice says it cannot be set (passing it would raise TypeError)."""
+    found = _523(tmp_path / "a", '''
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-1B")
+        model.config.attention_probs_dropout_prob = 0.1
+        model.config.hidden_dropout_prob = 0.1
+    ''')
+    assert [f[:2] for f in found] == [("DRP523", 4), ("DRP523", 5)]
+    assert "pass attention_dropout=... to from_pretrained instead" in found[0][2]
+    assert "llama does not declare hidden_dropout_prob and reads no other key" in found[1][2]
+    assert "from_pretrained" not in found[1][2].split(";")[-1]
+    assert _523(tmp_path / "b", '''
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-1B", attention_dropout=0.1)
+    ''') == []
+    unknown = _523(tmp_path / "c", '''
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(path)
+        model.config.hidden_dropout_prob = 0.1
+    ''')
+    assert [f[:2] for f in unknown] == [("DRP523", 4)]
+    assert "config=config" in unknown[0][2]

@@ -25,7 +25,7 @@ PYTHON_ONLY = {
     "functional-dropout-training": "source", "attention-dropout-ungated": "source",
     "trainer-args-dropout-kwarg": "source", "rnn-dropout-single-layer": "source",
     "dropout-module-unused": "source", "dropout-parameter-unused": "source",
-    "dropout-set-after-build": "source", "dropout-result-discarded": "source",
+    "dropout-set-after-build": "setup", "dropout-result-discarded": "source",
     "dropout-flag-unread": "source", "attention-path-without-dropout": "source",
     "checkpoint-without-rng-state": "source", "same-seed-every-rank": "source",
     "preference-dropout-on": "setup",

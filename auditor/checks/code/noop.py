@@ -1,15 +1,16 @@
 """no-op checks in code: RNN dropout with one layer, dropout modules and parameters that are
 never used, and config changes after the model is built (pitfalls.md section A).
 
-Imports inside functions (`checks.code.eval_mode`, `sources.python_facts`) are deferred for
+Imports inside functions (`checks.code.eval_mode`, `knowledge.architectures`, `sources.python_facts`) are deferred for
 start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 
-from auditor.checks.base import check
+from auditor.checks.base import Hit, check
 from auditor.checks.code import models
 from auditor.checks.code.common import (
     ATTENTION,
@@ -18,6 +19,7 @@ from auditor.checks.code.common import (
     dropout_param,
     hit,
     model_like,
+    python_driver,
     python_module_of,
 )
 from auditor.checks.code.flow import receiver_key
@@ -234,12 +236,13 @@ def _config_target(node):
     return (owner, node.attr) if model_like(owner) else None
 
 
-@check("dropout-set-after-build")
+@check("dropout-set-after-build", scope="setup")
 def dropout_set_after_build(ctx, rule):
     """Modules copy their dropout rate from the config when they are built; writing
     model.config.<dropout> afterwards changes the saved config but not the running model
-    (transformers#27315 discussion; facts.md "Transformers configs")."""
-    module = python_module_of(ctx)
+    (transformers#27315 discussion; facts.md "Transformers configs"). The advice names a key
+    the model's type declares (#26): passing an undeclared one to from_pretrained raises."""
+    src, module = python_driver(ctx)
     if module is None:
         return
     idx = module.index
@@ -263,10 +266,48 @@ def dropout_set_after_build(ctx, rule):
         if found:
             owner, key = found
             name = dotted(owner) or "the model"
-            yield hit(ctx, module, anchor,
-                       f"{name}.config.{key} is set after {name} was built: its layers read the value at "
-                       f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
-                       key=f"{name}.config.{key}")
+            yield Hit(src.path, module.span(anchor),
+                      f"{name}.config.{key} is set after {name} was built: its layers read the value at "
+                      f"construction, so this changes nothing; {_advice(module, owner, key, ctx.setup)}",
+                      key=f"{name}.config.{key}")
+
+
+def _advice(module, owner, key, setup) -> str:
+    """What to do instead, on what is known of the model's type: the key itself where the type
+    declares it, the key it reads in the same role where it does not (architectures.suggest),
+    else the config route, which never raises (an undeclared from_pretrained keyword reaches
+    the model's __init__ and raises TypeError: DRP124)."""
+    model_type = _loaded_type(module, owner, setup)
+    if model_type:
+        from auditor.knowledge import architectures
+
+        info = architectures.lookup(model_type)
+        if info is not None and not info.is_composite:
+            if key in info.keys or key in info.aliases:
+                return f"pass {key}=... to from_pretrained instead"
+            other = architectures.suggest(model_type, key)
+            if other:
+                return (f"{model_type} does not declare {key} (from_pretrained(..., {key}=...) raises TypeError); "
+                        f"the key it reads in that role is {other}: pass {other}=... to from_pretrained instead")
+            return (f"{model_type} does not declare {key} and reads no other key in that role, so this dropout "
+                    "cannot be set on this model")
+    return (f"set {key} on the config before the model is built (config = AutoConfig.from_pretrained(...); "
+            f"config.{key} = ...; from_pretrained(..., config=config)) instead")
+
+
+def _loaded_type(module, owner, setup) -> str:
+    """The model type the setup stage resolved for `owner = X.from_pretrained("ref")`, else ''."""
+    value = models.binding(module, receiver_key(owner))
+    if setup is None or not (isinstance(value, ast.Call) and last_name(value.func) == "from_pretrained"):
+        return ""
+    ref = arg_or_kwarg(value, "pretrained_model_name_or_path", 0)
+    if isinstance(ref, ast.Name):
+        ref = models.binding(module, ref.id)
+    ok, ref = constant(ref) if ref is not None else (False, None)
+    if not ok or not isinstance(ref, str):
+        return ""
+    found = {m.model_type for m in getattr(setup, "models", {}).values() if m.ref == ref and m.model_type}
+    return found.pop() if len(found) == 1 else ""
 
 
 def _config_writes(idx) -> list:
@@ -284,9 +325,18 @@ def _config_writes(idx) -> list:
     return sorted(found, key=idx.order)
 
 
+# Capitalised callees that receive a model without building a module from its config: a
+# trainer runs it, a parallel wrapper or an accelerator wraps it (#26: Trainer(model=model)
+# is the commonest form and was taken for a rebuild).
+_NOT_BUILDERS = re.compile(r"Trainer$|Collator|Arguments$|Config$|DistributedDataParallel$|^DDP$|^FSDP$|"
+                           r"FullyShardedDataParallel$|DataParallel$|Accelerator$|Callback$|Pipeline$|Dataset$|"
+                           r"DataLoader$|Evaluator$|Optimizer$|^Adam|^SGD$", re.I)
+
+
 def _rebuilt_after(module, stmt, owner) -> bool:
     """A module built after the assignment from the model or its config reads the new value
-    (a value head reading summary_dropout_prob, a wrapper class, get_peft_model)."""
+    (a value head reading summary_dropout_prob, a wrapper class, get_peft_model); a trainer
+    or a parallel wrapper given the model builds nothing."""
     key = receiver_key(owner)
     scope = module.enclosing_function(stmt) or module.tree
     after = module.index.order(stmt)
@@ -295,6 +345,8 @@ def _rebuilt_after(module, stmt, owner) -> bool:
             continue
         name = last_name(call.func)
         if not name or not (name[0].isupper() or name in ("from_pretrained", "from_config", "get_peft_model")):
+            continue
+        if _NOT_BUILDERS.search(name):
             continue
         for arg in list(call.args) + [kw.value for kw in call.keywords]:
             target = arg.value if isinstance(arg, ast.Attribute) and arg.attr == "config" else arg
