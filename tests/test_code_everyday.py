@@ -487,3 +487,66 @@ def test_523_advice_names_a_key_the_type_declares_and_never_leads_to_drp124(tmp_
     ''')
     assert [f[:2] for f in unknown] == [("DRP523", 4)]
     assert "config=config" in unknown[0][2]
+
+
+# --- DRP522: a rate stored and never read -------------------------------------------------------
+
+def test_522_rate_stored_on_self_and_never_read(tmp_path):
+    """The flex-attention shape: `self.dropout = dropout` and no path reads self.dropout."""
+    script = '''
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Attention(nn.Module):
+            def __init__(self, dim, heads, dropout=0.1):
+                super().__init__()
+                self.dropout = dropout
+                self.qkv = nn.Linear(dim, 3 * dim)
+
+            def forward(self, x):
+                return flex_attention(*self.qkv(x).chunk(3, -1))
+
+        class Reads(nn.Module):
+            def __init__(self, dim, dropout=0.1):
+                super().__init__()
+                self.dropout = dropout
+
+            def forward(self, x):
+                return F.dropout(x, self.dropout, self.training)
+    '''
+    write_files(tmp_path, [("attn.py", textwrap.dedent(script))])
+    found = [(f.span.line, f.message) for f in audit([str(tmp_path)], select=("DRP522",))]
+    assert [f[0] for f in found] == [6]
+    assert "stored as self.dropout (line 8), which nothing reads" in found[0][1]
+
+
+def test_522_stored_rate_read_elsewhere_is_a_use(tmp_path):
+    """A subclass, another object (`block.attn.dropout`), a string (getattr(self, "dropout"))
+    or dynamic access (vars(self), save_hyperparameters) may read it: silent."""
+    base = '''
+        import torch.nn as nn
+
+        class Attention(nn.Module):
+            def __init__(self, dim, dropout=0.1):
+                super().__init__()
+                self.dropout = dropout
+
+            def forward(self, x):
+                return x
+    '''
+    for i, extra in enumerate(('''
+        class Flash(Attention):
+            def forward(self, x):
+                return sdpa(x, dropout_p=self.dropout if self.training else 0.0)
+    ''', '''
+        def rate(block):
+            return block.attn.dropout
+    ''', '''
+        def rate(block):
+            return getattr(block, "dropout")
+    ''', '''
+        def dump(block):
+            return vars(block)
+    ''')):
+        write_files(tmp_path / str(i), [("attn.py", textwrap.dedent(base) + textwrap.dedent(extra))])
+        assert [f.span.line for f in audit([str(tmp_path / str(i))], select=("DRP522",))] == [], extra

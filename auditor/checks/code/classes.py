@@ -33,8 +33,12 @@ def module_class(module, func):
         local = local_module_classes(module).get(func.id)
         if local is not None:
             return module, local
+        if not func.id[:1].isupper():
+            return None  # a function (build_model(...)): no class to look for beside the file
         found = siblings.imported(module).lookup(func.id)
     elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        if not func.attr[:1].isupper():
+            return None
         found = siblings.imported(module).attribute(func.value.id, func.attr)
     else:
         return None
@@ -42,6 +46,15 @@ def module_class(module, func):
         return None
     mod, cls = found
     return found if cls.name in local_module_classes(mod) else None
+
+
+def imported_names(module) -> set:
+    """Every name an import statement of the module binds (no file is read)."""
+    found = module.cache.get("imported-names")
+    if found is None:
+        found = module.cache["imported-names"] = {
+            (a.asname or a.name).split(".")[0] for node in module.index.of(ast.Import, ast.ImportFrom) for a in node.names}
+    return found
 
 
 def sibling_function(module, func):

@@ -31,6 +31,7 @@ import ast
 import re
 
 from auditor.checks.code import classes
+from auditor.checks.code.common import MODEL, NOT_MODEL
 from auditor.sources.python_facts import arg_or_kwarg, constant, dotted, last_name
 
 ENTRY = ("entry", None)
@@ -619,12 +620,43 @@ def flow(module, run=True) -> Flow:
 
 
 def _builds(f) -> bool:
-    """A model built or loaded by script code (not a layer built in a class's __init__)."""
+    """A model built or loaded by script code (not a layer built in a class's __init__, not a
+    block a builder function assembles): assigned to a model-like name, or to a name the
+    module calls (a forward pass) or generates with. Checked by name before the origin, which
+    may read sibling modules."""
     module = f.module
-    for stmt in module.index.of(ast.Assign, ast.AnnAssign):
-        value = stmt.value
-        if isinstance(value, ast.Call) and module.enclosing_method(stmt) is None:
-            found = f.origin(value)
-            if found is not None and found[0] != "copy":
-                return True
+    called = None
+    idx = module.index
+    names = {"from_pretrained", "from_config", "_from_config", "load"} | NN_BUILT | set(
+        classes.local_module_classes(module)) | {n for n in classes.imported_names(module) if n[:1].isupper()}
+    for value in idx.calls_named(names):
+        stmt = idx.parents.get(value)
+        if stmt.__class__ not in (ast.Assign, ast.AnnAssign) or stmt.value is not value:
+            continue
+        if last_name(value.func) == "load" and dotted(value.func) not in UNPICKLE:
+            continue
+        if module.enclosing_method(stmt) is not None:
+            continue
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        keys = [receiver_key(t) for t in targets if isinstance(t, (ast.Name, ast.Attribute))]
+        if not any(k and MODEL.search(k.rsplit(".", 1)[-1]) and not NOT_MODEL.search(k) for k in keys):
+            if called is None:
+                called = _called_names(module)
+            if not any(k in called for k in keys):
+                continue
+        found = f.origin(value)
+        if found is not None and found[0] != "copy":
+            return True
     return False
+
+
+def _called_names(module) -> set:
+    """Names the module runs: `net(x)`, `net.generate(...)`, `net.predict(...)`."""
+    found = set()
+    for call in module.index.calls:
+        func = call.func
+        if isinstance(func, ast.Name):
+            found.add(func.id)
+        elif isinstance(func, ast.Attribute) and (func.attr == "generate" or INFERENCE_NAME.search(func.attr)):
+            found.add(receiver_key(func.value))
+    return found

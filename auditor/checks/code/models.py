@@ -89,7 +89,8 @@ def is_model(module, key: str, _seen=frozenset()) -> bool:
     if NOT_MODEL.search(last):
         return False
     value = binding(module, key)
-    if value is None and any(is_model(module, a, _seen | {key}) for a in aliases(module, key) - _seen):
+    if value is None and len(_seen) < 4 and any(is_model(module, a, _seen | {key})
+                                                for a in aliases(module, key) - _seen):
         return True
     same = _copied_from(value, key)
     if same and same not in _seen:
@@ -155,8 +156,8 @@ def aliases(module, key: str) -> set:
     """The caller keys bound to `key` when it is a parameter of a function the module calls
     (`evaluate(model, ...)` -> {'model'} for evaluate's `net`), from the mode flow."""
     fl = module.cache.get("mode-flow")
-    if fl is None or not key:
-        return set()
+    if fl is None or not key or key.count(".") > 3:
+        return set()  # a chain of parameters bound to parameters' attributes goes no deeper
     head, dot, rest = key.partition(".")
     return {a + dot + rest for a in fl.aliases.get(head, ()) if a != key}
 
@@ -167,7 +168,7 @@ def is_frozen(module, key: str, _seen=frozenset()) -> bool:
     parameter that receives a model at the module's call sites is frozen when they all are."""
     if _FROZEN_NAME.search(key):
         return True
-    bound = aliases(module, key) - _seen
+    bound = aliases(module, key) - _seen if len(_seen) < 4 else set()
     if bound and binding(module, key) is None:
         return all(is_frozen(module, a, _seen | {key}) for a in bound)
     for call in module.index.calls_by_name.get("requires_grad_", ()):
@@ -225,7 +226,8 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     """
     value = binding(module, key)
     if value is None and key != "self":
-        found = {known_dropout(module, a, setup, _seen | {key}) for a in sorted(aliases(module, key) - _seen)}
+        bound = aliases(module, key) - _seen if len(_seen) < 4 else set()
+        found = {known_dropout(module, a, setup, _seen | {key}) for a in sorted(bound)}
         return found.pop() if len(found) == 1 else UNKNOWN
     same = _copied_from(value, key)
     if same and same not in _seen and key != "self":

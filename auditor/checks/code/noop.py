@@ -179,6 +179,82 @@ def dropout_parameter_unused(ctx, rule):
                 yield hit(ctx, module, shadow,
                            f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
                            "the caller's value is ignored", key=f"{fn.name}.{name}")
+                continue
+            stored = _stored_unread(module, fn, name)
+            if stored is not None:
+                yield hit(ctx, module, arg,
+                           f"parameter {name} of {fn.name}() is stored as self.{stored.attr} (line {stored.lineno}), "
+                           f"which nothing reads: the caller's rate never reaches a dropout", key=f"{fn.name}.{name}")
+
+
+def _stored_unread(module, fn, name):
+    """`self.dropout = dropout` as the parameter's only use, with `self.dropout` read nowhere
+    in the module (no attribute load, no string naming it, no dynamic access to the object's
+    attributes): the stored rate reaches no dropout (#26). Returns the store target."""
+    if not isinstance(module.parent(fn), ast.ClassDef):
+        return None
+    loads = module.cache.setdefault("name-loads", {}).get(fn)
+    if loads is None:
+        loads = module.cache["name-loads"][fn] = {}
+        for node in walk(fn):
+            if node.__class__ is ast.Name and node.ctx.__class__ is ast.Load:
+                loads.setdefault(node.id, []).append(node)
+    stores = []
+    for node in loads.get(name, ()):
+        stmt = module.parent(node)
+        if not (isinstance(stmt, ast.Assign) and stmt.value is node and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
+                and stmt.targets[0].value.id == "self"):
+            return None
+        stores.append(stmt.targets[0])
+    if not stores:
+        return None
+    used = _attribute_uses(module)
+    if used is None:
+        return None
+    cls = module.parent(fn)
+    family = {cls.name} | {c.name for c in module.index.of(ast.ClassDef)
+                           if any(last_name(b) == cls.name for b in c.bases)}
+    for target in stores:
+        if target.attr in used["other"] or any(target.attr in used["self"].get(c, ()) for c in family):
+            return None
+    return stores[0]
+
+
+def _attribute_uses(module):
+    """{"self": {class name: attributes read as self.<a> in it}, "other": attributes read on
+    anything else, or named by a string}; None when the module reads attributes dynamically
+    (vars(), getattr with a computed name, __dict__, save_hyperparameters)."""
+    if "attribute-uses" in module.cache:
+        return module.cache["attribute-uses"]
+    idx = module.index
+    used = {"self": {}, "other": {n.value for n in idx.of(ast.Constant) if isinstance(n.value, str)}}
+    dynamic = any(last_name(c.func) in ("vars", "getattr", "__getattribute__", "save_hyperparameters",
+                                        "register_to_config", "asdict")
+                  and not (last_name(c.func) == "getattr" and len(c.args) > 1 and constant(c.args[1])[0])
+                  for c in idx.calls) or any(n.attr == "__dict__" for n in idx.of(ast.Attribute))
+    if dynamic:
+        module.cache["attribute-uses"] = None
+        return None
+    imported = {(a.asname or a.name).split(".")[0] for node in idx.of(ast.Import, ast.ImportFrom) for a in node.names}
+    load, name_node = ast.Load, ast.Name
+    for n in idx.of(ast.Attribute):
+        if n.ctx.__class__ is not load or n.value.__class__ is not name_node:
+            if n.ctx.__class__ is load:
+                used["other"].add(n.attr)
+            continue
+        if n.value.id in imported:
+            continue  # F.dropout, nn.Dropout: a module's function, not an object's attribute
+        if n.value.id != "self":
+            used["other"].add(n.attr)
+    for cls in idx.of(ast.ClassDef):  # self.<a> read inside a class (a nested class counts for both)
+        reads = used["self"].setdefault(cls.name, set())
+        for n in walk(cls):
+            if n.__class__ is ast.Attribute and n.ctx.__class__ is load and n.value.__class__ is name_node \
+                    and n.value.id == "self":
+                reads.add(n.attr)
+    module.cache["attribute-uses"] = used
+    return used
 
 
 def _literal_passed(fn, name):

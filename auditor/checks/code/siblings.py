@@ -25,29 +25,50 @@ _READ: set = set()  # files read (or looked for) since the last take_read()
 
 
 class Imported:
-    """What one file imports from its package: name -> (module, node) for `from m import X`,
-    alias -> module for `import m` / `from . import m`."""
+    """What one file imports from its package, resolved on demand: a module is read only when
+    a name it is imported for is looked up (most names a check asks about are not classes of
+    the package). `from m import X` -> X; `import m` / `from . import m` -> m; `from m import *`
+    -> any name not found otherwise."""
 
-    __slots__ = ("names", "modules")
+    __slots__ = ("_names", "_modules", "_stars", "_loaded")
 
     def __init__(self):
-        self.names = {}
-        self.modules = {}
+        self._names = {}    # local name -> (candidate paths, name in that module)
+        self._modules = {}  # alias -> candidate paths
+        self._stars = []    # candidate paths of star imports
+        self._loaded = {}   # candidate paths -> module (or None), at most MAX_MODULES looked up
+
+    def _module(self, paths):
+        key = tuple(paths)
+        if key in self._loaded:
+            return self._loaded[key]
+        mod = _load(paths) if len(self._loaded) < MAX_MODULES else None
+        self._loaded[key] = mod
+        return mod
 
     def lookup(self, name: str, kinds=(ast.ClassDef,)):
         """(module, node) of a class (or function) a name denotes here, else None."""
-        found = self.names.get(name)
-        if found is not None and isinstance(found[1], kinds):
-            return found
-        return None
+        found = None
+        if name in self._names:
+            paths, original = self._names[name]
+            mod = self._module(paths)
+            node = _top_level(mod).get(original) if mod is not None else None
+            found = (mod, node) if node is not None else None
+        else:
+            for paths in self._stars:
+                mod = self._module(paths)
+                node = _top_level(mod).get(name) if mod is not None else None
+                if node is not None:
+                    found = (mod, node)
+                    break
+        return found if found is not None and isinstance(found[1], kinds) else None
 
     def attribute(self, alias: str, name: str, kinds=(ast.ClassDef,)):
         """(module, node) of `alias.name` where alias is an imported sibling module."""
-        mod = self.modules.get(alias)
-        if mod is None:
-            return None
-        node = _top_level(mod).get(name)
-        return (mod, node) if isinstance(node, kinds) else None
+        paths = self._modules.get(alias)
+        mod = self._module(paths) if paths else None
+        node = _top_level(mod).get(name) if mod is not None else None
+        return (mod, node) if node is not None and isinstance(node, kinds) else None
 
 
 def take_read() -> set:
@@ -59,7 +80,7 @@ def take_read() -> set:
 
 def imported(module) -> Imported:
     """The sibling modules `module` imports (module.cache["path"] is its file); empty when
-    the path is not known (a module built in a test) or nothing resolves."""
+    the path is not known (a module built in a test) or it is itself a sibling."""
     found = module.cache.get("siblings")
     if found is not None:
         return found
@@ -68,36 +89,25 @@ def imported(module) -> Imported:
     if not path:
         return found
     here = os.path.dirname(os.path.abspath(path))
-    count = 0
     for node in module.index.of(ast.Import, ast.ImportFrom):
-        if count >= MAX_MODULES:
-            break
         if isinstance(node, ast.Import):
             for a in node.names:
-                mod = _load(_candidates(here, a.name.split("."), 0))
-                if mod is not None:
-                    count += 1
-                    found.modules[a.asname or a.name] = mod
+                found._modules[a.asname or a.name] = _candidates(here, a.name.split("."), 0)
             continue
-        parts = node.module.split(".") if node.module else []
         if node.level > 2:
             continue
+        parts = node.module.split(".") if node.module else []
         base = here if node.level <= 1 else os.path.dirname(here)
-        target = _load(_candidates(base, parts, node.level)) if parts else None
+        target = _candidates(base, parts, node.level)
         for a in node.names:
-            if target is not None:
-                top = _top_level(target)
-                if a.name == "*":
-                    for name, n in top.items():
-                        found.names.setdefault(name, (target, n))
-                elif a.name in top:
-                    found.names[a.asname or a.name] = (target, top[a.name])
-            elif a.name != "*":  # `from . import model`, `from pkg import model`
-                mod = _load(_candidates(base, parts + [a.name], node.level))
-                if mod is not None:
-                    found.modules[a.asname or a.name] = mod
-        if target is not None:
-            count += 1
+            if a.name == "*":
+                if target:
+                    found._stars.append(target)
+            elif target:
+                found._names[a.asname or a.name] = (target, a.name)
+                found._modules.setdefault(a.asname or a.name, _candidates(base, parts + [a.name], node.level))
+            else:  # `from . import model`
+                found._modules[a.asname or a.name] = _candidates(base, [a.name], node.level)
     return found
 
 
