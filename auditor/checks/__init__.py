@@ -28,6 +28,8 @@ PYTHON_ONLY = {
     "dropout-set-after-build": "setup", "dropout-result-discarded": "source",
     "dropout-flag-unread": "source", "attention-path-without-dropout": "source",
     "checkpoint-without-rng-state": "source", "same-seed-every-rank": "source",
+    "dropout-scaling-inconsistent": "source", "dropout-rescaled-after-builtin": "source",
+    "dropout-mask-shape": "source", "dropout-keep-drop-confused": "source",
     "preference-dropout-on": "setup",
     "inference-in-train-mode": "setup", "eval-without-train": "setup",
     "no-grad-is-not-eval": "setup", "mc-dropout-in-eval": "setup", "inference-without-eval": "setup",
