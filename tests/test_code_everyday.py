@@ -550,3 +550,80 @@ def test_522_stored_rate_read_elsewhere_is_a_use(tmp_path):
     ''')):
         write_files(tmp_path / str(i), [("attn.py", textwrap.dedent(base) + textwrap.dedent(extra))])
         assert [f.span.line for f in audit([str(tmp_path / str(i))], select=("DRP522",))] == [], extra
+
+
+def test_605_a_trainer_built_but_not_run_leaves_the_mode_alone(tmp_path):
+    """Building a Trainer switches nothing; its train()/evaluate() may (test above)."""
+    script = '''
+        import torch
+        from torch import nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.2)
+            def forward(self, x):
+                return self.drop(x)
+        net = Net()
+        trainer = Trainer(model=net, args=args)
+        with torch.no_grad():
+            print(net(x))
+    '''
+    assert _run(tmp_path, [("t.py", script)]) == [("t.py", "DRP605", 13, "warning")]
+
+
+def test_a_model_moved_or_wrapped_keeps_what_is_known_of_it(tmp_path):
+    """`net = accelerator.prepare(net)` is the same model: its class still decides (a class
+    without dropout stays silent instead of 'unknown')."""
+    script = '''
+        import torch
+        from torch import nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+                self.rnn = nn.LSTM(8, 8, 2, batch_first=True)
+        net = Net()
+        net = accelerator.prepare(net)
+        net = net.to("cuda")
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        for x in loader:
+            net(x).sum().backward()
+            opt.step()
+        with torch.no_grad():
+            score = net(val)
+    '''
+    assert _run(tmp_path, [("train.py", script)], ("DRP604",)) == []
+    stacked = script.replace("nn.LSTM(8, 8, 2, batch_first=True)", "nn.LSTM(8, 8, 2, batch_first=True, dropout=0.1)")
+    assert _run(tmp_path / "d", [("train.py", stacked)], ("DRP604",)) == [("train.py", "DRP604", 17, "warning")]
+
+
+def test_604_evaluation_after_the_training_loop_of_the_same_function(tmp_path):
+    """A no_grad forward in the loop that trains is a target pass; after the loop (main()
+    holding the whole script) it is an evaluation."""
+    script = NET + '''
+def main():
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x in loader:
+        with torch.no_grad():
+            target = model(x)
+        (model(x) - target).sum().backward()
+        opt.step()
+    with torch.no_grad():
+        score = model(val)
+
+main()
+'''
+    assert _run(tmp_path, [("train.py", script)], ("DRP604",)) == [("train.py", "DRP604", 22, "warning")]
+
+
+def test_605_helpers_that_only_look_at_the_model_are_not_inference(tmp_path):
+    script = '''
+        import torch
+        from accelerate import infer_auto_device_map
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_config(config)
+        device_map = infer_auto_device_map(model, max_memory=mem)
+        model.load_state_dict(torch.load("sd.pt"))
+    '''
+    assert _run(tmp_path, [("load.py", script)]) == []

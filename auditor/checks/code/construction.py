@@ -74,8 +74,8 @@ def _layer(module, call, sites) -> bool:
         p = arg_or_kwarg(call, "p", 0)
         sites.append(p if p is not None else 0.5)
     elif name in _NN_DROPOUT_DEFAULT:
-        p = arg_or_kwarg(call, "dropout", {"Transformer": 6, "TransformerEncoderLayer": 3,
-                                           "TransformerDecoderLayer": 3, "MultiheadAttention": 2}.get(name))
+        p = arg_or_kwarg(call, "dropout", {"Transformer": 6, "TransformerEncoderLayer": 3, "TransformerDecoderLayer": 3,
+                                           "MultiheadAttention": 2, "LSTM": 5, "GRU": 5, "RNN": 6}.get(name))
         sites.append(p if p is not None else _NN_DROPOUT_DEFAULT[name])
     elif name in _NN_CONTAINS:
         layer = arg_or_kwarg(call, "encoder_layer" if name == "TransformerEncoder" else "decoder_layer", 0)

@@ -356,6 +356,9 @@ def no_grad_is_not_eval(ctx, rule):
 # --- a built model used for inference without eval() (issue #26) ------------------------------
 
 _UNPICKLED = frozenset({"load"})
+# Helpers named like inference that look at a model without running it (accelerate's
+# infer_auto_device_map, a summary of its parameters).
+_NOT_INFERENCE = re.compile(r"device_map|dtype|shape|schema|signature|memory|size|param|config|type", re.I)
 
 
 @check("inference-without-eval", scope="setup")
@@ -432,7 +435,7 @@ def _fresh_inference(module, call, trains):
                 return key, "a forward pass", True
             return None
     name = last_name(func)
-    if not name or name[0].isupper() or not INFERENCE_NAME.search(name) or (
+    if not name or name[0].isupper() or not INFERENCE_NAME.search(name) or _NOT_INFERENCE.search(name) or (
             isinstance(func, ast.Name) and name in module.index.functions):
         return None  # a class builds, not infers; a local function is followed into instead
     for arg in list(call.args) + [kw.value for kw in call.keywords]:
@@ -460,8 +463,27 @@ def _in_training_step(module, call) -> bool:
         return False
     if re.search(r"loss|train|step|rollout|generate|sample", fn.name, re.I):
         return True
-    steps = models.training_calls(module)
-    return any(_inside(module, c, fn) for c in steps)
+    # a training call in the same loop (a teacher or target pass of the step), or a
+    # straight-line step function; a main() that trains in a loop and evaluates after it
+    # evaluates (issue #26)
+    loop = _loop_in(module, call, fn)
+    for c in models.training_calls(module):
+        if not _inside(module, c, fn):
+            continue
+        other = _loop_in(module, c, fn)
+        if (loop is not None and (other is loop or _inside(module, c, loop))) or (loop is None and other is None):
+            return True
+    return False
+
+
+def _loop_in(module, node, fn):
+    """The innermost loop around node inside fn, else None."""
+    for a in module.ancestors(node):
+        if a is fn:
+            return None
+        if isinstance(a, (ast.For, ast.AsyncFor, ast.While)):
+            return a
+    return None
 
 
 def _repeats(module, call):

@@ -72,7 +72,7 @@ def receiver_key(node) -> str:
 
 _SWITCHES = frozenset({"for_inference", "for_training", "eval", "train"})  # the callees toggle() knows
 # Calls whose result is the model they are given, in the mode it had (a wrapper keeps the mode).
-_WRAPPERS = frozenset({"DistributedDataParallel", "DDP", "DataParallel", "FSDP", "FullyShardedDataParallel",
+WRAPPERS = frozenset({"DistributedDataParallel", "DDP", "DataParallel", "FSDP", "FullyShardedDataParallel",
                        "compile", "get_peft_model", "prepare_model_for_kbit_training", "prepare", "prepare_model",
                        "wrap", "to_bettertransformer", "script", "trace"})
 # torch.nn containers and layers a script may build as its whole model (they start in train mode).
@@ -86,7 +86,7 @@ _NEUTRAL = frozenset({"print", "len", "sum", "isinstance", "type", "id", "str", 
                       "load_state_dict", "load_checkpoint", "load_model", "set_seed", "freeze", "requires_grad_",
                       "unwrap_model", "deepcopy", "to", "cuda", "cpu", "half", "float", "bfloat16", "tie_weights",
                       "resize_token_embeddings", "apply", "register_forward_hook", "assert_", "dict", "list",
-                      "tuple", "zip", "enumerate", "next", "iter", "map", "filter", "sorted", "vars"}) | _WRAPPERS
+                      "tuple", "zip", "enumerate", "next", "iter", "map", "filter", "sorted", "vars"}) | WRAPPERS
 # Helpers named like inference run the model they are given; they are reported, not forgotten.
 INFERENCE_NAME = re.compile(r"generat|predict|sample|infer|chat|respond|reply|answer|complet|translat|decode|"
                             r"caption|transcrib|summari|classify|beam_search|greedy", re.I)
@@ -134,6 +134,7 @@ class Flow:
         self.entered = {}        # function -> the entry state its contextual run started from
         self._locals = {}
         self._same = None
+        self._holders = None
 
     def same(self, key) -> tuple:
         """The key and the names bound to the same model object anywhere in the module
@@ -150,7 +151,7 @@ class Flow:
                     continue
                 target = receiver_key(stmt.targets[0])
                 value = stmt.value
-                if isinstance(value, ast.Call) and last_name(value.func) in _WRAPPERS and value.args:
+                if isinstance(value, ast.Call) and last_name(value.func) in WRAPPERS and value.args:
                     value = value.args[0]
                 src = receiver_key(value) if isinstance(value, (ast.Name, ast.Attribute, ast.Call)) else ""
                 if target and src and target != src and not target.startswith(src + ".") \
@@ -259,7 +260,7 @@ class Flow:
             if isinstance(target, (ast.Tuple, ast.List)):
                 # model, opt = accelerator.prepare(model, opt): each name keeps its argument's mode
                 parts = value.elts if isinstance(value, (ast.Tuple, ast.List)) else (
-                    value.args if isinstance(value, ast.Call) and last_name(value.func) in _WRAPPERS else [])
+                    value.args if isinstance(value, ast.Call) and last_name(value.func) in WRAPPERS else [])
                 for i, leaf in enumerate(target.elts):
                     key = receiver_key(leaf) if isinstance(leaf, (ast.Name, ast.Attribute)) else ""
                     if key:
@@ -310,7 +311,7 @@ class Flow:
                 return BUILT, value
             if text in UNPICKLE:
                 return BUILT, value
-            if name in _WRAPPERS and value.args:
+            if name in WRAPPERS and value.args:
                 key = receiver_key(value.args[0])
                 return ("copy", key) if key else None
         key = receiver_key(value)
@@ -383,13 +384,40 @@ class Flow:
         a helper from elsewhere) may be switched there: its mode is no longer known. A switch
         written in this module (train()/eval()) is kept, as before: the rules citing it say so."""
         name = last_name(call.func)
+        func = call.func
+        if isinstance(func, ast.Attribute):
+            for held in self.holders().get(receiver_key(func.value), ()):  # trainer.train(): its model may switch
+                self._drop(held, state)
         if name in _NEUTRAL or INFERENCE_NAME.search(name or ""):
             return
+        if name[:1].isupper() and isinstance(self.index.parents.get(call), ast.Assign):
+            return  # `trainer = Trainer(model=model)` holds the model; its methods may switch it
         for arg in list(call.args) + [kw.value for kw in call.keywords]:
             key = receiver_key(arg) if isinstance(arg, (ast.Name, ast.Attribute, ast.Call)) else ""
-            if key and any(m in (BUILT, LOADED) for m, _ in state.get(key, ())):
-                for k in self.same(key):
-                    state.pop(k, None)
+            if key:
+                self._drop(key, state)
+
+    def _drop(self, key, state):
+        if any(m in (BUILT, LOADED) for m, _ in state.get(key, ())):
+            for k in self.same(key):
+                state.pop(k, None)
+
+    def holders(self) -> dict:
+        """name -> model keys it was built with: `trainer = Trainer(model=model, ...)`."""
+        if self._holders is None:
+            self._holders = {}
+            for stmt in self.index.of(ast.Assign):
+                value = stmt.value
+                if not (isinstance(value, ast.Call) and last_name(value.func)[:1].isupper()
+                        and len(stmt.targets) == 1):
+                    continue
+                holder = receiver_key(stmt.targets[0]) if isinstance(stmt.targets[0], (ast.Name, ast.Attribute)) else ""
+                keys = {receiver_key(a) for a in list(value.args) + [kw.value for kw in value.keywords]
+                        if isinstance(a, (ast.Name, ast.Attribute))}
+                keys.discard("")
+                if holder and keys:
+                    self._holders.setdefault(holder, set()).update(keys)
+        return self._holders
 
     def _apply_sibling(self, call, sibling, state):
         """A function of an imported sibling module: its switches on its own parameters."""
@@ -553,7 +581,8 @@ class Flow:
         return entry
 
     def _module_names(self) -> set:
-        names = set()
+        """Names bound at module level, or declared global by a function that binds them."""
+        names = {n for g in self.index.of(ast.Global) for n in g.names}
         for stmt in self.module.tree.body:
             for node in ast.walk(stmt) if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef,
                                                                 ast.ClassDef)) else ():
@@ -635,8 +664,9 @@ def _builds(f) -> bool:
             continue
         if last_name(value.func) == "load" and dotted(value.func) not in UNPICKLE:
             continue
-        if module.enclosing_method(stmt) is not None:
-            continue
+        method = module.enclosing_method(stmt)
+        if method is not None and method.name == "__init__":
+            continue  # a layer a module builds for itself
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         keys = [receiver_key(t) for t in targets if isinstance(t, (ast.Name, ast.Attribute))]
         if not any(k and MODEL.search(k.rsplit(".", 1)[-1]) and not NOT_MODEL.search(k) for k in keys):

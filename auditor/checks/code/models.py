@@ -17,8 +17,8 @@ import ast
 import re
 
 from auditor.checks.code import classes
-from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, MODEL, NOT_MODEL
-from auditor.checks.code.flow import NN_BUILT, UNPICKLE, receiver_key
+from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, MODEL, NOT_MODEL, RNNS
+from auditor.checks.code.flow import NN_BUILT, UNPICKLE, WRAPPERS, receiver_key
 from auditor.sources.python_facts import (
     ASSIGNMENTS,
     arg_or_kwarg,
@@ -55,11 +55,15 @@ NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatc
                            "InstanceNorm2d", "InstanceNorm3d"})
 
 def binding(module, key):
-    """The last value assigned to `key` anywhere in the module (an expression), else None."""
+    """The last value assigned to `key` anywhere in the module (an expression), else None.
+    `model = model.to(device)` or `model = accelerator.prepare(model)` keeps the model it is
+    given, so the value before it stands."""
     found = None
     for stmt in module.index.assigns.get(key, ()):
         value = getattr(stmt, "value", None)
         if value is None:
+            continue
+        if found is not None and _same_model(value, key):
             continue
         if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], (ast.Tuple, ast.List)):
             if isinstance(value, ast.Call):
@@ -67,6 +71,16 @@ def binding(module, key):
             continue
         found = value
     return found
+
+
+def _same_model(value, key) -> bool:
+    """The value is `key` itself, moved or wrapped (`key.to(d)`, `prepare(key)`, `DDP(key)`);
+    get_peft_model adds the adapter's dropout, so it is a new value."""
+    if isinstance(value, ast.Call) and last_name(value.func) == "get_peft_model":
+        return False
+    if isinstance(value, ast.Call) and last_name(value.func) in WRAPPERS and value.args:
+        value = value.args[0]
+    return isinstance(value, (ast.Name, ast.Attribute, ast.Call)) and receiver_key(value) == key
 
 
 def _class_of(value):
@@ -301,6 +315,10 @@ def class_dropout(module, cls, seen=None) -> str:
                     return NONZERO
             elif name in _NN_WITH_DROPOUT or name in NN_BATCHNORM:
                 return NONZERO  # batch norm also changes with the mode
+            elif name in RNNS:
+                p = arg_or_kwarg(node, "dropout", RNNS[name])
+                if p is not None and not zero_rate(module, p):
+                    return NONZERO  # between stacked layers (DRP520 says when it does nothing)
             elif name in local:
                 sub = class_dropout(module, local[name], seen)
                 if sub == NONZERO:
