@@ -68,7 +68,8 @@ def fine_tunes(src) -> bool:
     if src.get("base_model") or src.get("finetune"):
         return True
     if src.kind == "recipe":
-        return src.dialect != "generic"
+        # fairseq trains from scratch too: its fine-tunes name checkpoint.finetune_from_model (base_model)
+        return src.dialect not in ("generic", "fairseq")
     if src.kind == "python":
         from auditor.sources.python_code import get_module
 

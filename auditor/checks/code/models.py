@@ -372,16 +372,8 @@ def type_dropout(model_type: str, settings) -> str:
     settings over them; UNKNOWN for composite types or any rate that is not a number."""
     from auditor.knowledge import architectures
 
-    info = architectures.lookup(model_type)
-    if info is None or info.is_composite:
-        return UNKNOWN
-    values = {k.name: k.default for k in info.keys.values() if k.read == "read"}
-    for s in settings:
-        if s.key in values or s.key in info.keys:
-            values[s.key] = s.p if s.reason is None else None
-    if any(v is None or not isinstance(v, (int, float)) for v in values.values()):
-        return UNKNOWN
-    return NONZERO if any(v > 0 for v in values.values()) else ZERO
+    found = architectures.has_dropout(model_type, settings)
+    return UNKNOWN if found is None else (NONZERO if found else ZERO)
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)  # what enclosing_function stops at
