@@ -49,6 +49,21 @@ REPOS = {
     "pytorch-seq2seq": ("bentrevett/pytorch-seq2seq", ""),
     "detr": ("facebookresearch/detr", ""),
     "nlp-tutorial": ("graykode/nlp-tutorial", ""),
+    "attention-is-all-you-need": ("jadore801120/attention-is-all-you-need-pytorch", ""),
+    "original-transformer": ("gordicaleksa/pytorch-original-transformer", ""),
+    "denoising-diffusion": ("lucidrains/denoising-diffusion-pytorch", ""),
+    "DALLE": ("lucidrains/DALLE-pytorch", ""),
+    "nn-zero-to-hero": ("karpathy/nn-zero-to-hero", ""),
+    "d2l": ("d2l-ai/d2l-en", "d2l"),
+    "minimind": ("jingyaogong/minimind", ""),
+    "llama2.c": ("karpathy/llama2.c", ""),
+    "pytorch-llama": ("hkproj/pytorch-llama", ""),
+    "improved-diffusion": ("openai/improved-diffusion", ""),
+    "sentiment-analysis": ("bentrevett/pytorch-sentiment-analysis", ""),
+    "LoRA": ("microsoft/LoRA", ""),
+    "pytorch-made": ("karpathy/pytorch-made", ""),
+    "lit-llama": ("Lightning-AI/lit-llama", ""),
+    "stable-diffusion": ("CompVis/stable-diffusion", ""),
 }
 
 # The rules that read Python code.

@@ -627,3 +627,51 @@ def test_605_helpers_that_only_look_at_the_model_are_not_inference(tmp_path):
         model.load_state_dict(torch.load("sd.pt"))
     '''
     assert _run(tmp_path, [("load.py", script)]) == []
+
+
+def test_605_a_forward_on_random_weights_is_a_smoke_test(tmp_path):
+    """`if __name__ == "__main__": out = model(dummy)` checks shapes; with weights loaded (or in
+    a predict function) the same forward is inference."""
+    script = NET + '''
+if __name__ == "__main__":
+    net = Net()
+    out = net(torch.randn(2, 8))
+    print(out.shape)
+'''
+    assert _run(tmp_path / "a", [("model.py", script)]) == []
+    loaded = script.replace("    net = Net()\n", "    net = Net()\n    net.load_state_dict(torch.load('w.pt'))\n")
+    assert _run(tmp_path / "b", [("model.py", loaded)]) == [("model.py", "DRP605", 16, "warning")]
+    predict = NET + '''
+net = Net()
+
+def predict(x):
+    return net(x)
+
+print(predict(torch.randn(2, 8)))
+'''
+    assert _run(tmp_path / "c", [("serve.py", predict)]) == [("serve.py", "DRP605", 16, "warning")]
+
+
+def test_605_an_inference_method_that_switches_to_eval_itself(tmp_path):
+    """DALLE-pytorch's generate_images is wrapped in @eval_decorator; a generate() that calls
+    self.eval() is the same."""
+    script = NET + '''
+    @eval_decorator
+    @torch.no_grad()
+    def generate_images(self, text):
+        return self(text)
+
+    def generate(self, idx):
+        self.eval()
+        return self(idx)
+
+    def sample(self, idx):
+        return self(idx)
+
+net = Net()
+net.load_state_dict(torch.load("w.pt"))
+a = net.generate_images(text)
+b = net.generate(idx)
+c = net.sample(idx)
+'''
+    assert _run(tmp_path, [("gen.py", script)]) == [("gen.py", "DRP605", 29, "warning")]  # sample() only

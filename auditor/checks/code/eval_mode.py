@@ -425,15 +425,17 @@ def _fresh_inference(module, call, trains):
             INFERENCE_NAME.search(func.attr) and func.attr not in ("sample_batch",))):
         key = receiver_key(func.value)
         if key and models.is_model(module, key):
+            if _method_switches_itself(module, key, func.attr):
+                return None
             return key, f"{func.attr}()", True
     if isinstance(func, (ast.Name, ast.Attribute)):
         key = receiver_key(func)
         if key and models.is_model(module, key):
             if _no_grad_region(module, call) is not None:
                 return key, "a forward pass under no_grad", True
-            if not trains:
+            if not trains and (_weights_loaded(module, key) or _in_inference_function(module, call)):
                 return key, "a forward pass", True
-            return None
+            return None  # a forward on random weights is a smoke test, not inference
     name = last_name(func)
     if not name or name[0].isupper() or not INFERENCE_NAME.search(name) or _NOT_INFERENCE.search(name) or (
             isinstance(func, ast.Name) and name in module.index.functions):
@@ -444,6 +446,43 @@ def _fresh_inference(module, call, trains):
             sibling = classes.sibling_function(module, func)
             return key, f"{name}({key}, ...)", sibling is not None
     return None
+
+
+def _method_switches_itself(module, key, method) -> bool:
+    """The model's own class defines the method and switches to eval in it: `self.eval()` in
+    its body, or a decorator named for it (DALLE-pytorch's @eval_decorator)."""
+    value = models.binding(module, key)
+    owner = classes.module_class(module, value.func) if isinstance(value, ast.Call) else None
+    if owner is None:
+        return False
+    fn = classes.defines(*owner, method)
+    if fn is None:
+        return False
+    if any("eval" in (last_name(getattr(d, "func", d)) or "").lower() for d in fn.decorator_list):
+        return True
+    return any(toggle(c) is not None and toggle(c)[0] == "eval" and receiver_key(toggle(c)[1]) == "self"
+               for c in ast.walk(fn) if isinstance(c, ast.Call))
+
+
+_LOADERS = frozenset({"load_state_dict", "load_checkpoint", "load_weights", "load_pretrained", "load_model"})
+
+
+def _weights_loaded(module, key) -> bool:
+    """Weights are loaded into the model in this file (`model.load_state_dict(...)`,
+    `load_checkpoint(model, path)`): running it then is inference, not a shape check."""
+    same = set(flow(module).same(key))
+    for call in module.index.calls_named(_LOADERS):
+        func = call.func
+        recv = receiver_key(func.value) if isinstance(func, ast.Attribute) else ""
+        args = {receiver_key(a) for a in call.args if isinstance(a, (ast.Name, ast.Attribute))}
+        if recv in same or args & same:
+            return True
+    return False
+
+
+def _in_inference_function(module, call) -> bool:
+    fn = module.enclosing_function(call)
+    return fn is not None and not isinstance(fn, ast.Lambda) and bool(INFERENCE_NAME.search(fn.name))
 
 
 def _built_verdict(module, calls) -> str:

@@ -11,7 +11,7 @@ import ast
 import re
 
 from auditor.checks.base import Hit, check
-from auditor.checks.code import models
+from auditor.checks.code import classes, models
 from auditor.checks.code.common import (
     ATTENTION,
     DROPOUT_MODULES,
@@ -191,8 +191,10 @@ def _stored_unread(module, fn, name):
     """`self.dropout = dropout` as the parameter's only use, with `self.dropout` read nowhere
     in the module (no attribute load, no string naming it, no dynamic access to the object's
     attributes): the stored rate reaches no dropout (#26). Returns the store target."""
-    if not isinstance(module.parent(fn), ast.ClassDef):
-        return None
+    cls = module.parent(fn)
+    if not isinstance(cls, ast.ClassDef) or cls.name not in classes.local_module_classes(module) or not any(
+            isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and m.name == "forward" for m in cls.body):
+        return None  # a config or a test helper stores values for readers in other modules
     loads = module.cache.setdefault("name-loads", {}).get(fn)
     if loads is None:
         loads = module.cache["name-loads"][fn] = {}
