@@ -67,7 +67,8 @@ def read(path: str, text: str) -> Source | None:
         _collect(src, root, text, prefix, json_mode, kind)
     if kind == "recipe" and dialect == "generic":
         _read_launch_lines(src, main, text)
-    if not src.settings and kind == "recipe" and dialect == "generic" and not _says_something(src):
+    if not src.settings and kind == "recipe" and (dialect == "fairseq" or (
+            dialect == "generic" and not _says_something(src))):
         return None  # a YAML file with nothing to say about dropout
     return src
 

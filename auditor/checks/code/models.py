@@ -169,11 +169,32 @@ def _local_module_classes(module) -> dict:
 def aliases(module, key: str) -> set:
     """The caller keys bound to `key` when it is a parameter of a function the module calls
     (`evaluate(model, ...)` -> {'model'} for evaluate's `net`), from the mode flow."""
-    fl = module.cache.get("mode-flow")
-    if fl is None or not key or key.count(".") > 3:
+    if not key or key.count(".") > 3:
         return set()  # a chain of parameters bound to parameters' attributes goes no deeper
     head, dot, rest = key.partition(".")
-    return {a + dot + rest for a in fl.aliases.get(head, ()) if a != key}
+    return {a + dot + rest for a in param_aliases(module).get(head, ()) if a != key}
+
+
+def param_aliases(module) -> dict:
+    """parameter name -> the caller keys passed for it at the module's calls of its own
+    functions (`evaluate(model, val)` -> {'net': {'model'}}), whether or not the mode flow ran."""
+    found = module.cache.get("param-aliases")
+    if found is None:
+        found = module.cache["param-aliases"] = {}
+        functions = module.index.functions
+        for call in module.index.calls:
+            fn = functions.get(call.func.id) if isinstance(call.func, ast.Name) else None
+            if fn is None:
+                continue
+            for i, a in enumerate(fn.args.posonlyargs + fn.args.args):
+                arg = arg_or_kwarg(call, a.arg, i)
+                src = receiver_key(arg) if isinstance(arg, (ast.Name, ast.Attribute, ast.Call)) else ""
+                if src:
+                    found.setdefault(a.arg, set()).add(src)
+        fl = module.cache.get("mode-flow")
+        for name, keys in (fl.aliases.items() if fl is not None else ()):
+            found.setdefault(name, set()).update(keys)
+    return found
 
 
 def is_frozen(module, key: str, _seen=frozenset()) -> bool:
