@@ -247,6 +247,7 @@ _PRETRAINED_LOOP = '''
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(MODEL)
     optimizer = torch.optim.AdamW(model.parameters())
+    model.train()
     for batch in loader:
         model(**batch).loss.backward()
         optimizer.step()
@@ -263,9 +264,9 @@ def test_604_weighs_the_model_identity_resolved_from_a_hub_id(tmp_path):
         return _findings(tmp_path / name, script.replace("MODEL", ref), ["DRP604"], **kw)
 
     assert run("qwen", '"Qwen/Qwen2.5-0.5B"') == []
-    assert run("gpt2", '"openai-community/gpt2"') == [("DRP604", 10, "warning")]
-    assert run("unknown", '"acme/atlas-3b"') == [("DRP604", 10, "info")]
-    assert run("kwarg", '"Qwen/Qwen2.5-0.5B", attention_dropout=0.1') == [("DRP604", 10, "warning")]
+    assert run("gpt2", '"openai-community/gpt2"') == [("DRP604", 11, "warning")]
+    assert run("unknown", '"acme/atlas-3b"') == [("DRP604", 11, "info")]
+    assert run("kwarg", '"Qwen/Qwen2.5-0.5B", attention_dropout=0.1') == [("DRP604", 11, "warning")]
 
 
 def test_604_pretrained_model_with_a_zero_dropout_config_is_silent(tmp_path):
@@ -273,7 +274,18 @@ def test_604_pretrained_model_with_a_zero_dropout_config_is_silent(tmp_path):
     zero = json.dumps({"model_type": "llama", "attention_dropout": 0.0})
     assert _findings(tmp_path / "z", script, ["DRP604"], extra=[("config.json", zero)]) == []
     some = json.dumps({"model_type": "llama", "attention_dropout": 0.1})
-    assert _findings(tmp_path / "s", script, ["DRP604"], extra=[("config.json", some)]) == [("DRP604", 10, "warning")]
+    assert _findings(tmp_path / "s", script, ["DRP604"], extra=[("config.json", some)]) == [("DRP604", 11, "warning")]
+
+
+def test_604_pretrained_model_never_switched_to_train_is_in_eval_mode(tmp_path):
+    """from_pretrained calls model.eval() (transformers modeling_utils.py, 5.24.0): a loop that
+    never calls train() runs (and evaluates) in eval mode, so no_grad evaluates without dropout."""
+    script = _PRETRAINED_LOOP.replace("MODEL", '"openai-community/gpt2"').replace("    model.train()\n", "")
+    assert "train()" not in script
+    assert _findings(tmp_path, script, ["DRP604"]) == []
+    # a train() on some path (inside the epoch loop) is enough for dropout to be on after it
+    looped = script.replace("    for batch in loader:\n", "    for batch in loader:\n        model.train()\n")
+    assert _findings(tmp_path / "l", looped, ["DRP604"]) == [("DRP604", 11, "warning")]
 
 
 def test_602_train_in_another_branch_is_not_cited(tmp_path):

@@ -25,13 +25,15 @@ PYTHON_ONLY = {
     "functional-dropout-training": "source", "attention-dropout-ungated": "source",
     "trainer-args-dropout-kwarg": "source", "rnn-dropout-single-layer": "source",
     "dropout-module-unused": "source", "dropout-parameter-unused": "source",
-    "dropout-set-after-build": "source", "dropout-result-discarded": "source",
+    "dropout-set-after-build": "setup", "dropout-result-discarded": "source",
     "dropout-flag-unread": "source", "attention-path-without-dropout": "source",
     "checkpoint-without-rng-state": "source", "same-seed-every-rank": "source",
     "rng-sync-cpu-only": "source", "frozen-stages-unfrozen-by-train": "source",
+    "dropout-scaling-inconsistent": "source", "dropout-rescaled-after-builtin": "source",
+    "dropout-mask-shape": "source", "dropout-keep-drop-confused": "source",
     "preference-dropout-on": "setup",
     "inference-in-train-mode": "setup", "eval-without-train": "setup",
-    "no-grad-is-not-eval": "setup", "mc-dropout-in-eval": "setup",
+    "no-grad-is-not-eval": "setup", "mc-dropout-in-eval": "setup", "inference-without-eval": "setup",
 }
 
 

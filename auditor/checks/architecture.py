@@ -22,6 +22,17 @@ FUNCTIONAL_ATTENTION = frozenset({
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
     "deepseek_v2", "deepseek_v3", "gpt_oss", "phi", "phi3", "bart", "whisper", "opt", "starcoder2", "granite",
 })
+# Rates besides attention dropout that these families apply with nn.functional.dropout(p=self.<attr>)
+# from a float attribute (transformers 5.24.0: modeling_starcoder2.py residual_dropout at lines 66
+# and 199, embedding_dropout at 368; bart/whisper/opt `dropout` and bart/whisper
+# `activation_dropout` likewise); tests/test_code_everyday.py re-reads them from the installed
+# source. TRL's disable_dropout leaves them on too (#26).
+FUNCTIONAL_OTHER = {
+    "starcoder2": ("residual_dropout", "embedding_dropout"),
+    "bart": ("dropout", "activation_dropout"),
+    "whisper": ("dropout", "activation_dropout"),
+    "opt": ("dropout",),
+}
 EMBEDDING_MODULES = LazyRegex(r"(^|\.)(embed_tokens|wte|word_embeddings|embed_in|tok_embeddings|shared|embeddings)$")
 
 
@@ -338,25 +349,36 @@ def functional_dropout_survives_disable(ctx, rule):
         return
     setup = ctx.setup
     for cfg in setup.of_kind("hf-config"):
-        if _model_type(cfg) not in FUNCTIONAL_ATTENTION:
+        model_type = _model_type(cfg)
+        if model_type not in FUNCTIONAL_ATTENTION:
             continue
         for s in cfg.settings:
-            if s.p and len(s.key_path) == 1 and s.role == "attention":
+            if s.p and len(s.key_path) == 1 and _functional(model_type, s):
                 yield hit_at(s, f"{s.key} = {s.raw} stays on under {plan.trainer.upper()} training: "
-                                "disable_dropout only zeroes nn.Dropout modules, and "
-                                f"{_model_type(cfg)} applies attention dropout functionally")
+                                f"disable_dropout only zeroes nn.Dropout modules, and {_applies(model_type)}")
     model = setup.model
     if model is None or model.model_type not in FUNCTIONAL_ATTENTION or setup.of_kind("hf-config"):
         return
     for s in _override_settings(setup):
-        if s.p and s.role == "attention":
+        if s.p and _functional(model.model_type, s):
             yield hit_at(s, f"{s.key} = {s.raw} stays on under {plan.trainer.upper()} training: "
-                            "disable_dropout only zeroes nn.Dropout modules, and "
-                            f"{model.model_type} applies attention dropout functionally")
+                            f"disable_dropout only zeroes nn.Dropout modules, and {_applies(model.model_type)}")
     if model.config is not None:  # the model's own config.json (local path or HF cache)
         for s in model.config.settings:
-            if s.p and len(s.key_path) == 1 and s.role == "attention":
+            if s.p and len(s.key_path) == 1 and _functional(model.model_type, s):
                 yield Hit(model.path, model.span, f"{model.ref} has {s.key} = {s.raw} ({model.detail}), which "
                           f"stays on under {plan.trainer.upper()} training: disable_dropout only zeroes "
-                          f"nn.Dropout modules, and {model.model_type} applies attention dropout functionally",
-                          key="model")
+                          f"nn.Dropout modules, and {_applies(model.model_type)}", key="model")
+
+
+def _functional(model_type: str, setting) -> bool:
+    return setting.role == "attention" or setting.key in FUNCTIONAL_OTHER.get(model_type, ())
+
+
+def _applies(model_type: str) -> str:
+    """`starcoder2 applies attention dropout, residual_dropout and embedding_dropout functionally`."""
+    others = FUNCTIONAL_OTHER.get(model_type, ())
+    if not others:
+        return f"{model_type} applies attention dropout functionally"
+    return f"{model_type} applies attention dropout, {', '.join(others[:-1])}{' and ' if len(others) > 1 else ''}" \
+           f"{others[-1]} functionally"

@@ -42,6 +42,8 @@ def preference_trainer_keeps_dropout(ctx, rule):
         return
     for framework, trainer, (finetune, finetune_span), explicit, (start, end) in _launch_runs(driver):
         if explicit is not None:
+            if driver.kind == "recipe":
+                yield from _kept_on_purpose(ctx.setup, driver, explicit, finetune)
             continue  # the run says itself whether dropout is disabled
         who = frameworks.trainer_keeps_dropout(framework, trainer)
         if who is None:
@@ -62,6 +64,35 @@ def preference_trainer_keeps_dropout(ctx, rule):
             yield hit_at(s, f"{name} = {s.raw} stays on under {who}, which never disables dropout: the policy's "
                             "log-probabilities are noisy against the reference's; set it to 0 for "
                             f"{str(trainer).upper()} training")
+
+
+def _kept_on_purpose(setup, driver, explicit, finetune):
+    """`disable_dropout: false` in a recipe (#26): only TRL's preference and RL configs have
+    the field (knowledge/data/trl.json: DPOConfig, GRPOConfig, ...), so the recipe runs one of
+    them with dropout on. That matters when something drops: the model's type reads a non-zero
+    rate (the identity the setup stage resolved, gpt2: 0.1 everywhere), or LoRA layers are
+    built with a non-zero dropout. The code-side twin is DRP702."""
+    if explicit.value is not False or explicit.span is None:
+        return
+    lora = [s for s in driver.settings if s.role == "lora" and s.p and s.reason is None]
+    if lora and is_lora_like(str(finetune or "")):
+        why, severity = f"{lora[0].key} = {lora[0].raw} (line {lora[0].value_span.line})", ""
+    else:
+        model = setup.model
+        from auditor.knowledge import architectures
+
+        settings = model.config.settings if model is not None and model.config is not None else ()
+        drops = architectures.has_dropout(model.model_type, settings) if model is not None and model.model_type else None
+        if drops is False:
+            return
+        if drops:
+            why, severity = f"{model.model_type} ({model.ref}) has dropout", ""
+        else:
+            why, severity = "the model's dropout is not known here", "info"
+    yield Hit(driver.path, explicit.span,
+              f"disable_dropout: false keeps dropout on in TRL preference/RL training ({why}): the policy's "
+              "log-probabilities become noisy against the reference's; leave disable_dropout at true",
+              key="disable_dropout", severity=severity)
 
 
 @check("unselected-peft-section", scope="setup")

@@ -37,7 +37,8 @@ def layerdrop_ddp(ctx, rule):
                           if isinstance(c.get("model_type"), str)), None)
     for _src, s, model_type in _layer_drop_settings(setup, fallback_type):
         what, (path, line), consequence = evidence
-        where = f"{what} at {os.path.relpath(path, os.path.dirname(s.path) or '.')}:{line}{consequence}"
+        at = os.path.relpath(path, os.path.dirname(s.path) or '.')
+        where = f"{what} at {at}:{line}{consequence}" if line is not None else f"{what} for {at}{consequence}"
         yield hit_at(s, f"{s.key} = {s.raw} makes {model_type} skip whole layers at random in training, but DDP "
                         f"expects every parameter to get a gradient ({where}), so multi-GPU training fails "
                         f"('Expected to have finished reduction'). Set {s.key} to 0.0, or let DDP find unused "
@@ -57,6 +58,9 @@ def _layer_drop_settings(setup, fallback_type):
             for s in settings:
                 arch_entries[id(s)] = model_type
     for src in setup.sources:
+        if src.dialect == "fairseq":
+            yield from _fairseq_layer_drop(src)
+            continue
         for s in src.settings:
             if s.role not in ("layerdrop", "stochastic-depth") or not s.p or s.reason is not None or s.p >= 1:
                 continue
@@ -70,6 +74,16 @@ def _layer_drop_settings(setup, fallback_type):
                 everywhere = layer_skipping.skips_wherever_read(s.key)
                 if everywhere:
                     yield src, s, f"every model type that reads {s.key} ({everywhere} measured)"
+
+
+def _fairseq_layer_drop(src):
+    """fairseq's LayerDropModuleList skips whole layers in training (frameworks.json "fairseq")."""
+    from auditor.knowledge import frameworks
+
+    keys = frameworks.profile("fairseq").get("layer_drop_keys", ())
+    for s in src.settings:
+        if s.key in keys and s.p and s.reason is None and s.p < 1:
+            yield src, s, "fairseq's transformer (LayerDropModuleList)"
 
 
 def _class_model_type(setting) -> str | None:
@@ -101,6 +115,9 @@ def _ddp_expects_every_gradient(setup):
 
 
 def _from_trainer_fields(src):
+    if src.dialect == "fairseq":
+        yield from _fairseq_ddp(src)
+        return
     unused = src.fields.get("ddp_find_unused_parameters")
     checkpointing = src.fields.get("gradient_checkpointing")
     if unused is not None:
@@ -111,6 +128,29 @@ def _from_trainer_fields(src):
     elif checkpointing is not None and checkpointing.value is True:
         written = checkpointing.key_path[-1] if checkpointing.key_path else "gradient_checkpointing"
         yield f"{written}: true", (src.path, checkpointing.span.line), _TRAINER_DEFAULT
+
+
+def _fairseq_ddp(src):
+    """fairseq's own DDP wrapper (fairseq/models/distributed_fairseq_model.py) passes
+    distributed_training.find_unused_parameters, which defaults to False, to torch's DDP for
+    its default backend (frameworks.json "fairseq"); other backends are not judged."""
+    from auditor.knowledge import frameworks
+
+    defaults = frameworks.profile("fairseq").get("ddp_defaults", {})
+    backend = src.fields.get("ddp_backend")
+    if backend is not None and str(backend.value) not in defaults.get("backends_with_the_flag", ()):
+        yield None  # another wrapper (legacy_ddp, fully_sharded, ...): nothing is claimed
+        return
+    unused = src.fields.get("ddp_find_unused_parameters")
+    if unused is not None:
+        if unused.value is False:
+            yield "distributed_training.find_unused_parameters: false", (src.path, unused.span.line), ""
+        elif unused.value is True:
+            yield None
+        return
+    if defaults.get("find_unused_parameters") is False:
+        yield ("fairseq's default distributed_training.find_unused_parameters (False, "
+               "fairseq/dataclass/configs.py)"), (src.path, None), ""
 
 
 def _from_code(src):

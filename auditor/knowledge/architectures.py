@@ -174,6 +174,22 @@ def role_of(key: str) -> str | None:
     return None if role == "other" else role
 
 
+def has_dropout(model_type: str, settings=()) -> bool | None:
+    """Whether a model of this type drops anywhere: the rates its classes read, at their
+    defaults, with the written settings over them; None for composite types or any rate that
+    is not a number (nothing is guessed)."""
+    info = lookup(model_type)
+    if info is None or info.is_composite:
+        return None
+    values = {k.name: k.default for k in info.keys.values() if k.read == "read"}
+    for s in settings:
+        if s.key in values or s.key in info.keys:
+            values[s.key] = s.p if s.reason is None else None
+    if any(v is None or isinstance(v, bool) or not isinstance(v, (int, float)) for v in values.values()):
+        return None
+    return any(v > 0 for v in values.values())
+
+
 def suggest(model_type: str, key: str) -> str | None:
     """The key this architecture reads in the same role as `key`, when `key` itself is not one
     it reads. llama + attention_probs_dropout_prob -> attention_dropout; llama +

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 from auditor import checks, sources
 from auditor.checks.base import Context
@@ -193,7 +194,10 @@ class Engine:
         held = [src for src in (self._load_counted(p, blobs, i) for i, p in enumerate(paths) if i not in is_code)
                 if src is not None]
         streamed = (self._load_counted(paths[i], blobs, i) for i in code)
-        return self.check_sources(directory, held, (src for src in streamed if src is not None))
+        _sibling_reads()  # reads of an earlier directory are not this one's
+        found = self.check_sources(directory, held, (src for src in streamed if src is not None))
+        self.deps.update(_sibling_reads())
+        return found
 
     def check_sources(self, directory: str, loaded: list, streamed=()) -> list:
         """Findings of one directory. `loaded` sources are held until the end; `streamed` ones
@@ -271,6 +275,13 @@ class Engine:
                 if scope == "setup":
                     found.extend(_finding(rule, h) for h in fn(ctx, rule))
         return found
+
+
+def _sibling_reads() -> set:
+    """The package modules the code checks read beside a script (checks/code/siblings.py):
+    the cache entry of the directory depends on them as on linked files."""
+    module = sys.modules.get("auditor.checks.code.siblings")
+    return module.take_read() if module is not None else set()
 
 
 class _collector_paused:

@@ -8,7 +8,8 @@ from auditor.core.model import Source, Span
 # Substrings without which a Python file yields no Source (python_code.read): what the code
 # checks and the settings reader look for. Tested here, before the reader and `ast` are imported.
 PYTHON_MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
-                  "Config(", ".train(", "no_grad", "inference_mode", "generate(")
+                  "Config(", ".train(", "no_grad", "inference_mode", "generate(", "bernoulli", "load_state_dict",
+                  "set_grad_enabled")
 
 
 def located_problem(path: str, code: str, message: str, span: Span | None = None) -> Source:

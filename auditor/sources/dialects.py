@@ -26,7 +26,7 @@ PYYAML_DIALECTS = frozenset({"axolotl", "llamafactory", "trl", "hf-trainer-args"
 DISPLAY_NAMES = {
     "axolotl": "axolotl", "llamafactory": "LLaMA-Factory", "torchtune": "torchtune", "trl": "TRL",
     "hf-trainer-args": "HfArgumentParser", "gpt-neox": "gpt-neox", "nemo": "NeMo", "litgpt": "litgpt",
-    "generic": "PyYAML", "peft-adapter": "PEFT", "hf-config": "Transformers",
+    "generic": "PyYAML", "peft-adapter": "PEFT", "hf-config": "Transformers", "fairseq": "fairseq",
 }
 
 # Trainer names as recipes spell them, mapped to one vocabulary.
@@ -60,7 +60,7 @@ def explain(path: str, top: dict, has_component: bool) -> tuple:
     is_json = name.endswith(".json")
     if is_json and (len(keys) > _DATA_KEYS or _all_integers(top)):
         return None, None, "", ()  # a vocabulary or lookup table (GPT-2's encoder.json), not a config
-    fits = _recipe_dialects(keys, has_component)
+    fits = _recipe_dialects(keys, has_component, _has_peft_scheme(top))
     if fits:
         (dialect, why), rivals = fits[0], tuple(d for d, _ in fits[1:] if d != fits[0][0])
         return "recipe", dialect, why, rivals
@@ -90,6 +90,15 @@ def _transformers_type(entry) -> bool:
     return architectures.lookup(str(entry[1].value)) is not None
 
 
+def _has_peft_scheme(top: dict) -> bool:
+    """model.peft.peft_scheme in the file (top maps a key to its (key node, value node))."""
+    model = top.get("model")
+    if model is None:
+        return False
+    peft = nodes.top_level(model[1] if isinstance(model, tuple) else model).get("peft")
+    return peft is not None and "peft_scheme" in nodes.top_level(peft[1])
+
+
 def _both(keys: set, first: str, others) -> str | None:
     """`first + other` when the file has `first` and one of `others`."""
     if first not in keys:
@@ -98,7 +107,7 @@ def _both(keys: set, first: str, others) -> str | None:
     return f"{first} + {hit}" if hit else None
 
 
-def _recipe_dialects(keys: set, has_component: bool) -> list:
+def _recipe_dialects(keys: set, has_component: bool, peft_scheme: bool = False) -> list:
     """Every recipe dialect whose distinctive keys the file has, most specific first, each with
     the keys that matched. A short recipe is enough: axolotl's `base_model` with `rl: dpo`."""
     fits = []
@@ -120,6 +129,15 @@ def _recipe_dialects(keys: set, has_component: bool) -> list:
         fits.append(("gpt-neox", f"{sorted(keys & {'pipe_parallel_size', 'model_parallel_size'})[0]} + num_layers"))
     if {"trainer", "model"} <= keys and ("exp_manager" in keys or "run" in keys):
         fits.append(("nemo", "trainer + model + " + ("exp_manager" if "exp_manager" in keys else "run")))
+    elif peft_scheme:
+        # a NeMo PEFT file of its own (model.peft.peft_scheme and its sections, #26): the scheme
+        # key is NeMo's (nemo/collections/llm/peft, MegatronGPTSFTModel's cfg.peft.peft_scheme)
+        fits.append(("nemo", "model.peft.peft_scheme"))
+    if {"task", "model"} <= keys and keys & {"optimization", "criterion", "distributed_training", "common"}:
+        # fairseq's Hydra config (fairseq/dataclass/configs.py FairseqConfig: common, task, model,
+        # criterion, optimization, distributed_training, ...)
+        fits.append(("fairseq", "task + model + " + sorted(keys & {"optimization", "criterion",
+                                                                   "distributed_training", "common"})[0]))
     if "checkpoint_dir" in keys:
         fits.append(("litgpt", "checkpoint_dir"))
     elif "out_dir" in keys and "train" in keys and "precision" in keys:
@@ -157,15 +175,26 @@ _FIELD_PATHS = {
             "lora_enable": [("lora_enable",)], "tuner_type": [("tuner_type",)], "train_type": [("train_type",)],
             "train_mode": [("train_mode",)],
             "finetuning_type": [("finetuning_type",)], "base_model": [("model_name_or_path",)],
-            "disable_dropout": [("disable_dropout",)], "attn_implementation": [("attn_implementation",)]},
+            "disable_dropout": [("disable_dropout",)], "attn_implementation": [("attn_implementation",)],
+            "unsloth": [("use_unsloth",)]},
     "hf-trainer-args": {"base_model": [("model_name_or_path",)], "disable_dropout": [("disable_dropout",)],
                         "use_peft": [("use_peft",)], "use_lora": [("use_lora",)], "use_qlora": [("use_qlora",)],
                         "lora_enable": [("lora_enable",)], "tuner_type": [("tuner_type",)],
                         "train_type": [("train_type",)], "train_mode": [("train_mode",)],
-                        "finetuning_type": [("finetuning_type",)]},
+                        "finetuning_type": [("finetuning_type",)],
+                        "unsloth": [("use_unsloth",)]},
+    # A file no framework claims still says what a framework-independent key says (#26):
+    # `use_unsloth` (LLaMA-Factory's and Firefly's ModelArguments field; Firefly's train.py
+    # load_unsloth_model passes lora_dropout to FastLanguageModel.get_peft_model), TrainingArguments'
+    # DDP fields (added below), `disable_dropout` (only TRL's preference and RL configs have it).
+    "generic": {"unsloth": [("use_unsloth",)], "base_model": [("model_name_or_path",)],
+                "disable_dropout": [("disable_dropout",)]},
     "torchtune": {"model_component": [("model", "_component_")]},
     "litgpt": {"base_model": [("checkpoint_dir",)]},
     "nemo": {"peft_scheme": [("model", "peft", "peft_scheme")]},
+    "fairseq": {"ddp_find_unused_parameters": [("distributed_training", "find_unused_parameters")],
+                "ddp_backend": [("distributed_training", "ddp_backend")],
+                "base_model": [("checkpoint", "finetune_from_model")]},
     "gpt-neox": {"trainer": [("train_impl",), ("train-impl",)]},
     "hf-config": {"model_type": [("model_type",)], "architectures": [("architectures",)],
                   "attn_implementation": [("attn_implementation",), ("_attn_implementation",)]},
@@ -177,7 +206,7 @@ _FIELD_PATHS = {
 # DDP rule); the dialects that hand their top level to TrainingArguments keep them there.
 _DDP_FIELDS = {"ddp_find_unused_parameters": [("ddp_find_unused_parameters",)],
                "gradient_checkpointing": [("gradient_checkpointing",), ("activation_checkpointing",)]}
-for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args"):
+for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args", "generic"):
     _FIELD_PATHS[_dialect].update(_DDP_FIELDS)
 
 # Model references that more dialects write (#28), and trust_remote_code (with it, an org known for
@@ -199,7 +228,8 @@ for _dialect in ("axolotl", "llamafactory", "trl", "hf-trainer-args", "generic")
     _MODEL_FIELDS.setdefault(_dialect, {})["trust_remote_code"] = [("trust_remote_code",), ("model", "trust_remote_code")]
 for _dialect, _paths in _MODEL_FIELDS.items():
     for _name, _candidates in _paths.items():
-        _FIELD_PATHS.setdefault(_dialect, {}).setdefault(_name, _candidates)
+        _known = _FIELD_PATHS.setdefault(_dialect, {}).setdefault(_name, [])
+        _known.extend(c for c in _candidates if c not in _known)
 
 
 # What the resolver decides from a dialect's fields; with rival dialects only agreed values stay.
@@ -250,8 +280,17 @@ def extract_fields(dialect: str, root, text: str, path: str, json_mode: bool) ->
                 continue
             fields[name] = Field(value, nodes.span_of(key_node, text), key_path)
             break
+    if dialect == "generic" and nodes.is_mapping(root):
+        key_node = next((k for k, _v in root.value if nodes.is_scalar(k) and _PEFT_KEY.match(str(k.value))), None)
+        if key_node is not None:
+            fields["peft_key"] = Field(str(key_node.value), nodes.span_of(key_node, text), (str(key_node.value),))
     _derive(dialect, fields, path)
     return fields
+
+
+# Top-level keys only a PEFT adapter has (lora_dropout, lora_r, lora_alpha, lora_target_modules...):
+# whatever else a file holds, one of them makes it a LoRA setup (#26).
+_PEFT_KEY = LazyRegex(r"(lora|qlora|dora|adalora|loha|lokr)_(dropout|r|rank|alpha|target|target_modules|modules)$")
 
 
 def _derive(dialect: str, fields: dict, path: str) -> None:
@@ -281,10 +320,12 @@ def _derive(dialect: str, fields: dict, path: str) -> None:
         finetune = str(f["peft_scheme"].value).lower()
     elif dialect == "peft-adapter":
         finetune = str(f["peft_type"].value).lower() if "peft_type" in f else None
+    elif dialect == "generic" and "peft_key" in f:
+        finetune = "lora"
     if finetune:
         anchor = next((f[k] for k in ("adapter", "finetuning_type", "peft_name", "use_peft", "use_lora", "use_qlora",
-                                       "lora_enable", "tuner_type", "train_type", "train_mode", "model_component",
-                                       "peft_scheme", "peft_type") if k in f), None)
+                                       "lora_enable", "tuner_type", "train_type", "model_component",
+                                       "peft_scheme", "peft_type", "peft_key") if k in f), None)
         fields["finetune"] = Field(finetune, anchor.span if anchor else None)
     trainer = None
     if "trainer" in f and isinstance(f["trainer"].value, str):

@@ -44,6 +44,8 @@ _MARKER_KEYS = (
     "num_hidden_layers", "num_attention_heads", "seq_length", "train_micro_batch_size_per_gpu",
     "exp_manager", "trainer", "checkpoint_dir", "out_dir", "output_dir", "model_type", "architectures",
     "auto_map", "pretrained", "model_id", "adapter", "lora", "peft",
+    # keys that keep a recipe no framework claims (structured._says_something, #26)
+    "ddp_find_unused_parameters", "use_unsloth",
 )
 
 

@@ -102,9 +102,19 @@ def read(path: str, text: str) -> Source | None:
             _resolve_interpolations(src.settings[before:], src.settings, root, text, prefix, json_mode)
     if kind == "recipe" and dialect == "generic":
         _read_launch_lines(src, main, text)
-    if not src.settings and kind == "recipe" and dialect == "generic":
+    if not src.settings and kind == "recipe" and (dialect == "fairseq" or (
+            dialect == "generic" and not _says_something(src))):
         return None  # a YAML file with nothing to say about dropout
     return src
+
+
+def _says_something(src) -> bool:
+    """A generic recipe without rates still matters when a framework-independent key in it
+    decides a rule of its setup (#26): DDP's unused-parameter search for a layer-drop
+    config.json it links to, `disable_dropout`, `use_unsloth`."""
+    f = src.fields
+    return any(k in f for k in ("ddp_find_unused_parameters", "disable_dropout", "unsloth")) or (
+        "gradient_checkpointing" in f and "base_model" in f)
 
 
 # Keys whose string values are command lines in launcher specs (Beaker `command:`/`arguments:`,
@@ -321,9 +331,10 @@ def _structure(src: Source, entry, text: str, prefix: tuple, what: str) -> Setti
     config.json, adapters, and LoRA rates (or any python tag) in the recipes of known
     frameworks. A mapping under another dropout-named key is often a section, and in a
     generic YAML often a sweep (`lora_dropout: {values: [0.05, 0.1]}`)."""
-    if src.kind == "recipe" and src.dialect == "generic":
-        return None
     role = "lora" if src.kind == "peft-adapter" else role_in(entry.key, prefix + entry.key_path[:-1])
+    if src.kind == "recipe" and src.dialect == "generic" and not (
+            src.get("finetune") == "lora" and role == "lora" and not what.startswith("a mapping")):
+        return None  # a LoRA setup's rate given as a list, alias or python tag is still judged (#26)
     if src.kind == "recipe" and role != "lora" and nodes.rejected_tag(entry.value_node) is None:
         return None  # torchtune's `layer_dropout: {prob: 0.2, layers: ":"}` is a section
     alias = nodes.is_alias(entry)

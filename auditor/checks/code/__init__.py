@@ -7,4 +7,4 @@ helper, Monte-Carlo dropout re-enabled module by module) gets switched off, so w
 could be right for reasons the AST cannot see, the primitive stays silent.
 """
 
-from auditor.checks.code import eval_mode, frozen, invalid, noop, rng  # noqa: F401  (each registers its checks)
+from auditor.checks.code import eval_mode, frozen, handwritten, invalid, noop, rng  # noqa: F401  (each registers its checks)

@@ -65,7 +65,14 @@ def dropout_param(name: str) -> bool:
 
 def python_module_of(ctx):
     src = ctx.source
-    return get_module(src) if src is not None and src.kind == "python" else None
+    return _located(src, get_module(src)) if src is not None and src.kind == "python" else None
+
+
+def _located(src, module):
+    """The module, knowing its file (siblings.py reads the modules beside it)."""
+    if module is not None and "path" not in module.cache:
+        module.cache["path"] = src.path
+    return module
 
 
 def hit(ctx, module, node, message, fix=None, key="", end_node=None):
@@ -91,4 +98,4 @@ def python_driver(ctx):
     src = setup.driver if setup is not None else ctx.source
     if src is None or src.kind != "python":
         return None, None
-    return src, get_module(src)
+    return src, _located(src, get_module(src))

@@ -7,7 +7,7 @@ import ast
 import re
 
 from auditor.checks.base import Hit, check
-from auditor.checks.code import models
+from auditor.checks.code import classes, construction, models
 from auditor.checks.code.common import (
     ATTENTION,
     FUNCTIONAL,
@@ -18,7 +18,7 @@ from auditor.checks.code.common import (
     python_driver,
     python_module_of,
 )
-from auditor.checks.code.flow import flow, receiver_key, toggle
+from auditor.checks.code.flow import BUILT, INFERENCE_NAME, LOADED, flow, receiver_key, toggle
 from auditor.core.model import Edit, Fix
 from auditor.sources.python_facts import (
     arg_or_kwarg,
@@ -658,6 +658,8 @@ def no_grad_is_not_eval(ctx, rule):
         pairs = fl.at.get(call, {}).get(key, ())
         if any(mode in ("eval", "unknown", "dropout-on") for mode, _ in pairs):
             continue
+        if pairs and all(mode == LOADED for mode, _ in pairs):
+            continue  # from_pretrained returns the model in eval mode, and no train() reaches here
         region = _no_grad_region(module, call)
         if region in seen:
             continue
@@ -672,6 +674,147 @@ def no_grad_is_not_eval(ctx, rule):
                   f"{_dropout_note(verdict)}", key=key, severity=severity)
 
 
+# --- a built model used for inference without eval() (issue #26) ------------------------------
+
+_UNPICKLED = frozenset({"load"})
+# Helpers named like inference that look at a model without running it (accelerate's
+# infer_auto_device_map, a summary of its parameters).
+_NOT_INFERENCE = re.compile(r"device_map|dtype|shape|schema|signature|memory|size|param|config|type", re.I)
+
+
+@check("inference-without-eval", scope="setup")
+def inference_without_eval(ctx, rule):
+    """A torch module starts in train mode, and from_pretrained's eval() is not there when the
+    script builds the model itself (or unpickles one saved in train mode). Generating with it,
+    or running it under no_grad, without ever calling eval() samples through dropout: replies
+    change from call to call (transformers#2627 after a train(); ethos-ares#20 for no_grad).
+    Reported at the inference call, citing the construction; a warning when the model's rate
+    is a fact of the construction (construction.py), info otherwise."""
+    src, module = python_driver(ctx)
+    if module is None:
+        return
+    fl = flow(module)
+    if fl.idle or models.disables_dropout_itself(module):
+        return
+    trains = bool(models.training_calls(module))
+    switched = trains and any(t is not None and t[0] in ("eval", "unknown") for t in map(toggle, module.calls()))
+    seen = set()
+    for call in module.calls():
+        found = _fresh_inference(module, call, trains)
+        if found is None:
+            continue
+        key, what, certain = found
+        pairs = fl.at.get(call, {}).get(key)
+        if not pairs or any(m not in (BUILT, "train") for m, _ in pairs):
+            continue
+        built = sorted((n for m, n in pairs if m == BUILT), key=lambda n: (n.lineno, n.col_offset))
+        if not built:
+            continue  # switched to train() on every path: DRP602's finding
+        if what == "a forward pass under no_grad" and trains and not switched and not models.is_frozen(module, key):
+            continue  # a training script with no eval() at all: DRP604's finding
+        verdict = _built_verdict(module, built)
+        if verdict == models.ZERO:
+            continue
+        region = (_no_grad_region(module, call), key)
+        if region[0] is not None and region in seen:
+            continue
+        seen.add(region)
+        cause = built[0]
+        how = "was unpickled by" if last_name(cause.func) in _UNPICKLED else "was built by"
+        severity = "" if verdict == models.NONZERO and certain and how == "was built by" else "info"
+        note = "" if verdict == models.NONZERO else " (whether it has dropout is not known here)"
+        if not certain:
+            note += f" (unless {last_name(call.func)}() switches it to eval itself)"
+        back = [n for m, n in pairs if m == "train"]
+        again = ""
+        if back:
+            last = max(back, key=lambda n: (n.lineno, n.col_offset))
+            again = f", and {_cited(module, last)} (line {last.lineno}) switches it to train again"
+        yield Hit(src.path, module.span(call),
+                  f"{key} runs {what} in train mode: it {how} {_cited(module, cause)} (line {cause.lineno}), and a new "
+                  f"module starts in train mode{again}; no eval() reaches this call, so dropout is active"
+                  f"{note}; call {key}.eval() before inference", key=key, severity=severity)
+
+
+def _fresh_inference(module, call, trains):
+    """(model key, what, certain) when a call runs a model for inference: generate() or an
+    inference method of the model, a forward pass under no_grad (or anywhere in a file that
+    does not train), or an inference helper from elsewhere given the model (certain only when
+    it is a sibling module's function that switches nothing)."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and (func.attr == "generate" or (
+            INFERENCE_NAME.search(func.attr) and func.attr not in ("sample_batch",))):
+        key = receiver_key(func.value)
+        if key and models.is_model(module, key):
+            if _method_switches_itself(module, key, func.attr):
+                return None
+            return key, f"{func.attr}()", True
+    if isinstance(func, (ast.Name, ast.Attribute)):
+        key = receiver_key(func)
+        if key and models.is_model(module, key):
+            if _no_grad_region(module, call) is not None:
+                return key, "a forward pass under no_grad", True
+            if not trains and (_weights_loaded(module, key) or _in_inference_function(module, call)):
+                return key, "a forward pass", True
+            return None  # a forward on random weights is a smoke test, not inference
+    name = last_name(func)
+    if not name or name[0].isupper() or not INFERENCE_NAME.search(name) or _NOT_INFERENCE.search(name) or (
+            isinstance(func, ast.Name) and name in module.index.functions):
+        return None  # a class builds, not infers; a local function is followed into instead
+    for arg in list(call.args) + [kw.value for kw in call.keywords]:
+        key = receiver_key(arg) if isinstance(arg, (ast.Name, ast.Attribute)) else ""
+        if key and models.is_model(module, key):
+            sibling = classes.sibling_function(module, func)
+            return key, f"{name}({key}, ...)", sibling is not None
+    return None
+
+
+def _method_switches_itself(module, key, method) -> bool:
+    """The model's own class defines the method and switches to eval in it: `self.eval()` in
+    its body, or a decorator named for it (DALLE-pytorch's @eval_decorator)."""
+    value = models.binding(module, key)
+    owner = classes.module_class(module, value.func) if isinstance(value, ast.Call) else None
+    if owner is None:
+        return False
+    fn = classes.defines(*owner, method)
+    if fn is None:
+        return False
+    if any("eval" in (last_name(getattr(d, "func", d)) or "").lower() for d in fn.decorator_list):
+        return True
+    return any(toggle(c) is not None and toggle(c)[0] == "eval" and receiver_key(toggle(c)[1]) == "self"
+               for c in ast.walk(fn) if isinstance(c, ast.Call))
+
+
+_LOADERS = frozenset({"load_state_dict", "load_checkpoint", "load_weights", "load_pretrained", "load_model"})
+
+
+def _weights_loaded(module, key) -> bool:
+    """Weights are loaded into the model in this file (`model.load_state_dict(...)`,
+    `load_checkpoint(model, path)`): running it then is inference, not a shape check."""
+    same = set(flow(module).same(key))
+    for call in module.index.calls_named(_LOADERS):
+        func = call.func
+        recv = receiver_key(func.value) if isinstance(func, ast.Attribute) else ""
+        args = {receiver_key(a) for a in call.args if isinstance(a, (ast.Name, ast.Attribute))}
+        if recv in same or args & same:
+            return True
+    return False
+
+
+def _in_inference_function(module, call) -> bool:
+    fn = module.enclosing_function(call)
+    return fn is not None and not isinstance(fn, ast.Lambda) and bool(INFERENCE_NAME.search(fn.name))
+
+
+def _built_verdict(module, calls) -> str:
+    """NONZERO/ZERO/UNKNOWN over every construction that reaches the call."""
+    found = {construction.built_dropout(module, c) if last_name(c.func) not in _UNPICKLED else models.UNKNOWN
+             for c in calls}
+    if found == {models.ZERO}:
+        return models.ZERO
+    return models.NONZERO if found == {models.NONZERO} else models.UNKNOWN
+
+
 def _in_training_step(module, call) -> bool:
     """A no_grad forward inside a function that itself trains (or computes the loss) is a
     target or teacher pass of a training step, not an evaluation."""
@@ -680,8 +823,27 @@ def _in_training_step(module, call) -> bool:
         return False
     if re.search(r"loss|train|step|rollout|generate|sample", fn.name, re.I):
         return True
-    steps = models.training_calls(module)
-    return any(_inside(module, c, fn) for c in steps)
+    # a training call in the same loop (a teacher or target pass of the step), or a
+    # straight-line step function; a main() that trains in a loop and evaluates after it
+    # evaluates (issue #26)
+    loop = _loop_in(module, call, fn)
+    for c in models.training_calls(module):
+        if not _inside(module, c, fn):
+            continue
+        other = _loop_in(module, c, fn)
+        if (loop is not None and (other is loop or _inside(module, c, loop))) or (loop is None and other is None):
+            return True
+    return False
+
+
+def _loop_in(module, node, fn):
+    """The innermost loop around node inside fn, else None."""
+    for a in module.ancestors(node):
+        if a is fn:
+            return None
+        if isinstance(a, (ast.For, ast.AsyncFor, ast.While)):
+            return a
+    return None
 
 
 def _repeats(module, call):

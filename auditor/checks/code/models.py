@@ -16,12 +16,14 @@ from __future__ import annotations
 import ast
 import re
 
-from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, MODEL, NOT_MODEL
-from auditor.checks.code.flow import receiver_key
+from auditor.checks.code import classes
+from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, MODEL, NOT_MODEL, RNNS
+from auditor.checks.code.flow import NN_BUILT, UNPICKLE, WRAPPERS, receiver_key
 from auditor.sources.python_facts import (
     ASSIGNMENTS,
     arg_or_kwarg,
     constant,
+    dotted,
     is_zero,
     last_name,
     target_names,
@@ -36,29 +38,32 @@ _FACTORIES = frozenset({"from_pretrained", "from_config", "get_peft_model", "pre
                         "deepcopy", "create_reference_model", "build_model", "get_model", "load_model"})
 _MODEL_CLASS = re.compile(r"(Model|Net|Network|GPT|Transformer|Classifier|ForCausalLM|ForSequenceClassification|"
                           r"ForConditionalGeneration|Encoder|Decoder|MLP|CNN|RNN|LSTM|ValueHead)\w*$")
-_MODULE_BASES = re.compile(r"Module$|PreTrainedModel$|Model$|LightningModule$")
 # Models meant to stay in eval: their eval() is right, and their forward passes are not "evaluation".
 _FROZEN_NAME = re.compile(r"(^|_|\.)(ref|reference|teacher|reward|rm|frozen|ema|judge|old|target|vae|text_encoder|"
                           r"clip|tokenizer)(_|$|\.)|ref_model|teacher_model|reward_model", re.I)
 # torch.nn modules that have dropout by default (nn.MultiheadAttention's defaults to 0).
 _NN_WITH_DROPOUT = frozenset({"Transformer", "TransformerEncoderLayer", "TransformerDecoderLayer",
                               "TransformerEncoder", "TransformerDecoder"}) | DROPOUT_MODULES
-_NN_WITHOUT_DROPOUT = frozenset({
+NN_WITHOUT_DROPOUT = frozenset({
     "Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Embedding", "EmbeddingBag",
     "LayerNorm", "RMSNorm", "GroupNorm", "ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax", "Identity",
     "Sequential", "ModuleList", "ModuleDict", "Parameter", "ParameterList", "Flatten", "MaxPool1d", "MaxPool2d",
     "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveAvgPool1d", "Upsample", "PixelShuffle", "Bilinear", "Mish",
     "LeakyReLU", "ELU", "Softplus", "Hardswish", "Unflatten", "ZeroPad2d",
 })
-_NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d",
+NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d",
                            "InstanceNorm2d", "InstanceNorm3d"})
 
 def binding(module, key):
-    """The last value assigned to `key` anywhere in the module (an expression), else None."""
+    """The last value assigned to `key` anywhere in the module (an expression), else None.
+    `model = model.to(device)` or `model = accelerator.prepare(model)` keeps the model it is
+    given, so the value before it stands."""
     found = None
     for stmt in module.index.assigns.get(key, ()):
         value = getattr(stmt, "value", None)
         if value is None:
+            continue
+        if found is not None and _same_model(value, key):
             continue
         if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], (ast.Tuple, ast.List)):
             if isinstance(value, ast.Call):
@@ -66,6 +71,16 @@ def binding(module, key):
             continue
         found = value
     return found
+
+
+def _same_model(value, key) -> bool:
+    """The value is `key` itself, moved or wrapped (`key.to(d)`, `prepare(key)`, `DDP(key)`);
+    get_peft_model adds the adapter's dropout, so it is a new value."""
+    if isinstance(value, ast.Call) and last_name(value.func) == "get_peft_model":
+        return False
+    if isinstance(value, ast.Call) and last_name(value.func) in WRAPPERS and value.args:
+        value = value.args[0]
+    return isinstance(value, (ast.Name, ast.Attribute, ast.Call)) and receiver_key(value) == key
 
 
 def _class_of(value):
@@ -78,7 +93,7 @@ def _class_of(value):
     return last_name(func)
 
 
-def is_model(module, key: str) -> bool:
+def is_model(module, key: str, _seen=frozenset()) -> bool:
     """Evidence that `key` names a torch module: it is bound from a model factory or a module
     class, it is a `self.model`-style attribute, or it is switched with train()/eval() (or its
     parameters are read) and named like a model. A function, a trainer or a tokenizer is not."""
@@ -88,11 +103,21 @@ def is_model(module, key: str) -> bool:
     if NOT_MODEL.search(last):
         return False
     value = binding(module, key)
+    if value is None and len(_seen) < 4 and any(is_model(module, a, _seen | {key})
+                                                for a in aliases(module, key) - _seen):
+        return True
+    same = _copied_from(value, key)
+    if same and same not in _seen:
+        return is_model(module, same, _seen | {key})
     if isinstance(value, ast.Call):
         name = last_name(value.func)
         cls = _class_of(value)
-        if name in _FACTORIES or name == "prepare" or cls in _local_module_classes(module) or _MODEL_CLASS.search(cls):
+        if (name in _FACTORIES or name == "prepare" or cls in _local_module_classes(module) or _MODEL_CLASS.search(cls)
+                or classes.module_class(module, value.func) is not None
+                or (name in NN_BUILT and isinstance(value.func, ast.Attribute))):
             return True
+        if dotted(value.func) in UNPICKLE and MODEL.search(last) and not NOT_MODEL.search(last):
+            return True  # model = torch.load(path): a pickled module
         if MODEL.search(last) is None:
             return False
     if not MODEL.search(last):
@@ -100,6 +125,16 @@ def is_model(module, key: str) -> bool:
     if key.startswith("self."):
         return True
     return key in _switched_or_trained(module)
+
+
+def _copied_from(value, key) -> str:
+    """`m = model.to(device)`, `m = model`: the other name of the same model, else ''."""
+    if not isinstance(value, (ast.Name, ast.Attribute, ast.Call)):
+        return ""
+    if isinstance(value, ast.Call) and not isinstance(value.func, ast.Attribute):
+        return ""  # a factory call, a wrapper: judged by the callers as before
+    same = receiver_key(value)
+    return same if same and same != key else ""
 
 
 def _switched_or_trained(module) -> set:
@@ -128,19 +163,49 @@ def _switched_or_trained(module) -> set:
 
 
 def _local_module_classes(module) -> dict:
-    cached = module.cache.get("module-classes")
-    if cached is None:
-        cached = {name: cls for name, cls in module.index.classes.items()
-                  if any(_MODULE_BASES.search(last_name(b) or "") for b in cls.bases)}
-        module.cache["module-classes"] = cached
-    return cached
+    return classes.local_module_classes(module)
 
 
-def is_frozen(module, key: str) -> bool:
+def aliases(module, key: str) -> set:
+    """The caller keys bound to `key` when it is a parameter of a function the module calls
+    (`evaluate(model, ...)` -> {'model'} for evaluate's `net`), from the mode flow."""
+    if not key or key.count(".") > 3:
+        return set()  # a chain of parameters bound to parameters' attributes goes no deeper
+    head, dot, rest = key.partition(".")
+    return {a + dot + rest for a in param_aliases(module).get(head, ()) if a != key}
+
+
+def param_aliases(module) -> dict:
+    """parameter name -> the caller keys passed for it at the module's calls of its own
+    functions (`evaluate(model, val)` -> {'net': {'model'}}), whether or not the mode flow ran."""
+    found = module.cache.get("param-aliases")
+    if found is None:
+        found = module.cache["param-aliases"] = {}
+        functions = module.index.functions
+        for call in module.index.calls:
+            fn = functions.get(call.func.id) if isinstance(call.func, ast.Name) else None
+            if fn is None:
+                continue
+            for i, a in enumerate(fn.args.posonlyargs + fn.args.args):
+                arg = arg_or_kwarg(call, a.arg, i)
+                src = receiver_key(arg) if isinstance(arg, (ast.Name, ast.Attribute, ast.Call)) else ""
+                if src:
+                    found.setdefault(a.arg, set()).add(src)
+        fl = module.cache.get("mode-flow")
+        for name, keys in (fl.aliases.items() if fl is not None else ()):
+            found.setdefault(name, set()).update(keys)
+    return found
+
+
+def is_frozen(module, key: str, _seen=frozenset()) -> bool:
     """A model meant to stay in eval mode: a reference, teacher, reward or EMA model, one whose
-    parameters are frozen, or one the file never optimizes while it optimizes another."""
+    parameters are frozen, or one the file never optimizes while it optimizes another. A
+    parameter that receives a model at the module's call sites is frozen when they all are."""
     if _FROZEN_NAME.search(key):
         return True
+    bound = aliases(module, key) - _seen if len(_seen) < 4 else set()
+    if bound and binding(module, key) is None:
+        return all(is_frozen(module, a, _seen | {key}) for a in bound)
     for call in module.index.calls_by_name.get("requires_grad_", ()):
         if isinstance(call.func, ast.Attribute) and receiver_key(call.func.value) == key:
             arg = arg_or_kwarg(call, "requires_grad", 0)
@@ -187,7 +252,7 @@ def optimized_models(module) -> set:
 
 # --- does the model have dropout? ------------------------------------------------------------
 
-def known_dropout(module, key: str, setup=None) -> str:
+def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     """ZERO, NONZERO or UNKNOWN: whether the model named `key` has any dropout.
 
     Evidence, in order: the module class defined in this file (nn.Dropout, F.dropout, attention
@@ -195,12 +260,26 @@ def known_dropout(module, key: str, setup=None) -> str:
     resolved for its reference (#11), else the config.json of the same setup. Nothing is guessed.
     """
     value = binding(module, key)
+    if value is None and key != "self":
+        bound = aliases(module, key) - _seen if len(_seen) < 4 else set()
+        found = {known_dropout(module, a, setup, _seen | {key}) for a in sorted(bound)}
+        return found.pop() if len(found) == 1 else UNKNOWN
+    same = _copied_from(value, key)
+    if same and same not in _seen and key != "self":
+        return known_dropout(module, same, setup, _seen | {key})
     cls = _class_of(value) if value is not None else ""
     local = _local_module_classes(module)
     if key == "self":
         cls = ""
     if cls in local:
         return class_dropout(module, local[cls])
+    if isinstance(value, ast.Call) and key != "self":
+        func = value.func
+        if isinstance(func, ast.Attribute) and func.attr == "from_pretrained":
+            func = func.value  # a module class's own from_pretrained (nanoGPT's GPT.from_pretrained)
+        owner = classes.module_class(module, func)
+        if owner is not None:
+            return class_dropout(*owner)
     if isinstance(value, ast.Call) and last_name(value.func) == "get_peft_model":
         if _adapter_dropout(module, value) == NONZERO:
             return NONZERO  # the adapter drops, whatever the base model does
@@ -255,15 +334,19 @@ def class_dropout(module, cls, seen=None) -> str:
                 p = arg_or_kwarg(node, *ATTENTION[name])
                 if p is not None and not zero_rate(module, p):
                     return NONZERO
-            elif name in _NN_WITH_DROPOUT or name in _NN_BATCHNORM:
+            elif name in _NN_WITH_DROPOUT or name in NN_BATCHNORM:
                 return NONZERO  # batch norm also changes with the mode
+            elif name in RNNS:
+                p = arg_or_kwarg(node, "dropout", RNNS[name])
+                if p is not None and not zero_rate(module, p):
+                    return NONZERO  # between stacked layers (DRP520 says when it does nothing)
             elif name in local:
                 sub = class_dropout(module, local[name], seen)
                 if sub == NONZERO:
                     return NONZERO
                 if sub == UNKNOWN:
                     verdict = UNKNOWN
-            elif name and name[0].isupper() and name not in _NN_WITHOUT_DROPOUT:
+            elif name and name[0].isupper() and name not in NN_WITHOUT_DROPOUT:
                 verdict = UNKNOWN  # a layer from elsewhere
     return verdict
 
@@ -310,16 +393,8 @@ def type_dropout(model_type: str, settings) -> str:
     settings over them; UNKNOWN for composite types or any rate that is not a number."""
     from auditor.knowledge import architectures
 
-    info = architectures.lookup(model_type)
-    if info is None or info.is_composite:
-        return UNKNOWN
-    values = {k.name: k.default for k in info.keys.values() if k.read == "read"}
-    for s in settings:
-        if s.key in values or s.key in info.keys:
-            values[s.key] = s.p if s.reason is None else None
-    if any(v is None or not isinstance(v, (int, float)) for v in values.values()):
-        return UNKNOWN
-    return NONZERO if any(v > 0 for v in values.values()) else ZERO
+    found = architectures.has_dropout(model_type, settings)
+    return UNKNOWN if found is None else (NONZERO if found else ZERO)
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)  # what enclosing_function stops at

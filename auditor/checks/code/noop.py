@@ -1,16 +1,17 @@
 """no-op checks in code: RNN dropout with one layer, dropout modules and parameters that are
 never used, and config changes after the model is built (pitfalls.md section A).
 
-Imports inside functions (`checks.code.eval_mode`, `sources.python_facts`) are deferred for
+Imports inside functions (`checks.code.eval_mode`, `knowledge.architectures`, `sources.python_facts`) are deferred for
 start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 
-from auditor.checks.base import check
-from auditor.checks.code import models
+from auditor.checks.base import Hit, check
+from auditor.checks.code import classes, models
 from auditor.checks.code.common import (
     ATTENTION,
     DROPOUT_MODULES,
@@ -18,6 +19,7 @@ from auditor.checks.code.common import (
     dropout_param,
     hit,
     model_like,
+    python_driver,
     python_module_of,
 )
 from auditor.checks.code.flow import receiver_key
@@ -270,6 +272,84 @@ def dropout_parameter_unused(ctx, rule):
                 yield hit(ctx, module, shadow,
                            f"parameter {name} of {fn.name}() is overwritten with a literal before it is read, so "
                            "the caller's value is ignored", key=f"{fn.name}.{name}")
+                continue
+            stored = _stored_unread(module, fn, name)
+            if stored is not None:
+                yield hit(ctx, module, arg,
+                           f"parameter {name} of {fn.name}() is stored as self.{stored.attr} (line {stored.lineno}), "
+                           f"which nothing reads: the caller's rate never reaches a dropout", key=f"{fn.name}.{name}")
+
+
+def _stored_unread(module, fn, name):
+    """`self.dropout = dropout` as the parameter's only use, with `self.dropout` read nowhere
+    in the module (no attribute load, no string naming it, no dynamic access to the object's
+    attributes): the stored rate reaches no dropout (#26). Returns the store target."""
+    cls = module.parent(fn)
+    if not isinstance(cls, ast.ClassDef) or cls.name not in classes.local_module_classes(module) or not any(
+            isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and m.name == "forward" for m in cls.body):
+        return None  # a config or a test helper stores values for readers in other modules
+    loads = module.cache.setdefault("name-loads", {}).get(fn)
+    if loads is None:
+        loads = module.cache["name-loads"][fn] = {}
+        for node in walk(fn):
+            if node.__class__ is ast.Name and node.ctx.__class__ is ast.Load:
+                loads.setdefault(node.id, []).append(node)
+    stores = []
+    for node in loads.get(name, ()):
+        stmt = module.parent(node)
+        if not (isinstance(stmt, ast.Assign) and stmt.value is node and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
+                and stmt.targets[0].value.id == "self"):
+            return None
+        stores.append(stmt.targets[0])
+    if not stores:
+        return None
+    used = _attribute_uses(module)
+    if used is None:
+        return None
+    cls = module.parent(fn)
+    family = {cls.name} | {c.name for c in module.index.of(ast.ClassDef)
+                           if any(last_name(b) == cls.name for b in c.bases)}
+    for target in stores:
+        if target.attr in used["other"] or any(target.attr in used["self"].get(c, ()) for c in family):
+            return None
+    return stores[0]
+
+
+def _attribute_uses(module):
+    """{"self": {class name: attributes read as self.<a> in it}, "other": attributes read on
+    anything else, or named by a string}; None when the module reads attributes dynamically
+    (vars(), getattr with a computed name, __dict__, save_hyperparameters)."""
+    if "attribute-uses" in module.cache:
+        return module.cache["attribute-uses"]
+    idx = module.index
+    used = {"self": {}, "other": {n.value for n in idx.of(ast.Constant) if isinstance(n.value, str)}}
+    dynamic = any(last_name(c.func) in ("vars", "getattr", "__getattribute__", "save_hyperparameters",
+                                        "register_to_config", "asdict")
+                  and not (last_name(c.func) == "getattr" and len(c.args) > 1 and constant(c.args[1])[0])
+                  for c in idx.calls) or any(n.attr == "__dict__" for n in idx.of(ast.Attribute))
+    if dynamic:
+        module.cache["attribute-uses"] = None
+        return None
+    imported = {(a.asname or a.name).split(".")[0] for node in idx.of(ast.Import, ast.ImportFrom) for a in node.names}
+    load, name_node = ast.Load, ast.Name
+    for n in idx.of(ast.Attribute):
+        if n.ctx.__class__ is not load or n.value.__class__ is not name_node:
+            if n.ctx.__class__ is load:
+                used["other"].add(n.attr)
+            continue
+        if n.value.id in imported:
+            continue  # F.dropout, nn.Dropout: a module's function, not an object's attribute
+        if n.value.id != "self":
+            used["other"].add(n.attr)
+    for cls in idx.of(ast.ClassDef):  # self.<a> read inside a class (a nested class counts for both)
+        reads = used["self"].setdefault(cls.name, set())
+        for n in walk(cls):
+            if n.__class__ is ast.Attribute and n.ctx.__class__ is load and n.value.__class__ is name_node \
+                    and n.value.id == "self":
+                reads.add(n.attr)
+    module.cache["attribute-uses"] = used
+    return used
 
 
 # --- DRP522: interface parameters (#25, wild evaluation) ----------------------------------
@@ -469,12 +549,13 @@ def _config_target(node):
     return (owner, node.attr) if model_like(owner) else None
 
 
-@check("dropout-set-after-build")
+@check("dropout-set-after-build", scope="setup")
 def dropout_set_after_build(ctx, rule):
     """Modules copy their dropout rate from the config when they are built; writing
     model.config.<dropout> afterwards changes the saved config but not the running model
-    (transformers#27315 discussion; facts.md "Transformers configs")."""
-    module = python_module_of(ctx)
+    (transformers#27315 discussion; facts.md "Transformers configs"). The advice names a key
+    the model's type declares (#26): passing an undeclared one to from_pretrained raises."""
+    src, module = python_driver(ctx)
     if module is None:
         return
     idx = module.index
@@ -498,10 +579,48 @@ def dropout_set_after_build(ctx, rule):
         if found:
             owner, key = found
             name = dotted(owner) or "the model"
-            yield hit(ctx, module, anchor,
-                       f"{name}.config.{key} is set after {name} was built: its layers read the value at "
-                       f"construction, so this changes nothing; pass {key}=... to from_pretrained/the config instead",
-                       key=f"{name}.config.{key}")
+            yield Hit(src.path, module.span(anchor),
+                      f"{name}.config.{key} is set after {name} was built: its layers read the value at "
+                      f"construction, so this changes nothing; {_advice(module, owner, key, ctx.setup)}",
+                      key=f"{name}.config.{key}")
+
+
+def _advice(module, owner, key, setup) -> str:
+    """What to do instead, on what is known of the model's type: the key itself where the type
+    declares it, the key it reads in the same role where it does not (architectures.suggest),
+    else the config route, which never raises (an undeclared from_pretrained keyword reaches
+    the model's __init__ and raises TypeError: DRP124)."""
+    model_type = _loaded_type(module, owner, setup)
+    if model_type:
+        from auditor.knowledge import architectures
+
+        info = architectures.lookup(model_type)
+        if info is not None and not info.is_composite:
+            if key in info.keys or key in info.aliases:
+                return f"pass {key}=... to from_pretrained instead"
+            other = architectures.suggest(model_type, key)
+            if other:
+                return (f"{model_type} does not declare {key} (from_pretrained(..., {key}=...) raises TypeError); "
+                        f"the key it reads in that role is {other}: pass {other}=... to from_pretrained instead")
+            return (f"{model_type} does not declare {key} and reads no other key in that role, so this dropout "
+                    "cannot be set on this model")
+    return (f"set {key} on the config before the model is built (config = AutoConfig.from_pretrained(...); "
+            f"config.{key} = ...; from_pretrained(..., config=config)) instead")
+
+
+def _loaded_type(module, owner, setup) -> str:
+    """The model type the setup stage resolved for `owner = X.from_pretrained("ref")`, else ''."""
+    value = models.binding(module, receiver_key(owner))
+    if setup is None or not (isinstance(value, ast.Call) and last_name(value.func) == "from_pretrained"):
+        return ""
+    ref = arg_or_kwarg(value, "pretrained_model_name_or_path", 0)
+    if isinstance(ref, ast.Name):
+        ref = models.binding(module, ref.id)
+    ok, ref = constant(ref) if ref is not None else (False, None)
+    if not ok or not isinstance(ref, str):
+        return ""
+    found = {m.model_type for m in getattr(setup, "models", {}).values() if m.ref == ref and m.model_type}
+    return found.pop() if len(found) == 1 else ""
 
 
 def _config_writes(idx) -> list:
@@ -519,9 +638,18 @@ def _config_writes(idx) -> list:
     return sorted(found, key=idx.order)
 
 
+# Capitalised callees that receive a model without building a module from its config: a
+# trainer runs it, a parallel wrapper or an accelerator wraps it (#26: Trainer(model=model)
+# is the commonest form and was taken for a rebuild).
+_NOT_BUILDERS = re.compile(r"Trainer$|Collator|Arguments$|Config$|DistributedDataParallel$|^DDP$|^FSDP$|"
+                           r"FullyShardedDataParallel$|DataParallel$|Accelerator$|Callback$|Pipeline$|Dataset$|"
+                           r"DataLoader$|Evaluator$|Optimizer$|^Adam|^SGD$", re.I)
+
+
 def _rebuilt_after(module, stmt, owner) -> bool:
     """A module built after the assignment from the model or its config reads the new value
-    (a value head reading summary_dropout_prob, a wrapper class, get_peft_model)."""
+    (a value head reading summary_dropout_prob, a wrapper class, get_peft_model); a trainer
+    or a parallel wrapper given the model builds nothing."""
     key = receiver_key(owner)
     scope = module.enclosing_function(stmt) or module.tree
     after = module.index.order(stmt)
@@ -530,6 +658,8 @@ def _rebuilt_after(module, stmt, owner) -> bool:
             continue
         name = last_name(call.func)
         if not name or not (name[0].isupper() or name in ("from_pretrained", "from_config", "get_peft_model")):
+            continue
+        if _NOT_BUILDERS.search(name):
             continue
         for arg in list(call.args) + [kw.value for kw in call.keywords]:
             target = arg.value if isinstance(arg, ast.Attribute) and arg.attr == "config" else arg

@@ -1,0 +1,161 @@
+"""The modules of the same package that a script imports, read as syntax trees.
+
+A training script rarely defines its model: `from model import GPT` names a class in a
+model.py beside it, and whether GPT has dropout is written there. The eval-mode rules ask
+that question, so the modules a file imports from its own directory (or a package folder
+inside it) are parsed, never imported, and their top-level classes and functions answer it.
+The reach is bounded on purpose: only modules the file imports, only beside it or below it
+(a relative import goes one package up at most), at most MAX_MODULES of them, none larger
+than MAX_BYTES, and never the imports of those modules. Parsed trees are shared across files
+of a run (keyed by path, size and modification time), and every file read is recorded so
+that the result cache misses when one of them changes (`take_read`).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+
+from auditor.sources.python_facts import PyModule, parse
+
+MAX_BYTES = 300_000
+MAX_MODULES = 8
+_CACHE: dict = {}  # (path, size, mtime_ns) -> PyModule | None
+_READ: set = set()  # files read (or looked for) since the last take_read()
+
+
+class Imported:
+    """What one file imports from its package, resolved on demand: a module is read only when
+    a name it is imported for is looked up (most names a check asks about are not classes of
+    the package). `from m import X` -> X; `import m` / `from . import m` -> m; `from m import *`
+    -> any name not found otherwise."""
+
+    __slots__ = ("_names", "_modules", "_stars", "_loaded")
+
+    def __init__(self):
+        self._names = {}    # local name -> (candidate paths, name in that module)
+        self._modules = {}  # alias -> candidate paths
+        self._stars = []    # candidate paths of star imports
+        self._loaded = {}   # candidate paths -> module (or None), at most MAX_MODULES looked up
+
+    def _module(self, paths):
+        key = tuple(paths)
+        if key in self._loaded:
+            return self._loaded[key]
+        mod = _load(paths) if len(self._loaded) < MAX_MODULES else None
+        self._loaded[key] = mod
+        return mod
+
+    def lookup(self, name: str, kinds=(ast.ClassDef,)):
+        """(module, node) of a class (or function) a name denotes here, else None."""
+        found = None
+        if name in self._names:
+            paths, original = self._names[name]
+            mod = self._module(paths)
+            node = _top_level(mod).get(original) if mod is not None else None
+            found = (mod, node) if node is not None else None
+        else:
+            for paths in self._stars:
+                mod = self._module(paths)
+                node = _top_level(mod).get(name) if mod is not None else None
+                if node is not None:
+                    found = (mod, node)
+                    break
+        return found if found is not None and isinstance(found[1], kinds) else None
+
+    def attribute(self, alias: str, name: str, kinds=(ast.ClassDef,)):
+        """(module, node) of `alias.name` where alias is an imported sibling module."""
+        paths = self._modules.get(alias)
+        mod = self._module(paths) if paths else None
+        node = _top_level(mod).get(name) if mod is not None else None
+        return (mod, node) if node is not None and isinstance(node, kinds) else None
+
+
+def take_read() -> set:
+    """The sibling files read since the last call (for the result cache's dependencies)."""
+    read = set(_READ)
+    _READ.clear()
+    return read
+
+
+def imported(module) -> Imported:
+    """The sibling modules `module` imports (module.cache["path"] is its file); empty when
+    the path is not known (a module built in a test) or it is itself a sibling."""
+    found = module.cache.get("siblings")
+    if found is not None:
+        return found
+    found = module.cache["siblings"] = Imported()
+    path = module.cache.get("path")
+    if not path:
+        return found
+    here = os.path.dirname(os.path.abspath(path))
+    for node in module.index.of(ast.Import, ast.ImportFrom):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                found._modules[a.asname or a.name] = _candidates(here, a.name.split("."), 0)
+            continue
+        if node.level > 2:
+            continue
+        parts = node.module.split(".") if node.module else []
+        base = here if node.level <= 1 else os.path.dirname(here)
+        target = _candidates(base, parts, node.level)
+        for a in node.names:
+            if a.name == "*":
+                if target:
+                    found._stars.append(target)
+            elif target:
+                found._names[a.asname or a.name] = (target, a.name)
+                found._modules.setdefault(a.asname or a.name, _candidates(base, parts + [a.name], node.level))
+            else:  # `from . import model`
+                found._modules[a.asname or a.name] = _candidates(base, [a.name], node.level)
+    return found
+
+
+def _candidates(base: str, parts: list, level: int) -> list:
+    """Files an import may name inside `base`: `a.b` -> a/b.py, a/b/__init__.py; an absolute
+    import whose first part is the package's own folder name also resolves inside it."""
+    if not parts:
+        return []
+    out = [os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")]
+    if level == 0 and len(parts) > 1 and parts[0] == os.path.basename(base):
+        out += [os.path.join(base, *parts[1:]) + ".py", os.path.join(base, *parts[1:], "__init__.py")]
+    return out
+
+
+def _load(paths: list):
+    for path in paths:
+        _READ.add(os.path.normpath(path))
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not os.path.isfile(path) or st.st_size > MAX_BYTES:
+            return None
+        key = (path, st.st_size, st.st_mtime_ns)
+        if key not in _CACHE:
+            if len(_CACHE) > 256:
+                _CACHE.clear()
+            _CACHE[key] = _parse(path)
+        return _CACHE[key]
+    return None
+
+
+def _parse(path: str):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        module = PyModule(parse(text, path), text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OSError):
+        return None
+    module.cache["path"] = path
+    module.cache["sibling"] = True  # its own imports are not followed
+    module.cache["siblings"] = Imported()
+    return module
+
+
+def _top_level(module) -> dict:
+    top = module.cache.get("top-level")
+    if top is None:
+        top = module.cache["top-level"] = {
+            n.name: n for n in module.tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))}
+    return top

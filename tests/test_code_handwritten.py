@@ -1,0 +1,177 @@
+"""Hand-written dropout (DRP530-533, issue #26): the scaling judged in training and eval
+together, a manual (1-p) on top of the built-in, the keep mask's shape and its probability.
+Each case is a small reproduction; the silent ones come from correct public code (timm's
+drop_path, x-transformers' layer dropout, open-instruct's test masks, the textbook form)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from tests.conftest import audit, write_files
+
+
+def _run(tmp_path, text, select=("DRP530", "DRP531", "DRP532", "DRP533"), name="layers.py"):
+    write_files(tmp_path, [(name, textwrap.dedent(text))])
+    return sorted((f.code, f.span.line) for f in audit([str(tmp_path)], select=select) if f.code in select)
+
+
+def test_530_double_scaling_as_a_conditional_expression(tmp_path):
+    assert _run(tmp_path, '''
+        import torch
+        def dropout(x, p, training):
+            mask = (torch.rand_like(x) > p).float()
+            return x * mask / (1 - p) if training else x * (1 - p)
+    ''') == [("DRP530", 5)]
+
+
+def test_530_both_consistent_forms_are_silent(tmp_path):
+    assert _run(tmp_path, '''
+        import torch
+        import torch.nn as nn
+
+        class Inverted(nn.Module):
+            def __init__(self, p):
+                super().__init__()
+                self.p = p
+            def forward(self, x):
+                if self.training:
+                    keep = 1 - self.p
+                    return x * torch.bernoulli(torch.full_like(x, keep)) / keep
+                return x
+
+        class Textbook(nn.Module):
+            def __init__(self, p):
+                super().__init__()
+                self.p = p
+            def forward(self, x):
+                if not self.training:
+                    return x * (1 - self.p)
+                return x * (torch.rand_like(x) > self.p).float()
+    ''') == []
+
+
+def test_530_neither_scaled_nor_rescaled(tmp_path):
+    assert _run(tmp_path, '''
+        import torch
+        import torch.nn as nn
+        class MyDropout(nn.Module):
+            def __init__(self, p):
+                super().__init__()
+                self.p = p
+            def forward(self, x):
+                if self.training:
+                    return x * (torch.rand_like(x) > self.p).float()
+                return x
+    ''') == [("DRP530", 10)]
+
+
+def test_a_hand_written_layer_without_the_word_drop_is_read(tmp_path):
+    """`bernoulli` marks a file as worth parsing (sources.PYTHON_MARKERS) like `drop` does."""
+    assert _run(tmp_path, '''
+        import torch
+        def noise(x, p, training):
+            if training:
+                return x * torch.bernoulli(torch.full_like(x, 1 - p)) / (1 - p)
+            return x * (1 - p)
+    ''') == [("DRP530", 6)]
+
+
+def test_530_without_a_training_branch_the_caller_decides(tmp_path):
+    """timm's drop_path: the caller checks `self.training`; no eval side to judge here."""
+    assert _run(tmp_path, '''
+        def drop_path(x, drop_prob: float = 0., training: bool = False, scale_by_keep: bool = True):
+            if drop_prob == 0. or not training:
+                return x
+            keep_prob = 1 - drop_prob
+            shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+            random_tensor = x.new_empty(shape).bernoulli_(keep_prob)
+            if keep_prob > 0.0 and scale_by_keep:
+                random_tensor.div_(keep_prob)
+            return x * random_tensor
+
+        def mask_only(x, p):
+            return x * (torch.rand_like(x) > p).float()
+    ''') == []
+
+
+def test_531_rescale_in_an_eval_method_of_the_same_class(tmp_path):
+    assert _run(tmp_path, '''
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self, cfg):
+                super().__init__()
+                self.drop = nn.Dropout(cfg.dropout)
+            def forward(self, x):
+                return self.drop(x)
+            def predict(self, x):
+                return self.forward(x) * (1.0 - cfg.dropout)
+    ''') == [("DRP531", 10)]
+
+
+def test_531_other_factors_are_silent(tmp_path):
+    assert _run(tmp_path, '''
+        import torch.nn as nn
+        import torch.nn.functional as F
+        class Net(nn.Module):
+            def __init__(self, p):
+                super().__init__()
+                self.drop = nn.Dropout(p)
+            def forward(self, x, beta):
+                return self.drop(x) * (1 - beta) + F.dropout(x, 0.1, self.training) * 0.9
+    ''') == []
+
+
+def test_532_shape_tuple_to_legacy_constructors(tmp_path):
+    assert _run(tmp_path, '''
+        import torch
+        def drop_path(x, keep):
+            noise = torch.FloatTensor((x.size(0), 1, 1, 1))
+            noise.bernoulli_(keep)
+            mask = torch.tensor([x.shape[0], 1]).bernoulli_(keep)
+            ok = torch.FloatTensor(x.size(0), 1, 1, 1).bernoulli_(keep)
+            return x / keep * noise * mask * ok
+    ''') == [("DRP532", 4), ("DRP532", 6)]
+
+
+def test_532_data_tensors_are_silent(tmp_path):
+    """open-instruct's tests build masks from literal rows: data, not a shape."""
+    assert _run(tmp_path, '''
+        import torch
+        mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+        keep_mask = torch.tensor((0, 1, 1, 0))
+        sizes = torch.tensor((b, t))
+    ''') == []
+
+
+def test_533_rand_lower_than_the_drop_rate_with_inverted_scaling(tmp_path):
+    assert _run(tmp_path, '''
+        import torch
+        import torch.nn as nn
+        class MyDropout(nn.Module):
+            def __init__(self, p=0.1):
+                super().__init__()
+                self.p = p
+            def forward(self, x):
+                if not self.training:
+                    return x
+                mask = (torch.rand(x.shape) < self.p).float()
+                return mask * x / (1.0 - self.p)
+    ''') == [("DRP533", 11)]
+
+
+def test_533_drop_decisions_and_consistent_keep_names_are_silent(tmp_path):
+    """`if random() < layer_dropout: continue` drops with probability p (x-transformers);
+    a keep probability used as divisor is consistent whatever its name."""
+    assert _run(tmp_path, '''
+        import torch
+        from random import random
+        def layers(x, blocks, layer_dropout, training):
+            for block in blocks:
+                if training and layer_dropout > 0. and random() < layer_dropout:
+                    continue
+                x = block(x)
+            return x
+        def keep_units(x, p):
+            mask = torch.bernoulli(torch.full_like(x, p))
+            return x * mask / p
+    ''') == []
