@@ -479,6 +479,43 @@ def test_twin_rate_nowhere_else_or_only_in_a_single_layer_rnn_is_a_warning(tmp_p
     assert _loud(_found(tmp_path, NNCF.format(other=other), "DRP521")) == [(6, "warning")]
 
 
+COPIED = """
+class RelativeAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(x)
+
+
+class Layer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.rel_attn = RelativeAttention(config)
+        self.{name} = nn.Dropout(config.{rate})
+
+    def forward(self, x):
+        return self.rel_attn(x)
+"""
+
+
+def test_dead_copy_of_a_live_module_with_the_same_config_field_is_info(tmp_path):
+    """XLNetLayer's `self.dropout = nn.Dropout(config.dropout)`, pasted from XLNetRelativeAttention
+    where it runs: the setting takes effect, only the copy is dead (transformers models/)."""
+    found = _found(tmp_path, COPIED.format(name="dropout", rate="dropout"), "DRP521")
+    assert [(line, severity) for line, severity, _ in found] == [(15, "info")]
+    assert "config.dropout is given to Dropout(...) at line 8" in found[0][2]  # lines of the file
+
+
+@pytest.mark.parametrize("name, rate", [("embed_dropout", "dropout"), ("dropout", "attention_dropout")])
+def test_twin_a_dead_module_of_its_own_name_or_field_is_a_warning(tmp_path, name, rate):
+    """Phi-4-multimodal's text `embed_dropout` beside the image embedding's live `drop` with the same
+    embd_pdrop; MRA/Nystromformer/YOSO's attention dropout, whose field nothing else applies
+    (measured: attention_probs_dropout_prob 0.9 leaves their train-mode outputs unchanged)."""
+    assert _loud(_found(tmp_path, COPIED.format(name=name, rate=rate), "DRP521")) == [(15, "warning")]
+
+
 def test_dead_module_whose_call_is_commented_out_is_info(tmp_path):
     text = """
 class SANMEncoder(nn.Module):

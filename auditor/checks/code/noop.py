@@ -94,7 +94,8 @@ def dropout_module_unused(ctx, rule):
                                     f"self.{target.attr} = {last_name(call.func)}(...) is never used: "
                                     f"{cls.name} does not call it, so this dropout never runs",
                                     key=f"{cls.name}.{target.attr}")
-                        why = _dead_on_purpose(module, cls, target.attr) or _rate_applied_elsewhere(module, call, p, own)
+                        why = (_dead_on_purpose(module, cls, target.attr)
+                               or _rate_applied_elsewhere(module, call, p, target.attr, others))
                         yield found if why is None else found.replace(severity="info",
                                                                       message=f"{found.message}; but {why}")
 
@@ -110,27 +111,30 @@ def _dead_on_purpose(module, cls, attr: str):
     return None
 
 
-def _rate_applied_elsewhere(module, call, p, used: set):
-    """The same rate expression (not a literal) is passed to another layer built in the same
-    function, so the setting still takes effect there (RecBole's NNCF gives config["dropout"] to
-    its MLP too). Another dropout module counts when it is used (inside a Sequential, or an
-    attribute the class calls); a single-layer RNN does not: its dropout is itself a no-op
-    (DRP520; FunASR's EEND-EDA gives decoder_dropout only to such an LSTM)."""
+def _rate_applied_elsewhere(module, call, p, attr: str, others: set):
+    """The same rate expression (not a literal) is given to another layer that applies it, so the
+    setting still takes effect: another call in the same function (RecBole's NNCF gives
+    config["dropout"] to its MLP too), or, for a config field, a live module of the same name
+    elsewhere in the file, the copy this line was pasted from (XLNetLayer's dead
+    `self.dropout = nn.Dropout(config.dropout)` beside XLNetRelativeAttention's live one). A
+    dead module with a name of its own marks a site of its own and stays loud (Phi-4-multimodal's
+    `embed_dropout` for text while `drop` drops image features). Another dropout module counts
+    when it runs; a single-layer RNN does not: its dropout is a no-op itself (DRP520; FunASR's
+    EEND-EDA gives decoder_dropout only to such an LSTM)."""
     if p is None or constant(p)[0]:
         return None
     rate = ast.dump(p)
     fn = module.enclosing_function(call)
-    for other in ast.walk(fn) if fn is not None else ():
-        if not isinstance(other, ast.Call) or other is call:
-            continue
-        if last_name(other.func) in DROPOUT_MODULES:
-            holder = module.parent(other)
-            if isinstance(holder, ast.Assign) and not any(
-                    isinstance(t, ast.Attribute) and t.attr in used for t in holder.targets):
-                continue  # a dropout that may be as dead as this one
-        if not any(ast.dump(a) == rate for a in list(other.args) + [k.value for k in other.keywords]):
+    local = [n for n in ast.walk(fn) if isinstance(n, ast.Call)] if fn is not None else []
+    copies = [] if isinstance(p, ast.Name) else [
+        c for c in module.index.calls_named(DROPOUT_MODULES) if isinstance(module.parent(c), ast.Assign)
+        and any(isinstance(t, ast.Attribute) and t.attr == attr for t in module.parent(c).targets)]
+    for other in local + copies:
+        if other is call or not any(ast.dump(a) == rate for a in list(other.args) + [k.value for k in other.keywords]):
             continue
         name = last_name(other.func)
+        if name in DROPOUT_MODULES and not _dropout_runs(module, other, others):
+            continue  # a dropout that may be as dead as this one
         if name in RNNS:
             layers = arg_or_kwarg(other, "num_layers", 2)
             if layers is None or constant(layers) == (True, 1):
@@ -139,6 +143,17 @@ def _rate_applied_elsewhere(module, call, p, used: set):
         return (f"the same rate {module.text[span.start:span.end]} is given to {name}(...) at line {other.lineno}, "
                 "so the setting still takes effect")
     return None
+
+
+def _dropout_runs(module, call, others: set) -> bool:
+    """A dropout module call that is not assigned to an attribute (inside a Sequential, called
+    at once), or is assigned to one its class family or another object reads."""
+    holder = module.parent(call)
+    if not isinstance(holder, ast.Assign):
+        return True
+    cls = next((a for a in module.ancestors(holder) if isinstance(a, ast.ClassDef)), None)
+    own = _self_reads(module, cls) if cls is not None else set()
+    return any(isinstance(t, ast.Attribute) and (t.attr in own or t.attr in others) for t in holder.targets)
 
 
 def _attribute_reads(module):
