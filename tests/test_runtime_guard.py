@@ -237,10 +237,13 @@ def test_context_manager_is_silent_on_a_gated_model_and_warns_when_asked():
     assert finding.path.endswith("runtime_helpers.py")
 
 
-def test_context_manager_train_mode_samples_steps_and_judges_rates():
+def test_context_manager_train_mode_samples_steps_and_judges_rates(tmp_path):
+    import json
+
     model = GatedMLP(unused=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    with dropout_guard(model, mode="train", warmup=2, sample_every=5) as guard:
+    written = tmp_path / "guard.json"
+    with dropout_guard(model, mode="train", warmup=2, sample_every=5, json_path=str(written)) as guard:
         for _ in range(12):
             opt.zero_grad()
             model(torch.randn(64, 16)).pow(2).mean().backward()
@@ -250,6 +253,9 @@ def test_context_manager_train_mode_samples_steps_and_judges_rates():
     assert codes == [("DRP804", "forgotten")]          # configured, never ran; the live sites are fine
     sites = {s["path"] + " " + s["kind"].split("@")[0]: s for s in guard.report()["sites"]}
     assert sites["drop Dropout"]["train_calls"] == 4
+    data = json.loads(written.read_text())   # written when the block ends
+    assert [f["code"] for f in data["findings"]] == ["DRP804"] and data["sampled_steps"] == 4
+    assert data["plan"]["dropout/plan/forgotten/Dropout"] == 0.3
 
 
 def test_a_site_that_never_drops_in_training_is_a_rate_mismatch():
