@@ -950,3 +950,15 @@ def test_idefics_style_images_come_one_per_row():
     model, batch = built("idefics3", "Idefics3ForConditionalGeneration")
     assert batch["pixel_values"].shape[:2] == (4, 1) and not model._probe_image_dropped
     assert (batch["input_ids"] == model.config.image_token_id).any() and trains(model, batch)
+
+
+def test_narrow_leaf_sub_configs_no_longer_pin_the_tree_at_full_width():
+    """VibeVoice's 64- and 128-wide audio tokenizer configs pinned the tree's width factor at 1:
+    its 4096-wide text model stayed at full size (2,028M parameters, timeouts); and its codec's
+    conv channels double from `num_filters` over six stages (up to 2,048)."""
+    small = scaled_with_type("vibevoice")
+    assert small["text_config"]["hidden_size"] <= 128 and small["diffusion_head_config"]["hidden_size"] <= 128
+    assert small["audio_config"]["hidden_size"] == 64 == small["diffusion_head_config"]["latent_size"]
+    assert small["audio_config"]["num_filters"] == 8 and small["audio_config"]["depths"] == [1] * 7
+    model, _ = build_default("vibevoice", "VibeVoiceForConditionalGeneration")
+    assert sum(p.numel() for p in model.parameters()) < 50_000_000

@@ -64,6 +64,8 @@ class Context:
     origin: str = "config"
 
     def location(self, site=None) -> tuple:
+        """The config key that drives the site, else the class statement of the module that made
+        the call (the user's code, or the modeling code a config builds), else the config."""
         if site is not None:
             key = self.site_keys.get((generic_path(site.path), site.kind))
             if key is not None:
@@ -71,6 +73,9 @@ class Context:
             file, line = site.source
             if self.origin == "factory" and file and line:
                 return _rel(file), _call_span(file, line, site.kind), site.path
+            file, line = site.class_source if site.class_source[1] else site.source
+            if file and line:
+                return _rel(file), Span(line, 1, line, 1), site.path
         return self.config_path, Span.file_start(), site.path if site is not None else ""
 
 

@@ -74,6 +74,7 @@ class Site:
     caller_class: str = ""
     source: tuple = ("", 0)   # (file, line): the functional call, else the calling module's forward
     owner: int = 0            # id() of the module that made the call (which part of the model ran it)
+    class_source: tuple = ("", 0)  # (file, line) of that module's class statement (where findings point)
     train: Tally = field(default_factory=Tally)
     eval: Tally = field(default_factory=Tally)
 
@@ -268,7 +269,8 @@ class Instrument:
             source = call if call is not None and call[1] else (source_of(module) if module is not None else ("", 0))
             site = Site(path, kind, family,
                         caller_class=type(module).__name__ if module is not None else "",
-                        source=source, owner=id(module))
+                        source=source, owner=id(module),
+                        class_source=class_source(module) if module is not None else ("", 0))
             self.sites[ident] = site
         return site
 

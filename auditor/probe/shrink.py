@@ -97,15 +97,38 @@ def width_divisor(d: dict) -> int:
     return _tree_divisor(d) or 1
 
 
-def _tree_divisor(d: dict) -> int | None:
+SMALL_WIDTH = 2 * TARGET_WIDTH
+
+
+def _own_width(d: dict) -> int | None:
+    return next((d[k] for k in ("hidden_size", "d_model", "n_embd", "dim", "embed_dim") if is_int(d.get(k))), None)
+
+
+def _tree_divisor(d: dict, root: bool = True) -> int | None:
     """None for a config (and sub-configs) naming no width: it must not pin the whole tree at 1
     (Granite Speech's encoder config names only hidden_dim, which left its 4096-wide text model
-    at full size: 483M parameters)."""
-    own = [d[k] for k in ("hidden_size", "d_model", "n_embd", "dim", "embed_dim") if is_int(d.get(k))]
-    divs = [pow2_factor(own[0], TARGET_WIDTH)] if own else []
-    divs += [v for v in (_tree_divisor(v) for k, v in d.items() if isinstance(v, dict) and _is_sub_config(k, v))
-             if v is not None]
+    at full size: 483M parameters). Nor does a leaf sub-config already as narrow as a scaled one
+    (VibeVoice's 64- and 128-wide audio tokenizers left its 4096-wide text model at full size,
+    2,028M parameters): it keeps its own width (see `_sub_width`)."""
+    own = _own_width(d)
+    subs = [v for k, v in d.items() if isinstance(v, dict) and _is_sub_config(k, v)]
+    if not root and own is not None and own <= SMALL_WIDTH and not subs:
+        return None
+    divs = [pow2_factor(own, TARGET_WIDTH)] if own is not None else []
+    divs += [v for v in (_tree_divisor(v, False) for v in subs) if v is not None]
     return min(divs) if divs else None
+
+
+def _narrow_leaf(value: dict) -> bool:
+    own = _own_width(value)
+    return own is not None and own <= SMALL_WIDTH and not any(
+        isinstance(v, dict) and _is_sub_config(k, v) for k, v in value.items())
+
+
+def _sub_width(value: dict, width: int) -> int:
+    """The tree's width factor, unless the sub-config is a narrow leaf: that keeps its widths
+    (and a size elsewhere equal to one of them, VibeVoice's diffusion `latent_size`, keeps it)."""
+    return 1 if _narrow_leaf(value) else width
 
 
 def _is_sub_config(key: str, value: dict) -> bool:
@@ -224,10 +247,11 @@ def cut_per_layer(d: dict, before: int, after: int) -> None:
 
 
 def tree_widths(d: dict) -> set[int]:
-    """The hidden sizes of a config and all its sub-configs (before scaling)."""
+    """The hidden sizes of a config and all its sub-configs (before scaling), but a narrow leaf's,
+    which is not scaled."""
     own = {d[k] for k in ("hidden_size", "d_model", "n_embd") if is_int(d.get(k))}
     for key, value in d.items():
-        if isinstance(value, dict) and _is_sub_config(key, value):
+        if isinstance(value, dict) and _is_sub_config(key, value) and not _narrow_leaf(value):
             own |= tree_widths(value)
     return own
 
@@ -290,7 +314,8 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     _scale_rope_sections(d, per_head)
     for key, value in list(d.items()):
         if isinstance(value, dict) and _is_sub_config(key, value):
-            d[key] = scale_config_dict(value, None if keep_head_dim else width, keep_head_dim, widths)
+            d[key] = scale_config_dict(value, None if keep_head_dim else _sub_width(value, width), keep_head_dim,
+                                       widths)
     _fit_feature_layers(cfg, d)
     _scale_token_ranges(cfg, d)
     _fit_image_tokens(cfg, d)
@@ -352,6 +377,8 @@ def _scale_vision(d: dict) -> None:
             d[key] = [min(v, keep) for v in value]
     if isinstance(d.get("depths"), list) and is_int(d.get("window_size")) and d["window_size"] > 2:
         d["window_size"] = 2  # Swin's windows: the last stage of a small image is 2 x 2
+    if isinstance(d.get("downsampling_ratios"), list) and is_int(d.get("num_filters")) and d["num_filters"] > 8:
+        d["num_filters"] = max(8, d["num_filters"] // 4)  # a codec's conv channels double per stage from it
     for key, cap in COEFFICIENT_CAPS.items():
         if isinstance(d.get(key), (int, float)) and not isinstance(d[key], bool) and d[key] > cap:
             if key == "width_coefficient" and is_int(d.get("hidden_dim")):
