@@ -317,12 +317,10 @@ def _usage_checks(req: Request) -> None:
         raise UsageProblem("--quiet and --verbose contradict each other")
 
 
-def options_from(req: Request, loaded) -> dict:
-    """The engine's Options (as keywords) for this request and configuration, without the
-    root: an option given on the command line replaces the same key of the file. Raises
-    ConfigProblem for a bad configuration or baseline, catalogue.RuleError for bad rules."""
+def _base_options(req: Request, loaded) -> dict:
+    """The engine's Options (as keywords) that need no rule catalogue, without the root: an
+    option given on the command line replaces the same key of the file."""
     cfg = loaded.cfg if loaded else None
-
     select = split_codes(req.select) or tuple((cfg.select if cfg else None) or ())
     ignore = split_codes(req.ignore) or tuple((cfg.ignore if cfg else None) or ())
     extend = split_codes(req.extend_select) or (tuple(cfg.extend_select) if cfg else ())
@@ -333,8 +331,7 @@ def options_from(req: Request, loaded) -> dict:
     if req.max_file_size:
         options["max_file_size"] = req.max_file_size
     if cfg:
-        options.update(severities=cfg.severity, config_root=loaded.root,
-                       per_file_ignores=tuple(cfg.per_file_ignores.items()))
+        options.update(config_root=loaded.root, per_file_ignores=tuple(cfg.per_file_ignores.items()))
         if cfg.models:
             from auditor.run import config
 
@@ -349,14 +346,32 @@ def options_from(req: Request, loaded) -> dict:
             options["baseline"] = baseline.load(req.baseline)
         except baseline.BaselineError as exc:
             raise ConfigProblem(str(exc)) from None
+    return options
+
+
+def _rule_options(loaded, rules) -> dict:
+    """The configuration's rule params and severities, checked against the loaded rules."""
+    cfg = loaded.cfg if loaded else None
+    if not (cfg and (cfg.params or cfg.severity)):
+        return {}
+    from auditor.run import config
+
+    try:
+        return {"params": loaded.check_rules(rules), "severities": loaded.severities(rules)}
+    except config.ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
+def options_from(req: Request, loaded) -> dict:
+    """The engine's Options (as keywords) for this request and configuration, without the root,
+    as `check` builds them (the language server uses it). Raises ConfigProblem for a bad
+    configuration or baseline, catalogue.RuleError for bad rules."""
+    options = _base_options(req, loaded)
+    cfg = loaded.cfg if loaded else None
     if cfg and (cfg.params or cfg.severity):
         from auditor.core import catalogue
-        from auditor.run import config
 
-        try:
-            options["params"] = loaded.check_rules(catalogue.load(rule_dirs))
-        except config.ConfigError as exc:
-            raise ConfigProblem(str(exc)) from None
+        options.update(_rule_options(loaded, catalogue.load(options["rule_dirs"])))
     return options
 
 
@@ -374,34 +389,8 @@ def run(req: Request) -> int:
     _verbose(req, f"configuration: {loaded.path if loaded else 'none found (defaults)'}")
     cfg = loaded.cfg if loaded else None
 
-    # An option given on the command line replaces the same key of the file.
-    select = split_codes(req.select) or tuple((cfg.select if cfg else None) or ())
-    ignore = split_codes(req.ignore) or tuple((cfg.ignore if cfg else None) or ())
-    extend = split_codes(req.extend_select) or (tuple(cfg.extend_select) if cfg else ())
-    if select and extend:
-        select = select + extend
     fail_on = req.fail_on or (cfg.fail_on if cfg else None) or "warning"
-    rule_dirs = tuple(req.rules_dirs) or (tuple(loaded.resolve(d) for d in cfg.rule_dirs) if cfg else ())
-    options = dict(select=select, ignore=ignore, rule_dirs=rule_dirs)
-    if req.max_file_size:
-        options["max_file_size"] = req.max_file_size
-    if cfg:
-        options.update(config_root=loaded.root,
-                       per_file_ignores=tuple(cfg.per_file_ignores.items()))
-        if cfg.models:
-            from auditor.run import config
-
-            try:
-                options["models"] = loaded.models()
-            except config.ConfigError as exc:
-                raise ConfigProblem(str(exc)) from None
-    if req.baseline and not req.write_baseline:
-        from auditor.run import baseline
-
-        try:
-            options["baseline"] = baseline.load(req.baseline)
-        except baseline.BaselineError as exc:
-            raise ConfigProblem(str(exc)) from None
+    options = _base_options(req, loaded)
 
     paths = [req.stdin_filename] if req.reads_stdin else (list(req.paths) or ["."])
     if req.root is not None and not os.path.isdir(req.root):
@@ -412,16 +401,9 @@ def run(req: Request) -> int:
     try:
         from auditor.core import catalogue
 
-        rules = catalogue.load(rule_dirs)
+        rules = catalogue.load(options["rule_dirs"])
         _check_selectors(req, loaded, rules)
-        if cfg and (cfg.params or cfg.severity):
-            from auditor.run import config
-
-            try:
-                options["params"] = loaded.check_rules(rules)
-            except config.ConfigError as exc:
-                raise ConfigProblem(str(exc)) from None
-            options["severities"] = loaded.severities(rules)
+        options.update(_rule_options(loaded, rules))
         engine = Engine(Options(**options), rules)
     except RuleError as exc:
         raise UsageProblem(str(exc)) from None
