@@ -94,6 +94,7 @@ def probe_one(model_type: str, arch: str, steps: int) -> dict:
                 codes=sorted({f.code for f in result.findings}),
                 drp804=[f.message for f in result.findings if f.code == "DRP804"],
                 not_exercised=[k["key"] for k in result.keys if k["verdict"] == "not exercised"],
+                no_op=[k["key"] for k in result.keys if k["verdict"] == "no-op"],
                 survey={k: v for k, v in result.survey.items() if k != "judged"},
                 judged=[(j["path"], j["kind"], j["train_verdict"]) for j in result.survey.get("judged", [])])
         except CannotProbe as exc:

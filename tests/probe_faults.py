@@ -150,6 +150,22 @@ class Jitter(nn.Module):
         return x * (1 + self.dropout * (2 * torch.rand_like(x) - 1))
 
 
+class _EvalZeroed(nn.Module):
+    """Planted: at eval a branch goes through dropout with p=1 and training=True: deterministic
+    (always zero), yet not the identity."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, WIDTH)
+        self.side = nn.Linear(16, WIDTH)
+        self.fc2 = nn.Linear(WIDTH, 8)
+
+    def forward(self, x):
+        side = self.side(x)
+        side = F.dropout(side, P, training=self.training) if self.training else F.dropout(side, 1.0, training=True)
+        return self.fc2(torch.relu(self.fc1(x)) + side)
+
+
 class _TrainSpecific(nn.Module):
     def __init__(self):
         super().__init__()
@@ -268,6 +284,10 @@ def fault_hand_wrong_rate():
     return _HandMLP(HandDropoutWrongRate(P)), _mlp_inputs()
 
 
+def fault_eval_zeroed():
+    return nn.Sequential(_EvalZeroed()), _mlp_inputs()
+
+
 def clean_hand_drop_path():
     return nn.Sequential(nn.Linear(16, WIDTH), _Residual(), nn.Linear(WIDTH, 8)), torch.randn(64, 16)
 
@@ -287,4 +307,5 @@ FAULTS = {  # factory -> the codes that must fire
     "fault_hand_unscaled": {"DRP802"},
     "fault_hand_double_scaled": {"DRP803"},
     "fault_hand_wrong_rate": {"DRP801"},
+    "fault_eval_zeroed": {"DRP800", "DRP809"},
 }

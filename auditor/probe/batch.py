@@ -207,7 +207,8 @@ def text_config_of(config):
 
 
 def _vision(config):
-    return getattr(config, "vision_config", None)
+    """The vision config, also inside an encoder-decoder's encoder (T5Gemma 2)."""
+    return getattr(config, "vision_config", None) or getattr(getattr(config, "encoder", None), "vision_config", None)
 
 
 def _image_encoder(config):
@@ -506,7 +507,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
             [torch.zeros(batch, 1), torch.ones(batch, per_image), torch.zeros(batch, seq - 1)], dim=1).long()
     if "attention_mask" in kw:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
-    if "labels" in kw:
+    if "labels" in kw and "decoder_input_ids" not in kw:  # an encoder-decoder's labels are the decoder's
         kw["labels"] = kw["input_ids"].clone()
 
 
@@ -526,54 +527,130 @@ def _add_audio(model, kw: dict, params: set, batch: int, g) -> None:
     if audio is None and name == "input_values":  # raw waveform: its encoders' configs have other names
         audio = next((v for k, v in vars(config).items() if k.endswith("_config") and "encoder" in k), None)
     token = next((getattr(config, n) for n in AUDIO_TOKENS if isinstance(getattr(config, n, None), int)), None)
-    getter = next((getattr(o, "get_audio_features", None) for o in (model, getattr(model, "model", None))
+    # the inner model's getter first: the outer one often takes (*args, **kwargs), hiding what it needs
+    getter = next((getattr(o, "get_audio_features", None) for o in (getattr(model, "model", None), model)
                    if o is not None and callable(getattr(o, "get_audio_features", None))), None)
     if name is None or audio is None:
         return
     model._probe_audio_dropped = ""
-    if token is None or getter is None:
-        model._probe_audio_dropped = "no audio placeholder token or get_audio_features to place its audio"
+    if token is None:
+        model._probe_audio_dropped = "no audio placeholder token to place its audio"
+        return
+    getter = getter or _output_length_counter(model)
+    if getter is None:
+        model._probe_audio_dropped = "no get_audio_features (nor encoder output lengths) to count its audio tokens"
         return
     required = _required_of(getter)
     why = ""
-    for feats in _audio_candidates(audio, name, batch, g):
+    for feats, frames in _audio_candidates(audio, name, batch, g):
         trial = {name: feats}
-        for mask in required - {name}:
-            if mask.endswith("mask"):
-                trial[mask] = torch.ones(feats.shape[0], feats.shape[-1] if feats.dim() == 3 and
-                                         feats.shape[1] == _bins(audio) else feats.shape[1], dtype=torch.long)
+        for other in sorted(required - {name}) + [m for m in AUDIO_MASKS if m in params and m not in required]:
+            if other.endswith("mask"):
+                trial[other] = torch.ones(feats.shape[0], frames, dtype=torch.long)
+            elif other == "input_ids":
+                trial[other] = kw["input_ids"]
         try:
-            with counting(model):
-                out = getter(**trial)
-            feats_out = getattr(out, "pooler_output", None)
-            feats_out = out if feats_out is None else feats_out
-            if not torch.is_tensor(feats_out):
-                feats_out = first_tensor(feats_out)
-            rows = feats_out.shape[1] if feats_out.dim() == 3 else feats_out.shape[0] // batch
+            rows = _audio_rows(model, getter, trial, required, name, batch)
+        except _PlaceholdersFirst as first:
+            # MusicFlamingo's getter checks the text's placeholders itself ("tokens: 0, features:
+            # 64"): place that many and ask again
+            placed = dict(kw)
+            _place(model, placed, token, first.rows)
+            trial["input_ids"] = placed["input_ids"]
+            try:
+                rows = _audio_rows(model, getter, trial, required, name, batch)
+            except Exception as exc:  # noqa: BLE001  this layout does not fit either
+                why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+                continue
         except Exception as exc:  # noqa: BLE001  try the other layout, else leave the audio out
             why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
             continue
         if 0 < rows <= 4096:
-            kw.update(trial)
+            kw.update({k: v for k, v in trial.items() if k != "input_ids"})
             _place(model, kw, token, rows)
             return
     model._probe_audio_dropped = f"its audio tokens could not be counted ({why or 'no audio embeddings'})"
 
 
-def _bins(audio) -> int:
-    return int(getattr(audio, "num_mel_bins", None) or getattr(audio, "input_dim", None)
-               or getattr(audio, "feature_size", None) or 80)
+class _PlaceholdersFirst(Exception):
+    def __init__(self, rows: int):
+        super().__init__(rows)
+        self.rows = rows
+
+
+FEATURE_COUNT = re.compile(r"tokens: 0, features: (\d+)")
+
+
+def _audio_rows(model, getter, trial: dict, required: set, name: str, batch: int) -> int:
+    """Audio embeddings per row, from the getter's output."""
+    try:
+        with counting(model):
+            out = getter(**{k: v for k, v in trial.items() if k in required or k == name or k in _params_of(getter)})
+    except ValueError as exc:
+        found = FEATURE_COUNT.search(str(exc))
+        if found and "input_ids" in trial and int(found.group(1)) % batch == 0:
+            raise _PlaceholdersFirst(int(found.group(1)) // batch) from None
+        raise
+    feats = getattr(out, "pooler_output", None)
+    feats = out if feats is None else feats
+    if not torch.is_tensor(feats):
+        feats = first_tensor(feats)
+    return feats.shape[1] if feats.dim() == 3 else feats.shape[0] // batch
+
+
+AUDIO_MASKS = ("feature_attention_mask",)  # masks a forward cannot run audio without, though optional
+
+
+def _output_length_counter(model):
+    """Qwen2-Audio has no get_audio_features: its forward asks its audio tower how many embeddings
+    `feature_attention_mask.sum(-1)` frames make (`_get_feat_extract_output_lengths`)."""
+    base = getattr(model, "model", model)
+    tower = getattr(base, "audio_tower", None) or getattr(model, "audio_tower", None)
+    lengths = getattr(tower, "_get_feat_extract_output_lengths", None)
+    if not callable(lengths):
+        return None
+
+    def count(input_features, feature_attention_mask):
+        out = lengths(feature_attention_mask.sum(-1))
+        out = out[-1] if isinstance(out, tuple) else out
+        return torch.zeros(int(out.sum()), 1)
+
+    return count
+
+
+def _params_of(fn) -> set:
+    import inspect
+
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _bins(audio) -> list:
+    """Feature widths the audio config may mean, in order: Fun-ASR stacks frames (`input_size` =
+    mel bins x stacked frames), others name mel bins, an input dim or a feature size."""
+    found = []
+    for name in ("input_size", "num_mel_bins", "input_dim", "feature_size"):
+        value = getattr(audio, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0 and value not in found:
+            found.append(value)
+    return found or [80]
 
 
 def _audio_candidates(audio, name: str, batch: int, g) -> list:
+    """(features, frames) layouts to try: a waveform flat or with one channel; mel features as
+    (batch, bins, frames) or (batch, frames, bins) for each width the config may mean."""
     if name == "input_values":
-        return [torch.randn(batch, 4000, generator=g)]
-    bins = _bins(audio)
+        return [(torch.randn(batch, 4000, generator=g), 4000), (torch.randn(batch, 1, 4000, generator=g), 4000)]
     positions, window = getattr(audio, "max_source_positions", None), getattr(audio, "n_window", None)
     frames = 2 * int(positions) if isinstance(positions, int) and positions > 0 else 64
     if isinstance(window, int) and window > 0:  # Qwen3-ASR pads its frames to whole windows of 2 x n_window
         frames = 2 * window
-    return [torch.randn(batch, bins, frames, generator=g), torch.randn(batch, frames, bins, generator=g)]
+    out = []
+    for bins in _bins(audio):
+        out += [(torch.randn(batch, bins, frames, generator=g), frames), (torch.randn(batch, frames, bins, generator=g), frames)]
+    return out
 
 
 def _required_of(fn) -> set:
@@ -596,7 +673,7 @@ def _place(model, kw: dict, token: int, count: int) -> None:
     kw["input_ids"] = torch.cat([text[:, :1], torch.full((batch, count), token, dtype=ids.dtype), text[:, 1:]], dim=1)
     if "attention_mask" in kw:
         kw["attention_mask"] = torch.ones_like(kw["input_ids"])
-    if "labels" in kw:
+    if "labels" in kw and "decoder_input_ids" not in kw:  # an encoder-decoder's labels are the decoder's
         kw["labels"] = kw["input_ids"].clone()
 
 

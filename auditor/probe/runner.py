@@ -152,6 +152,17 @@ def _survey(subject: Subject, ins: Instrument, opts: Options, res: ProbeResult):
     return survey
 
 
+def _flat(d: dict, prefix: tuple = (), depth: int = 0):
+    """(key path, value) of a config dict, into sub-config dicts as deep as `rate_keys` looks, so
+    that a sub-config key at its class's own default (Wav2Vec2's `final_dropout` inside a
+    speech encoder-decoder) is a stock value too."""
+    for key, value in d.items():
+        if isinstance(value, dict) and depth < 2:
+            yield from _flat(value, prefix + (key,), depth + 1)
+        else:
+            yield prefix + (key,), value
+
+
 def _idle_part(parts: list, target):
     """The reason a config key was never exercised (its part did not run or was not built), or None."""
     def idle(effect):
@@ -319,7 +330,7 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
 
     # 4b. the key checks, now that it is known which parts ran
     if build is not None and target is not None:
-        defaults = {(target.config_path, (k,)): v for k, v in config_defaults(target.config).items()
+        defaults = {(target.config_path, path): v for path, v in _flat(config_defaults(target.config))
                     if isinstance(v, (int, float))}
         if target.adapter is not None:
             defaults.update({(target.adapter_path, (k,)): v for k, v in adapter_defaults(target.adapter).items()
