@@ -391,7 +391,9 @@ def _compose(text: str, typ: str) -> list:
         idx = mark.index if mark else 0
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x).strip() or "cannot parse"
         raise ParseError(f"cannot parse: {msg}", Span(line, col, line, col + 1, idx, idx + 1)) from None
-    except (YAMLError, ValueError, RecursionError) as exc:
+    except (YAMLError, ValueError, RecursionError, NotImplementedError) as exc:
+        # NotImplementedError: ruamel's round-trip scanner gives up on some comment layouts
+        # ("overlap in comment"); the file is then unparsable to it, never a traceback
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ParseError(f"cannot parse: {first}", Span.file_start()) from None
 
