@@ -84,6 +84,7 @@ def describe(plan: DropoutPlan) -> dict:
         why = driver.get("dialect_why") or ("the launch line" if driver.get("framework") else "")
         if rivals:
             why += "; also fits " + ", ".join(rivals) + " (only what they agree on is used)"
+        out["dialect_why"] = why
         flavour = driver.get("config_flavour")
         if flavour:
             out["dialect"] = {"openmmlab": "OpenMMLab config", "detectron2": "detectron2 LazyConfig"}[flavour]
