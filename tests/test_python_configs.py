@@ -30,7 +30,7 @@ D2 = """from .mask_rcnn_vitdet_b_100ep import dataloader, model, train, optimize
 train.init_checkpoint = "detectron2://ImageNetPretrained/MAE/mae_pretrain_vit_huge_p14to16.pth"
 model.backbone.net.depth = 32
 model.backbone.net.drop_path_rate = 0.5
-model.roi_heads.box_head.dropout = 0.6
+model.roi_heads.box_head.dropout = 0.9
 """
 
 
@@ -52,7 +52,7 @@ def test_without_pretrained_weights_the_limits_only_note(tmp_path):
 def test_detectron2_overrides_are_settings(tmp_path, run_cli):
     write_files(tmp_path, [("ViTDet/mask_rcnn_vitdet_h_75ep.py", D2)])
     found = [(f.code, f.span.line) for f in audit([str(tmp_path)])]
-    assert found == [("DRP200", 6)]  # a box head's 0.6 dropout in a fine-tune; drop path 0.5 is within
+    assert found == [("DRP200", 6)]  # a box head's 0.9 dropout in a fine-tune; drop path 0.5 is within
     code, out = run_cli("plan", "--format", "json", str(tmp_path))
     (plan,) = json.loads(out)
     assert plan["dialect"] == "detectron2 LazyConfig"
@@ -97,3 +97,40 @@ def test_a_replaced_train_keeps_the_freeze(tmp_path):
                             "        self.first_stage_model = model.eval()\n"
                             "        self.first_stage_model.train = disabled_train\n")])
     assert audit([str(tmp_path)]) == []
+
+
+MM_CHILD = """_base_ = ['../_base_/models/vit-base-p16.py', '../_base_/default_runtime.py']
+model = dict(backbone=dict(drop_rate=0.6))
+"""
+MM_RUNTIME = "default_scope = 'mmpretrain'\nload_from = 'https://download.openmmlab.com/vit-b.pth'\n"
+
+
+def test_a_base_that_loads_pretrained_weights_makes_its_children_fine_tunes(tmp_path, run_cli):
+    write_files(tmp_path, [("configs/vit/vit_ft.py", MM_CHILD), ("configs/_base_/default_runtime.py", MM_RUNTIME),
+                           ("configs/_base_/models/vit-base-p16.py", MM_BASE)])
+    found = sorted((f.path.rsplit("/", 1)[-1], f.code, f.span.line) for f in audit([str(tmp_path)]))
+    # the child's 0.6 is a fine-tune's (load_from, two files up the chain); the base's 1.5 stays in the base
+    assert found == [("vit-base-p16.py", "DRP100", 3), ("vit_ft.py", "DRP200", 2)]
+    code, out = run_cli("plan", "--format", "json", str(tmp_path / "configs/vit/vit_ft.py"))
+    (plan,) = json.loads(out)
+    assert "inherited from ../_base_/default_runtime.py" in plan["starts_from"]
+
+
+def test_a_child_that_clears_load_from_trains_from_scratch(tmp_path):
+    write_files(tmp_path, [("configs/vit/vit.py", MM_CHILD + "load_from = None\n"),
+                           ("configs/_base_/default_runtime.py", MM_RUNTIME),
+                           ("configs/_base_/models/vit-base-p16.py", MM_BASE)])
+    found = sorted((f.path.rsplit("/", 1)[-1], f.code, f.severity) for f in audit([str(tmp_path)]))
+    assert ("vit.py", "DRP202", "info") in found and not any(c == "DRP200" for _, c, _ in found)
+
+
+def test_read_base_and_detectron2_imports_are_bases(tmp_path):
+    new_style = ("from mmengine.config import read_base\n\nwith read_base():\n"
+                 "    from .._base_.default_runtime import *\n\nmodel = dict(type='ImageClassifier', "
+                 "backbone=dict(type='ViT', drop_rate=0.6))\n")
+    derived = D2.replace('train.init_checkpoint = "detectron2://ImageNetPretrained/MAE/mae_pretrain_vit_huge_p14to16.pth"\n', "")
+    base = "from detectron2.config import LazyCall as L\ntrain = dict(init_checkpoint='detectron2://x.pth')\n"
+    write_files(tmp_path, [("configs/vit/vit_new.py", new_style), ("configs/_base_/default_runtime.py", MM_RUNTIME),
+                           ("ViTDet/mask_rcnn_vitdet_h_75ep.py", derived), ("ViTDet/mask_rcnn_vitdet_b_100ep.py", base)])
+    found = sorted((f.path.rsplit("/", 1)[-1], f.code, f.severity) for f in audit([str(tmp_path)]))
+    assert found == [("mask_rcnn_vitdet_h_75ep.py", "DRP200", "warning"), ("vit_new.py", "DRP200", "warning")]

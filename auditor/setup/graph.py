@@ -19,7 +19,7 @@ import os
 from auditor.core import probability
 from auditor.core.model import PlanEntry, Setup
 from auditor.knowledge import dropout_keys
-from auditor.setup import identity, resolve
+from auditor.setup import config_bases, identity, resolve
 from auditor.setup import links as L
 
 _FOLLOWED = (L.MODEL_PATH, L.SAVED_ADAPTER, L.LAUNCH_RECIPE, L.LAUNCH_SCRIPT, L.HFARGS_FILE)
@@ -84,6 +84,8 @@ def setups_of(engine, directory: str, src, artifacts: list) -> list:
     tree go (issue #17): a directory of many scripts never holds all their trees at once."""
     if src.kind in resolve.ARTIFACT_KINDS or src.kind == "unreadable":
         return []
+    if "config_bases" in src.fields:
+        config_bases.inherit(engine, src)
     models = engine.options.models
     own = resolve.setup_of(directory, src, artifacts, models) if resolve.is_driver(src) else None
     launched = []

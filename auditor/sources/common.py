@@ -7,7 +7,7 @@ from auditor.core.model import Source, Span
 
 # Substrings without which a Python file yields no Source (python_code.read): what the code
 # checks and the settings reader look for. Tested here, before the reader and `ast` are imported.
-PYTHON_MARKERS = ("dropout", "Dropout", "drop", "lora", "eval(", "checkpoint", "manual_seed", "Trainer",
+PYTHON_MARKERS = ("dropout", "Dropout", "drop", "lora", "load_from", "eval(", "checkpoint", "manual_seed", "Trainer",
                   "Config(", ".train(", "no_grad", "inference_mode", "generate(", "bernoulli", "load_state_dict",
                   "set_grad_enabled")
 

@@ -183,7 +183,8 @@ def _collect(src: Source, module: PyModule) -> None:
         elif isinstance(node, ast.Name) and node.id in _UNSLOTH:
             if "unsloth" not in fields:
                 fields["unsloth"] = Field(True, module.span(node))
-    if module.tree.body and ("dict(" in module.text or "LazyCall" in module.text or "\nmodel." in module.text):
+    if module.tree.body and ("dict(" in module.text or "LazyCall" in module.text or "\nmodel." in module.text
+                                         or "load_from" in module.text or "_base_" in module.text):
         from auditor.sources import python_config
 
         flavour = python_config.flavour(module)

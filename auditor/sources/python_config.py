@@ -9,6 +9,7 @@ load pretrained weights say whether the config fine-tunes (knowledge/data/setup_
 from __future__ import annotations
 
 import ast
+import os
 
 from auditor.core import probability
 from auditor.core.model import Field, Setting, Source
@@ -36,6 +37,9 @@ def flavour(module: PyModule) -> str | None:
     model = names.get("model")
     if model is not None and (set(names) & _OPENMMLAB_NAMES or _registry_dict(model)):
         return "openmmlab"
+    # a base with no model: default_runtime.py (default_scope, load_from, ...) or a schedule
+    if "_base_" in names or len(set(names) & _OPENMMLAB_NAMES) >= 2:
+        return "openmmlab"
     return None
 
 
@@ -61,6 +65,9 @@ def _registry_dict(value) -> bool:
 
 def read(src: Source, module: PyModule, kind: str) -> None:
     src.fields["config_flavour"] = Field(kind, None)
+    bases = _bases(src.path, module, kind)
+    if bases:
+        src.fields["config_bases"] = Field(bases, bases[0][2])
     for stmt in module.tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
@@ -71,6 +78,43 @@ def read(src: Source, module: PyModule, kind: str) -> None:
                 _scalar(src, module, path, target, stmt.value)
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
             _value(src, module, (stmt.target.id,), stmt.target, stmt.value, kind)
+
+
+def _bases(path: str, module: PyModule, kind: str) -> list:
+    """The files this config inherits from, as (written, path, Span): OpenMMLab's `_base_ =
+    '../x.py'` or list of them, mmengine's `with read_base(): from .._base_.x import *`, and
+    detectron2's `from .mask_rcnn_vitdet_b_100ep import model, train` (the derived LazyConfig
+    imports the objects it edits). A base's pretrained-weights key makes its children fine-tunes
+    too (setup/config_bases.py)."""
+    here = os.path.dirname(path)
+    out = []
+    for stmt in module.tree.body:
+        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in stmt.targets):
+            items = stmt.value.elts if isinstance(stmt.value, (ast.List, ast.Tuple)) else [stmt.value]
+            for item in items:
+                ok, written = constant(item)
+                if ok and isinstance(written, str) and written.endswith(".py") and "://" not in written \
+                        and "::" not in written:
+                    out.append((written, os.path.normpath(os.path.join(here, written)), module.span(item)))
+        elif isinstance(stmt, ast.With) and any(isinstance(i.context_expr, ast.Call)
+                                                and last_name(i.context_expr.func) == "read_base" for i in stmt.items):
+            out.extend(_relative_import(here, module, s) for s in stmt.body if _is_relative_import(s))
+        elif kind == "detectron2" and _is_relative_import(stmt) \
+                and {a.name for a in stmt.names} & {"model", "train", "*"}:
+            out.append(_relative_import(here, module, stmt))
+    return out
+
+
+def _is_relative_import(stmt) -> bool:
+    return isinstance(stmt, ast.ImportFrom) and stmt.level > 0 and bool(stmt.module)
+
+
+def _relative_import(here: str, module: PyModule, stmt: ast.ImportFrom) -> tuple:
+    folder = here
+    for _ in range(stmt.level - 1):
+        folder = os.path.dirname(folder)
+    target = os.path.join(folder, *stmt.module.split(".")) + ".py"
+    return ("." * stmt.level + stmt.module, os.path.normpath(target), module.span(stmt))
 
 
 def _value(src: Source, module: PyModule, path: tuple, key_node, value, kind: str) -> None:
@@ -111,14 +155,24 @@ def _pretrained_init(src: Source, module: PyModule, path: tuple, call: ast.Call)
                "OpenMMLab: mmengine/model/weight_init.py PretrainedInit loads init_cfg's checkpoint", kinds[0].value)
 
 
+_PRETRAINED_WHERE = {
+    "load_from": "OpenMMLab: mmengine/runner/runner.py Runner(load_from=...)",
+    "init_checkpoint": "detectron2: tools/lazyconfig_train_net.py loads train.init_checkpoint before training",
+    "WEIGHTS": "detectron2: DetectionCheckpointer loads MODEL.WEIGHTS before training",
+    # mmaction2/mmdet 2.x backbones: ResNet(pretrained='torchvision://resnet50') loads ImageNet weights
+    "pretrained": "OpenMMLab: a backbone's pretrained= checkpoint is loaded in init_weights()",
+}
+
+
 def _scalar(src: Source, module: PyModule, path: tuple, key_node, value) -> None:
     key = str(path[-1])
-    if key in ("load_from", "init_checkpoint", "WEIGHTS"):
+    if key in ("load_from", "init_checkpoint", "WEIGHTS") or (key == "pretrained" and len(path) > 2):
         ok, written = constant(value)
-        if ok and isinstance(written, str) and written.strip():
-            where = ("OpenMMLab: mmengine/runner/runner.py Runner(load_from=...)" if key == "load_from" else
-                     "detectron2: tools/lazyconfig_train_net.py loads train.init_checkpoint before training")
+        if ok and (isinstance(written, str) and written.strip() or (key == "pretrained" and written is True)):
+            where = _PRETRAINED_WHERE[key]
             _state(src, module, ".".join(map(str, path)), where, value)
+        elif ok and written is None and len(path) == 1:
+            src.fields["pretrained_cleared"] = Field(True, module.span(value))  # `load_from = None` overrides a base
         return
     if not dropout_keys.is_rate_key(key):
         return

@@ -660,6 +660,8 @@ def no_grad_is_not_eval(ctx, rule):
             continue
         if pairs and all(mode == LOADED for mode, _ in pairs):
             continue  # from_pretrained returns the model in eval mode, and no train() reaches here
+        if pairs and all(mode == "train" for mode, _ in pairs):
+            continue  # a train() reaches it on every path: DRP602 says so, citing that call (one finding)
         region = _no_grad_region(module, call)
         if region in seen:
             continue
