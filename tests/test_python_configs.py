@@ -134,3 +134,29 @@ def test_read_base_and_detectron2_imports_are_bases(tmp_path):
                            ("ViTDet/mask_rcnn_vitdet_h_75ep.py", derived), ("ViTDet/mask_rcnn_vitdet_b_100ep.py", base)])
     found = sorted((f.path.rsplit("/", 1)[-1], f.code, f.severity) for f in audit([str(tmp_path)]))
     assert found == [("mask_rcnn_vitdet_h_75ep.py", "DRP200", "warning"), ("vit_new.py", "DRP200", "warning")]
+
+
+def test_a_plain_base_in_a_sibling_module_has_no_train(tmp_path):
+    """BasicSR's SRModel(BaseModel): base_model.py's `class BaseModel():` holds networks and is no
+    nn.Module, so nothing calls train() on SRModel; a base that is an nn.Module there still counts."""
+    sr = ("from .base_model import BaseModel\n\n\nclass SRModel(BaseModel):\n    def __init__(self, opt):\n"
+          "        super().__init__(opt)\n        self.init_training_settings()\n\n"
+          "    def init_training_settings(self):\n        self.net_g_ema.eval()\n")
+    write_files(tmp_path, [("models/__init__.py", ""), ("models/sr_model.py", sr),
+                           ("models/base_model.py", "import torch\n\n\nclass BaseModel():\n    def __init__(self, opt):\n"
+                                                    "        self.opt = opt\n")])
+    assert audit([str(tmp_path)]) == []
+    write_files(tmp_path, [("models/base_model.py", "import torch.nn as nn\n\n\nclass BaseModel(nn.Module):\n"
+                                                    "    pass\n")])
+    assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")]
+
+
+def test_openmmlab_dropout_ratio_is_a_heads(tmp_path, run_cli):
+    """mmaction2's C3D keeps dropout_ratio=0.5 on its fc6/fc7 (its backbone default) when fine-tuned
+    from Sports-1M: OpenMMLab's dropout_ratio is the fully connected layers' dropout, a classifier's."""
+    c3d = ("model = dict(type='Recognizer3D', backbone=dict(type='C3D', pretrained='https://x/c3d_sports1m.pth',\n"
+           "    dropout_ratio=0.5), cls_head=dict(type='I3DHead', dropout_ratio=0.9))\n")
+    write_files(tmp_path, [("c3d_sports1m_pretrained.py", c3d)])
+    assert [(f.code, f.span.line) for f in audit([str(tmp_path)])] == [("DRP200", 2)]  # only the head's 0.9
+    code, out = run_cli("plan", "--format", "json", str(tmp_path))
+    assert {e["role"] for e in json.loads(out)[0]["entries"]} == {"classifier"}

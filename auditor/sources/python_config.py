@@ -189,8 +189,18 @@ def _scalar(src: Source, module: PyModule, path: tuple, key_node, value) -> None
     if isinstance(key_node, ast.keyword):
         kspan = type(kspan)(kspan.line, kspan.column, kspan.line, kspan.column + len(key), kspan.start, kspan.start + len(key))
     src.settings.append(Setting(
-        path=src.path, key=key, key_path=path, role=role_in(key, path[:-1]), raw=raw, value=literal, p=p,
+        path=src.path, key=key, key_path=path, role=_role(src, key, path), raw=raw, value=literal, p=p,
         reason=reason, key_span=kspan, value_span=vspan, origin="config", canonical=dropout_keys.canonical(key)))
+
+
+def _role(src: Source, key: str, path: tuple) -> str:
+    """OpenMMLab's `dropout_ratio` is the dropout of fully connected layers before the output:
+    every mmaction2 and mmpretrain head (TSNHead, I3DHead, ...) and C3D's fc6/fc7 (its backbone
+    default is 0.5, as the C3D paper trained it); transformer blocks there use drop_rate,
+    attn_drop_rate and drop_path_rate. So it is judged as a classifier's, wherever it sits."""
+    if key == "dropout_ratio" and src.get("config_flavour") == "openmmlab":
+        return "classifier"
+    return role_in(key, path[:-1])
 
 
 def _state(src: Source, module: PyModule, where_key: str, source: str, node) -> None:

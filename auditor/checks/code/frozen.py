@@ -13,6 +13,7 @@ import ast
 import re
 
 from auditor.checks.base import check
+from auditor.checks.code import siblings
 from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
 from auditor.sources.python_facts import last_name
 
@@ -26,7 +27,7 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
     for cls in classes.values():
         methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
         init = methods.get("__init__")
-        if init is None or "train" in methods or not _is_module_class(cls, classes, set()):
+        if init is None or "train" in methods or not _is_module_class(cls, classes, set(), module):
             continue
         if _train_replaced(cls):
             continue  # CompVis' `self.first_stage_model.train = disabled_train`: train() cannot undo it
@@ -90,14 +91,28 @@ def _is_sub_eval(node) -> bool:
 _MODULE_BASE = re.compile(r"Module$|Sequential$|Backbone$|Model$|Net$|Layer$|Block$|Encoder$|Decoder$|Transformer$|ViT$")
 
 
-def _is_module_class(cls, classes: dict, seen: set) -> bool:
+def _is_module_class(cls, classes: dict, seen: set, module=None, depth: int = 0) -> bool:
+    """Whether a class derives from an nn.Module: through this file's classes, the package's
+    own modules (BasicSR's `SRModel(BaseModel)`, where base_model.py's `class BaseModel():` is a
+    plain object that only holds networks: it has no train() to undo a freeze), and only when
+    a base is defined nowhere here, by its name."""
     for base in cls.bases:
         name = last_name(base)
-        if name in classes and name not in seen:
-            seen.add(name)
-            if _is_module_class(classes[name], classes, seen):
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        if name in classes:
+            if _is_module_class(classes[name], classes, seen, module, depth):
                 return True
-        elif name and _MODULE_BASE.search(name):
+            continue
+        found = siblings.imported(module).lookup(name) if module is not None and isinstance(base, ast.Name) \
+            and depth < 3 else None
+        if found is not None:
+            other, node = found
+            inner = {c.name: c for c in other.index.of(ast.ClassDef)}
+            if _is_module_class(node, inner, seen, other, depth + 1):
+                return True
+        elif _MODULE_BASE.search(name):
             return True
     return False
 
