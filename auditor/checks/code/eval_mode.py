@@ -1,5 +1,9 @@
 """eval-mode checks: functional dropout and attention kernels that ignore model.eval(), and
-model.eval()/train() toggles that leave the wrong mode on (pitfalls.md section C)."""
+model.eval()/train() toggles that leave the wrong mode on (pitfalls.md section C).
+
+The import inside a function (`setup.identity`, for a model class's type) is deferred for
+start-up time: only a validation pipeline built from a pretrained class takes that path.
+"""
 
 from __future__ import annotations
 
@@ -510,8 +514,9 @@ def inference_in_train_mode(ctx, rule):
         pairs = fl.at.get(call, {}).get(key)
         if not pairs or any(mode != "train" for mode, _ in pairs):
             continue  # eval, unknown or the caller's mode on some path
-        if what != "generate()" and _in_training_step(module, call) and _cached(module, call):
-            continue  # features cached for the training step itself: train mode is the point
+        if what != "generate()" and _in_training_step(module, call) and (
+                _cached(module, call) or _feeds_another_network(module, call, key)):
+            continue  # features cached for the training step itself, or samples for another network's step
         verdict, severity = _judged(module, key, ctx.setup)
         if severity is None:
             continue
@@ -521,6 +526,95 @@ def inference_in_train_mode(ctx, rule):
                   f"{key} runs {what} in train mode: {_cited(module, cause)} (line {cause.lineno}) is not "
                   f"followed by {key}.eval(), so dropout is still active{_dropout_note(verdict)}",
                   key=key, severity=severity)
+    if "Pipeline" in module.text:
+        yield from _pipeline_hits(src, module, fl, ctx.setup)
+
+
+# Diffusers (and similar) pipelines built from the models a script trains, for validation images.
+_PIPELINE = re.compile(r"Pipeline\w*$")
+
+
+def _pipeline_models(module, call):
+    """(pipeline class, [(keyword, model key)]) when a call builds a pipeline from the models of
+    this file: `StableDiffusionPipeline.from_pretrained(base, unet=accelerator.unwrap_model(unet),
+    text_encoder=text_encoder)` or `Pipeline(unet=unet, ...)`. The pipeline registers the module
+    objects it is given as they are: neither the constructor nor __call__ switches them to eval
+    (diffusers pipeline_utils.py: from_pretrained calls eval() only on the parts it loads itself)."""
+    func = call.func
+    owner = func.value if isinstance(func, ast.Attribute) and func.attr == "from_pretrained" else func
+    name = last_name(owner)
+    if not name or not _PIPELINE.search(name) or not call.keywords:
+        return None
+    found = []
+    for kw in call.keywords:
+        if kw.arg is None:
+            continue
+        key = receiver_key(kw.value)
+        if key and models.is_model(module, key) and not models.is_frozen(module, key):
+            found.append((kw.arg, key))
+    return (name, found) if found else None
+
+
+def _adapter_added(module, key: str) -> bool:
+    """`key.add_adapter(LoraConfig(..., lora_dropout=0.1))` (diffusers' PEFT integration) with a
+    literal rate above 0 in this file: the adapter drops whatever the base model does."""
+    for call in module.calls():
+        func = call.func
+        if isinstance(func, ast.Attribute) and func.attr == "add_adapter" and receiver_key(func.value) == key \
+                and call.args:
+            cfg = call.args[0]
+            if isinstance(cfg, ast.Name):
+                cfg = models.binding(module, cfg.id)
+            if isinstance(cfg, ast.Call) and any(
+                    kw.arg and "dropout" in kw.arg and constant(kw.value)[0]
+                    and isinstance(constant(kw.value)[1], (int, float)) and constant(kw.value)[1] > 0
+                    for kw in cfg.keywords):
+                return True
+    return False
+
+
+def _pipeline_hits(src, module, fl, setup):
+    """Validation through a pipeline built from models still in train mode (diffusers' training
+    scripts build one every validation epoch): the trained text encoder's dropout (T5: 0.1) or
+    the LoRA adapter's runs in the validation images. Said only where the dropout is known: a
+    diffusers UNet has none, so a guess would be noise."""
+    for call in module.calls():
+        found = _pipeline_models(module, call)
+        if found is None:
+            continue
+        name, parts = found
+        for keyword, key in parts:
+            pairs = fl.at.get(call, {}).get(key)
+            if not pairs or any(mode != "train" for mode, _ in pairs):
+                continue
+            known = _adapter_added(module, key) or models.known_dropout(module, key, setup) == models.NONZERO
+            by_type = None if known else _type_default_drops(module, key)
+            if not known and by_type is None:
+                continue
+            cause = max((n for _, n in pairs), key=lambda n: (n.lineno, n.col_offset))
+            yield Hit(src.path, module.span(call),
+                      f"{name} is built for validation from {key} in train mode ({keyword}={key}): "
+                      f"{_cited(module, cause)} (line {cause.lineno}) is not followed by {key}.eval(), so its "
+                      f"dropout runs in the validation outputs; call {key}.eval() before (and {key}.train() after)"
+                      + (f" ({by_type})" if by_type else ""),
+                      key=f"{key}@pipeline", severity="info" if by_type else "")
+
+
+def _type_default_drops(module, key: str) -> str | None:
+    """`T5EncoderModel.from_pretrained(args.base, ...)`: the class fixes the model type, whose
+    defaults drop (t5: dropout_rate 0.1), while the checkpoint's own config.json, which could
+    say otherwise, is not here. A note for info, else None."""
+    value = models.binding(module, key)
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "from_pretrained"):
+        return None
+    cls = last_name(value.func.value)
+    from auditor.setup.identity import class_model_type
+
+    model_type = class_model_type(cls) if cls else None
+    if model_type is None or models.type_dropout(model_type, ()) != models.NONZERO:
+        return None
+    return f"{cls} builds a {model_type}, which drops by default; the checkpoint's config.json decides"
 
 
 def _cached(module, call) -> bool:
@@ -586,6 +680,8 @@ def eval_without_train(ctx, rule):
                         continue
                     if key != "self" and (not models.is_model(module, key) or models.is_frozen(module, key)):
                         continue
+                    if key != "self" and not _steps_train(module, step, key, steps):
+                        continue  # another network's phase (a GAN's discriminator step after G.eval())
                     if _restores_mode(module, node):
                         continue
                     verdict, severity = _judged(module, key, ctx.setup) if key != "self" else _judged_self(module, node)
@@ -597,6 +693,39 @@ def eval_without_train(ctx, rule):
                               f"no train() follows on some path to {_cited(module, step)} (line {step.lineno}): "
                               f"the following optimizer steps train with dropout off{_dropout_note(verdict)}",
                               key=key, severity=severity)
+
+
+def _feeds_another_network(module, call, key: str) -> bool:
+    """The no_grad pass comes before an optimizer step that does not update `key` (a GAN's
+    discriminator phase: `fake = G(z)` under no_grad, then opt_d.step()): its output is another
+    network's training input, drawn in the mode that network trains against."""
+    steps = [c for c in models.training_calls(module) if last_name(c.func) == "step"
+             and (c.lineno, c.col_offset) > (call.lineno, call.col_offset)]
+    if not steps:
+        return False
+    first = min(steps, key=lambda c: (c.lineno, c.col_offset))
+    return isinstance(first.func, ast.Attribute) and receiver_key(first.func.value) in models.optimizer_models(module) \
+        and not _steps_train(module, first, key, steps)
+
+
+def _steps_train(module, step, key: str, steps) -> bool:
+    """Whether a training call updates `key`: an optimizer step does when its optimizer holds
+    key's parameters, a backward when the first optimizer step after it does. Unknown
+    optimizers count as training everything (issue #31: each network of a GAN or a teacher
+    setup is judged by the optimizer that steps in its phase)."""
+    held = models.optimizer_models(module)
+    if last_name(step.func) == "backward":
+        later = [c for c in steps if last_name(c.func) == "step" and (c.lineno, c.col_offset) > (step.lineno, step.col_offset)]
+        if not later:
+            return True
+        step = min(later, key=lambda c: (c.lineno, c.col_offset))
+    if last_name(step.func) != "step" or not isinstance(step.func, ast.Attribute):
+        return True
+    keys = held.get(receiver_key(step.func.value))
+    if keys is None:
+        return True
+    tail = key.rsplit(".", 1)[-1]
+    return key in keys or tail in {k.rsplit(".", 1)[-1] for k in keys}
 
 
 def _judged_self(module, node):
@@ -821,7 +950,13 @@ def _in_training_step(module, call) -> bool:
     """A no_grad forward inside a function that itself trains (or computes the loss) is a
     target or teacher pass of a training step, not an evaluation."""
     fn = module.enclosing_function(call)
-    if fn is None or isinstance(fn, ast.Lambda):
+    if fn is None:
+        # a script's top-level loop: a training call in the same loop makes the pass part of
+        # the step (a GAN's discriminator phase samples G under no_grad, in train mode on purpose)
+        loop = _loop_in(module, call, None)
+        return loop is not None and any(module.enclosing_function(c) is None and _inside(module, c, loop)
+                                        for c in models.training_calls(module))
+    if isinstance(fn, ast.Lambda):
         return False
     if re.search(r"loss|train|step|rollout|generate|sample", fn.name, re.I):
         return True

@@ -68,6 +68,11 @@ def binding(module, key):
         if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], (ast.Tuple, ast.List)):
             if isinstance(value, ast.Call):
                 found = value  # model, optimizer = accelerator.prepare(model, optimizer)
+            elif isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(stmt.targets[0].elts):
+                # G, D = Generator(), Discriminator(): each name gets its own element
+                for target, element in zip(stmt.targets[0].elts, value.elts):
+                    if isinstance(target, ast.Name) and target.id == key:
+                        found = element
             continue
         found = value
     return found
@@ -202,14 +207,16 @@ def is_frozen(module, key: str, _seen=frozenset()) -> bool:
     parameters are frozen, or one the file never optimizes while it optimizes another. A
     parameter that receives a model at the module's call sites is frozen when they all are."""
     if _FROZEN_NAME.search(key):
-        return True
+        # by its name, unless its parameters reach the optimizer: diffusers' train_text_encoder
+        # scripts optimize `list(unet.parameters()) + list(text_encoder.parameters())`
+        return key not in optimized_models(module)
     bound = aliases(module, key) - _seen if len(_seen) < 4 else set()
     if bound and binding(module, key) is None:
         return all(is_frozen(module, a, _seen | {key}) for a in bound)
     for call in module.index.calls_by_name.get("requires_grad_", ()):
         if isinstance(call.func, ast.Attribute) and receiver_key(call.func.value) == key:
             arg = arg_or_kwarg(call, "requires_grad", 0)
-            if arg is not None and constant(arg) == (True, False):
+            if arg is not None and constant(arg) == (True, False) and not _adapter_trained(module, key):
                 return True
     for node in module.index.of(ast.For):
         if isinstance(node.iter, ast.Call) and last_name(node.iter.func) == "parameters" \
@@ -223,6 +230,38 @@ def is_frozen(module, key: str, _seen=frozenset()) -> bool:
         k.rsplit(".", 1)[-1] for k in optimized}
 
 
+def _adapter_trained(module, key: str) -> bool:
+    """Frozen base weights with an adapter added in place (diffusers' `unet.requires_grad_(False)`
+    then `unet.add_adapter(LoraConfig(...))`): the model is trained through its adapter."""
+    return any(isinstance(call.func, ast.Attribute) and receiver_key(call.func.value) == key
+               for name in ("add_adapter", "load_adapter", "inject_adapter")
+               for call in module.index.calls_by_name.get(name, ()))
+
+
+_OPTIMIZER = re.compile(r"Adam|SGD|optim|Optimizer|Lion|Adafactor|RMSprop|Adagrad")
+
+
+def optimizer_models(module) -> dict:
+    """Optimizer name -> the model keys whose parameters it holds (`opt_d = Adam(D.parameters())`),
+    for optimizers built in this file from `.parameters()` calls only; others are not listed."""
+    cached = module.cache.get("optimizer-models")
+    if cached is not None:
+        return cached
+    found = {}
+    for stmt in module.index.of(ast.Assign):
+        value = stmt.value
+        if not (isinstance(value, ast.Call) and _OPTIMIZER.search(last_name(value.func) or "")
+                and len(stmt.targets) == 1 and isinstance(stmt.targets[0], (ast.Name, ast.Attribute))):
+            continue
+        keys = {receiver_key(n.func.value) for n in ast.walk(value) if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute) and n.func.attr in ("parameters", "named_parameters")}
+        keys.discard("")
+        if keys:
+            found[receiver_key(stmt.targets[0])] = keys
+    module.cache["optimizer-models"] = found
+    return found
+
+
 def optimized_models(module) -> set:
     """Models whose parameters reach an optimizer, a trainer or accelerator.prepare in this file."""
     cached = module.cache.get("optimized-models")
@@ -234,7 +273,7 @@ def optimized_models(module) -> set:
         if name in ("parameters", "named_parameters") and isinstance(call.func, ast.Attribute):
             parent = module.parent(call)
             while isinstance(parent, (ast.Call, ast.ListComp, ast.GeneratorExp, ast.comprehension, ast.List,
-                                      ast.Dict, ast.keyword, ast.Starred)) and parent is not None:
+                                      ast.Dict, ast.keyword, ast.Starred, ast.BinOp)) and parent is not None:
                 if isinstance(parent, ast.Call) and re.search(r"Adam|SGD|optim|Optimizer|Lion|Adafactor",
                                                                last_name(parent.func) or ""):
                     found.add(receiver_key(call.func.value))

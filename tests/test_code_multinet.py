@@ -1,0 +1,133 @@
+"""Issue #31: validation through a pipeline built from models in train mode (DRP602), and the
+mode of multi-network training (GAN phases, a teacher), judged per network."""
+
+from __future__ import annotations
+
+from tests.conftest import audit, write_files
+
+_LORA = '''import torch
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from peft import LoraConfig
+
+unet = UNet2DConditionModel.from_pretrained(args.base, subfolder="unet")
+unet.requires_grad_(False)
+unet.add_adapter(LoraConfig(r=4, lora_alpha=4, lora_dropout=0.1, target_modules=["to_q", "to_v"]))
+optimizer = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad])
+for epoch in range(10):
+    unet.train()
+    for batch in loader:
+        unet(batch).sample.mean().backward()
+        optimizer.step()
+    if epoch % 2 == 0:
+        pipeline = StableDiffusionPipeline.from_pretrained(args.base, unet=accelerator.unwrap_model(unet))
+        images = pipeline(args.validation_prompt).images
+'''
+
+_T5 = '''import torch
+from diffusers import PixArtAlphaPipeline, Transformer2DModel
+from transformers import T5EncoderModel
+
+transformer = Transformer2DModel.from_pretrained(args.base, subfolder="transformer")
+text_encoder = T5EncoderModel.from_pretrained(args.base, subfolder="text_encoder")
+optimizer = torch.optim.AdamW(list(transformer.parameters()) + list(text_encoder.parameters()), lr=1e-5)
+for epoch in range(10):
+    transformer.train()
+    text_encoder.train()
+    for batch in loader:
+        transformer(text_encoder(batch.ids)[0]).sample.mean().backward()
+        optimizer.step()
+    pipeline = PixArtAlphaPipeline.from_pretrained(args.base, transformer=transformer, text_encoder=text_encoder)
+    images = pipeline(args.validation_prompt).images
+'''
+
+
+def _found(tmp_path, name, text):
+    write_files(tmp_path, [(name, text)])
+    return [(f.code, f.span.line, f.severity, f.message) for f in audit([str(tmp_path / name)])]
+
+
+def test_a_pipeline_built_from_a_lora_unet_in_train_mode(tmp_path):
+    (found,) = _found(tmp_path, "train_lora.py", _LORA)
+    assert found[:3] == ("DRP602", 15, "warning")
+    assert "unet.train() (line 10)" in found[3] and "unet=unet" in found[3]
+
+
+def test_eval_before_the_pipeline_or_no_adapter_dropout_is_silent(tmp_path):
+    assert _found(tmp_path, "a.py", _LORA.replace("    if epoch % 2 == 0:", "    unet.eval()\n    if epoch % 2 == 0:")) == []
+    # a diffusers UNet has no dropout of its own: without the adapter's rate nothing is known to drop
+    assert _found(tmp_path, "b.py", _LORA.replace("lora_dropout=0.1, ", "")) == []
+
+
+def test_a_trained_text_encoder_by_its_class_is_an_info(tmp_path):
+    """text_encoder is named like a frozen part, but its parameters reach the optimizer (through
+    `list(a) + list(b)`), so it is trained; T5's default dropout_rate is 0.1, its checkpoint may differ."""
+    (found,) = _found(tmp_path, "t5.py", _T5)
+    assert found[:3] == ("DRP602", 14, "info") and "T5EncoderModel builds a t5" in found[3]
+    frozen = _T5.replace(" + list(text_encoder.parameters())", "").replace("    text_encoder.train()\n", "")
+    assert _found(tmp_path, "frozen.py", frozen) == []
+
+
+_NETS = '''import torch
+import torch.nn as nn
+
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.3), nn.Linear(16, 4))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.3), nn.Linear(16, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+G, D = Generator(), Discriminator()
+opt_g = torch.optim.Adam(G.parameters())
+opt_d = torch.optim.Adam(D.parameters())
+'''
+
+
+def test_gan_phases_are_deliberate(tmp_path):
+    """The discriminator phase samples G under no_grad and the generator phase holds D as a fixed
+    critic: each network's mode is switched for its own phase, none is a mistake."""
+    phases = _NETS + '''for epoch in range(10):
+    for real in loader:
+        z = torch.randn(64, 8)
+        G.eval()
+        D.train()
+        with torch.no_grad():
+            fake = G(z)
+        loss_d = D(fake).mean() - D(real).mean()
+        loss_d.backward()
+        opt_d.step()
+        G.train()
+        D.eval()
+        loss_g = -D(G(z)).mean()
+        loss_g.backward()
+        opt_g.step()
+'''
+    assert _found(tmp_path, "gan.py", phases) == []
+    same_mode = _NETS + '''G.train()
+D.train()
+for epoch in range(10):
+    for real in loader:
+        z = torch.randn(64, 8)
+        with torch.no_grad():
+            fake = G(z)
+        (D(fake).mean() - D(real).mean()).backward()
+        opt_d.step()
+        (-D(G(z)).mean()).backward()
+        opt_g.step()
+'''
+    assert _found(tmp_path, "gan2.py", same_mode) == []
+    # samples drawn after training with G still in train mode are a real finding
+    sampled = same_mode + "with torch.no_grad():\n    samples = G(torch.randn(16, 8))\n"
+    assert [f[:3] for f in _found(tmp_path, "gan3.py", sampled)] == [("DRP602", 38, "warning")]
