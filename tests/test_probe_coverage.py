@@ -850,6 +850,34 @@ def test_qwen_vl_style_towers_get_patches_and_a_grid_and_run():
     hook.remove()
 
 
+def test_qwen2_vl_vision_heads_keep_their_rotary_halves_and_a_failed_image_says_why():
+    """Qwen2-VL's 80-wide vision heads were cut to 10, which its row/column rotary halves cannot
+    split: the image was dropped. Now heads are fewer instead (per-head size divisible by 4), and
+    the vision tower runs on a consistent config (the merger's output = the text width). The
+    default config itself pairs a 3584-wide merger with an 8192-wide text model, which no layout
+    can run: the report says that failure instead of "gave it no input"."""
+    import torch
+
+    from auditor.probe.batch import hf_batch
+    from auditor.probe.build import build_hf
+
+    d = scale_config_dict(CONFIG_MAPPING["qwen2_vl"]().to_dict())
+    vision = d["vision_config"]
+    assert (vision["embed_dim"] // vision["num_heads"]) % 4 == 0
+    consistent = CONFIG_MAPPING["qwen2_vl"]().to_dict()
+    consistent["text_config"]["hidden_size"] = consistent["vision_config"]["hidden_size"]
+    consistent["architectures"] = ["Qwen2VLForConditionalGeneration"]
+    model, arch = build_hf(consistent, None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    batch = hf_batch(model, arch, 0, "cpu")
+    calls = []
+    model.model.visual.register_forward_hook(lambda *a: calls.append(1))
+    model.train()
+    assert torch.isfinite(model(**batch).loss) and calls and not model._probe_image_dropped
+    default, _ = build_hf({"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"]}, None,
+                          full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert default._probe_text_only and "Image features and image tokens do not match" in default._probe_image_dropped
+
+
 def test_backbone_stage_names_and_swin_windows_follow_the_cut():
     """BEiT / DINOv2 saved defaults ask for 'stage12' of a 2-layer stack; Swin's 7 x 7 windows
     do not fit the scaled image's 2 x 2 last stage (the size of tensor a (16) must match (49))."""

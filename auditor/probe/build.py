@@ -158,6 +158,8 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
         model, arch = _build_once(config, adapter, choice["scaling"], seed, device, dtype, trust_remote_code,
                                   config_dir, overrides, attn_override, choice.get("fills", ()))
         model._probe_text_only, model._probe_no_labels = choice["text_only"], choice.get("no_labels", False)
+        if choice.get("image_dropped"):
+            model._probe_image_dropped = choice["image_dropped"]
         if choice.get("tuple_output"):
             _return_tuples(model)
         return model, arch
@@ -165,6 +167,7 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
     fills: set = set()  # keys the default leaves out that its model reads (see probe/complete.py)
     needed = False
     fallback = None  # a layout that ran, but without the image its batch could not place
+    image_error: Exception | None = None
     for completing in (False, True):  # completions only where no layout runs without them
         if completing and (not needed or fallback is not None):
             break
@@ -187,6 +190,8 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                         fills.add(need)
                         continue
                     first = first or exc  # the first layout's error is the one to report
+                    if not text_only and image_error is None:
+                        image_error = exc  # why the layouts with the image failed, said if text only runs
                     break
                 chosen = dict(scaling=keep_head_dim, text_only=text_only, no_labels=no_labels, fills=set(fills),
                               tuple_output=getattr(model, "_probe_tuple_output", False))
@@ -195,6 +200,10 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                     # kept: Qwen2-VL's vision rotary) may run the vision tower too
                     fallback = fallback or (model, arch, chosen)
                     break
+                if text_only and image_error is not None and not getattr(model, "_probe_image_dropped", ""):
+                    why = " ".join(f"{type(image_error).__name__}: {image_error}".split())[:200]
+                    model._probe_image_dropped = f"every layout with the image failed its forward ({why})"
+                    chosen["image_dropped"] = model._probe_image_dropped
                 choice.update(chosen)
                 return model, arch
     if fallback is not None:

@@ -269,6 +269,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     heads = min(head_divisor(d), width)
     if keep_head_dim:
         width = heads
+    heads = _vision_rope_heads(d, width, heads)
     per_head = max(1, width // heads)
     _scale_dims(d, width, heads, per_head, widths)
     _derive_unset_heads(d)
@@ -324,6 +325,23 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
         _scale_vocab(d, d["text_config"].get("vocab_size"))
         _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+def _vision_rope_heads(d: dict, width: int, heads: int) -> int:
+    """A vision tower (it has a patch size) keeps a per-head size divisible by 4: Qwen-VL and
+    GLM-V towers split each head into row and column rotary halves, each of sine/cosine pairs
+    (Qwen2-VL's 80-wide heads cut to 10 broke the rotary product, so its image never ran, #32).
+    Fewer heads, not a narrower tower: the head count is divided further while all counts allow."""
+    if not is_int(d.get("patch_size")) and not isinstance(d.get("patch_size"), list):
+        return heads
+    width_now = d["embed_dim"] if is_int(d.get("embed_dim")) else _own_width(d)  # Qwen2-VL: hidden_size is the merger's output
+    counts = [v for k, v in d.items() if HEAD_COUNT.match(k) and is_int(v) and v > 0]
+    if not is_int(width_now) or not counts or is_int(d.get("head_dim")):
+        return heads
+    head_dim = width_now // max(counts)
+    while head_dim * heads // width % 4 and all(c % (heads * 2) == 0 for c in counts) and heads * 2 <= width:
+        heads *= 2
+    return heads
 
 
 def total_stride(d: dict) -> int:
