@@ -131,3 +131,35 @@ for epoch in range(10):
     # samples drawn after training with G still in train mode are a real finding
     sampled = same_mode + "with torch.no_grad():\n    samples = G(torch.randn(16, 8))\n"
     assert [f[:3] for f in _found(tmp_path, "gan3.py", sampled)] == [("DRP602", 38, "warning")]
+
+
+def test_a_library_model_without_dropout_by_its_source_is_silent(tmp_path):
+    """ogb's mag/metapath.py: PyG's MetaPath2Vec is one Embedding table (its source), so saving its
+    embeddings under no_grad after model.train() changes nothing; an unknown class stays an info."""
+    script = '''import torch
+from torch_geometric.nn import MetaPath2Vec
+
+
+@torch.no_grad()
+def save_embedding(model):
+    torch.save(model('paper').cpu(), 'embedding.pt')
+
+
+def main():
+    model = MetaPath2Vec(edge_index_dict, embedding_dim=128, metapath=metapath, walk_length=64,
+                         context_size=7).to(device)
+    optimizer = torch.optim.SparseAdam(list(model.parameters()), lr=0.01)
+    model.train()
+    for pos_rw, neg_rw in loader:
+        loss = model.loss(pos_rw, neg_rw)
+        loss.backward()
+        optimizer.step()
+    save_embedding(model)
+
+
+if __name__ == "__main__":
+    main()
+'''
+    assert _found(tmp_path, "metapath.py", script) == []
+    other = script.replace("from torch_geometric.nn import MetaPath2Vec", "from mylib import MetaPath2Vec")
+    assert [f[:3] for f in _found(tmp_path, "other.py", other)] == [("DRP602", 7, "info")]

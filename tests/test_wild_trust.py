@@ -234,6 +234,16 @@ def test_a_sentinel_word_in_a_file_without_schema_is_a_setting(tmp_path):
     assert [(f.code, f.path.endswith("config.json")) for f in audit([str(tmp_path)])] == [("DRP102", True)]
 
 
+def test_minus_one_is_an_off_sentinel_unless_a_schema_reads_a_rate(tmp_path):
+    """mmpose's pose_anything configs: `support_order_dropout=-1`, the head's own "off" default;
+    a Transformers key that reads a rate is still out of range at -1, and so is any -0.1."""
+    write_files(tmp_path, [("configs/demo.py", "model = dict(type='PoseAnythingModel', keypoint_head=dict("
+                                               "type='PoseHead', support_order_dropout=-1, dropout=-0.1))\n"),
+                           ("cfg/config.json", '{"model_type": "bert", "hidden_dropout_prob": -1}')])
+    found = sorted((f.path.rsplit("/", 1)[-1], f.code, f.span.column) for f in audit([str(tmp_path)]))
+    assert found == [("config.json", "DRP100", 47), ("demo.py", "DRP100", 110)]
+
+
 def test_a_dataclass_field_left_unset_passes_nothing(tmp_path):
     """A vendored copy of early PEFT's LoraConfig: `lora_dropout: float = field(default=None)`."""
     write_files(tmp_path, [("lora.py", "from dataclasses import dataclass, field\n\n\n@dataclass\n"

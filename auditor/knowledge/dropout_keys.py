@@ -95,6 +95,9 @@ def setting_reason(key: str, value) -> str | None:
     if (isinstance(value, int) and not isinstance(value, bool) and not _rate_head(head_noun(key))
             and not is_known_rate(key)):
         return "an integer on a key that neither a schema nor its last word declares a rate"
+    if isinstance(value, int) and not isinstance(value, bool) and value == -1 and not is_known_rate(key):
+        # mmpose's pose_anything `support_order_dropout=-1`: the code's own "off" default (#31)
+        return "-1, the usual 'off' sentinel, on a key no schema declares a rate"
     return None
 
 

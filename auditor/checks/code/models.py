@@ -7,8 +7,8 @@ model without dropout (or batch norm) behaves the same in both modes. These ques
 answered from evidence in the file and its setup, never from the name alone; where there is
 none, the answer is "unknown" and the rules say so at info severity.
 
-Imports inside functions (`knowledge.architectures`) are deferred for start-up time: a run that
-never takes that path never pays for them.
+Imports inside functions (`knowledge.architectures`, `knowledge.library_models`) are deferred for
+start-up time: a run that never takes that path never pays for them.
 """
 
 from __future__ import annotations
@@ -329,7 +329,27 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     if isinstance(value, ast.Call) and last_name(value.func) in ("from_pretrained", "from_config"):
         verdict = identity_dropout(module, value, setup)
         return verdict if verdict != UNKNOWN else config_dropout(setup)
+    built = value
+    while isinstance(built, ast.Call) and isinstance(built.func, ast.Attribute) and built.func.attr in _MOVES:
+        built = built.func.value  # MetaPath2Vec(...).to(device)
+    if isinstance(built, ast.Call) and isinstance(built.func, ast.Name) and _library_without_dropout(module, built.func.id):
+        return ZERO
     return UNKNOWN
+
+
+_MOVES = frozenset({"to", "cuda", "cpu", "float", "half", "bfloat16", "double", "train", "eval", "requires_grad_"})
+
+
+def _library_without_dropout(module, name: str) -> bool:
+    """`model = MetaPath2Vec(...)` with `from torch_geometric.nn import MetaPath2Vec`: a library
+    class whose source has no dropout (knowledge/data/library_models.json)."""
+    from auditor.knowledge import library_models
+
+    for node in module.index.of(ast.ImportFrom):
+        if node.module and any((a.asname or a.name) == name for a in node.names):
+            original = next(a.name for a in node.names if (a.asname or a.name) == name)
+            return library_models.without_dropout(original, node.module)
+    return False
 
 
 def _adapter_dropout(module, call) -> str:

@@ -1,0 +1,26 @@
+"""Model classes of other libraries whose dropout is known from their source (data/
+library_models.json): PyG's MetaPath2Vec is an embedding table, so evaluating it under no_grad
+in train mode changes nothing, and the eval-mode rules must not say it might (#31). Only
+classes read at the source are listed; anything else stays unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "library_models.json")
+
+
+@lru_cache(maxsize=1)
+def _classes() -> dict:
+    with open(_FILE, encoding="utf-8") as handle:
+        return json.load(handle)["classes"]
+
+
+def without_dropout(name: str, imported_from: str) -> bool:
+    """Whether class `name`, imported from module `imported_from`, has no dropout by its source."""
+    entry = _classes().get(name)
+    return entry is not None and entry["dropout"] == "none" and (
+        imported_from == entry["package"] or imported_from.startswith(entry["package"] + "."))
