@@ -163,3 +163,18 @@ if __name__ == "__main__":
     assert _found(tmp_path, "metapath.py", script) == []
     other = script.replace("from torch_geometric.nn import MetaPath2Vec", "from mylib import MetaPath2Vec")
     assert [f[:3] for f in _found(tmp_path, "other.py", other)] == [("DRP602", 7, "info")]
+
+
+def test_diffusers_parts_are_no_transformers_model_to_identify(tmp_path):
+    """PixArt's hed.py loads `AutoencoderKL.from_pretrained("output/pretrained_models/sd-vae-ft-ema")`:
+    "AutoencoderKL" is no Auto class and diffusers' parts have no Transformers config, so DRP310
+    ("model unknown, architecture rules skipped") has nothing to say; a Transformers load still does."""
+    script = ('import torch\nfrom diffusers import AutoencoderKL, UNet2DConditionModel\n'
+              'from transformers import AutoModel\n\n'
+              'vae = AutoencoderKL.from_pretrained("output/pretrained_models/sd-vae-ft-ema")\n'
+              'unet = UNet2DConditionModel.from_pretrained("output/pretrained_models/unet")\n'
+              'opt = torch.optim.AdamW(unet.parameters())\nunet.config.dropout = 0.1\n')
+    assert [f[0] for f in _found(tmp_path, "a.py", script)] == ["DRP523"]  # set after the build: no effect
+    text = script.replace("unet.config.dropout", "encoder.config.attention_dropout") + \
+        'encoder = AutoModel.from_pretrained("acme/atlas-3b")\n'
+    assert "DRP310" in [f[0] for f in _found(tmp_path, "b.py", text)]

@@ -11,6 +11,12 @@ from auditor.core.lazy_regex import LazyRegex
 
 # Compiled on first use: a run meets few roles, and role_of stops at the first that fits.
 _ROLE_PATTERNS = (
+    # Classifier-free guidance: the share of training samples whose class label or caption is
+    # replaced by the null condition (DiT's and PixArt's class_dropout_prob, kohya's
+    # caption_dropout_rate). A data-level probability, 0.1 to 0.5 by design (ControlNet-style
+    # training drops half the prompts): the range rules apply, no activation-dropout limit does.
+    ("conditioning", LazyRegex(r"class_drop|caption_drop|label_drop|drop_(text|caption|prompt)|"
+                               r"cond(ition(ing)?)?_drop|uncond|cfg_drop")),
     ("lora", LazyRegex(r"lora|adapter|(^|_)(module|rank|vera|boft|vblora|randlora|shadow|deft|frod|gralora|hira|miss|psoft|pvera|tinylora|unilora|oft)_dropout|xlora")),
     ("stochastic-depth", LazyRegex(r"drop_?path|stochastic_depth|drop_connect|path_dropout")),
     ("layerdrop", LazyRegex(r"layerdrop|layer_drop")),

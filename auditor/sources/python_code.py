@@ -251,7 +251,7 @@ def _from_call(src: Source, module: PyModule, call: ast.Call) -> None:
 
 # Classes whose from_pretrained names the model being trained (PeftModel.from_pretrained names
 # an adapter, and its first argument is a model object anyway).
-_MODEL_OWNER = re.compile(r"^(Auto\w*|Fast(Language|Vision)?Model|[A-Z]\w*(For[A-Z]\w*|Model|Config|LMHeadModel))$")
+_MODEL_OWNER = re.compile(r"^(Auto(?![Ee]ncoder)\w*|Fast(Language|Vision)?Model|[A-Z]\w*(For[A-Z]\w*|Model|Config|LMHeadModel))$")
 _SECONDARY_OWNER = re.compile(r"(Tokenizer|Processor|FeatureExtractor)\w*$")
 
 
@@ -263,6 +263,8 @@ def _model_reference(src: Source, module: PyModule, call: ast.Call) -> None:
     secondary = bool(_SECONDARY_OWNER.search(owner))
     if owner.startswith("Peft") or not (secondary or _MODEL_OWNER.match(owner)):
         return
+    if _imported_from(module, owner).startswith("diffusers"):
+        return  # UNet2DConditionModel, a pipeline's parts: no Transformers config to resolve
     kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
     node = kw.value if kw is not None else (call.args[0] if call.args else None)
     value = string_of(module, node) if node is not None else None
@@ -278,6 +280,14 @@ def _model_reference(src: Source, module: PyModule, call: ast.Call) -> None:
     concrete = None if owner.startswith(("Auto", "Fast")) or secondary else owner
     refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("from_pretrained",)))
     refs.value.append((value, module.span(node), concrete, rev, secondary))
+
+
+def _imported_from(module: PyModule, name: str) -> str:
+    """The module a name is imported from in this file ('' when it is not imported by name)."""
+    for node in module.tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and any((a.asname or a.name) == name for a in node.names):
+            return node.module
+    return ""
 
 
 def _order_references(src: Source) -> None:

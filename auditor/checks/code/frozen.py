@@ -13,7 +13,7 @@ import ast
 import re
 
 from auditor.checks.base import check
-from auditor.checks.code import siblings
+from auditor.checks.code import models, siblings
 from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
 from auditor.sources.python_facts import last_name
 
@@ -31,7 +31,7 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
             continue
         if _train_replaced(cls):
             continue  # CompVis' `self.first_stage_model.train = disabled_train`: train() cannot undo it
-        freezer = _eval_reached_from(init, methods)
+        freezer = _eval_reached_from(init, methods, _mode_free(module, cls))
         if freezer is None:
             continue
         call, where, frozen_fn = freezer
@@ -51,12 +51,12 @@ def _with_severity(found, dropout: bool):
     return found
 
 
-def _eval_reached_from(init, methods: dict):
+def _eval_reached_from(init, methods: dict, moot=lambda call: False):
     """(the .eval() call, how __init__ reaches it, the function that calls it) when __init__ calls
     .eval() on a submodule directly or through one of the class's own methods (one level, as
-    `_freeze_stages` does)."""
+    `_freeze_stages` does). A freeze that `moot` says changes nothing is passed over."""
     for node in ast.walk(init):
-        if _is_sub_eval(node) and not _restored(init, node):
+        if _is_sub_eval(node) and not _restored(init, node) and not moot(node):
             return node, "in __init__", init
     for node in ast.walk(init):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -64,9 +64,32 @@ def _eval_reached_from(init, methods: dict):
                 and node.func.attr in methods and node.func.attr != "__init__"):
             method = methods[node.func.attr]
             for inner in ast.walk(method):
-                if _is_sub_eval(inner) and not _restored(method, inner):
+                if _is_sub_eval(inner) and not _restored(method, inner) and not moot(inner):
                     return inner, f"through self.{node.func.attr}()", method
     return None
+
+
+def _mode_free(module, cls):
+    """A test for freezes that change nothing: `self.model.eval()` where the class assigns
+    `self.model = Local(...)`, a module class of this file with neither dropout nor batch norm
+    (PixArt's HEDdetector freezes ControlNetHED_Apache2, convolutions and ReLUs only): its train
+    and eval modes compute the same thing."""
+    built = {}
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            for t in node.targets:
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                    built[t.attr] = node.value
+    local = {c.name: c for c in module.index.of(ast.ClassDef)}
+
+    def moot(call) -> bool:
+        receiver = call.func.value
+        value = built.get(receiver.attr) if isinstance(receiver, ast.Attribute) and \
+            isinstance(receiver.value, ast.Name) and receiver.value.id == "self" else None
+        name = last_name(value.func) if value is not None else None
+        return name in local and models.class_dropout(module, local[name]) == models.ZERO
+
+    return moot
 
 
 def _restored(fn, call) -> bool:

@@ -215,8 +215,21 @@ def _masks(module, fn) -> list:
             continue
         if isinstance(node, ast.Compare) and _is_test(module, node):
             continue
+        if isinstance(node, ast.Compare) and _names_a_drop_mask(module, node):
+            m = _Mask(node, keep=m.drop, drop=m.keep)  # True marks what is dropped: `rand < p` is right
         found.append(m)
     return found
+
+
+def _names_a_drop_mask(module, node) -> bool:
+    """The comparison is assigned to a name that says it marks what is dropped (DiT's and
+    Latte's classifier-free guidance: `drop_ids = torch.rand(n) < self.dropout_prob`, then
+    `torch.where(drop_ids, null_label, labels)`), not what is kept."""
+    stmt = next((a for a in module.ancestors(node) if isinstance(a, ast.stmt)), None)
+    if not isinstance(stmt, ast.Assign) or stmt.value is not node:
+        return False
+    names = [n.id.lower() for t in stmt.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return bool(names) and all("drop" in n and "keep" not in n for n in names)
 
 
 def _is_test(module, node) -> bool:
