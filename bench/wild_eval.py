@@ -143,6 +143,39 @@ HELDOUT = {
     "torch-rechub": ("datawhalechina/torch-rechub", "", "5a73b2eebc3a670dc64c54971cc06a78ddd55394", "recsys"),
 }
 
+# The #31 set: 27 repositories from vision, diffusion, GANs and graph learning that no earlier
+# evaluation used, every finding judged, infos included (--judge-infos); extracted from HEAD of
+# the mirrors at the recorded commits (files the mirror lacks, large binaries, are skipped).
+VISION31 = {
+    "taming-transformers": ("CompVis/taming-transformers", "", "3ba01b241669f5ade541ce990f7650a3b8f65318", "diffusion"),
+    "PyTorch-GAN": ("eriklindernoren/PyTorch-GAN", "", "36d3c77e5ff20ebe0aeefd322326a134a279b93e", "gan"),
+    "ConvNeXt-V2": ("facebookresearch/ConvNeXt-V2", "", "2553895753323c6fe0b2bf390683f5ea358a42b9", "vision"),
+    "dino": ("facebookresearch/dino", "", "7c446df5b9f45747937fb0d72314eb9f7b66930a", "vision"),
+    "ijepa": ("facebookresearch/ijepa", "", "52c1ae95d05f743e000e8f10a1f3a79b10cff048", "vision"),
+    "moco-v3": ("facebookresearch/moco-v3", "", "c349e6e24f40d3fedb22d973f92defa4cedf37a7", "vision"),
+    "detrex": ("IDEA-Research/detrex", "", "e244e6c3da3e84566728c52c21fb061d23ce0e2f", "vision"),
+    "imagen-pytorch": ("lucidrains/imagen-pytorch", "", "c166739b03b06fbc2e7c00116ffc81724626ad08", "diffusion"),
+    "vit-pytorch": ("lucidrains/vit-pytorch", "", "69d24fe9e3024c0d4b02761123b8583a24ebed1e", "vision"),
+    "Graphormer": ("microsoft/Graphormer", "", "ac154fe4253d076a1c294f14be20dad0351cff3c", "graph"),
+    "efficientvit": ("mit-han-lab/efficientvit", "", "de7d7733cc0329f391b33f1f459271562ec27bd5", "vision"),
+    "edm": ("NVlabs/edm", "", "008a4e5316c8e3bfe61a62f874bddba254295afb", "diffusion"),
+    "stylegan2-ada-pytorch": ("NVlabs/stylegan2-ada-pytorch", "", "d72cc7d041b42ec8e806021a205ed9349f87c6a4", "gan"),
+    "mmaction2": ("open-mmlab/mmaction2", "", "4d6c93474730cad2f25e51109adcf96824efc7a3", "vision"),
+    "mmocr": ("open-mmlab/mmocr", "", "966296f26ac34cf0e96d40ab4a0a94c9a697909a", "vision"),
+    "mmpose": ("open-mmlab/mmpose", "", "759b39c13fea6ba094afc1fa932f51dc1b11cbf9", "vision"),
+    "mmyolo": ("open-mmlab/mmyolo", "", "8c4d9dc503dc8e327bec8147e8dc97124052f693", "vision"),
+    "consistency_models": ("openai/consistency_models", "", "e32b69ee436d518377db86fb2127a3972d0d8716", "diffusion"),
+    "guided-diffusion": ("openai/guided-diffusion", "", "22e0df8183507e13a7813f8d38d51b072ca1e67c", "diffusion"),
+    "PixArt-alpha": ("PixArt-alpha/PixArt-alpha", "", "cac2fd3b4544cf7620d8fbbf8b19d97ffcb85892", "diffusion"),
+    "stylegan2-pytorch": ("rosinality/stylegan2-pytorch", "", "bef283a1c24087da704d16c30abc8e36e63efa0e", "gan"),
+    "BLIP": ("salesforce/BLIP", "", "056a169437371659074aa2732649d5de3bffb4a8", "multimodal"),
+    "GraphGym": ("snap-stanford/GraphGym", "", "daded21169ec92fde8b1252b439a8fac35b07d79", "graph"),
+    "ogb": ("snap-stanford/ogb", "", "61e9784ca76edeaa6e259ba0f836099608ff0586", "graph"),
+    "Latte": ("Vchitect/Latte", "", "b27c24a17487e3c33ae4e92364521303d0f14845", "diffusion"),
+    "BasicSR": ("XPixelGroup/BasicSR", "", "8d56e3a045f9fb3e1d8872f92ee4a4f07f886b0a", "vision"),
+    "score_sde_pytorch": ("yang-song/score_sde_pytorch", "", "cb1f359f4aadf0ff9a5e122fe8fffc9451fd6e44", "diffusion"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -244,11 +277,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the raw per-repository results as JSON")
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
-    ap.add_argument("--set", choices=("tuned", "heldout"), default="tuned",
-                    help="the 40 repositories the #25 fixes were made on, or the 36 held out from them")
+    ap.add_argument("--set", choices=("tuned", "heldout", "vision31"), default="tuned",
+                    help="the 40 repositories the #25 fixes were made on, the 36 held out from them, or #31's 27")
+    ap.add_argument("--judge-infos", action="store_true",
+                    help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
-    REPOS = HELDOUT if args.set == "heldout" else TUNED
+    REPOS = {"heldout": HELDOUT, "vision31": VISION31}.get(args.set, TUNED)
+    judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -259,6 +295,7 @@ def main(argv=None) -> int:
     per_repo = collections.defaultdict(collections.Counter)
     rows, unjudged, raw = [], [], {}
     false_classes = collections.Counter()
+    per_level = collections.defaultdict(collections.Counter)  # (code, severity) -> true/false counts
     parse = collections.Counter()  # verdicts of parse-error findings (DRP000/DRP001)
     print(f"tool: {args.tool}", file=sys.stderr)
     for short in REPOS:
@@ -282,7 +319,7 @@ def main(argv=None) -> int:
             per_rule[code][sev] += 1
             per_rule[code][f"repo:{short}"] += 1
             r[sev] += 1
-            if sev in LOUD:
+            if sev in judged_levels:
                 v = verdicts.get((short, rel, line, code))
                 if v is None:
                     state = "unjudged"
@@ -296,6 +333,7 @@ def main(argv=None) -> int:
                     if code in PARSE_CODES:
                         parse[state] += 1
                 per_rule[code][state] += 1
+                per_level[(code, sev)][state] += 1
                 r[state] += 1
     if args.list:
         with open(args.list, "w", encoding="utf-8") as fh:
@@ -330,11 +368,18 @@ def main(argv=None) -> int:
         print(f"| {code} | {c['error']} | {c['warning']} | {c['info']} | {c['true']} | {c['false']} | "
               f"{c['unjudged']} | {repos} |")
 
-    loud = tot["error"] + tot["warning"]
-    print(f"\nloud findings (warning+error): {loud}; true {tot['true']}, false {tot['false']}, "
+    loud = tot["error"] + tot["warning"] + (tot["info"] if args.judge_infos else 0)
+    what = "error+warning+info" if args.judge_infos else "warning+error"
+    print(f"\nfindings judged ({what}): {loud}; true {tot['true']}, false {tot['false']}, "
           f"unjudged {tot['unjudged']}")
     if loud:
-        print(f"precision (true / all loud): {tot['true']}/{loud} = {tot['true'] / loud:.2f}")
+        print(f"precision (true / all {what}): {tot['true']}/{loud} = {tot['true'] / loud:.2f}")
+    if args.judge_infos:
+        for level in ("info", "warning", "error"):
+            t = sum(c["true"] for code, c in per_level.items() if code[1] == level)
+            n = sum(c["true"] + c["false"] for code, c in per_level.items() if code[1] == level)
+            if n:
+                print(f"  {level}: {t}/{n} = {t / n:.2f}")
     if judged and judged != loud:
         print(f"precision over judged only: {tot['true']}/{judged} = {tot['true'] / judged:.2f}")
     if judged:

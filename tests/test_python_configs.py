@@ -160,3 +160,18 @@ def test_openmmlab_dropout_ratio_is_a_heads(tmp_path, run_cli):
     assert [(f.code, f.span.line) for f in audit([str(tmp_path)])] == [("DRP200", 2)]  # only the head's 0.9
     code, out = run_cli("plan", "--format", "json", str(tmp_path))
     assert {e["role"] for e in json.loads(out)[0]["entries"]} == {"classifier"}
+
+
+def test_a_freeze_whose_module_mode_changes_nothing_is_passed_over(tmp_path):
+    """Latte's FrozenCLIPEmbedder: CLIPTextModel has no dropout by default and no batch norm
+    (generate/batch_norm_types.py), so undoing its eval() changes nothing; a ResNet (batch norm)
+    or a T5 (dropout_rate 0.1) still counts."""
+    clip = ("import torch.nn as nn\nfrom transformers import CLIPTextModel\n\n\nclass FrozenCLIPEmbedder(nn.Module):\n"
+            "    def __init__(self, path):\n        super().__init__()\n"
+            "        self.transformer = CLIPTextModel.from_pretrained(path)\n        self.freeze()\n\n"
+            "    def freeze(self):\n        self.transformer = self.transformer.eval()\n")
+    write_files(tmp_path, [("clip.py", clip)])
+    assert audit([str(tmp_path)]) == []
+    for cls in ("ResNetModel", "T5EncoderModel"):
+        write_files(tmp_path, [("clip.py", clip.replace("CLIPTextModel", cls))])
+        assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")], cls

@@ -24,3 +24,14 @@ def without_dropout(name: str, imported_from: str) -> bool:
     entry = _classes().get(name)
     return entry is not None and entry["dropout"] == "none" and (
         imported_from == entry["package"] or imported_from.startswith(entry["package"] + "."))
+
+
+def batch_norm_type(model_type: str) -> bool:
+    """Whether a Transformers model type's modeling code uses batch norm (generate/batch_norm_types.py)."""
+    return model_type in _batch_norm_types()
+
+
+@lru_cache(maxsize=1)
+def _batch_norm_types() -> frozenset:
+    with open(_FILE, encoding="utf-8") as handle:
+        return frozenset(json.load(handle)["transformers_batch_norm_types"]["types"])

@@ -5,6 +5,9 @@ detectron2's Swin: a `_freeze_stages()` that calls `.eval()` and sets requires_g
 `nn.Module.train()` sets every submodule's mode, so the training loop's first `model.train()`
 turns those stages' dropout and batch norm back on; only an override of `train(mode)` that
 freezes them again keeps them frozen (mmpretrain's ResNet does this, its ViT does not).
+
+Imports inside functions (`knowledge.library_models`, `setup.identity`) are deferred for
+start-up time: only a freeze of a pretrained Transformers class takes that path.
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ def _mode_free(module, cls):
     for node in ast.walk(cls):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             for t in node.targets:
-                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" \
+                        and not _reassigns_itself(node.value, t.attr):
                     built[t.attr] = node.value
     local = {c.name: c for c in module.index.of(ast.ClassDef)}
 
@@ -87,9 +91,35 @@ def _mode_free(module, cls):
         value = built.get(receiver.attr) if isinstance(receiver, ast.Attribute) and \
             isinstance(receiver.value, ast.Name) and receiver.value.id == "self" else None
         name = last_name(value.func) if value is not None else None
-        return name in local and models.class_dropout(module, local[name]) == models.ZERO
+        if name in local:
+            return models.class_dropout(module, local[name]) == models.ZERO
+        return _mode_free_pretrained(value)
 
     return moot
+
+
+def _reassigns_itself(value, attr: str) -> bool:
+    """`self.transformer = self.transformer.eval()`: the same module, not a new one."""
+    node = value
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        node = node.func.value
+    return isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Name) \
+        and node.value.id == "self"
+
+
+def _mode_free_pretrained(value) -> bool:
+    """`CLIPTextModel.from_pretrained(path)`: the class fixes a Transformers model type whose rates
+    all default to 0 and whose modeling code has no batch norm (Latte's FrozenCLIPEmbedder). A
+    checkpoint could ship other rates; the freeze is then said where they are written."""
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "from_pretrained"):
+        return False
+    from auditor.knowledge import library_models
+    from auditor.setup.identity import class_model_type
+
+    model_type = class_model_type(last_name(value.func.value) or "")
+    return bool(model_type) and not library_models.batch_norm_type(model_type) \
+        and models.type_dropout(model_type, ()) == models.ZERO and not any(
+            kw.arg and "dropout" in kw.arg for kw in value.keywords)
 
 
 def _restored(fn, call) -> bool:
