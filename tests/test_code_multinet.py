@@ -178,3 +178,26 @@ def test_diffusers_parts_are_no_transformers_model_to_identify(tmp_path):
     text = script.replace("unet.config.dropout", "encoder.config.attention_dropout") + \
         'encoder = AutoModel.from_pretrained("acme/atlas-3b")\n'
     assert "DRP310" in [f[0] for f in _found(tmp_path, "b.py", text)]
+
+
+def test_stopping_one_networks_training_on_purpose_is_no_drp603(tmp_path):
+    """sd-scripts' train_db.py: at --stop_text_encoder_training the text encoder goes to eval and
+    its weights are frozen; the later steps train the UNet only. Without the freeze it is the
+    bug DRP603 reports, and the message quotes train(False) as written."""
+    staged = _NETS.replace("G, D = Generator(), Discriminator()", "unet, text_encoder = Generator(), Discriminator()") \
+        .replace("opt_g = torch.optim.Adam(G.parameters())\nopt_d = torch.optim.Adam(D.parameters())\n",
+                 "optimizer = torch.optim.AdamW(list(unet.parameters()) + list(text_encoder.parameters()))\n") + \
+        '''unet.train()
+text_encoder.train()
+for step, batch in enumerate(loader):
+    if step == stop_text_encoder_training:
+        if not gradient_checkpointing:
+            text_encoder.train(False)
+        text_encoder.requires_grad_(False)
+    loss = unet(text_encoder(batch)).mean()
+    loss.backward()
+    optimizer.step()
+'''
+    assert _found(tmp_path, "staged.py", staged) == []
+    (found,) = _found(tmp_path, "unfrozen.py", staged.replace("        text_encoder.requires_grad_(False)\n", ""))
+    assert found[:3] == ("DRP603", 30, "warning") and found[3].startswith("text_encoder.train(False) switches")

@@ -646,6 +646,10 @@ def _cited(module, call) -> str:
     """How a message names the call it cites: `model.train()` or `helper()`."""
     func = call.func
     text = dotted(func) or last_name(func)
+    if call.args and isinstance(func, ast.Attribute) and func.attr == "train":
+        ok, value = constant(call.args[0])
+        if ok and isinstance(value, bool):
+            return f"{text}({value})"  # train(False) is an eval(): quote it as written
     return f"{text}()"
 
 
@@ -684,6 +688,8 @@ def eval_without_train(ctx, rule):
                         continue  # another network's phase (a GAN's discriminator step after G.eval())
                     if _restores_mode(module, node):
                         continue
+                    if key != "self" and _ends_its_training(module, node, key):
+                        continue  # sd-scripts' stop_text_encoder_training: eval plus frozen weights
                     verdict, severity = _judged(module, key, ctx.setup) if key != "self" else _judged_self(module, node)
                     if severity is None:
                         continue
@@ -706,6 +712,35 @@ def _feeds_another_network(module, call, key: str) -> bool:
     first = min(steps, key=lambda c: (c.lineno, c.col_offset))
     return isinstance(first.func, ast.Attribute) and receiver_key(first.func.value) in models.optimizer_models(module) \
         and not _steps_train(module, first, key, steps)
+
+
+def _ends_its_training(module, toggle_call, key: str) -> bool:
+    """The eval() comes with frozen weights for the same model in the same block
+    (`text_encoder.train(False); text_encoder.requires_grad_(False)`, or a loop setting its
+    parameters' requires_grad to False): training of that network stops there on purpose,
+    and the later optimizer steps train the others."""
+    blocks = []  # the statement's block and the enclosing ones, up to the loop (sd-scripts nests
+    # the train(False) in `if not args.gradient_checkpointing:` beside the requires_grad_)
+    for stmt in (a for a in module.ancestors(toggle_call) if isinstance(a, ast.stmt)):
+        if isinstance(stmt, (ast.For, ast.While, ast.AsyncFor, ast.FunctionDef, ast.AsyncFunctionDef)) or len(blocks) == 3:
+            break
+        parent = module.parent(stmt)
+        body = next((b for b in (getattr(parent, "body", None), getattr(parent, "orelse", None))
+                     if isinstance(b, list) and stmt in b), None)
+        if body is not None:
+            blocks.append(body)
+    for other in (s for body in blocks for s in body):
+        for n in ast.walk(other):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "requires_grad_" \
+                    and receiver_key(n.func.value) == key:
+                arg = arg_or_kwarg(n, "requires_grad", 0)
+                if arg is not None and constant(arg) == (True, False):
+                    return True
+            if isinstance(n, ast.For) and isinstance(n.iter, ast.Call) and isinstance(n.iter.func, ast.Attribute) \
+                    and n.iter.func.attr == "parameters" and receiver_key(n.iter.func.value) == key \
+                    and any(isinstance(a, ast.Assign) and constant(a.value) == (True, False) for a in ast.walk(n)):
+                return True
+    return False
 
 
 def _steps_train(module, step, key: str, steps) -> bool:

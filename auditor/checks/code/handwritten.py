@@ -222,14 +222,38 @@ def _masks(module, fn) -> list:
 
 
 def _names_a_drop_mask(module, node) -> bool:
-    """The comparison is assigned to a name that says it marks what is dropped (DiT's and
-    Latte's classifier-free guidance: `drop_ids = torch.rand(n) < self.dropout_prob`, then
-    `torch.where(drop_ids, null_label, labels)`), not what is kept."""
+    """The comparison is assigned to a name that says it marks what is dropped and is used to
+    select what is dropped (DiT's and Latte's classifier-free guidance: `drop_ids = torch.rand(n)
+    < self.dropout_prob`, then `torch.where(drop_ids, null_label, labels)`). A drop-named mask
+    that multiplies (ai-toolkit's LoKr: `drop = rand < rank_dropout; weight *= drop`) keeps
+    what it marks, whatever its name: that is the bug the rule is for."""
     stmt = next((a for a in module.ancestors(node) if isinstance(a, ast.stmt)), None)
-    if not isinstance(stmt, ast.Assign) or stmt.value is not node:
+    if not isinstance(stmt, ast.Assign) or stmt.value is not node or len(stmt.targets) != 1 \
+            or not isinstance(stmt.targets[0], ast.Name):
         return False
-    names = [n.id.lower() for t in stmt.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-    return bool(names) and all("drop" in n and "keep" not in n for n in names)
+    name = stmt.targets[0].id
+    if "drop" not in name.lower() or "keep" in name.lower():
+        return False
+    fn = module.enclosing_function(node) or module.tree
+    uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+    return bool(uses) and all(_selects(module, use) for use in uses)
+
+
+def _selects(module, use) -> bool:
+    """A mask use that picks what is replaced: the condition of torch.where / masked_fill(_),
+    an if test, or negated (`x[~drop]`); a product or anything else keeps what the mask marks."""
+    parent = module.parent(use)
+    if isinstance(parent, ast.Call):
+        name = last_name(parent.func)
+        if name == "where" and parent.args and parent.args[0] is use:
+            return True
+        if name in ("masked_fill", "masked_fill_", "masked_scatter", "masked_scatter_") and parent.args \
+                and parent.args[0] is use:
+            return True
+        return False
+    if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, (ast.Invert, ast.Not)):
+        return True
+    return isinstance(parent, (ast.If, ast.IfExp, ast.While)) and parent.test is use
 
 
 def _is_test(module, node) -> bool:
