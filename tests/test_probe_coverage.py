@@ -855,7 +855,8 @@ def test_qwen2_vl_vision_heads_keep_their_rotary_halves_and_a_failed_image_says_
     split: the image was dropped. Now heads are fewer instead (per-head size divisible by 4), and
     the vision tower runs on a consistent config (the merger's output = the text width). The
     default config itself pairs a 3584-wide merger with an 8192-wide text model, which no layout
-    can run: the report says that failure instead of "gave it no input"."""
+    can run: the report names both widths instead of "gave it no input". Mistral 3's Pixtral
+    tower gets each image's size and runs."""
     import torch
 
     from auditor.probe.batch import hf_batch
@@ -875,7 +876,13 @@ def test_qwen2_vl_vision_heads_keep_their_rotary_halves_and_a_failed_image_says_
     assert torch.isfinite(model(**batch).loss) and calls and not model._probe_image_dropped
     default, _ = build_hf({"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"]}, None,
                           full_size=False, seed=0, device="cpu", dtype=torch.float32)
-    assert default._probe_text_only and "Image features and image tokens do not match" in default._probe_image_dropped
+    assert default._probe_text_only and "vision_config.hidden_size = 3584" in default._probe_image_dropped \
+        and "text_config.hidden_size = 8192" in default._probe_image_dropped and "at full size either" in default._probe_image_dropped
+    mistral, arch = build_hf({"model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"]}, None,
+                             full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    batch = hf_batch(mistral, arch, 0, "cpu")
+    assert batch["image_sizes"].tolist() == [list(batch["pixel_values"].shape[-2:])] * batch["pixel_values"].shape[0]
+    assert not mistral._probe_text_only and not mistral._probe_image_dropped
 
 
 def test_backbone_stage_names_and_swin_windows_follow_the_cut():

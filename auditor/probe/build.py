@@ -202,7 +202,8 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                     break
                 if text_only and image_error is not None and not getattr(model, "_probe_image_dropped", ""):
                     why = " ".join(f"{type(image_error).__name__}: {image_error}".split())[:200]
-                    model._probe_image_dropped = f"every layout with the image failed its forward ({why})"
+                    model._probe_image_dropped = _width_mismatch(config) or \
+                        f"every layout with the image failed its forward ({why})"
                     chosen["image_dropped"] = model._probe_image_dropped
                 choice.update(chosen)
                 return model, arch
@@ -211,6 +212,31 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
         choice.update(chosen)
         return model, arch
     raise first
+
+
+def _width_mismatch(config: dict) -> str:
+    """The config's vision tower ends in a width the text model does not have: Transformers'
+    own defaults for qwen2_vl, qwen2_5_vl, qwen3_vl, glm_ocr and others pair a 3584-wide merger
+    with a 4096- or 8192-wide text model, so no image can enter the text model at full size
+    either. Said as the config's fact, not as the probe's failure ("" when widths agree)."""
+    vision, text = config.get("vision_config"), config.get("text_config")
+    if not isinstance(vision, dict) or not isinstance(text, dict):
+        try:  # sub-configs left out take the config class's defaults, as Transformers reads them
+            from transformers import AutoConfig
+
+            full = AutoConfig.for_model(**config).to_dict()
+        except Exception:  # noqa: BLE001  a config Transformers cannot read has nothing to compare
+            return ""
+        vision, text = full.get("vision_config"), full.get("text_config")
+        if not isinstance(vision, dict) or not isinstance(text, dict):
+            return ""
+    key = "out_hidden_size" if "out_hidden_size" in vision else "hidden_size" if "embed_dim" in vision else None
+    out, width = vision.get(key) if key else None, text.get("hidden_size")
+    if not (isinstance(out, int) and isinstance(width, int)) or out == width:
+        return ""
+    return (f"its config's vision tower outputs vision_config.{key} = {out} features per token, while the text "
+            f"model is text_config.hidden_size = {width} wide: no image can enter the text model, at full size "
+            f"either")
 
 
 MAX_COMPLETIONS = 4  # keys completed for one config at most (each costs a rebuild)
