@@ -997,3 +997,17 @@ def test_narrow_leaf_sub_configs_no_longer_pin_the_tree_at_full_width():
     assert small["audio_config"]["num_filters"] == 8 and small["audio_config"]["depths"] == [1] * 7
     model, _ = build_default("vibevoice", "VibeVoiceForConditionalGeneration")
     assert sum(p.numel() for p in model.parameters()) < 50_000_000
+
+
+def test_cvt_stages_keep_the_blocks_its_drop_path_schedule_indexes():
+    """CvT reads stage i's drop-path schedule at index i (modeling_cvt.py `drop_path_rates[self.stage]`):
+    cut to one block per stage, its third stage raised IndexError and the type was refused."""
+    assert scaled("cvt")["depth"] == [1, 2, 3]
+    assert scaled("swin")["depths"] == [1, 1, 1, 1]  # other stage lists still keep one block
+
+
+def test_audio_spectrogram_transformer_gets_a_filterbank():
+    """AST's input_values are (batch, max_length frames, num_mel_bins), not a waveform: a 2-D
+    waveform made its patch embedding fail (Dimension out of range) and the type was refused."""
+    model, batch = built("audio-spectrogram-transformer", "ASTForAudioClassification")
+    assert batch["input_values"].shape[1:] == (model.config.max_length, model.config.num_mel_bins)

@@ -133,7 +133,12 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     if main == "flattened_patches":
         kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
     if main == "input_values":
-        kw["input_values"] = torch.randn(batch, 4000, generator=g)
+        frames, bins = getattr(config, "max_length", None), getattr(config, "num_mel_bins", None)
+        if isinstance(frames, int) and isinstance(bins, int) and frames > 0 and bins > 0:
+            # Audio Spectrogram Transformer: a filterbank of (max_length frames, num_mel_bins)
+            kw["input_values"] = torch.randn(batch, frames, bins, generator=g)
+        else:
+            kw["input_values"] = torch.randn(batch, 4000, generator=g)
     if main == "input_features":
         kw["input_features"] = _features(config, batch, g)
     per_token = getattr(config, "audio_length_per_tok", None)

@@ -393,6 +393,10 @@ def _scale_vision(d: dict) -> None:
         value = d.get(key)
         if isinstance(value, list) and value and all(is_int(v) and v > 0 for v in value):
             d[key] = [min(v, keep) for v in value]
+            if key == "depth" and isinstance(d.get("drop_path_rate"), list):
+                # CvT indexes stage i's per-block drop-path schedule at i (modeling_cvt.py:422,
+                # `drop_path_rates[self.stage]`): stage i needs i + 1 blocks, as its defaults have
+                d[key] = [min(v, max(keep, i + 1)) for i, v in enumerate(value)]
     if isinstance(d.get("depths"), list) and is_int(d.get("window_size")) and d["window_size"] > 2:
         d["window_size"] = 2  # Swin's windows: the last stage of a small image is 2 x 2
     if isinstance(d.get("downsampling_ratios"), list) and is_int(d.get("num_filters")) and d["num_filters"] > 8:
