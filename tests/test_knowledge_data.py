@@ -416,3 +416,18 @@ def test_a_part_of_the_model_the_experiment_never_ran_is_no_evidence():
     with modules_run(model) as ran:
         model(torch.ones(2), audio=torch.ones(2))
     assert idle_holders(model, ran) == []
+
+
+def test_batch_norm_types_match_the_installed_transformers():
+    """knowledge/data/library_models.json lists the model types whose modeling code has batch
+    norm (DRP607 relies on it to pass over freezes that change nothing); drift fails here."""
+    pytest.importorskip("transformers")
+    from auditor.generate import batch_norm_types
+    from auditor.knowledge import library_models
+
+    version, found = batch_norm_types.measure()
+    with open(library_models._FILE, encoding="utf-8") as handle:
+        shipped = json.load(handle)["transformers_batch_norm_types"]
+    assert (shipped["transformers"], shipped["types"]) == (version, found), \
+        "run `python -m auditor.generate.batch_norm_types`"
+    assert library_models.batch_norm_type("resnet") and not library_models.batch_norm_type("clip_text_model")
