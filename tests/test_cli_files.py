@@ -123,3 +123,18 @@ def test_the_same_file_named_two_ways_is_reported_once(run_cli, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     code, doc = _json(run_cli, "bert", "./bert/config.json", "bert/config.json")
     assert code == 1 and len(doc["findings"]) == 1 and doc["files_checked"] == 1
+
+
+def test_the_pre_commit_hook_honours_the_configured_excludes(run_cli, tmp_path, monkeypatch):
+    """pre-commit names the changed files; the hook's entry passes --force-exclude (as ruff's
+    does), so a folder the project excludes stays excluded when its files are named."""
+    from ruamel.yaml import YAML
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, ".pre-commit-hooks.yaml"), encoding="utf-8") as fh:
+        (hook,) = YAML(typ="safe").load(fh)
+    words = hook["entry"].split()
+    assert words[:2] == ["dropout-audit", "check"]
+    write_files(tmp_path, [("a/r.yaml", BAD), ("b/r.yaml", BAD), (".dropout-audit.toml", 'exclude = ["a/"]\n')])
+    monkeypatch.chdir(tmp_path)
+    assert {f["path"] for f in _json(run_cli, *words[2:], "a/r.yaml", "b/r.yaml")[1]["findings"]} == {"b/r.yaml"}
