@@ -175,3 +175,40 @@ def test_533_drop_decisions_and_consistent_keep_names_are_silent(tmp_path):
             mask = torch.bernoulli(torch.full_like(x, p))
             return x * mask / p
     ''') == []
+
+
+def test_drop_flags_and_coin_flips_are_no_keep_masks(tmp_path):
+    """The wild sets' DRP533 false positives (#31): a comparison stored under a drop name, or a
+    scalar coin flip that only decides a branch, marks what is dropped; one that multiplies is
+    still a keep mask drawn with the drop rate (ai-toolkit's LoKr)."""
+    from tests.conftest import audit, write_files
+
+    flags = '''import random
+import torch
+
+
+class Strategy:
+    def __init__(self, l_dropout_rate, caption_dropout_rate, inpaint_dropout):
+        self.l_dropout_rate = l_dropout_rate
+        self.caption_dropout_rate = caption_dropout_rate
+        self.inpaint_dropout = inpaint_dropout
+
+    def drop(self, lg_out, caption):
+        for i in range(lg_out.shape[0]):
+            drop_l = self.l_dropout_rate > 0.0 and random.random() < self.l_dropout_rate
+            if drop_l:
+                lg_out[i] = torch.zeros_like(lg_out[i])
+        is_drop_out = self.caption_dropout_rate > 0 and random.random() < self.caption_dropout_rate
+        if is_drop_out:
+            caption = ""
+        do_dropout = random.random() < self.inpaint_dropout if self.inpaint_dropout > 0.0 else False
+        use_it = random.random() < self.inpaint_dropout
+        return lg_out, caption, do_dropout, use_it
+'''
+    write_files(tmp_path, [("flags.py", flags)])
+    assert [f.code for f in audit([str(tmp_path)], select=("DRP533",))] == []
+    lokr = flags.replace("        return lg_out, caption, do_dropout, use_it\n",
+                         "        drop = torch.rand(lg_out.size(0)) < self.l_dropout_rate\n"
+                         "        lg_out *= drop.view(-1, 1)\n        return lg_out\n")
+    write_files(tmp_path, [("flags.py", lokr)])
+    assert [(f.code, f.span.line) for f in audit([str(tmp_path)], select=("DRP533",))] == [("DRP533", 21)]

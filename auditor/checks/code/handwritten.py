@@ -215,45 +215,63 @@ def _masks(module, fn) -> list:
             continue
         if isinstance(node, ast.Compare) and _is_test(module, node):
             continue
-        if isinstance(node, ast.Compare) and _names_a_drop_mask(module, node):
+        use = _flag_use(module, node) if isinstance(node, ast.Compare) else None
+        if use == "skip":
+            continue
+        if use == "drop":
             m = _Mask(node, keep=m.drop, drop=m.keep)  # True marks what is dropped: `rand < p` is right
         found.append(m)
     return found
 
 
-def _names_a_drop_mask(module, node) -> bool:
-    """The comparison is assigned to a name that says it marks what is dropped and is used to
-    select what is dropped (DiT's and Latte's classifier-free guidance: `drop_ids = torch.rand(n)
-    < self.dropout_prob`, then `torch.where(drop_ids, null_label, labels)`). A drop-named mask
-    that multiplies (ai-toolkit's LoKr: `drop = rand < rank_dropout; weight *= drop`) keeps
-    what it marks, whatever its name: that is the bug the rule is for."""
-    stmt = next((a for a in module.ancestors(node) if isinstance(a, ast.stmt)), None)
-    if not isinstance(stmt, ast.Assign) or stmt.value is not node or len(stmt.targets) != 1 \
-            or not isinstance(stmt.targets[0], ast.Name):
-        return False
+def _flag_use(module, node):
+    """How a comparison that draws against a rate is used, from the name it is stored under and
+    its uses: "drop" when it marks what is dropped (DiT's `drop_ids = torch.rand(n) < p` then
+    `torch.where(drop_ids, null, labels)`; sd-scripts' `drop_l = ... and random.random() < rate`
+    then `if drop_l:` zeroing; F5-TTS's `drop_audio_cond = random() < p` passed on), "skip" for a
+    scalar coin flip that never multiplies anything (it decides a branch, it is no mask), None to
+    judge it as a mask. A flag that multiplies (ai-toolkit's LoKr: `drop = rand(n) < rank_dropout;
+    weight *= drop`) keeps what it marks, whatever its name: that is the bug the rule is for."""
+    stmt = None
+    child = node
+    for a in module.ancestors(node):
+        if isinstance(a, ast.Assign):
+            stmt = a if a.value is child else None
+            break
+        if not isinstance(a, (ast.BoolOp, ast.UnaryOp)) and not (isinstance(a, ast.IfExp) and a.test is not child):
+            break  # `x = random() < p if p > 0 else False` keeps the comparison as the value
+        child = a
+    scalar = _scalar_draw(node)
+    if stmt is None or len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+        return None
     name = stmt.targets[0].id
-    if "drop" not in name.lower() or "keep" in name.lower():
-        return False
     fn = module.enclosing_function(node) or module.tree
     uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
-    return bool(uses) and all(_selects(module, use) for use in uses)
+    if any(_multiplies(module, use) for use in uses):
+        return None
+    if "drop" in name.lower() and "keep" not in name.lower():
+        return "drop"
+    return "skip" if scalar else None
 
 
-def _selects(module, use) -> bool:
-    """A mask use that picks what is replaced: the condition of torch.where / masked_fill(_),
-    an if test, or negated (`x[~drop]`); a product or anything else keeps what the mask marks."""
-    parent = module.parent(use)
-    if isinstance(parent, ast.Call):
-        name = last_name(parent.func)
-        if name == "where" and parent.args and parent.args[0] is use:
+def _scalar_draw(compare) -> bool:
+    """`random.random() < p`, `random() < p`, `np.random.rand() < p`: one number, not a mask."""
+    for side in (compare.left, *compare.comparators):
+        if isinstance(side, ast.Call) and last_name(side.func) in ("random", "rand", "uniform") and not side.args:
             return True
-        if name in ("masked_fill", "masked_fill_", "masked_scatter", "masked_scatter_") and parent.args \
-                and parent.args[0] is use:
-            return True
-        return False
-    if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, (ast.Invert, ast.Not)):
+    return False
+
+
+def _multiplies(module, use) -> bool:
+    """The flag enters a product: `weight *= drop`, `x * drop.view(...)`, `drop.float() * x`."""
+    node = use
+    parent = module.parent(node)
+    while isinstance(parent, (ast.Attribute, ast.Call)) and (
+            isinstance(parent, ast.Attribute) or (isinstance(parent, ast.Call) and parent.func is node)):
+        node, parent = parent, module.parent(parent)
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Mult):
         return True
-    return isinstance(parent, (ast.If, ast.IfExp, ast.While)) and parent.test is use
+    return isinstance(parent, ast.AugAssign) and isinstance(parent.op, ast.Mult) and parent.value is node
 
 
 def _is_test(module, node) -> bool:
