@@ -212,3 +212,40 @@ class Strategy:
                          "        lg_out *= drop.view(-1, 1)\n        return lg_out\n")
     write_files(tmp_path, [("flags.py", lokr)])
     assert [(f.code, f.span.line) for f in audit([str(tmp_path)], select=("DRP533",))] == [("DRP533", 21)]
+
+
+def test_531_needs_the_rescale_in_eval_only(tmp_path):
+    """Wild false positives (#31): RecBole's RaCT multiplies in both modes (classic dropout's
+    scale, consistent between train and eval), and fairseq's pos_conv init computes
+    `sqrt(4 * (1 - dropout) / ...)` in __init__; NLLB-MoE's eval-only `*= 1 - p` stays reported."""
+    both = _run(tmp_path, '''
+        import torch.nn as nn
+        import torch.nn.functional as F
+        import math
+        class Net(nn.Module):
+            def __init__(self, dropout, dim):
+                super().__init__()
+                self.drop_out = dropout
+                self.drop = nn.Dropout(dropout)
+                std = math.sqrt((4 * (1.0 - dropout)) / dim)
+                self.fc = nn.Linear(dim, dim)
+                nn.init.normal_(self.fc.weight, mean=0, std=std)
+            def forward(self, t):
+                return F.dropout(t, self.drop_out, training=self.training) * (1 - self.drop_out)
+    ''')
+    assert both == []
+    eval_only = _run(tmp_path, '''
+        import torch.nn as nn
+        class Moe(nn.Module):
+            def __init__(self, moe_token_dropout):
+                super().__init__()
+                self.moe_token_dropout = moe_token_dropout
+                self.token_dropout = nn.Dropout(moe_token_dropout)
+            def forward(self, h):
+                if self.training:
+                    h = self.token_dropout(h)
+                else:
+                    h *= 1 - self.moe_token_dropout
+                return h
+    ''')
+    assert eval_only == [("DRP531", 12)]

@@ -20,6 +20,7 @@ knowledge.dropout_keys (a keep_prob is the opposite of a drop rate, pitfalls #50
 from __future__ import annotations
 
 import ast
+import re
 
 from auditor.checks.base import check
 from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
@@ -360,7 +361,7 @@ def dropout_rescaled_after_builtin(ctx, rule):
         for node, factor in _multipliers([scope]):
             inner = _one_minus(factor)
             p = next((p for p in ps if inner is not None and (_same(inner, p) or _literal_equal(inner, p))), None)
-            if p is None or id(node) in seen:
+            if p is None or id(node) in seen or not _only_in_eval(module, node):
                 continue
             seen.add(id(node))
             text = module.text[module.span(factor).start:module.span(factor).end]
@@ -368,6 +369,41 @@ def dropout_rescaled_after_builtin(ctx, rule):
                       f"multiplying by {text} after nn.Dropout/F.dropout scales twice: PyTorch's dropout already "
                       f"divides by (1-p) in training and is the identity in eval, so this shrinks outputs by "
                       f"(1-p); remove the manual rescaling", key=text)
+
+
+def _only_in_eval(module, node) -> bool:
+    """The (1-p) multiply runs in eval mode only: under `if not self.training:`, in the else of
+    `if self.training:` (NLLB-MoE's token dropout), or the eval side of a conditional expression.
+    Applied in both modes it is classic dropout's scale, consistent between them (RecBole's
+    RaCT); outside a forward it is arithmetic on a rate (fairseq's pos_conv init std
+    `sqrt(4 * (1 - dropout) / ...)`): neither changes eval against training."""
+    child = node
+    for a in module.ancestors(node):
+        if isinstance(a, (ast.If, ast.IfExp)):
+            flag = _training_test(a.test)
+            if flag is not None:
+                in_body = child is a.body or (isinstance(a.body, list) and child in a.body)
+                return in_body != flag  # body of `if not training`, else of `if training`
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return bool(_EVAL_METHOD.search(a.name))  # `def predict(self, x): return self.forward(x) * (1 - p)`
+        if isinstance(a, ast.Lambda):
+            return False
+        child = a
+    return False
+
+
+_EVAL_METHOD = re.compile(r"^_?(predict|inference|infer|evaluate|eval|test|generate|sample)", re.I)
+
+
+def _training_test(test):
+    """True for a test that holds in training (`self.training`, `training`), False for one that
+    holds in eval (`not self.training`), None for any other test."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _training_test(test.operand)
+        return None if inner is None else not inner
+    if isinstance(test, (ast.Name, ast.Attribute)) and last_name(test) == "training":
+        return True
+    return None
 
 
 def _literal_equal(a, b) -> bool:
