@@ -249,3 +249,26 @@ def test_531_needs_the_rescale_in_eval_only(tmp_path):
                 return h
     ''')
     assert eval_only == [("DRP531", 12)]
+
+
+def test_530_a_mask_that_swaps_in_a_replacement_needs_no_scaling(tmp_path):
+    """OneTrainer's OFT dropout keeps a rotation block or swaps in the identity: nothing is zeroed,
+    so there is nothing to scale back; zeroing the same blocks without scaling stays DRP530."""
+    oft = '''
+        import torch
+        import torch.nn as nn
+        class MultiplicativeDropout(nn.Module):
+            def __init__(self, p=0.0):
+                super().__init__()
+                self.p = p
+            def forward(self, x):
+                if self.training and self.p > 0:
+                    D, H, _ = x.shape
+                    stochastic_mask = torch.empty(D, 1, 1).bernoulli_(p=1.0 - self.p)
+                    eye_matrix = torch.eye(H).repeat(D, 1, 1)
+                    x = stochastic_mask * x + (1 - stochastic_mask) * eye_matrix
+                return x
+    '''
+    assert _run(tmp_path, oft) == []
+    zeroed = oft.replace("x = stochastic_mask * x + (1 - stochastic_mask) * eye_matrix", "x = stochastic_mask * x")
+    assert [c for c, _ in _run(tmp_path, zeroed)] == ["DRP530"]

@@ -673,3 +673,25 @@ def test_features_cached_under_no_grad_in_the_training_step_are_silent(tmp_path)
 def test_twin_a_no_grad_pass_that_is_not_cached_fires(tmp_path):
     found = _found(tmp_path, CACHE.format(use="print(out)"), "DRP602")
     assert _loud(found) == [(20, "warning")]
+
+
+def test_a_heads_rate_in_a_headless_copy_of_the_signature_is_an_info(tmp_path):
+    """timm's EfficientNetFeatures takes EfficientNet's `drop_rate` (the classifier's dropout) and
+    builds no classifier; a TensorRT-LLM port keeps the PyTorch signature for an inference engine."""
+    timm = ("import torch.nn as nn\nimport torch.nn.functional as F\n\n\nclass EfficientNet(nn.Module):\n"
+            "    def __init__(self, num_classes=1000, drop_rate=0.):\n        super().__init__()\n"
+            "        self.drop_rate = drop_rate\n        self.classifier = nn.Linear(8, num_classes)\n\n"
+            "    def forward(self, x):\n        x = F.dropout(x, p=self.drop_rate, training=self.training)\n"
+            "        return self.classifier(x)\n\n\nclass EfficientNetFeatures(nn.Module):\n"
+            "    def __init__(self, drop_rate=0.):\n        super().__init__()\n        self.drop_rate = drop_rate\n"
+            "        self.blocks = nn.Sequential(nn.Linear(8, 8))\n\n    def forward(self, x):\n"
+            "        return self.blocks(x)\n")
+    write_files(tmp_path, [("efficientnet.py", timm)])
+    (found,) = audit([str(tmp_path)], select=("DRP522",))
+    assert found.severity == "info" and "EfficientNet (line 5) takes the same drop_rate for its head" in found.message
+    write_files(tmp_path, [("efficientnet.py", timm.replace("        self.blocks =", "        self.head = nn.Linear(8, 2)\n        self.blocks ="))])
+    assert [f.severity for f in audit([str(tmp_path)], select=("DRP522",))] == ["warning"]  # it has a head of its own
+    trt = ("from tensorrt_llm.module import Module\n\n\nclass Attention(Module):\n"
+           "    def __init__(self, dim, dropout=0.0):\n        super().__init__()\n        self.dim = dim\n")
+    write_files(tmp_path, [("efficientnet.py", "x = 1\n"), ("trt/modules.py", trt)])
+    assert audit([str(tmp_path)], select=("DRP522",)) == []

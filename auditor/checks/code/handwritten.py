@@ -313,11 +313,29 @@ def dropout_scaling_inconsistent(ctx, rule):
                       f"{where} scales kept units by 1/(keep probability) in training and multiplies by the keep "
                       "probability again at inference: eval outputs shrink by (1-p); keep one of the two "
                       "(PyTorch's dropout keeps the training scaling and makes eval the identity)", key=where)
-        elif not scaled and not shrink and _returns_input(fn, evaluate):
+        elif not scaled and not shrink and _returns_input(fn, evaluate) and not _blends(fn):
             yield hit(ctx, module, masks[0].node,
                       f"{where} neither scales kept units by 1/(1-p) in training nor multiplies by (1-p) at "
                       "inference, so activations are (1-p) times smaller in training than in eval; divide the "
                       "masked input by the keep probability", key=where)
+
+
+def _blends(fn) -> bool:
+    """`m * x + (1 - m) * y`: dropped units are replaced by another value, not zeroed, so nothing
+    is lost in expectation to scale back (OneTrainer's OFT dropout swaps rotation blocks for the
+    identity: `stochastic_mask * x + (1 - stochastic_mask) * eye`)."""
+    for node in ast.walk(fn):
+        if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)):
+            continue
+        sides = [node.left, node.right]
+        if not all(isinstance(x, ast.BinOp) and isinstance(x.op, ast.Mult) for x in sides):
+            continue
+        names = [{n.id for n in ast.walk(x) if isinstance(n, ast.Name)} for x in sides]
+        complements = [{_one_minus(f).id for f in (x.left, x.right)
+                        if isinstance(_one_minus(f), ast.Name)} for x in sides]
+        if complements[0] & names[1] or complements[1] & names[0]:
+            return True
+    return False
 
 
 def _matches_scale(expr, mask) -> bool:

@@ -243,8 +243,8 @@ def dropout_parameter_unused(ctx, rule):
     with a literal before reading: callers configure a value that is ignored (torchtune#996,
     TabDPT#4, CLUENER2020#55)."""
     module = python_module_of(ctx)
-    if module is None:
-        return
+    if module is None or "tensorrt_llm" in module.text and _imports(module, "tensorrt_llm"):
+        return  # a TensorRT-LLM port keeps the PyTorch signature for an inference engine (F5-TTS)
     idx = module.index
     named = {id(idx.parents.get(idx.parents.get(a))) for a in idx.of(ast.arg) if dropout_param(a.arg)}
     if not named:
@@ -290,9 +290,19 @@ def dropout_parameter_unused(ctx, rule):
                 continue
             stored = _stored_unread(module, fn, name)
             if stored is not None:
-                yield hit(ctx, module, arg,
-                           f"parameter {name} of {fn.name}() is stored as self.{stored.attr} (line {stored.lineno}), "
-                           f"which nothing reads: the caller's rate never reaches a dropout", key=f"{fn.name}.{name}")
+                found = hit(ctx, module, arg,
+                            f"parameter {name} of {fn.name}() is stored as self.{stored.attr} (line {stored.lineno}), "
+                            f"which nothing reads: the caller's rate never reaches a dropout", key=f"{fn.name}.{name}")
+                why = _headless_copy(module, fn, parent, name)
+                yield found if why is None else found.replace(severity="info", message=f"{found.message}, but {why}")
+
+
+def _imports(module, package: str) -> bool:
+    for node in module.index.of(ast.Import, ast.ImportFrom):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        if any(n == package or n.startswith(package + ".") for n in names):
+            return True
+    return False
 
 
 def _stored_unread(module, fn, name):
@@ -398,6 +408,34 @@ def _interface_reason(module, fn, cls, name: str, read: set):
     built = _built_component(fn, read)
     if built is not None:
         return f"{fn.name}() takes the built module {built}, whose own dropout the caller may have set with this rate"
+    return _headless_copy(module, fn, cls, name)
+
+
+_HEAD = re.compile(r"(^|_)(classifier|head|fc|logits|cls)(_|$)", re.I)
+
+
+def _headless_copy(module, fn, cls, name: str):
+    """The rate is another class's head dropout, and this class builds no head: timm's
+    features-only backbones (EfficientNetFeatures, MobileNetV3Features) take the classifier's
+    `drop_rate` to share its signature, and RDNet passes it to blocks that never use it while
+    its own head does (#31). None when this class has a head or no class of the file reads it."""
+    if not (isinstance(cls, ast.ClassDef) and fn.name == "__init__"):
+        return None
+    if any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" and _HEAD.search(t.attr)
+           and isinstance(n.value, ast.Call)  # a module built as the head, not `self.head_hidden_size = 2048`
+           for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AnnAssign))
+           for t in (n.targets if isinstance(n, ast.Assign) else [n.target])):
+        return None
+    for other in module.index.of(ast.ClassDef):
+        if other is cls:
+            continue
+        init = module.index.methods.get(other.name, {}).get("__init__")
+        if init is None or name not in _params(init):
+            continue
+        heads = [n for n in ast.walk(other) if isinstance(n, ast.Attribute) and _HEAD.search(n.attr)]
+        if heads and (_first_reads(init, {name}) or _stored_unread(module, init, name) is None):
+            return (f"{other.name} (line {other.lineno}) takes the same {name} for its head, and {cls.name} builds "
+                    "no head: a shared signature, not a lost setting")
     return None
 
 
