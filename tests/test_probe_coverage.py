@@ -883,6 +883,10 @@ def test_qwen2_vl_vision_heads_keep_their_rotary_halves_and_a_failed_image_says_
     batch = hf_batch(mistral, arch, 0, "cpu")
     assert batch["image_sizes"].tolist() == [list(batch["pixel_values"].shape[-2:])] * batch["pixel_values"].shape[0]
     assert not mistral._probe_text_only and not mistral._probe_image_dropped
+    llava, arch = build_hf({"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}, None,
+                           full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert "image_sizes" not in hf_batch(llava, arch, 0, "cpu")  # a CLIP tower given sizes fails (no patch_size)
+    assert not llava._probe_text_only and not llava._probe_image_dropped
 
 
 def test_backbone_stage_names_and_swin_windows_follow_the_cut():

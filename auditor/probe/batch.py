@@ -122,8 +122,10 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)  # Idefics 2/3, SmolVLM: (batch, images, C, H, W)
         elif "image_sizes" in params and getattr(config, "image_grid_pinpoints", None) and main == "input_ids":
             _any_resolution(model, kw, batch, g)
-        elif "image_sizes" in params and main == "input_ids" and kw["pixel_values"].dim() == 4:
-            # Pixtral-style towers (Mistral 3, LightOnOCR) take each image's own height and width
+        elif "image_sizes" in params and main == "input_ids" and kw["pixel_values"].dim() == 4 \
+                and "image_sizes" in _required_of(_features_getter(model)[1]):
+            # Pixtral-style towers (Mistral 3, LightOnOCR) need each image's own height and width;
+            # LLaVA accepts image_sizes too, but a CLIP tower given them fails (no patch_size)
             height, width = kw["pixel_values"].shape[-2:]
             kw["image_sizes"] = torch.tensor([[height, width]] * kw["pixel_values"].shape[0])
         if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
