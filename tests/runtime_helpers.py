@@ -89,6 +89,7 @@ def ddp_guard_worker(rank: int, world: int, port: int, out: str) -> None:
             results[name] = {"codes": sorted(f.code for f in guard.finish()), "ranks": report["ranks"],
                              "sites": report["sites"], "sampled": guard.sampled}
     finally:
+        dist.barrier()  # both ranks done before the group goes (else a SIGABRT at exit, now and then)
         dist.destroy_process_group()
     if rank == 0:
         with open(out, "w", encoding="utf-8") as fh:
