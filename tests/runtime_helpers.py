@@ -88,7 +88,11 @@ def ddp_guard_worker(rank: int, world: int, port: int, out: str) -> None:
             report = guard.report()
             results[name] = {"codes": sorted(f.code for f in guard.finish()), "ranks": report["ranks"],
                              "sites": report["sites"], "sampled": guard.sampled}
+            del model, opt, guard  # DDP's reducer holds the group: it must go before the group does
     finally:
+        import gc
+
+        gc.collect()
         dist.barrier()  # both ranks done before the group goes (else a SIGABRT at exit, now and then)
         dist.destroy_process_group()
     if rank == 0:
