@@ -272,3 +272,20 @@ def test_530_a_mask_that_swaps_in_a_replacement_needs_no_scaling(tmp_path):
     assert _run(tmp_path, oft) == []
     zeroed = oft.replace("x = stochastic_mask * x + (1 - stochastic_mask) * eye_matrix", "x = stochastic_mask * x")
     assert [c for c, _ in _run(tmp_path, zeroed)] == ["DRP530"]
+
+
+def test_a_drop_flag_built_as_a_tensor_of_coin_flips_is_a_drop_mask(tmp_path):
+    """lerobot's GR00T processor: `drop_state = torch.tensor([random.random() < p ...]).view(b, 1, 1)`
+    then `state.masked_fill(drop_state, 0)` drops with probability p, as it should."""
+    from tests.conftest import audit, write_files
+
+    src = ("import random\nimport torch\n\n\nclass Processor:\n    def __init__(self, state_dropout_prob=0.1):\n"
+           "        self.state_dropout_prob = state_dropout_prob\n\n    def __call__(self, state, bsz):\n"
+           "        drop_state = torch.tensor([random.random() < self.state_dropout_prob for _ in range(bsz)],\n"
+           "                                  dtype=torch.bool).view(bsz, 1, 1)\n"
+           "        return state.masked_fill(drop_state, 0)\n")
+    write_files(tmp_path, [("processor.py", src)])
+    assert audit([str(tmp_path)], select=("DRP533",)) == []
+    kept = src.replace("return state.masked_fill(drop_state, 0)", "return state * drop_state")
+    write_files(tmp_path, [("processor.py", kept)])
+    assert [f.code for f in audit([str(tmp_path)], select=("DRP533",))] == ["DRP533"]

@@ -239,8 +239,8 @@ def _flag_use(module, node):
         if isinstance(a, ast.Assign):
             stmt = a if a.value is child else None
             break
-        if not isinstance(a, (ast.BoolOp, ast.UnaryOp)) and not (isinstance(a, ast.IfExp) and a.test is not child):
-            break  # `x = random() < p if p > 0 else False` keeps the comparison as the value
+        if not _carries(a, child):
+            break
         child = a
     scalar = _scalar_draw(node)
     if stmt is None or len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
@@ -253,6 +253,23 @@ def _flag_use(module, node):
     if "drop" in name.lower() and "keep" not in name.lower():
         return "drop"
     return "skip" if scalar else None
+
+
+def _carries(parent, child) -> bool:
+    """The parent's value is the child's, reshaped: `a and random() < p`, `random() < p if p else
+    False`, `torch.tensor([random() < p for _ in range(n)]).view(n, 1)` (lerobot's GR00T state
+    dropout, then masked_fill), `(rand(n) < p).to(dtype)`."""
+    if isinstance(parent, (ast.BoolOp, ast.UnaryOp, ast.List, ast.Tuple)):
+        return True
+    if isinstance(parent, ast.IfExp):
+        return parent.test is not child
+    if isinstance(parent, (ast.ListComp, ast.GeneratorExp)):
+        return parent.elt is child
+    if isinstance(parent, ast.Attribute):
+        return parent.value is child
+    if isinstance(parent, ast.Call):
+        return parent.func is child or (child in parent.args and last_name(parent.func) in ("tensor", "as_tensor", "stack"))
+    return False
 
 
 def _scalar_draw(compare) -> bool:
