@@ -24,7 +24,7 @@ from auditor.core import probability
 from auditor.core.model import Field, Setting, Source, Span
 from auditor.knowledge import dropout_keys
 from auditor.sources.common import PYTHON_MARKERS, located_problem
-from auditor.sources.python_facts import PyModule, constant, dotted, kwarg, last_name, parse
+from auditor.sources.python_facts import PyModule, constant, dotted, imported_from, kwarg, last_name, parse
 
 PARSE_ERROR = "DRP000"
 SKIPPED = "DRP004"
@@ -263,7 +263,7 @@ def _model_reference(src: Source, module: PyModule, call: ast.Call) -> None:
     secondary = bool(_SECONDARY_OWNER.search(owner))
     if owner.startswith("Peft") or not (secondary or _MODEL_OWNER.match(owner)):
         return
-    if _imported_from(module, owner).startswith("diffusers"):
+    if imported_from(module, owner)[0].startswith("diffusers"):
         return  # UNet2DConditionModel, a pipeline's parts: no Transformers config to resolve
     kw = kwarg(call, "pretrained_model_name_or_path") or kwarg(call, "model_name")
     node = kw.value if kw is not None else (call.args[0] if call.args else None)
@@ -280,14 +280,6 @@ def _model_reference(src: Source, module: PyModule, call: ast.Call) -> None:
     concrete = None if owner.startswith(("Auto", "Fast")) or secondary else owner
     refs = src.fields.setdefault("model_refs", Field([], module.span(node), ("from_pretrained",)))
     refs.value.append((value, module.span(node), concrete, rev, secondary))
-
-
-def _imported_from(module: PyModule, name: str) -> str:
-    """The module a name is imported from in this file ('' when it is not imported by name)."""
-    for node in module.tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and any((a.asname or a.name) == name for a in node.names):
-            return node.module
-    return ""
 
 
 def _order_references(src: Source) -> None:

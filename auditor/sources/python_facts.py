@@ -338,6 +338,16 @@ def walk(root: ast.AST, prune: tuple = ()):
                 push(v)
 
 
+def imported_from(module, name: str) -> tuple:
+    """(module path, original name) a local name is imported as (`from torch_geometric.nn import
+    MetaPath2Vec as M` -> ("torch_geometric.nn", "MetaPath2Vec")), else ("", "")."""
+    for node in module.index.of(ast.ImportFrom):
+        for alias in node.names:
+            if node.module and (alias.asname or alias.name) == name:
+                return node.module, alias.name
+    return "", ""
+
+
 def dotted(node: ast.AST) -> str:
     """`torch.nn.functional.dropout` for an attribute chain, '' for anything else."""
     parts = []

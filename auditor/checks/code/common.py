@@ -14,6 +14,7 @@ import re
 from auditor.checks.base import Hit
 from auditor.sources.python_code import get_module
 from auditor.sources.python_facts import (
+    constant,
     last_name,
 )
 
@@ -99,3 +100,16 @@ def python_driver(ctx):
     if src is None or src.kind != "python":
         return None, None
     return src, _located(src, get_module(src))
+
+
+def rate_name(node):
+    """The name a rate expression goes by: `p`, `self.p`, `config.dropout`, `cfg["drop_rate"]`
+    -> its last name (None for anything else)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript):
+        ok, key = constant(node.slice)
+        return key if ok and isinstance(key, str) else None
+    return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 
 from auditor.checks.code import classes, models, siblings
-from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL
+from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, rate_name
 from auditor.sources.python_facts import arg_or_kwarg, constant, has_star_args, last_name
 
 # torch.nn layers with a dropout argument and its default (torch/nn/modules/transformer.py).
@@ -130,7 +130,7 @@ def _value(module, call, mod, cls, site):
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
     if isinstance(site, ast.IfExp):  # `p if self.training else 0.0`: the training value decides
         return _value(module, call, mod, cls, site.body)
-    name = _rate_name(site)
+    name = rate_name(site)
     if name is None:
         return None
     found = _given(module, call, name)
@@ -140,18 +140,6 @@ def _value(module, call, mod, cls, site):
         default = _init_default(mod, cls, name, set())
         if default is not _MISSING:
             return default
-    return None
-
-
-def _rate_name(node):
-    """`dropout`, `self.dropout`, `config.dropout`, `cfg["drop_rate"]` -> the name."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Subscript):
-        ok, key = constant(node.slice)
-        return key if ok and isinstance(key, str) else None
     return None
 
 

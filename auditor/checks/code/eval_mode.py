@@ -1,9 +1,5 @@
 """eval-mode checks: functional dropout and attention kernels that ignore model.eval(), and
-model.eval()/train() toggles that leave the wrong mode on (pitfalls.md section C).
-
-The import inside a function (`setup.identity`, for a model class's type) is deferred for
-start-up time: only a validation pipeline built from a pretrained class takes that path.
-"""
+model.eval()/train() toggles that leave the wrong mode on (pitfalls.md section C)."""
 
 from __future__ import annotations
 
@@ -555,24 +551,6 @@ def _pipeline_models(module, call):
     return (name, found) if found else None
 
 
-def _adapter_added(module, key: str) -> bool:
-    """`key.add_adapter(LoraConfig(..., lora_dropout=0.1))` (diffusers' PEFT integration) with a
-    literal rate above 0 in this file: the adapter drops whatever the base model does."""
-    for call in module.calls():
-        func = call.func
-        if isinstance(func, ast.Attribute) and func.attr == "add_adapter" and receiver_key(func.value) == key \
-                and call.args:
-            cfg = call.args[0]
-            if isinstance(cfg, ast.Name):
-                cfg = models.binding(module, cfg.id)
-            if isinstance(cfg, ast.Call) and any(
-                    kw.arg and "dropout" in kw.arg and constant(kw.value)[0]
-                    and isinstance(constant(kw.value)[1], (int, float)) and constant(kw.value)[1] > 0
-                    for kw in cfg.keywords):
-                return True
-    return False
-
-
 def _pipeline_hits(src, module, fl, setup):
     """Validation through a pipeline built from models still in train mode (diffusers' training
     scripts build one every validation epoch): the trained text encoder's dropout (T5: 0.1) or
@@ -587,7 +565,7 @@ def _pipeline_hits(src, module, fl, setup):
             pairs = fl.at.get(call, {}).get(key)
             if not pairs or any(mode != "train" for mode, _ in pairs):
                 continue
-            known = _adapter_added(module, key) or models.known_dropout(module, key, setup) == models.NONZERO
+            known = models.known_dropout(module, key, setup) == models.NONZERO
             by_type = None if known else _type_default_drops(module, key)
             if not known and by_type is None:
                 continue
@@ -604,14 +582,7 @@ def _type_default_drops(module, key: str) -> str | None:
     """`T5EncoderModel.from_pretrained(args.base, ...)`: the class fixes the model type, whose
     defaults drop (t5: dropout_rate 0.1), while the checkpoint's own config.json, which could
     say otherwise, is not here. A note for info, else None."""
-    value = models.binding(module, key)
-    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
-            and value.func.attr == "from_pretrained"):
-        return None
-    cls = last_name(value.func.value)
-    from auditor.setup.identity import class_model_type
-
-    model_type = class_model_type(cls) if cls else None
+    cls, model_type = models.pretrained_class_type(models.binding(module, key))
     if model_type is None or models.type_dropout(model_type, ()) != models.NONZERO:
         return None
     return f"{cls} builds a {model_type}, which drops by default; the checkpoint's config.json decides"
@@ -729,18 +700,7 @@ def _ends_its_training(module, toggle_call, key: str) -> bool:
                      if isinstance(b, list) and stmt in b), None)
         if body is not None:
             blocks.append(body)
-    for other in (s for body in blocks for s in body):
-        for n in ast.walk(other):
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "requires_grad_" \
-                    and receiver_key(n.func.value) == key:
-                arg = arg_or_kwarg(n, "requires_grad", 0)
-                if arg is not None and constant(arg) == (True, False):
-                    return True
-            if isinstance(n, ast.For) and isinstance(n.iter, ast.Call) and isinstance(n.iter.func, ast.Attribute) \
-                    and n.iter.func.attr == "parameters" and receiver_key(n.iter.func.value) == key \
-                    and any(isinstance(a, ast.Assign) and constant(a.value) == (True, False) for a in ast.walk(n)):
-                return True
-    return False
+    return any(models.freezes(n, key) for body in blocks for other in body for n in ast.walk(other))
 
 
 def _steps_train(module, step, key: str, steps) -> bool:

@@ -37,7 +37,7 @@ from auditor.sources.python_facts import arg_or_kwarg, constant, dotted, last_na
 ENTRY = ("entry", None)
 BUILT, LOADED = "built", "loaded"  # train mode by construction, eval mode by from_pretrained
 # Methods that return the module itself: `model.to(device).train()` switches `model`.
-_SELF_RETURNING = frozenset({"to", "cuda", "cpu", "half", "float", "bfloat16", "double", "train", "eval",
+SELF_RETURNING = frozenset({"to", "cuda", "cpu", "half", "float", "bfloat16", "double", "train", "eval",
                              "requires_grad_", "module", "requires_grad"})
 _UNWRAP = frozenset({"unwrap_model", "unwrap", "get_base_model", "deepcopy"})
 _MODULE_ITERS = frozenset({"modules", "named_modules", "children", "named_children"})
@@ -49,7 +49,7 @@ def receiver_key(node) -> str:
     while True:
         if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and func.attr in _SELF_RETURNING:
+            if isinstance(func, ast.Attribute) and func.attr in SELF_RETURNING:
                 node = func.value
                 continue
             if last_name(func) in _UNWRAP and node.args:

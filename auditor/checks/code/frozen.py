@@ -6,7 +6,7 @@ detectron2's Swin: a `_freeze_stages()` that calls `.eval()` and sets requires_g
 turns those stages' dropout and batch norm back on; only an override of `train(mode)` that
 freezes them again keeps them frozen (mmpretrain's ResNet does this, its ViT does not).
 
-Imports inside functions (`knowledge.library_models`, `setup.identity`) are deferred for
+Imports inside functions (`knowledge.library_models`) are deferred for
 start-up time: only a freeze of a pretrained Transformers class takes that path.
 """
 
@@ -111,13 +111,12 @@ def _mode_free_pretrained(value) -> bool:
     """`CLIPTextModel.from_pretrained(path)`: the class fixes a Transformers model type whose rates
     all default to 0 and whose modeling code has no batch norm (Latte's FrozenCLIPEmbedder). A
     checkpoint could ship other rates; the freeze is then said where they are written."""
-    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "from_pretrained"):
+    _, model_type = models.pretrained_class_type(value)
+    if not model_type:
         return False
     from auditor.knowledge import library_models
-    from auditor.setup.identity import class_model_type
 
-    model_type = class_model_type(last_name(value.func.value) or "")
-    return bool(model_type) and not library_models.batch_norm_type(model_type) \
+    return True and not library_models.batch_norm_type(model_type) \
         and models.type_dropout(model_type, ()) == models.ZERO and not any(
             kw.arg and "dropout" in kw.arg for kw in value.keywords)
 

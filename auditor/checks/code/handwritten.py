@@ -23,7 +23,7 @@ import ast
 import re
 
 from auditor.checks.base import check
-from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
+from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of, rate_name
 from auditor.knowledge import dropout_keys
 from auditor.sources.python_facts import arg_or_kwarg, constant, dotted, last_name, mentions_training
 
@@ -93,18 +93,6 @@ def _is_rand(node) -> bool:
         dotted(node.func).split(".")[0] in ("torch", "np", "numpy", "random") or isinstance(node.func, ast.Attribute))
 
 
-def _name(node):
-    """The rate a node names: `p`, `self.p`, `config.dropout`, `cfg["drop_rate"]` -> its last name."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Subscript):
-        ok, key = constant(node.slice)
-        return key if ok and isinstance(key, str) else None
-    return None
-
-
 def _one_minus(node):
     """`1 - e` / `1.0 - e` -> e, else None."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and constant(node.left) in ((True, 1), (True, 1.0)):
@@ -117,14 +105,14 @@ def _same(a, b) -> bool:
         return False
     if ast.dump(a) == ast.dump(b):
         return True
-    na, nb = _name(a), _name(b)
+    na, nb = rate_name(a), rate_name(b)
     return na is not None and na == nb
 
 
 def _is_drop_rate(node, owner_name: str) -> bool:
     """A rate named as a drop probability: dropout, drop_rate, drop_prob... or `p` inside
     something named like dropout (nn.Dropout's own convention)."""
-    name = _name(node)
+    name = rate_name(node)
     if not name or dropout_keys.is_keep_probability(name):
         return False
     if dropout_param(name):
@@ -133,7 +121,7 @@ def _is_drop_rate(node, owner_name: str) -> bool:
 
 
 def _is_keep_rate(node) -> bool:
-    name = _name(node)
+    name = rate_name(node)
     return bool(name) and (dropout_keys.is_keep_probability(name) or name in ("keep", "keep_p", "p_keep", "retain_prob"))
 
 
@@ -524,7 +512,7 @@ def dropout_keep_drop_confused(ctx, rule):
                 rate = m.keep
                 consistent = any(_same(s, rate) for s in scales)  # divides by it: used as a keep probability
                 confirmed = any(_same(_one_minus(s), rate) for s in scales if _one_minus(s) is not None)
-                if consistent or not (confirmed or dropout_param(_name(rate) or "")):
+                if consistent or not (confirmed or dropout_param(rate_name(rate) or "")):
                     continue
                 text = module.text[module.span(rate).start:module.span(rate).end]
                 yield hit(ctx, module, m.node,

@@ -7,8 +7,9 @@ model without dropout (or batch norm) behaves the same in both modes. These ques
 answered from evidence in the file and its setup, never from the name alone; where there is
 none, the answer is "unknown" and the rules say so at info severity.
 
-Imports inside functions (`knowledge.architectures`, `knowledge.library_models`) are deferred for
-start-up time: a run that never takes that path never pays for them.
+Imports inside functions (`knowledge.architectures`, `knowledge.library_models`,
+`setup.identity`) are deferred for start-up time: a run that never takes that path never pays
+for them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import re
 
 from auditor.checks.code import classes
 from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, MODEL, NOT_MODEL, RNNS
-from auditor.checks.code.flow import NN_BUILT, UNPICKLE, WRAPPERS, receiver_key
+from auditor.checks.code.flow import NN_BUILT, SELF_RETURNING, UNPICKLE, WRAPPERS, receiver_key
 from auditor.sources.python_facts import (
     ASSIGNMENTS,
     arg_or_kwarg,
     constant,
     dotted,
+    imported_from,
     is_zero,
     last_name,
     target_names,
@@ -214,20 +216,26 @@ def is_frozen(module, key: str, _seen=frozenset()) -> bool:
     if bound and binding(module, key) is None:
         return all(is_frozen(module, a, _seen | {key}) for a in bound)
     for call in module.index.calls_by_name.get("requires_grad_", ()):
-        if isinstance(call.func, ast.Attribute) and receiver_key(call.func.value) == key:
-            arg = arg_or_kwarg(call, "requires_grad", 0)
-            if arg is not None and constant(arg) == (True, False) and not _adapter_trained(module, key):
-                return True
-    for node in module.index.of(ast.For):
-        if isinstance(node.iter, ast.Call) and last_name(node.iter.func) == "parameters" \
-                and isinstance(node.iter.func, ast.Attribute) and receiver_key(node.iter.func.value) == key:
-            for n in ast.walk(node):
-                if isinstance(n, ast.Assign) and any(last_name(t) == "requires_grad" for t in n.targets) \
-                        and constant(n.value) == (True, False):
-                    return True
+        if freezes(call, key) and not _adapter_trained(module, key):
+            return True
+    if any(freezes(node, key) for node in module.index.of(ast.For)):
+        return True
     optimized = optimized_models(module)
     return bool(optimized) and key not in optimized and key.rsplit(".", 1)[-1] not in {
         k.rsplit(".", 1)[-1] for k in optimized}
+
+
+def freezes(node, key: str) -> bool:
+    """`key.requires_grad_(False)`, or `for p in key.parameters(): p.requires_grad = False`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_" \
+            and receiver_key(node.func.value) == key:
+        arg = arg_or_kwarg(node, "requires_grad", 0)
+        return arg is not None and constant(arg) == (True, False)
+    if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and last_name(node.iter.func) == "parameters" \
+            and isinstance(node.iter.func, ast.Attribute) and receiver_key(node.iter.func.value) == key:
+        return any(isinstance(n, ast.Assign) and any(last_name(t) == "requires_grad" for t in n.targets)
+                   and constant(n.value) == (True, False) for n in ast.walk(node))
+    return False
 
 
 def _adapter_trained(module, key: str) -> bool:
@@ -298,6 +306,8 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     dropout_p, torch.nn layers with dropout); for a pretrained model, the model the setup stage
     resolved for its reference (#11), else the config.json of the same setup. Nothing is guessed.
     """
+    if key != "self" and _added_adapter_dropout(module, key) == NONZERO:
+        return NONZERO
     value = binding(module, key)
     if value is None and key != "self":
         bound = aliases(module, key) - _seen if len(_seen) < 4 else set()
@@ -330,14 +340,11 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
         verdict = identity_dropout(module, value, setup)
         return verdict if verdict != UNKNOWN else config_dropout(setup)
     built = value
-    while isinstance(built, ast.Call) and isinstance(built.func, ast.Attribute) and built.func.attr in _MOVES:
+    while isinstance(built, ast.Call) and isinstance(built.func, ast.Attribute) and built.func.attr in SELF_RETURNING:
         built = built.func.value  # MetaPath2Vec(...).to(device)
     if isinstance(built, ast.Call) and isinstance(built.func, ast.Name) and _library_without_dropout(module, built.func.id):
         return ZERO
     return UNKNOWN
-
-
-_MOVES = frozenset({"to", "cuda", "cpu", "float", "half", "bfloat16", "double", "train", "eval", "requires_grad_"})
 
 
 def _library_without_dropout(module, name: str) -> bool:
@@ -345,16 +352,28 @@ def _library_without_dropout(module, name: str) -> bool:
     class whose source has no dropout (knowledge/data/library_models.json)."""
     from auditor.knowledge import library_models
 
-    for node in module.index.of(ast.ImportFrom):
-        if node.module and any((a.asname or a.name) == name for a in node.names):
-            original = next(a.name for a in node.names if (a.asname or a.name) == name)
-            return library_models.without_dropout(original, node.module)
-    return False
+    package, original = imported_from(module, name)
+    return bool(package) and library_models.without_dropout(original, package)
 
 
 def _adapter_dropout(module, call) -> str:
     """NONZERO when get_peft_model's config is a literal *Config(..._dropout=p > 0) of this file."""
-    cfg = arg_or_kwarg(call, "peft_config", 1)
+    return _config_dropout(module, arg_or_kwarg(call, "peft_config", 1))
+
+
+def _added_adapter_dropout(module, key: str) -> str:
+    """NONZERO when `key.add_adapter(LoraConfig(..., lora_dropout=0.1))` (diffusers' and
+    Transformers' PEFT integration) adds an adapter whose literal rate is above 0: the adapter
+    drops whatever the base model does (#31)."""
+    for call in module.index.calls_by_name.get("add_adapter", ()):
+        if isinstance(call.func, ast.Attribute) and receiver_key(call.func.value) == key and call.args:
+            if _config_dropout(module, call.args[0]) == NONZERO:
+                return NONZERO
+    return UNKNOWN
+
+
+def _config_dropout(module, cfg) -> str:
+    """NONZERO for a literal *Config(..._dropout=p > 0) call, or a name bound to one, of this file."""
     if isinstance(cfg, ast.Name):
         cfg = binding(module, cfg.id)
     if not isinstance(cfg, ast.Call):
@@ -445,6 +464,19 @@ def identity_dropout(module, call, setup) -> str:
                 return NONZERO
     identity = found[0]
     return type_dropout(identity.model_type, identity.config.settings if identity.config is not None else ())
+
+
+def pretrained_class_type(value) -> tuple:
+    """(class name, Transformers model type) for `X.from_pretrained(...)` where the class X fixes
+    the type (T5EncoderModel -> t5, CLIPTextModel -> clip_text_model), else (name, None). The
+    checkpoint's own config.json, which could change its rates, is not read here."""
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "from_pretrained"):
+        return "", None
+    cls = last_name(value.func.value) or ""
+    from auditor.setup.identity import class_model_type
+
+    return cls, (class_model_type(cls) if cls else None)
 
 
 def type_dropout(model_type: str, settings) -> str:
