@@ -289,3 +289,20 @@ def test_a_drop_flag_built_as_a_tensor_of_coin_flips_is_a_drop_mask(tmp_path):
     kept = src.replace("return state.masked_fill(drop_state, 0)", "return state * drop_state")
     write_files(tmp_path, [("processor.py", kept)])
     assert [f.code for f in audit([str(tmp_path)], select=("DRP533",))] == ["DRP533"]
+
+
+def test_a_keep_mask_of_coin_flips_indexed_into_a_product_is_judged_as_a_keep_mask(tmp_path):
+    """OneTrainer: `mask = torch.tensor([rand.random() > p for _ in range(b)]).float()` then
+    `x * mask[:, None, None]` keeps with probability 1-p, as it should; the name containing
+    "dropout" does not make it a drop mask, because it multiplies."""
+    from tests.conftest import audit, write_files
+
+    src = ("import random\nimport torch\n\n\ndef encode(x, text_encoder_dropout_probability, batch_size):\n"
+           "    dropout_text_encoder_mask = (torch.tensor(\n"
+           "        [random.random() > text_encoder_dropout_probability for _ in range(batch_size)])).float()\n"
+           "    return x * dropout_text_encoder_mask[:, None, None]\n")
+    write_files(tmp_path, [("model.py", src)])
+    assert audit([str(tmp_path)], select=("DRP533",)) == []
+    wrong = src.replace("random.random() >", "random.random() <")
+    write_files(tmp_path, [("model.py", wrong)])
+    assert [f.code for f in audit([str(tmp_path)], select=("DRP533",))] == ["DRP533"]

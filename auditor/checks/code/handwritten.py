@@ -269,11 +269,12 @@ def _scalar_draw(compare) -> bool:
 
 
 def _multiplies(module, use) -> bool:
-    """The flag enters a product: `weight *= drop`, `x * drop.view(...)`, `drop.float() * x`."""
+    """The flag enters a product: `weight *= drop`, `x * drop.view(...)`, `drop.float() * x`,
+    `x * mask[:, None, None]` (OneTrainer's text-encoder dropout)."""
     node = use
     parent = module.parent(node)
-    while isinstance(parent, (ast.Attribute, ast.Call)) and (
-            isinstance(parent, ast.Attribute) or (isinstance(parent, ast.Call) and parent.func is node)):
+    while (isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is node) or (
+            isinstance(parent, ast.Call) and parent.func is node):  # drop.view(...), mask[:, None, None]
         node, parent = parent, module.parent(parent)
     if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Mult):
         return True
