@@ -854,13 +854,13 @@ def test_qwen2_vl_vision_heads_keep_their_rotary_halves_and_a_failed_image_says_
     """Qwen2-VL's 80-wide vision heads were cut to 10, which its row/column rotary halves cannot
     split: the image was dropped. Now heads are fewer instead (per-head size divisible by 4), and
     the vision tower runs on a consistent config (the merger's output = the text width). The
-    default config itself pairs a 3584-wide merger with an 8192-wide text model, which no layout
-    can run: the report names both widths instead of "gave it no input". Mistral 3's Pixtral
+    default config itself pairs a 3584-wide merger with an 8192-wide text model: the scaled model
+    gives both one width, so the tower runs, and the report names both widths. Mistral 3's Pixtral
     tower gets each image's size and runs."""
     import torch
 
     from auditor.probe.batch import hf_batch
-    from auditor.probe.build import build_hf
+    from auditor.probe.build import build_hf, width_mismatch
 
     d = scale_config_dict(CONFIG_MAPPING["qwen2_vl"]().to_dict())
     vision = d["vision_config"]
@@ -874,10 +874,15 @@ def test_qwen2_vl_vision_heads_keep_their_rotary_halves_and_a_failed_image_says_
     model.model.visual.register_forward_hook(lambda *a: calls.append(1))
     model.train()
     assert torch.isfinite(model(**batch).loss) and calls and not model._probe_image_dropped
-    default, _ = build_hf({"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"]}, None,
-                          full_size=False, seed=0, device="cpu", dtype=torch.float32)
-    assert default._probe_text_only and "vision_config.hidden_size = 3584" in default._probe_image_dropped \
-        and "text_config.hidden_size = 8192" in default._probe_image_dropped and "at full size either" in default._probe_image_dropped
+    # Transformers' own default pairs a 3584-wide merger with an 8192-wide text model: the scaled
+    # model gives both one width, so the tower runs, and the disagreement is said as the config's
+    default_config = {"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"]}
+    default, _ = build_hf(default_config, None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert not default._probe_text_only and not default._probe_image_dropped
+    said = width_mismatch(default_config)
+    assert "vision_config.hidden_size = 3584" in said and "text_config.hidden_size = 8192" in said \
+        and "at full size, no image can enter the text model" in said
+    assert width_mismatch(consistent) == ""
     mistral, arch = build_hf({"model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"]}, None,
                              full_size=False, seed=0, device="cpu", dtype=torch.float32)
     batch = hf_batch(mistral, arch, 0, "cpu")

@@ -37,7 +37,7 @@ from auditor.probe.batch import (
     to_device,
 )
 from auditor.probe.errors import BuildError
-from auditor.probe.shrink import fill_rope_sections, scale_config_dict  # noqa: F401  (the one scaler; re-exported)
+from auditor.probe.shrink import fill_rope_sections, scale_config_dict, vision_output_key  # noqa: F401  (the one scaler; re-exported)
 
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
 
@@ -202,7 +202,7 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                     break
                 if text_only and image_error is not None and not getattr(model, "_probe_image_dropped", ""):
                     why = " ".join(f"{type(image_error).__name__}: {image_error}".split())[:200]
-                    model._probe_image_dropped = _width_mismatch(config) or \
+                    model._probe_image_dropped = width_mismatch(config) or \
                         f"every layout with the image failed its forward ({why})"
                     chosen["image_dropped"] = model._probe_image_dropped
                 choice.update(chosen)
@@ -214,7 +214,7 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
     raise first
 
 
-def _width_mismatch(config: dict) -> str:
+def width_mismatch(config: dict) -> str:
     """The config's vision tower ends in a width the text model does not have: Transformers'
     own defaults for qwen2_vl, qwen2_5_vl, qwen3_vl, glm_ocr and others pair a 3584-wide merger
     with a 4096- or 8192-wide text model, so no image can enter the text model at full size
@@ -230,13 +230,12 @@ def _width_mismatch(config: dict) -> str:
         vision, text = full.get("vision_config"), full.get("text_config")
         if not isinstance(vision, dict) or not isinstance(text, dict):
             return ""
-    key = "out_hidden_size" if "out_hidden_size" in vision else "hidden_size" if "embed_dim" in vision else None
+    key = vision_output_key(vision)
     out, width = vision.get(key) if key else None, text.get("hidden_size")
     if not (isinstance(out, int) and isinstance(width, int)) or out == width:
         return ""
     return (f"its config's vision tower outputs vision_config.{key} = {out} features per token, while the text "
-            f"model is text_config.hidden_size = {width} wide: no image can enter the text model, at full size "
-            f"either")
+            f"model is text_config.hidden_size = {width} wide: at full size, no image can enter the text model")
 
 
 MAX_COMPLETIONS = 4  # keys completed for one config at most (each costs a rebuild)

@@ -27,6 +27,7 @@ from auditor.probe.build import (
     load_factory,
     subject_from_factory,
     subject_from_hf,
+    width_mismatch,
 )
 from auditor.probe.finetune import finetune, step_overhead
 from auditor.probe.instrument import Instrument, scale_tolerance
@@ -223,6 +224,8 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
     desc = f"{arch} ({'full size' if opts.full_size else 'scaled down'}, {size / 1e6:.2f}M parameters"
     if getattr(model, "_probe_text_only", False):
         desc += ", text inputs only: no image input could be synthesized"
+    if not opts.full_size and (widths := width_mismatch(target.config)):
+        desc += f", {widths}; the scaled model gives both one width, so its vision tower ran"
     if getattr(model, "_probe_no_labels", False):
         desc += ", no labels: the loss is taken from the output"
     if getattr(model, "_probe_completed", None):

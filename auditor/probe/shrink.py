@@ -320,11 +320,33 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     _fit_feature_layers(cfg, d)
     _scale_token_ranges(cfg, d)
     _fit_image_tokens(cfg, d)
+    _tie_vision_output(d)
     if not is_int(d.get("vocab_size")) and isinstance(d.get("text_config"), dict):
         # a composite's placeholder ids (image_token_id) index the text model's vocabulary
         _scale_vocab(d, d["text_config"].get("vocab_size"))
         _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+def vision_output_key(vision: dict) -> str | None:
+    """The vision config's key for the width of the features it hands the text model: Qwen2-VL
+    style towers name their merger's output `hidden_size` beside their own `embed_dim`, others
+    `out_hidden_size`."""
+    return "out_hidden_size" if "out_hidden_size" in vision else "hidden_size" if "embed_dim" in vision else None
+
+
+def _tie_vision_output(d: dict) -> None:
+    """The scaled tower hands the text model features of the text model's scaled width. Real
+    checkpoints agree at full size; Transformers' own defaults for qwen2_vl, qwen3_vl, glm_ocr and
+    others do not (a 3584-wide merger before a 4096-wide text model), and scaling both by one
+    divisor kept them apart, so their towers never ran and their dropout keys went unmeasured.
+    The runner says when the config itself disagrees (build.width_mismatch)."""
+    vision, text = d.get("vision_config"), d.get("text_config")
+    if not isinstance(vision, dict) or not isinstance(text, dict):
+        return
+    key = vision_output_key(vision)
+    if key and is_int(vision.get(key)) and is_int(text.get("hidden_size")):
+        vision[key] = text["hidden_size"]
 
 
 def _vision_rope_heads(d: dict, width: int, heads: int) -> int:
