@@ -1020,3 +1020,45 @@ def test_audio_spectrogram_transformer_gets_a_filterbank():
     waveform made its patch embedding fail (Dimension out of range) and the type was refused."""
     model, batch = built("audio-spectrogram-transformer", "ASTForAudioClassification")
     assert batch["input_values"].shape[1:] == (model.config.max_length, model.config.num_mel_bins)
+
+
+def test_perceiver_is_scaled_and_its_image_classifier_gets_pixels_by_name():
+    """Perceiver's image classifier was refused (conv2d got None: its main input is `inputs`,
+    so no pixels were made), and its 26 self-attention layers, 256 latents of 1,280 features
+    timed out the masked-LM probe at 180 s."""
+    import torch
+
+    small = scaled_with_type("perceiver")
+    assert small["num_self_attends_per_block"] == 2 and small["num_latents"] <= 32 and small["d_latents"] < 1280
+    model, batch = built("perceiver", "PerceiverForImageClassificationLearned")
+    assert batch["pixel_values"].dim() == 4 and "inputs" not in batch
+    model.train()
+    assert torch.isfinite(model(**batch).loss)
+
+
+def test_a_token_index_read_with_a_getattr_default_is_completed_inside_the_vocabulary():
+    """ShieldGemma 2 picks two logits by `getattr(config, "yes_token_index", 10_784)`, which no
+    config holds: index 10784 was out of bounds for the scaled 512-token vocabulary (refused)."""
+    import torch
+
+    model, batch = built("shieldgemma2", "ShieldGemma2ForImageClassification")
+    said = " ".join(model._probe_completed)
+    assert "yes_token_index = 10784" in said and "no_token_index = 3771" in said and "modeling_shieldgemma2" in said
+    vocab = model.config.text_config.vocab_size
+    assert 0 <= model.yes_token_index < vocab and 0 <= model.no_token_index < vocab
+    assert model.yes_token_index != model.no_token_index
+    model.train()
+    assert torch.isfinite(model(**batch).logits).all()
+
+
+def test_reformer_axial_positions_fit_the_scaled_width_and_the_batch():
+    """Reformer's axial factors (64, 192) must add up to the hidden size and its axial shape
+    (64, 64) multiply to the sequence in training: the masked-LM default was refused."""
+    import torch
+
+    small = scaled_with_type("reformer")
+    assert sum(small["axial_pos_embds_dim"]) == small["hidden_size"]
+    assert small["axial_pos_shape"] == [4, 8] and small["max_position_embeddings"] == 32
+    model, batch = built("reformer", "ReformerForMaskedLM")
+    model.train()
+    assert torch.isfinite(model(**batch).loss)

@@ -81,10 +81,12 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     vocab = int(getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 512)
     g = torch.Generator().manual_seed(seed + 1)
     main = getattr(model, "main_input_name", "input_ids")
+    params = forward_params(model)
     if main == "inputs":  # SpeechEncoderDecoderModel: whatever its encoder takes
         encoder = model.get_encoder() if callable(getattr(model, "get_encoder", None)) else None
         main = getattr(encoder, "main_input_name", main)
-    params = forward_params(model)
+    if main == "inputs" and "pixel_values" in params:  # Perceiver's image classifiers take pixels by name too
+        main = "pixel_values"
     kw: dict = {}
     placed = False  # the image's place in the text is already given (no placeholders to count)
     ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
@@ -454,7 +456,7 @@ def _streamed_features(config, frames: int, batch: int, g) -> torch.Tensor:
 
 def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
     num_labels = int(getattr(config, "num_labels", 2) or 2)
-    if arch.endswith("ForSequenceClassification") or arch.endswith("ForImageClassification"):
+    if re.search(r"For(Sequence|Image)Classification[A-Z]?\w*$", arch):  # Perceiver's ...Learned, ...Fourier
         return torch.randint(0, num_labels, (batch,), generator=g)
     if arch.endswith("ForTokenClassification"):
         return torch.randint(0, num_labels, (batch, seq), generator=g)

@@ -17,7 +17,10 @@ differently from a real checkpoint, or one no layer uses:
 - `sliding_window` unset while no layer of `layer_types` is a sliding one (Step3p7 builds the
   sliding mask unconditionally): a window as long as the context, which no layer reads;
 - a clamp bound left None, which its config documents as "if set, clip" (DBRX's `clip_qkv`,
-  passed to `torch.clamp` as both bounds): an infinite bound, which clips nothing.
+  passed to `torch.clamp` as both bounds): an infinite bound, which clips nothing;
+- a token index no config class declares, which the modeling code reads as
+  `getattr(config, "yes_token_index", 10_784)` (ShieldGemma 2 picks two logits by it): that
+  default, which the scaler then moves into the scaled vocabulary like every token id.
 
 The probe's report names every completion. A key the user wrote is never changed.
 
@@ -33,6 +36,8 @@ import sys
 MISSING = re.compile(r"^'(\w+Config)' object has no attribute '(\w+)'$")
 NO_WINDOW = "Could not find a `sliding_window` argument in the config"
 NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
+OUT_OF_BOUNDS = re.compile(r"^index (\d+) is out of bounds for dimension \d+ with size \d+$")
+TOKEN_DEFAULT = re.compile(r"getattr\(\s*(?:self\.)?\w*config\s*,\s*[\"'](\w+_token_(?:index|id))[\"']\s*,\s*([\d_]+)\s*\)")
 
 
 def wanted(exc: BaseException) -> tuple[str, str] | None:
@@ -45,7 +50,35 @@ def wanted(exc: BaseException) -> tuple[str, str] | None:
         return (type(owner).__name__, "sliding_window") if owner is not None else None
     if isinstance(exc, RuntimeError) and str(exc).startswith(NO_BOUND):
         return _unset_bound(exc)
+    if isinstance(exc, IndexError) and (found := OUT_OF_BOUNDS.match(str(exc))):
+        return _token_read_by_default(exc, int(found.group(1)))
     return None
+
+
+def _token_read_by_default(exc: BaseException, index: int) -> tuple[str, str] | None:
+    """The token key behind an index past the scaled vocabulary: a module on the failing path
+    reads it from its config with a getattr default equal to that index, which no config holds."""
+    tb = exc.__traceback__
+    while tb is not None:
+        this = tb.tb_frame.f_locals.get("self")
+        config = getattr(this, "config", None)
+        if config is not None:
+            for key, default in _getattr_defaults(sys.modules.get(type(this).__module__)):
+                if default == index and getattr(config, key, None) is None:
+                    return type(config).__name__, key
+        tb = tb.tb_next
+    return None
+
+
+def _getattr_defaults(module) -> list[tuple[str, int]]:
+    """(key, default) of every `getattr(config, "<x>_token_index", <int>)` in a module's source."""
+    import inspect
+
+    try:
+        source = inspect.getsource(module) if module is not None else ""
+    except (OSError, TypeError):
+        return []
+    return [(key, int(default.replace("_", ""))) for key, default in TOKEN_DEFAULT.findall(source)]
 
 
 def _unset_bound(exc: BaseException) -> tuple[str, str] | None:
@@ -137,8 +170,18 @@ def value_for(config, key: str, ancestors: list) -> tuple[object, str] | None:
     if "clip" in key and "if set, clip" in " ".join((type(config).__doc__ or "").lower().split()):
         return float("inf"), "None means no clipping; an infinite bound clips nothing"
     if key.endswith(("_token_id", "_token_index")):
-        return _sibling_default(type(config), key)
+        return _sibling_default(type(config), key) or _modeling_default(type(config), key)
     return None
+
+
+def _modeling_default(cls, key: str) -> tuple[object, str] | None:
+    """The default the model's own modeling module reads `key` with (see _token_read_by_default)."""
+    name = cls.__module__.rsplit(".", 1)
+    modeling = sys.modules.get(f"{name[0]}.modeling_{name[-1].removeprefix('configuration_')}")
+    found = [default for k, default in _getattr_defaults(modeling) if k == key]
+    if len(set(found)) != 1:
+        return None
+    return found[0], f"the default {modeling.__name__.rsplit('.', 1)[-1]} reads it with"
 
 
 def _sibling_default(cls, key: str) -> tuple[object, str] | None:

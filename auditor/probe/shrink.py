@@ -36,10 +36,11 @@ POSITIONS = 1024
 AUDIO_POSITIONS = 32
 IMAGE_PATCHES = 4
 STATE_CAPS = {"mamba_d_state": 16, "state_size": 16, "ssm_state_size": 16, "d_state": 16,
-              "mamba_chunk_size": 32, "chunk_size": 32}
+              "mamba_chunk_size": 32, "chunk_size": 32, "num_latents": 32}
 
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers", "decoder_layers",
-              "num_decoder_layers", "num_encoder_layers", "text_layers", "vision_layers", "depth", "layers")
+              "num_decoder_layers", "num_encoder_layers", "text_layers", "vision_layers", "depth", "layers",
+              "num_self_attends_per_block")  # Perceiver: 26 self-attention layers per block
 # EfficientNet-style compound scaling: channels x width, block repeats x depth (rounded up)
 COEFFICIENT_CAPS = {"width_coefficient": 0.25, "depth_coefficient": 0.1, "depth_multiplier": 0.25,
                     "width_multiplier": 0.25}
@@ -47,7 +48,8 @@ WIDTH_KEYS = ("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "intermedi
               "encoder_ffn_dim", "decoder_ffn_dim", "ffn_dim", "moe_intermediate_size", "ffn_hidden_size",
               "shared_expert_intermediate_size", "expert_ffn_hidden_size", "attention_hidden_size",
               "kv_lora_rank", "q_lora_rank", "d_inner", "intermediate_size_mlp", "expert_intermediate_size",
-              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm")
+              "mlp_dim", "hidden_dim", "ffn_hidden_dim", "lru_width", "projection_dim", "mamba_d_ssm",
+              "d_latents")
 # Conv channels of a VQ image tokenizer (Apertus 1.5, Emu3, Chameleon): widths too, but their
 # encoders hard-code GroupNorm(32 groups), so they never go below 32 (nor below what was written).
 CHANNEL_KEYS = ("base_channels", "latent_channels")
@@ -304,10 +306,11 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     for key in ("max_position_embeddings", "n_positions", "n_ctx"):
         if is_int(d.get(key)) and d[key] > POSITIONS and not rotary:
             d[key] = POSITIONS
-    for key, cap in STATE_CAPS.items():  # recurrent state and scan chunk sizes cost time only
+    for key, cap in STATE_CAPS.items():  # recurrent state, scan chunks, Perceiver's latents: time only
         if is_int(d.get(key)) and d[key] > cap:
             d[key] = cap
     _scale_vision(d)
+    _fit_axial_positions(d)
     for key in ("max_source_positions",):  # audio encoders need exactly 2x this many frames
         if is_int(d.get(key)) and d[key] > AUDIO_POSITIONS:
             d[key] = AUDIO_POSITIONS
@@ -326,6 +329,30 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
         _scale_vocab(d, d["text_config"].get("vocab_size"))
         _set_unset_placeholders(d, d["text_config"].get("vocab_size"))
     return d
+
+
+AXIAL_SHAPE = [4, 8]  # multiplies to the probe batch's 32 tokens (batch.SEQ_LEN)
+CHUNK_CAP = 16        # Reformer's attention chunks: the 32 tokens must split into whole chunks
+
+
+def _fit_axial_positions(d: dict) -> None:
+    """Reformer's axial position embeddings: the factors of `axial_pos_embds_dim` must add up to
+    the (scaled) hidden size, and in training the sequence must be exactly as long as the
+    product of `axial_pos_shape` and a whole number of attention chunks. Shapes only: its
+    dropout keys are untouched."""
+    dims, width = d.get("axial_pos_embds_dim"), d.get("hidden_size")
+    if not (isinstance(dims, list) and dims and all(is_int(v) for v in dims) and is_int(width)):
+        return
+    if sum(dims) != width:
+        total = sum(dims)
+        d["axial_pos_embds_dim"] = [max(1, v * width // total) for v in dims[:-1]]
+        d["axial_pos_embds_dim"].append(width - sum(d["axial_pos_embds_dim"]))
+    if isinstance(d.get("axial_pos_shape"), list) and len(d["axial_pos_shape"]) == len(AXIAL_SHAPE):
+        d["axial_pos_shape"] = list(AXIAL_SHAPE)
+        d["max_position_embeddings"] = math.prod(AXIAL_SHAPE)
+    for key in ("lsh_attn_chunk_length", "local_attn_chunk_length"):
+        if is_int(d.get(key)) and d[key] > CHUNK_CAP:
+            d[key] = CHUNK_CAP
 
 
 def vision_output_key(vision: dict) -> str | None:
