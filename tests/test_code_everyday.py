@@ -327,6 +327,53 @@ with torch.no_grad():
                 ("DRP604",)) == [("train.py", "DRP604", 11, "warning")]
 
 
+def test_a_sibling_models_layers_are_followed_into_its_own_package(tmp_path):
+    """StyleGAN2 (rosinality): convert_weight.py samples from `Generator()` of model.py under
+    no_grad without eval(); model.py's layers come `from op import FusedLeakyReLU`, which
+    op/__init__.py re-exports from op/fused_act.py. Read there, the generator has no dropout, so
+    its mode changes nothing (the info was false); with a Dropout in that layer it stays said (at
+    info: the rate is not traced through the package, so it is not a fact of the construction)."""
+    model = '''
+import torch
+from torch import nn
+from op import FusedLeakyReLU
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.noises = nn.Module()
+        self.act = FusedLeakyReLU(8)
+    def forward(self, z):
+        return self.act(z)
+'''
+    layer = '''
+from torch import nn
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channel):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channel))
+    def forward(self, x):
+        return x + self.bias
+'''
+    script = '''
+import torch
+from model import Generator
+
+g = Generator()
+with torch.no_grad():
+    img = g(torch.randn(4, 8))
+'''
+    files = [("model.py", model), ("op/__init__.py", "from .fused_act import FusedLeakyReLU\n"),
+             ("op/fused_act.py", layer), ("convert_weight.py", script)]
+    assert _run(tmp_path / "a", files) == []
+    dropped = layer.replace("        self.bias = nn", "        self.drop = nn.Dropout(0.1)\n        self.bias = nn")
+    assert _run(tmp_path / "b", files[:2] + [("op/fused_act.py", dropped), files[3]]) == [
+        ("convert_weight.py", "DRP605", 7, "info")]
+    unknown = [("model.py", model), ("convert_weight.py", script)]  # op/ not beside it: unknown
+    assert _run(tmp_path / "c", unknown) == [("convert_weight.py", "DRP605", 7, "info")]
+
+
 def test_sibling_reading_is_bounded(tmp_path, monkeypatch):
     """Only imported modules beside the file (or below it), never larger than the cap; a module
     one folder up through an absolute import is not read."""

@@ -175,3 +175,17 @@ def test_a_freeze_whose_module_mode_changes_nothing_is_passed_over(tmp_path):
     for cls in ("ResNetModel", "T5EncoderModel"):
         write_files(tmp_path, [("clip.py", clip.replace("CLIPTextModel", cls))])
         assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")], cls
+
+
+def test_a_frozen_library_model_without_dropout_is_passed_over(tmp_path):
+    """PixArt's HEDdetector freezes diffusers' AutoencoderKL (dropout 0.0 in every block,
+    GroupNorm; knowledge/data/library_models.json) or the VAE passed in its place: its mode
+    changes nothing. The same class name from another package stays a finding."""
+    hed = ("import torch.nn as nn\nfrom diffusers.models import AutoencoderKL\n\n\nclass HEDdetector(nn.Module):\n"
+           "    def __init__(self, vae=None):\n        super().__init__()\n        if vae is None:\n"
+           "            self.vae = AutoencoderKL.from_pretrained('sd-vae')\n        else:\n            self.vae = vae\n"
+           "        self.vae.eval()\n        self.vae.requires_grad_(False)\n")
+    write_files(tmp_path, [("hed.py", hed)])
+    assert audit([str(tmp_path)]) == []
+    write_files(tmp_path, [("hed.py", hed.replace("from diffusers.models import", "from mylib import"))])
+    assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")]

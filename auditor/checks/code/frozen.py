@@ -93,7 +93,7 @@ def _mode_free(module, cls):
         name = last_name(value.func) if value is not None else None
         if name in local:
             return models.class_dropout(module, local[name]) == models.ZERO
-        return _mode_free_pretrained(value)
+        return _mode_free_pretrained(module, value)
 
     return moot
 
@@ -107,13 +107,15 @@ def _reassigns_itself(value, attr: str) -> bool:
         and node.value.id == "self"
 
 
-def _mode_free_pretrained(value) -> bool:
+def _mode_free_pretrained(module, value) -> bool:
     """`CLIPTextModel.from_pretrained(path)`: the class fixes a Transformers model type whose rates
     all default to 0 and whose modeling code has no batch norm (Latte's FrozenCLIPEmbedder). A
-    checkpoint could ship other rates; the freeze is then said where they are written."""
-    _, model_type = models.pretrained_class_type(value)
+    checkpoint could ship other rates; the freeze is then said where they are written. A class
+    of another library whose source has no dropout at all (diffusers' AutoencoderKL, which
+    PixArt's HEDdetector freezes) is mode-free whatever checkpoint it loads."""
+    cls, model_type = models.pretrained_class_type(value)
     if not model_type:
-        return False
+        return bool(cls) and models.library_without_dropout(module, cls)
     from auditor.knowledge import library_models
 
     return True and not library_models.batch_norm_type(model_type) \

@@ -52,6 +52,7 @@ NN_WITHOUT_DROPOUT = frozenset({
     "Sequential", "ModuleList", "ModuleDict", "Parameter", "ParameterList", "Flatten", "MaxPool1d", "MaxPool2d",
     "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveAvgPool1d", "Upsample", "PixelShuffle", "Bilinear", "Mish",
     "LeakyReLU", "ELU", "Softplus", "Hardswish", "Unflatten", "ZeroPad2d",
+    "Module",  # an empty container (StyleGAN2's `self.noises = nn.Module()` holds buffers)
 })
 NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d",
                            "InstanceNorm2d", "InstanceNorm3d"})
@@ -342,12 +343,12 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     built = value
     while isinstance(built, ast.Call) and isinstance(built.func, ast.Attribute) and built.func.attr in SELF_RETURNING:
         built = built.func.value  # MetaPath2Vec(...).to(device)
-    if isinstance(built, ast.Call) and isinstance(built.func, ast.Name) and _library_without_dropout(module, built.func.id):
+    if isinstance(built, ast.Call) and isinstance(built.func, ast.Name) and library_without_dropout(module, built.func.id):
         return ZERO
     return UNKNOWN
 
 
-def _library_without_dropout(module, name: str) -> bool:
+def library_without_dropout(module, name: str) -> bool:
     """`model = MetaPath2Vec(...)` with `from torch_geometric.nn import MetaPath2Vec`: a library
     class whose source has no dropout (knowledge/data/library_models.json)."""
     from auditor.knowledge import library_models
@@ -387,17 +388,19 @@ def _config_dropout(module, cfg) -> str:
 
 
 def class_dropout(module, cls, seen=None) -> str:
-    """Dropout of a module class defined in this file, following the classes it builds here."""
+    """Dropout of a module class defined in this file, following the classes it builds here and
+    those it imports from its own package (siblings.py)."""
     seen = seen if seen is not None else set()
-    if cls.name in seen:
+    if (module.cache.get("path"), cls.name) in seen:
         return ZERO
-    seen.add(cls.name)
+    seen.add((module.cache.get("path"), cls.name))
     local = _local_module_classes(module)
     verdict = ZERO
     for base in cls.bases:
         name = last_name(base)
-        if name in local:
-            sub = class_dropout(module, local[name], seen)
+        found = (module, local[name]) if name in local else classes.module_class(module, base)
+        if found is not None:
+            sub = class_dropout(*found, seen)
             verdict = NONZERO if sub == NONZERO else (UNKNOWN if sub == UNKNOWN else verdict)
         elif name not in ("Module",) and not name.endswith("Module"):
             return UNKNOWN  # a base from elsewhere may add dropout
@@ -418,14 +421,13 @@ def class_dropout(module, cls, seen=None) -> str:
                 p = arg_or_kwarg(node, "dropout", RNNS[name])
                 if p is not None and not zero_rate(module, p):
                     return NONZERO  # between stacked layers (DRP520 says when it does nothing)
-            elif name in local:
-                sub = class_dropout(module, local[name], seen)
+            elif name in local or name and name[0].isupper() and name not in NN_WITHOUT_DROPOUT:
+                found = (module, local[name]) if name in local else classes.module_class(module, node.func)
+                sub = class_dropout(*found, seen) if found is not None else UNKNOWN  # else a layer from elsewhere
                 if sub == NONZERO:
                     return NONZERO
                 if sub == UNKNOWN:
                     verdict = UNKNOWN
-            elif name and name[0].isupper() and name not in NN_WITHOUT_DROPOUT:
-                verdict = UNKNOWN  # a layer from elsewhere
     return verdict
 
 

@@ -5,8 +5,12 @@ model.py beside it, and whether GPT has dropout is written there. The eval-mode 
 that question, so the modules a file imports from its own directory (or a package folder
 inside it) are parsed, never imported, and their top-level classes and functions answer it.
 The reach is bounded on purpose: only modules the file imports, only beside it or below it
-(a relative import goes one package up at most), at most MAX_MODULES of them, none larger
-than MAX_BYTES, and never the imports of those modules. Parsed trees are shared across files
+(a relative import goes one package up at most), at most MAX_MODULES of them per importing
+file, none larger than MAX_BYTES. A sibling's own imports are followed the same way, on demand:
+model.py's layers often come from a package beside it (StyleGAN2's `from op import
+FusedLeakyReLU`, which op/__init__.py re-exports from op/fused_act.py), and whether the model
+has dropout is decided there. Only a name a check asks about is followed, so the files read
+stay few; parsed trees are shared, so a cycle of imports costs nothing. Parsed trees are shared across files
 of a run (keyed by path, size and modification time), and every file read is recorded so
 that the result cache misses when one of them changes (`take_read`).
 """
@@ -46,29 +50,40 @@ class Imported:
         self._loaded[key] = mod
         return mod
 
-    def lookup(self, name: str, kinds=(ast.ClassDef,)):
+    def lookup(self, name: str, kinds=(ast.ClassDef,), hops: int = 0):
         """(module, node) of a class (or function) a name denotes here, else None."""
         found = None
         if name in self._names:
             paths, original = self._names[name]
-            mod = self._module(paths)
-            node = _top_level(mod).get(original) if mod is not None else None
-            found = (mod, node) if node is not None else None
+            found = _defined(self._module(paths), original, hops)
         else:
             for paths in self._stars:
-                mod = self._module(paths)
-                node = _top_level(mod).get(name) if mod is not None else None
-                if node is not None:
-                    found = (mod, node)
+                found = _defined(self._module(paths), name, hops)
+                if found is not None:
                     break
         return found if found is not None and isinstance(found[1], kinds) else None
 
     def attribute(self, alias: str, name: str, kinds=(ast.ClassDef,)):
         """(module, node) of `alias.name` where alias is an imported sibling module."""
         paths = self._modules.get(alias)
-        mod = self._module(paths) if paths else None
-        node = _top_level(mod).get(name) if mod is not None else None
-        return (mod, node) if node is not None and isinstance(node, kinds) else None
+        found = _defined(self._module(paths), name, 0) if paths else None
+        return found if found is not None and isinstance(found[1], kinds) else None
+
+
+MAX_HOPS = 2  # re-exports followed: a package's __init__.py, and one more
+
+
+def _defined(mod, name: str, hops: int):
+    """(module, node) where `name` is defined: in `mod` itself, or in the module its
+    `from .x import name` re-exports it from (a package's __init__.py)."""
+    if mod is None:
+        return None
+    node = _top_level(mod).get(name)
+    if node is not None:
+        return mod, node
+    if hops >= MAX_HOPS:
+        return None
+    return imported(mod).lookup(name, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef), hops + 1)
 
 
 def take_read() -> set:
@@ -80,7 +95,7 @@ def take_read() -> set:
 
 def imported(module) -> Imported:
     """The sibling modules `module` imports (module.cache["path"] is its file); empty when
-    the path is not known (a module built in a test) or it is itself a sibling."""
+    the path is not known (a module built in a test)."""
     found = module.cache.get("siblings")
     if found is not None:
         return found
@@ -148,8 +163,7 @@ def _parse(path: str):
     except (SyntaxError, ValueError, RecursionError, MemoryError, OSError):
         return None
     module.cache["path"] = path
-    module.cache["sibling"] = True  # its own imports are not followed
-    module.cache["siblings"] = Imported()
+    module.cache["sibling"] = True
     return module
 
 
