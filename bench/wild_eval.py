@@ -176,6 +176,24 @@ VISION31 = {
     "score_sde_pytorch": ("yang-song/score_sde_pytorch", "", "cb1f359f4aadf0ff9a5e122fe8fffc9451fd6e44", "diffusion"),
 }
 
+# The second #31 set (session 35): 13 repositories from the same domains, fresh after VISION31
+# was used to tune the info fixes; judged on the tool before any change made for them.
+VISION31B = {
+    "segment-anything": ("facebookresearch/segment-anything", "", "dca509fe793f601edb92606367a655c15ac00fdf", "vision"),
+    "stylegan3": ("NVlabs/stylegan3", "", "c233a919a6faee6e36a316ddd4eddababad1adf9", "gan"),
+    "pyGAT": ("Diego999/pyGAT", "", "3664f2dc90cbf971564c0bf186dc794f12446d0c", "graph"),
+    "benchmarking-gnns": ("graphdeeplearning/benchmarking-gnns", "", "b6c407712fa576e9699555e1e035d1e327ccae6c", "graph"),
+    "BigGAN-PyTorch": ("ajbrock/BigGAN-PyTorch", "", "98459431a5d618d644d54cd1e9fceb1e5045648d", "gan"),
+    "DALLE2-pytorch": ("lucidrains/DALLE2-pytorch", "", "680dfc4d93b70f9ab23c814a22ca18017a738ef6", "diffusion"),
+    "SwinIR": ("JingyunLiang/SwinIR", "", "6545850fbf8df298df73d81f3e8cba638787c8bd", "vision"),
+    "VAR": ("FoundationVision/VAR", "", "78b95394fc5896192e3a003e4b295f8ea743c48f", "vision"),
+    "generative-models": ("Stability-AI/generative-models", "", "0ad7de9a5cb53fd63d6d30a4f385485e72e08597", "diffusion"),
+    "pytorch-cifar": ("kuangliu/pytorch-cifar", "", "49b7aa97b0c12fe0d4054e670403a16b6b834ddd", "vision"),
+    "pygcn": ("tkipf/pygcn", "", "1600b5b748b3976413d1e307540ccc62605b4d6d", "graph"),
+    "glide-text2im": ("openai/glide-text2im", "", "69b530740eb6cef69442d6180579ef5ba9ef063e", "diffusion"),
+    "mmf": ("facebookresearch/mmf", "", "b0ffc7fba39f210f833c127362146aec01a2f259", "multimodal"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -277,13 +295,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the raw per-repository results as JSON")
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
-    ap.add_argument("--set", choices=("tuned", "heldout", "vision31"), default="tuned",
-                    help="the 40 repositories the #25 fixes were made on, the 36 held out from them, or #31's 27")
+    ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b"), default="tuned",
+                    help="the 40 repositories the #25 fixes were made on, the 36 held out from them, #31's 27, "
+                         "or #31's fresh 13 (vision31b)")
     ap.add_argument("--judge-infos", action="store_true",
                     help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
-    REPOS = {"heldout": HELDOUT, "vision31": VISION31}.get(args.set, TUNED)
+    REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B}.get(args.set, TUNED)
     judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
