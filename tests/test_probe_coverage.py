@@ -1062,3 +1062,25 @@ def test_reformer_axial_positions_fit_the_scaled_width_and_the_batch():
     model, batch = built("reformer", "ReformerForMaskedLM")
     model.train()
     assert torch.isfinite(model(**batch).loss)
+
+
+def test_muse_glimmer_merged_width_scales_and_its_temporal_patch_is_read():
+    """MuSE Glimmer's projector takes the vision width x merge size squared (`out_hidden_size`
+    6144 = 1536 x 2 x 2), which stayed at full size beside a 96-wide tower; and its temporal patch
+    is `patch_temporal` (588-wide patches for a 1176-wide embedding). Its image never ran."""
+    small = scaled_with_type("muse_glimmer")
+    vision = small["vision_config"]
+    assert small["out_hidden_size"] == vision["hidden_size"] * vision["merge_size"] ** 2
+    model, batch = built("muse_glimmer", "MuseGlimmerForConditionalGeneration")
+    assert batch["pixel_values"].shape[-1] == 2 * 3 * vision["patch_size"] ** 2 and not model._probe_image_dropped
+    assert (batch["input_ids"] == model.config.image_token_id).any() and trains(model, batch)
+
+
+def test_a_waveform_is_whole_audio_tokens_where_the_encoder_asks():
+    """MuSE Spark's audio encoder takes a multiple of `samples_per_token` (1920) samples only."""
+    from types import SimpleNamespace
+
+    from auditor.probe.batch import _waveform_length
+
+    assert _waveform_length(SimpleNamespace(samples_per_token=1920)) == 5760
+    assert _waveform_length(SimpleNamespace()) == 4000

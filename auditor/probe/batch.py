@@ -390,7 +390,7 @@ def _grid_image(config, batch: int, g):
     patch), with `image_grid_thw` = (temporal patches, rows, columns) per image; rows and columns
     are multiples of the merge size, whose square of patches makes one image token. One temporal
     patch of 2 merge sizes square per image: 4 image tokens each. None when the vision config
-    does not say its patch size."""
+    does not say its patch size. (MuSE Glimmer names its temporal patch `patch_temporal`.)"""
     vision = _vision(config)
     patch = getattr(vision, "patch_size", None)
     if isinstance(patch, (list, tuple)) and patch:
@@ -398,7 +398,7 @@ def _grid_image(config, batch: int, g):
     if not isinstance(patch, int) or patch <= 0:
         return None
     merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or 1
-    temporal = getattr(vision, "temporal_patch_size", None) or 1
+    temporal = getattr(vision, "temporal_patch_size", None) or getattr(vision, "patch_temporal", None) or 1
     channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
     if not all(isinstance(v, int) and v > 0 for v in (merge, temporal, channels)):
         return None
@@ -651,11 +651,25 @@ def _bins(audio) -> list:
     return found or [80]
 
 
+WAVEFORM = 4000
+
+
+def _waveform_length(audio) -> int:
+    """4000 samples, rounded up to a whole number of audio tokens where the encoder takes only
+    whole ones (MuSE Spark: a multiple of its `samples_per_token`, 1920, as its extractor pads)."""
+    per_token = getattr(audio, "samples_per_token", None)
+    if isinstance(per_token, int) and not isinstance(per_token, bool) and per_token > 0:
+        return -(-WAVEFORM // per_token) * per_token
+    return WAVEFORM
+
+
 def _audio_candidates(audio, name: str, batch: int, g) -> list:
     """(features, frames) layouts to try: a waveform flat or with one channel; mel features as
     (batch, bins, frames) or (batch, frames, bins) for each width the config may mean."""
     if name == "input_values":
-        return [(torch.randn(batch, 4000, generator=g), 4000), (torch.randn(batch, 1, 4000, generator=g), 4000)]
+        samples = _waveform_length(audio)
+        return [(torch.randn(batch, samples, generator=g), samples),
+                (torch.randn(batch, 1, samples, generator=g), samples)]
     positions, window = getattr(audio, "max_source_positions", None), getattr(audio, "n_window", None)
     frames = 2 * int(positions) if isinstance(positions, int) and positions > 0 else 64
     if isinstance(window, int) and window > 0:  # Qwen3-ASR pads its frames to whole windows of 2 x n_window

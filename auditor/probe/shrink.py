@@ -248,10 +248,18 @@ def cut_per_layer(d: dict, before: int, after: int) -> None:
             d[key] = [v for v in value if v < after]
 
 
+MERGE_KEYS = ("spatial_merge_size", "merge_size")
+
+
 def tree_widths(d: dict) -> set[int]:
     """The hidden sizes of a config and all its sub-configs (before scaling), but a narrow leaf's,
-    which is not scaled."""
+    which is not scaled; and a vision tower's merged width, its width x merge size squared, which
+    the projector after it takes (MuSE Glimmer's `out_hidden_size`, 1536 x 2 x 2 = 6144)."""
     own = {d[k] for k in ("hidden_size", "d_model", "n_embd") if is_int(d.get(k))}
+    width = d["embed_dim"] if is_int(d.get("embed_dim")) else _own_width(d)  # Qwen2-VL: hidden_size is the merger's output
+    merge = next((d[k] for k in MERGE_KEYS if is_int(d.get(k)) and d[k] > 1), None)
+    if width is not None and merge is not None:
+        own.add(width * merge * merge)
     for key, value in d.items():
         if isinstance(value, dict) and _is_sub_config(key, value) and not _narrow_leaf(value):
             own |= tree_widths(value)
