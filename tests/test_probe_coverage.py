@@ -1084,3 +1084,15 @@ def test_a_waveform_is_whole_audio_tokens_where_the_encoder_asks():
 
     assert _waveform_length(SimpleNamespace(samples_per_token=1920)) == 5760
     assert _waveform_length(SimpleNamespace()) == 4000
+
+
+def test_inkling2_gets_one_row_of_pixels_per_image_token():
+    """Inkling 2's tower takes (image tokens, patch x merge, patch x merge, channels) and counts
+    `image_grid_thw` in image tokens; the Qwen-VL patch layout failed in its reshape ("shape
+    '[-1, 2, 20, 2, 20, 1200]' is invalid"). The layout its getter runs on is chosen."""
+    model, batch = built("inkling2_loop", "Inkling2LoopForConditionalGeneration")
+    vision = model.config.vision_config
+    side = vision.patch_size * vision.spatial_merge_size
+    assert batch["pixel_values"].shape[1:] == (side, side, vision.num_channels) and not model._probe_image_dropped
+    assert (batch["input_ids"] == model.config.image_token_id).sum() == batch["image_grid_thw"].prod(-1).sum()
+    assert trains(model, batch)

@@ -109,7 +109,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             if mask in params:
                 kw[mask] = torch.ones_like(kw[name])
     text_only = getattr(model, "_probe_text_only", False)
-    grid = _grid_image(config, batch, g) if "image_grid_thw" in params and not text_only else None
+    grid = _grid_image(model, batch, g) if "image_grid_thw" in params and not text_only else None
     flex = _naflex(config, batch, g) if "spatial_shapes" in params and not text_only else None
     if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
         kw["pixel_values"], kw["image_grid_thw"] = grid
@@ -384,13 +384,46 @@ def _naflex(config, batch: int, g):
     return pixels, torch.ones(batch, patches, dtype=torch.long), shapes
 
 
-def _grid_image(config, batch: int, g):
+def _grid_image(model, batch: int, g):
+    """The first of the grid layouts below that the model's image getter runs on; None when the
+    vision config does not say its patch size. Only the getter can tell them apart: both take
+    `(pixel_values, image_grid_thw)`."""
+    layouts = [f(model.config, batch, g) for f in (_patch_grid, _token_grid)]
+    layouts = [layout for layout in layouts if layout is not None]
+    getter = _features_getter(model)[1]
+    if len(layouts) < 2 or getter is None:
+        return layouts[0] if layouts else None
+    for pixels, grid in layouts:
+        try:
+            with counting(model):
+                getter(pixels, grid)
+        except Exception:  # noqa: BLE001  not this layout: try the next
+            continue
+        return pixels, grid
+    return layouts[0]
+
+
+def _token_grid(config, batch: int, g):
+    """Inkling 2 takes one row per image token, (tokens, patch x merge, patch x merge, channels),
+    the merge size's square of patches as pixels, and counts `image_grid_thw` in image tokens:
+    2 x 2 tokens per image."""
+    vision = _vision(config)
+    patch, merge = getattr(vision, "patch_size", None), getattr(vision, "spatial_merge_size", None)
+    channels = getattr(vision, "num_channels", None) or 3
+    if not all(isinstance(v, int) and v > 0 for v in (patch, merge, channels)):
+        return None
+    side = 2
+    grid = torch.tensor([[1, side, side]] * batch, dtype=torch.long)
+    return torch.randn(batch * side * side, patch * merge, patch * merge, channels, generator=g), grid
+
+
+def _patch_grid(config, batch: int, g):
     """Qwen-VL style towers (Qwen2-VL, GLM-4V, Ernie 4.5 VL, ...) take one image as its patches,
     already cut and flattened by the processor, (patches, channels x temporal patch x patch x
     patch), with `image_grid_thw` = (temporal patches, rows, columns) per image; rows and columns
     are multiples of the merge size, whose square of patches makes one image token. One temporal
-    patch of 2 merge sizes square per image: 4 image tokens each. None when the vision config
-    does not say its patch size. (MuSE Glimmer names its temporal patch `patch_temporal`.)"""
+    patch of 2 merge sizes square per image: 4 image tokens each. (MuSE Glimmer names its
+    temporal patch `patch_temporal`.)"""
     vision = _vision(config)
     patch = getattr(vision, "patch_size", None)
     if isinstance(patch, (list, tuple)) and patch:
