@@ -1096,3 +1096,15 @@ def test_inkling2_gets_one_row_of_pixels_per_image_token():
     assert batch["pixel_values"].shape[1:] == (side, side, vision.num_channels) and not model._probe_image_dropped
     assert (batch["input_ids"] == model.config.image_token_id).sum() == batch["image_grid_thw"].prod(-1).sum()
     assert trains(model, batch)
+
+
+def test_kimi_and_paddleocr_get_their_patches_as_small_images():
+    """Kimi K2.5's and PaddleOCR-VL's patch embeddings are convolutions over (patches, channels,
+    patch, patch): flattened Qwen-VL patches failed ("Expected 3D or 4D input to conv2d, got
+    [16, 588]"; "not enough values to unpack"). Kimi's merge kernel is `merge_kernel_size`."""
+    model, batch = built("kimi_k25", "Kimi_K25ForConditionalGeneration")
+    patch = model.config.vision_config.patch_size
+    assert batch["pixel_values"].shape[1:] == (3, patch, patch) and not model._probe_image_dropped
+    assert (batch["input_ids"] == model.config.image_token_id).any() and trains(model, batch)
+    model, batch = built("paddleocr_vl", "PaddleOCRVLForConditionalGeneration")
+    assert batch["pixel_values"].dim() == 4 and not model._probe_image_dropped and trains(model, batch)

@@ -386,10 +386,14 @@ def _naflex(config, batch: int, g):
 
 def _grid_image(model, batch: int, g):
     """The first of the grid layouts below that the model's image getter runs on; None when the
-    vision config does not say its patch size. Only the getter can tell them apart: both take
-    `(pixel_values, image_grid_thw)`."""
+    vision config does not say its patch size. Only the getter can tell them apart: all take
+    `(pixel_values, image_grid_thw)`. Patches flattened (Qwen-VL), patches as small images (Kimi
+    K2.5, PaddleOCR-VL), or one row per image token (Inkling 2)."""
     layouts = [f(model.config, batch, g) for f in (_patch_grid, _token_grid)]
     layouts = [layout for layout in layouts if layout is not None]
+    unflattened = _unflattened(model.config, *layouts[0]) if layouts else None
+    if unflattened is not None:
+        layouts.insert(1, unflattened)
     getter = _features_getter(model)[1]
     if len(layouts) < 2 or getter is None:
         return layouts[0] if layouts else None
@@ -401,6 +405,18 @@ def _grid_image(model, batch: int, g):
             continue
         return pixels, grid
     return layouts[0]
+
+
+def _unflattened(config, pixels, grid):
+    """Kimi K2.5 cuts the patches but leaves each one an image, (patches, channels, patch,
+    patch), for its patch convolution. None where a patch spans frames too (a temporal patch)."""
+    vision = _vision(config)
+    channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
+    patch = getattr(vision, "patch_size", None)
+    patch = patch[-1] if isinstance(patch, (list, tuple)) and patch else patch
+    if not isinstance(patch, int) or not isinstance(channels, int) or pixels.shape[-1] != channels * patch * patch:
+        return None
+    return pixels.reshape(pixels.shape[0], channels, patch, patch), grid
 
 
 def _token_grid(config, batch: int, g):
@@ -417,6 +433,13 @@ def _token_grid(config, batch: int, g):
     return torch.randn(batch * side * side, patch * merge, patch * merge, channels, generator=g), grid
 
 
+def _kernel_side(kernel) -> int | None:
+    """A square merge kernel's side (Kimi K2.5's `merge_kernel_size`, [2, 2])."""
+    if isinstance(kernel, (list, tuple)) and kernel and all(isinstance(v, int) and v == kernel[0] for v in kernel):
+        return kernel[0]
+    return None
+
+
 def _patch_grid(config, batch: int, g):
     """Qwen-VL style towers (Qwen2-VL, GLM-4V, Ernie 4.5 VL, ...) take one image as its patches,
     already cut and flattened by the processor, (patches, channels x temporal patch x patch x
@@ -430,7 +453,8 @@ def _patch_grid(config, batch: int, g):
         patch = patch[-1]
     if not isinstance(patch, int) or patch <= 0:
         return None
-    merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or 1
+    merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or _kernel_side(
+        getattr(vision, "merge_kernel_size", None)) or 1
     temporal = getattr(vision, "temporal_patch_size", None) or getattr(vision, "patch_temporal", None) or 1
     channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
     if not all(isinstance(v, int) and v > 0 for v in (merge, temporal, channels)):
