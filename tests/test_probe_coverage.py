@@ -1108,3 +1108,22 @@ def test_kimi_and_paddleocr_get_their_patches_as_small_images():
     assert (batch["input_ids"] == model.config.image_token_id).any() and trains(model, batch)
     model, batch = built("paddleocr_vl", "PaddleOCRVLForConditionalGeneration")
     assert batch["pixel_values"].dim() == 4 and not model._probe_image_dropped and trains(model, batch)
+
+
+def test_granite_docling_gets_its_required_tile_mask():
+    """Granite Docling's inner image getter requires a (batch, tiles) `pixel_attention_mask` of
+    real tiles (its outer getter passes it on as optional): without it, "'NoneType' object has
+    no attribute 'sum'" and the image was left out."""
+    model, batch = built("granite_docling", "GraniteDoclingForConditionalGeneration")
+    assert batch["pixel_attention_mask"].shape == batch["pixel_values"].shape[:2] and batch["pixel_attention_mask"].all()
+    assert not model._probe_image_dropped and trains(model, batch)
+
+
+def test_aria_patch_counts_follow_the_scaled_image():
+    """Aria's projector looks its query count up by patch count (1,225 or 4,900): the scaled
+    image's 16 patches raised KeyError. The counts are laid out again from the scaled image."""
+    small = scaled("aria")
+    vision = small["vision_config"]
+    assert small["projector_patch_to_query_dict"] == {(vision["image_size"] // vision["patch_size"]) ** 2: 128, 64: 256}
+    model, batch = built("aria", "AriaForConditionalGeneration")
+    assert (batch["input_ids"] == model.config.image_token_id).sum(-1).eq(128).all() and trains(model, batch)

@@ -122,6 +122,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             kw["pixel_values"] = torch.stack([kw["pixel_values"]] * VIDEO_FRAMES, dim=1)
         elif "pixel_attention_mask" in params and main == "input_ids" and not _is_policy(config):
             kw["pixel_values"] = kw["pixel_values"].unsqueeze(1)  # Idefics 2/3, SmolVLM: (batch, images, C, H, W)
+            if _getter_requires(model, "pixel_attention_mask"):
+                # Granite Docling's getter picks the real tiles by a (batch, tiles) mask: one, real
+                kw["pixel_attention_mask"] = torch.ones(kw["pixel_values"].shape[:2], dtype=torch.bool)
         elif "image_sizes" in params and getattr(config, "image_grid_pinpoints", None) and main == "input_ids":
             _any_resolution(model, kw, batch, g)
         elif "image_sizes" in params and main == "input_ids" and kw["pixel_values"].dim() == 4 \
@@ -835,6 +838,14 @@ def _features_getter(model):
             if callable(getter):
                 return kind, getter
     return "image", None
+
+
+def _getter_requires(model, name: str) -> bool:
+    """Whether the image getter cannot run without `name`: the inner model's getter says so where
+    the outer one passes it on as optional (Granite Docling's `pixel_attention_mask`)."""
+    return any(name in _required_of(getattr(owner, "get_image_features", None))
+               for owner in (model, getattr(model, "model", None))
+               if owner is not None and callable(getattr(owner, "get_image_features", None)))
 
 
 def _accepted(fn, kw: dict, first: str) -> dict:

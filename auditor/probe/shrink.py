@@ -503,6 +503,28 @@ def _fit_image_tokens(before: dict, after: dict) -> None:
         if side and (want > side or side % want):
             fit = max(s for s in range(1, side + 1) if side % s == 0 and s <= max(1, side // 2))
             after["mm_tokens_per_image"] = fit * fit
+    if is_int(patch) and patch > 0 and new // patch:
+        _fit_patch_counts(after, (new // patch) ** 2)
+
+
+def _fit_patch_counts(d: dict, patches: int) -> None:
+    """Aria's projector takes only the patch counts its `projector_patch_to_query_dict` names
+    (1,225 and 4,900: its processor's 490- and 980-pixel images), which the scaled image's 16
+    patches is not: the smallest count becomes the scaled image's, the others keep their ratio
+    to it, and each still maps to its number of queries (image tokens)."""
+    for key, table in list(d.items()):
+        if not key.endswith("patch_to_query_dict") or not isinstance(table, dict) or not table:
+            continue
+        try:
+            counts = {int(k): v for k, v in table.items()}
+        except (TypeError, ValueError):
+            continue
+        if patches in counts:
+            continue
+        smallest = min(counts)
+        if smallest <= 0:
+            continue
+        d[key] = {max(1, round(k * patches / smallest)): v for k, v in sorted(counts.items())}
 
 
 FEATURE_LAYER = re.compile(r"^(vision_)?feature_layers?$")
