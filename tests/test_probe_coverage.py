@@ -1127,3 +1127,13 @@ def test_aria_patch_counts_follow_the_scaled_image():
     assert small["projector_patch_to_query_dict"] == {(vision["image_size"] // vision["patch_size"]) ** 2: 128, 64: 256}
     model, batch = built("aria", "AriaForConditionalGeneration")
     assert (batch["input_ids"] == model.config.image_token_id).sum(-1).eq(128).all() and trains(model, batch)
+
+
+def test_unlimited_ocr_sam_neck_ends_at_the_encoder_width():
+    """Unlimited OCR's SAM neck (`downsample_channels` [512, 1024]) feeds its 1024-wide encoder as
+    patch embeddings; left at full size beside a 128-wide encoder, its image never ran."""
+    small = scaled("unlimited_ocr")["vision_config"]
+    assert small["sam_config"]["downsample_channels"][-1] == small["encoder_config"]["hidden_size"]
+    model, batch = built("unlimited_ocr", "UnlimitedOcrForConditionalGeneration")
+    assert not model._probe_image_dropped and (batch["input_ids"] == model.config.image_token_id).any()
+    assert trains(model, batch)

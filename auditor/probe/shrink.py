@@ -670,8 +670,12 @@ NOT_A_WIDTH = re.compile(r"(image|patch|position|window|vocab|chunk|frame|sample
 def _scale_dims(d: dict, width: int, heads: int, per_head: int, widths: set[int] = frozenset()) -> None:
     hidden = {d[k] for k in ("hidden_size", "d_model", "n_embd") if is_int(d.get(k))} | set(widths)
     for key, value in list(d.items()):
-        if key in WIDTH_KEYS and isinstance(value, list) and value and all(is_int(v) for v in value):
-            d[key] = [scaled(v, width) if v > 0 else v for v in value]  # per layer (Gemma 3n FFN)
+        if isinstance(value, list) and value and all(is_int(v) for v in value) and (
+                key in WIDTH_KEYS or key == "downsample_channels" and value[-1] in hidden):
+            # per layer (Gemma 3n FFN); or a neck's conv channels ending at a width of the tree
+            # (Unlimited OCR's SAM neck, [512, 1024], feeds its 1024-wide encoder). Detection
+            # models' channel lists (RT-DETR's decoder_in_channels) are left as they were.
+            d[key] = [scaled(v, width) if v > 0 else v for v in value]
         if not is_int(value) or value <= 0:
             continue
         if key in CHANNEL_KEYS:
