@@ -1137,3 +1137,17 @@ def test_unlimited_ocr_sam_neck_ends_at_the_encoder_width():
     model, batch = built("unlimited_ocr", "UnlimitedOcrForConditionalGeneration")
     assert not model._probe_image_dropped and (batch["input_ids"] == model.config.image_token_id).any()
     assert trains(model, batch)
+
+
+def test_video_llava_feeds_its_video_tower_a_video():
+    """Video-LLaVA's `video_tower` reads only `pixel_values_videos` (images go to its image tower):
+    the batch had none and the part never ran. Frames shaped as the image, one video placeholder
+    per feature its `get_video_features` returns."""
+    model, batch = built("video_llava", "VideoLlavaForConditionalGeneration")
+    video = batch["pixel_values_videos"]
+    assert video.shape[:2] == (4, 4) and video.shape[2:] == batch["pixel_values"].shape[1:]
+    placed = (batch["input_ids"] == model.config.video_token_index).sum(dim=1)
+    assert placed.min() > 0 and (placed == placed[0]).all()
+    calls = []
+    model.model.video_tower.register_forward_hook(lambda *a: calls.append(1))
+    assert trains(model, batch) and calls

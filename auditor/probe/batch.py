@@ -168,6 +168,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
     if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
         _add_image_tokens(model, kw, "pixel_values" in required)
+    if "pixel_values" in kw and "input_ids" in kw and "pixel_values_videos" in params and not placed:
+        _add_video(model, kw, g)
     if main == "input_ids" and "input_ids" in kw and not text_only and not placed:
         _add_audio(model, kw, params, batch, g)
         _add_own_ids(model, kw, params, batch, seq, g)
@@ -817,6 +819,36 @@ def _modality_types(config, kw: dict) -> torch.Tensor:
 
 
 VIDEO_FRAMES = 4
+VIDEO_TOKENS = ("video_token_id", "video_token_index")
+
+
+def _add_video(model, kw: dict, g) -> None:
+    """Video-LLaVA encodes videos with a tower of their own (`video_tower`), which images never
+    reach: a video of VIDEO_FRAMES frames shaped as the batch's image, (batch, frames, C, H, W),
+    with one `video_token_id` per feature `get_video_features` returns. Only for a getter that
+    needs the frames alone and an image of whole frames: Qwen-VL style videos come as patches
+    with a `video_grid_thw`, which this does not synthesize. When the video cannot be counted it
+    is left out, and the rest of the batch is as it was."""
+    config = model.config
+    token = next((getattr(config, n) for n in VIDEO_TOKENS if isinstance(getattr(config, n, None), int)), None)
+    getter = next((getattr(o, "get_video_features", None) for o in (getattr(model, "model", None), model)
+                   if o is not None and callable(getattr(o, "get_video_features", None))), None)
+    image = kw["pixel_values"]
+    if token is None or getter is None or image.dim() != 4 or "image_grid_thw" in kw \
+            or _required_of(getter) != {"pixel_values_videos"} or "video_grid_thw" in _params_of(getter):
+        return
+    video = torch.randn(image.shape[0], VIDEO_FRAMES, *image.shape[1:], generator=g)
+    try:
+        with counting(model):
+            out = getter(pixel_values_videos=video)
+        feats = getattr(out, "pooler_output", None)
+        feats = first_tensor(out) if feats is None else feats
+        rows = feats.reshape(-1, feats.shape[-1]).shape[0] // image.shape[0]
+    except Exception:  # noqa: BLE001  a video layout of its own: the batch stays without video
+        return
+    if 0 < rows <= 4096:
+        kw["pixel_values_videos"] = video
+        _place(model, kw, token, rows)
 
 
 def _cross_attended_image(kw: dict) -> bool:
