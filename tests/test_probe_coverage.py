@@ -1151,3 +1151,19 @@ def test_video_llava_feeds_its_video_tower_a_video():
     calls = []
     model.model.video_tower.register_forward_hook(lambda *a: calls.append(1))
     assert trains(model, batch) and calls
+
+
+def test_kosmos2_5_reads_its_image_as_flattened_patches():
+    """Kosmos-2.5's vision model reads Pix2Struct-style `flattened_patches` beside its text (its
+    main input is input_ids): the batch had none and the vision part never ran. Its 2048 latent
+    queries (one image position each) are capped, as they cost time only."""
+    import torch
+
+    model, batch = built("kosmos-2.5", "Kosmos2_5ForConditionalGeneration")
+    assert model.config.latent_query_num <= 64
+    patches, mask = batch["flattened_patches"], batch["image_embeds_position_mask"]
+    assert patches.shape[-1] == 2 + model.config.vision_config.patch_embed_hidden_size
+    with torch.no_grad():
+        features = model.get_image_features(patches).pooler_output
+    assert (mask.sum(dim=1) == features.shape[1]).all() and mask.shape == batch["input_ids"].shape
+    assert trains(model, batch)

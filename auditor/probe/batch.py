@@ -137,7 +137,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             placed = _cross_attended_image(kw)
     if main == "state" and _is_policy(config):
         placed = _policy_inputs(model, kw, batch, g)
-    if main == "flattened_patches":
+    if main == "flattened_patches" or (main == "input_ids" and "flattened_patches" in params and _vision(config)
+                                       and not text_only):  # Kosmos-2.5: text plus Pix2Struct-style patches
         kw["flattened_patches"] = _flattened_patches(_vision(config) or config, batch, g)
     if main == "input_values":
         frames, bins = getattr(config, "max_length", None), getattr(config, "num_mel_bins", None)
@@ -166,8 +167,9 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     if getattr(model, "_probe_tuple_output", False):  # see _return_tuples
         kw["return_dict"] = True
     encoded_image = main == "pixel_values" and getattr(config, "is_encoder_decoder", False)  # no placeholders
-    if "pixel_values" in kw and "input_ids" in kw and not encoded_image and not placed:
-        _add_image_tokens(model, kw, "pixel_values" in required)
+    image_input = next((n for n in IMAGE_INPUTS if n in kw), None)
+    if image_input and "input_ids" in kw and not encoded_image and not placed and main != "flattened_patches":
+        _add_image_tokens(model, kw, image_input in required, image_input)
     if "pixel_values" in kw and "input_ids" in kw and "pixel_values_videos" in params and not placed:
         _add_video(model, kw, g)
     if main == "input_ids" and "input_ids" in kw and not text_only and not placed:
@@ -530,13 +532,17 @@ def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):
     return decoder.transpose(1, 2).reshape(-1, decoder.shape[1]) if decoder.dim() == 3 else decoder.clone()
 
 
-def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
+IMAGE_INPUTS = ("pixel_values", "flattened_patches")  # an image as pixels, or as Pix2Struct-style patches
+
+
+def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str = "pixel_values") -> None:
     """Multimodal decoders match one placeholder token per image feature: ask the model how many
     features the synthetic image makes, and write that many placeholders into the text. When it
     cannot say, the probe runs the text path only (the language model's dropout still runs),
     unless the forward cannot run without the image (BLIP, BLIP-2 with no placeholder token:
     the image features are prepended to the text, so the text stays as it is). Kosmos-2 has no
-    placeholder id: its `image_embeds_position_mask` marks the positions the features replace."""
+    placeholder id: its `image_embeds_position_mask` marks the positions the features replace.
+    `image` names the input that holds the image: pixels, or Kosmos-2.5's flattened patches."""
     config = model.config
     by_mask = "image_embeds_position_mask" in forward_params(model)
     kind, getter = _features_getter(model)
@@ -550,7 +556,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         if getter is None:
             raise BuildError("the model has no get_image_features to count its image tokens")
         with counting(model):
-            out = getter(**_accepted(getter, kw, "pixel_values"))
+            out = getter(**_accepted(getter, kw, image))
         feats = getattr(out, "pooler_output", None)
         feats = out if feats is None else feats
         if isinstance(feats, (list, tuple)):
@@ -558,7 +564,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         else:
             feats = first_tensor(feats) if not torch.is_tensor(feats) else feats
             rows = feats.reshape(-1, feats.shape[-1]).shape[0]
-        images = kw["image_grid_thw"].shape[0] if "image_grid_thw" in kw else kw["pixel_values"].shape[0]
+        images = kw["image_grid_thw"].shape[0] if "image_grid_thw" in kw else kw[image].shape[0]
         per_image = rows // images
     except Exception as exc:  # noqa: BLE001  no way to count image tokens: text only
         per_image, why = None, " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
@@ -566,7 +572,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False) -> None:
         why = f"{per_image} image features per image" if per_image else "no image features"
     if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
-            kw.pop("pixel_values")
+            kw.pop(image)
             kw.pop("image_grid_thw", None)
             model._probe_image_dropped = (f"its image tokens could not be counted ({why})" if per_image is None
                                           else f"no placeholder token to place its image ({why})")

@@ -36,7 +36,12 @@ POSITIONS = 1024
 AUDIO_POSITIONS = 32
 IMAGE_PATCHES = 4
 STATE_CAPS = {"mamba_d_state": 16, "state_size": 16, "ssm_state_size": 16, "d_state": 16,
-              "mamba_chunk_size": 32, "chunk_size": 32, "num_latents": 32}
+              "mamba_chunk_size": 32, "chunk_size": 32}
+
+# Learned queries that make the image features (Kosmos-2.5 resamples every image into 2048): the
+# text then holds that many image positions per row, which costs time only (Kosmos-2 has 64);
+# Perceiver's latents cross-attend to every input position, 256 of them
+QUERY_CAPS = {"latent_query_num": 64, "num_latents": 32}
 
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers", "decoder_layers",
               "num_decoder_layers", "num_encoder_layers", "text_layers", "vision_layers", "depth", "layers",
@@ -314,7 +319,7 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
     for key in ("max_position_embeddings", "n_positions", "n_ctx"):
         if is_int(d.get(key)) and d[key] > POSITIONS and not rotary:
             d[key] = POSITIONS
-    for key, cap in STATE_CAPS.items():  # recurrent state, scan chunks, Perceiver's latents: time only
+    for key, cap in {**STATE_CAPS, **QUERY_CAPS}.items():  # recurrent state, scan chunks, queries: time only
         if is_int(d.get(key)) and d[key] > cap:
             d[key] = cap
     _scale_vision(d)
