@@ -1167,3 +1167,16 @@ def test_kosmos2_5_reads_its_image_as_flattened_patches():
         features = model.get_image_features(patches).pooler_output
     assert (mask.sum(dim=1) == features.shape[1]).all() and mask.shape == batch["input_ids"].shape
     assert trains(model, batch)
+
+
+def test_windowed_audio_encoder_keeps_a_position_per_window_row():
+    """Qwen2.5-Omni's audio encoder adds its position table to every window of 2 x n_window
+    frames (n_window rows after its stride-2 conv): max_source_positions scaled to 32 under
+    n_window = 100 failed every audio layout, and the audio tower never ran."""
+    d = scaled("qwen2_5_omni_thinker")["audio_config"]
+    assert d["max_source_positions"] >= d["n_window"]
+    assert scaled("whisper")["max_source_positions"] == 32  # no window: scaled as before
+    model, batch = built("qwen2_5_omni_thinker", "Qwen2_5OmniThinkerForConditionalGeneration")
+    assert batch["input_features"].shape[1] == model.config.audio_config.num_mel_bins
+    assert (batch["input_ids"] == model.config.audio_token_id).sum() > 0 and not model._probe_audio_dropped
+    assert trains(model, batch)

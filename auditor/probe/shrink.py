@@ -324,9 +324,12 @@ def scale_config_dict(cfg: dict, width: int | None = None, keep_head_dim: bool =
             d[key] = cap
     _scale_vision(d)
     _fit_axial_positions(d)
-    for key in ("max_source_positions",):  # audio encoders need exactly 2x this many frames
-        if is_int(d.get(key)) and d[key] > AUDIO_POSITIONS:
-            d[key] = AUDIO_POSITIONS
+    # audio encoders need exactly 2x this many frames; a windowed one (Qwen2.5-Omni) adds its
+    # position table to each window of 2 x n_window frames, halved by its conv: n_window rows
+    window = d.get("n_window") if is_int(d.get("n_window")) else 0
+    for key in ("max_source_positions",):
+        if is_int(d.get(key)) and d[key] > max(AUDIO_POSITIONS, window):
+            d[key] = max(AUDIO_POSITIONS, window)
     d["use_cache"] = False
     _scale_rope_sections(d, per_head)
     for key, value in list(d.items()):
