@@ -1180,3 +1180,21 @@ def test_windowed_audio_encoder_keeps_a_position_per_window_row():
     assert batch["input_features"].shape[1] == model.config.audio_config.num_mel_bins
     assert (batch["input_ids"] == model.config.audio_token_id).sum() > 0 and not model._probe_audio_dropped
     assert trains(model, batch)
+
+
+def test_apertus_tokenizes_a_small_image_and_counts_audio_codes_per_clip():
+    """Apertus 1.5 tokenizes images and audio into codes, returned one tensor per clip: a row's
+    audio placeholders were counted as all clips' codes over the batch (tokens: 4, features: 28),
+    every layout with media failed, and its 224-pixel images cost 25 s per encoding (160 s text
+    only). Now an image of twice its downsampling factor (a 2 x 2 grid of codes), and the audio
+    placeholders of one clip per row."""
+    import torch
+
+    model, batch = built("apertus1p5", "Apertus1p5ForConditionalGeneration")
+    factor = model.config.vision_config.spatial_scale_factor
+    assert batch["pixel_values"].shape[-2:] == (2 * factor, 2 * factor)
+    with torch.no_grad():
+        clips = model.model.get_audio_features(batch["input_values"], batch["padding_mask"]).pooler_output
+    audio = (batch["input_ids"] == model.config.audio_token_id).sum(dim=1)
+    assert (audio == clips[0].shape[0]).all() and (batch["input_ids"] == model.config.image_token_id).any()
+    assert trains(model, batch)

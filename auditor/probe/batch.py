@@ -238,7 +238,12 @@ def _image_encoder(config):
 
 
 def _pixels(config, batch: int, g) -> torch.Tensor:
-    size = getattr(config, "image_size", None) or 224
+    """Pixels at the config's image size; a convolutional image tokenizer that names no size but
+    its downsampling (Apertus 1.5's `spatial_scale_factor`, 16) gets an image of twice that, a
+    2 x 2 grid of codes (224 pixels cost it 25 s per encoding on a CPU: the probe timed out)."""
+    factor = getattr(config, "spatial_scale_factor", None)
+    small = 2 * factor if isinstance(factor, int) and not isinstance(factor, bool) and factor > 0 else None
+    size = getattr(config, "image_size", None) or small or 224
     if isinstance(size, dict):
         height, width = size.get("height", 224), size.get("width", 224)
     elif isinstance(size, (list, tuple)):
@@ -674,6 +679,9 @@ def _audio_rows(model, getter, trial: dict, required: set, name: str, batch: int
         raise
     feats = getattr(out, "pooler_output", None)
     feats = out if feats is None else feats
+    if isinstance(feats, (list, tuple)) and len(feats) == batch and all(torch.is_tensor(f) for f in feats):
+        # one tensor per clip (Apertus 1.5 tokenizes each clip at its own length): a row's is one clip's
+        return sum(f.reshape(-1, f.shape[-1]).shape[0] for f in feats) // batch
     if not torch.is_tensor(feats):
         feats = first_tensor(feats)
     return feats.shape[1] if feats.dim() == 3 else feats.shape[0] // batch
