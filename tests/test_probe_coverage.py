@@ -881,7 +881,7 @@ def test_qwen2_vl_vision_heads_keep_their_rotary_halves_and_a_failed_image_says_
     assert not default._probe_text_only and not default._probe_image_dropped
     said = width_mismatch(default_config)
     assert "vision_config.hidden_size = 3584" in said and "text_config.hidden_size = 8192" in said \
-        and "at full size, no image can enter the text model" in said
+        and "no image can enter the text model, at full size either" in said
     assert width_mismatch(consistent) == ""
     mistral, arch = build_hf({"model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"]}, None,
                              full_size=False, seed=0, device="cpu", dtype=torch.float32)
@@ -1197,4 +1197,24 @@ def test_apertus_tokenizes_a_small_image_and_counts_audio_codes_per_clip():
         clips = model.model.get_audio_features(batch["input_values"], batch["padding_mask"]).pooler_output
     audio = (batch["input_ids"] == model.config.audio_token_id).sum(dim=1)
     assert (audio == clips[0].shape[0]).all() and (batch["input_ids"] == model.config.image_token_id).any()
+    assert trains(model, batch)
+
+
+def test_ovis2_default_says_its_image_width_and_a_consistent_config_runs_its_image():
+    """Ovis 2 embeds its image features at its top-level hidden_size, 1536 in its default beside a
+    4096-wide text model: "tokens: 64, features: 64" failed every layout with the image, and the
+    report said only that. It now says the config's two widths; with them equal, the image runs."""
+    import torch
+
+    from auditor.probe.batch import hf_batch
+    from auditor.probe.build import build_hf, width_mismatch
+
+    error = "ValueError: Image features and image tokens do not match, tokens: 64, features: 64"
+    why = width_mismatch({"model_type": "ovis2"}, error)
+    assert "hidden_size = 1536" in why and "text_config.hidden_size = 4096" in why and "at full size" in why
+    assert width_mismatch({"model_type": "ovis2"}, error.replace("tokens: 64", "tokens: 60")) == ""
+    model, arch = build_hf({"model_type": "ovis2", "architectures": ["Ovis2ForConditionalGeneration"],
+                            "hidden_size": 4096}, None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    batch = hf_batch(model, arch, 0, "cpu")
+    assert "pixel_values" in batch and (batch["input_ids"] == model.config.image_token_id).any()
     assert trains(model, batch)

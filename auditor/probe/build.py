@@ -202,7 +202,7 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
                     break
                 if text_only and image_error is not None and not getattr(model, "_probe_image_dropped", ""):
                     why = " ".join(f"{type(image_error).__name__}: {image_error}".split())[:200]
-                    model._probe_image_dropped = width_mismatch(config) or \
+                    model._probe_image_dropped = width_mismatch(config, why) or \
                         f"every layout with the image failed its forward ({why})"
                     chosen["image_dropped"] = model._probe_image_dropped
                 choice.update(chosen)
@@ -214,12 +214,18 @@ def build_hf(config: dict, adapter: dict | None, *, full_size: bool, seed: int, 
     raise first
 
 
-def width_mismatch(config: dict) -> str:
+SAME_COUNT = re.compile(r"tokens: (\d+), features: (\d+)")
+
+
+def width_mismatch(config: dict, error: str = "") -> str:
     """The config's vision tower ends in a width the text model does not have: Transformers'
     own defaults for qwen2_vl, qwen2_5_vl, qwen3_vl, glm_ocr and others pair a 3584-wide merger
     with a 4096- or 8192-wide text model, so no image can enter the text model at full size
-    either. Said as the config's fact, not as the probe's failure ("" when widths agree)."""
-    vision, text = config.get("vision_config"), config.get("text_config")
+    either. Said as the config's fact, not as the probe's failure ("" when widths agree).
+    Ovis 2 embeds its image features at its top-level `hidden_size` (1536 in its default, beside
+    a 4096-wide text model): said when the forward's error shows as many image tokens as image
+    features ("tokens: 64, features: 64"), so only their width can differ."""
+    vision, text, top = config.get("vision_config"), config.get("text_config"), config
     if not isinstance(vision, dict) or not isinstance(text, dict):
         try:  # sub-configs left out take the config class's defaults, as Transformers reads them
             from transformers import AutoConfig
@@ -227,15 +233,22 @@ def width_mismatch(config: dict) -> str:
             full = AutoConfig.for_model(**config).to_dict()
         except Exception:  # noqa: BLE001  a config Transformers cannot read has nothing to compare
             return ""
-        vision, text = full.get("vision_config"), full.get("text_config")
+        vision, text, top = full.get("vision_config"), full.get("text_config"), full
         if not isinstance(vision, dict) or not isinstance(text, dict):
             return ""
     key = vision_output_key(vision)
     out, width = vision.get(key) if key else None, text.get("hidden_size")
-    if not (isinstance(out, int) and isinstance(width, int)) or out == width:
-        return ""
-    return (f"its config's vision tower outputs vision_config.{key} = {out} features per token, while the text "
-            f"model is text_config.hidden_size = {width} wide: at full size, no image can enter the text model")
+    if isinstance(out, int) and isinstance(width, int) and out != width:
+        return (f"its config's vision tower outputs vision_config.{key} = {out} features per token, while the text "
+                f"model is text_config.hidden_size = {width} wide: no image can enter the text model, at full size "
+                f"either")
+    counts, own = SAME_COUNT.search(error), top.get("hidden_size")
+    if counts and counts.group(1) == counts.group(2) and isinstance(own, int) and isinstance(width, int) \
+            and own != width:
+        return (f"its image features are as many as its image tokens but not as wide as the text model: its "
+                f"config's hidden_size = {own}, text_config.hidden_size = {width}: no image can enter the text "
+                f"model, at full size either")
+    return ""
 
 
 MAX_COMPLETIONS = 4  # keys completed for one config at most (each costs a rebuild)
