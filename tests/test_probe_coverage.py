@@ -1218,3 +1218,22 @@ def test_ovis2_default_says_its_image_width_and_a_consistent_config_runs_its_ima
     batch = hf_batch(model, arch, 0, "cpu")
     assert "pixel_values" in batch and (batch["input_ids"] == model.config.image_token_id).any()
     assert trains(model, batch)
+
+
+def test_a_part_no_forward_calls_is_said_to_be_unreachable():
+    """Janus builds its VQ model only to decode generated image tokens (`decode_image_tokens`):
+    no training forward runs it, and the report said only that the batch gave it no input."""
+    import transformers.models.janus.modeling_janus as janus
+    import transformers.models.video_llava.modeling_video_llava as video_llava
+
+    from auditor.probe.parts import Part, explain_unreached
+
+    model = janus.JanusForConditionalGeneration.__new__(janus.JanusForConditionalGeneration)
+    vq, vision = Part("vq", ("vq_config",), "model.vqmodel"), Part("vision", ("vision_config",), "model.vision_model")
+    explain_unreached(model, [vq, vision])
+    assert "never calls it" in vq.why and "decode_image_tokens" in vq.why and "at full size either" in vq.why
+    assert vision.why == ""  # get_image_features, which its forward calls, runs it
+    other = video_llava.VideoLlavaForConditionalGeneration.__new__(video_llava.VideoLlavaForConditionalGeneration)
+    video = Part("vision", ("vision_config",), "model.video_tower")
+    explain_unreached(other, [video])
+    assert video.why == ""

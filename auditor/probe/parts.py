@@ -13,6 +13,7 @@ which has no Transformers config, never pays for them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 MAX_DEPTH = 3   # sub-configs of sub-configs (an omni model's thinker_config.audio_config)
@@ -108,6 +109,63 @@ def measure(parts: list, calls: dict, sites: list, dropped: dict | None = None) 
         for modality, why in (dropped or {}).items():
             if not part.calls and why and not part.why and any(v in part.name for v in MODALITY[modality]):
                 part.why = f"the probe's batch left the {modality} out: {why}"
+
+
+def explain_unreached(model, parts: list) -> None:
+    """A part the batch could not reach because the model's forward never calls it: Janus builds
+    its VQ image model (`vqmodel`) only to decode generated image tokens into pixels, so no
+    training forward runs it, whatever the batch. Said when the modeling file uses the module's
+    attribute in functions none of which its forwards call (by name, transitively)."""
+    for part in parts:
+        if part.ran or part.why or not part.built or not part.module:
+            continue
+        attr = part.module.rsplit(".", 1)[-1]
+        users = _users_outside_forward(model, attr)
+        if users:
+            part.why = (f"the model's forward never calls it: its modeling code uses `.{attr}` only in "
+                        f"{', '.join(users)}; no training batch runs it, at full size either")
+
+
+def _users_outside_forward(model, attr: str) -> list:
+    """Names of the modeling file's functions that use `.attr`, when no forward reaches any."""
+    import sys
+
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    path = getattr(sys.modules.get(type(base).__module__), "__file__", None)
+    functions = _functions_of(path) if path and path.endswith(".py") else {}
+    users = {name for name, (attrs, _calls) in functions.items()
+             if attr in attrs and not name.startswith(("__", "_init"))}
+    if not users:
+        return []
+    reached, frontier = set(), {"forward"}
+    while frontier:
+        reached |= frontier
+        frontier = {c for name in frontier for c in functions.get(name, ((), ()))[1]
+                    if c in functions} - reached
+    return [] if users & reached else sorted(users)
+
+
+@functools.lru_cache(maxsize=16)
+def _functions_of(path: str) -> dict:
+    """name -> (attributes it reads, names it calls), over every function of that name in the file."""
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    out: dict = {}
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            attrs, calls = out.setdefault(fn.name, (set(), set()))
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Attribute):
+                    attrs.add(node.attr)
+                if isinstance(node, ast.Call):
+                    f = node.func
+                    calls.add(f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", ""))
+    return out
 
 
 def part_of_key(parts: list, key_path: tuple):

@@ -33,8 +33,8 @@ from auditor.probe.finetune import finetune, step_overhead
 from auditor.probe.instrument import Instrument, scale_tolerance
 from auditor.probe.keymap import measure_keys
 from auditor.probe.locate import Setting, divergent
+from auditor.probe.parts import explain_unreached, part_of_key
 from auditor.probe.parts import measure as measure_parts
-from auditor.probe.parts import part_of_key
 from auditor.probe.parts import parts_of as model_parts
 from auditor.probe.stats import FAMILY_ALPHA, mean_and_se, ratio_of_medians_ci
 from auditor.probe.survey import Survey, judge
@@ -329,6 +329,7 @@ def run_probe(subject: Subject, build, target, opts: Options, config_path: str) 
     measure_parts(parts, ins.calls, [(s.owner, s.train.calls) for s in ins.sites.values()]
                   + [(s.owner, s.calls) for s in judged],
                   {"image": getattr(model, "_probe_image_dropped", ""), "audio": getattr(model, "_probe_audio_dropped", "")})
+    explain_unreached(model, parts)
     res.parts = [p.to_dict() | {"line": p.describe()} for p in parts]
 
     # 4b. the key checks, now that it is known which parts ran
