@@ -452,6 +452,28 @@ def test_kosmos2_marks_its_image_positions_by_mask():
     assert trains(model, batch)
 
 
+def test_minicpmv_packs_its_images_into_one_row_with_target_sizes():
+    """MiniCPM-V's getter requires `target_sizes` (each image's rows and columns of patches) and
+    hides it behind the outer model's (*args, **kwargs): the image was left out. Its pixels are
+    one packed row of every image's patches; its window merge (`insert_layer_id` 6 of a 2-layer
+    tower) must fall inside the scaled tower; MiniCPM-V 4.7 also needs `mm_token_type_ids`."""
+    import torch
+
+    assert scaled("minicpmv4_6")["vision_config"]["insert_layer_id"] == 0
+    model, batch = built("minicpmv4_7", "MiniCPMV4_7ForConditionalGeneration")
+    sizes, pixels = batch["target_sizes"], batch["pixel_values"]
+    patch = model.config.vision_config.patch_size
+    assert sizes.shape == (4, 2) and pixels.shape[:3] == (1, 3, patch)
+    assert pixels.shape[-1] == int((sizes[:, 0] * sizes[:, 1]).sum()) * patch
+    ran = []
+    model.model.vision_tower.vit_merger.register_forward_hook(lambda *_: ran.append(True))
+    tokens = (batch["input_ids"] == model.config.image_token_id).sum(dim=1)
+    assert (tokens > 0).all() and tokens.eq(tokens[0]).all()
+    assert batch["mm_token_type_ids"].sum() == tokens.sum()
+    assert trains(model, batch) and ran
+    assert torch.equal(batch["mm_token_type_ids"].bool(), batch["input_ids"] == model.config.image_token_id)
+
+
 def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
     """Llama 4's image-text class reads `image_outputs` from its language model's output, which
     has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs

@@ -111,8 +111,12 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     text_only = getattr(model, "_probe_text_only", False)
     grid = _grid_image(model, batch, g) if "image_grid_thw" in params and not text_only else None
     flex = _naflex(config, batch, g) if "spatial_shapes" in params and not text_only else None
+    packed = _packed_row(config, batch, g) if "target_sizes" in params and not text_only \
+        and "target_sizes" in _required_of(_features_getter(model)[1]) else None
     if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
         kw["pixel_values"], kw["image_grid_thw"] = grid
+    elif packed is not None and main == "input_ids":  # MiniCPM-V: every image's patches in one row
+        kw["pixel_values"], kw["target_sizes"] = packed
     elif flex is not None and main in ("input_ids", "pixel_values") and "pixel_values" in params:
         kw["pixel_values"], kw["pixel_attention_mask"], kw["spatial_shapes"] = flex
     elif main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
@@ -176,7 +180,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         _add_audio(model, kw, params, batch, g)
         _add_own_ids(model, kw, params, batch, seq, g)
     if "mm_token_type_ids" in params and "input_ids" in kw and (
-            "mm_token_type_ids" in _required_in_training(model) or "image_grid_thw" in kw):
+            "mm_token_type_ids" in _required_in_training(model) or any(n in kw for n in PER_IMAGE_SIZES)):
         kw["mm_token_type_ids"] = _modality_types(config, kw)  # its processor writes them beside the grid
     return {k: to_device(v, device) for k, v in kw.items()}
 
@@ -396,6 +400,36 @@ def _naflex(config, batch: int, g):
     return pixels, torch.ones(batch, patches, dtype=torch.long), shapes
 
 
+def _packed_row(config, batch: int, g):
+    """MiniCPM-V's getter requires `target_sizes`, each image's (rows, columns) of patches: its
+    processor packs the patches of every image side by side into one NaViT row, (1, channels,
+    patch, all patches x patch), which the tower's patch convolution cuts again. One square image
+    per text row, its side a multiple of what the merges take away (the tower's window, then the
+    merger's kernel `merger_times` times). None without a patch size."""
+    vision = _vision(config) or config
+    patch = getattr(vision, "patch_size", None)
+    patch = patch[-1] if isinstance(patch, (list, tuple)) and patch else patch
+    if not isinstance(patch, int) or patch <= 0:
+        return None
+    side = _merged_away(vision, config)
+    side *= -(-PATCH_GRID // side)  # at least PATCH_GRID patches a side
+    channels = int(getattr(vision, "num_channels", None) or 3)
+    pixels = torch.randn(1, channels, patch, batch * side * side * patch, generator=g)
+    return pixels, torch.tensor([[side, side]] * batch, dtype=torch.int32)
+
+
+def _merged_away(vision, config) -> int:
+    """Patches a side that the window merge (`window_kernel_size`) and the `merger_times` merges
+    by `merge_kernel_size` divide: a side they do not divide cannot be reshaped into windows."""
+    def first(value) -> int:
+        value = value[0] if isinstance(value, (list, tuple)) and value else value
+        return value if isinstance(value, int) and value > 0 else 1
+
+    times = getattr(config, "merger_times", None)
+    times = times if isinstance(times, int) and times > 0 else 1
+    return first(getattr(vision, "window_kernel_size", None)) * first(getattr(config, "merge_kernel_size", None)) ** times
+
+
 def _grid_image(model, batch: int, g):
     """The first of the grid layouts below that the model's image getter runs on; None when the
     vision config does not say its patch size. Only the getter can tell them apart: all take
@@ -569,7 +603,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str 
         else:
             feats = first_tensor(feats) if not torch.is_tensor(feats) else feats
             rows = feats.reshape(-1, feats.shape[-1]).shape[0]
-        images = kw["image_grid_thw"].shape[0] if "image_grid_thw" in kw else kw[image].shape[0]
+        images = next((kw[n].shape[0] for n in PER_IMAGE_SIZES if n in kw), kw[image].shape[0])
         per_image = rows // images
     except Exception as exc:  # noqa: BLE001  no way to count image tokens: text only
         per_image, why = None, " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
@@ -578,7 +612,8 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str 
     if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
             kw.pop(image)
-            kw.pop("image_grid_thw", None)
+            for name in PER_IMAGE_SIZES:
+                kw.pop(name, None)
             model._probe_image_dropped = (f"its image tokens could not be counted ({why})" if per_image is None
                                           else f"no placeholder token to place its image ({why})")
         return
@@ -596,6 +631,8 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str 
     if "labels" in kw and "decoder_input_ids" not in kw:  # an encoder-decoder's labels are the decoder's
         kw["labels"] = kw["input_ids"].clone()
 
+
+PER_IMAGE_SIZES = ("image_grid_thw", "target_sizes")  # one row per image, where pixels are packed patches
 
 AUDIO_TOKENS = ("audio_token_id", "audio_token_index")
 AUDIO_INPUTS = ("input_features", "input_values")
@@ -877,12 +914,14 @@ def _cross_attended_image(kw: dict) -> bool:
 
 def _features_getter(model):
     """("image", get_image_features), or ("video", get_video_features) for a model that takes
-    only video (InstructBLIP-Video), or ("image", None)."""
+    only video (InstructBLIP-Video), or ("image", None). The outer model's getter first, unless
+    it only passes (*args, **kwargs) on (MiniCPM-V), hiding the inputs the inner one requires."""
     for kind in ("image", "video"):
-        for owner in (model, getattr(model, "model", None)):
-            getter = getattr(owner, f"get_{kind}_features", None) if owner is not None else None
-            if callable(getter):
-                return kind, getter
+        found = [getattr(owner, f"get_{kind}_features", None) for owner in (model, getattr(model, "model", None))
+                 if owner is not None]
+        found = [getter for getter in found if callable(getter)]
+        if found:
+            return kind, next((getter for getter in found if not _passes_on(getter)), found[0])
     return "image", None
 
 
@@ -892,6 +931,17 @@ def _getter_requires(model, name: str) -> bool:
     return any(name in _required_of(getattr(owner, "get_image_features", None))
                for owner in (model, getattr(model, "model", None))
                if owner is not None and callable(getattr(owner, "get_image_features", None)))
+
+
+def _passes_on(fn) -> bool:
+    """fn names no parameter of its own: `def f(self, *args, **kwargs)`."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
 def _accepted(fn, kw: dict, first: str) -> dict:
@@ -905,7 +955,7 @@ def _accepted(fn, kw: dict, first: str) -> dict:
         names = set()
     return {first: kw[first], **{k: v for k, v in kw.items()
                                  if k in names and k != first
-                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "image_sizes"))
+                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "_sizes"))
                                  and not k.startswith("decoder_")}}
 
 

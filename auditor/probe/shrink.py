@@ -535,7 +535,7 @@ def _fit_patch_counts(d: dict, patches: int) -> None:
         d[key] = {max(1, round(k * patches / smallest)): v for k, v in sorted(counts.items())}
 
 
-FEATURE_LAYER = re.compile(r"^(vision_)?feature_layers?$")
+FEATURE_LAYER = re.compile(r"^((vision_)?feature_layers?|insert_layer_id)$")
 
 
 def _fit_feature_layers(before: dict, after: dict) -> None:
@@ -545,7 +545,9 @@ def _fit_feature_layers(before: dict, after: dict) -> None:
     kept; one beyond it keeps its distance from the last layer, clamped into the stack (24 of 25
     stays the last layer, 18 becomes the first), so a model still taking several layers' features
     takes the same number. The indices sit in the config that owns them (Phi-4's vision config)
-    or beside its vision config (LLaVA's top level, Molmo2's adapter config)."""
+    or beside its vision config (LLaVA's top level, Molmo2's adapter config). MiniCPM-V's
+    `insert_layer_id` (the layer after which its tower merges windows of patches) is one too:
+    left at 6 of a 2-layer tower, the merge never ran and its merger read a quarter of the patches."""
     vision_before, vision_after = before.get("vision_config"), after.get("vision_config")
     vision = (layer_count(vision_before), layer_count(vision_after)) \
         if isinstance(vision_before, dict) and isinstance(vision_after, dict) else (None, None)
