@@ -474,6 +474,16 @@ def test_minicpmv_packs_its_images_into_one_row_with_target_sizes():
     assert torch.equal(batch["mm_token_type_ids"].bool(), batch["input_ids"] == model.config.image_token_id)
 
 
+def test_lfm2_vl_counts_its_image_tokens_with_its_spatial_shapes():
+    """LFM2-VL's getter requires the NaFlex `spatial_shapes` the batch already had; the count
+    was asked without them and the image left out."""
+    model, batch = built("lfm2_vl", "Lfm2VlForConditionalGeneration")
+    factor = model.config.downsample_factor
+    per_image = int((batch["spatial_shapes"][0] // factor).prod())
+    assert (batch["input_ids"] == model.config.image_token_id).sum(dim=1).eq(per_image).all()
+    assert trains(model, batch)
+
+
 def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
     """Llama 4's image-text class reads `image_outputs` from its language model's output, which
     has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs

@@ -946,7 +946,7 @@ def _passes_on(fn) -> bool:
 
 def _accepted(fn, kw: dict, first: str) -> dict:
     """`first` plus the other inputs of the batch that `fn` names (InstructBLIP's image features
-    need its qformer_input_ids)."""
+    need its qformer_input_ids; MiniCPM-V its `target_sizes`, LFM2-VL its `spatial_shapes`)."""
     import inspect
 
     try:
@@ -955,7 +955,7 @@ def _accepted(fn, kw: dict, first: str) -> dict:
         names = set()
     return {first: kw[first], **{k: v for k, v in kw.items()
                                  if k in names and k != first
-                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "_sizes"))
+                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "_sizes", "_shapes"))
                                  and not k.startswith("decoder_")}}
 
 
