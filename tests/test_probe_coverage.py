@@ -484,6 +484,18 @@ def test_lfm2_vl_counts_its_image_tokens_with_its_spatial_shapes():
     assert trains(model, batch)
 
 
+def test_video_llama_3_gets_each_images_merge_size():
+    """VideoLLaMA 3's inner getter requires `image_merge_sizes` (its processor writes 1 per image;
+    no config holds it), which the outer getter passes on through **kwargs: the count asked the
+    outer one without them and the image was left out."""
+    model, batch = built("video_llama_3", "VideoLlama3ForConditionalGeneration")
+    grid, merges = batch["image_grid_thw"], batch["image_merge_sizes"]
+    assert merges.tolist() == [1] * grid.shape[0]
+    per_image = int(grid[0].prod()) // int(merges[0]) ** 2
+    assert (batch["input_ids"] == model.config.image_token_id).sum(dim=1).eq(per_image).all()
+    assert trains(model, batch)
+
+
 def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
     """Llama 4's image-text class reads `image_outputs` from its language model's output, which
     has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs

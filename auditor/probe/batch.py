@@ -115,6 +115,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         and "target_sizes" in _required_of(_features_getter(model)[1]) else None
     if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
         kw["pixel_values"], kw["image_grid_thw"] = grid
+        if "image_merge_sizes" in params:  # VideoLLaMA 3: its processor writes each image's merge, no config
+            kw["image_merge_sizes"] = torch.full((batch,), _grid_merge(_vision(config)), dtype=torch.long)
     elif packed is not None and main == "input_ids":  # MiniCPM-V: every image's patches in one row
         kw["pixel_values"], kw["target_sizes"] = packed
     elif flex is not None and main in ("input_ids", "pixel_values") and "pixel_values" in params:
@@ -499,8 +501,7 @@ def _patch_grid(config, batch: int, g):
         patch = patch[-1]
     if not isinstance(patch, int) or patch <= 0:
         return None
-    merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or _kernel_side(
-        getattr(vision, "merge_kernel_size", None)) or 1
+    merge = _grid_merge(vision)
     temporal = getattr(vision, "temporal_patch_size", None) or getattr(vision, "patch_temporal", None) or 1
     channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
     if not all(isinstance(v, int) and v > 0 for v in (merge, temporal, channels)):
@@ -509,6 +510,14 @@ def _patch_grid(config, batch: int, g):
     grid = torch.tensor([[1, side, side]] * batch, dtype=torch.long)
     pixels = torch.randn(batch * side * side, channels * temporal * patch * patch, generator=g)
     return pixels, grid
+
+
+def _grid_merge(vision):
+    """The side of the square of patches that makes one image token: the vision config's merge
+    size or square merge kernel (Kimi K2.5), else 1 (VideoLLaMA 3's processor merges an image's
+    patches by 1)."""
+    return getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or _kernel_side(
+        getattr(vision, "merge_kernel_size", None)) or 1
 
 
 def _flattened_patches(config, batch: int, g) -> torch.Tensor:
@@ -914,14 +923,16 @@ def _cross_attended_image(kw: dict) -> bool:
 
 def _features_getter(model):
     """("image", get_image_features), or ("video", get_video_features) for a model that takes
-    only video (InstructBLIP-Video), or ("image", None). The outer model's getter first, unless
-    it only passes (*args, **kwargs) on (MiniCPM-V), hiding the inputs the inner one requires."""
+    only video (InstructBLIP-Video), or ("image", None). Of the outer and the inner model's
+    getters, the one that requires the most inputs, the outer on a tie: an outer getter that
+    passes them on through (*args, **kwargs) (MiniCPM-V) or **kwargs (VideoLLaMA 3's
+    `image_merge_sizes`) hides what the inner one cannot run without."""
     for kind in ("image", "video"):
         found = [getattr(owner, f"get_{kind}_features", None) for owner in (model, getattr(model, "model", None))
                  if owner is not None]
         found = [getter for getter in found if callable(getter)]
         if found:
-            return kind, next((getter for getter in found if not _passes_on(getter)), found[0])
+            return kind, max(found, key=lambda getter: len(_required_of(getter)))
     return "image", None
 
 
@@ -931,17 +942,6 @@ def _getter_requires(model, name: str) -> bool:
     return any(name in _required_of(getattr(owner, "get_image_features", None))
                for owner in (model, getattr(model, "model", None))
                if owner is not None and callable(getattr(owner, "get_image_features", None)))
-
-
-def _passes_on(fn) -> bool:
-    """fn names no parameter of its own: `def f(self, *args, **kwargs)`."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
 def _accepted(fn, kw: dict, first: str) -> dict:
