@@ -496,6 +496,17 @@ def test_video_llama_3_gets_each_images_merge_size():
     assert trains(model, batch)
 
 
+def test_nemotron_h_omni_gets_flat_patches_with_a_row_and_column_grid():
+    """NemotronH Omni's getter requires `image_grid_hw`, each image's (rows, columns) of the
+    flattened patches it takes (Qwen-VL's patches without the temporal column)."""
+    model, batch = built("nemotron_h_omni", "NemotronH_Omni_Reasoning_V3")
+    grid, pixels = batch["image_grid_hw"], batch["pixel_values"]
+    assert grid.shape == (4, 2) and pixels.shape[0] == int(grid.prod(-1).sum())
+    assert pixels.shape[1] == model.config.vision_config.patch_dim
+    assert (batch["input_ids"] == model.config.image_token_id).sum() > 0
+    assert trains(model, batch)
+
+
 def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
     """Llama 4's image-text class reads `image_outputs` from its language model's output, which
     has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs

@@ -111,12 +111,15 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     text_only = getattr(model, "_probe_text_only", False)
     grid = _grid_image(model, batch, g) if "image_grid_thw" in params and not text_only else None
     flex = _naflex(config, batch, g) if "spatial_shapes" in params and not text_only else None
+    flat = _grid_image(config, batch, g) if "image_grid_hw" in params and not text_only else None
     packed = _packed_row(config, batch, g) if "target_sizes" in params and not text_only \
         and "target_sizes" in _required_of(_features_getter(model)[1]) else None
     if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
         kw["pixel_values"], kw["image_grid_thw"] = grid
         if "image_merge_sizes" in params:  # VideoLLaMA 3: its processor writes each image's merge, no config
             kw["image_merge_sizes"] = torch.full((batch,), _grid_merge(_vision(config)), dtype=torch.long)
+    elif flat is not None and main == "input_ids":  # NemotronH Omni: the same patches, (rows, columns) per image
+        kw["pixel_values"], kw["image_grid_hw"] = flat[0], flat[1][:, 1:]
     elif packed is not None and main == "input_ids":  # MiniCPM-V: every image's patches in one row
         kw["pixel_values"], kw["target_sizes"] = packed
     elif flex is not None and main in ("input_ids", "pixel_values") and "pixel_values" in params:
@@ -491,7 +494,8 @@ def _kernel_side(kernel) -> int | None:
 def _patch_grid(config, batch: int, g):
     """Qwen-VL style towers (Qwen2-VL, GLM-4V, Ernie 4.5 VL, ...) take one image as its patches,
     already cut and flattened by the processor, (patches, channels x temporal patch x patch x
-    patch), with `image_grid_thw` = (temporal patches, rows, columns) per image; rows and columns
+    patch), with `image_grid_thw` = (temporal patches, rows, columns) per image (NemotronH Omni's
+    RADIO tower: the same patches, with `image_grid_hw` = (rows, columns)); rows and columns
     are multiples of the merge size, whose square of patches makes one image token. One temporal
     patch of 2 merge sizes square per image: 4 image tokens each. (MuSE Glimmer names its
     temporal patch `patch_temporal`.)"""
@@ -641,7 +645,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str 
         kw["labels"] = kw["input_ids"].clone()
 
 
-PER_IMAGE_SIZES = ("image_grid_thw", "target_sizes")  # one row per image, where pixels are packed patches
+PER_IMAGE_SIZES = ("image_grid_thw", "image_grid_hw", "target_sizes")  # one row per image, where pixels are packed patches
 
 AUDIO_TOKENS = ("audio_token_id", "audio_token_index")
 AUDIO_INPUTS = ("input_features", "input_values")
@@ -955,7 +959,7 @@ def _accepted(fn, kw: dict, first: str) -> dict:
         names = set()
     return {first: kw[first], **{k: v for k, v in kw.items()
                                  if k in names and k != first
-                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "_sizes", "_shapes"))
+                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "_grid_hw", "_sizes", "_shapes"))
                                  and not k.startswith("decoder_")}}
 
 
