@@ -507,6 +507,19 @@ def test_nemotron_h_omni_gets_flat_patches_with_a_row_and_column_grid():
     assert trains(model, batch)
 
 
+def test_deepseek_vl_hybrid_gets_its_high_resolution_view_and_a_global_layer():
+    """DeepSeek-VL hybrid's image features need `high_res_pixel_values` for its
+    `high_res_vision_config` (a SAM tower), which reads the state after its first global layer:
+    `global_attn_indexes` [2, 5, 8, 11] of a 2-layer tower ran past the hidden states."""
+    high = scaled("deepseek_vl_hybrid")["high_res_vision_config"]
+    assert high["global_attn_indexes"] and max(high["global_attn_indexes"]) < high["num_hidden_layers"]
+    model, batch = built("deepseek_vl_hybrid", "DeepseekVLHybridForConditionalGeneration")
+    size = model.config.high_res_vision_config.image_size
+    assert batch["high_res_pixel_values"].shape == (4, 3, size, size) and "pixel_values" in batch
+    assert (batch["input_ids"] == model.config.image_token_id).sum() > 0
+    assert trains(model, batch)
+
+
 def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
     """Llama 4's image-text class reads `image_outputs` from its language model's output, which
     has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs

@@ -144,6 +144,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
             kw["image_sizes"] = torch.tensor([[height, width]] * kw["pixel_values"].shape[0])
         if "input_ids" in kw and {"image_attention_mask", "perceiver_embeddings"} <= params:
             placed = _cross_attended_image(kw)
+        _own_pixels(config, kw, params, batch, g)
     if main == "state" and _is_policy(config):
         placed = _policy_inputs(model, kw, batch, g)
     if main == "flattened_patches" or (main == "input_ids" and "flattened_patches" in params and _vision(config)
@@ -261,6 +262,19 @@ def _pixels(config, batch: int, g) -> torch.Tensor:
         height = width = int(size)
     channels = int(getattr(config, "num_channels", None) or 3)
     return torch.randn(batch, channels, height, width, generator=g)
+
+
+def _own_pixels(config, kw: dict, params: set, batch: int, g) -> None:
+    """A second tower's own view of the image, named after its sub-config: DeepSeek-VL hybrid's
+    forward takes `high_res_pixel_values` for its `high_res_vision_config` (a SAM tower), at that
+    config's image size, and its image features need both views."""
+    for name in sorted(params):
+        stem = name[: -len("_pixel_values")]
+        if not name.endswith("_pixel_values") or name in kw or not stem:
+            continue
+        own = getattr(config, f"{stem}_vision_config", None) or getattr(config, f"{stem}_config", None)
+        if getattr(own, "image_size", None):
+            kw[name] = _pixels(own, batch, g)
 
 
 def _code_streams(model) -> tuple[int, int] | None:
@@ -625,8 +639,8 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str 
     if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
             kw.pop(image)
-            for name in PER_IMAGE_SIZES:
-                kw.pop(name, None)
+            for name in [n for n in kw if n in PER_IMAGE_SIZES or n.endswith("_pixel_values")]:
+                kw.pop(name)
             model._probe_image_dropped = (f"its image tokens could not be counted ({why})" if per_image is None
                                           else f"no placeholder token to place its image ({why})")
         return
@@ -948,9 +962,13 @@ def _getter_requires(model, name: str) -> bool:
                if owner is not None and callable(getattr(owner, "get_image_features", None)))
 
 
+BESIDE_THE_IMAGE = ("_input_ids", "_attention_mask", "_grid_thw", "_grid_hw", "_sizes", "_shapes", "_pixel_values")
+
+
 def _accepted(fn, kw: dict, first: str) -> dict:
     """`first` plus the other inputs of the batch that `fn` names (InstructBLIP's image features
-    need its qformer_input_ids; MiniCPM-V its `target_sizes`, LFM2-VL its `spatial_shapes`)."""
+    need its qformer_input_ids; MiniCPM-V its `target_sizes`, LFM2-VL its `spatial_shapes`,
+    DeepSeek-VL hybrid its `high_res_pixel_values`)."""
     import inspect
 
     try:
@@ -959,7 +977,7 @@ def _accepted(fn, kw: dict, first: str) -> dict:
         names = set()
     return {first: kw[first], **{k: v for k, v in kw.items()
                                  if k in names and k != first
-                                 and k.endswith(("_input_ids", "_attention_mask", "_grid_thw", "_grid_hw", "_sizes", "_shapes"))
+                                 and k.endswith(BESIDE_THE_IMAGE)
                                  and not k.startswith("decoder_")}}
 
 

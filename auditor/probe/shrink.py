@@ -146,6 +146,11 @@ def scaled(value: int, divisor: int) -> int:
     return max(1, value // divisor) if value % divisor == 0 else max(1, round(value / divisor))
 
 
+# lists of layer indices that must fit the scaled stack: SAM's `global_attn_indexes` (DeepSeek-VL
+# hybrid's high-resolution tower reads the hidden state after its first global layer)
+LAYER_INDEX_LIST = re.compile(r"(layer_indices|layer_ids|attn_layers?|attention_layers|block_indexes|attn_indexes)$")
+
+
 def layer_count(d: dict) -> int | None:
     return next((d[k] for k in LAYER_KEYS if is_int(d.get(k))), None)
 
@@ -194,7 +199,7 @@ def layers_needed(d: dict, layers: int) -> int:
             need = max(need, value + 1)
         elif key in ("block_types", "layers_block_type_pattern") and isinstance(value, list) and value:
             need = max(need, len(value))
-        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers|block_indexes)$", key) \
+        elif LAYER_INDEX_LIST.search(key) \
                 and isinstance(value, list) and value and all(is_int(v) for v in value):
             need = max(need, min(value) + 2)
     return min(layers, min(need, MAX_LAYERS))
@@ -248,7 +253,7 @@ def cut_per_layer(d: dict, before: int, after: int) -> None:
         if isinstance(value, (list, str)) and len(value) == before and before > after \
                 and (isinstance(value, list) or key.endswith("pattern")):
             d[key] = value[:after]
-        elif re.search(r"(layer_indices|layer_ids|attn_layers?|attention_layers|block_indexes)$", key) \
+        elif LAYER_INDEX_LIST.search(key) \
                 and isinstance(value, list) and value and all(is_int(v) for v in value):
             d[key] = [v for v in value if v < after]
 
