@@ -520,6 +520,18 @@ def test_deepseek_vl_hybrid_gets_its_high_resolution_view_and_a_global_layer():
     assert trains(model, batch)
 
 
+def test_dots3_note_gets_the_waveform_samples_of_its_audio_chunks():
+    """Dots3 Note's audio getter requires `chunk_sample_lengths`, the waveform samples each row of
+    mel features stands for (hop_length per frame): without them the audio was left out."""
+    model, batch = built("dots3_note", "Dots3NoteForConditionalGeneration")
+    audio = model.config.audio_config
+    features, lengths = batch["input_features"], batch["chunk_sample_lengths"]
+    assert lengths.tolist() == [features.shape[-1] * audio.hop_length] * features.shape[0]
+    per_row = -(-int(lengths[0]) // audio.samples_per_token)
+    assert (batch["input_ids"] == model.config.audio_token_id).sum(dim=1).eq(per_row).all()
+    assert trains(model, batch)
+
+
 def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
     """Llama 4's image-text class reads `image_outputs` from its language model's output, which
     has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs

@@ -697,6 +697,8 @@ def _add_audio(model, kw: dict, params: set, batch: int, g) -> None:
         for other in sorted(required - {name}) + [m for m in AUDIO_MASKS if m in params and m not in required]:
             if other.endswith("mask"):
                 trial[other] = torch.ones(feats.shape[0], frames, dtype=torch.long)
+            elif other.endswith("_lengths"):
+                trial[other] = _feature_lengths(audio, other, feats.shape[0], frames)
             elif other == "input_ids":
                 trial[other] = kw["input_ids"]
         try:
@@ -720,6 +722,15 @@ def _add_audio(model, kw: dict, params: set, batch: int, g) -> None:
             _place(model, kw, token, rows)
             return
     model._probe_audio_dropped = f"its audio tokens could not be counted ({why or 'no audio embeddings'})"
+
+
+def _feature_lengths(audio, name: str, rows: int, frames: int) -> torch.Tensor:
+    """Each row's full length, for a getter that requires it: Dots3 Note's `chunk_sample_lengths`
+    counts the waveform samples a row of features stands for, `hop_length` per frame (its conv
+    stem divides them back into frames); a length in frames is the frames."""
+    hop = getattr(audio, "hop_length", None)
+    per_frame = hop if "sample" in name and isinstance(hop, int) and hop > 0 else 1
+    return torch.full((rows,), frames * per_frame, dtype=torch.long)
 
 
 class _PlaceholdersFirst(Exception):
