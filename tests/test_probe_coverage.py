@@ -532,6 +532,37 @@ def test_dots3_note_gets_the_waveform_samples_of_its_audio_chunks():
     assert trains(model, batch)
 
 
+def test_molmo2_pools_its_crops_into_image_tokens():
+    """Molmo2's getter requires `image_token_pooling` (the patches each image token pools) and
+    `image_grids` (whose sizes split the tokens per image); its tower adds a position table of
+    one row per patch, which shrinks with the image, and its placeholder `image_patch_id` must
+    fit the scaled vocabulary. Its default cannot place an image at all (adapter_config's
+    text_hidden_size 3584, text width 4096): said as the config's fact; with the widths agreeing,
+    the tower and the adapter run."""
+    import torch
+
+    from auditor.probe.batch import hf_batch
+    from auditor.probe.build import build_hf
+
+    default = scaled("molmo2")
+    assert default["vision_config"]["num_position_embeddings"] == (56 // 14) ** 2
+    assert default["image_patch_id"] < default["text_config"]["vocab_size"]
+    model, batch = built("molmo2", "Molmo2ForConditionalGeneration")
+    assert "at full size either" in model._probe_image_dropped and "text_hidden_size" in model._probe_image_dropped
+    model, arch = build_hf({"model_type": "molmo2", "architectures": ["Molmo2ForConditionalGeneration"],
+                            "adapter_config": {"text_hidden_size": 4096}}, None, full_size=False, seed=0,
+                           device="cpu", dtype=torch.float32)
+    batch = hf_batch(model, arch, 0, "cpu")
+    pooling, grids = batch["image_token_pooling"], batch["image_grids"]
+    tokens = (batch["input_ids"] == model.config.image_token_id).sum(dim=1)
+    assert tokens.tolist() == (grids[:, 0] * grids[:, 1] + grids[:, 2] * grids[:, 3]).tolist()
+    assert pooling.shape[0] == tokens.sum() and int(pooling.max()) < batch["pixel_values"].shape[:2].numel()
+    ran = []
+    for module in (model.model.vision_tower, model.model.multi_modal_projector):
+        module.register_forward_hook(lambda *_: ran.append(True))
+    assert trains(model, batch) and len(ran) == 2
+
+
 def test_a_forward_that_cannot_build_its_output_object_runs_its_tuple_path():
     """Llama 4's image-text class reads `image_outputs` from its language model's output, which
     has none ("'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"): the probe runs
@@ -625,7 +656,8 @@ def test_feature_layer_indices_survive_the_layer_cut():
 def test_molmo2_trains_with_its_modality_ids():
     """Molmo2's forward requires `mm_token_type_ids` in training (0 text, 1 image, as its processor
     writes them); the probe's steps raised without them once its feature layers fit the tower.
-    Its batch is text only (the image features need `image_token_pooling`), so every id is 0."""
+    Its default's batch is text only (its adapter projects into 3584 features for a 4096-wide text
+    model; see test_molmo2_pools_its_crops_into_image_tokens), so every id is 0."""
     import torch
 
     from auditor.probe.batch import hf_batch, loss_of
@@ -634,7 +666,7 @@ def test_molmo2_trains_with_its_modality_ids():
     batch = hf_batch(model, arch, 0, "cpu")
     types = batch["mm_token_type_ids"]
     assert types.shape == batch["input_ids"].shape
-    assert "pixel_values" not in batch and not types.any()  # its images need image_token_pooling: text only
+    assert "pixel_values" not in batch and not types.any()  # its default's widths disagree: text only
     from types import SimpleNamespace
 
     import transformers.models.qwen2_vl.modeling_qwen2_vl as qwen2_vl  # takes them, does not require them

@@ -114,6 +114,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     flat = _grid_image(config, batch, g) if "image_grid_hw" in params and not text_only else None
     packed = _packed_row(config, batch, g) if "target_sizes" in params and not text_only \
         and "target_sizes" in _required_of(_features_getter(model)[1]) else None
+    pooled = _pooled_crops(config, batch, g) if "image_token_pooling" in params and not text_only \
+        and "image_token_pooling" in _required_of(_features_getter(model)[1]) else None
     if grid is not None and main in ("input_ids", "pixel_values"):  # Qwen-VL style: patches + a grid per image
         kw["pixel_values"], kw["image_grid_thw"] = grid
         if "image_merge_sizes" in params:  # VideoLLaMA 3: its processor writes each image's merge, no config
@@ -122,6 +124,8 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         kw["pixel_values"], kw["image_grid_hw"] = flat[0], flat[1][:, 1:]
     elif packed is not None and main == "input_ids":  # MiniCPM-V: every image's patches in one row
         kw["pixel_values"], kw["target_sizes"] = packed
+    elif pooled is not None and main == "input_ids":  # Molmo2: crops of patches, pooled into tokens
+        kw["pixel_values"], kw["image_token_pooling"], kw["image_grids"] = pooled
     elif flex is not None and main in ("input_ids", "pixel_values") and "pixel_values" in params:
         kw["pixel_values"], kw["pixel_attention_mask"], kw["spatial_shapes"] = flex
     elif main == "pixel_values" or (main == "input_ids" and "pixel_values" in params and _vision(config)
@@ -437,6 +441,31 @@ def _packed_row(config, batch: int, g):
     return pixels, torch.tensor([[side, side]] * batch, dtype=torch.int32)
 
 
+POOL = 2  # patches a side that one pooled image token reads (Molmo2's processor pools 2 x 2)
+
+
+def _pooled_crops(config, batch: int, g):
+    """Molmo2's getter requires, beside its crops of flattened patches (crops, patches, channels
+    x patch x patch), `image_token_pooling`: for each image token the indices of the patches it
+    pools, counted through every crop's patches in turn; and `image_grids`, each image's token
+    grids (rows and columns at low and at high resolution) whose sizes split the tokens per image.
+    One crop per image at the tower's image size, pooled in 2 x 2 blocks: one low-resolution grid.
+    None without a patch size."""
+    vision = _vision(config) or config
+    patch = getattr(vision, "patch_size", None)
+    size = _pixels(vision, 1, torch.Generator()).shape[-1]
+    if not isinstance(patch, int) or patch <= 0 or size // patch < POOL:
+        return None
+    side = size // patch // POOL * POOL
+    channels = int(getattr(vision, "num_channels", None) or 3)
+    pixels = torch.randn(batch, (size // patch) ** 2, channels * patch * patch, generator=g)
+    grid = torch.arange((size // patch) ** 2).view(size // patch, size // patch)[:side, :side]
+    blocks = grid.reshape(side // POOL, POOL, side // POOL, POOL).permute(0, 2, 1, 3).reshape(-1, POOL * POOL)
+    pooling = torch.cat([blocks + image * (size // patch) ** 2 for image in range(batch)])
+    grids = torch.tensor([[side // POOL, side // POOL, 0, 0]] * batch, dtype=torch.long)
+    return pixels, pooling, grids
+
+
 def _merged_away(vision, config) -> int:
     """Patches a side that the window merge (`window_kernel_size`) and the `merger_times` merges
     by `merge_kernel_size` divide: a side they do not divide cannot be reshaped into windows."""
@@ -639,7 +668,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str 
     if token is None and not by_mask or per_image is None or per_image <= 0 or per_image > 4096:
         if not image_required:
             kw.pop(image)
-            for name in [n for n in kw if n in PER_IMAGE_SIZES or n.endswith("_pixel_values")]:
+            for name in [n for n in kw if n in PER_IMAGE_SIZES or n.endswith(("_pixel_values", "_token_pooling"))]:
                 kw.pop(name)
             model._probe_image_dropped = (f"its image tokens could not be counted ({why})" if per_image is None
                                           else f"no placeholder token to place its image ({why})")
@@ -659,7 +688,7 @@ def _add_image_tokens(model, kw: dict, image_required: bool = False, image: str 
         kw["labels"] = kw["input_ids"].clone()
 
 
-PER_IMAGE_SIZES = ("image_grid_thw", "image_grid_hw", "target_sizes")  # one row per image, where pixels are packed patches
+PER_IMAGE_SIZES = ("image_grid_thw", "image_grid_hw", "target_sizes", "image_grids")  # one row per image, where pixels are packed patches
 
 AUDIO_TOKENS = ("audio_token_id", "audio_token_index")
 AUDIO_INPUTS = ("input_features", "input_values")
@@ -973,7 +1002,8 @@ def _getter_requires(model, name: str) -> bool:
                if owner is not None and callable(getattr(owner, "get_image_features", None)))
 
 
-BESIDE_THE_IMAGE = ("_input_ids", "_attention_mask", "_grid_thw", "_grid_hw", "_sizes", "_shapes", "_pixel_values")
+BESIDE_THE_IMAGE = ("_input_ids", "_attention_mask", "_grid_thw", "_grid_hw", "_sizes", "_shapes", "_pixel_values",
+                    "_token_pooling", "_grids")
 
 
 def _accepted(fn, kw: dict, first: str) -> dict:

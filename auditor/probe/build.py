@@ -230,16 +230,21 @@ def width_mismatch(config: dict, error: str = "") -> str:
         try:  # sub-configs left out take the config class's defaults, as Transformers reads them
             from transformers import AutoConfig
 
-            full = AutoConfig.for_model(**config).to_dict()
+            config = AutoConfig.for_model(**config).to_dict()
         except Exception:  # noqa: BLE001  a config Transformers cannot read has nothing to compare
             return ""
-        vision, text, top = full.get("vision_config"), full.get("text_config"), full
+        vision, text, top = config.get("vision_config"), config.get("text_config"), config
         if not isinstance(vision, dict) or not isinstance(text, dict):
             return ""
     key = vision_output_key(vision)
     out, width = vision.get(key) if key else None, text.get("hidden_size")
+    where = f"vision_config.{key}"
+    if not (isinstance(out, int) and isinstance(width, int)) or out == width:
+        # Molmo2's adapter projects into `adapter_config.text_hidden_size`: 3584 beside a 4096-wide text model
+        out, where = next(((sub["text_hidden_size"], f"{name}.text_hidden_size") for name, sub in config.items()
+                           if isinstance(sub, dict) and isinstance(sub.get("text_hidden_size"), int)), (None, ""))
     if isinstance(out, int) and isinstance(width, int) and out != width:
-        return (f"its config's vision tower outputs vision_config.{key} = {out} features per token, while the text "
+        return (f"its config's vision tower outputs {where} = {out} features per token, while the text "
                 f"model is text_config.hidden_size = {width} wide: no image can enter the text model, at full size "
                 f"either")
     counts, own = SAME_COUNT.search(error), top.get("hidden_size")

@@ -101,13 +101,15 @@ MODALITY = {"image": ("vision", "visual", "image", "vq", "perceiver", "qformer",
 
 def measure(parts: list, calls: dict, sites: list, dropped: dict | None = None) -> None:
     """calls: id(module) -> forward calls in training; sites: (module id, train calls) per site;
-    dropped: modality -> why the batch left that input out (said of the idle parts it feeds)."""
+    dropped: modality -> why the batch left that input out (said of the idle parts it feeds, known by
+    their name or their module's: Molmo2's `adapter` part is its `multi_modal_projector`)."""
     for part in parts:
         part.calls = sum(calls.get(i, 0) for i in part.ids)
         inside = [n for i, n in sites if i in part.ids]
         part.sites, part.fired = len(inside), sum(inside)
+        names = f"{part.name} {part.module.rsplit('.', 1)[-1]}"
         for modality, why in (dropped or {}).items():
-            if not part.calls and why and not part.why and any(v in part.name for v in MODALITY[modality]):
+            if not part.calls and why and not part.why and any(v in names for v in MODALITY[modality]):
                 part.why = f"the probe's batch left the {modality} out: {why}"
 
 

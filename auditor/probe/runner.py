@@ -225,7 +225,7 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
     if getattr(model, "_probe_text_only", False):
         desc += ", text inputs only: no image input could be synthesized"
     if not opts.full_size and (widths := width_mismatch(target.config)):
-        desc += f", {widths}; the scaled model gives both one width, so its vision tower ran"
+        desc += f", {widths}; the scaled model gives both one width"
     if getattr(model, "_probe_no_labels", False):
         desc += ", no labels: the loss is taken from the output"
     if getattr(model, "_probe_completed", None):

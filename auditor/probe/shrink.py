@@ -395,6 +395,9 @@ def _tie_vision_output(d: dict) -> None:
     key = vision_output_key(vision)
     if key and is_int(vision.get(key)) and is_int(text.get("hidden_size")):
         vision[key] = text["hidden_size"]
+    for sub in d.values():  # Molmo2's adapter projects into `adapter_config.text_hidden_size`
+        if isinstance(sub, dict) and is_int(sub.get("text_hidden_size")) and is_int(text.get("hidden_size")):
+            sub["text_hidden_size"] = text["hidden_size"]
 
 
 def _vision_rope_heads(d: dict, width: int, heads: int) -> int:
@@ -493,6 +496,16 @@ def _scale_vision(d: dict) -> None:
     current = size if is_int(size) else max(size)
     if target and current > target:
         d["image_size"] = target if is_int(size) else [target, target]
+        _fit_position_table(d, current, target)
+
+
+def _fit_position_table(d: dict, before: int, after: int) -> None:
+    """Molmo2's tower adds its `num_position_embeddings` table to the patches as they are, with
+    no interpolation: the table is one row per patch of the image, so it shrinks with the image
+    (a table of another size, Qwen3-VL's interpolated one, is left alone)."""
+    patch, rows = d.get("patch_size"), d.get("num_position_embeddings")
+    if is_int(patch) and patch > 0 and is_int(rows) and rows == (before // patch) ** 2:
+        d["num_position_embeddings"] = (after // patch) ** 2
 
 
 def _fit_image_tokens(before: dict, after: dict) -> None:
@@ -782,6 +795,6 @@ def _scale_vocab(d: dict, vocab: int | None = None) -> None:
         elif isinstance(value, list):
             d[key] = [x if not is_int(x) or x < vocab else min(i, vocab - 1) for x in value]
     for key, value in list(d.items()):  # special-token ids beyond the vocabulary (image_token_id, ...)
-        if key.endswith(("_token_id", "_token_index")) and key not in TOKEN_ID_KEYS and is_int(value) \
-                and value >= vocab:
+        if key.endswith(("_token_id", "_token_index", "_patch_id")) and key not in TOKEN_ID_KEYS and is_int(value) \
+                and value >= vocab:  # Molmo2's placeholder is `image_patch_id` (its image_token_id)
             d[key] = vocab - 1 - (sum(map(ord, key)) % 16)
