@@ -536,19 +536,21 @@ def test_molmo2_pools_its_crops_into_image_tokens():
     """Molmo2's getter requires `image_token_pooling` (the patches each image token pools) and
     `image_grids` (whose sizes split the tokens per image); its tower adds a position table of
     one row per patch, which shrinks with the image, and its placeholder `image_patch_id` must
-    fit the scaled vocabulary. Its default cannot place an image at all (adapter_config's
-    text_hidden_size 3584, text width 4096): said as the config's fact; with the widths agreeing,
-    the tower and the adapter run."""
+    fit the scaled vocabulary. Its default cannot place an image at full size (adapter_config's
+    text_hidden_size 3584, text width 4096): said as the config's fact, while the scaled model
+    gives both one width, so the tower and the adapter run; as they do where the widths agree."""
     import torch
 
     from auditor.probe.batch import hf_batch
-    from auditor.probe.build import build_hf
+    from auditor.probe.build import build_hf, width_mismatch
 
     default = scaled("molmo2")
     assert default["vision_config"]["num_position_embeddings"] == (56 // 14) ** 2
     assert default["image_patch_id"] < default["text_config"]["vocab_size"]
     model, batch = built("molmo2", "Molmo2ForConditionalGeneration")
-    assert "at full size either" in model._probe_image_dropped and "text_hidden_size" in model._probe_image_dropped
+    assert not model._probe_image_dropped and "image_token_pooling" in batch
+    said = width_mismatch({"model_type": "molmo2"})
+    assert "adapter_config.text_hidden_size = 3584" in said and "at full size either" in said
     model, arch = build_hf({"model_type": "molmo2", "architectures": ["Molmo2ForConditionalGeneration"],
                             "adapter_config": {"text_hidden_size": 4096}}, None, full_size=False, seed=0,
                            device="cpu", dtype=torch.float32)
@@ -656,8 +658,8 @@ def test_feature_layer_indices_survive_the_layer_cut():
 def test_molmo2_trains_with_its_modality_ids():
     """Molmo2's forward requires `mm_token_type_ids` in training (0 text, 1 image, as its processor
     writes them); the probe's steps raised without them once its feature layers fit the tower.
-    Its default's batch is text only (its adapter projects into 3584 features for a 4096-wide text
-    model; see test_molmo2_pools_its_crops_into_image_tokens), so every id is 0."""
+    Its default's image runs in the scaled model (see test_molmo2_pools_its_crops_into_image_tokens):
+    the ids mark its placeholders."""
     import torch
 
     from auditor.probe.batch import hf_batch, loss_of
@@ -666,7 +668,7 @@ def test_molmo2_trains_with_its_modality_ids():
     batch = hf_batch(model, arch, 0, "cpu")
     types = batch["mm_token_type_ids"]
     assert types.shape == batch["input_ids"].shape
-    assert "pixel_values" not in batch and not types.any()  # its default's widths disagree: text only
+    assert (types == (batch["input_ids"] == model.config.image_token_id)).all() and types.any()
     from types import SimpleNamespace
 
     import transformers.models.qwen2_vl.modeling_qwen2_vl as qwen2_vl  # takes them, does not require them

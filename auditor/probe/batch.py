@@ -111,7 +111,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
     text_only = getattr(model, "_probe_text_only", False)
     grid = _grid_image(model, batch, g) if "image_grid_thw" in params and not text_only else None
     flex = _naflex(config, batch, g) if "spatial_shapes" in params and not text_only else None
-    flat = _grid_image(config, batch, g) if "image_grid_hw" in params and not text_only else None
+    flat = _patch_grid(config, batch, g) if "image_grid_hw" in params and not text_only else None
     packed = _packed_row(config, batch, g) if "target_sizes" in params and not text_only \
         and "target_sizes" in _required_of(_features_getter(model)[1]) else None
     pooled = _pooled_crops(config, batch, g) if "image_token_pooling" in params and not text_only \
