@@ -189,3 +189,36 @@ def test_a_frozen_library_model_without_dropout_is_passed_over(tmp_path):
     assert audit([str(tmp_path)]) == []
     write_files(tmp_path, [("hed.py", hed.replace("from diffusers.models import", "from mylib import"))])
     assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")]
+
+
+def test_an_eval_after_loading_weights_that_go_on_training_is_no_freeze(tmp_path):
+    """mmf's ALBEF ViT and its end-to-end Faster R-CNN: `self.vit.load_state_dict(...)` then
+    `self.vit.eval()`, weights still trained. train() switching it back is what training wants;
+    the advice to re-freeze it would be wrong. With its weights frozen too it is a freeze."""
+    enc = ("import torch\nimport torch.nn as nn\n\n\nclass VitEncoder(nn.Module):\n    def __init__(self, path):\n"
+           "        super().__init__()\n        self.vit = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))\n"
+           "        self.vit.load_state_dict(torch.load(path))\n        self.vit.eval()\n")
+    write_files(tmp_path, [("enc.py", enc)])
+    assert audit([str(tmp_path)]) == []
+    for freeze in ("        self.vit.requires_grad_(False)\n",
+                   "        for p in self.vit.parameters():\n            p.requires_grad = False\n",
+                   "        requires_grad(self.vit, False)\n"):
+        write_files(tmp_path, [("enc.py", enc + freeze)])
+        assert [f.code for f in audit([str(tmp_path)])] == ["DRP607"], freeze
+
+
+def test_a_frozen_open_clip_vit_has_no_dropout_to_switch(tmp_path):
+    """sgm's FrozenOpenCLIPEmbedder: `model, _, _ = open_clip.create_model_and_transforms(arch)`
+    with arch defaulting to ViT-H-14, whose LayerNorm towers have no dropout (library_models.json
+    "factories"), then frozen: undoing its eval() changes nothing. An architecture outside that
+    list (RN50, with batch norm) stays a finding."""
+    emb = ("import open_clip\nimport torch.nn as nn\n\n\nclass FrozenOpenCLIPEmbedder(nn.Module):\n"
+           "    def __init__(self, arch='ViT-H-14', version='laion2b_s32b_b79k'):\n        super().__init__()\n"
+           "        model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=version)\n"
+           "        self.model = model\n        self.freeze()\n\n    def freeze(self):\n"
+           "        self.model = self.model.eval()\n        for param in self.parameters():\n"
+           "            param.requires_grad = False\n")
+    write_files(tmp_path, [("emb.py", emb)])
+    assert audit([str(tmp_path)]) == []
+    write_files(tmp_path, [("emb.py", emb.replace("arch='ViT-H-14'", "arch='RN50'"))])
+    assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")]

@@ -14,9 +14,13 @@ _FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "librar
 
 
 @lru_cache(maxsize=1)
-def _classes() -> dict:
+def _document() -> dict:
     with open(_FILE, encoding="utf-8") as handle:
-        return json.load(handle)["classes"]
+        return json.load(handle)
+
+
+def _classes() -> dict:
+    return _document()["classes"]
 
 
 def without_dropout(name: str, imported_from: str) -> bool:
@@ -26,6 +30,15 @@ def without_dropout(name: str, imported_from: str) -> bool:
         imported_from == entry["package"] or imported_from.startswith(entry["package"] + "."))
 
 
+def factory_without_dropout(function: str, model_name: str) -> bool:
+    """Whether `function` (`open_clip.create_model_and_transforms`) builds, for `model_name`
+    (`ViT-H-14`), a model whose source has no dropout (data/library_models.json, "factories")."""
+    import re
+
+    entry = _document().get("factories", {}).get(function)
+    return entry is not None and entry["dropout"] == "none" and re.match(entry["model_names"], model_name) is not None
+
+
 def batch_norm_type(model_type: str) -> bool:
     """Whether a Transformers model type's modeling code uses batch norm (generate/batch_norm_types.py)."""
     return model_type in _batch_norm_types()
@@ -33,5 +46,4 @@ def batch_norm_type(model_type: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _batch_norm_types() -> frozenset:
-    with open(_FILE, encoding="utf-8") as handle:
-        return frozenset(json.load(handle)["transformers_batch_norm_types"]["types"])
+    return frozenset(_document()["transformers_batch_norm_types"]["types"])

@@ -17,8 +17,9 @@ import re
 
 from auditor.checks.base import check
 from auditor.checks.code import models, siblings
+from auditor.checks.code.classes import module_class
 from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
-from auditor.sources.python_facts import last_name
+from auditor.sources.python_facts import dotted, imported_from, last_name
 
 
 @check("frozen-stages-unfrozen-by-train")
@@ -34,7 +35,7 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
             continue
         if _train_replaced(cls):
             continue  # CompVis' `self.first_stage_model.train = disabled_train`: train() cannot undo it
-        freezer = _eval_reached_from(init, methods, _mode_free(module, cls))
+        freezer = _eval_reached_from(init, methods, _passed_over(module, cls))
         if freezer is None:
             continue
         call, where, frozen_fn = freezer
@@ -54,12 +55,13 @@ def _with_severity(found, dropout: bool):
     return found
 
 
-def _eval_reached_from(init, methods: dict, moot=lambda call: False):
+def _eval_reached_from(init, methods: dict, skip=lambda call, fn: False):
     """(the .eval() call, how __init__ reaches it, the function that calls it) when __init__ calls
     .eval() on a submodule directly or through one of the class's own methods (one level, as
-    `_freeze_stages` does). A freeze that `moot` says changes nothing is passed over."""
+    `_freeze_stages` does). An eval() that `skip(call, function)` passes over (one that changes
+    nothing, or that is no freeze) is not reported."""
     for node in ast.walk(init):
-        if _is_sub_eval(node) and not _restored(init, node) and not moot(node):
+        if _is_sub_eval(node) and not _restored(init, node) and not skip(node, init):
             return node, "in __init__", init
     for node in ast.walk(init):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -67,7 +69,7 @@ def _eval_reached_from(init, methods: dict, moot=lambda call: False):
                 and node.func.attr in methods and node.func.attr != "__init__"):
             method = methods[node.func.attr]
             for inner in ast.walk(method):
-                if _is_sub_eval(inner) and not _restored(method, inner) and not moot(inner):
+                if _is_sub_eval(inner) and not _restored(method, inner) and not skip(inner, method):
                     return inner, f"through self.{node.func.attr}()", method
     return None
 
@@ -77,25 +79,167 @@ def _mode_free(module, cls):
     `self.model = Local(...)`, a module class of this file with neither dropout nor batch norm
     (PixArt's HEDdetector freezes ControlNetHED_Apache2, convolutions and ReLUs only): its train
     and eval modes compute the same thing."""
-    built = {}
-    for node in ast.walk(cls):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+    built, factory = {}, {}
+    for fn in [f for f in ast.walk(cls) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Assign):
+                continue
             for t in node.targets:
-                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" \
-                        and not _reassigns_itself(node.value, t.attr):
+                if not (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"):
+                    continue
+                if isinstance(node.value, ast.Call) and not _reassigns_itself(node.value, t.attr):
                     built[t.attr] = node.value
+                elif isinstance(node.value, ast.Name) and _factory_model_free(module, fn, node.value.id):
+                    factory[t.attr] = True  # model, _, _ = open_clip.create_model_and_transforms(...)
     local = {c.name: c for c in module.index.of(ast.ClassDef)}
 
     def moot(call) -> bool:
         receiver = call.func.value
-        value = built.get(receiver.attr) if isinstance(receiver, ast.Attribute) and \
-            isinstance(receiver.value, ast.Name) and receiver.value.id == "self" else None
+        attr = receiver.attr if isinstance(receiver, ast.Attribute) and isinstance(receiver.value, ast.Name) \
+            and receiver.value.id == "self" else None
+        if attr in factory:
+            return True
+        value = built.get(attr) if attr else None
         name = last_name(value.func) if value is not None else None
         if name in local:
             return models.class_dropout(module, local[name]) == models.ZERO
         return _mode_free_pretrained(module, value)
 
     return moot
+
+
+def _factory_model_free(module, fn, name: str) -> bool:
+    """`model, _, _ = open_clip.create_model_and_transforms(arch, ...)` in `fn`, where `arch` is a
+    literal or a parameter's default naming an architecture the library builds without dropout
+    (knowledge/data/library_models.json): sgm's FrozenOpenCLIPEmbedder freezes a ViT-H-14, whose
+    LayerNorm towers have no dropout, so undoing its eval() changes nothing."""
+    from auditor.knowledge import library_models
+
+    for node in ast.walk(fn):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        target = node.targets[0]
+        first = target.elts[0] if isinstance(target, ast.Tuple) and target.elts else target
+        if not (isinstance(first, ast.Name) and first.id == name):
+            continue
+        call = node.value
+        function = dotted(call.func)
+        if isinstance(call.func, ast.Name):
+            package, original = imported_from(module, call.func.id)
+            function = f"{package}.{original}" if package else ""
+        arg = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "model_name"), None)
+        model_name = _literal_or_default(fn, arg)
+        return bool(function and model_name) and library_models.factory_without_dropout(function, model_name)
+    return False
+
+
+def _literal_or_default(fn, node) -> str:
+    """A string literal, or the default of the parameter of `fn` it names ("" otherwise)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        args = fn.args.args + fn.args.kwonlyargs
+        defaults = [None] * (len(fn.args.args) - len(fn.args.defaults)) + list(fn.args.defaults) + list(fn.args.kw_defaults)
+        for arg, default in zip(args, defaults):
+            if arg.arg == node.id and isinstance(default, ast.Constant) and isinstance(default.value, str):
+                return default.value
+    return ""
+
+
+def _passed_over(module, cls):
+    """An eval() that changes nothing (`_mode_free`) or that freezes nothing (`_weights_frozen`)."""
+    mode_free, frozen = _mode_free(module, cls), _weights_frozen(module, cls)
+    return lambda call, fn: mode_free(call) or not frozen(call, fn)
+
+
+_FREEZER = re.compile(r"freez|frozen", re.I)
+_GRAD_SETTER = re.compile(r"requires_grad|freez", re.I)
+
+
+def _weights_frozen(module, cls):
+    """A test that an eval() is part of a freeze: the same module's weights are frozen too
+    (`x.requires_grad_(False)`, `for p in x.parameters(): p.requires_grad = False`, a helper such
+    as `requires_grad(x, False)`, or every parameter of the class), the eval() sits in a method
+    named for freezing (`_freeze_stages`), or it is called on a module whose own class freezes its
+    weights (LPIPS). An eval() right after loading weights into a module whose weights nothing
+    freezes (mmf's ALBEF ViT, its end-to-end Faster R-CNN: both go on training) freezes nothing:
+    train() switching it back is what the training wants, and the advice to re-freeze it would be
+    wrong."""
+    switched_off = _grad_switched_off(cls)
+
+    def frozen(call, fn) -> bool:
+        if _FREEZER.search(getattr(fn, "name", "")):
+            return True
+        receiver = call.func.value
+        names = {ast.unparse(receiver)}
+        for node in ast.walk(cls):
+            if isinstance(node, ast.Assign) and _ends_in(node.value, call):
+                names.update(ast.unparse(t) for t in node.targets)  # self.teacher = teacher.eval()
+        if "self" in switched_off or names & switched_off:
+            return True
+        if isinstance(receiver, ast.Call):  # LPIPS().eval(): its class may freeze itself; unseen, it may
+            found = module_class(module, receiver.func)
+            return found is None or "self" in _grad_switched_off(found[1])
+        return not _loaded_before(fn, call)
+
+    return frozen
+
+
+def _loaded_before(fn, call) -> bool:
+    """`x.load_state_dict(...)` earlier in the same function than `x.eval()`: the idiom "load the
+    weights, then eval", whose module goes on training when nothing freezes its weights. Without
+    it (an EMA copy put in eval, never given gradients) the eval() still counts."""
+    receiver = ast.unparse(call.func.value)
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "load_state_dict"
+               and ast.unparse(n.func.value) == receiver and (n.lineno, n.col_offset) < (call.lineno, call.col_offset)
+               for n in ast.walk(fn))
+
+
+def _ends_in(value, call) -> bool:
+    node = value
+    while isinstance(node, ast.Call):
+        if node is call:
+            return True
+        node = node.func.value if isinstance(node.func, ast.Attribute) else None
+    return False
+
+
+def _grad_switched_off(cls) -> set:
+    """The source of every module whose weights the class switches off ("self" for all of them)."""
+    off = set()
+
+    def add(target):
+        off.add(ast.unparse(target))
+
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Call):
+            name = last_name(node.func) or ""
+            if name == "requires_grad_" and isinstance(node.func, ast.Attribute) and _false(node.args):
+                add(node.func.value)
+            elif name != "requires_grad_" and _GRAD_SETTER.search(name) and node.args and _false(node.args[1:]):
+                add(node.args[0])  # requires_grad(model, False), freeze(model)
+        elif isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and \
+                last_name(node.iter.func) in ("parameters", "named_parameters") and \
+                isinstance(node.iter.func, ast.Attribute) and _sets_grad_off(node.body):
+            add(node.iter.func.value)
+    return off
+
+
+def _false(args) -> bool:
+    """No argument, or a literal False first: `requires_grad_(False)`, `freeze(m)`."""
+    return not args or isinstance(args[0], ast.Constant) and args[0].value is False
+
+
+def _sets_grad_off(body) -> bool:
+    for node in body:
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad"
+                                                     for t in inner.targets) and \
+                    isinstance(inner.value, ast.Constant) and inner.value.value is False:
+                return True
+            if isinstance(inner, ast.Call) and last_name(inner.func) == "requires_grad_" and _false(inner.args):
+                return True
+    return False
 
 
 def _reassigns_itself(value, attr: str) -> bool:
