@@ -306,3 +306,48 @@ def test_a_keep_mask_of_coin_flips_indexed_into_a_product_is_judged_as_a_keep_ma
     wrong = src.replace("random.random() >", "random.random() <")
     write_files(tmp_path, [("model.py", wrong)])
     assert [f.code for f in audit([str(tmp_path)], select=("DRP533",))] == ["DRP533"]
+
+
+def test_a_where_condition_is_read_by_which_branch_holds_the_original(tmp_path):
+    """VAR's classifier-free guidance: `label_B = torch.where(torch.rand(B) < p, num_classes,
+    label_B)` takes the null class where the draw is under p, so it drops labels with
+    probability p, right as written; so do `masked_fill(rand < p, v)` and a flag named `mask`
+    whose use swaps in the replacement. With the original as the branch taken where the draw is
+    under p, the same comparison keeps with probability p: still reported, also through `~`
+    and under a name that says drop."""
+    good = '''
+        import torch
+        import torch.nn as nn
+        class Gen(nn.Module):
+            def __init__(self, num_classes, cond_drop_rate=0.1):
+                super().__init__()
+                self.num_classes = num_classes
+                self.cond_drop_rate = cond_drop_rate
+            def forward(self, label_B, emb):
+                B = label_B.shape[0]
+                label_B = torch.where(torch.rand(B, device=label_B.device) < self.cond_drop_rate, self.num_classes, label_B)
+                kept = torch.where(torch.rand(B) < self.cond_drop_rate, self.num_classes, label_B)
+                emb = emb.masked_fill((torch.rand(B) < self.cond_drop_rate)[:, None], 0.0)
+                mask = torch.rand(B) < self.cond_drop_rate
+                emb = torch.where(mask[:, None], torch.zeros_like(emb), emb)
+                return label_B, kept, emb
+    '''
+    assert _run(tmp_path, good) == []
+    bad = '''
+        import torch
+        import torch.nn as nn
+        class Gen(nn.Module):
+            def __init__(self, num_classes, cond_drop_rate=0.1):
+                super().__init__()
+                self.num_classes = num_classes
+                self.cond_drop_rate = cond_drop_rate
+            def forward(self, labels, null, emb):
+                B = labels.shape[0]
+                labels = torch.where(torch.rand(B) < self.cond_drop_rate, labels, self.num_classes)
+                either = torch.where(torch.rand(B) < self.cond_drop_rate, labels, null)
+                flipped = torch.where(~(torch.rand(B) < self.cond_drop_rate), self.num_classes, labels)
+                drop_ids = torch.rand(B) < self.cond_drop_rate
+                emb = torch.where(drop_ids[:, None], emb, torch.zeros_like(emb))
+                return labels, either, flipped, emb
+    '''
+    assert _run(tmp_path, bad) == [("DRP533", 11), ("DRP533", 12), ("DRP533", 13), ("DRP533", 14)]

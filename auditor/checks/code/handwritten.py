@@ -220,7 +220,12 @@ def _flag_use(module, node):
     then `if drop_l:` zeroing; F5-TTS's `drop_audio_cond = random() < p` passed on), "skip" for a
     scalar coin flip that never multiplies anything (it decides a branch, it is no mask), None to
     judge it as a mask. A flag that multiplies (ai-toolkit's LoKr: `drop = rand(n) < rank_dropout;
-    weight *= drop`) keeps what it marks, whatever its name: that is the bug the rule is for."""
+    weight *= drop`) keeps what it marks, whatever its name: that is the bug the rule is for.
+    A comparison that selects between the original and a replacement (`torch.where`, `masked_fill`)
+    is read by its branches, before any name: see _selection."""
+    side = _selection(module, node)
+    if side is not None:
+        return side
     stmt = None
     child = node
     for a in module.ancestors(node):
@@ -238,9 +243,120 @@ def _flag_use(module, node):
     uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
     if any(_multiplies(module, use) for use in uses):
         return None
+    sides = {_selection(module, use) for use in uses} - {None}
+    if len(sides) == 1:  # `mask = rand(n) < p; labels = torch.where(mask, null, labels)`: a drop mask by its use
+        side = sides.pop()
+        return "drop" if side == "drop" else None
     if "drop" in name.lower() and "keep" not in name.lower():
         return "drop"
     return "skip" if scalar else None
+
+
+def _flip(side):
+    return "keep" if side == "drop" else "drop"
+
+
+def _negates(node) -> bool:
+    """`~mask`, `not flag`, `mask.logical_not()`: the value marks the other units."""
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, (ast.Invert, ast.Not))
+    return isinstance(node, ast.Attribute) and node.attr in ("logical_not", "logical_not_")
+
+
+def _selection(module, node):
+    """How a boolean flag picks values where it is used: "drop" when its True units take the
+    replacement (`torch.where(flag, null, labels)`, `x.masked_fill(flag, 0)`), "keep" when they
+    keep the original (`torch.where(flag, labels, null)`, `x.where(flag, 0)`), None when it selects
+    nothing or the branches do not say which is the original."""
+    child = node
+    flipped = False
+    for a in module.ancestors(node):
+        side = _selects(module, a, child)
+        if side is not None:
+            return _flip(side) if flipped else side
+        indexed = isinstance(a, ast.Subscript) and a.value is child  # `mask[:, None]`
+        if isinstance(a, ast.stmt) or not (indexed or _carries(a, child)):
+            return None
+        flipped ^= _negates(a)
+        child = a
+    return None
+
+
+def _selects(module, call, cond):
+    """The side ("drop"/"keep") that `cond` marks when it is the condition of a selection `call`,
+    else None. `torch.where(c, a, b)` takes `a` where c holds and `b` elsewhere: c is a drop mask
+    when the original is `b` (VAR's `label_B = torch.where(rand(B) < p, num_classes, label_B)`,
+    classifier-free guidance dropping labels with probability p, right as written), a keep mask
+    when it is `a`. `x.masked_fill(c, v)` replaces where c holds (a drop mask); `x.where(c, v)`
+    (the method, two arguments) keeps x where c holds (a keep mask)."""
+    if not isinstance(call, ast.Call):
+        return None
+    name = last_name(call.func)
+    if name in ("masked_fill", "masked_fill_"):
+        return "drop" if arg_or_kwarg(call, "mask", 0) is cond else None
+    if name != "where" or arg_or_kwarg(call, "condition", 0) is not cond:
+        return None
+    a, b = arg_or_kwarg(call, "input", 1), arg_or_kwarg(call, "other", 2)
+    if a is not None and b is not None:
+        original = _original(module, call, a, b)
+        return None if original is None else ("keep" if original is a else "drop")
+    if isinstance(call.func, ast.Attribute) and a is not None and len(call.args) == 2:
+        return "keep"
+    return None
+
+
+_FILLS = frozenset({"zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "empty", "empty_like",
+                    "new_zeros", "new_ones", "new_full", "new_empty"})
+
+
+def _original(module, call, a, b):
+    """Which branch of a selection holds the value being dropped, or None when the code does not
+    say. In order: the branch the selection is assigned back to (`labels = torch.where(m, null,
+    labels)`); the one branch that is not a constant or a freshly filled tensor (`torch.zeros_like(x)`,
+    `0.0`); the one branch that comes from a parameter of the enclosing function (DiT's `labels`
+    against `self.num_classes`). Two parameters (`torch.where(m, labels, null)`) say nothing."""
+    stmt = module.parent(call)
+    if isinstance(stmt, ast.Assign) and stmt.value is call and len(stmt.targets) == 1:
+        target = ast.unparse(stmt.targets[0])
+        found = [x for x in (a, b) if ast.unparse(x) == target]
+        if len(found) == 1:
+            return found[0]
+    fills = [x for x in (a, b) if _is_fill(x)]
+    if len(fills) == 1:
+        return b if fills[0] is a else a
+    fn = module.enclosing_function(call)
+    if fn is not None:
+        params = {p.arg for p in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)} - {"self", "cls"}
+        rooted = [x for x in (a, b) if _root_name(x) in params]
+        if len(rooted) == 1:
+            return rooted[0]
+    return None
+
+
+def _is_fill(node) -> bool:
+    """A constant (`0`, `-1.0`, `float('-inf')`) or a tensor filled with one (`torch.zeros_like(x)`)."""
+    if isinstance(node, ast.UnaryOp):
+        node = node.operand
+    if isinstance(node, ast.Constant):
+        return True
+    if not isinstance(node, ast.Call):
+        return False
+    name = last_name(node.func)
+    if name in ("tensor", "as_tensor", "new_tensor", "float"):  # of a constant, not `torch.tensor(labels)`
+        return bool(node.args) and _is_fill(node.args[0])
+    return name in _FILLS
+
+
+def _root_name(node):
+    """The variable an expression reads through attributes, indexing and method calls: `labels`
+    for `labels[:, 0].long()`, `self` for `self.num_classes`."""
+    while True:
+        if isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func.value
+        else:
+            return node.id if isinstance(node, ast.Name) else None
 
 
 def _carries(parent, child) -> bool:
