@@ -1317,7 +1317,8 @@ def test_apertus_tokenizes_a_small_image_and_counts_audio_codes_per_clip():
 def test_ovis2_default_says_its_image_width_and_a_consistent_config_runs_its_image():
     """Ovis 2 embeds its image features at its top-level hidden_size, 1536 in its default beside a
     4096-wide text model: "tokens: 64, features: 64" failed every layout with the image, and the
-    report said only that. It now says the config's two widths; with them equal, the image runs."""
+    report said only that. It now says the config's two widths, and the scaled model gives both
+    one width, so the default's image runs, as it does where the widths are equal."""
     import torch
 
     from auditor.probe.batch import hf_batch
@@ -1327,11 +1328,13 @@ def test_ovis2_default_says_its_image_width_and_a_consistent_config_runs_its_ima
     why = width_mismatch({"model_type": "ovis2"}, error)
     assert "hidden_size = 1536" in why and "text_config.hidden_size = 4096" in why and "at full size" in why
     assert width_mismatch({"model_type": "ovis2"}, error.replace("tokens: 64", "tokens: 60")) == ""
-    model, arch = build_hf({"model_type": "ovis2", "architectures": ["Ovis2ForConditionalGeneration"],
-                            "hidden_size": 4096}, None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
-    batch = hf_batch(model, arch, 0, "cpu")
-    assert "pixel_values" in batch and (batch["input_ids"] == model.config.image_token_id).any()
-    assert trains(model, batch)
+    assert why == width_mismatch({"model_type": "ovis2"})  # said before a probe too (the report's line)
+    for config in ({"hidden_size": 4096}, {}):
+        model, arch = build_hf({"model_type": "ovis2", "architectures": ["Ovis2ForConditionalGeneration"], **config},
+                               None, full_size=False, seed=0, device="cpu", dtype=torch.float32)
+        batch = hf_batch(model, arch, 0, "cpu")
+        assert "pixel_values" in batch and (batch["input_ids"] == model.config.image_token_id).any()
+        assert trains(model, batch) and not model._probe_image_dropped
 
 
 def test_a_part_no_forward_calls_is_said_to_be_unreachable():

@@ -223,8 +223,9 @@ def width_mismatch(config: dict, error: str = "") -> str:
     with a 4096- or 8192-wide text model, so no image can enter the text model at full size
     either. Said as the config's fact, not as the probe's failure ("" when widths agree).
     Ovis 2 embeds its image features at its top-level `hidden_size` (1536 in its default, beside
-    a 4096-wide text model): said when the forward's error shows as many image tokens as image
-    features ("tokens: 64, features: 64"), so only their width can differ."""
+    a 4096-wide text model): said before a probe, or after a failed image when the forward's error
+    shows as many image tokens as image features ("tokens: 64, features: 64"), so only their
+    width can differ."""
     vision, text, top = config.get("vision_config"), config.get("text_config"), config
     if not isinstance(vision, dict) or not isinstance(text, dict):
         try:  # sub-configs left out take the config class's defaults, as Transformers reads them
@@ -248,11 +249,10 @@ def width_mismatch(config: dict, error: str = "") -> str:
                 f"model is text_config.hidden_size = {width} wide: no image can enter the text model, at full size "
                 f"either")
     counts, own = SAME_COUNT.search(error), top.get("hidden_size")
-    if counts and counts.group(1) == counts.group(2) and isinstance(own, int) and isinstance(width, int) \
-            and own != width:
-        return (f"its image features are as many as its image tokens but not as wide as the text model: its "
-                f"config's hidden_size = {own}, text_config.hidden_size = {width}: no image can enter the text "
-                f"model, at full size either")
+    if (not error or counts and counts.group(1) == counts.group(2)) and isinstance(own, int) \
+            and isinstance(width, int) and own != width:
+        return (f"its config embeds image features at hidden_size = {own}, while the text model is "
+                f"text_config.hidden_size = {width} wide: no image can enter the text model, at full size either")
     return ""
 
 

@@ -395,6 +395,8 @@ def _tie_vision_output(d: dict) -> None:
     key = vision_output_key(vision)
     if key and is_int(vision.get(key)) and is_int(text.get("hidden_size")):
         vision[key] = text["hidden_size"]
+    if is_int(d.get("hidden_size")) and is_int(text.get("hidden_size")):
+        d["hidden_size"] = text["hidden_size"]  # Ovis 2 embeds its image at the composite's hidden_size
     for sub in d.values():  # Molmo2's adapter projects into `adapter_config.text_hidden_size`
         if isinstance(sub, dict) and is_int(sub.get("text_hidden_size")) and is_int(text.get("hidden_size")):
             sub["text_hidden_size"] = text["hidden_size"]
