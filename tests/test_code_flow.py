@@ -304,6 +304,33 @@ def step(batch, mode):
 ''', ["DRP602"]) == []
 
 
+_RECALIBRATE = _NET + '''
+def recalibrate(net, loader):
+    net.train()
+    for x in loader:
+        with torch.no_grad():
+            net(x)
+    net.eval()
+'''
+
+
+def test_602_train_set_for_the_no_grad_passes_and_undone_after_them(tmp_path):
+    """Recomputing batch-norm statistics (swa_utils.update_bn, BigGAN's standing stats) switches
+    to train() for the no_grad passes and back after them, in one function: on purpose. The
+    same passes are reported when the mode is not restored, when a backward pass between
+    shows the train() was for training, or when the train() is the caller's."""
+    assert _findings(tmp_path / "ok", _RECALIBRATE, ["DRP602"]) == []
+    for restore in ("net.train(False)", "net.train(was_training)"):
+        assert _findings(tmp_path / restore[10:14], _RECALIBRATE.replace("net.eval()", restore), ["DRP602"]) == []
+    kept = _RECALIBRATE.replace("    net.eval()\n", "")
+    assert _findings(tmp_path / "kept", kept, ["DRP602"]) == [("DRP602", 21, "info")]
+    stepped = _RECALIBRATE.replace("            net(x)\n", "            net(x)\n        net(x).sum().backward()\n")
+    assert _findings(tmp_path / "step", stepped, ["DRP602"]) == [("DRP602", 21, "info")]
+    caller = _RECALIBRATE.replace("    net.train()\n", "") + "\nmodel.train()\nrecalibrate(model, loader)\n"
+    assert _findings(tmp_path / "caller", caller.replace("net(x)", "model(x)").replace("net.eval()", "model.eval()"),
+                     ["DRP602"]) == [("DRP602", 20, "warning")]
+
+
 def test_602_cites_the_train_call_that_reaches(tmp_path):
     write_files(tmp_path, [("train.py", _NET + '''
 model.train()

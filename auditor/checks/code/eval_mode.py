@@ -513,6 +513,8 @@ def inference_in_train_mode(ctx, rule):
         if what != "generate()" and _in_training_step(module, call) and (
                 _cached(module, call) or _feeds_another_network(module, call, key)):
             continue  # features cached for the training step itself, or samples for another network's step
+        if what != "generate()" and _bracketed(module, call, key, [n for _, n in pairs]):
+            continue  # train() on purpose for these passes (batch-norm statistics), eval() after them
         verdict, severity = _judged(module, key, ctx.setup)
         if severity is None:
             continue
@@ -528,6 +530,36 @@ def inference_in_train_mode(ctx, rule):
 
 # Diffusers (and similar) pipelines built from the models a script trains, for validation images.
 _PIPELINE = re.compile(r"Pipeline\w*$")
+
+
+def _bracketed(module, call, key: str, causes) -> bool:
+    """The train() that reaches a no_grad pass was put there for it: an explicit `key.train()`
+    earlier in the same function, a switch back (`key.eval()`, `train(False)`,
+    `train(was_training)`) later in it, and no training call from the one to the other. Passes
+    run in train mode on purpose are written so: recomputing batch-norm statistics
+    (torch.optim.swa_utils.update_bn, BigGAN's accumulate_standing_stats) or drawing
+    Monte-Carlo dropout samples. A train() in another function (the caller's mode), one never
+    undone, or one followed by an optimizer step (set for training, not for the pass) still
+    leaves the evaluation in train mode by mistake."""
+    fn = module.enclosing_function(call)
+    if fn is None or isinstance(fn, ast.Lambda):
+        return False
+    at = (call.lineno, call.col_offset)
+    for cause in causes:
+        t = toggle(cause) if isinstance(cause, ast.Call) else None
+        if (t is None or t[0] != "train" or module.enclosing_function(cause) is not fn
+                or (cause.lineno, cause.col_offset) >= at):
+            return False
+    same = set(flow(module).same(key)) | {key}
+    restores = [c for c in ast.walk(fn) if isinstance(c, ast.Call) and module.enclosing_function(c) is fn
+                and (c.lineno, c.col_offset) > at and toggle(c) is not None
+                and toggle(c)[0] in ("eval", "unknown") and receiver_key(toggle(c)[1]) in same]
+    if not restores:
+        return False
+    start = min((c.lineno, c.col_offset) for c in causes)
+    end = min((c.lineno, c.col_offset) for c in restores)
+    return not any(module.enclosing_function(c) is fn and start < (c.lineno, c.col_offset) < end
+                   for c in models.training_calls(module))
 
 
 def _pipeline_models(module, call):
