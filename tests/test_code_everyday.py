@@ -722,3 +722,55 @@ b = net.generate(idx)
 c = net.sample(idx)
 '''
     assert _run(tmp_path, [("gen.py", script)]) == [("gen.py", "DRP605", 29, "warning")]  # sample() only
+
+
+PAINTER_PY = '''
+import torch
+from torch import nn
+
+def eval_decorator(fn):
+    def inner(model, *args, **kwargs):
+        was_training = model.training
+        model.eval()
+        out = fn(model, *args, **kwargs)
+        model.train(was_training)
+        return out
+    return inner
+
+class Painter(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.drop = nn.Dropout(0.1)
+        self.fc = nn.Linear(dim, dim)
+
+    @eval_decorator
+    def forward(self, x):
+        return self.fc(self.drop(x))
+'''
+
+PAINT_CLI = '''
+import torch
+from model import Painter
+
+painter = Painter(8)
+painter.load_state_dict(torch.load("painter.pt"))
+image = painter(text)
+'''
+
+
+def test_605_calling_a_model_whose_forward_switches_to_eval_itself(tmp_path):
+    """Calling the model runs its forward: DALLE2-pytorch's DALLE2.forward carries
+    @eval_decorator (its class in a sibling module), so the call runs in eval mode whatever mode
+    the script left; a forward that calls self.eval() is the same. Without the switch, the loaded
+    model still samples through its dropout."""
+    files = [("model.py", PAINTER_PY), ("cli.py", PAINT_CLI)]
+    assert _run(tmp_path / "a", files) == []
+    plain = PAINTER_PY.replace("    @eval_decorator\n    def forward", "    def forward")
+    assert _run(tmp_path / "b", [("model.py", plain), files[1]]) == [("cli.py", "DRP605", 7, "warning")]
+    own = plain.replace("        return self.fc(self.drop(x))", "        self.eval()\n        return self.fc(self.drop(x))")
+    assert _run(tmp_path / "c", [("model.py", own), files[1]]) == []
+    # after a train(), a no_grad call of that model still runs in eval mode (DRP602)
+    trained = PAINT_CLI.replace("image = painter(text)", "painter.train()\nwith torch.no_grad():\n    image = painter(text)")
+    assert _run(tmp_path / "d", [files[0], ("cli.py", trained)], ("DRP602", "DRP605")) == []
+    assert _run(tmp_path / "e", [("model.py", plain), ("cli.py", trained)],
+                ("DRP602", "DRP605")) == [("cli.py", "DRP602", 9, "warning")]

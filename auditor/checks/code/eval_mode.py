@@ -468,14 +468,19 @@ def _turns_grad_off(expr) -> bool:
 
 def _inference_call(module, call):
     """(model key, what) when a call runs a model for inference: .generate() anywhere, a
-    forward pass under no_grad/inference_mode/set_grad_enabled(False); else None."""
+    forward pass under no_grad/inference_mode/set_grad_enabled(False); else None. Not when the
+    method it runs (generate, or forward for a direct call) switches the model to eval itself:
+    the mode before the call does not reach the passes."""
     func = call.func
     if isinstance(func, ast.Attribute) and func.attr == "generate":
         key = receiver_key(func.value)
-        return (key, "generate()") if models.is_model(module, key) else None
+        if not models.is_model(module, key) or _method_switches_itself(module, key, "generate"):
+            return None
+        return key, "generate()"
     if isinstance(func, (ast.Name, ast.Attribute)):
         key = receiver_key(func)
-        if key and models.is_model(module, key) and _no_grad_region(module, call) is not None:
+        if (key and models.is_model(module, key) and _no_grad_region(module, call) is not None
+                and not _method_switches_itself(module, key, "forward")):
             return key, "a forward pass under no_grad"
     return None
 
@@ -910,6 +915,8 @@ def _fresh_inference(module, call, trains):
     if isinstance(func, (ast.Name, ast.Attribute)):
         key = receiver_key(func)
         if key and models.is_model(module, key):
+            if _method_switches_itself(module, key, "forward"):
+                return None  # calling the model runs its forward, which switches to eval itself
             if _no_grad_region(module, call) is not None:
                 return key, "a forward pass under no_grad", True
             if not trains and (_weights_loaded(module, key) or _in_inference_function(module, call)):
@@ -928,8 +935,10 @@ def _fresh_inference(module, call, trains):
 
 
 def _method_switches_itself(module, key, method) -> bool:
-    """The model's own class defines the method and switches to eval in it: `self.eval()` in
-    its body, or a decorator named for it (DALLE-pytorch's @eval_decorator)."""
+    """The model's own class (of this file or of a sibling module) defines the method and
+    switches to eval in it: `self.eval()` in its body, or a decorator named for it
+    (DALLE-pytorch's @eval_decorator). For a direct call of the model the method is `forward`
+    (DALLE2-pytorch's DALLE2.forward is decorated so)."""
     value = models.binding(module, key)
     owner = classes.module_class(module, value.func) if isinstance(value, ast.Call) else None
     if owner is None:
