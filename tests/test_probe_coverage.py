@@ -1354,3 +1354,18 @@ def test_a_part_no_forward_calls_is_said_to_be_unreachable():
     video = Part("vision", ("vision_config",), "model.video_tower")
     explain_unreached(other, [video])
     assert video.why == ""
+
+
+def test_the_width_note_is_for_a_model_with_an_image_to_feed():
+    """Qwen3.5-MoE's causal-LM class builds the text model only: the default's vision widths are
+    no fact about it (its report said them anyway); its image-text class gets the note."""
+    from types import SimpleNamespace
+
+    from auditor.probe.runner import width_note
+
+    config = {"model_type": "qwen3_5_moe"}
+    text_only = SimpleNamespace(config=SimpleNamespace(vision_config=None))
+    with_image = SimpleNamespace(config=SimpleNamespace(vision_config=object()))
+    assert width_note(text_only, config) == ""
+    note = width_note(with_image, config)
+    assert "vision_config.out_hidden_size = 3584" in note and note.endswith("the scaled model gives both one width")

@@ -224,8 +224,8 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
     desc = f"{arch} ({'full size' if opts.full_size else 'scaled down'}, {size / 1e6:.2f}M parameters"
     if getattr(model, "_probe_text_only", False):
         desc += ", text inputs only: no image input could be synthesized"
-    if not opts.full_size and (widths := width_mismatch(target.config)):
-        desc += f", {widths}; the scaled model gives both one width"
+    if not opts.full_size:
+        desc += width_note(model, target.config)
     if getattr(model, "_probe_no_labels", False):
         desc += ", no labels: the loss is taken from the output"
     if getattr(model, "_probe_completed", None):
@@ -237,6 +237,15 @@ def prepare(target=None, factory: str | None = None, opts: Options | None = None
     head = "base model" if arch.endswith("(base model)") else arch
     subject = subject_from_hf(model, head, seed=opts.seed, device=device, dtype=dtype, description=desc)
     return subject, build, device
+
+
+def width_note(model, config: dict) -> str:
+    """The config's disagreeing widths (build.width_mismatch), said for a scaled model that has an
+    image to feed; a text-only class of the same type (Qwen3_5MoeForCausalLM) has none."""
+    if getattr(getattr(model, "config", None), "vision_config", None) is None:
+        return ""
+    widths = width_mismatch(config)
+    return f", {widths}; the scaled model gives both one width" if widths else ""
 
 
 def run_probe(subject: Subject, build, target, opts: Options, config_path: str) -> ProbeResult:
