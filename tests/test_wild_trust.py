@@ -98,6 +98,49 @@ def test_from_scratch_nemo_recipe_is_not_judged_by_fine_tuning_limits(tmp_path):
     assert _codes(found) == [("DRP202", 6)] and found[0].severity == "info"  # noted above 0.5, at info
 
 
+GNN_MODEL = """import torch
+import torch.nn as nn
+
+
+class GNN_graphpred(nn.Module):
+    def __init__(self, drop_ratio=0.5):
+        super().__init__()
+        self.gnn = nn.Linear(4, 4)
+        self.drop = nn.Dropout(drop_ratio)
+
+    def from_pretrained(self, model_file):
+        self.gnn.load_state_dict(torch.load(model_file))
+"""
+GNN_FINETUNE = """import argparse
+from model import GNN_graphpred
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--dropout_ratio', type=float, default=0.5)
+parser.add_argument('--input_model_file', type=str, default='')
+args = parser.parse_args()
+model = GNN_graphpred(drop_ratio=args.dropout_ratio)
+if args.input_model_file:
+    model.from_pretrained(args.input_model_file)
+"""
+
+
+def test_a_fine_tune_of_the_projects_own_model_is_noted_not_warned(tmp_path):
+    """pretrain-gnns fine-tunes its own GIN (`model.from_pretrained(file)`, a load_state_dict in
+    model.py) at the paper's 0.5: DRP200's limits describe pretrained transformers, so the
+    warning was false (3 on a fresh set). A class whose from_pretrained pulls a library's
+    weights (nanoGPT's GPT2LMHeadModel.from_pretrained) is a transformer's fine-tune: warned."""
+    write_files(tmp_path / "own", [("model.py", GNN_MODEL), ("finetune.py", GNN_FINETUNE)])
+    found = [f for f in audit([str(tmp_path / "own")]) if f.code == "DRP200"]
+    assert [(f.span.line, f.severity) for f in found] == [(5, "info")]
+    assert "GNN_graphpred is this project's own model" in found[0].message
+    hub = GNN_MODEL.replace("        self.gnn.load_state_dict(torch.load(model_file))\n",
+                            "        from transformers import GPT2LMHeadModel\n"
+                            "        self.hf = GPT2LMHeadModel.from_pretrained(model_file)\n")
+    write_files(tmp_path / "hub", [("model.py", hub), ("finetune.py", GNN_FINETUNE)])
+    assert [(f.code, f.span.line, f.severity) for f in audit([str(tmp_path / "hub")]) if f.code == "DRP200"] == [
+        ("DRP200", 5, "warning")]
+
+
 @pytest.mark.parametrize("stated", ["init_from_nemo_model: stt_en_quartznet15x5.nemo\n",
                                     "init_from_pretrained_model: stt_en_conformer_ctc_small\n",
                                     "model:\n  restore_from_path: /ckpt/base.nemo\n"])
