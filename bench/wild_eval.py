@@ -194,6 +194,24 @@ VISION31B = {
     "mmf": ("facebookresearch/mmf", "", "b0ffc7fba39f210f833c127362146aec01a2f259", "multimodal"),
 }
 
+# A third fresh set (session 35), fetched after the fixes made on VISION31B, to measure them:
+# judged on 30e8556, before the DRP200 change its pretrain-gnns findings led to.
+VISION31C = {
+    "ddim": ("ermongroup/ddim", "", "e8df66cf02e457719930748b5c26e37e3126dfdd", "diffusion"),
+    "point-e": ("openai/point-e", "", "fc8a607c08a3ea804cc82bf1ef8628f88a3a5d2f", "diffusion"),
+    "stargan-v2": ("clovaai/stargan-v2", "", "875b70a150609e8a678ed8482562e7074cdce7e5", "gan"),
+    "contrastive-unpaired-translation": ("taesungp/contrastive-unpaired-translation", "",
+                                         "b3ac297708dfb6f7589d04662277e53c0d579c27", "gan"),
+    "SPADE": ("NVlabs/SPADE", "", "fecacc920c1367a038995c45a39c15f6521ca64f", "gan"),
+    "poolformer": ("sail-sg/poolformer", "", "a075575b8b3dc3c76ecc5c49985d156167372bfa", "vision"),
+    "swav": ("facebookresearch/swav", "", "06b1b7cbaf6ba2a792300d79c7299db98b93b7f9", "vision"),
+    "pretrain-gnns": ("snap-stanford/pretrain-gnns", "", "8b20528a83b8869ce16451305b32c827258d19a3", "graph"),
+    "DGI": ("PetarV-/DGI", "", "61baf67d7052905c77bdeb28c22926f04e182362", "graph"),
+    "GCNII": ("chennnM/GCNII", "", "ca91f5686c4cd09cc1c6f98431a5d5b7e36acc92", "graph"),
+    "stylegan2-pytorch-lucidrains": ("lucidrains/stylegan2-pytorch", "", "ce7f830bc10d037cddc75d6166904baf07945cf6", "gan"),
+    "simsiam": ("facebookresearch/simsiam", "", "a7bc1772896d0dad0806c51f0bb6f3b16d290468", "vision"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -295,14 +313,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the raw per-repository results as JSON")
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
-    ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b"), default="tuned",
+    ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c"), default="tuned",
                     help="the 40 repositories the #25 fixes were made on, the 36 held out from them, #31's 27, "
-                         "or #31's fresh 13 (vision31b)")
+                         "or #31's fresh 13 (vision31b) and 12 (vision31c)")
     ap.add_argument("--judge-infos", action="store_true",
                     help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
-    REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B}.get(args.set, TUNED)
+    REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B, "vision31c": VISION31C}.get(args.set, TUNED)
     judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
