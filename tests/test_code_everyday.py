@@ -374,6 +374,31 @@ with torch.no_grad():
     assert _run(tmp_path / "c", unknown) == [("convert_weight.py", "DRP605", 7, "info")]
 
 
+def test_instance_norm_without_running_statistics_does_not_change_with_the_mode(tmp_path):
+    """StarGAN v2 and CycleGAN generators normalise with InstanceNorm2d, whose default keeps no
+    running statistics: train and eval compute the same, so sampling in train mode changes
+    nothing. With track_running_stats=True it does, like batch norm."""
+    script = '''
+import torch
+from torch import nn
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.norm = nn.InstanceNorm2d(3, affine=True)
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+g = Generator()
+with torch.no_grad():
+    img = g(torch.randn(1, 3, 8, 8))
+'''
+    assert _run(tmp_path / "a", [("sample.py", script)]) == []
+    stats = script.replace("affine=True)", "affine=True, track_running_stats=True)")
+    assert _run(tmp_path / "b", [("sample.py", stats)]) == [("sample.py", "DRP605", 15, "warning")]
+
+
 def test_sibling_reading_is_bounded(tmp_path, monkeypatch):
     """Only imported modules beside the file (or below it), never larger than the cap; a module
     one folder up through an absolute import is not read."""

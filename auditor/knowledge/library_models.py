@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 
 _FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "library_models.json")
@@ -33,8 +34,6 @@ def without_dropout(name: str, imported_from: str) -> bool:
 def factory_without_dropout(function: str, model_name: str) -> bool:
     """Whether `function` (`open_clip.create_model_and_transforms`) builds, for `model_name`
     (`ViT-H-14`), a model whose source has no dropout (data/library_models.json, "factories")."""
-    import re
-
     entry = _document().get("factories", {}).get(function)
     return entry is not None and entry["dropout"] == "none" and re.match(entry["model_names"], model_name) is not None
 

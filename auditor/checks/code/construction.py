@@ -83,7 +83,8 @@ def _layer(module, call, sites) -> bool:
             layer = models.binding(module, layer.id)
         return isinstance(layer, ast.Call) and _layer(module, layer, sites)
     elif name in _BATCHNORM:
-        sites.append(1.0)
+        if models.keeps_running_stats(call):
+            sites.append(1.0)
     elif name not in models.NN_WITHOUT_DROPOUT:
         return False
     return True

@@ -57,6 +57,18 @@ NN_WITHOUT_DROPOUT = frozenset({
 NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d",
                            "InstanceNorm2d", "InstanceNorm3d"})
 
+def keeps_running_stats(call) -> bool:
+    """A norm layer whose mode changes what it computes: batch norm, and instance norm only with
+    `track_running_stats=True` (its default is False: it normalises each sample by its own
+    statistics in both modes, as StarGAN v2's and CycleGAN's generators do)."""
+    if not (last_name(call.func) or "").startswith("InstanceNorm"):
+        return True
+    kw = next((k.value for k in call.keywords if k.arg == "track_running_stats"), None)
+    if kw is None and len(call.args) >= 5:
+        kw = call.args[4]
+    return not (kw is None or isinstance(kw, ast.Constant) and kw.value is False)
+
+
 def binding(module, key):
     """The last value assigned to `key` anywhere in the module (an expression), else None.
     `model = model.to(device)` or `model = accelerator.prepare(model)` keeps the model it is
@@ -415,8 +427,11 @@ def class_dropout(module, cls, seen=None) -> str:
                 p = arg_or_kwarg(node, *ATTENTION[name])
                 if p is not None and not zero_rate(module, p):
                     return NONZERO
-            elif name in _NN_WITH_DROPOUT or name in NN_BATCHNORM:
-                return NONZERO  # batch norm also changes with the mode
+            elif name in _NN_WITH_DROPOUT:
+                return NONZERO
+            elif name in NN_BATCHNORM:
+                if keeps_running_stats(node):
+                    return NONZERO  # batch norm also changes with the mode
             elif name in RNNS:
                 p = arg_or_kwarg(node, "dropout", RNNS[name])
                 if p is not None and not zero_rate(module, p):
