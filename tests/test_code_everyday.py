@@ -512,6 +512,21 @@ def test_523_a_trainer_given_the_model_is_not_a_rebuild(tmp_path):
     assert "pass hidden_dropout_prob=... to from_pretrained instead" in found[0][2]
 
 
+def test_523_layerdrop_on_a_model_of_no_known_type_is_a_guess(tmp_path):
+    """Transformers' own Wav2Vec2 tests set `model.config.layerdrop = 0.0` after the build, and it
+    works: the encoder reads self.config.layerdrop at every forward (9 families do; 46 copy it at
+    construction). For a model of no known type the claim is a guess: info, not a warning. A
+    dropout rate, copied into nn.Dropout at construction by every model, stays a warning."""
+    write_files(tmp_path / "a", [("test_w2v.py", textwrap.dedent('''
+        model = model_class(config)
+        model.to(torch_device)
+        model.config.layerdrop = 0.0
+        model.config.hidden_dropout = 0.0
+    '''))])
+    found = sorted((f.span.line, f.severity) for f in audit([str(tmp_path / "a")], select=("DRP523",)))
+    assert found == [(4, "info"), (5, "warning")]
+
+
 def test_523_a_wrapper_that_reads_the_config_still_counts_as_a_rebuild(tmp_path):
     assert _523(tmp_path, '''
         from transformers import AutoModelForCausalLM
