@@ -33,6 +33,7 @@ def too_high(ctx, rule):
         return  # nothing to judge, so no need to ask whether the file fine-tunes
     if (rule.params.get("setup", "fine-tune") == "fine-tune") != fine_tunes(src):
         return
+    own = own_weights_only(src) if src.kind == "python" and fine_tunes(src) else ""  # once per file
     margin = float(rule.params.get("above_default", 0.1))
     defaults = _architecture_defaults(src)
     for s in src.settings:
@@ -51,7 +52,6 @@ def too_high(ctx, rule):
             basis = f"above {limit}; {basis}" if threshold == float(limit) else f"{basis}, raised by more than {margin}"
         else:
             basis = f"above {limit}"
-        own = own_weights_only(src) if src.kind == "python" and fine_tunes(src) else ""
         if own:
             tail = (f"noted only: {own} is this project's own model loading its own weights, and the fine-tuning "
                     f"limits describe pretrained transformers")
@@ -107,12 +107,12 @@ def own_weights_only(src) -> str:
     import ast
 
     from auditor.checks.code import classes, models
+    from auditor.checks.code.common import located
     from auditor.sources.python_code import get_module
 
-    module = get_module(src)
+    module = located(src, get_module(src))  # its sibling modules are read beside the file
     if module is None:
         return ""
-    module.cache.setdefault("path", src.path)  # the sibling modules are read beside the file
     idx = module.index
     loads = idx.calls_by_name.get("from_pretrained", [])
     if not loads or any(idx.calls_by_name.get(n) for n in _PRETRAINED_CALLS - {"from_pretrained"}) \

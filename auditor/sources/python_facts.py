@@ -393,6 +393,13 @@ def has_star_args(call: ast.Call) -> bool:
     return any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords)
 
 
+def parameters_with_defaults(fn) -> list:
+    """(ast.arg, default expression or None) for every named parameter of a function."""
+    positional = fn.args.posonlyargs + fn.args.args
+    defaults = [None] * (len(positional) - len(fn.args.defaults)) + list(fn.args.defaults)
+    return list(zip(positional, defaults)) + list(zip(fn.args.kwonlyargs, fn.args.kw_defaults))
+
+
 def constant(node):
     """(True, value) for a literal number/str/bool/None (negative numbers included), else (False, None)."""
     if isinstance(node, ast.Constant):

@@ -66,10 +66,10 @@ def dropout_param(name: str) -> bool:
 
 def python_module_of(ctx):
     src = ctx.source
-    return _located(src, get_module(src)) if src is not None and src.kind == "python" else None
+    return located(src, get_module(src)) if src is not None and src.kind == "python" else None
 
 
-def _located(src, module):
+def located(src, module):
     """The module, knowing its file (siblings.py reads the modules beside it)."""
     if module is not None and "path" not in module.cache:
         module.cache["path"] = src.path
@@ -99,7 +99,7 @@ def python_driver(ctx):
     src = setup.driver if setup is not None else ctx.source
     if src is None or src.kind != "python":
         return None, None
-    return src, _located(src, get_module(src))
+    return src, located(src, get_module(src))
 
 
 def rate_name(node):

@@ -18,7 +18,7 @@ import ast
 
 from auditor.checks.code import classes, models, siblings
 from auditor.checks.code.common import ATTENTION, DROPOUT_MODULES, FUNCTIONAL, rate_name
-from auditor.sources.python_facts import arg_or_kwarg, constant, has_star_args, last_name
+from auditor.sources.python_facts import arg_or_kwarg, constant, has_star_args, last_name, parameters_with_defaults
 
 # torch.nn layers with a dropout argument and its default (torch/nn/modules/transformer.py).
 _NN_DROPOUT_DEFAULT = {"Transformer": 0.1, "TransformerEncoderLayer": 0.1, "TransformerDecoderLayer": 0.1,
@@ -243,10 +243,7 @@ def _init_default(mod, cls, name, seen, fields=False):
                                                            for t in node.targets):
             return _number(node.value)
         if isinstance(node, ast.FunctionDef) and node.name == "__init__":
-            args = node.args.posonlyargs + node.args.args
-            defaults = [None] * (len(args) - len(node.args.defaults)) + list(node.args.defaults)
-            pairs = list(zip(args, defaults)) + list(zip(node.args.kwonlyargs, node.args.kw_defaults))
-            for a, d in pairs:
+            for a, d in parameters_with_defaults(node):
                 if a.arg == name:
                     return _number(d) if d is not None else _MISSING
     for base in cls.bases:

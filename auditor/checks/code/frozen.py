@@ -19,7 +19,8 @@ from auditor.checks.base import check
 from auditor.checks.code import models, siblings
 from auditor.checks.code.classes import module_class
 from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
-from auditor.sources.python_facts import dotted, imported_from, last_name
+from auditor.checks.code.flow import receiver_key
+from auditor.sources.python_facts import dotted, imported_from, last_name, parameters_with_defaults
 
 
 @check("frozen-stages-unfrozen-by-train")
@@ -138,9 +139,7 @@ def _literal_or_default(fn, node) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.Name):
-        args = fn.args.args + fn.args.kwonlyargs
-        defaults = [None] * (len(fn.args.args) - len(fn.args.defaults)) + list(fn.args.defaults) + list(fn.args.kw_defaults)
-        for arg, default in zip(args, defaults):
+        for arg, default in parameters_with_defaults(fn):
             if arg.arg == node.id and isinstance(default, ast.Constant) and isinstance(default.value, str):
                 return default.value
     return ""
@@ -153,33 +152,31 @@ def _passed_over(module, cls):
 
 
 _FREEZER = re.compile(r"freez|frozen", re.I)
-_GRAD_SETTER = re.compile(r"requires_grad|freez", re.I)
 
 
 def _weights_frozen(module, cls):
     """A test that an eval() is part of a freeze: the same module's weights are frozen too
-    (`x.requires_grad_(False)`, `for p in x.parameters(): p.requires_grad = False`, a helper such
-    as `requires_grad(x, False)`, or every parameter of the class), the eval() sits in a method
-    named for freezing (`_freeze_stages`), or it is called on a module whose own class freezes its
-    weights (LPIPS). An eval() right after loading weights into a module whose weights nothing
-    freezes (mmf's ALBEF ViT, its end-to-end Faster R-CNN: both go on training) freezes nothing:
-    train() switching it back is what the training wants, and the advice to re-freeze it would be
-    wrong."""
-    switched_off = _grad_switched_off(cls)
+    (models.freezes: `x.requires_grad_(False)`, a parameters() loop, a `requires_grad(x, False)`
+    helper, or every parameter of the class), the eval() sits in a method named for freezing
+    (`_freeze_stages`), or it is called on a module whose own class freezes its weights (LPIPS).
+    An eval() right after loading weights into a module whose weights nothing freezes (mmf's
+    ALBEF ViT, its end-to-end Faster R-CNN: both go on training) freezes nothing: train()
+    switching it back is what the training wants, and the advice to re-freeze it would be wrong."""
+    nodes = [n for n in ast.walk(cls) if isinstance(n, (ast.Call, ast.For))]
 
     def frozen(call, fn) -> bool:
         if _FREEZER.search(getattr(fn, "name", "")):
             return True
         receiver = call.func.value
-        names = {ast.unparse(receiver)}
+        keys = {"self", receiver_key(receiver)}
         for node in ast.walk(cls):
             if isinstance(node, ast.Assign) and _ends_in(node.value, call):
-                names.update(ast.unparse(t) for t in node.targets)  # self.teacher = teacher.eval()
-        if "self" in switched_off or names & switched_off:
+                keys.update(receiver_key(t) for t in node.targets)  # self.teacher = teacher.eval()
+        if any(models.freezes(n, k) for n in nodes for k in keys - {""}):
             return True
         if isinstance(receiver, ast.Call):  # LPIPS().eval(): its class may freeze itself; unseen, it may
             found = module_class(module, receiver.func)
-            return found is None or "self" in _grad_switched_off(found[1])
+            return found is None or any(models.freezes(n, "self") for n in ast.walk(found[1]))
         return not _loaded_before(fn, call)
 
     return frozen
@@ -189,9 +186,9 @@ def _loaded_before(fn, call) -> bool:
     """`x.load_state_dict(...)` earlier in the same function than `x.eval()`: the idiom "load the
     weights, then eval", whose module goes on training when nothing freezes its weights. Without
     it (an EMA copy put in eval, never given gradients) the eval() still counts."""
-    receiver = ast.unparse(call.func.value)
+    receiver = receiver_key(call.func.value)
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "load_state_dict"
-               and ast.unparse(n.func.value) == receiver and (n.lineno, n.col_offset) < (call.lineno, call.col_offset)
+               and receiver_key(n.func.value) == receiver and (n.lineno, n.col_offset) < (call.lineno, call.col_offset)
                for n in ast.walk(fn))
 
 
@@ -201,44 +198,6 @@ def _ends_in(value, call) -> bool:
         if node is call:
             return True
         node = node.func.value if isinstance(node.func, ast.Attribute) else None
-    return False
-
-
-def _grad_switched_off(cls) -> set:
-    """The source of every module whose weights the class switches off ("self" for all of them)."""
-    off = set()
-
-    def add(target):
-        off.add(ast.unparse(target))
-
-    for node in ast.walk(cls):
-        if isinstance(node, ast.Call):
-            name = last_name(node.func) or ""
-            if name == "requires_grad_" and isinstance(node.func, ast.Attribute) and _false(node.args):
-                add(node.func.value)
-            elif name != "requires_grad_" and _GRAD_SETTER.search(name) and node.args and _false(node.args[1:]):
-                add(node.args[0])  # requires_grad(model, False), freeze(model)
-        elif isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and \
-                last_name(node.iter.func) in ("parameters", "named_parameters") and \
-                isinstance(node.iter.func, ast.Attribute) and _sets_grad_off(node.body):
-            add(node.iter.func.value)
-    return off
-
-
-def _false(args) -> bool:
-    """No argument, or a literal False first: `requires_grad_(False)`, `freeze(m)`."""
-    return not args or isinstance(args[0], ast.Constant) and args[0].value is False
-
-
-def _sets_grad_off(body) -> bool:
-    for node in body:
-        for inner in ast.walk(node):
-            if isinstance(inner, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad"
-                                                     for t in inner.targets) and \
-                    isinstance(inner.value, ast.Constant) and inner.value.value is False:
-                return True
-            if isinstance(inner, ast.Call) and last_name(inner.func) == "requires_grad_" and _false(inner.args):
-                return True
     return False
 
 
@@ -262,7 +221,7 @@ def _mode_free_pretrained(module, value) -> bool:
         return bool(cls) and models.library_without_dropout(module, cls)
     from auditor.knowledge import library_models
 
-    return True and not library_models.batch_norm_type(model_type) \
+    return not library_models.batch_norm_type(model_type) \
         and models.type_dropout(model_type, ()) == models.ZERO and not any(
             kw.arg and "dropout" in kw.arg for kw in value.keywords)
 

@@ -238,17 +238,29 @@ def is_frozen(module, key: str, _seen=frozenset()) -> bool:
         k.rsplit(".", 1)[-1] for k in optimized}
 
 
+_GRAD_HELPER = re.compile(r"^(?!un).*(requires_grad|freez)", re.I)  # not unfreeze()
+
+
 def freezes(node, key: str) -> bool:
-    """`key.requires_grad_(False)`, or `for p in key.parameters(): p.requires_grad = False`."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_" \
-            and receiver_key(node.func.value) == key:
-        arg = arg_or_kwarg(node, "requires_grad", 0)
-        return arg is not None and constant(arg) == (True, False)
-    if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and last_name(node.iter.func) == "parameters" \
-            and isinstance(node.iter.func, ast.Attribute) and receiver_key(node.iter.func.value) == key:
+    """`key.requires_grad_(False)`; `for p in key.parameters(): p.requires_grad = False` (or
+    `p.requires_grad_(False)`, over named_parameters too); or a helper named for it given the
+    model, `requires_grad(key, False)` / `freeze(key)` (DiT's and Latte's EMA)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_":
+        return receiver_key(node.func.value) == key and _false_arg(arg_or_kwarg(node, "requires_grad", 0), False)
+    if isinstance(node, ast.Call) and _GRAD_HELPER.search(last_name(node.func) or "") and node.args:
+        return receiver_key(node.args[0]) == key and _false_arg(node.args[1] if len(node.args) > 1 else None, True)
+    if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute) \
+            and node.iter.func.attr in ("parameters", "named_parameters") and receiver_key(node.iter.func.value) == key:
         return any(isinstance(n, ast.Assign) and any(last_name(t) == "requires_grad" for t in n.targets)
-                   and constant(n.value) == (True, False) for n in ast.walk(node))
+                   and constant(n.value) == (True, False)
+                   or isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "requires_grad_"
+                   and _false_arg(arg_or_kwarg(n, "requires_grad", 0), False) for n in ast.walk(node))
     return False
+
+
+def _false_arg(arg, missing: bool) -> bool:
+    """A literal False; `missing` when there is no argument (`freeze(m)` freezes)."""
+    return missing if arg is None else constant(arg) == (True, False)
 
 
 def _adapter_trained(module, key: str) -> bool:

@@ -33,6 +33,7 @@ from auditor.sources.python_facts import (
     is_zero,
     kwarg,
     last_name,
+    parameters_with_defaults,
     target_names,
     walk,
 )
@@ -211,13 +212,6 @@ def _init_owners(module, node):
             yield cls
 
 
-def _with_defaults(fn):
-    """(arg, default or None) for every parameter."""
-    positional = fn.args.posonlyargs + fn.args.args
-    defaults = [None] * (len(positional) - len(fn.args.defaults)) + list(fn.args.defaults)
-    return list(zip(positional, defaults)) + list(zip(fn.args.kwonlyargs, fn.args.kw_defaults))
-
-
 def _switch_default(default) -> bool:
     """`drop: bool = False` is a switch, not a rate."""
     ok, value = constant(default) if default is not None else (False, None)
@@ -255,7 +249,7 @@ def dropout_parameter_unused(ctx, rule):
         parent = module.parent(fn)
         if isinstance(parent, ast.ClassDef) and fn.name != "__init__":
             continue  # other methods often keep a parameter to honour an interface
-        params = [a for a in _with_defaults(fn) if not a[0].arg.startswith("_") and dropout_param(a[0].arg)
+        params = [a for a in parameters_with_defaults(fn) if not a[0].arg.startswith("_") and dropout_param(a[0].arg)
                   and not _switch_default(a[1])]
         params = [a for a, _ in params]
         if not params:

@@ -10,8 +10,8 @@ file, none larger than MAX_BYTES. A sibling's own imports are followed the same 
 model.py's layers often come from a package beside it (StyleGAN2's `from op import
 FusedLeakyReLU`, which op/__init__.py re-exports from op/fused_act.py), and whether the model
 has dropout is decided there. Only a name a check asks about is followed, so the files read
-stay few; parsed trees are shared, so a cycle of imports costs nothing. Parsed trees are shared across files
-of a run (keyed by path, size and modification time), and every file read is recorded so
+stay few. Parsed trees are shared across files of a run (keyed by path, size and modification
+time), so a cycle of imports costs nothing, and every file read is recorded so
 that the result cache misses when one of them changes (`take_read`).
 """
 
