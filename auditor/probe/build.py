@@ -37,7 +37,7 @@ from auditor.probe.batch import (
     to_device,
 )
 from auditor.probe.errors import BuildError
-from auditor.probe.shrink import fill_rope_sections, scale_config_dict, vision_output_key  # noqa: F401  (the one scaler; re-exported)
+from auditor.probe.shrink import fill_rope_sections, scale_config_dict, text_facing_widths  # noqa: F401  (the one scaler; re-exported)
 
 _DROP = ("transformers_version", "torch_dtype", "dtype", "auto_map", "quantization_config", "_name_or_path")
 
@@ -226,7 +226,7 @@ def width_mismatch(config: dict, error: str = "") -> str:
     a 4096-wide text model): said before a probe, or after a failed image when the forward's error
     shows as many image tokens as image features ("tokens: 64, features: 64"), so only their
     width can differ."""
-    vision, text, top = config.get("vision_config"), config.get("text_config"), config
+    vision, text = config.get("vision_config"), config.get("text_config")
     if not isinstance(vision, dict) or not isinstance(text, dict):
         try:  # sub-configs left out take the config class's defaults, as Transformers reads them
             from transformers import AutoConfig
@@ -234,25 +234,21 @@ def width_mismatch(config: dict, error: str = "") -> str:
             config = AutoConfig.for_model(**config).to_dict()
         except Exception:  # noqa: BLE001  a config Transformers cannot read has nothing to compare
             return ""
-        vision, text, top = config.get("vision_config"), config.get("text_config"), config
+        vision, text = config.get("vision_config"), config.get("text_config")
         if not isinstance(vision, dict) or not isinstance(text, dict):
             return ""
-    key = vision_output_key(vision)
-    out, width = vision.get(key) if key else None, text.get("hidden_size")
-    where = f"vision_config.{key}"
-    if not (isinstance(out, int) and isinstance(width, int)) or out == width:
-        # Molmo2's adapter projects into `adapter_config.text_hidden_size`: 3584 beside a 4096-wide text model
-        out, where = next(((sub["text_hidden_size"], f"{name}.text_hidden_size") for name, sub in config.items()
-                           if isinstance(sub, dict) and isinstance(sub.get("text_hidden_size"), int)), (None, ""))
-    if isinstance(out, int) and isinstance(width, int) and out != width:
-        return (f"its config's vision tower outputs {where} = {out} features per token, while the text "
-                f"model is text_config.hidden_size = {width} wide: no image can enter the text model, at full size "
-                f"either")
-    counts, own = SAME_COUNT.search(error), top.get("hidden_size")
-    if (not error or counts and counts.group(1) == counts.group(2)) and isinstance(own, int) \
-            and isinstance(width, int) and own != width:
-        return (f"its config embeds image features at hidden_size = {own}, while the text model is "
-                f"text_config.hidden_size = {width} wide: no image can enter the text model, at full size either")
+    width = text.get("hidden_size")
+    counts = SAME_COUNT.search(error)
+    for path, out in text_facing_widths(config):
+        if not isinstance(width, int) or out == width:
+            continue
+        if path != ("hidden_size",):
+            return (f"its config's vision tower outputs {'.'.join(path)} = {out} features per token, while the "
+                    f"text model is text_config.hidden_size = {width} wide: no image can enter the text model, at "
+                    f"full size either")
+        if not error or counts and counts.group(1) == counts.group(2):
+            return (f"its config embeds image features at hidden_size = {out}, while the text model is "
+                    f"text_config.hidden_size = {width} wide: no image can enter the text model, at full size either")
     return ""
 
 

@@ -376,30 +376,46 @@ def _fit_axial_positions(d: dict) -> None:
             d[key] = CHUNK_CAP
 
 
-def vision_output_key(vision: dict) -> str | None:
+def _vision_output_key(vision: dict) -> str | None:
     """The vision config's key for the width of the features it hands the text model: Qwen2-VL
     style towers name their merger's output `hidden_size` beside their own `embed_dim`, others
     `out_hidden_size`."""
     return "out_hidden_size" if "out_hidden_size" in vision else "hidden_size" if "embed_dim" in vision else None
 
 
+def text_facing_widths(d: dict) -> list[tuple[tuple, int]]:
+    """(key path, width) of every width at which a composite hands features to its text model,
+    which must equal `text_config.hidden_size`: the vision tower's output (_vision_output_key),
+    an adapter's `text_hidden_size` (Molmo2), and the composite's own `hidden_size`, at which
+    Ovis 2 embeds its image. One list for the scaler, which ties them, and for the report, which
+    says where a config disagrees (build.width_mismatch)."""
+    vision, text = d.get("vision_config"), d.get("text_config")
+    if not isinstance(vision, dict) or not isinstance(text, dict):
+        return []
+    found = []
+    key = _vision_output_key(vision)
+    if key and is_int(vision.get(key)):
+        found.append((("vision_config", key), vision[key]))
+    found += [((name, "text_hidden_size"), sub["text_hidden_size"]) for name, sub in d.items()
+              if isinstance(sub, dict) and is_int(sub.get("text_hidden_size"))]
+    if is_int(d.get("hidden_size")):
+        found.append((("hidden_size",), d["hidden_size"]))
+    return found
+
+
 def _tie_vision_output(d: dict) -> None:
     """The scaled tower hands the text model features of the text model's scaled width. Real
     checkpoints agree at full size; Transformers' own defaults for qwen2_vl, qwen3_vl, glm_ocr and
     others do not (a 3584-wide merger before a 4096-wide text model), and scaling both by one
-    divisor kept them apart, so their towers never ran and their dropout keys went unmeasured.
-    The runner says when the config itself disagrees (build.width_mismatch)."""
-    vision, text = d.get("vision_config"), d.get("text_config")
-    if not isinstance(vision, dict) or not isinstance(text, dict):
+    divisor kept them apart, so their towers never ran and their dropout keys went unmeasured."""
+    width = (d.get("text_config") or {}).get("hidden_size") if isinstance(d.get("text_config"), dict) else None
+    if not is_int(width):
         return
-    key = vision_output_key(vision)
-    if key and is_int(vision.get(key)) and is_int(text.get("hidden_size")):
-        vision[key] = text["hidden_size"]
-    if is_int(d.get("hidden_size")) and is_int(text.get("hidden_size")):
-        d["hidden_size"] = text["hidden_size"]  # Ovis 2 embeds its image at the composite's hidden_size
-    for sub in d.values():  # Molmo2's adapter projects into `adapter_config.text_hidden_size`
-        if isinstance(sub, dict) and is_int(sub.get("text_hidden_size")) and is_int(text.get("hidden_size")):
-            sub["text_hidden_size"] = text["hidden_size"]
+    for path, _ in text_facing_widths(d):
+        target = d
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = width
 
 
 def _vision_rope_heads(d: dict, width: int, heads: int) -> int:
