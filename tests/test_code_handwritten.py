@@ -277,35 +277,29 @@ def test_530_a_mask_that_swaps_in_a_replacement_needs_no_scaling(tmp_path):
 def test_a_drop_flag_built_as_a_tensor_of_coin_flips_is_a_drop_mask(tmp_path):
     """lerobot's GR00T processor: `drop_state = torch.tensor([random.random() < p ...]).view(b, 1, 1)`
     then `state.masked_fill(drop_state, 0)` drops with probability p, as it should."""
-    from tests.conftest import audit, write_files
 
     src = ("import random\nimport torch\n\n\nclass Processor:\n    def __init__(self, state_dropout_prob=0.1):\n"
            "        self.state_dropout_prob = state_dropout_prob\n\n    def __call__(self, state, bsz):\n"
            "        drop_state = torch.tensor([random.random() < self.state_dropout_prob for _ in range(bsz)],\n"
            "                                  dtype=torch.bool).view(bsz, 1, 1)\n"
            "        return state.masked_fill(drop_state, 0)\n")
-    write_files(tmp_path, [("processor.py", src)])
-    assert audit([str(tmp_path)], select=("DRP533",)) == []
+    assert _drp533(tmp_path, "processor.py", src) == []
     kept = src.replace("return state.masked_fill(drop_state, 0)", "return state * drop_state")
-    write_files(tmp_path, [("processor.py", kept)])
-    assert [f.code for f in audit([str(tmp_path)], select=("DRP533",))] == ["DRP533"]
+    assert _drp533(tmp_path, "processor.py", kept) == ["DRP533"]
 
 
 def test_a_keep_mask_of_coin_flips_indexed_into_a_product_is_judged_as_a_keep_mask(tmp_path):
     """OneTrainer: `mask = torch.tensor([rand.random() > p for _ in range(b)]).float()` then
     `x * mask[:, None, None]` keeps with probability 1-p, as it should; the name containing
     "dropout" does not make it a drop mask, because it multiplies."""
-    from tests.conftest import audit, write_files
 
     src = ("import random\nimport torch\n\n\ndef encode(x, text_encoder_dropout_probability, batch_size):\n"
            "    dropout_text_encoder_mask = (torch.tensor(\n"
            "        [random.random() > text_encoder_dropout_probability for _ in range(batch_size)])).float()\n"
            "    return x * dropout_text_encoder_mask[:, None, None]\n")
-    write_files(tmp_path, [("model.py", src)])
-    assert audit([str(tmp_path)], select=("DRP533",)) == []
+    assert _drp533(tmp_path, "model.py", src) == []
     wrong = src.replace("random.random() >", "random.random() <")
-    write_files(tmp_path, [("model.py", wrong)])
-    assert [f.code for f in audit([str(tmp_path)], select=("DRP533",))] == ["DRP533"]
+    assert _drp533(tmp_path, "model.py", wrong) == ["DRP533"]
 
 
 def test_a_where_condition_is_read_by_which_branch_holds_the_original(tmp_path):
@@ -351,3 +345,11 @@ def test_a_where_condition_is_read_by_which_branch_holds_the_original(tmp_path):
                 return labels, either, flipped, emb
     '''
     assert _run(tmp_path, bad) == [("DRP533", 11), ("DRP533", 12), ("DRP533", 13), ("DRP533", 14)]
+
+
+def _drp533(tmp_path, name: str, text: str) -> list:
+    """DRP533's codes on one file written afresh."""
+    from tests.conftest import audit, write_files
+
+    write_files(tmp_path, [(name, text)])
+    return [f.code for f in audit([str(tmp_path)], select=("DRP533",))]

@@ -177,6 +177,12 @@ def test_a_freeze_whose_module_mode_changes_nothing_is_passed_over(tmp_path):
         assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")], cls
 
 
+def _found(tmp_path, name: str, text: str) -> list:
+    """(code, severity) of every finding on one file written afresh."""
+    write_files(tmp_path, [(name, text)])
+    return [(f.code, f.severity) for f in audit([str(tmp_path)])]
+
+
 def test_a_frozen_library_model_without_dropout_is_passed_over(tmp_path):
     """PixArt's HEDdetector freezes diffusers' AutoencoderKL (dropout 0.0 in every block,
     GroupNorm; knowledge/data/library_models.json) or the VAE passed in its place: its mode
@@ -185,10 +191,9 @@ def test_a_frozen_library_model_without_dropout_is_passed_over(tmp_path):
            "    def __init__(self, vae=None):\n        super().__init__()\n        if vae is None:\n"
            "            self.vae = AutoencoderKL.from_pretrained('sd-vae')\n        else:\n            self.vae = vae\n"
            "        self.vae.eval()\n        self.vae.requires_grad_(False)\n")
-    write_files(tmp_path, [("hed.py", hed)])
-    assert audit([str(tmp_path)]) == []
-    write_files(tmp_path, [("hed.py", hed.replace("from diffusers.models import", "from mylib import"))])
-    assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")]
+    assert _found(tmp_path, "hed.py", hed) == []
+    assert _found(tmp_path, "hed.py", hed.replace("from diffusers.models import", "from mylib import")) == [
+        ("DRP607", "info")]
 
 
 def test_an_eval_after_loading_weights_that_go_on_training_is_no_freeze(tmp_path):
@@ -198,13 +203,11 @@ def test_an_eval_after_loading_weights_that_go_on_training_is_no_freeze(tmp_path
     enc = ("import torch\nimport torch.nn as nn\n\n\nclass VitEncoder(nn.Module):\n    def __init__(self, path):\n"
            "        super().__init__()\n        self.vit = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))\n"
            "        self.vit.load_state_dict(torch.load(path))\n        self.vit.eval()\n")
-    write_files(tmp_path, [("enc.py", enc)])
-    assert audit([str(tmp_path)]) == []
+    assert _found(tmp_path, "enc.py", enc) == []
     for freeze in ("        self.vit.requires_grad_(False)\n",
                    "        for p in self.vit.parameters():\n            p.requires_grad = False\n",
                    "        requires_grad(self.vit, False)\n"):
-        write_files(tmp_path, [("enc.py", enc + freeze)])
-        assert [f.code for f in audit([str(tmp_path)])] == ["DRP607"], freeze
+        assert [code for code, _ in _found(tmp_path, "enc.py", enc + freeze)] == ["DRP607"], freeze
 
 
 def test_a_frozen_open_clip_vit_has_no_dropout_to_switch(tmp_path):
@@ -218,7 +221,5 @@ def test_a_frozen_open_clip_vit_has_no_dropout_to_switch(tmp_path):
            "        self.model = model\n        self.freeze()\n\n    def freeze(self):\n"
            "        self.model = self.model.eval()\n        for param in self.parameters():\n"
            "            param.requires_grad = False\n")
-    write_files(tmp_path, [("emb.py", emb)])
-    assert audit([str(tmp_path)]) == []
-    write_files(tmp_path, [("emb.py", emb.replace("arch='ViT-H-14'", "arch='RN50'"))])
-    assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")]
+    assert _found(tmp_path, "emb.py", emb) == []
+    assert _found(tmp_path, "emb.py", emb.replace("arch='ViT-H-14'", "arch='RN50'")) == [("DRP607", "info")]
