@@ -3,6 +3,7 @@ deterministic sample of 20 model types, one or more per family the issue names, 
 complete a probe of their default config. The full sweep is `bench/probe_sweep.py` (by hand)."""
 
 import json
+import math
 
 import pytest
 
@@ -803,12 +804,28 @@ def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_
         build_hf({"model_type": "cohere_compass_text", "architectures": ["CohereCompassForCausalLM"]}, None,
                  full_size=False, seed=0, device="cpu", dtype=torch.float32)
     assert unset_key(built.value).startswith("its config leaves rope_parameters empty")
+    from transformers import ChameleonConfig, ChameleonModel
+
     with pytest.raises(AttributeError) as built:  # vocabulary_map None, read as vocab_map.get(...)
-        build_hf({"model_type": "chameleon", "architectures": ["ChameleonForConditionalGeneration"]}, None,
-                 full_size=False, seed=0, device="cpu", dtype=torch.float32)
+        ChameleonModel(ChameleonConfig(vocab_size=64, hidden_size=16))
     assert unset_key(built.value).startswith("its config leaves vocabulary_map unset (None)")
     assert unset_key(TypeError("'NoneType' object is not subscriptable")) is None  # no traceback, no claim
     assert unset_key(ValueError("x")) is None
+
+
+@pytest.mark.parametrize("model_type, arch", [("chameleon", "ChameleonForConditionalGeneration"),
+                                             ("emu3", "Emu3ForConditionalGeneration")])
+def test_a_vq_vocabulary_map_the_default_leaves_out_gets_a_stand_in_in_the_scaled_vocabulary(tmp_path, model_type,
+                                                                                             arch):
+    """Chameleon's and Emu3's defaults carry no vocabulary_map (a tokenizer's map of VQ codes to
+    BPE ids), so Transformers cannot build them. The probe writes a stand-in over the scaled
+    vocabulary's last ids, names it in the report, and the fine-tune's loss stays finite: no text
+    id of the batch is an image code, whose logits Chameleon sets to the dtype's minimum."""
+    path = write_config(tmp_path, model_type, architectures=[arch])
+    result = execute(ProbeRequest(path=path, steps=1, device="cpu", light=True))
+    assert "vocabulary_map = a stand-in of 64 VQ codes" in result.meta["model"]
+    assert not [f for f in result.findings if f.code == "DRP806"], [f.message for f in result.findings]
+    assert result.losses and all(math.isfinite(v) for v in result.losses)
 
 
 def test_a_default_that_fails_at_full_size_too_is_refused_with_the_full_size_numbers(tmp_path):

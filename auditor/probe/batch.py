@@ -89,7 +89,7 @@ def hf_batch(model, arch: str, seed: int, device, batch: int = BATCH, seq: int =
         main = "pixel_values"
     kw: dict = {}
     placed = False  # the image's place in the text is already given (no placeholders to count)
-    ids = torch.randint(min(3, vocab - 1), vocab, (batch, seq), generator=g)
+    ids = _text_ids(model, vocab, batch, seq, g)
     required = _required_params(model)
     if main == "input_ids" or "input_ids" in params and (
             main not in ("pixel_values", "input_values", "input_features") or "input_ids" in required
@@ -611,6 +611,24 @@ def _streamed_features(config, frames: int, batch: int, g) -> torch.Tensor:
     audio = next((getattr(config, n) for n in AUDIO_SUB_CONFIGS if getattr(getattr(config, n, None), "num_mel_bins", None)),
                  config)
     return torch.randn(batch, int(getattr(audio, "num_mel_bins", None) or 128), frames, generator=g)
+
+
+def _text_ids(model, vocab: int, batch: int, seq: int, g):
+    """Random text ids, none of them a VQ image code: Chameleon sets the logits of every image
+    code to the dtype's minimum (text generation may not emit one), so a label drawn there makes
+    the loss infinite. A real text batch holds no image codes either (Chameleon and Emu3 name
+    theirs in `vocabulary_mapping.image_tokens`)."""
+    low = min(3, vocab - 1)
+    mapping = getattr(getattr(model, "model", model), "vocabulary_mapping", None)
+    try:
+        codes = set(mapping.image_tokens) if mapping is not None else set()
+    except Exception:  # noqa: BLE001  a map that cannot list its codes reserves none
+        codes = set()
+    allowed = [i for i in range(low, vocab) if i not in codes] if codes else []
+    if not allowed:
+        return torch.randint(low, vocab, (batch, seq), generator=g)
+    pool = torch.tensor(allowed)
+    return pool[torch.randint(0, len(pool), (batch, seq), generator=g)]
 
 
 def _labels(arch: str, config, kw: dict, ids, batch: int, seq: int, g):

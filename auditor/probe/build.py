@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import linecache
 import os
 import re
 import sys
@@ -313,6 +312,7 @@ def _build_once(config, adapter, keep_head_dim, seed, device, dtype, trust_remot
         full.setdefault("model_type", cfg.get("model_type"))
         completed = complete.complete(full, obj, set(fills)) if fills else []
         small = scale_config_dict(full, keep_head_dim=keep_head_dim)
+        completed += complete.after_scaling(small, set(fills)) if fills else []
         _fill_rope_sections(small, type(obj))
         obj, _ = config_object(small, trust_remote_code, config_dir)
     attn = attn_override or attn
@@ -426,58 +426,15 @@ def full_size_refusal(exc: BaseException, config: dict, trust_remote_code: bool 
     return f"its config cannot build its own model at full size either: {found}" if found else None
 
 
-CONFIG_READ = re.compile(r"\bconfig\.(\w+)")
-SELF_READ = re.compile(r"\bself\.(\w+)")
-
-
 def unset_key(exc: BaseException) -> str | None:
-    """A TypeError inside the modeling code at a line that reads `config.<key>` (directly, or
-    through `self.<attr>` copied from it earlier in the same function) where that key is None in
-    the config object of the failing frame: the config leaves a key unset that this model needs
-    (lfm2_moe's layer_types, granite4_vision's deepstack_layer_map, dots1's n_routed_experts).
-    Found in the traceback, so the key named is the one the model read, never a guess."""
-    none_attr = isinstance(exc, AttributeError) and str(exc).startswith("'NoneType' object")
-    if not isinstance(exc, (TypeError, KeyError)) and not none_attr:
+    """A key the config leaves unset that its model reads (see complete.unset_read), said as
+    the user's fix."""
+    found = complete.unset_read(exc)
+    if found is None:
         return None
-    tb, frames = exc.__traceback__, []
-    while tb is not None:
-        frames.append(tb)
-        tb = tb.tb_next
-    for tb in reversed(frames):
-        code = tb.tb_frame.f_code
-        if f"{os.sep}transformers{os.sep}models{os.sep}" not in code.co_filename:
-            continue
-        local = tb.tb_frame.f_locals
-        owner = local.get("config") or getattr(local.get("self"), "config", None)
-        if owner is None:
-            continue
-        empty = isinstance(exc, KeyError)  # cohere_compass_text: rope_parameters {} indexed by layer type
-        key = _unset_read(code, tb.tb_lineno, owner, local.get("self"), empty)
-        if key:
-            where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}"
-            state = "empty" if empty else "unset (None)"
-            return (f"its config leaves {key} {state} and {type(owner).__name__}'s model reads it "
-                    f"({where}); write {key} in config.json")
-    return None
-
-
-def _unset_read(code, lineno: int, owner, this, empty: bool = False) -> str | None:
-    text = linecache.getline(code.co_filename, lineno)
-    keys = CONFIG_READ.findall(text)
-    if this is not None:  # `self.num_experts = config.num_local_experts` earlier in this function
-        body = "".join(linecache.getline(code.co_filename, n) for n in range(code.co_firstlineno, lineno))
-        for attr in SELF_READ.findall(text):
-            if getattr(this, attr, 0) is None and not empty:
-                keys += re.findall(rf"self\.{attr}\s*=\s*config\.(\w+)\s*$", body, re.M)
-    aliases = getattr(owner, "attribute_map", None) or {}
-    for key in keys:
-        try:
-            value = getattr(owner, key) if hasattr(owner, key) else 0
-            if (value == {} or value == []) if empty else value is None:
-                return aliases.get(key, key)
-        except Exception:  # noqa: BLE001  a config property that raises says nothing either way
-            continue
-    return None
+    owner, key, where, empty = found
+    state = "empty" if empty else "unset (None)"
+    return f"its config leaves {key} {state} and {type(owner).__name__}'s model reads it ({where}); write {key} in config.json"
 
 
 # --- user factories -------------------------------------------------------------------

@@ -20,7 +20,16 @@ differently from a real checkpoint, or one no layer uses:
   passed to `torch.clamp` as both bounds): an infinite bound, which clips nothing;
 - a token index no config class declares, which the modeling code reads as
   `getattr(config, "yes_token_index", 10_784)` (ShieldGemma 2 picks two logits by it): that
-  default, which the scaler then moves into the scaled vocabulary like every token id.
+  default, which the scaler then moves into the scaled vocabulary like every token id;
+- `vocabulary_map` (Chameleon, Emu3), the tokenizer's map from each VQ code to its BPE token,
+  which Transformers documents as "from the tokenizer" and no default carries: a stand-in over
+  the scaled vocabulary's last ids. Which ids a tokenizer gives the codes is a numbering of the
+  same embedding rows, not a layer, so no dropout site computes differently. It is written into
+  the scaled config (`after_scaling`), because its ids must lie in the scaled vocabulary.
+
+Keys the modeling code reads but the probe has no stand-in for (a per-layer MLP kind, an
+expert count, a deepstack map, an indexer budget) stay unset, and the probe refuses, as
+Transformers itself does on that default: a value chosen here would be a layer no checkpoint has.
 
 The probe's report names every completion. A key the user wrote is never changed.
 
@@ -42,9 +51,8 @@ TOKEN_DEFAULT = re.compile(r"getattr\(\s*(?:self\.)?\w*config\s*,\s*[\"'](\w+_to
 
 def wanted(exc: BaseException) -> tuple[str, str] | None:
     """(config class name, key) that the failure shows missing, or None."""
-    if isinstance(exc, AttributeError):
-        found = MISSING.match(str(exc))
-        return (found.group(1), found.group(2)) if found else None
+    if isinstance(exc, AttributeError) and (found := MISSING.match(str(exc))):
+        return found.group(1), found.group(2)
     if isinstance(exc, ValueError) and str(exc).startswith(NO_WINDOW):
         owner = _frame_config(exc)
         return (type(owner).__name__, "sliding_window") if owner is not None else None
@@ -52,7 +60,66 @@ def wanted(exc: BaseException) -> tuple[str, str] | None:
         return _unset_bound(exc)
     if isinstance(exc, IndexError) and (found := OUT_OF_BOUNDS.match(str(exc))):
         return _token_read_by_default(exc, int(found.group(1)))
+    if (found := unset_read(exc)) is not None and not found[3]:
+        return type(found[0]).__name__, found[1]
     return None
+
+
+CONFIG_READ = re.compile(r"\bconfig\.(\w+)")
+SELF_READ = re.compile(r"\bself\.(\w+)")
+
+
+def unset_read(exc: BaseException) -> tuple[object, str, str, bool] | None:
+    """(config object, key, file:line, empty) where a TypeError, KeyError or None attribute
+    inside the modeling code comes from a line that reads `config.<key>` (directly, or through
+    `self.<attr>` copied from it earlier in the same function) and that key is None (or, for a
+    KeyError, empty) in the config of the failing frame: lfm2_moe's layer_types, granite4_vision's
+    deepstack_layer_map, Chameleon's vocabulary_map, cohere_compass's empty rope_parameters.
+    Found in the traceback, so the key named is the one the model read, never a guess."""
+    import linecache
+    import os
+
+    none_attr = isinstance(exc, AttributeError) and str(exc).startswith("'NoneType' object")
+    if not isinstance(exc, (TypeError, KeyError)) and not none_attr:
+        return None
+    tb, frames = exc.__traceback__, []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    for tb in reversed(frames):
+        code = tb.tb_frame.f_code
+        if f"{os.sep}transformers{os.sep}models{os.sep}" not in code.co_filename:
+            continue
+        local = tb.tb_frame.f_locals
+        owner = local.get("config") or getattr(local.get("self"), "config", None)
+        if owner is None:
+            continue
+        empty = isinstance(exc, KeyError)
+        key = _unset(linecache, code, tb.tb_lineno, owner, local.get("self"), empty)
+        if key:
+            return owner, key, f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}", empty
+    return None
+
+
+def _unset(linecache, code, lineno: int, owner, this, empty: bool = False) -> str | None:
+    text = linecache.getline(code.co_filename, lineno)
+    keys = CONFIG_READ.findall(text)
+    if this is not None:  # `self.num_experts = config.num_local_experts` earlier in this function
+        body = "".join(linecache.getline(code.co_filename, n) for n in range(code.co_firstlineno, lineno))
+        for attr in SELF_READ.findall(text):
+            if getattr(this, attr, 0) is None and not empty:
+                keys += re.findall(rf"self\.{attr}\s*=\s*config\.(\w+)\s*$", body, re.M)
+    aliases = getattr(owner, "attribute_map", None) or {}
+    for key in keys:
+        try:
+            value = getattr(owner, key) if hasattr(owner, key) else 0
+            if (value == {} or value == []) if empty else value is None:
+                return aliases.get(key, key)
+        except Exception:  # noqa: BLE001  a config property that raises says nothing either way
+            continue
+    return None
+
+
 
 
 def _token_read_by_default(exc: BaseException, index: int) -> tuple[str, str] | None:
@@ -149,6 +216,50 @@ def complete(full: dict, obj, fills: set) -> list[str]:
             target[key] = value
             done.append(f"{'.'.join(path + (key,))} = {value!r} ({source})")
     return done
+
+
+def after_scaling(small: dict, fills: set) -> list[str]:
+    """Write the stand-ins whose values depend on the scaled sizes into the scaled config dict
+    `small`; return what was written, one line each (see the module docstring)."""
+    done = []
+    if any(key == "vocabulary_map" for _, key in fills) and small.get("vocabulary_map") is None:
+        made = _vocabulary_stand_in(small)
+        if made is not None:
+            small["vocabulary_map"], line = made
+            done.append(line)
+    return done
+
+
+# How each model names its VQ codes in the tokenizer (the modeling code parses these names back)
+CODE_NAMES = {
+    "num_embeddings": lambda code: "IMGIMG" + "".join(chr(ord("A") + int(d)) for d in str(code)) + "Z",
+    "codebook_size": lambda code: f"<|visual token {code:06d}|>",
+}
+
+
+def _vocabulary_stand_in(small: dict) -> tuple[dict, str] | None:
+    """A vocabulary map for a scaled Chameleon or Emu3: the VQ codebook (scaled to
+    shrink.CODEBOOK codes) on the last ids of the scaled vocabulary, then Emu3's end-of-line
+    token, then `<image>`."""
+    from .shrink import CODEBOOK
+
+    vq, text = small.get("vq_config"), small.get("text_config")
+    vocab = (text if isinstance(text, dict) and "vocab_size" in text else small).get("vocab_size")
+    book_key = next((k for k in CODE_NAMES if isinstance(vq, dict) and isinstance(vq.get(k), int)), None)
+    if book_key is None or not isinstance(vocab, int):
+        return None
+    book = vq[book_key] = min(vq[book_key], CODEBOOK)
+    if vocab < book + 3:
+        return None
+    first = vocab - book - 2
+    mapping = {CODE_NAMES[book_key](code): first + code for code in range(book)}
+    mapping["<|extra_200|>"] = vocab - 2  # Emu3's end of an image row; Chameleon reads no such name
+    mapping["<image>"] = vocab - 1
+    small["image_token_id"] = vocab - 1
+    line = (f"vocabulary_map = a stand-in of {book} VQ codes on ids {first}..{first + book - 1}, "
+            f"<image> = {vocab - 1} (a tokenizer's map, which the default leaves out; the codebook "
+            f"scaled to {book} codes)")
+    return mapping, line
 
 
 def value_for(config, key: str, ancestors: list) -> tuple[object, str] | None:
