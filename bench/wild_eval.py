@@ -212,6 +212,25 @@ VISION31C = {
     "simsiam": ("facebookresearch/simsiam", "", "a7bc1772896d0dad0806c51f0bb6f3b16d290468", "vision"),
 }
 
+# The fourth #31 set (session 36): 12 fresh repositories from the same domains (a second
+# generation of the SSL, diffusion, GAN/restoration, detection and graph code), judged on
+# 11ccca9 before any change made for them.
+VISION31D = {
+    "barlowtwins": ("facebookresearch/barlowtwins", "", "8e8d284ca0bc02f88b92328e53f9b901e86b4a3c", "vision"),
+    "vicreg": ("facebookresearch/vicreg", "", "4e12602fd495af83efd1631fbe82523e6db092e0", "vision"),
+    "yolov7": ("WongKinYiu/yolov7", "", "a207844b1ce82d204ab36d87d496728d3d2348e7", "vision"),
+    "GroundingDINO": ("IDEA-Research/GroundingDINO", "", "856dde20aee659246248e20734ef9ba5214f5e44", "vision"),
+    "SiT": ("willisma/SiT", "", "947f95bd3a510e9af441d38c1e9f72e0eee873c5", "diffusion"),
+    "mar": ("LTH14/mar", "", "fe470ac24afbee924668d8c5c83e9fec60af3a73", "diffusion"),
+    "edm2": ("NVlabs/edm2", "", "4bf8162f601bcc09472ce8a32dd0cbe8889dc8fc", "diffusion"),
+    "Real-ESRGAN": ("xinntao/Real-ESRGAN", "", "a4abfb2979a7bbff3f69f58f58ae324608821e27", "gan"),
+    "stargan": ("yunjey/stargan", "", "94dd002e93a2863d9b987a937b85925b80f7a19f", "gan"),
+    "HAT": ("XPixelGroup/HAT", "", "1638a9a822581657811867bf670717f8371fc3e5", "vision"),
+    "graphtransformer": ("graphdeeplearning/graphtransformer", "", "c9cd49368eed4507f9ae92a137d90a7a9d7efc3a", "graph"),
+    "pytorch_geometric_temporal": ("benedekrozemberczki/pytorch_geometric_temporal", "",
+                                   "adefe44265ad8faf239fd6cf3b59b95ca3ee60aa", "graph"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -313,14 +332,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the raw per-repository results as JSON")
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
-    ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c"), default="tuned",
+    ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c", "vision31d"),
+                    default="tuned",
                     help="the 40 repositories the #25 fixes were made on, the 36 held out from them, #31's 27, "
-                         "or #31's fresh 13 (vision31b) and 12 (vision31c)")
+                         "or #31's fresh 13 (vision31b), 12 (vision31c) and 12 (vision31d)")
     ap.add_argument("--judge-infos", action="store_true",
                     help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
-    REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B, "vision31c": VISION31C}.get(args.set, TUNED)
+    REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B, "vision31c": VISION31C,
+             "vision31d": VISION31D}.get(args.set, TUNED)
     judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
