@@ -374,10 +374,12 @@ with torch.no_grad():
     assert _run(tmp_path / "c", unknown) == [("convert_weight.py", "DRP605", 7, "info")]
 
 
-def test_instance_norm_without_running_statistics_does_not_change_with_the_mode(tmp_path):
+def test_instance_norm_needs_no_eval_for_inference(tmp_path):
     """StarGAN v2 and CycleGAN generators normalise with InstanceNorm2d, whose default keeps no
     running statistics: train and eval compute the same, so sampling in train mode changes
-    nothing. With track_running_stats=True it does, like batch norm."""
+    nothing. With track_running_stats=True (StarGAN's generator) train mode still normalises each
+    sample by its own statistics, as every training step did; only eval() would switch to running
+    averages. Batch norm does need eval()."""
     script = '''
 import torch
 from torch import nn
@@ -396,7 +398,9 @@ with torch.no_grad():
 '''
     assert _run(tmp_path / "a", [("sample.py", script)]) == []
     stats = script.replace("affine=True)", "affine=True, track_running_stats=True)")
-    assert _run(tmp_path / "b", [("sample.py", stats)]) == [("sample.py", "DRP605", 15, "warning")]
+    assert _run(tmp_path / "b", [("sample.py", stats)]) == []
+    batch = script.replace("nn.InstanceNorm2d(3, affine=True)", "nn.BatchNorm2d(3)")
+    assert _run(tmp_path / "c", [("sample.py", batch)]) == [("sample.py", "DRP605", 15, "warning")]
 
 
 def test_sibling_reading_is_bounded(tmp_path, monkeypatch):

@@ -58,15 +58,13 @@ NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatc
                            "InstanceNorm2d", "InstanceNorm3d"})
 
 def keeps_running_stats(call) -> bool:
-    """A norm layer whose mode changes what it computes: batch norm, and instance norm only with
-    `track_running_stats=True` (its default is False: it normalises each sample by its own
-    statistics in both modes, as StarGAN v2's and CycleGAN's generators do)."""
-    if not (last_name(call.func) or "").startswith("InstanceNorm"):
-        return True
-    kw = next((k.value for k in call.keywords if k.arg == "track_running_stats"), None)
-    if kw is None and len(call.args) >= 5:
-        kw = call.args[4]
-    return not (kw is None or isinstance(kw, ast.Constant) and kw.value is False)
+    """A norm layer that an inference pass must run in eval mode: batch norm, never instance norm.
+    Instance norm normalises each sample by its own statistics in training, and a train-mode
+    pass does the same at inference. Only eval() would change it, to running averages when
+    `track_running_stats=True` (StarGAN's generator), which no training step computed with:
+    CycleGAN's maintainers found results better without eval() (junyanz/pytorch-CycleGAN-and-pix2pix#1005)
+    and turned the tracking off rather than switching modes (#395)."""
+    return not (last_name(call.func) or "").startswith("InstanceNorm")
 
 
 def binding(module, key):
