@@ -347,6 +347,24 @@ def test_a_where_condition_is_read_by_which_branch_holds_the_original(tmp_path):
     assert _run(tmp_path, bad) == [("DRP533", 11), ("DRP533", 12), ("DRP533", 13), ("DRP533", 14)]
 
 
+def test_a_blend_is_read_like_a_selection(tmp_path):
+    """MAR's label drop: `m = rand(B) < p` then `class_embedding = m * fake + (1 - m) *
+    class_embedding` takes the fake latent where the draw is under p: labels dropped with
+    probability p, right as written, although the flag multiplies. With the original on the flag's
+    side it keeps with probability p: reported."""
+    src = ("import torch\nimport torch.nn as nn\n\n\nclass MAR(nn.Module):\n"
+           "    def forward(self, class_embedding, bsz):\n"
+           "        if self.training:\n"
+           "            drop_latent_mask = torch.rand(bsz) < self.label_drop_prob\n"
+           "            drop_latent_mask = drop_latent_mask.unsqueeze(-1).to(class_embedding.dtype)\n"
+           "            class_embedding = drop_latent_mask * self.fake_latent + (1 - drop_latent_mask) * class_embedding\n"
+           "        return class_embedding\n")
+    assert _drp533(tmp_path / "a", "model.py", src) == []
+    swapped = src.replace("drop_latent_mask * self.fake_latent + (1 - drop_latent_mask) * class_embedding",
+                          "(1 - drop_latent_mask) * self.fake_latent + drop_latent_mask * class_embedding")
+    assert _drp533(tmp_path / "b", "model.py", swapped) == ["DRP533"]
+
+
 def _drp533(tmp_path, name: str, text: str) -> list:
     """DRP533's codes on one file written afresh."""
     from tests.conftest import audit, write_files

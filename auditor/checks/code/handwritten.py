@@ -241,6 +241,9 @@ def _flag_use(module, node):
     name = stmt.targets[0].id
     fn = module.enclosing_function(node) or module.tree
     uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+    blends = {_blend(module, use) for use in uses} - {None}
+    if len(blends) == 1:  # `m * null + (1 - m) * labels`: a selection written as arithmetic
+        return "drop" if blends.pop() == "drop" else None
     if any(_multiplies(module, use) for use in uses):
         return None
     sides = {_selection(module, use) for use in uses} - {None}
@@ -250,6 +253,42 @@ def _flag_use(module, node):
     if "drop" in name.lower() and "keep" not in name.lower():
         return "drop"
     return "skip" if scalar else None
+
+
+def _blend(module, use):
+    """The side ("drop"/"keep") a 0/1 flag marks in a blend `m * a + (1 - m) * b`, which takes
+    `a` where m is 1 and `b` elsewhere, like `torch.where(m, a, b)` (MAR's
+    `class_embedding = drop_latent_mask * self.fake_latent + (1 - drop_latent_mask) * class_embedding`
+    drops labels with probability p, right as written); None when `use` is not in such a blend or
+    the branches do not say which is the original (see _original)."""
+    def complement(node) -> bool:  # `1 - m`
+        return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.left, ast.Constant) \
+            and node.left.value == 1 and isinstance(node.right, ast.Name) and node.right.id == use.id
+
+    def flag(node) -> bool:
+        return isinstance(node, ast.Name) and node.id == use.id
+
+    node, parent = use, module.parent(use)
+    negated = complement(parent)
+    if negated:
+        node, parent = parent, module.parent(parent)
+    if not (isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Mult)):
+        return None
+    value = parent.right if parent.left is node else parent.left
+    add = module.parent(parent)
+    if not (isinstance(add, ast.BinOp) and isinstance(add.op, ast.Add)):
+        return None
+    other = add.right if add.left is parent else add.left
+    if not (isinstance(other, ast.BinOp) and isinstance(other.op, ast.Mult)):
+        return None
+    wanted = flag if negated else complement
+    factor = next((f for f in (other.left, other.right) if wanted(f)), None)
+    if factor is None:
+        return None
+    other_value = other.right if other.left is factor else other.left
+    taken, rest = (other_value, value) if negated else (value, other_value)  # `taken` where m is 1
+    original = _original(module, add, taken, rest)
+    return None if original is None else ("keep" if original is taken else "drop")
 
 
 def _flip(side):
