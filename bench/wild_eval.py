@@ -231,6 +231,24 @@ VISION31D = {
                                    "adefe44265ad8faf239fd6cf3b59b95ca3ee60aa", "graph"),
 }
 
+# The fifth #31 set: 12 fresh repositories from the same domains (graph, diffusion
+# and flow matching, SSL/detection, GAN/restoration), extracted before any judging.
+VISION31E = {
+    "GraphMAE": ("THUDM/GraphMAE", "", "b14f080c919257b495e3cb6474286d5252d6a635", "graph"),
+    "GraphGPS": ("rampasek/GraphGPS", "", "28015707cbab7f8ad72bed0ee872d068ea59c94b", "graph"),
+    "dgl": ("dmlc/dgl", "examples/pytorch/gat examples/pytorch/gcn examples/pytorch/graphsage",
+            "3d16000b4170fa741ed9e9667f22ba84d3493026", "graph"),
+    "minRF": ("cloneofsimo/minRF", "", "4fc10e0cc8ba976152c7936a1af9717209f03e18", "diffusion"),
+    "flow_matching": ("facebookresearch/flow_matching", "", "11568d37f8d5a080e12aa7b5305d9c35ae07d136", "diffusion"),
+    "rcg": ("LTH14/rcg", "", "0c4433c1d7fed93ed0dc81a6bde2acfe335d3798", "diffusion"),
+    "msn": ("facebookresearch/msn", "", "4388dc1eadbe3042b85d3296d41b9b207656e043", "vision"),
+    "jepa": ("facebookresearch/jepa", "", "51c59d518fc63c08464af6de585f78ac0c7ed4d5", "vision"),
+    "YOLOS": ("hustvl/YOLOS", "", "5717fc29d727dab84ad585c56457b4de1225eddc", "vision"),
+    "imaginaire": ("NVlabs/imaginaire", "", "c6f74845c699c58975fd12b778c375b72eb00e8d", "gan"),
+    "NAFNet": ("megvii-research/NAFNet", "", "2b4af71ebe098a92a75910c233a3965a3e93ede4", "vision"),
+    "KAIR": ("cszn/KAIR", "", "fc1732f4a4514e42ce15e5b3a1e18c828af47a1e", "vision"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -332,16 +350,17 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the raw per-repository results as JSON")
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
-    ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c", "vision31d"),
+    ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c", "vision31d",
+                                       "vision31e"),
                     default="tuned",
                     help="the 40 repositories the #25 fixes were made on, the 36 held out from them, #31's 27, "
-                         "or #31's fresh 13 (vision31b), 12 (vision31c) and 12 (vision31d)")
+                         "or #31's fresh 13 (vision31b), 12 (vision31c), 12 (vision31d) and 12 (vision31e)")
     ap.add_argument("--judge-infos", action="store_true",
                     help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
     REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B, "vision31c": VISION31C,
-             "vision31d": VISION31D}.get(args.set, TUNED)
+             "vision31d": VISION31D, "vision31e": VISION31E}.get(args.set, TUNED)
     judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
