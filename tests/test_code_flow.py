@@ -331,6 +331,21 @@ def test_602_train_set_for_the_no_grad_passes_and_undone_after_them(tmp_path):
                      ["DRP602"]) == [("DRP602", 20, "warning")]
 
 
+def test_602_a_function_that_resets_batch_norm_statistics_trains_on_purpose(tmp_path):
+    """imaginaire's recalculate_batch_norm_statistics: `net.train()`, `net.apply(reset_batch_norm)`,
+    then no_grad passes, and no eval() after (its callers switch to eval themselves). Resetting
+    or recalibrating the statistics says what the train() is for; without it the same function
+    is reported."""
+    kept = _RECALIBRATE.replace("    net.eval()\n", "")
+    reset = kept.replace("    net.train()\n", "    net.train()\n    net.apply(reset_batch_norm)\n")
+    assert reset != kept
+    assert _findings(tmp_path / "reset", reset, ["DRP602"]) == []
+    stats = kept.replace("    net.train()\n", "    net.train()\n    for m in net.modules():\n        m.reset_running_stats()\n")
+    assert _findings(tmp_path / "stats", stats, ["DRP602"]) == []
+    other = kept.replace("    net.train()\n", "    net.train()\n    net.apply(init_weights)\n")
+    assert _findings(tmp_path / "other", other, ["DRP602"]) == [("DRP602", 22, "info")]
+
+
 def test_602_cites_the_train_call_that_reaches(tmp_path):
     write_files(tmp_path, [("train.py", _NET + '''
 model.train()

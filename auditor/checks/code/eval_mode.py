@@ -518,8 +518,9 @@ def inference_in_train_mode(ctx, rule):
         if what != "generate()" and _in_training_step(module, call) and (
                 _cached(module, call) or _feeds_another_network(module, call, key)):
             continue  # features cached for the training step itself, or samples for another network's step
-        if what != "generate()" and _bracketed(module, call, key, [n for _, n in pairs]):
-            continue  # train() on purpose for these passes (batch-norm statistics), eval() after them
+        if what != "generate()" and (_bracketed(module, call, key, [n for _, n in pairs])
+                                     or _recalibrates_norm(module, call, [n for _, n in pairs])):
+            continue  # train() on purpose for these passes (batch-norm statistics)
         verdict, severity = _judged(module, key, ctx.setup)
         if severity is None:
             continue
@@ -546,15 +547,10 @@ def _bracketed(module, call, key: str, causes) -> bool:
     Monte-Carlo dropout samples. A train() in another function (the caller's mode), one never
     undone, or one followed by an optimizer step (set for training, not for the pass) still
     leaves the evaluation in train mode by mistake."""
-    fn = module.enclosing_function(call)
-    if fn is None or isinstance(fn, ast.Lambda):
+    fn = _own_train(module, call, causes)
+    if fn is None:
         return False
     at = (call.lineno, call.col_offset)
-    for cause in causes:
-        t = toggle(cause) if isinstance(cause, ast.Call) else None
-        if (t is None or t[0] != "train" or module.enclosing_function(cause) is not fn
-                or (cause.lineno, cause.col_offset) >= at):
-            return False
     same = set(flow(module).same(key)) | {key}
     restores = [c for c in ast.walk(fn) if isinstance(c, ast.Call) and module.enclosing_function(c) is fn
                 and (c.lineno, c.col_offset) > at and toggle(c) is not None
@@ -565,6 +561,46 @@ def _bracketed(module, call, key: str, causes) -> bool:
     end = min((c.lineno, c.col_offset) for c in restores)
     return not any(module.enclosing_function(c) is fn and start < (c.lineno, c.col_offset) < end
                    for c in models.training_calls(module))
+
+
+def _own_train(module, call, causes):
+    """The function in which every train() reaching `call` is an explicit call before it, else None."""
+    fn = module.enclosing_function(call)
+    if fn is None or isinstance(fn, ast.Lambda):
+        return None
+    at = (call.lineno, call.col_offset)
+    for cause in causes:
+        t = toggle(cause) if isinstance(cause, ast.Call) else None
+        if (t is None or t[0] != "train" or module.enclosing_function(cause) is not fn
+                or (cause.lineno, cause.col_offset) >= at):
+            return None
+    return fn
+
+
+# A function that resets or recalibrates batch-norm statistics: `net.apply(reset_batch_norm)`,
+# `m.reset_running_stats()`, `apply(calibrate_batch_norm_momentum)`, torch's update_bn
+_NORM_RESET = re.compile(r"(?i)^(update_bn|reset_running_stats|\w*(reset|calibrat|recalib|recompute|accumulate)\w*"
+                         r"(bn|batch_?norm|norm_stat|running_stat|standing_stat)\w*|\w*(bn|batch_?norm)\w*"
+                         r"(reset|calibrat|recalib|recompute|stat)\w*)$")
+
+
+def _recalibrates_norm(module, call, causes) -> bool:
+    """The train() that reaches a no_grad pass was put there to recompute batch-norm statistics,
+    and the function says so by resetting or recalibrating them (imaginaire's
+    `recalculate_batch_norm_statistics`: `net_G.train()`, `net_G.apply(reset_batch_norm)`, then
+    no_grad passes over the data, with no eval() after: its callers switch to eval themselves)."""
+    fn = _own_train(module, call, causes)
+    if fn is None:
+        return False
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.Call):
+            continue
+        name = last_name(node.func) or ""
+        if name == "apply" and node.args:
+            name = last_name(node.args[0]) or ""
+        if _NORM_RESET.match(name):
+            return True
+    return False
 
 
 def _pipeline_models(module, call):
