@@ -472,6 +472,29 @@ def test_dead_module_whose_rate_another_layer_applies_is_info(tmp_path):
     assert 'the same rate config["dropout"]' in found[0][2]
 
 
+DDIT = """
+class DDiTBlock(nn.Module):
+    def __init__(self, dim, dropout=0.1):
+        super().__init__()
+        self.dropout = dropout
+        self.dropout1 = nn.Dropout(dropout)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return bias_dropout_add_scale(self.out(x), residual=x, {passed}, training=self.training)
+"""
+
+
+def test_dead_module_whose_rate_the_class_stores_and_passes_on_is_info(tmp_path):
+    """flow_matching's DDiT block: `self.dropout1` is dead, but the same rate, stored as
+    self.dropout, reaches F.dropout through a helper: the setting takes effect. Stored and
+    never passed on, the dead module is the only site: a warning."""
+    found = _found(tmp_path / "passed", DDIT.format(passed="prob=self.dropout"), "DRP521")
+    assert [(line, severity) for line, severity, _ in found] == [(6, "info")]
+    assert "stored as self.dropout and passed to bias_dropout_add_scale(...) at line 13" in found[0][2]  # line 10 of DDIT
+    assert _loud(_found(tmp_path / "unpassed", DDIT.format(passed="prob=0.0"), "DRP521")) == [(6, "warning")]
+
+
 @pytest.mark.parametrize("other", ["nn.Dropout(p=0.5)", 'nn.LSTM(8, 8, dropout=config["dropout"])',
                                    'nn.LSTM(8, 8, num_layers=1, dropout=config["dropout"])'])
 def test_twin_rate_nowhere_else_or_only_in_a_single_layer_rnn_is_a_warning(tmp_path, other):

@@ -96,7 +96,8 @@ def dropout_module_unused(ctx, rule):
                                     f"{cls.name} does not call it, so this dropout never runs",
                                     key=f"{cls.name}.{target.attr}")
                         why = (_dead_on_purpose(module, cls, target.attr)
-                               or _rate_applied_elsewhere(module, call, p, target.attr, others))
+                               or _rate_applied_elsewhere(module, call, p, target.attr, others)
+                               or _rate_stored_and_passed(module, cls, call, p))
                         yield found if why is None else found.replace(severity="info",
                                                                       message=f"{found.message}; but {why}")
 
@@ -143,6 +144,34 @@ def _rate_applied_elsewhere(module, call, p, attr: str, others: set):
         span = module.span(p)
         return (f"the same rate {module.text[span.start:span.end]} is given to {name}(...) at line {other.lineno}, "
                 "so the setting still takes effect")
+    return None
+
+
+def _rate_stored_and_passed(module, cls, call, p):
+    """The rate parameter is also stored on the instance (`self.dropout = dropout`) and a method
+    of the class passes that attribute to a call (flow_matching's DDiT block: the dead
+    `self.dropout1 = nn.Dropout(dropout)` beside `bias_dropout_add_scale(..., prob=self.dropout,
+    training=self.training)`, which calls F.dropout): the setting takes effect there."""
+    if not isinstance(p, ast.Name):
+        return None
+    fn = module.enclosing_function(call)
+    stored = {t.attr for n in ast.walk(fn) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name)
+              and n.value.id == p.id for t in n.targets
+              if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"} \
+        if fn is not None else set()
+    if not stored:
+        return None
+    for method in cls.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method is fn:
+            continue
+        for other in ast.walk(method):
+            if not isinstance(other, ast.Call):
+                continue
+            for arg in list(other.args) + [k.value for k in other.keywords]:
+                if (isinstance(arg, ast.Attribute) and arg.attr in stored and isinstance(arg.value, ast.Name)
+                        and arg.value.id == "self"):
+                    return (f"the same rate is stored as self.{arg.attr} and passed to {last_name(other.func)}(...) "
+                            f"at line {other.lineno}, so the setting still takes effect")
     return None
 
 
