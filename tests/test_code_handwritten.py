@@ -140,6 +140,8 @@ def test_532_data_tensors_are_silent(tmp_path):
         mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
         keep_mask = torch.tensor((0, 1, 1, 0))
         sizes = torch.tensor((b, t))
+        mask_tensor = torch.tensor([mask_token, mask_token]).unsqueeze(0)
+        drop_ids = torch.tensor([pad_id, bos_idx])
     ''') == []
 
 

@@ -626,11 +626,19 @@ def dropout_mask_shape(ctx, rule):
                   key=name)
 
 
+# names that hold a value, never a size: a token id (flow_matching's `[mask_token, mask_token]`,
+# a pair of [MASK] ids compared against samples), an index
+_VALUE_NAME = re.compile(r"(?i)(token|_id|_ids|_idx|_index)$")
+
+
 def _size_like(node) -> bool:
-    """An element a shape would hold: an int literal, a name, `x.size(0)`, `x.shape[0]`."""
+    """An element a shape would hold: an int literal, a name, `x.size(0)`, `x.shape[0]`; not a
+    name that says it holds a token id or an index."""
     ok, v = constant(node)
     if ok:
         return isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(node, (ast.Name, ast.Attribute)) and _VALUE_NAME.search(last_name(node) or ""):
+        return False
     return isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.BinOp))
 
 
