@@ -800,10 +800,18 @@ def test_a_default_that_leaves_a_needed_key_unset_is_refused_naming_the_key(tmp_
         build_hf({"model_type": "dots1", "architectures": ["Dots1ForCausalLM"]}, None, full_size=False, seed=0,
                  device="cpu", dtype=torch.float32)
     assert unset_key(built.value).startswith("its config leaves n_routed_experts unset (None)")
+    from transformers import CohereCompassTextConfig, CohereCompassTextModel
+
     with pytest.raises(KeyError) as built:  # rope_parameters {} indexed by layer type
-        build_hf({"model_type": "cohere_compass_text", "architectures": ["CohereCompassForCausalLM"]}, None,
-                 full_size=False, seed=0, device="cpu", dtype=torch.float32)
+        CohereCompassTextModel(CohereCompassTextConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                                                       intermediate_size=16, num_attention_heads=2))
     assert unset_key(built.value).startswith("its config leaves rope_parameters empty")
+    # the probe completes it as Transformers documents RoPE parameters left out, and builds
+    model, _ = build_hf({"model_type": "cohere_compass_text", "architectures": ["CohereCompassForCausalLM"]}, None,
+                        full_size=False, seed=0, device="cpu", dtype=torch.float32)
+    assert model._probe_completed == ["rope_parameters = {'full_attention': {'rope_type': 'default', 'rope_theta': "
+                                      "10000.0}} (per layer type, the RoPE Transformers documents for parameters "
+                                      "left out: rope_type 'default' and the config's default_theta)"]
     from transformers import ChameleonConfig, ChameleonModel
 
     with pytest.raises(AttributeError) as built:  # vocabulary_map None, read as vocab_map.get(...)

@@ -21,6 +21,9 @@ differently from a real checkpoint, or one no layer uses:
 - a token index no config class declares, which the modeling code reads as
   `getattr(config, "yes_token_index", 10_784)` (ShieldGemma 2 picks two logits by it): that
   default, which the scaler then moves into the scaled vocabulary like every token id;
+- `rope_parameters` left empty where the model reads one entry per layer type (cohere_compass):
+  for each type, what Transformers' RoPE documents for a parameter left out, rope_type "default"
+  and the config class's `default_theta`;
 - `vocabulary_map` (Chameleon, Emu3), the tokenizer's map from each VQ code to its BPE token,
   which Transformers documents as "from the tokenizer" and no default carries: a stand-in over
   the scaled vocabulary's last ids. Which ids a tokenizer gives the codes is a numbering of the
@@ -60,7 +63,7 @@ def wanted(exc: BaseException) -> tuple[str, str] | None:
         return _unset_bound(exc)
     if isinstance(exc, IndexError) and (found := OUT_OF_BOUNDS.match(str(exc))):
         return _token_read_by_default(exc, int(found.group(1)))
-    if (found := unset_read(exc)) is not None and not found[3]:
+    if (found := unset_read(exc)) is not None and (not found[3] or found[1] == "rope_parameters"):
         return type(found[0]).__name__, found[1]
     return None
 
@@ -203,7 +206,7 @@ def complete(full: dict, obj, fills: set) -> list[str]:
     chain = list(config_tree(obj))
     for path, sub in chain:
         for cls_name, key in sorted(fills):
-            if type(sub).__name__ != cls_name or getattr(sub, key, None) is not None:
+            if type(sub).__name__ != cls_name or getattr(sub, key, None) not in (None, {}):
                 continue
             ancestors = [o for p, o in chain if path[: len(p)] == p]
             found = value_for(sub, key, ancestors)
@@ -269,6 +272,13 @@ def value_for(config, key: str, ancestors: list) -> tuple[object, str] | None:
             rope = getattr(owner, "rope_parameters", None)
             if isinstance(rope, dict) and isinstance(rope.get("rope_theta"), (int, float)):
                 return rope["rope_theta"], f"the RoPE base of {type(owner).__name__}.rope_parameters"
+        return None
+    if key == "rope_parameters" and isinstance(getattr(config, "layer_types", None), list):
+        theta = getattr(config, "default_theta", None)
+        if isinstance(theta, (int, float)):
+            return ({kind: {"rope_type": "default", "rope_theta": theta} for kind in sorted(set(config.layer_types))},
+                    "per layer type, the RoPE Transformers documents for parameters left out: rope_type "
+                    "'default' and the config's default_theta")
         return None
     if key == "sliding_window":
         types = getattr(config, "layer_types", None)
