@@ -36,7 +36,7 @@ Transformers itself does on that default: a value chosen here would be a layer n
 
 The probe's report names every completion. A key the user wrote is never changed.
 
-Imports inside functions (`inspect`, `linecache`, `transformers`) are deferred for start-up
+Imports inside functions (`inspect`, `linecache`, `os`, `transformers`) are deferred for start-up
 time: a run that never takes that path never pays for them.
 """
 
@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import re
 import sys
+
+from auditor.probe.shrink import CODEBOOK
 
 MISSING = re.compile(r"^'(\w+Config)' object has no attribute '(\w+)'$")
 NO_WINDOW = "Could not find a `sliding_window` argument in the config"
@@ -244,8 +246,6 @@ def _vocabulary_stand_in(small: dict) -> tuple[dict, str] | None:
     """A vocabulary map for a scaled Chameleon or Emu3: the VQ codebook (scaled to
     shrink.CODEBOOK codes) on the last ids of the scaled vocabulary, then Emu3's end-of-line
     token, then `<image>`."""
-    from .shrink import CODEBOOK
-
     vq, text = small.get("vq_config"), small.get("text_config")
     vocab = (text if isinstance(text, dict) and "vocab_size" in text else small).get("vocab_size")
     book_key = next((k for k in CODE_NAMES if isinstance(vq, dict) and isinstance(vq.get(k), int)), None)
