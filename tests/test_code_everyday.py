@@ -426,6 +426,23 @@ with torch.no_grad():
         ("train.py", "DRP604", 11, "info")]
 
 
+def test_a_model_moved_as_it_is_built_is_judged_by_its_class(tmp_path):
+    """`model = Net().to(device)` (or .cuda()) is the Net it returns: its class decides whether an
+    eval() never undone matters, as it does for `model = Net()` (it was unknown, said at info)."""
+    script = NET + '''
+model = Net().to("cuda").train()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(3):
+    for x in loader:
+        model(x).sum().backward()
+        opt.step()
+    model.eval()
+'''
+    assert _run(tmp_path / "a", [("train.py", script)], ("DRP603",)) == [("train.py", "DRP603", 19, "warning")]
+    plain = script.replace("        self.drop = nn.Dropout(0.1)\n", "").replace("self.drop(self.fc(x))", "self.fc(x)")
+    assert _run(tmp_path / "b", [("train.py", plain)], ("DRP603",)) == []
+
+
 def test_sibling_files_are_dependencies_of_the_result_cache(tmp_path):
     """Changing model.py must change the cached findings of train.py checked alone."""
     from auditor.run.cache import Cache, salt_for

@@ -339,6 +339,7 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     same = _copied_from(value, key)
     if same and same not in _seen and key != "self":
         return known_dropout(module, same, setup, _seen | {key})
+    value = _unmoved(value)  # `Net(...).to(device)` is the Net(...) it returns
     cls = _class_of(value) if value is not None else ""
     local = _local_module_classes(module)
     if key == "self":
@@ -362,12 +363,18 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     if isinstance(value, ast.Call) and last_name(value.func) in ("from_pretrained", "from_config"):
         verdict = identity_dropout(module, value, setup)
         return verdict if verdict != UNKNOWN else config_dropout(setup)
-    built = value
-    while isinstance(built, ast.Call) and isinstance(built.func, ast.Attribute) and built.func.attr in SELF_RETURNING:
-        built = built.func.value  # MetaPath2Vec(...).to(device)
-    if isinstance(built, ast.Call) and isinstance(built.func, ast.Name) and library_without_dropout(module, built.func.id):
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and library_without_dropout(module, value.func.id):
         return ZERO
     return UNKNOWN
+
+
+def _unmoved(value):
+    """The module a chain of calls that return it builds on: `.to(device)`, `.cuda()`,
+    `.train()` hand back the same module, so what decides its dropout is the call below them
+    (pytorch_geometric_temporal's `TemporalGNN(...).to(DEVICE)`, ogb's `MetaPath2Vec(...).to(device)`)."""
+    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in SELF_RETURNING:
+        value = value.func.value
+    return value
 
 
 def library_without_dropout(module, name: str) -> bool:
