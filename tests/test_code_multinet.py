@@ -165,6 +165,47 @@ if __name__ == "__main__":
     assert [f[:3] for f in _found(tmp_path, "other.py", other)] == [("DRP602", 7, "info")]
 
 
+def test_a_model_built_from_library_layers_without_dropout_is_silent(tmp_path):
+    """pytorch_geometric_temporal's TGCN2 is PyG GCNConv layers and Linear: GCNConv's source
+    (like SAGEConv's, GraphConv's and ChebConv's) has no dropout and no batch norm, so an
+    eval() never undone changes nothing. A conv not read (GATConv drops attention weights) or
+    one handed an aggregation module of the script's own leaves it unknown, said at info."""
+    script = '''import torch
+from torch_geometric.nn import GCNConv, SAGEConv, GATConv
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = GCNConv(8, 8, improved=False)
+        self.sage = SAGEConv(8, 8, aggr="max")
+        self.linear = torch.nn.Linear(8, 1)
+
+    def forward(self, x, edge_index):
+        return self.linear(self.sage(self.conv(x, edge_index), edge_index))
+
+
+model = Net().cuda()
+optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+for epoch in range(10):
+    for x, y in loader:
+        loss = (model(x, edges) - y).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+'''
+    assert _found(tmp_path, "tgcn.py", script) == []
+    gat = script.replace("self.conv = GCNConv(8, 8, improved=False)", "self.conv = GATConv(8, 8)")
+    assert [f[:3] for f in _found(tmp_path, "gat.py", gat)] == [("DRP603", 23, "info")]
+    own = script.replace('aggr="max"', "aggr=MyAggregation()")
+    assert [f[:3] for f in _found(tmp_path, "own.py", own)] == [("DRP603", 23, "info")]
+    other = script.replace("from torch_geometric.nn import", "from mylib import")
+    assert [f[:3] for f in _found(tmp_path, "other.py", other)] == [("DRP603", 23, "info")]
+    dropped = script.replace("        self.linear = torch", "        self.drop = torch.nn.Dropout(0.5)\n        self.linear = torch"
+                             ).replace("return self.linear(", "return self.drop(self.linear(").replace("edge_index))\n", "edge_index)))\n")
+    assert [f[:3] for f in _found(tmp_path, "dropped.py", dropped)] == [("DRP603", 24, "warning")]
+
+
 def test_diffusers_parts_are_no_transformers_model_to_identify(tmp_path):
     """PixArt's hed.py loads `AutoencoderKL.from_pretrained("output/pretrained_models/sd-vae-ft-ema")`:
     "AutoencoderKL" is no Auto class and diffusers' parts have no Transformers config, so DRP310

@@ -24,11 +24,17 @@ def _classes() -> dict:
     return _document()["classes"]
 
 
-def without_dropout(name: str, imported_from: str) -> bool:
-    """Whether class `name`, imported from module `imported_from`, has no dropout by its source."""
+def without_dropout(name: str, imported_from: str, keywords: tuple = ()) -> bool:
+    """Whether class `name`, imported from module `imported_from` and called with `keywords`
+    ("**" for a `**kwargs`), has no dropout by its source. An entry's "unless_keywords" are
+    those through which a caller can hand it a module that may drop (PyG's `aggr`): given any
+    of them, or an unpacked mapping that may hold one, nothing is claimed."""
     entry = _classes().get(name)
-    return entry is not None and entry["dropout"] == "none" and (
-        imported_from == entry["package"] or imported_from.startswith(entry["package"] + "."))
+    if entry is None or entry["dropout"] != "none" or not (
+            imported_from == entry["package"] or imported_from.startswith(entry["package"] + ".")):
+        return False
+    unless = entry.get("unless_keywords", ())
+    return not (unless and any(k == "**" or k in unless for k in keywords))
 
 
 def factory_without_dropout(function: str, model_name: str) -> bool:

@@ -363,7 +363,8 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
     if isinstance(value, ast.Call) and last_name(value.func) in ("from_pretrained", "from_config"):
         verdict = identity_dropout(module, value, setup)
         return verdict if verdict != UNKNOWN else config_dropout(setup)
-    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and library_without_dropout(module, value.func.id):
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and library_without_dropout(
+            module, value.func.id, value):
         return ZERO
     return UNKNOWN
 
@@ -377,13 +378,25 @@ def _unmoved(value):
     return value
 
 
-def library_without_dropout(module, name: str) -> bool:
+def library_without_dropout(module, name: str, call=None) -> bool:
     """`model = MetaPath2Vec(...)` with `from torch_geometric.nn import MetaPath2Vec`: a library
-    class whose source has no dropout (knowledge/data/library_models.json)."""
+    class whose source has no dropout (knowledge/data/library_models.json). The call's keywords
+    matter where a keyword can hand the class a module of the user's (a PyG conv's `aggr`); one
+    given as a string (or strings) names a built-in of the library, so it hands over nothing."""
     from auditor.knowledge import library_models
 
     package, original = imported_from(module, name)
-    return bool(package) and library_models.without_dropout(original, package)
+    if not package:
+        return False
+    keywords = tuple(k.arg or "**" for k in call.keywords if not _names_only(k.value)) if call is not None else ()
+    return library_models.without_dropout(original, package, keywords)
+
+
+def _names_only(value) -> bool:
+    """A literal string, or a list or tuple of them (`aggr="max"`, `aggr=["mean", "max"]`)."""
+    if isinstance(value, (ast.List, ast.Tuple)):
+        return all(_names_only(e) for e in value.elts)
+    return isinstance(value, ast.Constant) and isinstance(value.value, str)
 
 
 def _adapter_dropout(module, call) -> str:
@@ -455,6 +468,8 @@ def class_dropout(module, cls, seen=None) -> str:
                     return NONZERO  # between stacked layers (DRP520 says when it does nothing)
             elif name in local or name and name[0].isupper() and name not in NN_WITHOUT_DROPOUT:
                 found = (module, local[name]) if name in local else classes.module_class(module, node.func)
+                if found is None and isinstance(node.func, ast.Name) and library_without_dropout(module, name, node):
+                    continue  # TGCN2's GCNConv: PyG's source has no dropout and no norm
                 sub = class_dropout(*found, seen) if found is not None else UNKNOWN  # else a layer from elsewhere
                 if sub == NONZERO:
                     return NONZERO
