@@ -443,6 +443,74 @@ for epoch in range(3):
     assert _run(tmp_path / "b", [("train.py", plain)], ("DRP603",)) == []
 
 
+_EXAMPLE = '''
+import torch
+from pkg.nn import TemporalNet
+
+def train(loader, val, device):
+    model = TemporalNet(8).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    for epoch in range(10):
+        for x, y in loader:
+            loss = (model(x) - y).pow(2).mean()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for x, y in val:
+                print((model(x) - y).pow(2).mean())
+'''
+
+_LAYER = '''
+import torch
+
+class TemporalNet(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.lin = torch.nn.Linear(n, n)
+        self.drop = torch.nn.Dropout(0.1)
+    def forward(self, x):
+        return self.drop(self.lin(x))
+'''
+
+
+def _project(layer=_LAYER, top="setup.py"):
+    """pytorch_geometric_temporal's shape: the package at the project's top, re-exported by
+    pkg/nn/__init__.py, and examples/ importing it absolutely."""
+    files = [("pkg/__init__.py", "from .nn import *\n"), ("pkg/nn/__init__.py", "from .recurrent import TemporalNet\n"),
+             ("pkg/nn/recurrent.py", layer), ("examples/a3tgcn/train.py", _EXAMPLE)]
+    return files + ([(top, "")] if top else [])
+
+
+def test_the_projects_own_package_is_read_from_a_script_below_it(tmp_path):
+    """pytorch_geometric_temporal's examples/indexBatching/A3TGCN/*.py import
+    `from torch_geometric_temporal.nn.recurrent import A3TGCN2`, the package at the project's top,
+    and leave the model in eval after validation. Read there, a model with dropout makes the
+    missing train() a warning, and one without dropout (A3TGCN2 has none) makes it nothing."""
+    assert _run(tmp_path / "a", _project(), ("DRP603",)) == [("train.py", "DRP603", 13, "warning")]
+    plain = _LAYER.replace("        self.drop = torch.nn.Dropout(0.1)\n", "").replace("self.drop(self.lin(x))", "self.lin(x)")
+    assert _run(tmp_path / "b", _project(plain), ("DRP603",)) == []
+    # the src layout, and a project without any marker file, resolve the same way
+    src = [("src/" + name if name.startswith("pkg/") else name, text) for name, text in _project(plain, top="")]
+    assert _run(tmp_path / "c", src, ("DRP603",)) == []
+    # without the package nothing is known: the finding stays, at info
+    assert _run(tmp_path / "d", _project()[3:], ("DRP603",)) == [("train.py", "DRP603", 13, "info")]
+
+
+def test_the_projects_own_package_is_looked_for_inside_the_project_only(tmp_path):
+    """The search stops at the project's top (setup.py, pyproject.toml, .git): a package of the
+    same name beside the project is someone else's, and a lone module file up the tree
+    (`pkg.py`) is not known to be the one the script gets; both leave the dropout unknown. A
+    folder beside the script wins over the top, as on Python's own path."""
+    plain = _LAYER.replace("        self.drop = torch.nn.Dropout(0.1)\n", "").replace("self.drop(self.lin(x))", "self.lin(x)")
+    outside = [(name if name.startswith("pkg/") else "proj/" + name, text) for name, text in _project(plain)]
+    assert _run(tmp_path / "a", outside, ("DRP603",)) == [("train.py", "DRP603", 13, "info")]
+    lone = [("pkg/nn.py", plain), ("examples/a3tgcn/train.py", _EXAMPLE)]
+    assert _run(tmp_path / "b", lone, ("DRP603",)) == [("train.py", "DRP603", 13, "info")]
+    beside = _project(plain) + [("examples/a3tgcn/pkg/__init__.py", ""), ("examples/a3tgcn/pkg/nn.py", _LAYER)]
+    assert _run(tmp_path / "c", beside, ("DRP603",)) == [("train.py", "DRP603", 13, "warning")]
+
+
 def test_sibling_files_are_dependencies_of_the_result_cache(tmp_path):
     """Changing model.py must change the cached findings of train.py checked alone."""
     from auditor.run.cache import Cache, salt_for

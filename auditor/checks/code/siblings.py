@@ -10,7 +10,14 @@ file, none larger than MAX_BYTES. A sibling's own imports are followed the same 
 model.py's layers often come from a package beside it (StyleGAN2's `from op import
 FusedLeakyReLU`, which op/__init__.py re-exports from op/fused_act.py), and whether the model
 has dropout is decided there. Only a name a check asks about is followed, so the files read
-stay few. Parsed trees are shared across files of a run (keyed by path, size and modification
+stay few. A script in examples/ or scripts/ imports the project's own package absolutely
+(`from torch_geometric_temporal.nn.recurrent import A3TGCN2`, runnable once the project is
+installed), so an absolute import whose first part is a package folder (with __init__.py) in an
+ancestor of the file resolves there too: the nearest such ancestor, never above the project's
+top (a folder with .git, pyproject.toml, setup.py or setup.cfg) nor more than MAX_UP folders up,
+and always after the folders beside the file, as Python's own search puts the script's folder
+first. A lone module file up there (`utils.py`) is not taken: nothing says it is the one the
+script gets. Parsed trees are shared across files of a run (keyed by path, size and modification
 time), so a cycle of imports costs nothing, and every file read is recorded so
 that the result cache misses when one of them changes (`take_read`).
 """
@@ -24,8 +31,12 @@ from auditor.sources.python_facts import PyModule, parse
 
 MAX_BYTES = 300_000
 MAX_MODULES = 8
+MAX_UP = 6  # ancestor folders searched for the project's own package
+PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
 _CACHE: dict = {}  # (path, size, mtime_ns) -> PyModule | None
 _READ: set = set()  # files read (or looked for) since the last take_read()
+_IS_PACKAGE: dict = {}  # (folder, name) -> the folder holding package `name` there ("" if none)
+_IS_TOP: dict = {}  # folder -> whether it is a project's top (PROJECT_MARKERS)
 
 
 class Imported:
@@ -134,7 +145,50 @@ def _candidates(base: str, parts: list, level: int) -> list:
     out = [os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")]
     if level == 0 and len(parts) > 1 and parts[0] == os.path.basename(base):
         out += [os.path.join(base, *parts[1:]) + ".py", os.path.join(base, *parts[1:], "__init__.py")]
+    if level == 0:
+        home = _package_home(base, parts[0])
+        if home:
+            out += [os.path.join(home, *parts) + ".py", os.path.join(home, *parts, "__init__.py")]
     return out
+
+
+def _package_home(base: str, package: str) -> str:
+    """The nearest folder above `base` that holds `package` as a package folder (or as
+    src/`package`, the src layout), within the project `base` belongs to; else ''. Every import
+    of every file asks (torch, numpy, ...), so each folder's answer is kept for the run."""
+    if _is_top(base):
+        return ""  # examples/ with a setup.py of its own is a project: its parent is not
+    current = base
+    for _ in range(MAX_UP):
+        parent = os.path.dirname(current)
+        if parent == current:
+            return ""
+        current = parent
+        found = _holds_package(current, package)
+        if found or _is_top(current):
+            return found
+    return ""
+
+
+def _holds_package(folder: str, package: str) -> str:
+    key = (folder, package)
+    found = _IS_PACKAGE.get(key)
+    if found is None:
+        found = next((home for home in (folder, os.path.join(folder, "src"))
+                      if os.path.isfile(os.path.join(home, package, "__init__.py"))), "")
+        if len(_IS_PACKAGE) > 4096:
+            _IS_PACKAGE.clear()
+        _IS_PACKAGE[key] = found
+    return found
+
+
+def _is_top(folder: str) -> bool:
+    found = _IS_TOP.get(folder)
+    if found is None:
+        if len(_IS_TOP) > 4096:
+            _IS_TOP.clear()
+        found = _IS_TOP[folder] = any(os.path.exists(os.path.join(folder, m)) for m in PROJECT_MARKERS)
+    return found
 
 
 def _load(paths: list):
