@@ -511,6 +511,27 @@ def test_the_projects_own_package_is_looked_for_inside_the_project_only(tmp_path
     assert _run(tmp_path / "c", beside, ("DRP603",)) == [("train.py", "DRP603", 13, "warning")]
 
 
+def test_the_projects_own_package_only_says_what_its_models_drop(tmp_path):
+    """The package up the tree answers whether a model has dropout, not which calls build a
+    module: the package's tests build its models and run them without eval() on purpose, and
+    a vendored library's classes (transformers' from_pretrained returns eval mode) are no new
+    modules in train mode. A module class beside the file still is one."""
+    test = '''
+import torch
+from pkg.nn import TemporalNet
+
+net = TemporalNet(8)
+with torch.no_grad():
+    out = net(torch.zeros(2, 8))
+probe = torch.nn.Linear(8, 8).eval()
+'''
+    files = _project()[:3] + [("setup.py", ""), ("tests/test_net.py", test)]
+    assert _run(tmp_path / "a", files, ("DRP605",)) == []
+    beside = [("tests/pkg/__init__.py", "from .nn import TemporalNet\n"), ("tests/pkg/nn.py", _LAYER),
+              ("tests/test_net.py", test)]
+    assert _run(tmp_path / "b", beside, ("DRP605",)) == [("test_net.py", "DRP605", 7, "warning")]
+
+
 def test_sibling_files_are_dependencies_of_the_result_cache(tmp_path):
     """Changing model.py must change the cached findings of train.py checked alone."""
     from auditor.run.cache import Cache, salt_for

@@ -26,20 +26,21 @@ def local_module_classes(module) -> dict:
     return cached
 
 
-def module_class(module, func):
+def module_class(module, func, project: bool = False):
     """(defining module, ClassDef) for a callee that names a module class of this file or of
-    an imported sibling module (`GPT`, `model_lib.GPT`), else None."""
+    an imported sibling module (`GPT`, `model_lib.GPT`), else None. `project`: also of the
+    project's own package up the tree (siblings.py), for what the class's layers are."""
     if isinstance(func, ast.Name):
         local = local_module_classes(module).get(func.id)
         if local is not None:
             return module, local
         if not func.id[:1].isupper():
             return None  # a function (build_model(...)): no class to look for beside the file
-        found = siblings.imported(module).lookup(func.id)
+        found = siblings.imported(module, project).lookup(func.id)
     elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
         if not func.attr[:1].isupper():
             return None
-        found = siblings.imported(module).attribute(func.value.id, func.attr)
+        found = siblings.imported(module, project).attribute(func.value.id, func.attr)
     else:
         return None
     if found is None:

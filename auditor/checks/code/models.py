@@ -350,7 +350,7 @@ def known_dropout(module, key: str, setup=None, _seen=frozenset()) -> str:
         func = value.func
         if isinstance(func, ast.Attribute) and func.attr == "from_pretrained":
             func = func.value  # a module class's own from_pretrained (nanoGPT's GPT.from_pretrained)
-        owner = classes.module_class(module, func)
+        owner = classes.module_class(module, func, project=True)
         if owner is not None:
             return class_dropout(*owner)
     if isinstance(value, ast.Call) and last_name(value.func) == "get_peft_model":
@@ -440,7 +440,7 @@ def class_dropout(module, cls, seen=None) -> str:
     verdict = ZERO
     for base in cls.bases:
         name = last_name(base)
-        found = (module, local[name]) if name in local else classes.module_class(module, base)
+        found = (module, local[name]) if name in local else classes.module_class(module, base, project=True)
         if found is not None:
             sub = class_dropout(*found, seen)
             verdict = NONZERO if sub == NONZERO else (UNKNOWN if sub == UNKNOWN else verdict)
@@ -467,7 +467,7 @@ def class_dropout(module, cls, seen=None) -> str:
                 if p is not None and not zero_rate(module, p):
                     return NONZERO  # between stacked layers (DRP520 says when it does nothing)
             elif name in local or name and name[0].isupper() and name not in NN_WITHOUT_DROPOUT:
-                found = (module, local[name]) if name in local else classes.module_class(module, node.func)
+                found = (module, local[name]) if name in local else classes.module_class(module, node.func, project=True)
                 if found is None and isinstance(node.func, ast.Name) and library_without_dropout(module, name, node):
                     continue  # TGCN2's GCNConv: PyG's source has no dropout and no norm
                 sub = class_dropout(*found, seen) if found is not None else UNKNOWN  # else a layer from elsewhere

@@ -12,12 +12,16 @@ FusedLeakyReLU`, which op/__init__.py re-exports from op/fused_act.py), and whet
 has dropout is decided there. Only a name a check asks about is followed, so the files read
 stay few. A script in examples/ or scripts/ imports the project's own package absolutely
 (`from torch_geometric_temporal.nn.recurrent import A3TGCN2`, runnable once the project is
-installed), so an absolute import whose first part is a package folder (with __init__.py) in an
-ancestor of the file resolves there too: the nearest such ancestor, never above the project's
+installed), so when the question is whether a model has dropout (`imported(module, project=True)`)
+an absolute import whose first part is a package folder (with __init__.py) in an ancestor of
+the file resolves there too: the nearest such ancestor, never above the project's
 top (a folder with .git, pyproject.toml, setup.py or setup.cfg) nor more than MAX_UP folders up,
 and always after the folders beside the file, as Python's own search puts the script's folder
 first. A lone module file up there (`utils.py`) is not taken: nothing says it is the one the
-script gets. Parsed trees are shared across files of a run (keyed by path, size and modification
+script gets. Only that question reaches so far: which calls build a module (and so start in
+train mode) stays decided beside the file, since a package's tests would otherwise all become
+scripts that build its models and run them without eval(), and the library's own classes
+(a vendored transformers' `from_pretrained`, which returns eval mode) would read as new modules. Parsed trees are shared across files of a run (keyed by path, size and modification
 time), so a cycle of imports costs nothing, and every file read is recorded so
 that the result cache misses when one of them changes (`take_read`).
 """
@@ -45,9 +49,10 @@ class Imported:
     the package). `from m import X` -> X; `import m` / `from . import m` -> m; `from m import *`
     -> any name not found otherwise."""
 
-    __slots__ = ("_names", "_modules", "_stars", "_loaded")
+    __slots__ = ("_names", "_modules", "_stars", "_loaded", "project")
 
-    def __init__(self):
+    def __init__(self, project: bool = False):
+        self.project = project  # also the project's own package, found up the tree
         self._names = {}    # local name -> (candidate paths, name in that module)
         self._modules = {}  # alias -> candidate paths
         self._stars = []    # candidate paths of star imports
@@ -66,10 +71,10 @@ class Imported:
         found = None
         if name in self._names:
             paths, original = self._names[name]
-            found = _defined(self._module(paths), original, hops)
+            found = _defined(self._module(paths), original, hops, self.project)
         else:
             for paths in self._stars:
-                found = _defined(self._module(paths), name, hops)
+                found = _defined(self._module(paths), name, hops, self.project)
                 if found is not None:
                     break
         return found if found is not None and isinstance(found[1], kinds) else None
@@ -77,14 +82,14 @@ class Imported:
     def attribute(self, alias: str, name: str, kinds=(ast.ClassDef,)):
         """(module, node) of `alias.name` where alias is an imported sibling module."""
         paths = self._modules.get(alias)
-        found = _defined(self._module(paths), name, 0) if paths else None
+        found = _defined(self._module(paths), name, 0, self.project) if paths else None
         return found if found is not None and isinstance(found[1], kinds) else None
 
 
 MAX_HOPS = 2  # re-exports followed: a package's __init__.py, and one more
 
 
-def _defined(mod, name: str, hops: int):
+def _defined(mod, name: str, hops: int, project: bool = False):
     """(module, node) where `name` is defined: in `mod` itself, or in the module its
     `from .x import name` re-exports it from (a package's __init__.py)."""
     if mod is None:
@@ -94,7 +99,7 @@ def _defined(mod, name: str, hops: int):
         return mod, node
     if hops >= MAX_HOPS:
         return None
-    return imported(mod).lookup(name, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef), hops + 1)
+    return imported(mod, project).lookup(name, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef), hops + 1)
 
 
 def take_read() -> set:
@@ -104,13 +109,14 @@ def take_read() -> set:
     return read
 
 
-def imported(module) -> Imported:
+def imported(module, project: bool = False) -> Imported:
     """The sibling modules `module` imports (module.cache["path"] is its file); empty when
-    the path is not known (a module built in a test)."""
-    found = module.cache.get("siblings")
+    the path is not known (a module built in a test). `project`: the project's own package too."""
+    slot = "siblings+project" if project else "siblings"
+    found = module.cache.get(slot)
     if found is not None:
         return found
-    found = module.cache["siblings"] = Imported()
+    found = module.cache[slot] = Imported(project)
     path = module.cache.get("path")
     if not path:
         return found
@@ -118,26 +124,26 @@ def imported(module) -> Imported:
     for node in module.index.of(ast.Import, ast.ImportFrom):
         if isinstance(node, ast.Import):
             for a in node.names:
-                found._modules[a.asname or a.name] = _candidates(here, a.name.split("."), 0)
+                found._modules[a.asname or a.name] = _candidates(here, a.name.split("."), 0, project)
             continue
         if node.level > 2:
             continue
         parts = node.module.split(".") if node.module else []
         base = here if node.level <= 1 else os.path.dirname(here)
-        target = _candidates(base, parts, node.level)
+        target = _candidates(base, parts, node.level, project)
         for a in node.names:
             if a.name == "*":
                 if target:
                     found._stars.append(target)
             elif target:
                 found._names[a.asname or a.name] = (target, a.name)
-                found._modules.setdefault(a.asname or a.name, _candidates(base, parts + [a.name], node.level))
+                found._modules.setdefault(a.asname or a.name, _candidates(base, parts + [a.name], node.level, project))
             else:  # `from . import model`
                 found._modules[a.asname or a.name] = _candidates(base, [a.name], node.level)
     return found
 
 
-def _candidates(base: str, parts: list, level: int) -> list:
+def _candidates(base: str, parts: list, level: int, project: bool = False) -> list:
     """Files an import may name inside `base`: `a.b` -> a/b.py, a/b/__init__.py; an absolute
     import whose first part is the package's own folder name also resolves inside it."""
     if not parts:
@@ -145,7 +151,7 @@ def _candidates(base: str, parts: list, level: int) -> list:
     out = [os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")]
     if level == 0 and len(parts) > 1 and parts[0] == os.path.basename(base):
         out += [os.path.join(base, *parts[1:]) + ".py", os.path.join(base, *parts[1:], "__init__.py")]
-    if level == 0:
+    if level == 0 and project:
         home = _package_home(base, parts[0])
         if home:
             out += [os.path.join(home, *parts) + ".py", os.path.join(home, *parts, "__init__.py")]
