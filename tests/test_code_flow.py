@@ -549,3 +549,29 @@ def test_known_dropout_of_a_peft_model_from_its_literal_adapter_config():
     ''')
     assert models.known_dropout(m, "model") == models.NONZERO
     assert models.known_dropout(m, "zero") == models.UNKNOWN  # the base model may still drop
+
+
+_DISPATCH = _NET + '''
+model = Net()
+for epoch in range(10):
+    if mode == "finetune":
+        model.train()
+    else:
+        {other}
+    for batch in loader:
+        model(batch).sum().backward()
+        optimizer.step()
+    model.eval()
+    evaluate(model)
+'''
+
+
+def test_603_a_constant_false_assert_ends_the_path_like_a_raise(tmp_path):
+    """vicreg's evaluate.py: the mode dispatch at the top of each epoch ends in `else: assert
+    False`, so the end-of-epoch eval() reaches the next optimizer step only through the
+    branches that switch the mode again. An assert that may pass, or a branch that falls
+    through, still lets it reach the step."""
+    for other in ("assert False", "assert 0, 'unknown mode'", "raise ValueError(mode)"):
+        assert _findings(tmp_path, _DISPATCH.format(other=other), ["DRP603"]) == [], other
+    for other in ("assert mode", "print(mode)"):
+        assert _findings(tmp_path, _DISPATCH.format(other=other), ["DRP603"]) == [("DRP603", 26, "warning")], other

@@ -7,7 +7,7 @@ each function body is interpreted once over a small abstract state: for every mo
 its name, `self.model` style attributes included) the set of (mode, switching call) pairs that
 can reach the current point, where the pseudo-mode "entry" means "whatever it was when the
 function started". Branches join by union, loops run twice (the second pass is the next
-iteration), try/finally and with-blocks are followed, return/raise end a path. Calls to
+iteration), try/finally and with-blocks are followed, return/raise (and `assert False`) end a path. Calls to
 functions and methods of the same module apply that function's summary (its effect on its
 parameters and on `self.*`), one level deep, which is what a linter can know without
 guessing. Every call node keeps the union of the states seen on reaching it, so a check can
@@ -241,6 +241,8 @@ class Flow:
         if isinstance(stmt, ast.Raise):
             if stmt.exc is not None:
                 self._expr(stmt.exc, state)
+            return None
+        if isinstance(stmt, ast.Assert) and _always_fails(stmt):
             return None
         if isinstance(stmt, (ast.Break, ast.Continue)):
             if self._loops:
@@ -604,6 +606,14 @@ class Flow:
                 if not (isinstance(parent, ast.Call) and parent.func is node):
                     found.add(functions[node.id])
         return found
+
+
+def _always_fails(stmt) -> bool:
+    """`assert False` / `assert 0, "unknown mode"`: the `else:` of a dispatch on an option written
+    as an assert instead of a raise (vicreg's evaluate.py). No run goes past it, so the mode
+    reaching it reaches nothing after it."""
+    known, value = constant(stmt.test)
+    return known and not value
 
 
 def _params(fn) -> set:
