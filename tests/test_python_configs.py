@@ -223,3 +223,49 @@ def test_a_frozen_open_clip_vit_has_no_dropout_to_switch(tmp_path):
            "            param.requires_grad = False\n")
     assert _found(tmp_path, "emb.py", emb) == []
     assert _found(tmp_path, "emb.py", emb.replace("arch='ViT-H-14'", "arch='RN50'")) == [("DRP607", "info")]
+
+
+END2END = """import torch.nn as nn
+
+
+class TRTNMS(nn.Module):
+    def forward(self, x):
+        return x[:, :4]
+
+
+class ORTNMS(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Identity()
+
+    def forward(self, x):
+        return self.drop(x)
+
+
+class End2End(nn.Module):
+    def __init__(self, model, max_wh=None):
+        super().__init__()
+        self.model = model
+        self.patch_model = TRTNMS if max_wh is None else ORTNMS
+        self.end2end = self.patch_model()
+        self.end2end.eval()
+
+    def forward(self, x):
+        return self.end2end(self.model(x))
+"""
+
+
+def test_a_freeze_of_a_class_picked_at_run_time_is_moot_when_every_pick_is(tmp_path):
+    """yolov7's End2End: `self.patch_model = ONNX_TRT if max_wh is None else ONNX_ORT`, then
+    `self.end2end = self.patch_model(...)` and `self.end2end.eval()`: both NMS post-processors
+    have neither dropout nor batch norm, so whichever is built, its mode changes nothing. One
+    alternative with dropout (or batch norm) makes the freeze matter again."""
+    assert _found(tmp_path, "experimental.py", END2END) == []
+    inline = END2END.replace("self.end2end = self.patch_model()", "self.end2end = (TRTNMS if max_wh is None else ORTNMS)()")
+    assert _found(tmp_path, "experimental.py", inline) == []
+    for layer in ("nn.Dropout(0.1)", "nn.BatchNorm1d(4)"):
+        bad = END2END.replace("self.drop = nn.Identity()", f"self.drop = {layer}")
+        assert [code for code, _ in _found(tmp_path, "experimental.py", bad)] == ["DRP607"], layer
+        assert [code for code, _ in _found(tmp_path, "experimental.py", bad.replace(
+            "self.end2end = self.patch_model()", "self.end2end = (TRTNMS if max_wh is None else ORTNMS)()"))] == [
+            "DRP607"], layer

@@ -80,7 +80,7 @@ def _mode_free(module, cls):
     `self.model = Local(...)`, a module class of this file with neither dropout nor batch norm
     (PixArt's HEDdetector freezes ControlNetHED_Apache2, convolutions and ReLUs only): its train
     and eval modes compute the same thing."""
-    built, factory = {}, {}
+    built, factory, chosen = {}, {}, {}
     for fn in [f for f in ast.walk(cls) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]:
         for node in ast.walk(fn):
             if not isinstance(node, ast.Assign):
@@ -92,6 +92,8 @@ def _mode_free(module, cls):
                     built[t.attr] = node.value
                 elif isinstance(node.value, ast.Name) and _factory_model_free(module, fn, node.value.id):
                     factory[t.attr] = True  # model, _, _ = open_clip.create_model_and_transforms(...)
+                elif isinstance(node.value, (ast.IfExp, ast.Name)):
+                    chosen[t.attr] = node.value  # self.patch_model = ONNX_TRT if max_wh is None else ONNX_ORT
     local = {c.name: c for c in module.index.of(ast.ClassDef)}
 
     def moot(call) -> bool:
@@ -101,12 +103,28 @@ def _mode_free(module, cls):
         if attr in factory:
             return True
         value = built.get(attr) if attr else None
-        name = last_name(value.func) if value is not None else None
-        if name in local:
-            return models.class_dropout(module, local[name]) == models.ZERO
+        names = _classes_called(value.func, chosen) if value is not None else []
+        if names and all(n in local for n in names):
+            return all(models.class_dropout(module, local[n]) == models.ZERO for n in names)
         return _mode_free_pretrained(module, value)
 
     return moot
+
+
+def _classes_called(func, chosen: dict) -> list:
+    """The class names a constructor call may build: `Local(...)`, or every alternative of a
+    class picked at run time, `(A if c else B)(...)` or through the attribute that holds the pick
+    (yolov7's End2End: `self.patch_model = ONNX_TRT if max_wh is None else ONNX_ORT`, then
+    `self.end2end = self.patch_model(...)`). Each alternative must be mode-free for the freeze to
+    change nothing; [] when a pick is no class name."""
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self" \
+            and func.attr in chosen:
+        func = chosen[func.attr]
+    if isinstance(func, ast.IfExp):
+        body, orelse = _classes_called(func.body, {}), _classes_called(func.orelse, {})
+        return body + orelse if body and orelse else []
+    name = last_name(func)
+    return [name] if name else []
 
 
 def _factory_model_free(module, fn, name: str) -> bool:
