@@ -269,3 +269,35 @@ def test_a_freeze_of_a_class_picked_at_run_time_is_moot_when_every_pick_is(tmp_p
         assert [code for code, _ in _found(tmp_path, "experimental.py", bad.replace(
             "self.end2end = self.patch_model()", "self.end2end = (TRTNMS if max_wh is None else ORTNMS)()"))] == [
             "DRP607"], layer
+
+
+TRACED = """import torch
+import torch.nn as nn
+
+
+class TracedModel(nn.Module):
+    def __init__(self, model, size=640):
+        super().__init__()
+        self.model = model
+        self.model.eval()
+        traced = torch.jit.trace(self.model, torch.rand(1, 3, size, size), strict=False)
+        traced.save("traced_model.pt")
+        self.model = traced
+
+    def forward(self, x):
+        return self.model(x)
+"""
+
+
+def test_an_eval_of_a_module_the_class_then_replaces_is_no_freeze(tmp_path):
+    """yolov7's TracedModel: `self.model.eval()`, then `self.model = torch.jit.trace(self.model,
+    ...)`: the attribute holds the traced copy, not the module put in eval, so no train() of the
+    class undoes that eval(). A new value that still holds the module (a wrapper around it, the
+    module moved) leaves the eval() a freeze."""
+    assert _found(tmp_path, "torch_utils.py", TRACED) == []
+    direct = TRACED.replace("        self.model = traced\n", "        self.model = torch.jit.script(self.model)\n")
+    assert _found(tmp_path, "torch_utils.py", direct) == []
+    for kept in ("        self.model = nn.Sequential(self.model, nn.Identity())\n",
+                 "        self.model = self.model.to('cuda')\n", ""):
+        bad = TRACED.replace("        self.model = traced\n", kept)
+        assert _found(tmp_path, "torch_utils.py", bad) == [("DRP607", "info")], kept

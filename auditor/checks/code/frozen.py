@@ -164,9 +164,50 @@ def _literal_or_default(fn, node) -> str:
 
 
 def _passed_over(module, cls):
-    """An eval() that changes nothing (`_mode_free`) or that freezes nothing (`_weights_frozen`)."""
+    """An eval() that changes nothing (`_mode_free`), that freezes nothing (`_weights_frozen`),
+    or whose module the class no longer holds (`_replaced_after`)."""
     mode_free, frozen = _mode_free(module, cls), _weights_frozen(module, cls)
-    return lambda call, fn: mode_free(call) or not frozen(call, fn)
+    return lambda call, fn: mode_free(call) or not frozen(call, fn) or _replaced_after(fn, call)
+
+
+_COPIES = frozenset({"trace", "script", "trace_module", "deepcopy"})
+
+
+def _replaced_after(fn, call) -> bool:
+    """`self.model.eval()`, then later in the same function `self.model = traced` where `traced =
+    torch.jit.trace(self.model, ...)` (yolov7's TracedModel): the attribute now holds another
+    module, so no train() of the class reaches the one put in eval. A new value that may still
+    hold the old module (`self.model = Wrapper(self.model)`, `self.model = self.model.to(d)`)
+    is no replacement; a traced, scripted or deep copy of it is one."""
+    receiver = call.func.value
+    if not (isinstance(receiver, ast.Attribute) and isinstance(receiver.value, ast.Name)
+            and receiver.value.id == "self"):
+        return False
+    after = (call.lineno, call.col_offset)
+    assigns = sorted((n for n in ast.walk(fn) if isinstance(n, ast.Assign)), key=lambda n: (n.lineno, n.col_offset))
+    for node in assigns:
+        if (node.lineno, node.col_offset) <= after or not any(
+                isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                and t.attr == receiver.attr for t in node.targets):
+            continue
+        value = node.value
+        if isinstance(value, ast.Name):  # traced = torch.jit.trace(self.model, x); self.model = traced
+            bound = [a for a in assigns if (a.lineno, a.col_offset) < (node.lineno, node.col_offset)
+                     and any(isinstance(t, ast.Name) and t.id == value.id for t in a.targets)]
+            value = bound[-1].value if bound else None
+        if value is not None and not _may_hold(value, receiver.attr):
+            return True
+    return False
+
+
+def _may_hold(value, attr: str) -> bool:
+    """Whether a value may be or contain `self.<attr>`: it reads it outside a copying call."""
+    copied = set()
+    for n in ast.walk(value):
+        if isinstance(n, ast.Call) and last_name(n.func) in _COPIES:
+            copied.update(id(a) for arg in n.args for a in ast.walk(arg))
+    return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name)
+               and n.value.id == "self" and id(n) not in copied for n in ast.walk(value))
 
 
 _FREEZER = re.compile(r"freez|frozen", re.I)
