@@ -291,13 +291,15 @@ class TracedModel(nn.Module):
 
 def test_an_eval_of_a_module_the_class_then_replaces_is_no_freeze(tmp_path):
     """yolov7's TracedModel: `self.model.eval()`, then `self.model = torch.jit.trace(self.model,
-    ...)`: the attribute holds the traced copy, not the module put in eval, so no train() of the
-    class undoes that eval(). A new value that still holds the module (a wrapper around it, the
-    module moved) leaves the eval() a freeze."""
+    ...)`: the attribute holds the traced copy, whose ops were fixed in eval mode when traced, so
+    no train() of the class undoes that eval(). A new value that still holds the module (a
+    wrapper around it, the module moved) or a copy that keeps the mode as a flag train() switches
+    (scripted, deep-copied) leaves the eval() a freeze."""
     assert _found(tmp_path, "torch_utils.py", TRACED) == []
-    direct = TRACED.replace("        self.model = traced\n", "        self.model = torch.jit.script(self.model)\n")
+    direct = TRACED.replace("        self.model = traced\n", "        self.model = torch.jit.trace(self.model, x)\n")
     assert _found(tmp_path, "torch_utils.py", direct) == []
     for kept in ("        self.model = nn.Sequential(self.model, nn.Identity())\n",
+                 "        self.model = torch.jit.script(self.model)\n", "        self.model = deepcopy(self.model)\n",
                  "        self.model = self.model.to('cuda')\n", ""):
         bad = TRACED.replace("        self.model = traced\n", kept)
         assert _found(tmp_path, "torch_utils.py", bad) == [("DRP607", "info")], kept

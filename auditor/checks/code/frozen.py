@@ -170,15 +170,18 @@ def _passed_over(module, cls):
     return lambda call, fn: mode_free(call) or not frozen(call, fn) or _replaced_after(fn, call)
 
 
-_COPIES = frozenset({"trace", "script", "trace_module", "deepcopy"})
+# A traced module records the ops its mode ran when traced: train() on it changes nothing. A
+# scripted or deep copy keeps the eval mode as a flag that train() does switch back.
+_COPIES = frozenset({"trace", "trace_module"})
 
 
 def _replaced_after(fn, call) -> bool:
     """`self.model.eval()`, then later in the same function `self.model = traced` where `traced =
     torch.jit.trace(self.model, ...)` (yolov7's TracedModel): the attribute now holds another
     module, so no train() of the class reaches the one put in eval. A new value that may still
-    hold the old module (`self.model = Wrapper(self.model)`, `self.model = self.model.to(d)`)
-    is no replacement; a traced, scripted or deep copy of it is one."""
+    hold the old module (`self.model = Wrapper(self.model)`, `self.model = self.model.to(d)`),
+    or a scripted or deep copy of it that keeps its mode, is no replacement; a traced copy,
+    whose ops are fixed when traced, is one."""
     receiver = call.func.value
     if not (isinstance(receiver, ast.Attribute) and isinstance(receiver.value, ast.Name)
             and receiver.value.id == "self"):
@@ -201,7 +204,8 @@ def _replaced_after(fn, call) -> bool:
 
 
 def _may_hold(value, attr: str) -> bool:
-    """Whether a value may be or contain `self.<attr>`: it reads it outside a copying call."""
+    """Whether a value may be or contain `self.<attr>`, or a copy still in its mode: it reads it
+    outside a tracing call."""
     copied = set()
     for n in ast.walk(value):
         if isinstance(n, ast.Call) and last_name(n.func) in _COPIES:
