@@ -303,3 +303,59 @@ def test_an_eval_of_a_module_the_class_then_replaces_is_no_freeze(tmp_path):
                  "        self.model = self.model.to('cuda')\n", ""):
         bad = TRACED.replace("        self.model = traced\n", kept)
         assert _found(tmp_path, "torch_utils.py", bad) == [("DRP607", "info")], kept
+
+
+AUTOSHAPE = """import torch
+import torch.nn as nn
+
+
+class autoShape(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def forward(self, imgs, size=640):
+        return self.model(imgs)
+"""
+
+MODEL_EMA = """from copy import deepcopy
+
+import torch
+
+
+class ModelEma(torch.nn.Module):
+    def __init__(self, model, decay=0.9997):
+        super().__init__()
+        self.module = deepcopy(model)
+        self.module.eval()
+        self.decay = decay
+
+    def _update(self, model, update_fn):
+        with torch.no_grad():
+            for ema_v, model_v in zip(self.module.state_dict().values(), model.state_dict().values()):
+                ema_v.copy_(update_fn(ema_v, model_v))
+
+    def update(self, model):
+        self._update(model, update_fn=lambda e, m: self.decay * e + (1.0 - self.decay) * m)
+"""
+
+
+def test_an_inference_only_wrapper_has_no_train_to_undo_its_eval(tmp_path):
+    """yolov7's autoShape (`self.model = model.eval()`, forward under @torch.no_grad(): the
+    torch.hub inference wrapper) and GroundingDINO's ModelEma (a deepcopy put in eval, no
+    forward, state_dicts copied under no_grad): nothing of them runs with gradients, so no
+    training loop's train() is there to undo the eval(). A forward with gradients, a method that
+    runs the submodule with gradients, a framework base that may bring a forward, or weights
+    frozen beside the eval (a teacher wrapper a parent trains around) keep the finding."""
+    assert _found(tmp_path, "common.py", AUTOSHAPE) == []
+    assert _found(tmp_path, "common.py", AUTOSHAPE.replace("@torch.no_grad()", "@torch.inference_mode()")) == []
+    ema = tmp_path / "ema"  # beside common.py's findings below
+    assert _found(ema, "utils.py", MODEL_EMA) == []
+    for bad in (AUTOSHAPE.replace("    @torch.no_grad()\n", ""),
+                AUTOSHAPE.replace("self.model = model.eval()\n",
+                                  "self.model = model.eval()\n        self.model.requires_grad_(False)\n")):
+        assert _found(tmp_path, "common.py", bad) == [("DRP607", "info")], bad
+    for bad in (MODEL_EMA + "\n    def distill(self, x):\n        return self.module(x).sum()\n",
+                MODEL_EMA.replace("torch.nn.Module", "BaseModule")):
+        assert _found(ema, "utils.py", bad) == [("DRP607", "info")], bad

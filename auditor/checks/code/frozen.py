@@ -18,7 +18,7 @@ import re
 from auditor.checks.base import check
 from auditor.checks.code import models, siblings
 from auditor.checks.code.classes import module_class
-from auditor.checks.code.common import DROPOUT_MODULES, dropout_param, hit, python_module_of
+from auditor.checks.code.common import DROPOUT_MODULES, NO_GRAD, dropout_param, hit, python_module_of
 from auditor.checks.code.flow import receiver_key
 from auditor.sources.python_facts import dotted, imported_from, last_name, parameters_with_defaults
 
@@ -36,6 +36,8 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
             continue
         if _train_replaced(cls):
             continue  # CompVis' `self.first_stage_model.train = disabled_train`: train() cannot undo it
+        if _inference_only(cls, methods):
+            continue  # yolov7's autoShape, an EMA holder: nothing of it runs with gradients
         freezer = _eval_reached_from(init, methods, _passed_over(module, cls))
         if freezer is None:
             continue
@@ -46,6 +48,71 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
                    + (", dropout included" if dropout else "")
                    + "; override train(self, mode=True) to call super().train(mode) and re-freeze them")
         yield _with_severity(hit(ctx, module, call, message, key=f"{cls.name}.train"), dropout)
+
+
+_PASSES = ("forward", "__call__", "training_step")
+
+
+def _inference_only(cls, methods: dict) -> bool:
+    """A wrapper that never takes part in training, so no training loop's train() reaches it:
+    its forward runs under no_grad/inference_mode (yolov7's autoShape, the torch.hub inference
+    wrapper), or it has no forward of its own over a plain nn.Module (timm-style ModelEma, which
+    only copies state_dicts under no_grad), and no other method calls a submodule with gradients
+    on. A class that also freezes weights (requires_grad False, a freeze method) is built for
+    training around it, as a teacher or a frozen encoder whose no_grad forward a parent's
+    train() still switches: that stays a finding."""
+    passes = [methods[name] for name in _PASSES if name in methods]
+    if passes:
+        if not all(any(_turns_grad_off(d) for d in fn.decorator_list) for fn in passes):
+            return False
+    elif not cls.bases or any(last_name(b) != "Module" for b in cls.bases):
+        return False  # a framework base may bring its own forward
+    if _freezes_anything(cls, methods):
+        return False
+    for name, fn in methods.items():
+        if name == "__init__" or fn in passes:
+            continue
+        for node in ast.walk(fn):
+            if (isinstance(node, ast.Call) and _calls_submodule(node.func, methods)
+                    and not _under_no_grad(fn, node)):
+                return False
+    return True
+
+
+def _calls_submodule(func, methods: dict) -> bool:
+    """`self.module(x)` / `self.module.forward(x)`: a submodule run, not one of the class's methods."""
+    if isinstance(func, ast.Attribute) and func.attr == "forward":
+        func = func.value
+    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self" \
+        and func.attr not in methods
+
+
+def _under_no_grad(fn, node) -> bool:
+    if any(_turns_grad_off(d) for d in fn.decorator_list):
+        return True
+    return any(isinstance(w, (ast.With, ast.AsyncWith)) and any(_turns_grad_off(i.context_expr) for i in w.items)
+               and any(n is node for n in ast.walk(w)) for w in ast.walk(fn))
+
+
+def _turns_grad_off(expr) -> bool:
+    return last_name(getattr(expr, "func", expr)) in NO_GRAD
+
+
+def _freezes_anything(cls, methods: dict) -> bool:
+    if any(_FREEZER.search(name) for name in methods):
+        return True
+    for node in ast.walk(cls):
+        target = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_":
+            target = node.func.value
+        elif isinstance(node, ast.Call) and node.args:
+            target = node.args[0]
+        elif isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute):
+            target = node.iter.func.value
+        key = receiver_key(target) if target is not None else ""
+        if key and models.freezes(node, key):
+            return True
+    return False
 
 
 def _with_severity(found, dropout: bool):
