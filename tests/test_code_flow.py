@@ -575,3 +575,46 @@ def test_603_a_constant_false_assert_ends_the_path_like_a_raise(tmp_path):
         assert _findings(tmp_path, _DISPATCH.format(other=other), ["DRP603"]) == [], other
     for other in ("assert mode", "print(mode)"):
         assert _findings(tmp_path, _DISPATCH.format(other=other), ["DRP603"]) == [("DRP603", 26, "warning")], other
+
+
+_PROBE = '''
+import torch
+from torch import nn
+
+backbone = torchvision.models.resnet50()
+head = nn.Linear(2048, 1000)
+model = nn.Sequential(backbone, head)
+if args.weights == "freeze":
+    {freeze}
+model = nn.parallel.DistributedDataParallel(model)
+param_groups = [dict(params=head.parameters(), lr=0.1)]
+if args.weights == "finetune":
+    param_groups.append(dict(params=backbone.parameters(), lr=0.01))
+optimizer = torch.optim.SGD(param_groups, 0, momentum=0.9)
+for epoch in range(10):
+    if args.weights == "finetune":
+        model.train()
+    elif args.weights == "freeze":
+        model.eval()
+    for images, target in loader:
+        loss = criterion(model(images), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+'''
+
+
+def test_603_eval_in_the_branch_that_freezes_a_part_of_the_model_is_the_linear_probe(tmp_path):
+    """vicreg's evaluate.py: `model = nn.Sequential(backbone, head)`, the backbone frozen under
+    `if args.weights == "freeze"` and `model.eval()` in the loop under the same condition: the
+    linear-probe protocol keeps the frozen backbone's batch norm fixed on purpose. With nothing
+    frozen there, or the part frozen under another condition, the eval() is still one the
+    training forgot to undo."""
+    for freeze in ("backbone.requires_grad_(False)",
+                   "for p in backbone.parameters():\n        p.requires_grad = False"):
+        assert _findings(tmp_path, _PROBE.format(freeze=freeze), ["DRP603"]) == [], freeze
+    unfrozen = _PROBE.format(freeze="head.requires_grad_(True)")
+    assert [c for c, _, _ in _findings(tmp_path, unfrozen, ["DRP603"])] == ["DRP603"]
+    other = _PROBE.format(freeze="backbone.requires_grad_(False)").replace(
+        'if args.weights == "freeze":\n    backbone', 'if args.weights == "finetune":\n    backbone')
+    assert [c for c, _, _ in _findings(tmp_path, other, ["DRP603"])] == ["DRP603"]

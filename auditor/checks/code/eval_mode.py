@@ -734,6 +734,8 @@ def eval_without_train(ctx, rule):
                         continue
                     if key != "self" and _ends_its_training(module, node, key):
                         continue  # sd-scripts' stop_text_encoder_training: eval plus frozen weights
+                    if key != "self" and _probe_branch(module, node, key):
+                        continue  # vicreg's linear probe: eval() where the backbone is frozen
                     verdict, severity = _judged(module, key, ctx.setup) if key != "self" else _judged_self(module, node)
                     if severity is None:
                         continue
@@ -774,6 +776,31 @@ def _ends_its_training(module, toggle_call, key: str) -> bool:
         if body is not None:
             blocks.append(body)
     return any(models.freezes(n, key) for body in blocks for other in body for n in ast.walk(other))
+
+
+def _probe_branch(module, toggle_call, key: str) -> bool:
+    """The eval() sits in the branch of an option that also freezes a part the model is built
+    from (vicreg's evaluate.py: `model = nn.Sequential(backbone, head)`; `if args.weights ==
+    "freeze": backbone.requires_grad_(False)`; in the loop `elif args.weights == "freeze":
+    model.eval()`): the linear-probe protocol, which keeps the frozen backbone's batch norm and
+    dropout fixed while the head trains. The same eval() with no freeze under its condition,
+    or a freeze under another condition, is still an eval the training forgot to undo."""
+    test = next((a.test for a, below in zip(module.ancestors(toggle_call), _with_self(toggle_call, module))
+                 if isinstance(a, ast.If) and below in a.body), None)
+    built = models.binding(module, key)
+    if test is None or not isinstance(built, ast.Call):
+        return False
+    parts = {receiver_key(a) for a in built.args if isinstance(a, (ast.Name, ast.Attribute))} - {"", key}
+    condition = ast.dump(test)
+    return any(ast.dump(branch.test) == condition and any(models.freezes(n, part) for stmt in branch.body
+                                                            for n in ast.walk(stmt) for part in parts)
+               for branch in module.index.of(ast.If))
+
+
+def _with_self(node, module):
+    """node, then each of its ancestors: the child beside each ancestor of `module.ancestors(node)`."""
+    yield node
+    yield from module.ancestors(node)
 
 
 def _steps_train(module, step, key: str, steps) -> bool:
