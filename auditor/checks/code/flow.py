@@ -7,10 +7,10 @@ each function body is interpreted once over a small abstract state: for every mo
 its name, `self.model` style attributes included) the set of (mode, switching call) pairs that
 can reach the current point, where the pseudo-mode "entry" means "whatever it was when the
 function started". Branches join by union, loops run twice (the second pass is the next
-iteration), try/finally and with-blocks are followed, return/raise (and `assert False`) end a path. Calls to
-functions and methods of the same module apply that function's summary (its effect on its
-parameters and on `self.*`), one level deep, which is what a linter can know without
-guessing. Every call node keeps the union of the states seen on reaching it, so a check can
+iteration), try/finally and with-blocks are followed, return/raise (and `assert False`) end a
+path. Calls to functions and methods of the same module apply that function's summary (its
+effect on its parameters and on `self.*`), one level deep, which is what a linter can know
+without guessing. Every call node keeps the union of the states seen on reaching it, so a check can
 ask "may this model be in train mode here, and because of which call?" and cite that call.
 
 Two more sources of a mode than the switches (issue #26): building a torch module leaves it
