@@ -359,3 +359,35 @@ def test_an_inference_only_wrapper_has_no_train_to_undo_its_eval(tmp_path):
     for bad in (MODEL_EMA + "\n    def distill(self, x):\n        return self.module(x).sum()\n",
                 MODEL_EMA.replace("torch.nn.Module", "BaseModule")):
         assert _found(ema, "utils.py", bad) == [("DRP607", "info")], bad
+
+
+TRANSLATOR = """import torch
+import torch.nn as nn
+
+
+class Translator(nn.Module):
+    def __init__(self, model, beam_size):
+        super().__init__()
+        self.model = model
+        self.model.eval()
+        self.beam_size = beam_size
+
+    def _model_decode(self, trg_seq, enc_output):
+        return self.model.decoder(trg_seq, enc_output)
+
+    def translate_sentence(self, src_seq):
+        with torch.no_grad():
+            enc_output = self.model.encoder(src_seq)
+            return self._model_decode(src_seq[:, :1], enc_output)
+"""
+
+
+def test_a_wrapper_whose_helpers_run_only_under_no_grad_is_inference_only(tmp_path):
+    """attention-is-all-you-need's beam-search Translator: no forward, and its `_model_decode`
+    runs `self.model.decoder` only when called from translate_sentence's `with torch.no_grad()`:
+    nothing of it trains. The same helper also called from a method with gradients, or a
+    public method that runs the model with gradients, keeps the finding."""
+    assert _found(tmp_path, "Translator.py", TRANSLATOR) == []
+    for extra in ("\n    def loss(self, src_seq):\n        return self._model_decode(src_seq, src_seq).sum()\n",
+                  "\n    def score(self, src_seq):\n        return self.model.encoder(src_seq).sum()\n"):
+        assert _found(tmp_path, "Translator.py", TRANSLATOR + extra) == [("DRP607", "info")], extra

@@ -57,8 +57,9 @@ def _inference_only(cls, methods: dict) -> bool:
     """A wrapper that never takes part in training, so no training loop's train() reaches it:
     its forward runs under no_grad/inference_mode (yolov7's autoShape, the torch.hub inference
     wrapper), or it has no forward of its own over a plain nn.Module (timm-style ModelEma, which
-    only copies state_dicts under no_grad), and no other method calls a submodule with gradients
-    on. A class that also freezes weights (requires_grad False, a freeze method) is built for
+    only copies state_dicts under no_grad), and no other method runs a submodule with gradients
+    on (a beam-search Translator whose helpers are called only inside its `with no_grad()`).
+    A class that also freezes weights (requires_grad False, a freeze method) is built for
     training around it, as a teacher or a frozen encoder whose no_grad forward a parent's
     train() still switches: that stays a finding."""
     passes = [methods[name] for name in _PASSES if name in methods]
@@ -69,22 +70,57 @@ def _inference_only(cls, methods: dict) -> bool:
         return False  # a framework base may bring its own forward
     if _freezes_anything(cls, methods):
         return False
+    quiet = _grad_free_methods(methods)
     for name, fn in methods.items():
-        if name == "__init__" or fn in passes:
+        if name == "__init__" or fn in quiet:
             continue
         for node in ast.walk(fn):
-            if (isinstance(node, ast.Call) and _calls_submodule(node.func, methods)
+            if (isinstance(node, ast.Call) and _runs_submodule(node.func, methods)
                     and not _under_no_grad(fn, node)):
                 return False
     return True
 
 
-def _calls_submodule(func, methods: dict) -> bool:
-    """`self.module(x)` / `self.module.forward(x)`: a submodule run, not one of the class's methods."""
-    if isinstance(func, ast.Attribute) and func.attr == "forward":
-        func = func.value
-    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self" \
-        and func.attr not in methods
+def _grad_free_methods(methods: dict) -> set:
+    """The methods that only ever run without gradients: decorated no_grad/inference_mode, or
+    called within the class only from no_grad blocks or from such methods (a method nobody in
+    the class calls may be called from outside, with gradients)."""
+    sites = {}
+    for fn in methods.values():
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "self" \
+                    and node.func.attr in methods:
+                sites.setdefault(node.func.attr, []).append((fn, node))
+    quiet = {fn for fn in methods.values() if any(_turns_grad_off(d) for d in fn.decorator_list)}
+    changed = True
+    while changed:
+        changed = False
+        for name, fn in methods.items():
+            if fn not in quiet and name in sites and all(
+                    caller in quiet or _under_no_grad(caller, node) for caller, node in sites[name]):
+                quiet.add(fn)
+                changed = True
+    return quiet
+
+
+# nn.Module methods that compute nothing with the module's layers: reading or moving its state.
+_STATE_METHODS = frozenset({
+    "state_dict", "load_state_dict", "parameters", "named_parameters", "buffers", "named_buffers", "modules",
+    "named_modules", "children", "named_children", "to", "cuda", "cpu", "half", "float", "double", "bfloat16",
+    "eval", "train", "requires_grad_", "zero_grad", "apply", "register_buffer", "register_forward_hook",
+    "register_forward_pre_hook", "get_submodule", "extra_repr", "save"})
+
+
+def _runs_submodule(func, methods: dict) -> bool:
+    """`self.module(x)`, `self.model.decoder(x)`, `self.flow.inference(x)`: a call through a
+    submodule other than reading or moving its state, and not one of the class's own methods."""
+    if isinstance(func, ast.Attribute) and func.attr in _STATE_METHODS:
+        return False
+    node = func
+    while isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Name) and node.value.id == "self"):
+        node = node.value
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr not in methods
 
 
 def _under_no_grad(fn, node) -> bool:
