@@ -293,8 +293,8 @@ def test_an_eval_of_a_module_the_class_then_replaces_is_no_freeze(tmp_path):
     """yolov7's TracedModel: `self.model.eval()`, then `self.model = torch.jit.trace(self.model,
     ...)`: the attribute holds the traced copy, whose ops were fixed in eval mode when traced, so
     no train() of the class undoes that eval(). A new value that still holds the module (a
-    wrapper around it, the module moved) or a copy that keeps the mode as a flag train() switches
-    (scripted, deep-copied) leaves the eval() a freeze."""
+    wrapper around it, the module moved), a copy that keeps the mode as a flag train() switches
+    (scripted, deep-copied), or a new value only in another branch leaves the eval() a freeze."""
     assert _found(tmp_path, "torch_utils.py", TRACED) == []
     direct = TRACED.replace("        self.model = traced\n", "        self.model = torch.jit.trace(self.model, x)\n")
     assert _found(tmp_path, "torch_utils.py", direct) == []
@@ -303,6 +303,12 @@ def test_an_eval_of_a_module_the_class_then_replaces_is_no_freeze(tmp_path):
                  "        self.model = self.model.to('cuda')\n", ""):
         bad = TRACED.replace("        self.model = traced\n", kept)
         assert _found(tmp_path, "torch_utils.py", bad) == [("DRP607", "info")], kept
+    # transformers' BltModel: frozen in the if, `self.patcher = None` only in the else
+    blt = ("import torch.nn as nn\n\n\nclass Blt(nn.Module):\n    def __init__(self, patcher, patch_in_forward):\n"
+           "        super().__init__()\n        if patch_in_forward:\n            self.patcher = patcher\n"
+           "            self.patcher.eval()\n            for p in self.patcher.parameters():\n"
+           "                p.requires_grad = False\n        else:\n            self.patcher = None\n")
+    assert _found(tmp_path, "torch_utils.py", blt) == [("DRP607", "info")]
 
 
 AUTOSHAPE = """import torch

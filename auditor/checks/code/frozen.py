@@ -281,28 +281,40 @@ _COPIES = frozenset({"trace", "trace_module"})
 def _replaced_after(fn, call) -> bool:
     """`self.model.eval()`, then later in the same function `self.model = traced` where `traced =
     torch.jit.trace(self.model, ...)` (yolov7's TracedModel): the attribute now holds another
-    module, so no train() of the class reaches the one put in eval. A new value that may still
-    hold the old module (`self.model = Wrapper(self.model)`, `self.model = self.model.to(d)`),
-    or a scripted or deep copy of it that keeps its mode, is no replacement; a traced copy,
-    whose ops are fixed when traced, is one."""
+    module, so no train() of the class reaches the one put in eval. Only an assignment that runs
+    whenever the eval() ran counts (one later in its block or an enclosing one): transformers'
+    BltModel freezes `self.patcher` in the if and sets `self.patcher = None` in the else. A new
+    value that may still hold the old module (`self.model = Wrapper(self.model)`, `self.model =
+    self.model.to(d)`), or a scripted or deep copy of it that keeps its mode, is no
+    replacement; a traced copy, whose ops are fixed when traced, is one."""
     receiver = call.func.value
     if not (isinstance(receiver, ast.Attribute) and isinstance(receiver.value, ast.Name)
             and receiver.value.id == "self"):
         return False
-    after = (call.lineno, call.col_offset)
+    parents = {child: node for node in ast.walk(fn) for child in ast.iter_child_nodes(node)}
     assigns = sorted((n for n in ast.walk(fn) if isinstance(n, ast.Assign)), key=lambda n: (n.lineno, n.col_offset))
-    for node in assigns:
-        if (node.lineno, node.col_offset) <= after or not any(
-                isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
-                and t.attr == receiver.attr for t in node.targets):
-            continue
-        value = node.value
-        if isinstance(value, ast.Name):  # traced = torch.jit.trace(self.model, x); self.model = traced
-            bound = [a for a in assigns if (a.lineno, a.col_offset) < (node.lineno, node.col_offset)
-                     and any(isinstance(t, ast.Name) and t.id == value.id for t in a.targets)]
-            value = bound[-1].value if bound else None
-        if value is not None and not _may_hold(value, receiver.attr):
-            return True
+
+    def bound(name, before):  # traced = torch.jit.trace(self.model, x); self.model = traced
+        found = [a for a in assigns if (a.lineno, a.col_offset) < (before.lineno, before.col_offset)
+                 and any(isinstance(t, ast.Name) and t.id == name for t in a.targets)]
+        return found[-1].value if found else None
+
+    node = call
+    while node is not fn and node in parents:
+        parent = parents[node]
+        if isinstance(node, ast.stmt):
+            block = next((b for b in (getattr(parent, f, None) for f in ("body", "orelse", "finalbody"))
+                          if isinstance(b, list) and node in b), [])
+            for later in block[block.index(node) + 1:] if node in block else []:
+                if isinstance(later, ast.Assign) and any(
+                        isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                        and t.attr == receiver.attr for t in later.targets):
+                    value = later.value
+                    if isinstance(value, ast.Name):
+                        value = bound(value.id, later)
+                    if value is not None and not _may_hold(value, receiver.attr):
+                        return True
+        node = parent
     return False
 
 
