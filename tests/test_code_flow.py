@@ -373,6 +373,25 @@ for batch in loader:
 ''', ["DRP603"]) == []
 
 
+def test_603_backward_with_nothing_that_applies_the_gradients_is_no_training(tmp_path):
+    """LoRA's copy of Transformers' head-masking test: eval(), then backward() to read the
+    gradient of a head mask, in a loop, with no optimizer step anywhere: a gradient test, not
+    training. With an optimizer step, or weights updated by hand from their gradients, the same
+    loop trains in eval mode."""
+    probe = _NET.replace("optimizer = torch.optim.AdamW(model.parameters())\n", "") + '''
+for batch in loader:
+    model.eval()
+    mask = torch.ones(8, requires_grad=True)
+    model(batch * mask).sum().backward()
+    print(mask.grad)
+'''
+    assert _findings(tmp_path / "grad", probe, ["DRP603"]) == []
+    stepped = probe.replace("    print(mask.grad)\n", "    optimizer.step()\n")
+    assert _findings(tmp_path / "step", stepped, ["DRP603"]) == [("DRP603", 17, "warning")]
+    by_hand = probe.replace("    print(mask.grad)\n", "    for p in model.parameters():\n        p.data -= 0.1 * p.grad\n")
+    assert _findings(tmp_path / "hand", by_hand, ["DRP603"]) == [("DRP603", 17, "warning")]
+
+
 def test_603_chained_train_switches_back(tmp_path):
     assert _findings(tmp_path, _NET + '''
 def evaluate(m):

@@ -717,6 +717,8 @@ def eval_without_train(ctx, rule):
     if fl.idle:
         return  # nothing switches to eval mode
     steps = [c for c in models.training_calls(module) if last_name(c.func) != "train"]
+    if not any(last_name(c.func) == "step" for c in steps) and not _updates_by_hand(module):
+        steps = []  # backward() with nothing that applies the gradients: a gradient test, not training
     reported = set()
     for loop in _loops(module):
         for step in steps:
@@ -745,6 +747,21 @@ def eval_without_train(ctx, rule):
                               f"no train() follows on some path to {_cited(module, step)} (line {step.lineno}): "
                               f"the following optimizer steps train with dropout off{_dropout_note(verdict)}",
                               key=key, severity=severity)
+
+
+def _updates_by_hand(module) -> bool:
+    """Weights updated from their gradients without an optimizer (`p.data -= lr * p.grad`,
+    `p.add_(p.grad, alpha=-lr)`): a backward() there is training. Without this or an optimizer
+    step, a backward() computes gradients only (LoRA's copy of Transformers' head-masking test
+    checks the gradient of a head mask in eval mode)."""
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.AugAssign) and any(isinstance(n, ast.Attribute) and n.attr == "grad"
+                                                   for n in ast.walk(node.value)):
+            return True
+        if (isinstance(node, ast.Call) and last_name(node.func) in ("add_", "sub_", "copy_")
+                and any(isinstance(n, ast.Attribute) and n.attr == "grad" for a in node.args for n in ast.walk(a))):
+            return True
+    return False
 
 
 def _feeds_another_network(module, call, key: str) -> bool:
