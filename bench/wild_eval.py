@@ -249,6 +249,24 @@ VISION31E = {
     "KAIR": ("cszn/KAIR", "", "fc1732f4a4514e42ce15e5b3a1e18c828af47a1e", "vision"),
 }
 
+# The sixth #31 set: 12 fresh repositories from the same domains (graph, diffusion,
+# vision SSL/classification/detection, GAN/restoration), extracted before any judging.
+VISION31F = {
+    "tgn": ("twitter-research/tgn", "", "d55bbe678acabb9fc3879c408fd1f2e15919667c", "graph"),
+    "heterophilous-graphs": ("yandex-research/heterophilous-graphs", "",
+                             "a431395582e929d88271309716bea4fe24ce6318", "graph"),
+    "DIG": ("divelab/DIG", "dig/sslgraph examples/sslgraph", "21476b079c9226f38915dcd082b5c2ee0cddaac8", "graph"),
+    "U-ViT": ("baofff/U-ViT", "", "ce551708dc9cde9818d2af7d84dfadfeb7bd9034", "diffusion"),
+    "MDT": ("sail-sg/MDT", "", "7d26c2162c462bd0b90f97f3a1c36cdaaac616ec", "diffusion"),
+    "LSGM": ("NVlabs/LSGM", "", "5eae2f385c014f2250c3130152b6be711f6a3a5a", "diffusion"),
+    "InternImage": ("OpenGVLab/InternImage", "classification", "31c962dc6c1ceb23e580772f7daaa6944694fbe6", "vision"),
+    "Detic": ("facebookresearch/Detic", "", "436cda2a2347df60a7c66daca0e8c59f93dc5e79", "vision"),
+    "ibot": ("bytedance/ibot", "", "da316d82636a7a7356835ef224b13d5f3ace0489", "vision"),
+    "GFPGAN": ("TencentARC/GFPGAN", "", "7552a7791caad982045a7bbe5634bbf1cd5c8679", "gan"),
+    "CodeFormer": ("sczhou/CodeFormer", "", "b33cc7d639d6545bfcccc7e0bc6ae51f24e79c2b", "gan"),
+    "BasicVSR_PlusPlus": ("ckkelvinchan/BasicVSR_PlusPlus", "", "bbd417c6ac3b995148e98960f4b7458900774889", "vision"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -351,16 +369,18 @@ def main(argv=None) -> int:
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
     ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c", "vision31d",
-                                       "vision31e"),
+                                       "vision31e", "vision31f"),
                     default="tuned",
                     help="the 40 repositories the #25 fixes were made on, the 36 held out from them, #31's 27, "
-                         "or #31's fresh 13 (vision31b), 12 (vision31c), 12 (vision31d) and 12 (vision31e)")
+                         "or #31's fresh 13 (vision31b), 12 (vision31c), 12 (vision31d), 12 (vision31e) "
+                         "and 12 (vision31f)")
     ap.add_argument("--judge-infos", action="store_true",
                     help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
     REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B, "vision31c": VISION31C,
-             "vision31d": VISION31D, "vision31e": VISION31E}.get(args.set, TUNED)
+             "vision31d": VISION31D, "vision31e": VISION31E,
+             "vision31f": VISION31F}.get(args.set, TUNED)
     judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
