@@ -4,6 +4,8 @@ stay silent, beyond the one-line examples in the rule files."""
 from __future__ import annotations
 
 import os
+
+import pytest
 import textwrap
 
 from tests.conftest import REPO, audit, write_files
@@ -258,6 +260,39 @@ def test_custom_recompute_without_rng(tmp_path):
         drop = nn.Dropout(0.1)
     ''', select=["DRP700"])
     assert got == [("DRP700", 12)]
+
+
+CHECKPOINTED = '''
+    import torch.nn as nn
+    from torch.utils.checkpoint import checkpoint
+
+    class Conv2D(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x)
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.body = nn.Sequential(nn.UpsamplingNearest2d(scale_factor=2), Conv2D(c, c, 3), nn.GroupNorm(1, c), {layer})
+
+        def forward(self, x):
+            return checkpoint(self.body, x, preserve_rng_state=False)
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.1)
+'''
+
+
+@pytest.mark.parametrize("layer, found", [("nn.SiLU()", []), ("nn.Dropout(0.1)", [("DRP700", 15)]),
+                                          ("nn.RReLU()", [("DRP700", 15)])])
+def test_checkpoint_without_rng_state_of_a_class_that_draws_nothing_is_silent(tmp_path, layer, found):
+    """LSGM checkpoints GroupNorm-and-Swish blocks with preserve_rng_state=False while the file
+    has dropout elsewhere: the recompute draws nothing, so the unsaved RNG state changes nothing.
+    A subclass of a torch layer and torch.nn's other layers (upsampling) are read as such; a
+    dropout, or RReLU (which draws its slope in training), in the checkpointed class is reported."""
+    assert _codes(tmp_path, CHECKPOINTED.format(layer=layer), select=["DRP700"]) == found
 
 
 def test_seed_rules(tmp_path):

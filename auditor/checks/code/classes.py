@@ -11,19 +11,27 @@ import ast
 import re
 
 from auditor.checks.code import siblings
-from auditor.sources.python_facts import last_name
+from auditor.sources.python_facts import dotted, last_name
 
 MODULE_BASES = re.compile(r"Module$|PreTrainedModel$|Model$|LightningModule$")
 
 
 def local_module_classes(module) -> dict:
-    """name -> ClassDef of the file's classes with an nn.Module-like base."""
+    """name -> ClassDef of the file's classes with an nn.Module-like base, or a torch layer as
+    their base (LSGM's `class Conv2D(nn.Conv2d)`: a layer of the file's models like any other)."""
     cached = module.cache.get("module-classes")
     if cached is None:
         cached = {name: cls for name, cls in module.index.classes.items()
-                  if any(MODULE_BASES.search(last_name(b) or "") for b in cls.bases)}
+                  if any(MODULE_BASES.search(last_name(b) or "") or torch_nn_class(b) for b in cls.bases)}
         module.cache["module-classes"] = cached
     return cached
+
+
+def torch_nn_class(node) -> bool:
+    """`nn.Conv2d`, `torch.nn.Linear`: a class of torch.nn (capitalised), spelled through nn."""
+    name = dotted(node) or ""
+    owner, _, leaf = name.rpartition(".")
+    return owner in ("nn", "torch.nn") and leaf[:1].isupper()
 
 
 def module_class(module, func, project: bool = False):

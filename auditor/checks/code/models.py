@@ -54,6 +54,9 @@ NN_WITHOUT_DROPOUT = frozenset({
     "LeakyReLU", "ELU", "Softplus", "Hardswish", "Unflatten", "ZeroPad2d",
     "Module",  # an empty container (StyleGAN2's `self.noises = nn.Module()` holds buffers)
 })
+# torch.nn layers besides dropout, attention, RNNs and batch norm (matched before these) whose
+# output changes with the mode: RReLU draws its slope in training; lazy batch norm is batch norm
+NN_MODE_DEPENDENT = frozenset({"RReLU", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"})
 NN_BATCHNORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d",
                            "InstanceNorm2d", "InstanceNorm3d"})
 
@@ -444,6 +447,8 @@ def class_dropout(module, cls, seen=None) -> str:
         if found is not None:
             sub = class_dropout(*found, seen)
             verdict = NONZERO if sub == NONZERO else (UNKNOWN if sub == UNKNOWN else verdict)
+        elif name in NN_WITHOUT_DROPOUT and (dotted(base) or "").rsplit(".", 1)[0] in ("nn", "torch.nn"):
+            continue  # a torch layer extended (LSGM's `class Conv2D(nn.Conv2d)`): its own body is read below
         elif name not in ("Module",) and not name.endswith("Module"):
             return UNKNOWN  # a base from elsewhere may add dropout
     for node in ast.walk(cls):
@@ -466,6 +471,10 @@ def class_dropout(module, cls, seen=None) -> str:
                 p = arg_or_kwarg(node, "dropout", RNNS[name])
                 if p is not None and not zero_rate(module, p):
                     return NONZERO  # between stacked layers (DRP520 says when it does nothing)
+            elif name not in local and classes.torch_nn_class(node.func):
+                if name in NN_MODE_DEPENDENT:
+                    return NONZERO
+                continue  # torch.nn's other layers draw nothing and do not change with the mode
             elif name in local or name and name[0].isupper() and name not in NN_WITHOUT_DROPOUT:
                 found = (module, local[name]) if name in local else classes.module_class(module, node.func, project=True)
                 if found is None and isinstance(node.func, ast.Name) and library_without_dropout(module, name, node):

@@ -59,7 +59,7 @@ def checkpoint_without_rng_state(ctx, rule):
     for node in checkpoints + idx.of(ast.Dict) + idx.of(ast.ClassDef):
         if isinstance(node, ast.Call) and "checkpoint" in last_name(node.func):
             kw = kwarg(node, "preserve_rng_state")
-            if kw is not None and constant(kw.value) == (True, False):
+            if kw is not None and constant(kw.value) == (True, False) and not _recomputes_no_dropout(module, node):
                 yield hit(ctx, module, kw.value, "preserve_rng_state=False in a model with dropout: the recompute "
                            "draws new dropout masks, so gradients do not match the forward pass", key="preserve_rng_state")
         elif isinstance(node, ast.Dict):
@@ -70,6 +70,14 @@ def checkpoint_without_rng_state(ctx, rule):
                                key="preserve_rng_state")
         elif isinstance(node, ast.ClassDef) and any(last_name(b) == "Function" for b in node.bases):
             yield from _custom_recompute(ctx, module, node)
+
+
+def _recomputes_no_dropout(module, call) -> bool:
+    """The checkpoint sits in a module class that has no dropout, here or in what it builds
+    (LSGM's GroupNormSwish checkpoints its GroupNorm and Swish): the recompute draws nothing,
+    so the RNG state it does not save changes nothing, although the file has dropout elsewhere."""
+    cls = next((a for a in module.ancestors(call) if isinstance(a, ast.ClassDef)), None)
+    return cls is not None and models.class_dropout(module, cls) == models.ZERO
 
 
 def _custom_recompute(ctx, module, cls):
