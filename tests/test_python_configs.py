@@ -151,6 +151,19 @@ def test_a_plain_base_in_a_sibling_module_has_no_train(tmp_path):
     assert [(f.code, f.severity) for f in audit([str(tmp_path)])] == [("DRP607", "info")]
 
 
+def test_a_model_named_base_from_an_installed_package_needs_a_forward(tmp_path):
+    """GFPGAN's `GFPGANModel(BaseModel)`, BaseModel from an installed basicsr (not in the tree):
+    the name alone says "model", but a class without forward that holds networks is BasicSR's
+    model object, which no train() reaches. With a forward it runs as a module: still reported."""
+    gfpgan = ("from basicsr.models.base_model import BaseModel\n\n\nclass GFPGANModel(BaseModel):\n"
+              "    def __init__(self, opt):\n        super().__init__(opt)\n        self.net_g_ema.eval()\n")
+    write_files(tmp_path / "a", [("gfpgan_model.py", gfpgan)])
+    assert audit([str(tmp_path / "a")]) == []
+    forward = gfpgan + "\n    def forward(self, x):\n        return self.net_g(x)\n"
+    write_files(tmp_path / "b", [("gfpgan_model.py", forward)])
+    assert [(f.code, f.severity) for f in audit([str(tmp_path / "b")])] == [("DRP607", "info")]
+
+
 def test_openmmlab_dropout_ratio_is_a_heads(tmp_path, run_cli):
     """mmaction2's C3D keeps dropout_ratio=0.5 on its fc6/fc7 (its backbone default) when fine-tuned
     from Sports-1M: OpenMMLab's dropout_ratio is the fully connected layers' dropout, a classifier's."""

@@ -447,9 +447,16 @@ def _is_module_class(cls, classes: dict, seen: set, module=None, depth: int = 0)
             inner = {c.name: c for c in other.index.of(ast.ClassDef)}
             if _is_module_class(node, inner, seen, other, depth + 1):
                 return True
-        elif _MODULE_BASE.search(name):
+        elif _MODULE_BASE.search(name) and (not name.endswith("Model") or _has_forward(cls)):
             return True
     return False
+
+
+def _has_forward(cls) -> bool:
+    """A class named as a module by its base alone (`GFPGANModel(BaseModel)`, BaseModel from an
+    installed basicsr) is one only if it runs as one: BasicSR-style model objects hold networks
+    and define feed_data/optimize_parameters/test, never forward, and have no train() of their own."""
+    return any(isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and m.name == "forward" for m in cls.body)
 
 
 def _train_replaced(cls) -> bool:
