@@ -267,6 +267,25 @@ VISION31F = {
     "BasicVSR_PlusPlus": ("ckkelvinchan/BasicVSR_PlusPlus", "", "bbd417c6ac3b995148e98960f4b7458900774889", "vision"),
 }
 
+# The seventh #31 set: 12 fresh repositories from the same domains (graph, diffusion,
+# vision SSL/classification/segmentation, GAN/restoration/video), extracted before any judging.
+VISION31G = {
+    "pytorch-GAT": ("gordicaleksa/pytorch-GAT", "", "39c8f0ee634477033e8b1a6e9a6da3c7ed71bbd1", "graph"),
+    "powerful-gnns": ("weihua916/powerful-gnns", "", "9a2ce8ac3e99278307093a464a95caf0fb04b602", "graph"),
+    "ClusterGCN": ("benedekrozemberczki/ClusterGCN", "", "ecc9b7e6e2c1fb359aaf78e361446058b2b655b3", "graph"),
+    "Diffusion-GAN": ("Zhendong-Wang/Diffusion-GAN", "", "2ca5e7aa21f07a3ff0e78966e5796c580126c14f", "diffusion"),
+    "mini_edm": ("yuanzhi-zhu/mini_edm", "", "9031fda7ff9f3887581a93c9a4024e67e819537e", "diffusion"),
+    "ddae": ("FutureXiang/ddae", "", "ddd4a3b7338cedd2bcff2dd849e6d90c5337d056", "diffusion"),
+    "VideoMAE": ("MCG-NJU/VideoMAE", "", "14ef8d856287c94ef1f985fe30f958eb4ec2c55d", "vision"),
+    "LeViT": ("facebookresearch/LeViT", "", "3772b8e7517b900330ee1f46e11b0ae917dae323", "vision"),
+    "SegFormer": ("NVlabs/SegFormer", "local_configs mmseg/models tools",
+                  "65fa8cfa9b52b6ee7e8897a98705abf8570f9e32", "vision"),
+    "RCAN": ("yulunzhang/RCAN", "", "f722e5d0e1eff45148bfaefd9bc85c6f0f26ce02", "vision"),
+    "vid2vid": ("NVIDIA/vid2vid", "", "2e6d13755fc2e33200e7d4c0c44f2692d6ab0898", "gan"),
+    "DiffBIR": ("XPixelGroup/DiffBIR", "diffbir configs train_stage1.py train_stage2.py inference.py",
+                "3f8b5304245ba0ffd6f1995e51c27c3c72d7618f", "vision"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -369,18 +388,18 @@ def main(argv=None) -> int:
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
     ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c", "vision31d",
-                                       "vision31e", "vision31f"),
+                                       "vision31e", "vision31f", "vision31g"),
                     default="tuned",
                     help="the 40 repositories the #25 fixes were made on, the 36 held out from them, #31's 27, "
-                         "or #31's fresh 13 (vision31b), 12 (vision31c), 12 (vision31d), 12 (vision31e) "
-                         "and 12 (vision31f)")
+                         "or #31's fresh 13 (vision31b), 12 (vision31c), 12 (vision31d), 12 (vision31e), "
+                         "12 (vision31f) and 12 (vision31g)")
     ap.add_argument("--judge-infos", action="store_true",
                     help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
     REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B, "vision31c": VISION31C,
              "vision31d": VISION31D, "vision31e": VISION31E,
-             "vision31f": VISION31F}.get(args.set, TUNED)
+             "vision31f": VISION31F, "vision31g": VISION31G}.get(args.set, TUNED)
     judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
