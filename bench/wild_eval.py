@@ -286,6 +286,24 @@ VISION31G = {
                 "3f8b5304245ba0ffd6f1995e51c27c3c72d7618f", "vision"),
 }
 
+VISION31H = {
+    "mmagic": ("open-mmlab/mmagic", "configs mmagic tools", "0a560bba9b79ebe78574e1d4cbbdd0e798e63568", "gan"),
+    "mmrotate": ("open-mmlab/mmrotate", "configs mmrotate tools", "b030f38909fc431be7ecb90772ac30da9da29bcb", "vision"),
+    "pytorchvideo": ("facebookresearch/pytorchvideo", "pytorchvideo pytorchvideo_trainer",
+                     "f3142bb05cdb56af0704ab6f0adfb0c7bbafe4a0", "vision"),
+    "ImageBind": ("facebookresearch/ImageBind", "", "53680b02d7e37b19b124fa37bae4b6c98c38f5be", "multimodal"),
+    "LAVIS": ("salesforce/LAVIS", "lavis", "506965b9c4a18c1e565bd32acaccabe0198433f7", "multimodal"),
+    "open_clip": ("mlfoundations/open_clip", "src", "89fb801f1e6087880e951fc8354b8a2077b79c6d", "multimodal"),
+    "Open-Sora-Plan": ("PKU-YuanGroup/Open-Sora-Plan", "opensora", "f7fa604f4e3a523d6b973e4c89a5620ed1aff65a",
+                       "diffusion"),
+    "sam2": ("facebookresearch/sam2", "sam2 training", "2b90b9f5ceec907a1c18123530e92e794ad901a4", "vision"),
+    "unilm-beit": ("microsoft/unilm", "beit beit2", "768a3c873f598bb9b4d4dfb9267b099e35f8fe56", "vision"),
+    "BEVFormer": ("fundamentalvision/BEVFormer", "projects tools", "66b65f3a1f58caf0507cb2a971b9c0e7f842376c",
+                  "vision"),
+    "mmdetection3d": ("open-mmlab/mmdetection3d", "configs mmdet3d tools", "fe25f7a51d36e3702f961e198894580d83c4387b",
+                      "vision"),
+}
+
 REPOS = TUNED
 
 LOUD = ("warning", "error")
@@ -388,18 +406,18 @@ def main(argv=None) -> int:
     ap.add_argument("--extract", action="store_true", help="extract the folders from bare mirrors first")
     ap.add_argument("--mirrors", default="/work/.mirror")
     ap.add_argument("--set", choices=("tuned", "heldout", "vision31", "vision31b", "vision31c", "vision31d",
-                                       "vision31e", "vision31f", "vision31g"),
+                                       "vision31e", "vision31f", "vision31g", "vision31h"),
                     default="tuned",
                     help="the 40 repositories the #25 fixes were made on, the 36 held out from them, #31's 27, "
                          "or #31's fresh 13 (vision31b), 12 (vision31c), 12 (vision31d), 12 (vision31e), "
-                         "12 (vision31f) and 12 (vision31g)")
+                         "12 (vision31f), 12 (vision31g) and 11 (vision31h)")
     ap.add_argument("--judge-infos", action="store_true",
                     help="score infos against the verdicts too (#31: infos must inform, not only be quiet)")
     args = ap.parse_args(argv)
     global REPOS
     REPOS = {"heldout": HELDOUT, "vision31": VISION31, "vision31b": VISION31B, "vision31c": VISION31C,
              "vision31d": VISION31D, "vision31e": VISION31E,
-             "vision31f": VISION31F, "vision31g": VISION31G}.get(args.set, TUNED)
+             "vision31f": VISION31F, "vision31g": VISION31G, "vision31h": VISION31H}.get(args.set, TUNED)
     judged_levels = LOUD + (("info",) if args.judge_infos else ())
     if not args.tool:
         ap.error("no dropout-auditor checkout above this script: pass --tool PATH")
