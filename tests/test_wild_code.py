@@ -714,6 +714,11 @@ def test_a_heads_rate_in_a_headless_copy_of_the_signature_is_an_info(tmp_path):
     assert found.severity == "info" and "EfficientNet (line 5) takes the same drop_rate for its head" in found.message
     write_files(tmp_path, [("efficientnet.py", timm.replace("        self.blocks =", "        self.head = nn.Linear(8, 2)\n        self.blocks ="))])
     assert [f.severity for f in audit([str(tmp_path)], select=("DRP522",))] == ["warning"]  # it has a head of its own
+    # a flag named like a head is no head: pytorchvideo's scriptable attention stores has_cls_embed
+    flag = timm.replace("        self.classifier = nn.Linear(8, num_classes)\n", "        self.has_cls_embed = True\n"
+                        ).replace("        return self.classifier(x)\n", "        return x\n")
+    write_files(tmp_path, [("efficientnet.py", flag)])
+    assert [f.severity for f in audit([str(tmp_path)], select=("DRP522",))] == ["warning"]
     trt = ("from tensorrt_llm.module import Module\n\n\nclass Attention(Module):\n"
            "    def __init__(self, dim, dropout=0.0):\n        super().__init__()\n        self.dim = dim\n")
     write_files(tmp_path, [("efficientnet.py", "x = 1\n"), ("trt/modules.py", trt)])

@@ -444,10 +444,7 @@ def _headless_copy(module, fn, cls, name: str):
     its own head does (#31). None when this class has a head or no class of the file reads it."""
     if not (isinstance(cls, ast.ClassDef) and fn.name == "__init__"):
         return None
-    if any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" and _HEAD.search(t.attr)
-           and isinstance(n.value, ast.Call)  # a module built as the head, not `self.head_hidden_size = 2048`
-           for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AnnAssign))
-           for t in (n.targets if isinstance(n, ast.Assign) else [n.target])):
+    if _built_heads(cls):
         return None
     for other in module.index.of(ast.ClassDef):
         if other is cls:
@@ -455,11 +452,19 @@ def _headless_copy(module, fn, cls, name: str):
         init = module.index.methods.get(other.name, {}).get("__init__")
         if init is None or name not in _params(init):
             continue
-        heads = [n for n in ast.walk(other) if isinstance(n, ast.Attribute) and _HEAD.search(n.attr)]
-        if heads and (_first_reads(init, {name}) or _stored_unread(module, init, name) is None):
+        if _built_heads(other) and (_first_reads(init, {name}) or _stored_unread(module, init, name) is None):
             return (f"{other.name} (line {other.lineno}) takes the same {name} for its head, and {cls.name} builds "
                     "no head: a shared signature, not a lost setting")
     return None
+
+
+def _built_heads(cls) -> list:
+    """The class's attributes named as a head and built as a module (`self.head = nn.Linear(...)`),
+    not a number or a flag (`self.head_hidden_size = 2048`, pytorchvideo's `self.has_cls_embed = True`)."""
+    return [t.attr for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AnnAssign)) and isinstance(n.value, ast.Call)
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+            and _HEAD.search(t.attr)]
 
 
 def _params(fn) -> list:
