@@ -162,6 +162,12 @@ def test_a_model_named_base_from_an_installed_package_needs_a_forward(tmp_path):
     forward = gfpgan + "\n    def forward(self, x):\n        return self.net_g(x)\n"
     write_files(tmp_path / "b", [("gfpgan_model.py", forward)])
     assert [(f.code, f.severity) for f in audit([str(tmp_path / "b")])] == [("DRP607", "info")]
+    # the forward may sit below the base read by name: Transformers' BltModel(BltPreTrainedModel)
+    blt = ("from transformers import PreTrainedModel\n\n\nclass BltPreTrainedModel(PreTrainedModel):\n    pass\n\n\n"
+           "class BltModel(BltPreTrainedModel):\n    def __init__(self, config):\n        super().__init__(config)\n"
+           "        self.patcher.eval()\n\n    def forward(self, x):\n        return self.patcher(x)\n")
+    write_files(tmp_path / "c", [("modeling_blt.py", blt)])
+    assert [(f.code, f.severity) for f in audit([str(tmp_path / "c")])] == [("DRP607", "info")]
 
 
 def test_openmmlab_dropout_ratio_is_a_heads(tmp_path, run_cli):

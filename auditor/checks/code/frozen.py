@@ -426,18 +426,19 @@ def _is_sub_eval(node) -> bool:
 _MODULE_BASE = re.compile(r"Module$|Sequential$|Backbone$|Model$|Net$|Layer$|Block$|Encoder$|Decoder$|Transformer$|ViT$")
 
 
-def _is_module_class(cls, classes: dict, seen: set, module=None, depth: int = 0) -> bool:
+def _is_module_class(cls, classes: dict, seen: set, module=None, depth: int = 0, runs: bool = False) -> bool:
     """Whether a class derives from an nn.Module: through this file's classes, the package's
     own modules (BasicSR's `SRModel(BaseModel)`, where base_model.py's `class BaseModel():` is a
     plain object that only holds networks: it has no train() to undo a freeze), and only when
-    a base is defined nowhere here, by its name."""
+    a base is defined nowhere here, by its name. `runs`: a class below this one defines forward."""
+    runs = runs or _has_forward(cls)
     for base in cls.bases:
         name = last_name(base)
         if not name or name in seen:
             continue
         seen.add(name)
         if name in classes:
-            if _is_module_class(classes[name], classes, seen, module, depth):
+            if _is_module_class(classes[name], classes, seen, module, depth, runs):
                 return True
             continue
         found = siblings.imported(module).lookup(name) if module is not None and isinstance(base, ast.Name) \
@@ -445,9 +446,9 @@ def _is_module_class(cls, classes: dict, seen: set, module=None, depth: int = 0)
         if found is not None:
             other, node = found
             inner = {c.name: c for c in other.index.of(ast.ClassDef)}
-            if _is_module_class(node, inner, seen, other, depth + 1):
+            if _is_module_class(node, inner, seen, other, depth + 1, runs):
                 return True
-        elif _MODULE_BASE.search(name) and (not name.endswith("Model") or _has_forward(cls)):
+        elif _MODULE_BASE.search(name) and (not name.endswith("Model") or runs):
             return True
     return False
 
