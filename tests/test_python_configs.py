@@ -170,6 +170,20 @@ def test_a_model_named_base_from_an_installed_package_needs_a_forward(tmp_path):
     assert [(f.code, f.severity) for f in audit([str(tmp_path / "c")])] == [("DRP607", "info")]
 
 
+def test_a_module_put_in_eval_again_before_each_use_stays_frozen(tmp_path):
+    """mmagic's LightCNNFeatureLoss puts its feature network in eval in __init__ and again at the
+    top of forward: whatever train() switched in between, the network runs frozen. Without the
+    second eval() the freeze is undone by the first train()."""
+    loss = ("import torch.nn as nn\n\n\nclass FeatureLoss(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))\n"
+            "        self.model.eval()\n\n    def forward(self, pred, gt):\n        self.model.eval()\n"
+            "        return (self.model(pred) - self.model(gt)).abs().mean()\n")
+    write_files(tmp_path / "a", [("feature_loss.py", loss)])
+    assert audit([str(tmp_path / "a")], select=("DRP607",)) == []
+    write_files(tmp_path / "b", [("feature_loss.py", loss.replace("        self.model.eval()\n        return", "        return"))])
+    assert [f.code for f in audit([str(tmp_path / "b")], select=("DRP607",))] == ["DRP607"]
+
+
 def test_openmmlab_dropout_ratio_is_a_heads(tmp_path, run_cli):
     """mmaction2's C3D keeps dropout_ratio=0.5 on its fc6/fc7 (its backbone default) when fine-tuned
     from Sports-1M: OpenMMLab's dropout_ratio is the fully connected layers' dropout, a classifier's."""

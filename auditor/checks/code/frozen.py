@@ -42,6 +42,8 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
         if freezer is None:
             continue
         call, where, frozen_fn = freezer
+        if _eval_again_in_pass(call, methods):
+            continue  # mmagic's LightCNNFeatureLoss: forward calls self.model.eval() before each use
         dropout = _freezes_dropout(cls, frozen_fn)
         message = (f"{cls.name}.__init__ freezes submodules with .eval() ({where}), but {cls.name} does not override "
                    f"train(): the first model.train() switches them back to train mode"
@@ -402,6 +404,17 @@ def _mode_free_pretrained(module, value) -> bool:
     return not library_models.batch_norm_type(model_type) \
         and models.type_dropout(model_type, ()) == models.ZERO and not any(
             kw.arg and "dropout" in kw.arg for kw in value.keywords)
+
+
+def _eval_again_in_pass(call, methods: dict) -> bool:
+    """The module put in eval in __init__ is put in eval again by the class's forward (or
+    __call__, training_step) before it is used: whatever train() did in between, it runs frozen."""
+    if not isinstance(call.func, ast.Attribute):
+        return False
+    receiver = ast.dump(call.func.value)
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "eval"
+               and ast.dump(n.func.value) == receiver
+               for name in _PASSES if name in methods for n in ast.walk(methods[name]))
 
 
 def _restored(fn, call) -> bool:
