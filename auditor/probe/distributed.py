@@ -305,15 +305,21 @@ def rank_main(request_path: str, out_path: str) -> int:
         from auditor.probe.session import one_line
 
         result = {"error": f"rank {rank}: {one_line(exc)}"}
-    finally:
-        _teardown(dist)
-    if result and (rank == 0 or "error" in result):
+    if result and (rank == 0 or "error" in result):  # written before the group goes (see below)
         tmp = f"{out_path}.{rank}"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(result, fh, default=str)
         os.replace(tmp, out_path)
+    _teardown(dist)
     return 0 if "error" not in result else 1
 
 
 if __name__ == "__main__":
-    sys.exit(rank_main(sys.argv[1], sys.argv[2]))
+    # The result is on disk before the gloo group is torn down, and the rank leaves with
+    # os._exit: a gloo thread still joinable at interpreter exit aborts the process ("terminate
+    # called without an active exception", SIGABRT) now and then on a busy machine even after
+    # the barrier, and torchrun then killed the other rank before it had written its result.
+    code = rank_main(sys.argv[1], sys.argv[2])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
