@@ -367,6 +367,24 @@ def test_a_blend_is_read_like_a_selection(tmp_path):
     assert _drp533(tmp_path / "b", "model.py", swapped) == ["DRP533"]
 
 
+def test_indices_of_the_marked_units_are_read_by_their_name(tmp_path):
+    """LAVIS' point-cloud dropout: `drop_idx = np.where(np.random.random(n) <= dropout_ratio)[0]`,
+    then those points are overwritten: the indices of what is dropped, with probability
+    dropout_ratio, right as written. Named as the points kept, the same draw keeps with the
+    drop rate: reported."""
+    src = ("import numpy as np\n\n\ndef random_point_dropout(batch_pc, max_dropout_ratio=0.875):\n"
+           "    for b in range(batch_pc.shape[0]):\n"
+           "        dropout_ratio = np.random.random() * max_dropout_ratio\n"
+           "        drop_idx = np.where(np.random.random((batch_pc.shape[1])) <= dropout_ratio)[0]\n"
+           "        if len(drop_idx) > 0:\n"
+           "            batch_pc[b, drop_idx, :] = batch_pc[b, 0, :]\n"
+           "    return batch_pc\n")
+    assert _drp533(tmp_path / "a", "ulip.py", src) == []
+    kept = src.replace("drop_idx", "keep_idx").replace("batch_pc[b, keep_idx, :] = batch_pc[b, 0, :]",
+                                                        "batch_pc[b] = batch_pc[b, keep_idx, :].mean(0)")
+    assert _drp533(tmp_path / "b", "ulip.py", kept) == ["DRP533"]
+
+
 def _drp533(tmp_path, name: str, text: str) -> list:
     """DRP533's codes on one file written afresh."""
     from tests.conftest import audit, write_files

@@ -306,6 +306,33 @@ def test_twin_no_sibling_uses_it_is_a_warning(tmp_path):
     assert _loud(found) == [(8, "warning"), (15, "warning")]
 
 
+UNIFORMER = """
+class SABlock(nn.Module):
+    def __init__(self, dim, num_heads, mlp_ratio=4., qkv_bias=False, drop=0., attn_drop=0.{extra}):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, num_heads, dropout=attn_drop)
+        self.mlp = nn.Sequential(nn.Linear(dim, int(dim * mlp_ratio), bias=qkv_bias), nn.Dropout(drop))
+
+
+class CBlock(nn.Module):
+    def __init__(self, dim, num_heads, mlp_ratio=4., qkv_bias=False, drop=0., attn_drop=0.):
+        super().__init__()
+        self.attn = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, int(dim * mlp_ratio), bias=qkv_bias), nn.Dropout(drop))
+"""
+
+
+def test_interchangeable_blocks_over_nn_module_share_a_signature(tmp_path):
+    """UniFormer's CBlock (a depthwise convolution where SABlock has attention) takes SABlock's
+    whole parameter list, attn_drop included, so that a stage builds either: info. Over a generic
+    base a parameter list that is not the very same one says nothing: the warning stays."""
+    found = _found(tmp_path / "same", UNIFORMER.format(extra=""), "DRP522")
+    assert [(line, severity) for line, severity, _ in found] == [(10, "info")]
+    assert "SABlock" in found[0][2] and "shared signature" in found[0][2]
+    other = _found(tmp_path / "other", UNIFORMER.format(extra=", drop_path=0."), "DRP522")
+    assert (10, "warning") in _loud(other)  # (SABlock's own unused drop_path is line 3's warning)
+
+
 def test_a_built_module_parameter_makes_it_info(tmp_path):
     """wenet's subsampling in another file than its siblings, icefall's Zipformer2Encoder: the
     caller built the component (pos_enc with the positional rate, the encoder layer with the same

@@ -401,7 +401,8 @@ def _root_name(node):
 def _carries(parent, child) -> bool:
     """The parent's value is the child's, reshaped: `a and random() < p`, `random() < p if p else
     False`, `torch.tensor([random() < p for _ in range(n)]).view(n, 1)` (lerobot's GR00T state
-    dropout, then masked_fill), `(rand(n) < p).to(dtype)`."""
+    dropout, then masked_fill), `(rand(n) < p).to(dtype)`, or the indices of the units it marks
+    (`np.where(rand(n) <= p)[0]`)."""
     if isinstance(parent, (ast.BoolOp, ast.UnaryOp, ast.List, ast.Tuple)):
         return True
     if isinstance(parent, ast.IfExp):
@@ -411,8 +412,15 @@ def _carries(parent, child) -> bool:
     if isinstance(parent, ast.Attribute):
         return parent.value is child
     if isinstance(parent, ast.Call):
+        if last_name(parent.func) in _INDICES_OF and parent.args == [child] and not parent.keywords:
+            return True  # `np.where(rand(n) <= p)[0]`: the indices of the units it marks (LAVIS' drop_idx)
         return parent.func is child or (child in parent.args and last_name(parent.func) in ("tensor", "as_tensor", "stack"))
+    if isinstance(parent, ast.Subscript):
+        return parent.value is child
     return False
+
+
+_INDICES_OF = frozenset({"where", "nonzero", "argwhere", "flatnonzero"})
 
 
 def _scalar_draw(compare) -> bool:

@@ -496,19 +496,28 @@ def _absent_component(module, fn, cls, name: str, read: set):
     return prefix, family
 
 
+_SAME_SIGNATURE = 6  # parameters (self aside) two nn.Module classes must share, all of them, to be interchangeable
+
+
 def _sibling_using(module, cls, fn, name: str):
     """A class of this file with the same (non-generic) base whose __init__ takes the same
-    parameters up to and including `name`, and reads it."""
+    parameters up to and including `name`, and reads it. Over a generic base (nn.Module) only a
+    class with the very same parameter list counts: blocks made interchangeable on purpose
+    (UniFormer's CBlock, whose `attn` is a depthwise convolution, takes SABlock's ten parameters,
+    attn_drop included, so that a stage can build either)."""
     bases = [ast.dump(b) for b in cls.bases]
-    if not bases or all((dotted(b) or "") in _MODULE_TYPES for b in cls.bases):
+    if not bases:
         return None
+    generic = all((dotted(b) or "") in _MODULE_TYPES for b in cls.bases)
     mine = _params(fn)
+    if generic and len(mine) < _SAME_SIGNATURE:
+        return None
     head = mine[:mine.index(name) + 1]
     for other in module.index.of(ast.ClassDef):
         if other is cls or [ast.dump(b) for b in other.bases] != bases:
             continue
         init = module.index.methods.get(other.name, {}).get("__init__")
-        if init is None or _params(init)[:len(head)] != head:
+        if init is None or _params(init)[:len(head)] != head or generic and _params(init) != mine:
             continue
         if _first_reads(init, {name}):
             return other
