@@ -4,9 +4,9 @@ stay silent, beyond the one-line examples in the rule files."""
 from __future__ import annotations
 
 import os
+import textwrap
 
 import pytest
-import textwrap
 
 from tests.conftest import REPO, audit, write_files
 

@@ -322,15 +322,30 @@ class CBlock(nn.Module):
 """
 
 
-def test_interchangeable_blocks_over_nn_module_share_a_signature(tmp_path):
-    """UniFormer's CBlock (a depthwise convolution where SABlock has attention) takes SABlock's
-    whole parameter list, attn_drop included, so that a stage builds either: info. Over a generic
-    base a parameter list that is not the very same one says nothing: the warning stays."""
-    found = _found(tmp_path / "same", UNIFORMER.format(extra=""), "DRP522")
+def test_an_attention_rate_of_a_block_whose_attn_is_a_convolution_is_info(tmp_path):
+    """UniFormer's CBlock takes SABlock's parameters, attn_drop included, but its `self.attn` is a
+    depthwise convolution: there are no attention weights to drop. A general `dropout` ignored by
+    one of two blocks with the very same parameters stays a warning: CORL's GaussianPolicy builds
+    an MLP that takes a dropout, and its config sets one (a lost setting, judged true)."""
+    found = _found(tmp_path / "conv", UNIFORMER.format(extra=""), "DRP522")
     assert [(line, severity) for line, severity, _ in found] == [(10, "info")]
-    assert "SABlock" in found[0][2] and "shared signature" in found[0][2]
-    other = _found(tmp_path / "other", UNIFORMER.format(extra=", drop_path=0."), "DRP522")
-    assert (10, "warning") in _loud(other)  # (SABlock's own unused drop_path is line 3's warning)
+    assert "self.attn is built as nn.Conv2d (line 15)" in found[0][2]  # line 12 of UNIFORMER
+    attention = UNIFORMER.replace("self.attn = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)",
+                                  "self.attn = Attention(dim, num_heads)")
+    assert (10, "warning") in _loud(_found(tmp_path / "attention", attention.format(extra=""), "DRP522"))
+    policies = """
+class DeterministicPolicy(nn.Module):
+    def __init__(self, state_dim, act_dim, max_action, hidden_dim=256, n_hidden=2, dropout=None):
+        super().__init__()
+        self.net = MLP([state_dim, hidden_dim, act_dim], dropout=dropout)
+
+
+class GaussianPolicy(nn.Module):
+    def __init__(self, state_dim, act_dim, max_action, hidden_dim=256, n_hidden=2, dropout=None):
+        super().__init__()
+        self.net = MLP([state_dim, hidden_dim, act_dim])
+"""
+    assert _loud(_found(tmp_path / "policies", policies, "DRP522")) == [(9, "warning")]
 
 
 def test_a_built_module_parameter_makes_it_info(tmp_path):

@@ -420,6 +420,10 @@ def _interface_reason(module, fn, cls, name: str, read: set):
                 f"{family[0].strip('_')} component is built here: the rate has nothing to apply to")
     if not (isinstance(cls, ast.ClassDef) and fn.name == "__init__"):
         return None
+    layer = _component_built_without_it(cls, name)
+    if layer is not None:
+        return (f"self.{layer[0]} is built as {layer[1]} (line {layer[2]}), which has no attention weights to drop: "
+                "the parameter keeps the signature of the blocks that have them")
     sibling = _sibling_using(module, cls, fn, name)
     if sibling is not None:
         return (f"{sibling.name} (line {sibling.lineno}), with the same base and the same parameters, uses it: a "
@@ -496,28 +500,44 @@ def _absent_component(module, fn, cls, name: str, read: set):
     return prefix, family
 
 
-_SAME_SIGNATURE = 6  # parameters (self aside) two nn.Module classes must share, all of them, to be interchangeable
+# torch.nn layers that hold no attention weights: a rate for them has nothing to drop
+_NO_WEIGHTS_TO_DROP = re.compile(r"^(Conv[123]d|ConvTranspose[123]d|Linear|Identity)$")
+
+
+def _component_built_without_it(cls, name: str):
+    """(attribute, layer, line) when the rate names a component (`attn_drop` -> self.attn) that
+    the class builds as a plain torch layer with no attention weights: UniFormer's CBlock takes
+    SABlock's `attn_drop` but its `self.attn` is a depthwise nn.Conv2d. Only attention rates:
+    an MLP or a policy net built here could have taken a general `dropout` (CORL's
+    GaussianPolicy ignores the one its config sets), and that stays a warning."""
+    cut = name.lower().find("drop")
+    stem = name[:cut].rstrip("_").lower()
+    if cut <= 0 or stem not in ("attn", "attention"):
+        return None
+    for n in ast.walk(cls):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and any(
+                isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                and t.attr.lower() == stem for t in n.targets):
+            layer = last_name(n.value.func) or ""
+            owner = (dotted(n.value.func) or "").rpartition(".")[0]
+            if _NO_WEIGHTS_TO_DROP.match(layer) and owner in ("nn", "torch.nn"):
+                return stem, f"nn.{layer}", n.lineno
+    return None
 
 
 def _sibling_using(module, cls, fn, name: str):
     """A class of this file with the same (non-generic) base whose __init__ takes the same
-    parameters up to and including `name`, and reads it. Over a generic base (nn.Module) only a
-    class with the very same parameter list counts: blocks made interchangeable on purpose
-    (UniFormer's CBlock, whose `attn` is a depthwise convolution, takes SABlock's ten parameters,
-    attn_drop included, so that a stage can build either)."""
+    parameters up to and including `name`, and reads it."""
     bases = [ast.dump(b) for b in cls.bases]
-    if not bases:
+    if not bases or all((dotted(b) or "") in _MODULE_TYPES for b in cls.bases):
         return None
-    generic = all((dotted(b) or "") in _MODULE_TYPES for b in cls.bases)
     mine = _params(fn)
-    if generic and len(mine) < _SAME_SIGNATURE:
-        return None
     head = mine[:mine.index(name) + 1]
     for other in module.index.of(ast.ClassDef):
         if other is cls or [ast.dump(b) for b in other.bases] != bases:
             continue
         init = module.index.methods.get(other.name, {}).get("__init__")
-        if init is None or _params(init)[:len(head)] != head or generic and _params(init) != mine:
+        if init is None or _params(init)[:len(head)] != head:
             continue
         if _first_reads(init, {name}):
             return other
