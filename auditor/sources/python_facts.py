@@ -393,6 +393,24 @@ def has_star_args(call: ast.Call) -> bool:
     return any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords)
 
 
+def self_attribute(node) -> str:
+    """`X` for `self.X`, else ""."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return ""
+
+
+def self_assignments(scope) -> list:
+    """(attribute, value, statement) for every `self.X = value` (annotated too) within scope."""
+    found = []
+    for n in ast.walk(scope):
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None:
+            for t in n.targets if isinstance(n, ast.Assign) else [n.target]:
+                if self_attribute(t):
+                    found.append((t.attr, n.value, n))
+    return found
+
+
 def parameters_with_defaults(fn) -> list:
     """(ast.arg, default expression or None) for every named parameter of a function."""
     positional = fn.args.posonlyargs + fn.args.args

@@ -14,6 +14,7 @@ import re
 from auditor.checks.base import Hit
 from auditor.sources.python_code import get_module
 from auditor.sources.python_facts import (
+    arg_or_kwarg,
     constant,
     last_name,
 )
@@ -112,4 +113,29 @@ def rate_name(node):
     if isinstance(node, ast.Subscript):
         ok, key = constant(node.slice)
         return key if ok and isinstance(key, str) else None
+    return None
+
+
+def turns_grad_off(expr) -> bool:
+    """`torch.no_grad()`, `torch.inference_mode()` (called or as a decorator), or
+    `torch.set_grad_enabled(False)`."""
+    name = last_name(getattr(expr, "func", expr))
+    if name in NO_GRAD:
+        return True
+    if name == "set_grad_enabled" and isinstance(expr, ast.Call):
+        arg = arg_or_kwarg(expr, "mode", 0)
+        return arg is not None and constant(arg) == (True, False)
+    return False
+
+
+def no_grad_region(module, node):
+    """The with-item or decorator that turns gradients off around node (up to its function),
+    else None."""
+    for a in module.ancestors(node):
+        if isinstance(a, (ast.With, ast.AsyncWith)):
+            for item in a.items:
+                if turns_grad_off(item.context_expr):
+                    return item.context_expr
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return next((d for d in a.decorator_list if turns_grad_off(d)), None)
     return None

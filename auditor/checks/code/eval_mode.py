@@ -13,10 +13,11 @@ from auditor.checks.code.common import (
     FUNCTIONAL,
     FUNCTIONAL_PREFIXES,
     KERNEL_PACKAGES,
-    NO_GRAD,
     hit,
+    no_grad_region,
     python_driver,
     python_module_of,
+    turns_grad_off,
 )
 from auditor.checks.code.flow import BUILT, INFERENCE_NAME, LOADED, flow, receiver_key, toggle
 from auditor.core.model import Edit, Fix
@@ -234,7 +235,7 @@ def _no_grad_method(module, call) -> bool:
     it is applied at inference on purpose (latent diffusion's `p_sample(noise_dropout=...)`)."""
     for fn in module.ancestors(call):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
-                _turns_grad_off(d) for d in fn.decorator_list):
+                turns_grad_off(d) for d in fn.decorator_list):
             return True
     return False
 
@@ -444,28 +445,6 @@ def _says_zero(module, call, test, rate: str, depth: int) -> bool:
 _SPREAD = frozenset({"mean", "var", "std", "std_mean", "var_mean", "nanmean", "nanstd", "nanvar", "quantile"})
 
 
-def _no_grad_region(module, node):
-    """The with-item or decorator that turns gradients off around node, else None."""
-    for a in module.ancestors(node):
-        if isinstance(a, (ast.With, ast.AsyncWith)):
-            for item in a.items:
-                if _turns_grad_off(item.context_expr):
-                    return item.context_expr
-        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            return next((d for d in a.decorator_list if _turns_grad_off(d)), None)
-    return None
-
-
-def _turns_grad_off(expr) -> bool:
-    name = last_name(getattr(expr, "func", expr))
-    if name in NO_GRAD:
-        return True
-    if name == "set_grad_enabled" and isinstance(expr, ast.Call):
-        arg = arg_or_kwarg(expr, "mode", 0)
-        return arg is not None and constant(arg) == (True, False)
-    return False
-
-
 def _inference_call(module, call):
     """(model key, what) when a call runs a model for inference: .generate() anywhere, a
     forward pass under no_grad/inference_mode/set_grad_enabled(False); else None. Not when the
@@ -479,7 +458,7 @@ def _inference_call(module, call):
         return key, "generate()"
     if isinstance(func, (ast.Name, ast.Attribute)):
         key = receiver_key(func)
-        if (key and models.is_model(module, key) and _no_grad_region(module, call) is not None
+        if (key and models.is_model(module, key) and no_grad_region(module, call) is not None
                 and not _method_switches_itself(module, key, "forward")):
             return key, "a forward pass under no_grad"
     return None
@@ -903,7 +882,7 @@ def no_grad_is_not_eval(ctx, rule):
             continue  # from_pretrained returns the model in eval mode, and no train() reaches here
         if pairs and all(mode == "train" for mode, _ in pairs):
             continue  # a train() reaches it on every path: DRP602 says so, citing that call (one finding)
-        region = _no_grad_region(module, call)
+        region = no_grad_region(module, call)
         if region in seen:
             continue
         verdict, severity = _judged(module, key, ctx.setup)
@@ -958,7 +937,7 @@ def inference_without_eval(ctx, rule):
         verdict = _built_verdict(module, built)
         if verdict == models.ZERO:
             continue
-        region = (_no_grad_region(module, call), key)
+        region = (no_grad_region(module, call), key)
         if region[0] is not None and region in seen:
             continue
         seen.add(region)
@@ -997,7 +976,7 @@ def _fresh_inference(module, call, trains):
         if key and models.is_model(module, key):
             if _method_switches_itself(module, key, "forward"):
                 return None  # calling the model runs its forward, which switches to eval itself
-            if _no_grad_region(module, call) is not None:
+            if no_grad_region(module, call) is not None:
                 return key, "a forward pass under no_grad", True
             if not trains and (_weights_loaded(module, key) or _in_inference_function(module, call)):
                 return key, "a forward pass", True

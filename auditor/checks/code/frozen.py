@@ -18,7 +18,14 @@ import re
 from auditor.checks.base import check
 from auditor.checks.code import models, siblings
 from auditor.checks.code.classes import module_class
-from auditor.checks.code.common import DROPOUT_MODULES, NO_GRAD, dropout_param, hit, python_module_of
+from auditor.checks.code.common import (
+    DROPOUT_MODULES,
+    dropout_param,
+    hit,
+    no_grad_region,
+    python_module_of,
+    turns_grad_off,
+)
 from auditor.checks.code.flow import receiver_key
 from auditor.sources.python_facts import dotted, imported_from, last_name, parameters_with_defaults
 
@@ -36,7 +43,7 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
             continue
         if _train_replaced(cls):
             continue  # CompVis' `self.first_stage_model.train = disabled_train`: train() cannot undo it
-        if _inference_only(cls, methods):
+        if _inference_only(module, cls, methods):
             continue  # yolov7's autoShape, an EMA holder: nothing of it runs with gradients
         freezer = _eval_reached_from(init, methods, _passed_over(module, cls))
         if freezer is None:
@@ -55,7 +62,7 @@ def frozen_stages_unfrozen_by_train(ctx, rule):
 _PASSES = ("forward", "__call__", "training_step")
 
 
-def _inference_only(cls, methods: dict) -> bool:
+def _inference_only(module, cls, methods: dict) -> bool:
     """A wrapper that never takes part in training, so no training loop's train() reaches it:
     its forward runs under no_grad/inference_mode (yolov7's autoShape, the torch.hub inference
     wrapper), or it has no forward of its own over a plain nn.Module (timm-style ModelEma, which
@@ -66,24 +73,24 @@ def _inference_only(cls, methods: dict) -> bool:
     train() still switches: that stays a finding."""
     passes = [methods[name] for name in _PASSES if name in methods]
     if passes:
-        if not all(any(_turns_grad_off(d) for d in fn.decorator_list) for fn in passes):
+        if not all(any(turns_grad_off(d) for d in fn.decorator_list) for fn in passes):
             return False
     elif not cls.bases or any(last_name(b) != "Module" for b in cls.bases):
         return False  # a framework base may bring its own forward
     if _freezes_anything(cls, methods):
         return False
-    quiet = _grad_free_methods(methods)
+    quiet = _grad_free_methods(module, methods)
     for name, fn in methods.items():
         if name == "__init__" or fn in quiet:
             continue
         for node in ast.walk(fn):
             if (isinstance(node, ast.Call) and _runs_submodule(node.func, methods)
-                    and not _under_no_grad(fn, node)):
+                    and no_grad_region(module, node) is None):
                 return False
     return True
 
 
-def _grad_free_methods(methods: dict) -> set:
+def _grad_free_methods(module, methods: dict) -> set:
     """The methods that only ever run without gradients: decorated no_grad/inference_mode, or
     called within the class only from no_grad blocks or from such methods (a method nobody in
     the class calls may be called from outside, with gradients)."""
@@ -94,13 +101,13 @@ def _grad_free_methods(methods: dict) -> set:
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "self" \
                     and node.func.attr in methods:
                 sites.setdefault(node.func.attr, []).append((fn, node))
-    quiet = {fn for fn in methods.values() if any(_turns_grad_off(d) for d in fn.decorator_list)}
+    quiet = {fn for fn in methods.values() if any(turns_grad_off(d) for d in fn.decorator_list)}
     changed = True
     while changed:
         changed = False
         for name, fn in methods.items():
             if fn not in quiet and name in sites and all(
-                    caller in quiet or _under_no_grad(caller, node) for caller, node in sites[name]):
+                    caller in quiet or no_grad_region(module, node) is not None for caller, node in sites[name]):
                 quiet.add(fn)
                 changed = True
     return quiet
@@ -123,17 +130,6 @@ def _runs_submodule(func, methods: dict) -> bool:
     while isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Name) and node.value.id == "self"):
         node = node.value
     return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr not in methods
-
-
-def _under_no_grad(fn, node) -> bool:
-    if any(_turns_grad_off(d) for d in fn.decorator_list):
-        return True
-    return any(isinstance(w, (ast.With, ast.AsyncWith)) and any(_turns_grad_off(i.context_expr) for i in w.items)
-               and any(n is node for n in ast.walk(w)) for w in ast.walk(fn))
-
-
-def _turns_grad_off(expr) -> bool:
-    return last_name(getattr(expr, "func", expr)) in NO_GRAD
 
 
 def _freezes_anything(cls, methods: dict) -> bool:

@@ -447,7 +447,7 @@ def class_dropout(module, cls, seen=None) -> str:
         if found is not None:
             sub = class_dropout(*found, seen)
             verdict = NONZERO if sub == NONZERO else (UNKNOWN if sub == UNKNOWN else verdict)
-        elif name in NN_WITHOUT_DROPOUT and (dotted(base) or "").rsplit(".", 1)[0] in ("nn", "torch.nn"):
+        elif name in NN_WITHOUT_DROPOUT and classes.torch_nn_class(base):
             continue  # a torch layer extended (LSGM's `class Conv2D(nn.Conv2d)`): its own body is read below
         elif name not in ("Module",) and not name.endswith("Module"):
             return UNKNOWN  # a base from elsewhere may add dropout

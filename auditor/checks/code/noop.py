@@ -34,6 +34,8 @@ from auditor.sources.python_facts import (
     kwarg,
     last_name,
     parameters_with_defaults,
+    self_assignments,
+    self_attribute,
     target_names,
     walk,
 )
@@ -155,9 +157,7 @@ def _rate_stored_and_passed(module, cls, call, p):
     if not isinstance(p, ast.Name):
         return None
     fn = module.enclosing_function(call)
-    stored = {t.attr for n in ast.walk(fn) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name)
-              and n.value.id == p.id for t in n.targets
-              if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"} \
+    stored = {attr for attr, value, _ in self_assignments(fn) if isinstance(value, ast.Name) and value.id == p.id} \
         if fn is not None else set()
     if not stored:
         return None
@@ -168,8 +168,7 @@ def _rate_stored_and_passed(module, cls, call, p):
             if not isinstance(other, ast.Call):
                 continue
             for arg in list(other.args) + [k.value for k in other.keywords]:
-                if (isinstance(arg, ast.Attribute) and arg.attr in stored and isinstance(arg.value, ast.Name)
-                        and arg.value.id == "self"):
+                if self_attribute(arg) in stored:
                     return (f"the same rate is stored as self.{arg.attr} and passed to {last_name(other.func)}(...) "
                             f"at line {other.lineno}, so the setting still takes effect")
     return None
@@ -465,10 +464,7 @@ def _headless_copy(module, fn, cls, name: str):
 def _built_heads(cls) -> list:
     """The class's attributes named as a head and built as a module (`self.head = nn.Linear(...)`),
     not a number or a flag (`self.head_hidden_size = 2048`, pytorchvideo's `self.has_cls_embed = True`)."""
-    return [t.attr for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AnnAssign)) and isinstance(n.value, ast.Call)
-            for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
-            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
-            and _HEAD.search(t.attr)]
+    return [attr for attr, value, _ in self_assignments(cls) if isinstance(value, ast.Call) and _HEAD.search(attr)]
 
 
 def _params(fn) -> list:
@@ -514,14 +510,10 @@ def _component_built_without_it(cls, name: str):
     stem = name[:cut].rstrip("_").lower()
     if cut <= 0 or stem not in ("attn", "attention"):
         return None
-    for n in ast.walk(cls):
-        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and any(
-                isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
-                and t.attr.lower() == stem for t in n.targets):
-            layer = last_name(n.value.func) or ""
-            owner = (dotted(n.value.func) or "").rpartition(".")[0]
-            if _NO_WEIGHTS_TO_DROP.match(layer) and owner in ("nn", "torch.nn"):
-                return stem, f"nn.{layer}", n.lineno
+    for attr, value, stmt in self_assignments(cls):
+        if attr.lower() == stem and isinstance(value, ast.Call) and classes.torch_nn_class(value.func) \
+                and _NO_WEIGHTS_TO_DROP.match(last_name(value.func) or ""):
+            return stem, f"nn.{last_name(value.func)}", stmt.lineno
     return None
 
 
