@@ -27,7 +27,7 @@ from auditor.checks.code.common import (
     turns_grad_off,
 )
 from auditor.checks.code.flow import receiver_key
-from auditor.sources.python_facts import dotted, imported_from, last_name, parameters_with_defaults
+from auditor.sources.python_facts import dotted, imported_from, last_name, parameters_with_defaults, self_attribute
 
 
 @check("frozen-stages-unfrozen-by-train")
@@ -97,9 +97,7 @@ def _grad_free_methods(module, methods: dict) -> set:
     sites = {}
     for fn in methods.values():
         for node in ast.walk(fn):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "self" \
-                    and node.func.attr in methods:
+            if isinstance(node, ast.Call) and self_attribute(node.func) in methods:
                 sites.setdefault(node.func.attr, []).append((fn, node))
     quiet = {fn for fn in methods.values() if any(turns_grad_off(d) for d in fn.decorator_list)}
     changed = True
@@ -166,9 +164,8 @@ def _eval_reached_from(init, methods: dict, skip=lambda call, fn: False):
         if _is_sub_eval(node) and not _restored(init, node) and not skip(node, init):
             return node, "in __init__", init
     for node in ast.walk(init):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
-                and node.func.attr in methods and node.func.attr != "__init__"):
+        if (isinstance(node, ast.Call) and self_attribute(node.func) in methods
+                and node.func.attr != "__init__"):
             method = methods[node.func.attr]
             for inner in ast.walk(method):
                 if _is_sub_eval(inner) and not _restored(method, inner) and not skip(inner, method):
@@ -199,8 +196,7 @@ def _mode_free(module, cls):
 
     def moot(call) -> bool:
         receiver = call.func.value
-        attr = receiver.attr if isinstance(receiver, ast.Attribute) and isinstance(receiver.value, ast.Name) \
-            and receiver.value.id == "self" else None
+        attr = self_attribute(receiver) or None
         if attr in factory:
             return True
         value = built.get(attr) if attr else None
@@ -218,8 +214,7 @@ def _classes_called(func, chosen: dict) -> list:
     (yolov7's End2End: `self.patch_model = ONNX_TRT if max_wh is None else ONNX_ORT`, then
     `self.end2end = self.patch_model(...)`). Each alternative must be mode-free for the freeze to
     change nothing; [] when a pick is no class name."""
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self" \
-            and func.attr in chosen:
+    if self_attribute(func) in chosen:
         func = chosen[func.attr]
     if isinstance(func, ast.IfExp):
         body, orelse = _classes_called(func.body, {}), _classes_called(func.orelse, {})
@@ -286,8 +281,7 @@ def _replaced_after(fn, call) -> bool:
     self.model.to(d)`), or a scripted or deep copy of it that keeps its mode, is no
     replacement; a traced copy, whose ops are fixed when traced, is one."""
     receiver = call.func.value
-    if not (isinstance(receiver, ast.Attribute) and isinstance(receiver.value, ast.Name)
-            and receiver.value.id == "self"):
+    if not self_attribute(receiver):
         return False
     parents = {child: node for node in ast.walk(fn) for child in ast.iter_child_nodes(node)}
     assigns = sorted((n for n in ast.walk(fn) if isinstance(n, ast.Assign)), key=lambda n: (n.lineno, n.col_offset))
@@ -304,9 +298,7 @@ def _replaced_after(fn, call) -> bool:
             block = next((b for b in (getattr(parent, f, None) for f in ("body", "orelse", "finalbody"))
                           if isinstance(b, list) and node in b), [])
             for later in block[block.index(node) + 1:] if node in block else []:
-                if isinstance(later, ast.Assign) and any(
-                        isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
-                        and t.attr == receiver.attr for t in later.targets):
+                if isinstance(later, ast.Assign) and any(self_attribute(t) == receiver.attr for t in later.targets):
                     value = later.value
                     if isinstance(value, ast.Name):
                         value = bound(value.id, later)
@@ -323,8 +315,7 @@ def _may_hold(value, attr: str) -> bool:
     for n in ast.walk(value):
         if isinstance(n, ast.Call) and last_name(n.func) in _COPIES:
             copied.update(id(a) for arg in n.args for a in ast.walk(arg))
-    return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name)
-               and n.value.id == "self" and id(n) not in copied for n in ast.walk(value))
+    return any(self_attribute(n) == attr and id(n) not in copied for n in ast.walk(value))
 
 
 _FREEZER = re.compile(r"freez|frozen", re.I)
