@@ -157,6 +157,20 @@ def test_twin_undocumented_prenet_dropout_is_a_warning(tmp_path):
     assert _loud(found) == [(14, "warning")]
 
 
+def test_a_prenet_that_spells_training_true_is_info(tmp_path):
+    """SpeechBrain's Tacotron 2 Prenet (ported from NVIDIA's) writes
+    `F.dropout(..., training=True)` with no docstring about it: a prenet class and the flag spelled
+    out together are the design. The same flag in a class of another name (SimpleNet's bug,
+    pitfalls #27) stays a warning."""
+    spelled = PRENET.format(note="Two linear layers with dropout.").replace(
+        "self.dropout_rate)\n", "self.dropout_rate, training=True)\n")
+    found = _found(tmp_path / "prenet", spelled, "DRP600")
+    assert [(line, severity) for line, severity, _ in found] == [(14, "info")]
+    assert "Tacotron-style prenet" in found[0][2]
+    other = _found(tmp_path / "other", spelled.replace("Taco2Prenet", "Block"), "DRP600")
+    assert _loud(other) == [(14, "warning")]
+
+
 def test_a_comment_above_the_call_documents_it_too(tmp_path):
     text = """
 class Head(nn.Module):

@@ -110,7 +110,10 @@ def functional_dropout_training(ctx, rule):
                             "training=self.training (suppress it if inference-time dropout is intended)",
                             Fix("pass self.training", (Edit(module.span(training).start, module.span(training).end,
                                                             "self.training"),), "unsafe"), key=name)
-                yield _as_documented(module, call, found)
+                yield _as_documented(module, call, found) if not _spelled_prenet(module, call) else found.replace(
+                    severity="info", fix=None, message=f"{found.message}; left at info because the class is a "
+                    "Tacotron-style prenet and says training=True itself: its dropout stays on at inference by "
+                    "design (NVIDIA/tacotron2#247)")
             continue
         method = module.enclosing_method(call)
         if method is None or _self_name(method) != "self" or not _may_be_module(module, module.parent(method)):
@@ -238,6 +241,19 @@ def _no_grad_method(module, call) -> bool:
                 turns_grad_off(d) for d in fn.decorator_list):
             return True
     return False
+
+
+# Tacotron 2's prenet keeps its dropout at inference ("applied ... also at inference", Shen et
+# al. 2018, 2.3; NVIDIA/tacotron2#247, pitfalls #34); its ports (SpeechBrain's) name the class so.
+_PRENET = re.compile(r"prenet", re.I)
+
+
+def _spelled_prenet(module, call) -> bool:
+    """An explicit training=True in a class named as a prenet: the name and the spelled-out flag
+    together say the design, where either alone does not (SimpleNet's training=True was a bug,
+    pitfalls #27; an undocumented prenet with the default flag stays a warning)."""
+    cls = next((a for a in module.ancestors(call) if isinstance(a, ast.ClassDef)), None)
+    return cls is not None and bool(_PRENET.search(cls.name))
 
 
 def _as_documented(module, call, found):
