@@ -304,6 +304,16 @@ def test_a_keep_mask_of_coin_flips_indexed_into_a_product_is_judged_as_a_keep_ma
     assert _drp533(tmp_path, "model.py", wrong) == ["DRP533"]
 
 
+_GEN = '''
+        import torch
+        import torch.nn as nn
+        class Gen(nn.Module):
+            def __init__(self, num_classes, cond_drop_rate=0.1):
+                super().__init__()
+                self.num_classes = num_classes
+                self.cond_drop_rate = cond_drop_rate'''
+
+
 def test_a_where_condition_is_read_by_which_branch_holds_the_original(tmp_path):
     """VAR's classifier-free guidance: `label_B = torch.where(torch.rand(B) < p, num_classes,
     label_B)` takes the null class where the draw is under p, so it drops labels with
@@ -311,14 +321,7 @@ def test_a_where_condition_is_read_by_which_branch_holds_the_original(tmp_path):
     whose use swaps in the replacement. With the original as the branch taken where the draw is
     under p, the same comparison keeps with probability p: still reported, also through `~`
     and under a name that says drop."""
-    good = '''
-        import torch
-        import torch.nn as nn
-        class Gen(nn.Module):
-            def __init__(self, num_classes, cond_drop_rate=0.1):
-                super().__init__()
-                self.num_classes = num_classes
-                self.cond_drop_rate = cond_drop_rate
+    good = _GEN + '''
             def forward(self, label_B, emb):
                 B = label_B.shape[0]
                 label_B = torch.where(torch.rand(B, device=label_B.device) < self.cond_drop_rate, self.num_classes, label_B)
@@ -329,14 +332,7 @@ def test_a_where_condition_is_read_by_which_branch_holds_the_original(tmp_path):
                 return label_B, kept, emb
     '''
     assert _run(tmp_path, good) == []
-    bad = '''
-        import torch
-        import torch.nn as nn
-        class Gen(nn.Module):
-            def __init__(self, num_classes, cond_drop_rate=0.1):
-                super().__init__()
-                self.num_classes = num_classes
-                self.cond_drop_rate = cond_drop_rate
+    bad = _GEN + '''
             def forward(self, labels, null, emb):
                 B = labels.shape[0]
                 labels = torch.where(torch.rand(B) < self.cond_drop_rate, labels, self.num_classes)
